@@ -1,0 +1,65 @@
+# plinth: every user-facing verb. `make` alone lists them.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+export PLINTH_HOME ?= $(CURDIR)/.plinth
+
+KFP_HOST ?=
+TRAIN_ARGS ?=
+
+.PHONY: help
+help: ## list the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(STAMP): pyproject.toml requirements.lock
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c requirements.lock -e '.[dev]'
+	@touch $(STAMP)
+
+.PHONY: setup
+setup: $(STAMP) ## create .venv and install plinth with pinned dependencies (idempotent)
+
+.PHONY: lock
+lock: $(STAMP) ## rewrite requirements.lock from the current .venv
+	@{ echo '# Exact versions of every package, applied by `make setup` as pip constraints. Regenerate with `make lock`.'; \
+	  $(PY) -m pip freeze --exclude-editable | grep -v '^plinth'; } > requirements.lock
+
+.PHONY: test
+test: setup ## run the test suite (what CI runs)
+	$(PY) -m pytest
+
+.PHONY: lint
+lint: setup ## ruff + mypy
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy components pipelines serving
+
+.PHONY: compile
+compile: setup ## compile the training pipeline to pipelines/compiled/training-{cpu,gpu}.yaml
+	$(PY) -m pipelines.compile
+
+.PHONY: train
+train: setup ## run the compiled training pipeline locally (kfp.local + MLflow in $PLINTH_HOME)
+	$(PY) -m pipelines.run_local $(TRAIN_ARGS)
+
+.PHONY: submit
+submit: setup ## upload the compiled pipeline to Kubeflow and start a run: make submit KFP_HOST=https://…
+	$(PY) -m pipelines.submit --host "$(KFP_HOST)"
+
+.PHONY: mlflow-ui
+mlflow-ui: setup ## open the MLflow UI on the local state in $PLINTH_HOME
+	$(VENV)/bin/mlflow ui --backend-store-uri "sqlite:///$(PLINTH_HOME)/mlflow.db" --host 127.0.0.1 --port 5000
+
+.PHONY: demo
+demo: setup ## the loop on one machine: train a champion, then train again to show the gate
+	$(PY) -m pipelines.run_local --seed 42
+	$(PY) -m pipelines.run_local --seed 7
+
+.PHONY: clean
+clean: ## remove local state ($PLINTH_HOME) and caches, keep .venv
+	rm -rf "$(PLINTH_HOME)" .pytest_cache .mypy_cache .ruff_cache
