@@ -60,3 +60,10 @@ def champion_version(client: MlflowClient, model_name: str) -> str | None:
         if error.error_code == "RESOURCE_DOES_NOT_EXIST" or "not found" in str(error).lower():
             return None
         raise
+
+
+def mark_failed(client: MlflowClient, run_id: str, step: str, message: str) -> None:
+    """Close the pipeline's parent run as FAILED, saying which step stopped it and why."""
+    client.set_tag(run_id, "plinth.failed_step", step)
+    client.set_tag(run_id, "plinth.failure", message[:4000])
+    client.set_terminated(run_id, status="FAILED")

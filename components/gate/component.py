@@ -1,0 +1,54 @@
+"""KFP shell of the gate step."""
+
+from kfp import dsl
+from kfp.dsl import Artifact, Dataset, Input, Output
+
+from components import COMPONENT_IMAGE
+
+
+@dsl.component(base_image=COMPONENT_IMAGE, install_kfp_package=False)
+def gate(
+    sklearn_result: str,
+    xgboost_result: str,
+    torch_result: str,
+    test: Input[Dataset],
+    target: str,
+    tracking_uri: str,
+    model_name: str,
+    run_id: str,
+    min_roc_auc: float,
+    min_accuracy: float,
+    margin: float,
+    decision: Output[Artifact],
+) -> bool:
+    """Pick the best candidate; it must pass thresholds and beat the champion by `margin`.
+
+    Args:
+        sklearn_result: Evaluated scikit-learn candidate (JSON).
+        xgboost_result: Evaluated XGBoost candidate (JSON).
+        torch_result: Evaluated PyTorch candidate (JSON).
+        test: Held-out rows, to score the champion on the same data.
+        target: Name of the label column.
+        tracking_uri: MLflow tracking URI.
+        model_name: Registered model name.
+        run_id: Parent MLflow run id.
+        min_roc_auc: Lowest acceptable ROC AUC (0-1).
+        min_accuracy: Lowest acceptable accuracy (0-1).
+        margin: ROC AUC by which the winner must beat the champion (> 0).
+        decision: Winner, alias and reason (JSON), for the register step and the dashboard.
+
+    Returns:
+        Whether a new version is proposed. (A single output: kfp.local resolves `dsl.If` conditions on a
+        task's `Output` but not on named outputs.)
+    """
+    import json
+    from dataclasses import asdict
+
+    from components.gate.core import GateConfig, run
+
+    config = GateConfig(min_roc_auc=min_roc_auc, min_accuracy=min_accuracy, margin=margin)
+    results = [sklearn_result, xgboost_result, torch_result]
+    verdict = run(results, test.path, target, tracking_uri, model_name, run_id, config)
+    with open(decision.path, "w", encoding="utf-8") as handle:
+        json.dump(asdict(verdict), handle)
+    return verdict.passed

@@ -1,0 +1,38 @@
+"""KFP shell of the ingest step."""
+
+from typing import NamedTuple
+
+from kfp import dsl
+from kfp.dsl import Dataset, Output
+
+from components import COMPONENT_IMAGE
+
+
+@dsl.component(base_image=COMPONENT_IMAGE, install_kfp_package=False)
+def ingest(
+    source: str,
+    target: str,
+    tracking_uri: str,
+    experiment: str,
+    job_name: str,
+    dataset: Output[Dataset],
+) -> NamedTuple("IngestOutputs", [("run_id", str), ("data_hash", str)]):  # type: ignore[valid-type]
+    """Read the source into a Parquet dataset and open the pipeline's parent MLflow run.
+
+    Args:
+        source: `sklearn:breast_cancer` (a dataset shipped in a package) or a .csv/.parquet path.
+        target: Name of the label column.
+        tracking_uri: MLflow tracking URI.
+        experiment: MLflow experiment name.
+        job_name: Pipeline job name, used as the parent run's name.
+        dataset: The ingested data.
+
+    Returns:
+        run_id: The parent MLflow run id; data_hash: sha256 of the data.
+    """
+    from collections import namedtuple
+
+    from components.ingest.core import run
+
+    run_id, data_hash = run(source, target, dataset.path, tracking_uri, experiment, job_name)
+    return namedtuple("IngestOutputs", ["run_id", "data_hash"])(run_id, data_hash)

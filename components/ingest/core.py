@@ -1,0 +1,98 @@
+"""Ingest: turn a source (a packaged dataset or a user's file) into one DataFrame, without downloads."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+
+import pandas as pd
+
+BUILTIN_PREFIX = "sklearn:"
+BUILTIN_TARGET = "target"
+SUPPORTED_SUFFIXES = (".csv", ".parquet", ".pq")
+
+
+class IngestError(ValueError):
+    """The source cannot be read; the message says what to fix."""
+
+
+def snake_case(name: str) -> str:
+    """Return a column name that is a clean JSON key and Python identifier ("mean radius" -> "mean_radius")."""
+    return re.sub(r"[^0-9a-zA-Z]+", "_", name).strip("_").lower()
+
+
+def load_builtin(name: str) -> pd.DataFrame:
+    """Load a dataset that ships inside scikit-learn; the label column is called `target`."""
+    from sklearn import datasets
+
+    loaders = {"breast_cancer": datasets.load_breast_cancer}
+    loader = loaders.get(name)
+    if loader is None:
+        known = ", ".join(BUILTIN_PREFIX + key for key in loaders)
+        raise IngestError(f"unknown built-in dataset {BUILTIN_PREFIX}{name!r}; known: {known}")
+    frame = loader(as_frame=True).frame
+    return frame.rename(columns={column: snake_case(column) for column in frame.columns})
+
+
+def load_file(path: Path) -> pd.DataFrame:
+    """Read a CSV or Parquet file as it is; validation judges its content later."""
+    if not path.is_file():
+        raise IngestError(f"source file not found: {path} (give an existing .csv or .parquet path)")
+    if path.suffix.lower() not in SUPPORTED_SUFFIXES:
+        raise IngestError(f"unsupported file type {path.suffix!r} for {path}; use .csv or .parquet")
+    try:
+        if path.suffix.lower() == ".csv":
+            return pd.read_csv(path)
+        return pd.read_parquet(path)
+    except (ValueError, OSError, pd.errors.ParserError) as error:
+        raise IngestError(f"cannot parse {path}: {error}") from error
+
+
+def load_source(source: str) -> pd.DataFrame:
+    """Load `sklearn:<name>` from the packaged datasets, or a CSV/Parquet file path."""
+    if source.startswith(BUILTIN_PREFIX):
+        return load_builtin(source.removeprefix(BUILTIN_PREFIX))
+    return load_file(Path(source))
+
+
+def dataset_hash(frame: pd.DataFrame) -> str:
+    """Return a content hash of the data (values, column names and order) for lineage tags."""
+    digest = hashlib.sha256(",".join(map(str, frame.columns)).encode())
+    digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+    return digest.hexdigest()
+
+
+def run(source: str, target: str, dataset_path: str, tracking_uri: str, experiment: str, job_name: str) -> tuple[str, str]:
+    """Step entry: open the pipeline's parent MLflow run, read the source, write it as Parquet.
+
+    Returns (parent run id, data hash). The parent run is opened first so that a source that cannot be
+    read still leaves a FAILED run saying why.
+    """
+    import mlflow
+    from mlflow.entities import DatasetInput, InputTag
+    from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
+
+    from components.common import tracking
+
+    client = tracking.connect(tracking_uri)
+    experiment_id = tracking.ensure_experiment(client, experiment, tracking_uri)
+    parent = client.create_run(experiment_id, run_name=job_name, tags={tracking.TAG_KIND: "pipeline"})
+    run_id = parent.info.run_id
+    client.log_param(run_id, "source", source)
+    client.log_param(run_id, "target", target)
+    try:
+        frame = load_source(source)
+    except IngestError as error:
+        tracking.mark_failed(client, run_id, "ingest", str(error))
+        raise
+    digest = dataset_hash(frame)
+    frame.to_parquet(dataset_path, index=False)
+    client.set_tag(run_id, "plinth.data_hash", digest)
+    # MLflow resolves file paths as dataset sources; a packaged dataset has no such source.
+    origin = None if source.startswith(BUILTIN_PREFIX) else source
+    dataset = mlflow.data.from_pandas(frame, source=origin, targets=target, name=source)
+    context = InputTag(key=MLFLOW_DATASET_CONTEXT, value="training")
+    client.log_inputs(run_id, datasets=[DatasetInput(dataset._to_mlflow_entity(), tags=[context])])
+    print(f"ingest: {len(frame)} rows x {frame.shape[1]} columns from {source} (sha256 {digest[:12]})")
+    return run_id, digest

@@ -1,0 +1,108 @@
+"""Register: a new model version with lineage tags; the alias move comes last and alone.
+
+From the user's view the registry changes in one step: either the alias points at the new version, or
+nothing changed (a version created before a failure is deleted again, and the error says so).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import mlflow
+import requests
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+
+from components.common import tracking
+
+REACHABILITY_TIMEOUT_S = 5
+
+
+class RegistrationError(RuntimeError):
+    """The registry could not be changed; the message says what happened to it."""
+
+
+@dataclass(frozen=True)
+class Registration:
+    """A registered version and the alias it now carries."""
+
+    name: str
+    version: str
+    alias: str
+
+
+def ensure_reachable(tracking_uri: str) -> None:
+    """Fail fast with one clear line when a tracking server does not answer (MLflow would retry for minutes)."""
+    if not tracking_uri.startswith(("http://", "https://")):
+        return
+    try:
+        requests.get(f"{tracking_uri.rstrip('/')}/health", timeout=REACHABILITY_TIMEOUT_S).raise_for_status()
+    except requests.RequestException as error:
+        raise RegistrationError(
+            f"MLflow tracking server unreachable at {tracking_uri} ({type(error).__name__}); registry unchanged"
+        ) from error
+
+
+def register(
+    client: MlflowClient, model_uri: str, name: str, alias: str, tags: dict[str, str], description: str
+) -> Registration:
+    """Create a version of `name` from `model_uri`, tag it, then point `alias` at it."""
+    created: str | None = None
+    try:
+        if not client.search_registered_models(filter_string=f"name = '{name}'"):
+            client.create_registered_model(name, description="Registered by the plinth training pipeline.")
+        version = mlflow.register_model(model_uri, name, tags=tags)
+        created = str(version.version)
+        client.update_model_version(name, created, description=description)
+        client.set_registered_model_alias(name, alias, created)
+    except (MlflowException, requests.RequestException, OSError) as error:
+        raise RegistrationError(_failure_message(client, name, created, alias, error)) from error
+    return Registration(name, created, alias)
+
+
+def _failure_message(client: MlflowClient, name: str, created: str | None, alias: str, error: Exception) -> str:
+    """Undo a half-made registration and describe the registry's state."""
+    if created is None:
+        return f"registering {name} failed before a version was created ({error}); registry unchanged"
+    try:
+        client.delete_model_version(name, created)
+    except (MlflowException, requests.RequestException, OSError) as cleanup_error:
+        return (
+            f"registering {name} v{created} failed ({error}); alias {alias!r} was not moved, but the "
+            f"unaliased version could not be deleted ({cleanup_error}): delete it by hand"
+        )
+    return f"registering {name} failed ({error}); v{created} was deleted again, alias {alias!r} not moved"
+
+
+def run(
+    decision_json: str,
+    tracking_uri: str,
+    model_name: str,
+    parent_run_id: str,
+    lineage: dict[str, str],
+) -> Registration:
+    """Step entry: register the gate's winner and record the result on the parent run."""
+    import json
+
+    decision = json.loads(decision_json)
+    winner = decision["winner"]
+    ensure_reachable(tracking_uri)
+    client = tracking.connect(tracking_uri)
+    tags = {
+        **lineage,
+        "plinth.candidate": winner["name"],
+        "plinth.candidate_run_id": winner["run_id"],
+        "plinth.pipeline_run_id": parent_run_id,
+        "plinth.gate.reason": decision["reason"],
+    }
+    description = f"{winner['name']} candidate; gate: {decision['reason']}"
+    try:
+        registration = register(client, winner["model_uri"], model_name, decision["alias"], tags, description)
+    except RegistrationError as error:
+        tracking.mark_failed(client, parent_run_id, "register", str(error))
+        raise
+    client.set_tag(parent_run_id, tracking.TAG_VERSION, registration.version)
+    client.set_tag(parent_run_id, tracking.TAG_ALIAS, registration.alias)
+    client.set_terminated(parent_run_id, status="FINISHED")
+    print(f"register: {model_name} v{registration.version} now has alias '{registration.alias}'")
+    return registration

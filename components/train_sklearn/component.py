@@ -1,0 +1,39 @@
+"""KFP shell of the scikit-learn training step."""
+
+from kfp import dsl
+from kfp.dsl import Artifact, Dataset, Input, Model, Output
+
+from components import COMPONENT_IMAGE
+
+
+@dsl.component(base_image=COMPONENT_IMAGE, install_kfp_package=False)
+def train_sklearn(
+    train: Input[Dataset],
+    profile: Input[Artifact],
+    target: str,
+    seed: int,
+    tracking_uri: str,
+    run_id: str,
+    model: Output[Model],
+) -> str:
+    """Train the scikit-learn candidate (standardised logistic regression).
+
+    Args:
+        train: Training rows.
+        profile: Reference profile of the data, stored with the model.
+        target: Name of the label column.
+        seed: Random seed.
+        tracking_uri: MLflow tracking URI.
+        run_id: Parent MLflow run id; the candidate logs to a nested run.
+        model: The fitted model (MLflow sklearn format).
+
+    Returns:
+        The candidate as JSON: name, nested run id, logged model URI.
+    """
+    from components.common.candidate import train_candidate
+    from components.train_sklearn.core import build_model
+
+    trained = train_candidate(
+        "sklearn", build_model(seed), train.path, profile.path, target, tracking_uri, run_id, model.path, "cpu"
+    )
+    return trained.to_json()

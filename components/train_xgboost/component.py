@@ -1,0 +1,43 @@
+"""KFP shell of the XGBoost training step (GPU node pool in the GPU pipeline)."""
+
+from kfp import dsl
+from kfp.dsl import Artifact, Dataset, Input, Model, Output
+
+from components import COMPONENT_IMAGE
+
+
+@dsl.component(base_image=COMPONENT_IMAGE, install_kfp_package=False)
+def train_xgboost(
+    train: Input[Dataset],
+    profile: Input[Artifact],
+    target: str,
+    seed: int,
+    tracking_uri: str,
+    run_id: str,
+    model: Output[Model],
+) -> str:
+    """Train the XGBoost candidate (`hist`, on CUDA when the pod has a GPU).
+
+    Args:
+        train: Training rows.
+        profile: Reference profile of the data, stored with the model.
+        target: Name of the label column.
+        seed: Random seed.
+        tracking_uri: MLflow tracking URI.
+        run_id: Parent MLflow run id; the candidate logs to a nested run.
+        model: The fitted model (MLflow sklearn format).
+
+    Returns:
+        The candidate as JSON: name, nested run id, logged model URI.
+    """
+    from components.common.candidate import train_candidate
+    from components.common.device import cuda_available
+    from components.train_xgboost.core import build_model, for_cpu_inference
+
+    device = "cuda" if cuda_available() else "cpu"
+    estimator = build_model(seed, device)
+    trained = train_candidate(
+        "xgboost", estimator, train.path, profile.path, target, tracking_uri, run_id, model.path, device,
+        prepare_for_saving=for_cpu_inference,
+    )
+    return trained.to_json()

@@ -1,0 +1,168 @@
+{{/* Chart name, truncated to the 63 characters a label value allows. */}}
+{{- define "plinth.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Full name `<release>-<chart>` (or the release name when it already holds the chart name), 63 characters at most. */}}
+{{- define "plinth.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* Name of one track's Deployment and Service; the suffix is kept whole so stable and canary never collide. */}}
+{{- define "plinth.trackName" -}}
+{{- printf "%s-%s" (include "plinth.fullname" .root | trunc 55 | trimSuffix "-") .track }}
+{{- end }}
+
+{{- define "plinth.controllerName" -}}
+{{- printf "%s-rollout" (include "plinth.fullname" . | trunc 55 | trimSuffix "-") }}
+{{- end }}
+
+{{- define "plinth.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Labels on every object. */}}
+{{- define "plinth.labels" -}}
+helm.sh/chart: {{ include "plinth.chart" . }}
+{{ include "plinth.selectorLabels" . }}
+app.kubernetes.io/version: {{ include "plinth.imageTag" . | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: plinth
+{{- end }}
+
+{{/* Labels that select; never change them after the first install (Deployment selectors are immutable). */}}
+{{- define "plinth.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "plinth.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{/* Selector of one serving track: `dict "root" $ "track" "stable"`. */}}
+{{- define "plinth.trackSelectorLabels" -}}
+{{ include "plinth.selectorLabels" .root }}
+app.kubernetes.io/component: serving
+plinth.dev/track: {{ .track }}
+{{- end }}
+
+{{- define "plinth.controllerSelectorLabels" -}}
+{{ include "plinth.selectorLabels" . }}
+app.kubernetes.io/component: rollout-controller
+{{- end }}
+
+{{- define "plinth.serviceAccountName" -}}
+{{- include "plinth.fullname" . }}
+{{- end }}
+
+{{- define "plinth.imageTag" -}}
+{{- .Values.image.tag | default .Chart.AppVersion }}
+{{- end }}
+
+{{- define "plinth.image" -}}
+{{- printf "%s:%s" .Values.image.repository (include "plinth.imageTag" .) }}
+{{- end }}
+
+{{/* Pod-level security context of the "restricted" Pod Security Standard; uid 10001 is the image's user. */}}
+{{- define "plinth.podSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: 10001
+runAsGroup: 10001
+fsGroup: 10001
+seccompProfile:
+  type: RuntimeDefault
+{{- end }}
+
+{{- define "plinth.containerSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: 10001
+runAsGroup: 10001
+allowPrivilegeEscalation: false
+readOnlyRootFilesystem: true
+privileged: false
+capabilities:
+  drop: ["ALL"]
+seccompProfile:
+  type: RuntimeDefault
+{{- end }}
+
+{{/* MLflow connection: the URI from values or a Secret, credentials only from an existing Secret. */}}
+{{- define "plinth.mlflowEnv" -}}
+{{- if .Values.mlflow.uriSecret.name }}
+- name: MLFLOW_TRACKING_URI
+  valueFrom:
+    secretKeyRef:
+      name: {{ .Values.mlflow.uriSecret.name }}
+      key: {{ .Values.mlflow.uriSecret.key }}
+{{- else }}
+- name: MLFLOW_TRACKING_URI
+  value: {{ .Values.mlflow.trackingUri | quote }}
+{{- end }}
+{{- with .Values.mlflow.credentialsSecret }}
+{{- if .name }}
+- name: MLFLOW_TRACKING_USERNAME
+  valueFrom:
+    secretKeyRef:
+      name: {{ .name }}
+      key: {{ .usernameKey }}
+- name: MLFLOW_TRACKING_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ .name }}
+      key: {{ .passwordKey }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* Scheduling shared by every pod: node pool, tolerations, affinity. */}}
+{{- define "plinth.scheduling" -}}
+{{- with .Values.nodeSelector }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .Values.tolerations }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .Values.affinity }}
+affinity:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end }}
+
+{{/* The controller needs something to steer: a canary track and a route whose weights it patches. */}}
+{{- define "plinth.controllerEnabled" -}}
+{{- if and .Values.rolloutController.enabled .Values.canary.enabled .Values.httpRoute.enabled }}true{{ end }}
+{{- end }}
+
+{{/* Egress every plinth pod needs: cluster DNS and the MLflow tracking server. */}}
+{{- define "plinth.egressDnsAndMlflow" -}}
+- to:
+    - namespaceSelector:
+        matchLabels:
+          kubernetes.io/metadata.name: kube-system
+      podSelector:
+        matchLabels:
+          k8s-app: kube-dns
+  ports:
+    - port: 53
+      protocol: UDP
+    - port: 53
+      protocol: TCP
+- to:
+    - namespaceSelector:
+        matchLabels:
+          {{- toYaml .Values.networkPolicy.mlflowNamespaceLabels | nindent 10 }}
+      podSelector:
+        matchLabels:
+          {{- toYaml .Values.networkPolicy.mlflowPodLabels | nindent 10 }}
+  ports:
+    - port: {{ .Values.networkPolicy.mlflowPort }}
+      protocol: TCP
+{{- end }}

@@ -1,0 +1,80 @@
+"""Run the compiled training pipeline on this machine: kfp.local + MLflow on SQLite in $PLINTH_HOME.
+
+`python -m pipelines.run_local` (what `make train` runs) executes pipelines/compiled/training-cpu.yaml, the
+same file a cluster runs, with every step as a local subprocess, then prints what happened and where to look.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from kfp import components, local
+
+from components.common.state import local_tracking_uri, plinth_home
+from pipelines.compile import compiled_path
+from pipelines.summary import failure_summary, run_summary
+from pipelines.training.pipeline import DEFAULT_MODEL_NAME, PIPELINE_NAME
+
+
+def git_commit() -> str:
+    """Return the current commit for lineage tags, or "unknown" outside a git checkout."""
+    try:
+        done = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True)
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return done.stdout.strip()
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """Parse the runner's flags; each maps to a pipeline parameter."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--pipeline", type=Path, default=compiled_path("cpu"), help="compiled pipeline YAML")
+    parser.add_argument("--source", default="sklearn:breast_cancer", help="sklearn:<name> or a .csv/.parquet path")
+    parser.add_argument("--target", default="target", help="label column")
+    parser.add_argument("--model-name", default=DEFAULT_MODEL_NAME, help="registered model name")
+    parser.add_argument("--seed", type=int, default=42, help="seed of the split and the candidates")
+    parser.add_argument("--train-fraction", type=float, default=1.0, help="share of training rows to use (0-1]")
+    parser.add_argument("--margin", type=float, default=0.002, help="ROC AUC by which to beat the champion")
+    parser.add_argument("--min-roc-auc", type=float, default=0.9, help="lowest acceptable ROC AUC")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the pipeline once and print a summary; return the process exit code."""
+    args = parse_args(argv)
+    if not args.pipeline.is_file():
+        print(f"error: compiled pipeline {args.pipeline} not found; run `make compile`", file=sys.stderr)
+        return 2
+    home = plinth_home()
+    home.mkdir(parents=True, exist_ok=True)
+    tracking_uri = local_tracking_uri(home)
+    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(home / "pipeline-runs"))
+    pipeline = components.load_component_from_file(str(args.pipeline))
+    print(f"plinth: running {args.pipeline.name} locally; state in {home}")
+    started = time.time()
+    try:
+        pipeline(
+            tracking_uri=tracking_uri,
+            model_name=args.model_name,
+            experiment=PIPELINE_NAME,
+            source=args.source,
+            target_column=args.target,
+            seed=args.seed,
+            train_fraction=args.train_fraction,
+            margin=args.margin,
+            min_roc_auc=args.min_roc_auc,
+            git_commit=git_commit(),
+        )
+    except RuntimeError as error:
+        print(failure_summary(tracking_uri, PIPELINE_NAME, started, error), file=sys.stderr)
+        return 1
+    print(run_summary(tracking_uri, PIPELINE_NAME, args.model_name, started))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

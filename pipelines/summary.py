@@ -1,0 +1,76 @@
+"""What a person reads at the end of a run: read back from MLflow, the source of truth, not from kfp."""
+
+from __future__ import annotations
+
+import re
+
+from mlflow import MlflowClient
+from mlflow.entities import Run
+
+from components.common import tracking
+
+ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def latest_pipeline_run(client: MlflowClient, experiment: str, since: float) -> Run | None:
+    """Return the newest parent run of `experiment` started after `since` (epoch seconds)."""
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        return None
+    runs = client.search_runs(
+        [found.experiment_id],
+        filter_string=f"tags.`{tracking.TAG_KIND}` = 'pipeline' and attributes.start_time >= {int(since * 1000)}",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+    )
+    return runs[0] if runs else None
+
+
+def ui_hint(tracking_uri: str) -> str:
+    """Return how to look at the runs in the MLflow UI."""
+    if tracking_uri.startswith("sqlite:"):
+        return f"mlflow ui --backend-store-uri {tracking_uri}   (or: make mlflow-ui)"
+    return tracking_uri
+
+
+def run_summary(tracking_uri: str, experiment: str, model_name: str, since: float) -> str:
+    """Summarise a finished pipeline run: winner, metrics, decision, model version and alias."""
+    client = tracking.connect(tracking_uri)
+    run = latest_pipeline_run(client, experiment, since)
+    if run is None:
+        return "plinth: the pipeline finished, but no parent run was found in MLflow"
+    tags, metrics = run.data.tags, run.data.metrics
+    scores = ", ".join(f"{k.removeprefix('winner_')} {v:.4f}" for k, v in sorted(metrics.items()) if k.startswith("winner_"))
+    lines = [
+        "",
+        "=== plinth training summary ===",
+        f"winner        : {tags.get(tracking.TAG_WINNER, '?')} ({scores})",
+        f"gate          : {tags.get(tracking.TAG_DECISION, '?')}: {tags.get(tracking.TAG_REASON, '')}",
+    ]
+    if tags.get(tracking.TAG_VERSION):
+        lines.append(
+            f"registered    : {model_name} v{tags[tracking.TAG_VERSION]} with alias '{tags[tracking.TAG_ALIAS]}'"
+        )
+    else:
+        lines.append("registered    : nothing (the registry is unchanged)")
+    lines += [
+        f"mlflow run id : {run.info.run_id} (experiment {experiment})",
+        f"look          : {ui_hint(tracking_uri)}",
+        f"elapsed       : {(run.info.end_time or run.info.start_time) / 1000 - since:.0f}s",
+    ]
+    return "\n".join(lines)
+
+
+def failure_summary(tracking_uri: str, experiment: str, since: float, error: Exception) -> str:
+    """Summarise a failed run in a few lines: the failed step and its reason, as recorded in MLflow."""
+    client = tracking.connect(tracking_uri)
+    run = latest_pipeline_run(client, experiment, since)
+    lines = ["", "=== plinth training FAILED ==="]
+    if run is not None and run.data.tags.get("plinth.failed_step"):
+        lines.append(f"step          : {run.data.tags['plinth.failed_step']}")
+        lines.append(f"reason        : {run.data.tags.get('plinth.failure', '')}")
+        lines.append(f"mlflow run id : {run.info.run_id} (report: artifacts/validation/report.md)")
+    else:
+        lines.append(f"reason        : {ANSI_ESCAPE.sub('', str(error))}")
+    lines.append(f"look          : {ui_hint(tracking_uri)}")
+    return "\n".join(lines)

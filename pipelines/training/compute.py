@@ -1,0 +1,53 @@
+"""Where the pipeline's steps run on a cluster: node pools, tolerations, resources, accelerators.
+
+Kept apart from the pipeline's data flow so the CPU and GPU variants differ in exactly these settings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from kfp import kubernetes
+from kfp.dsl import PipelineTask
+
+
+@dataclass(frozen=True)
+class ComputeTarget:
+    """The node pools a compiled pipeline schedules onto."""
+
+    gpu: bool
+    node_pool_label: str = "plinth.dev/node-pool"
+    cpu_pool: str = "cpu"
+    gpu_pool: str = "gpu"
+    accelerator: str = "nvidia.com/gpu"
+    gpu_taint_key: str = "nvidia.com/gpu"
+    gpu_count: int = 1
+    cpu_request: str = "500m"
+    cpu_limit: str = "2"
+    memory_request: str = "1G"
+    memory_limit: str = "4G"
+
+    @property
+    def name(self) -> str:
+        """Return the variant's name, used in the compiled file name."""
+        return "gpu" if self.gpu else "cpu"
+
+
+def on_cpu_pool(task: PipelineTask, target: ComputeTarget) -> PipelineTask:
+    """Give a step CPU/memory requests and limits and pin it to the CPU node pool."""
+    task.set_cpu_request(target.cpu_request).set_cpu_limit(target.cpu_limit)
+    task.set_memory_request(target.memory_request).set_memory_limit(target.memory_limit)
+    kubernetes.add_node_selector(task, label_key=target.node_pool_label, label_value=target.cpu_pool)
+    return task
+
+
+def on_accelerator_pool(task: PipelineTask, target: ComputeTarget) -> PipelineTask:
+    """Run a GPU-capable step on the GPU pool when the target has one, else on the CPU pool."""
+    if not target.gpu:
+        return on_cpu_pool(task, target)
+    task.set_cpu_request(target.cpu_request).set_cpu_limit(target.cpu_limit)
+    task.set_memory_request(target.memory_request).set_memory_limit(target.memory_limit)
+    task.set_accelerator_type(target.accelerator).set_accelerator_limit(target.gpu_count)
+    kubernetes.add_node_selector(task, label_key=target.node_pool_label, label_value=target.gpu_pool)
+    kubernetes.add_toleration(task, key=target.gpu_taint_key, operator="Exists", effect="NoSchedule")
+    return task

@@ -1,0 +1,146 @@
+"""The training pipeline: ingest → validate → split → train ×3 (parallel) → evaluate ×3 → gate → register."""
+
+from kfp import dsl
+from kfp.dsl import PipelineTask
+from kfp.dsl.graph_component import GraphComponent
+
+from components import __version__
+from components.evaluate.component import evaluate
+from components.gate.component import gate
+from components.ingest.component import ingest
+from components.register.component import register
+from components.split.component import split
+from components.train_sklearn.component import train_sklearn
+from components.train_torch.component import train_torch
+from components.train_xgboost.component import train_xgboost
+from components.validate.component import validate
+from pipelines.training.compute import ComputeTarget, on_accelerator_pool, on_cpu_pool
+
+PIPELINE_NAME = "plinth-training"
+DEFAULT_MODEL_NAME = "plinth-classifier"
+# In-cluster MLflow from manifests/; the local runner passes the SQLite URI of $PLINTH_HOME instead.
+CLUSTER_TRACKING_URI = "http://mlflow.mlflow.svc.cluster.local:5000"
+
+
+def _step(task: PipelineTask, name: str) -> PipelineTask:
+    """Name a step for the dashboard and turn caching off: every step writes to MLflow."""
+    return task.set_display_name(name).set_caching_options(False)
+
+
+def build_pipeline(target: ComputeTarget) -> GraphComponent:
+    """Return the training pipeline scheduled for `target` (CPU-only or with a GPU pool)."""
+
+    @dsl.pipeline(name=PIPELINE_NAME, description=f"plinth training pipeline ({target.name} variant)")
+    def training(
+        tracking_uri: str = CLUSTER_TRACKING_URI,
+        model_name: str = DEFAULT_MODEL_NAME,
+        experiment: str = PIPELINE_NAME,
+        source: str = "sklearn:breast_cancer",
+        target_column: str = "target",
+        seed: int = 42,
+        test_size: float = 0.2,
+        train_fraction: float = 1.0,
+        max_missing_share: float = 0.05,
+        min_class_share: float = 0.05,
+        max_psi: float = 0.25,
+        min_roc_auc: float = 0.9,
+        min_accuracy: float = 0.85,
+        margin: float = 0.002,
+        git_commit: str = "unknown",
+    ) -> None:
+        common = {"target": target_column, "tracking_uri": tracking_uri}
+        ingested = _step(
+            ingest(
+                source=source,
+                target=target_column,
+                tracking_uri=tracking_uri,
+                experiment=experiment,
+                job_name=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
+            ),
+            "ingest",
+        )
+        run_id = ingested.outputs["run_id"]
+        checked = _step(
+            validate(
+                dataset=ingested.outputs["dataset"],
+                model_name=model_name,
+                run_id=run_id,
+                max_missing_share=max_missing_share,
+                min_class_share=min_class_share,
+                max_psi=max_psi,
+                **common,
+            ),
+            "validate",
+        )
+        splits = _step(
+            split(
+                dataset=ingested.outputs["dataset"],
+                test_size=test_size,
+                seed=seed,
+                train_fraction=train_fraction,
+                run_id=run_id,
+                **common,
+            ).after(checked),
+            "split",
+        )
+        training_inputs = {
+            "train": splits.outputs["train"],
+            "profile": checked.outputs["profile"],
+            "seed": seed,
+            "run_id": run_id,
+            **common,
+        }
+        trained = {
+            "sklearn": on_cpu_pool(_step(train_sklearn(**training_inputs), "train: scikit-learn"), target),
+            "xgboost": on_accelerator_pool(_step(train_xgboost(**training_inputs), "train: XGBoost"), target),
+            "torch": on_accelerator_pool(_step(train_torch(**training_inputs), "train: PyTorch"), target),
+        }
+        evaluated = {
+            name: on_cpu_pool(
+                _step(
+                    evaluate(model=task.outputs["model"], test=splits.outputs["test"], candidate=task.outputs["Output"], **common),
+                    f"evaluate: {name}",
+                ),
+                target,
+            )
+            for name, task in trained.items()
+        }
+        decided = on_cpu_pool(
+            _step(
+                gate(
+                    sklearn_result=evaluated["sklearn"].outputs["Output"],
+                    xgboost_result=evaluated["xgboost"].outputs["Output"],
+                    torch_result=evaluated["torch"].outputs["Output"],
+                    test=splits.outputs["test"],
+                    model_name=model_name,
+                    run_id=run_id,
+                    min_roc_auc=min_roc_auc,
+                    min_accuracy=min_accuracy,
+                    margin=margin,
+                    **common,
+                ),
+                "gate",
+            ),
+            target,
+        )
+        with dsl.If(decided.outputs["Output"] == True, name="gate-passed"):  # noqa: E712 (KFP condition)
+            on_cpu_pool(
+                _step(
+                    register(
+                        decision=decided.outputs["decision"],
+                        tracking_uri=tracking_uri,
+                        model_name=model_name,
+                        run_id=run_id,
+                        data_hash=ingested.outputs["data_hash"],
+                        git_commit=git_commit,
+                        pipeline_name=PIPELINE_NAME,
+                        pipeline_version=__version__,
+                    ),
+                    "register",
+                ),
+                target,
+            )
+        for task in (ingested, checked, splits):
+            on_cpu_pool(task, target)
+
+    return training

@@ -1,0 +1,1 @@
+"""GitOps helpers: move a model version pin between environment overlays, and document the chart's values."""

@@ -1,0 +1,165 @@
+"""ASGI middleware in front of /predict: what BentoML does not check itself, and rejection accounting.
+
+BentoML reads any body size and parses any content type it knows; this layer answers 415 for anything
+but JSON and 413 for bodies over the limit (checked on Content-Length and while streaming), turns the
+batcher's "overloaded" 503 into 429, and counts every 4xx by reason. It also hosts the two chaos knobs
+used by rollout drills, which are off unless their environment variables are set.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from serving.model_service.monitor import REJECTED_REQUESTS
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+# pydantic error types -> rejection reasons; anything else that is a 400 counts as invalid_value.
+_REASON_BY_ERROR = {
+    "json_invalid": "invalid_json",
+    "json_type": "invalid_json",
+    "model_type": "invalid_shape",
+    "model_attributes_type": "invalid_shape",
+    "list_type": "invalid_shape",
+    "value_error": "invalid_shape",
+    "missing": "missing_feature",
+    "extra_forbidden": "unknown_feature",
+    "too_short": "batch_size",
+    "too_long": "batch_size",
+}
+
+
+def _reason_for_400(body: bytes) -> str:
+    """Name the rejection reason from BentoML's 400 body (pydantic's first error type)."""
+    try:
+        detail = json.loads(body).get("detail") or [{}]
+        error_type = str(detail[0].get("type", ""))
+    except (ValueError, AttributeError, IndexError, TypeError):
+        return "invalid_value"
+    if error_type == "missing" and len(detail[0].get("loc", ())) <= 1:
+        return "invalid_shape"
+    return _REASON_BY_ERROR.get(error_type, "invalid_value")
+
+
+async def _reply(send: Send, status: int, error: str, headers: list[tuple[bytes, bytes]] | None = None) -> None:
+    body = json.dumps({"error": error}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *(headers or [])],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+class PredictGuard:
+    """Guard one route: content type, body size, overload status, chaos, and 4xx accounting."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        route: str = "/predict",
+        max_body_bytes: int = 1_048_576,
+        chaos_error_rate: float = 0.0,
+        chaos_latency_ms: float = 0.0,
+    ) -> None:
+        self.app = app
+        self.route = route
+        self.max_body_bytes = max_body_bytes
+        self.chaos_error_rate = chaos_error_rate
+        self.chaos_latency_s = chaos_latency_ms / 1000
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] != self.route or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        media_type = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
+        if media_type != b"application/json":
+            REJECTED_REQUESTS.labels("content_type").inc()
+            shown = media_type.decode("latin-1") or "none"
+            await _reply(send, 415, f"Content-Type must be application/json, got {shown}")
+            return
+        declared = headers.get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > self.max_body_bytes:
+            await self._too_large(send)
+            return
+        body = await self._read_body(receive)
+        if body is None:
+            await self._too_large(send)
+            return
+        if self.chaos_latency_s:
+            await asyncio.sleep(self.chaos_latency_s)
+        if self.chaos_error_rate and random.random() < self.chaos_error_rate:
+            await _reply(send, 500, f"chaos: injected error (rate {self.chaos_error_rate:g})")
+            return
+        await self.app(scope, _replay(body, receive), _Responder(send).send)
+
+    async def _too_large(self, send: Send) -> None:
+        REJECTED_REQUESTS.labels("body_too_large").inc()
+        await _reply(send, 413, f"request body exceeds the limit of {self.max_body_bytes} bytes")
+
+    async def _read_body(self, receive: Receive) -> bytes | None:
+        """Read the whole body, or return None as soon as it passes the limit."""
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                break
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                return None
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        return b"".join(chunks)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """Return a receive callable that hands over the already-read body, then passes disconnects through."""
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if sent:
+            return await receive()
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return replay
+
+
+class _Responder:
+    """Wraps `send`: answers the batcher's overload 503 as 429 and counts 4xx answers by reason."""
+
+    def __init__(self, send: Send) -> None:
+        self._send = send
+        self.status = 200
+        self.replaced = False
+
+    async def send(self, message: Message) -> None:
+        if self.replaced:
+            return
+        if message["type"] == "http.response.start":
+            self.status = int(message["status"])
+            if self.status == 503:
+                self.replaced = True
+                REJECTED_REQUESTS.labels("overloaded").inc()
+                await _reply(self._send, 429, "overloaded: retry later", [(b"retry-after", b"1")])
+                return
+        elif message["type"] == "http.response.body" and 400 <= self.status < 500 and self.status != 429:
+            reason = _reason_for_400(message.get("body", b"")) if self.status == 400 else "invalid_value"
+            REJECTED_REQUESTS.labels(reason).inc()
+            self.status = 0  # count once, even for a body sent in several chunks
+        await self._send(message)

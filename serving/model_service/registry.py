@@ -1,0 +1,145 @@
+"""Find the registered model the settings point to, fetch it once, and load it for fast prediction.
+
+Serving calls the estimator's raw `predict_proba` (the contract of `components.common.modeling`), not
+`mlflow.pyfunc`: the pyfunc wrapper's schema enforcement and pandas round trips cost more than the model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from components.common.modeling import Classifier, load_model, load_profile
+from components.common.profile import ReferenceProfile
+from serving.model_service.settings import Settings
+
+
+class ModelLoadError(RuntimeError):
+    """The configured model cannot be found, fetched or used; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """A registered model version fetched to a local directory, with what the schema needs."""
+
+    name: str
+    version: str
+    local_dir: Path
+    profile: ReferenceProfile
+
+    @property
+    def feature_names(self) -> list[str]:
+        """Return the features in training order (the order the estimator expects)."""
+        return self.profile.feature_names
+
+
+def _cache_dir(settings: Settings, version: str) -> Path:
+    """Return where a version is kept locally: versions are immutable, so one fetch per machine suffices."""
+    store = hashlib.sha256(settings.tracking_uri.encode()).hexdigest()[:12]
+    return Path(tempfile.gettempdir()) / "plinth-models" / store / settings.model_name / version
+
+
+def _download(settings: Settings, version: str) -> Path:
+    """Fetch the model directory once; concurrent workers race safely through an atomic rename."""
+    import mlflow
+
+    target = _cache_dir(settings, version)
+    if (target / "MLmodel").is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=".fetch-"))
+    try:
+        mlflow.artifacts.download_artifacts(
+            artifact_uri=f"models:/{settings.model_name}/{version}",
+            dst_path=str(staging),
+            tracking_uri=settings.tracking_uri,
+        )
+        os.replace(staging, target)
+    except OSError:
+        if not (target / "MLmodel").is_file():
+            raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def fetch(settings: Settings) -> ModelRef:
+    """Resolve the alias (or pinned version) in the registry and fetch that version's files.
+
+    Raises:
+        ModelLoadError: the registry, the model, the alias or the version is missing, or the files are
+            not a plinth model.
+    """
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    client = MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri)
+    try:
+        if settings.model_version:
+            version = str(client.get_model_version(settings.model_name, settings.model_version).version)
+        else:
+            version = str(client.get_model_version_by_alias(settings.model_name, settings.model_alias).version)
+        local_dir = _download(settings, version)
+        profile = load_profile(local_dir)
+    except (MlflowException, OSError, ValueError, KeyError) as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ModelLoadError(
+            f"cannot load {settings.model_selector} from {settings.tracking_uri}: {reason}"
+        ) from error
+    return ModelRef(name=settings.model_name, version=version, local_dir=local_dir, profile=profile)
+
+
+class Predictor:
+    """The estimator plus the cheapest input form it accepts without warnings or different answers."""
+
+    def __init__(self, estimator: Classifier, feature_names: list[str]) -> None:
+        self.estimator = estimator
+        self.columns = pd.Index(feature_names)
+        self.wants_frame = True
+
+    @classmethod
+    def load(cls, ref: ModelRef) -> Predictor:
+        """Load the estimator from the fetched directory."""
+        try:
+            estimator = load_model(str(ref.local_dir))
+        except Exception as error:  # any unpickling failure means: do not serve
+            raise ModelLoadError(f"cannot load model files of {ref.name} v{ref.version}: {error}") from error
+        return cls(estimator, ref.feature_names)
+
+    def warm_up(self, rows: np.ndarray) -> np.ndarray:
+        """Predict once on `rows` and pick the input form for the hot path.
+
+        A bare float array skips pandas, but an estimator fitted on a DataFrame warns about missing
+        feature names (and a wrapper may need them), so the array form is used only when it is silent
+        and gives the same answers as the DataFrame form.
+
+        Raises:
+            ModelLoadError: the model does not answer with an (n, 2) probability array.
+        """
+        try:
+            expected = np.asarray(self.estimator.predict_proba(pd.DataFrame(rows, columns=self.columns)))
+        except Exception as error:  # a model that cannot predict must not serve
+            raise ModelLoadError(f"warm-up prediction failed: {error}") from error
+        if expected.shape != (len(rows), 2) or not np.all(np.isfinite(expected)):
+            raise ModelLoadError(f"warm-up prediction returned shape {expected.shape}, expected ({len(rows)}, 2)")
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")
+                bare = np.asarray(self.estimator.predict_proba(rows))
+            self.wants_frame = not np.allclose(bare, expected)
+        except Exception:  # warnings raised as errors, or an estimator that needs columns
+            self.wants_frame = True
+        return expected[:, 1]
+
+    def positive_proba(self, rows: np.ndarray) -> np.ndarray:
+        """Return P(class 1) for each row of a float array in training feature order."""
+        features = pd.DataFrame(rows, columns=self.columns, copy=False) if self.wants_frame else rows
+        return np.asarray(self.estimator.predict_proba(features))[:, 1]

@@ -1,0 +1,92 @@
+"""Runtime configuration of the model service, read from environment variables named by constants.
+
+The Helm chart, `make serve` and the rollout drills set these variables; nothing else configures the
+service, so one table in the README describes every knob.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from components.common.state import local_tracking_uri
+
+ENV_MODEL_NAME = "PLINTH_MODEL_NAME"
+ENV_MODEL_ALIAS = "PLINTH_MODEL_ALIAS"
+ENV_MODEL_VERSION = "PLINTH_MODEL_VERSION"
+ENV_TRACKING_URI = "MLFLOW_TRACKING_URI"
+ENV_WORKERS = "PLINTH_WORKERS"
+ENV_MAX_BODY_BYTES = "PLINTH_MAX_BODY_BYTES"
+ENV_MAX_INSTANCES = "PLINTH_MAX_INSTANCES"
+ENV_DRIFT_WINDOW = "PLINTH_DRIFT_WINDOW"
+ENV_TIMEOUT_S = "PLINTH_TIMEOUT_S"
+ENV_MAX_CONCURRENCY = "PLINTH_MAX_CONCURRENCY"
+# Chaos knobs for rollout drills: both off unless set, never set them for real traffic.
+ENV_CHAOS_ERROR_RATE = "PLINTH_CHAOS_ERROR_RATE"
+ENV_CHAOS_LATENCY_MS = "PLINTH_CHAOS_LATENCY_MS"
+
+DEFAULT_MODEL_NAME = "plinth-classifier"
+DEFAULT_MODEL_ALIAS = "champion"
+
+
+class SettingsError(ValueError):
+    """An environment variable holds a value the service cannot use; the message names it."""
+
+
+def _number(env: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError as error:
+        raise SettingsError(f"{name}={raw!r} is not a number") from error
+    if not low <= value <= high:
+        raise SettingsError(f"{name}={raw!r} must lie between {low:g} and {high:g}")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the service reads from its environment, validated once at start."""
+
+    model_name: str = DEFAULT_MODEL_NAME
+    model_alias: str = DEFAULT_MODEL_ALIAS
+    model_version: str | None = None
+    tracking_uri: str = ""
+    workers: int = 1
+    max_body_bytes: int = 1_048_576
+    max_instances: int = 1000
+    drift_window: int = 500
+    timeout_s: float = 10.0
+    max_concurrency: int = 256
+    chaos_error_rate: float = 0.0
+    chaos_latency_ms: float = 0.0
+
+    @property
+    def model_selector(self) -> str:
+        """Return what the environment asked for, as an MLflow URI (for messages)."""
+        if self.model_version:
+            return f"models:/{self.model_name}/{self.model_version}"
+        return f"models:/{self.model_name}@{self.model_alias}"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Read and validate the settings from `env` (default: the process environment)."""
+        env = os.environ if env is None else env
+        cpu_count = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        return cls(
+            model_name=env.get(ENV_MODEL_NAME) or DEFAULT_MODEL_NAME,
+            model_alias=env.get(ENV_MODEL_ALIAS) or DEFAULT_MODEL_ALIAS,
+            model_version=env.get(ENV_MODEL_VERSION) or None,
+            tracking_uri=env.get(ENV_TRACKING_URI) or local_tracking_uri(),
+            workers=int(_number(env, ENV_WORKERS, cpu_count, 1, 64)),
+            max_body_bytes=int(_number(env, ENV_MAX_BODY_BYTES, cls.max_body_bytes, 1024, 2**30)),
+            max_instances=int(_number(env, ENV_MAX_INSTANCES, cls.max_instances, 1, 100_000)),
+            drift_window=int(_number(env, ENV_DRIFT_WINDOW, cls.drift_window, 10, 1_000_000)),
+            timeout_s=_number(env, ENV_TIMEOUT_S, cls.timeout_s, 0.01, 3600),
+            max_concurrency=int(_number(env, ENV_MAX_CONCURRENCY, cls.max_concurrency, 1, 100_000)),
+            chaos_error_rate=_number(env, ENV_CHAOS_ERROR_RATE, 0.0, 0.0, 1.0),
+            chaos_latency_ms=_number(env, ENV_CHAOS_LATENCY_MS, 0.0, 0.0, 600_000),
+        )

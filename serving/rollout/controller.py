@@ -1,0 +1,161 @@
+"""The rollout loop: set a weight, wait an interval, judge the metrics, then advance, hold or roll back.
+
+One implementation for both targets; only the edges differ (a `TrafficEdge`, a `MetricsSource`, the
+registry behind a `RolloutRecorder`). Every branch ends safe: any exception inside the loop rolls back.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from serving.rollout.analyse import Action, Analysis, Verdict
+from serving.rollout.observe import MetricsSource
+from serving.rollout.record import PROMOTED, ROLLED_BACK, RolloutRecorder
+from serving.rollout.spec import AnalysisSpec
+from serving.rollout.telemetry import ROLLOUT_CHECKS, ROLLOUT_DECISIONS, ROLLOUT_WEIGHT
+
+LOG = logging.getLogger("plinth.rollout")
+ALIAS_ATTEMPTS = 3
+
+
+class TrafficEdge(Protocol):
+    """Where the traffic split lives: the local router or an HTTPRoute."""
+
+    def set_weight(self, weight: int) -> None:
+        """Send `weight` percent of traffic to the canary."""
+
+    def promote(self) -> None:
+        """Make the stable serve the canary's version, then canary weight 0 and canary stopped."""
+
+    def rollback(self) -> None:
+        """Canary weight 0 and canary stopped; the stable is untouched."""
+
+
+@dataclass
+class Outcome:
+    """How a rollout ended, with the timeline of weights and verdicts (seconds since start)."""
+
+    status: str
+    reason: str
+    timeline: list[tuple[float, str]] = field(default_factory=list)
+    started: float = 0.0
+    finished: float = 0.0
+
+
+class Controller:
+    """Drives one canary through the analysis spec."""
+
+    def __init__(self, spec: AnalysisSpec, source: MetricsSource, edge: TrafficEdge,
+                 recorder: RolloutRecorder, model_name: str, stop: threading.Event | None = None,
+                 on_line: Callable[[str], None] | None = None) -> None:
+        self.spec = spec
+        self.source = source
+        self.edge = edge
+        self.recorder = recorder
+        self.model_name = model_name
+        self.stop = stop or threading.Event()
+        self.on_line = on_line or LOG.info
+        self.outcome = Outcome(status="", reason="")
+
+    def say(self, line: str) -> None:
+        """Log one human-readable line and keep it in the timeline."""
+        self.outcome.timeline.append((time.time() - self.outcome.started, line))
+        self.on_line(f"[{self.model_name} v{self.recorder.version}] {line}")
+
+    def set_weight(self, weight: int) -> None:
+        """Apply a weight on the edge, in the metric and in the history."""
+        self.edge.set_weight(weight)
+        ROLLOUT_WEIGHT.labels(self.model_name).set(weight)
+        self.recorder.weight(weight)
+        self.say(f"canary weight {weight}%")
+
+    def report(self, weight: int, verdict: Verdict) -> None:
+        """Count and log one interval's check results."""
+        for result in verdict.results:
+            ROLLOUT_CHECKS.labels(result.name, result.status).inc()
+        checks = ", ".join(f"{r.name}={r.status}" for r in verdict.results)
+        self.recorder.event("analysis", weight=weight, action=verdict.action.value, reason=verdict.reason,
+                            checks=[{"name": r.name, "status": r.status, "value": r.value, "detail": r.detail}
+                                    for r in verdict.results])
+        why = "" if verdict.action is Action.ADVANCE else f" - {verdict.reason}"
+        self.say(f"at {weight}%: {verdict.action.value} ({checks}){why}")
+
+    def analyse_step(self, weight: int, analysis: Analysis) -> Action:
+        """Run intervals at one weight until it advances, or a rollback is due."""
+        while True:
+            if self.stop.wait(self.spec.interval):
+                self.outcome.reason = "rollout interrupted"
+                return Action.ROLLBACK
+            if time.time() - self.outcome.started > self.spec.progress_deadline:
+                deadline = self.spec.progress_deadline
+                self.outcome.reason = f"progress deadline {deadline:g}s exceeded at {weight}%"
+                return Action.ROLLBACK
+            verdict = analysis.judge(self.source.observe(self.spec.interval))
+            self.report(weight, verdict)
+            if verdict.action is not Action.HOLD:
+                self.outcome.reason = verdict.reason
+                return verdict.action
+
+    def run(self, stable_version: str | None = None) -> Outcome:
+        """Run the whole rollout and return how it ended; never leaves the canary serving on failure."""
+        self.outcome = Outcome(status="", reason="", started=time.time())
+        self.recorder.begin(stable_version)
+        self.say(f"rollout started against stable v{stable_version}: steps {list(self.spec.steps)}, "
+                 f"interval {self.spec.interval:g}s")
+        try:
+            self.source.start()
+            analysis = Analysis(self.spec)
+            for weight in self.spec.steps:
+                self.set_weight(weight)
+                if self.analyse_step(weight, analysis) is Action.ROLLBACK:
+                    return self.roll_back(self.outcome.reason)
+            return self.promote()
+        except Exception as error:
+            LOG.exception("rollout failed")
+            return self.roll_back(f"controller error: {type(error).__name__}: {error}")
+
+    def move_alias(self) -> str | None:
+        """Move `champion`, retrying briefly; return the error when the registry never answered."""
+        error = ""
+        for attempt in range(ALIAS_ATTEMPTS):
+            try:
+                self.recorder.move_champion()
+                return None
+            except Exception as exc:  # any registry failure: the alias did not move
+                error = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+                self.say(f"registry unreachable at promotion ({attempt + 1}/{ALIAS_ATTEMPTS}): {error}")
+                if self.stop.wait(self.spec.interval / ALIAS_ATTEMPTS):
+                    break
+        return error
+
+    def promote(self) -> Outcome:
+        """Move the alias first: if the registry is down, roll back with the alias unchanged."""
+        error = self.move_alias()
+        if error is not None:
+            return self.roll_back(f"registry unreachable at promotion, champion alias unchanged ({error})")
+        self.edge.promote()
+        ROLLOUT_WEIGHT.labels(self.model_name).set(0)
+        reason = f"all {len(self.spec.steps)} steps passed analysis"
+        self.say(f"PROMOTED: champion -> v{self.recorder.version}, stable serves it, canary at 0% ({reason})")
+        return self.finish(PROMOTED, reason)
+
+    def roll_back(self, reason: str) -> Outcome:
+        """Weight 0, canary stopped, champion untouched, version rejected with the reason."""
+        try:
+            self.edge.rollback()
+        finally:
+            ROLLOUT_WEIGHT.labels(self.model_name).set(0)
+        self.say(f"ROLLED BACK: canary weight 0, canary stopped, champion unchanged - {reason}")
+        return self.finish(ROLLED_BACK, reason)
+
+    def finish(self, status: str, reason: str) -> Outcome:
+        """Count the decision and record it on the version."""
+        ROLLOUT_DECISIONS.labels(status).inc()
+        self.recorder.finish(status, reason)
+        self.outcome.status, self.outcome.reason, self.outcome.finished = status, reason, time.time()
+        return self.outcome

@@ -1,0 +1,96 @@
+"""Registry side of a rollout: the alias move, and a history on the canary's model version.
+
+Only the alias move may fail the promotion; every other write is best effort, because a rollout that
+cannot write a tag must still end safe. Tags are what `make promote` reads; the JSON artifact on the
+version's run is the full history (which version served when, weights, check results, why it changed).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from mlflow import MlflowClient
+
+from components.common.tracking import CHALLENGER, CHAMPION
+
+LOG = logging.getLogger("plinth.rollout")
+IN_PROGRESS, PROMOTED, ROLLED_BACK = "in_progress", "promoted", "rolled_back"
+REJECTED_TAG = "plinth.rejected"
+
+
+def now_iso() -> str:
+    """Return the current UTC time as ISO-8601."""
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+class RolloutRecorder:
+    """Writes a rollout's status, reason and history onto the canary's MLflow model version."""
+
+    def __init__(self, client: MlflowClient, model_name: str, version: str, environment: str) -> None:
+        self.client = client
+        self.model_name = model_name
+        self.version = version
+        self.prefix = f"plinth.rollout.{environment}"
+        self.environment = environment
+        self.history: list[dict[str, Any]] = []
+
+    def tag(self, key: str, value: str) -> bool:
+        """Set one tag on the canary's version; log and go on when the registry does not answer."""
+        try:
+            self.client.set_model_version_tag(self.model_name, self.version, key, value)
+            return True
+        except Exception as error:  # any registry failure is logged, the rollout goes on
+            LOG.warning("registry write failed (%s=%s): %s", key, value, str(error).splitlines()[0][:200])
+            return False
+
+    def event(self, kind: str, **fields: Any) -> None:
+        """Append one entry to the history kept in memory."""
+        self.history.append({"at": now_iso(), "event": kind, **fields})
+
+    def begin(self, stable_version: str | None) -> None:
+        """Mark the version as in progress."""
+        self.event("started", canary_version=self.version, stable_version=stable_version)
+        self.tag(f"{self.prefix}.status", IN_PROGRESS)
+        self.tag(f"{self.prefix}.reason", "")
+        self.tag(f"{self.prefix}.started_at", now_iso())
+
+    def weight(self, weight: int) -> None:
+        """Record the current canary weight."""
+        self.event("weight", weight=weight)
+        self.tag(f"{self.prefix}.weight", str(weight))
+
+    def move_champion(self) -> None:
+        """Point `champion` at the canary's version (one registry call: it moves or it does not)."""
+        self.client.set_registered_model_alias(self.model_name, CHAMPION, self.version)
+        try:
+            self.client.delete_registered_model_alias(self.model_name, CHALLENGER)
+        except Exception as error:  # a stale challenger alias is harmless
+            LOG.warning("could not clear alias %s: %s", CHALLENGER, str(error).splitlines()[0][:200])
+
+    def finish(self, status: str, reason: str) -> None:
+        """Write the outcome tags and the history artifact; a rolled-back version is also rejected."""
+        self.event(status, reason=reason)
+        finished = now_iso()
+        self.tag(f"{self.prefix}.status", status)
+        self.tag(f"{self.prefix}.reason", reason[:4000])
+        self.tag(f"{self.prefix}.finished_at", finished)
+        if status == ROLLED_BACK:
+            self.tag(REJECTED_TAG, "true")
+            self.tag(f"{REJECTED_TAG}.reason", reason[:4000])
+        self.save_history(finished)
+
+    def save_history(self, finished: str) -> None:
+        """Log the history as JSON on the version's run and name it in a tag."""
+        try:
+            run_id = self.client.get_model_version(self.model_name, self.version).run_id
+            if not run_id:
+                return
+            path = f"rollout/{self.environment}-v{self.version}-{finished.replace(':', '')}.json"
+            self.client.log_text(run_id, json.dumps(self.history, indent=1), path)
+        except Exception as error:  # the tags already carry the outcome
+            LOG.warning("could not save the rollout history: %s", str(error).splitlines()[0][:200])
+            return
+        self.tag(f"{self.prefix}.history", f"runs:/{run_id}/{path}")

@@ -1,0 +1,158 @@
+"""Local traffic router: a weighted reverse proxy on 127.0.0.1 in front of the stable and canary services.
+
+Each request picks its backend once, when it arrives, so a weight change never touches requests already in
+flight; `drain` waits for a backend's in-flight requests before its process is stopped. A canary that
+refuses the connection gets the request retried on the stable (the request never reached it).
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import httpx
+
+from serving.rollout.observe import CANARY, STABLE
+
+HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "content-length", "host", "content-encoding"}
+TRACK_HEADER = "x-plinth-track"
+UPSTREAM_TIMEOUT_S = 30.0
+
+
+@dataclass
+class RouterStats:
+    """What the router saw: per-track answers and when the canary first got traffic."""
+
+    answers: dict[str, dict[int, int]] = field(default_factory=lambda: {STABLE: {}, CANARY: {}})
+    first_canary_request: float | None = None
+    retried_on_stable: int = 0
+
+
+class WeightedRouter:
+    """Splits requests between two backends by the canary weight (percent)."""
+
+    def __init__(self, stable_url: str, canary_url: str | None = None, port: int = 0) -> None:
+        self.backends = {STABLE: stable_url.rstrip("/"), CANARY: (canary_url or "").rstrip("/")}
+        self.weight = 0
+        self.stats = RouterStats()
+        self.in_flight: dict[str, int] = {}
+        self.lock = threading.Lock()
+        self.client = httpx.Client(timeout=UPSTREAM_TIMEOUT_S, limits=httpx.Limits(max_connections=200))
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), self.handler_class())
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, name="router", daemon=True)
+
+    @property
+    def url(self) -> str:
+        """Return the router's base URL."""
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def start(self) -> WeightedRouter:
+        """Serve in a background thread."""
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and close upstream connections."""
+        self.server.shutdown()
+        self.server.server_close()
+        self.client.close()
+
+    def set_weight(self, weight: int) -> None:
+        """Send `weight` percent of new requests to the canary."""
+        with self.lock:
+            self.weight = max(0, min(100, weight)) if self.backends[CANARY] else 0
+
+    def set_backend(self, track: str, url: str | None) -> None:
+        """Point a track at another service (None removes the canary and zeroes its weight)."""
+        with self.lock:
+            self.backends[track] = (url or "").rstrip("/")
+            if not self.backends[CANARY]:
+                self.weight = 0
+
+    def drain(self, url: str, timeout: float = UPSTREAM_TIMEOUT_S) -> bool:
+        """Wait until no request is in flight to `url`; True when drained in time."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.lock:
+                if not self.in_flight.get(url.rstrip("/")):
+                    return True
+            time.sleep(0.02)
+        return False
+
+    def choose(self) -> tuple[str, str]:
+        """Pick (track, backend URL) for a new request and count it as in flight."""
+        with self.lock:
+            track = CANARY if self.backends[CANARY] and random.random() * 100 < self.weight else STABLE
+            url = self.backends[track]
+            self.in_flight[url] = self.in_flight.get(url, 0) + 1
+            if track == CANARY and self.stats.first_canary_request is None:
+                self.stats.first_canary_request = time.time()
+            return track, url
+
+    def release(self, url: str, track: str, status: int) -> None:
+        """Count an answer and take the request off the in-flight list."""
+        with self.lock:
+            self.in_flight[url] -= 1
+            answers = self.stats.answers[track]
+            answers[status] = answers.get(status, 0) + 1
+
+    def forward(
+        self, method: str, path: str, headers: dict[str, str], body: bytes
+    ) -> tuple[int, str, httpx.Response | None]:
+        """Send one request upstream; retry on the stable when the canary refuses the connection."""
+        track, url = self.choose()
+        try:
+            response = self.client.request(method, url + path, headers=headers, content=body)
+        except httpx.ConnectError:
+            self.release(url, track, 502)
+            if track != CANARY:
+                return 502, track, None
+            with self.lock:
+                self.stats.retried_on_stable += 1
+                url = self.backends[STABLE]
+                self.in_flight[url] = self.in_flight.get(url, 0) + 1
+            track = STABLE
+            try:
+                response = self.client.request(method, url + path, headers=headers, content=body)
+            except httpx.HTTPError:
+                self.release(url, track, 502)
+                return 502, track, None
+        except httpx.HTTPError:
+            self.release(url, track, 502)
+            return 502, track, None
+        self.release(url, track, response.status_code)
+        return response.status_code, track, response
+
+    def handler_class(self) -> type[BaseHTTPRequestHandler]:
+        """Build the request handler bound to this router."""
+        router = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: object) -> None:
+                """Stay quiet: the controller prints what matters."""
+
+            def relay(self) -> None:
+                length = int(self.headers.get("content-length") or 0)
+                body = self.rfile.read(length) if length else b""
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_HEADERS}
+                status, track, response = router.forward(self.command, self.path, headers, body)
+                content = response.content if response is not None else b'{"error": "bad gateway"}'
+                self.send_response(status)
+                if response is not None:
+                    for key, value in response.headers.items():
+                        if key.lower() not in HOP_HEADERS:
+                            self.send_header(key, value)
+                self.send_header(TRACK_HEADER, track)
+                self.send_header("content-length", str(len(content)))
+                self.end_headers()
+                self.wfile.write(content)
+
+            do_GET = do_POST = relay  # BaseHTTPRequestHandler dispatches on these names
+
+        return Handler

@@ -1,0 +1,111 @@
+"""Fallback metrics source: read each service's /metrics directly, for machines without Prometheus.
+
+It computes the same signals as the PromQL queries from counter deltas between two scrapes, parsing the
+text format with prometheus-client's own parser. A counter that went down means the process restarted,
+so the current value is the delta (as Prometheus' `increase` treats a reset).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+from serving.rollout.histogram import histogram_quantile
+from serving.rollout.observe import NAN, PREDICT_ENDPOINT, Observation, TrackSample
+
+Series = tuple[str, frozenset[tuple[str, str]]]
+Snapshot = dict[Series, float]
+SCRAPE_TIMEOUT_S = 3.0
+
+
+def parse_snapshot(text: str) -> Snapshot:
+    """Return every sample of a /metrics page keyed by (sample name, labels)."""
+    return {
+        (sample.name, frozenset(sample.labels.items())): float(sample.value)
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def delta(now: Snapshot, before: Snapshot) -> Snapshot:
+    """Return counter increases since `before`, treating a decrease as a restart."""
+    return {key: value - before.get(key, 0.0) if value >= before.get(key, 0.0) else value
+            for key, value in now.items()}
+
+
+def select(snapshot: Snapshot, name: str, **labels: str) -> list[tuple[dict[str, str], float]]:
+    """Return (labels, value) of the samples called `name` whose labels match exactly or by "5xx"."""
+    out = []
+    for (sample_name, sample_labels), value in snapshot.items():
+        if sample_name != name:
+            continue
+        found = dict(sample_labels)
+        if all(found.get(k, "").startswith(v.rstrip("x")) for k, v in labels.items()):
+            out.append((found, value))
+    return out
+
+
+def summarise(current: Snapshot, increase: Snapshot) -> TrackSample:
+    """Compute one track's signals from the current page and the increase over the interval."""
+    predict = {"endpoint": PREDICT_ENDPOINT}
+    requests = select(increase, "bentoml_service_request_total", **predict)
+    errors = select(increase, "bentoml_service_request_total", **predict, http_response_code="5xx")
+    latency: dict[float, float] = {}
+    for labels, value in select(increase, "bentoml_service_request_duration_seconds_bucket", **predict):
+        latency[float(labels["le"])] = latency.get(float(labels["le"]), 0.0) + value
+    probability: dict[float, float] = {}
+    for labels, value in select(increase, "plinth_prediction_probability_bucket"):
+        probability[float(labels["le"])] = probability.get(float(labels["le"]), 0.0) + value
+    drift = [value for _, value in select(current, "plinth_input_drift_psi") if not math.isnan(value)]
+    info = select(current, "plinth_model_info")
+    return TrackSample(
+        requests=sum(v for _, v in requests) if requests else NAN,
+        errors=sum(v for _, v in errors),
+        p99_seconds=histogram_quantile(0.99, latency),
+        probability_buckets=probability,
+        input_drift=max(drift) if drift else NAN,
+        model_version=info[0][0].get("model_version") if info else None,
+    )
+
+
+class ScrapeSource:
+    """Reads the stable and canary services' /metrics pages and diffs them between calls."""
+
+    def __init__(self, urls: Mapping[str, str], timeout: float = SCRAPE_TIMEOUT_S) -> None:
+        self.urls = dict(urls)
+        self.client = httpx.Client(timeout=timeout)
+        self.previous: dict[str, Snapshot] = {}
+
+    def scrape(self, track: str) -> Snapshot | None:
+        """Return the track's current page, or None when the service does not answer."""
+        try:
+            response = self.client.get(f"{self.urls[track].rstrip('/')}/metrics")
+            response.raise_for_status()
+        except httpx.HTTPError:
+            return None
+        return parse_snapshot(response.text)
+
+    def start(self) -> None:
+        """Take the baseline that the first interval's deltas are computed against."""
+        self.previous = {track: snap for track in self.urls if (snap := self.scrape(track)) is not None}
+
+    def sample(self, track: str) -> TrackSample:
+        """Read one track; a service that does not answer yields an empty sample."""
+        current = self.scrape(track)
+        if current is None:
+            return TrackSample()
+        increase = delta(current, self.previous.get(track, {}))
+        self.previous[track] = current
+        return summarise(current, increase)
+
+    def observe(self, window_seconds: float) -> Observation:
+        """Return both tracks' signals since the previous call (the controller calls once per interval)."""
+        return Observation(stable=self.sample("stable"), canary=self.sample("canary"))
+
+    def set_url(self, track: str, url: str) -> None:
+        """Point a track at another process (after promotion the stable moves); its deltas restart."""
+        self.urls[track] = url
+        self.previous.pop(track, None)

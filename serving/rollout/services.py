@@ -1,0 +1,57 @@
+"""Local model services: one `bentoml serve` process per track, configured only through environment.
+
+The chaos knobs turn a healthy model into an erroring or slow canary for drills and tests; the service
+itself implements them, the rollout only sets the variables.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from serving.rollout.processes import ManagedProcess, bin_path, free_port
+
+SERVICE_TARGET = "serving.model_service.service:ModelService"
+
+
+@dataclass(frozen=True)
+class Chaos:
+    """Faults a drill injects into a service."""
+
+    error_rate: float = 0.0
+    latency_ms: float = 0.0
+
+    def env(self) -> dict[str, str]:
+        """Return the service's chaos variables (empty when healthy)."""
+        env = {}
+        if self.error_rate:
+            env["PLINTH_CHAOS_ERROR_RATE"] = str(self.error_rate)
+        if self.latency_ms:
+            env["PLINTH_CHAOS_LATENCY_MS"] = str(self.latency_ms)
+        return env
+
+
+class ModelProcess(ManagedProcess):
+    """A `bentoml serve` process serving one model version on 127.0.0.1."""
+
+    def __init__(self, track: str, model_name: str, version: str, tracking_uri: str, log_dir: Path,
+                 chaos: Chaos | None = None, port: int | None = None) -> None:
+        self.track = track
+        self.version = version
+        self.port = port or free_port()
+        env = {
+            "PLINTH_MODEL_NAME": model_name,
+            "PLINTH_MODEL_VERSION": version,
+            "MLFLOW_TRACKING_URI": tracking_uri,
+            "PLINTH_WORKERS": "1",
+            "BENTOML_DO_NOT_TRACK": "True",
+            **(chaos or Chaos()).env(),
+        }
+        argv = [bin_path("bentoml"), "serve", SERVICE_TARGET, "--host", "127.0.0.1", "--port", str(self.port)]
+        super().__init__(f"{track} service (v{version}, :{self.port})", argv,
+                         log_dir / f"{track}-v{version}-{self.port}.log", env, f"{self.url}/readyz")
+
+    @property
+    def url(self) -> str:
+        """Return the service's base URL."""
+        return f"http://127.0.0.1:{self.port}"

@@ -1,0 +1,188 @@
+"""The analysis spec: one small YAML file that both the local and the in-cluster rollout read.
+
+Loading validates every field and reports the first problem as one line that names it, so a bad ConfigMap
+fails the controller at start, not in the middle of a rollout.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+CHECK_NAMES = ("success-rate", "latency-p99", "prediction-divergence", "input-drift")
+DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+DURATION_PATTERN = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)$")
+
+
+class SpecError(ValueError):
+    """The spec is invalid; the message is one line naming the field."""
+
+
+@dataclass(frozen=True)
+class Check:
+    """One analysis check: a threshold on one signal and how many failed intervals it tolerates."""
+
+    name: str
+    failure_limit: int
+    enabled: bool = True
+    minimum: float | None = None
+    maximum: float | None = None
+    max_seconds: float | None = None
+    max_ratio_to_stable: float | None = None
+
+
+@dataclass(frozen=True)
+class AnalysisSpec:
+    """Steps of canary weight, the interval between analyses and the checks that gate each step."""
+
+    steps: tuple[int, ...]
+    interval: float
+    min_requests: int
+    progress_deadline: float
+    checks: tuple[Check, ...]
+
+    @property
+    def enabled_checks(self) -> tuple[Check, ...]:
+        """Return the checks that take part in the analysis."""
+        return tuple(check for check in self.checks if check.enabled)
+
+
+def parse_duration(value: Any, field: str) -> float:
+    """Return seconds for "500ms", "30s", "10m", "1h" (or a bare number of seconds)."""
+    if isinstance(value, bool):
+        raise SpecError(f"{field}: expected a duration like 30s, got {value!r}")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    else:
+        match = DURATION_PATTERN.match(str(value).strip())
+        if not match:
+            raise SpecError(f"{field}: expected a duration like 30s or 10m, got {value!r}")
+        seconds = float(match.group(1)) * DURATION_UNITS[match.group(2)]
+    if not seconds > 0 or math.isinf(seconds):
+        raise SpecError(f"{field}: must be a positive duration, got {value!r}")
+    return seconds
+
+
+def _number(data: dict[str, Any], key: str, field: str, *, positive: bool = True) -> float | None:
+    """Return an optional finite number from `data`, or None when absent."""
+    if key not in data:
+        return None
+    value = data[key]
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise SpecError(f"{field}.{key}: expected a number, got {value!r}")
+    if positive and value <= 0:
+        raise SpecError(f"{field}.{key}: must be > 0, got {value!r}")
+    return float(value)
+
+
+def _integer(value: Any, field: str, minimum: int) -> int:
+    """Return `value` as an int no smaller than `minimum`."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise SpecError(f"{field}: expected an integer >= {minimum}, got {value!r}")
+    return value
+
+
+CHECK_KEYS = {
+    "success-rate": {"min"},
+    "latency-p99": {"maxSeconds", "maxRatioToStable"},
+    "prediction-divergence": {"max"},
+    "input-drift": {"max"},
+}
+REQUIRED_KEYS = {"success-rate": "min", "latency-p99": "maxSeconds", "prediction-divergence": "max",
+                 "input-drift": "max"}
+
+
+def parse_check(data: Any, field: str) -> Check:
+    """Validate one entry of `checks`."""
+    if not isinstance(data, dict):
+        raise SpecError(f"{field}: expected a mapping, got {data!r}")
+    name = data.get("name")
+    if name not in CHECK_NAMES:
+        raise SpecError(f"{field}.name: expected one of {', '.join(CHECK_NAMES)}, got {name!r}")
+    allowed = CHECK_KEYS[name] | {"name", "failureLimit", "enabled"}
+    unknown = sorted(set(data) - allowed)
+    if unknown:
+        raise SpecError(f"{field}.{unknown[0]}: unknown key for check {name!r}")
+    required = REQUIRED_KEYS[name]
+    if required not in data:
+        raise SpecError(f"{field}.{required}: required for check {name!r}")
+    enabled = data.get("enabled", True)
+    if not isinstance(enabled, bool):
+        raise SpecError(f"{field}.enabled: expected true or false, got {enabled!r}")
+    minimum = _number(data, "min", field)
+    if minimum is not None and minimum > 1:
+        raise SpecError(f"{field}.min: a success rate is a share between 0 and 1, got {minimum!r}")
+    return Check(
+        name=name,
+        failure_limit=_integer(data.get("failureLimit", 1), f"{field}.failureLimit", 1),
+        enabled=enabled,
+        minimum=minimum,
+        maximum=_number(data, "max", field),
+        max_seconds=_number(data, "maxSeconds", field),
+        max_ratio_to_stable=_number(data, "maxRatioToStable", field),
+    )
+
+
+def parse_steps(value: Any) -> tuple[int, ...]:
+    """Validate the weight steps: increasing percentages that end at 100."""
+    if not isinstance(value, list) or not value:
+        raise SpecError(f"steps: expected a non-empty list of percentages, got {value!r}")
+    steps = tuple(_integer(step, f"steps[{i}]", 1) for i, step in enumerate(value))
+    for i, (low, high) in enumerate(itertools.pairwise(steps)):
+        if high <= low:
+            raise SpecError(f"steps[{i + 1}]: steps must increase, got {low} then {high}")
+    if steps[-1] != 100:
+        raise SpecError(f"steps[{len(steps) - 1}]: the last step must be 100, got {steps[-1]}")
+    return steps
+
+
+def parse_spec(data: Any) -> AnalysisSpec:
+    """Validate a parsed YAML document and return the typed spec."""
+    if not isinstance(data, dict):
+        raise SpecError("spec: expected a mapping at the top level")
+    unknown = sorted(set(data) - {"steps", "interval", "minRequests", "progressDeadline", "checks"})
+    if unknown:
+        raise SpecError(f"{unknown[0]}: unknown key")
+    for key in ("steps", "interval", "checks"):
+        if key not in data:
+            raise SpecError(f"{key}: required")
+    raw_checks = data["checks"]
+    if not isinstance(raw_checks, list) or not raw_checks:
+        raise SpecError("checks: expected a non-empty list")
+    checks = tuple(parse_check(entry, f"checks[{i}]") for i, entry in enumerate(raw_checks))
+    names = [check.name for check in checks]
+    for i, name in enumerate(names):
+        if name in names[:i]:
+            raise SpecError(f"checks[{i}].name: duplicate check {name!r}")
+    if not any(check.enabled for check in checks):
+        raise SpecError("checks: at least one check must be enabled")
+    interval = parse_duration(data["interval"], "interval")
+    deadline = parse_duration(data.get("progressDeadline", "10m"), "progressDeadline")
+    if deadline < interval:
+        raise SpecError(f"progressDeadline: must be at least one interval ({data['interval']})")
+    return AnalysisSpec(
+        steps=parse_steps(data["steps"]),
+        interval=interval,
+        min_requests=_integer(data.get("minRequests", 1), "minRequests", 1),
+        progress_deadline=deadline,
+        checks=checks,
+    )
+
+
+def load_spec(path: str | Path) -> AnalysisSpec:
+    """Read and validate a spec file."""
+    try:
+        text = Path(path).read_text()
+    except OSError as error:
+        raise SpecError(f"spec: cannot read {path}: {error.strerror}") from error
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise SpecError(f"spec: {path} is not valid YAML: {str(error).splitlines()[0]}") from error
+    return parse_spec(data)

@@ -1,0 +1,143 @@
+import math
+
+import pytest
+
+from serving.rollout.analyse import FAIL, NO_DATA, PASS, Action, Analysis
+from serving.rollout.histogram import bin_shares, histogram_quantile, jensen_shannon
+from serving.rollout.observe import Observation, TrackSample, empty_observation
+from serving.rollout.spec import parse_spec
+
+BOUNDS = [0.1 * i for i in range(1, 11)] + [math.inf]
+
+
+def cumulative(counts: list[int]) -> dict[float, float]:
+    """Build cumulative buckets from per-bin counts (10 bins + overflow)."""
+    total, out = 0.0, {}
+    for bound, count in zip(BOUNDS, [*counts, 0], strict=True):
+        total += count
+        out[round(bound, 1) if not math.isinf(bound) else bound] = total
+    return out
+
+
+CONFIDENT = cumulative([40, 5, 1, 0, 0, 0, 0, 1, 5, 48])
+FLAT = cumulative([10] * 10)
+
+
+def sample(requests=100.0, errors=0.0, p99=0.05, buckets=CONFIDENT, drift=0.05) -> TrackSample:
+    return TrackSample(requests=requests, errors=errors, p99_seconds=p99, probability_buckets=buckets,
+                       input_drift=drift)
+
+
+def spec(**overrides):
+    data = {
+        "steps": [10, 50, 100], "interval": "1s", "minRequests": 20,
+        "checks": [
+            {"name": "success-rate", "min": 0.99, "failureLimit": 2},
+            {"name": "latency-p99", "maxSeconds": 0.5, "maxRatioToStable": 2.0, "failureLimit": 2},
+            {"name": "prediction-divergence", "max": 0.1, "failureLimit": 2},
+            {"name": "input-drift", "max": 0.25, "failureLimit": 3},
+        ],
+    }
+    data.update(overrides)
+    return parse_spec(data)
+
+
+def statuses(verdict):
+    return {r.name: r.status for r in verdict.results}
+
+
+def test_healthy_canary_advances():
+    verdict = Analysis(spec()).judge(Observation(stable=sample(), canary=sample()))
+    assert verdict.action is Action.ADVANCE
+    assert set(statuses(verdict).values()) == {PASS}
+
+
+def test_errors_hold_then_roll_back_at_failure_limit():
+    analysis = Analysis(spec())
+    bad = Observation(stable=sample(), canary=sample(errors=10))
+    first = analysis.judge(bad)
+    assert first.action is Action.HOLD
+    assert statuses(first)["success-rate"] == FAIL
+    second = analysis.judge(bad)
+    assert second.action is Action.ROLLBACK
+    assert second.reason.startswith("success-rate failed 2 time(s)")
+
+
+def test_garbage_predictions_fail_divergence_with_all_200s():
+    verdict = Analysis(spec()).judge(Observation(stable=sample(), canary=sample(buckets=FLAT)))
+    assert statuses(verdict)["success-rate"] == PASS
+    assert statuses(verdict)["prediction-divergence"] == FAIL
+
+
+def test_slow_canary_fails_absolute_and_relative_latency():
+    analysis = Analysis(spec())
+    slow = analysis.judge(Observation(stable=sample(), canary=sample(p99=0.9)))
+    assert statuses(slow)["latency-p99"] == FAIL
+    relative = analysis.judge(Observation(stable=sample(p99=0.05), canary=sample(p99=0.3)))
+    assert statuses(relative)["latency-p99"] == FAIL
+    assert "x stable p99" in next(r.detail for r in relative.results if r.name == "latency-p99")
+
+
+@pytest.mark.parametrize(
+    "observation",
+    [
+        Observation(stable=sample(), canary=sample(p99=math.nan)),
+        Observation(stable=sample(), canary=sample(drift=math.nan)),
+        Observation(stable=sample(), canary=sample(requests=5)),
+        empty_observation("prometheus unreachable"),
+    ],
+)
+def test_missing_nan_or_too_few_requests_never_pass(observation):
+    analysis = Analysis(spec())
+    verdict = analysis.judge(observation)
+    assert verdict.action is not Action.ADVANCE
+    assert NO_DATA in statuses(verdict).values()
+
+
+def test_no_data_rolls_back_at_failure_limit():
+    analysis = Analysis(spec())
+    verdicts = [analysis.judge(empty_observation("down")) for _ in range(2)]
+    assert [v.action for v in verdicts] == [Action.HOLD, Action.ROLLBACK]
+
+
+def test_failures_accumulate_across_passing_intervals():
+    analysis = Analysis(spec())
+    assert analysis.judge(Observation(stable=sample(), canary=sample(errors=5))).action is Action.HOLD
+    assert analysis.judge(Observation(stable=sample(), canary=sample())).action is Action.ADVANCE
+    assert analysis.judge(Observation(stable=sample(), canary=sample(errors=5))).action is Action.ROLLBACK
+
+
+def test_stable_baseline_is_kept_when_stable_gets_no_traffic():
+    analysis = Analysis(spec())
+    analysis.judge(Observation(stable=sample(), canary=sample()))
+    idle_stable = TrackSample(requests=0.0, errors=0.0)
+    assert analysis.judge(Observation(stable=idle_stable, canary=sample())).action is Action.ADVANCE
+    garbage = analysis.judge(Observation(stable=idle_stable, canary=sample(buckets=FLAT)))
+    assert statuses(garbage)["prediction-divergence"] == FAIL
+
+
+def test_disabled_check_is_ignored():
+    checks = spec().checks
+    data_checks = [{"name": "success-rate", "min": 0.99},
+                   {"name": "input-drift", "max": 0.2, "enabled": False}]
+    assert len(checks) == 4
+    verdict = Analysis(spec(checks=data_checks)).judge(Observation(stable=sample(), canary=sample(drift=9.0)))
+    assert verdict.action is Action.ADVANCE
+    assert list(statuses(verdict)) == ["success-rate"]
+
+
+def test_histogram_quantile_matches_prometheus_interpolation():
+    buckets = {0.1: 50.0, 0.5: 90.0, 1.0: 100.0, math.inf: 100.0}
+    assert histogram_quantile(0.5, buckets) == pytest.approx(0.1)
+    assert histogram_quantile(0.99, buckets) == pytest.approx(0.5 + 0.5 * 9 / 10)
+    assert math.isnan(histogram_quantile(0.99, {0.1: 0.0, math.inf: 0.0}))
+    assert histogram_quantile(0.99, {0.1: 0.0, 1.0: 0.0, math.inf: 5.0}) == 1.0
+
+
+def test_jensen_shannon_bounds():
+    confident = bin_shares(CONFIDENT)
+    assert jensen_shannon(confident, confident) == 0.0
+    assert 0.1 < jensen_shannon(confident, bin_shares(FLAT)) < 1.0
+    disjoint = jensen_shannon(bin_shares(cumulative([1] + [0] * 9)), bin_shares(cumulative([0] * 9 + [1])))
+    assert disjoint == pytest.approx(1.0)
+    assert math.isnan(jensen_shannon({}, confident))

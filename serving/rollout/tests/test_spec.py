@@ -1,0 +1,84 @@
+from pathlib import Path
+
+import pytest
+import yaml
+
+from serving.rollout.spec import SpecError, load_spec, parse_duration, parse_spec
+
+SPEC_DIR = Path(__file__).resolve().parents[1]
+
+
+def valid() -> dict:
+    return yaml.safe_load((SPEC_DIR / "analysis.yaml").read_text())
+
+
+@pytest.mark.parametrize("name", ["analysis.yaml", "analysis-fast.yaml"])
+def test_shipped_specs_load(name):
+    spec = load_spec(SPEC_DIR / name)
+    assert spec.steps[-1] == 100
+    assert {c.name for c in spec.enabled_checks} == {
+        "success-rate", "latency-p99", "prediction-divergence", "input-drift"}
+
+
+def test_default_spec_values():
+    spec = load_spec(SPEC_DIR / "analysis.yaml")
+    assert spec.steps == (10, 25, 50, 100)
+    assert spec.interval == 30.0
+    assert spec.progress_deadline == 600.0
+    latency = next(c for c in spec.checks if c.name == "latency-p99")
+    assert (latency.max_seconds, latency.max_ratio_to_stable, latency.failure_limit) == (0.5, 2.0, 2)
+
+
+@pytest.mark.parametrize(("text", "seconds"), [("500ms", 0.5), ("30s", 30.0), ("10m", 600.0), ("1h", 3600.0),
+                                               (2, 2.0)])
+def test_parse_duration(text, seconds):
+    assert parse_duration(text, "interval") == seconds
+
+
+@pytest.mark.parametrize(
+    ("mutate", "field"),
+    [
+        (lambda d: d.update(steps=[10, 5, 100]), "steps[1]"),
+        (lambda d: d.update(steps=[10, 50]), "steps[1]"),
+        (lambda d: d.update(steps=[]), "steps"),
+        (lambda d: d.update(interval="soon"), "interval"),
+        (lambda d: d.update(interval="0s"), "interval"),
+        (lambda d: d.update(minRequests=0), "minRequests"),
+        (lambda d: d.update(progressDeadline="1s"), "progressDeadline"),
+        (lambda d: d.pop("checks"), "checks"),
+        (lambda d: d["checks"][0].update(min=1.5), "checks[0].min"),
+        (lambda d: d["checks"][0].update(min="high"), "checks[0].min"),
+        (lambda d: d["checks"][1].pop("maxSeconds"), "checks[1].maxSeconds"),
+        (lambda d: d["checks"][2].update(failureLimit=0), "checks[2].failureLimit"),
+        (lambda d: d["checks"][3].update(name="accuracy"), "checks[3].name"),
+        (lambda d: d["checks"][3].update(enabled="yes"), "checks[3].enabled"),
+        (lambda d: d["checks"][0].update(maxSeconds=1), "checks[0].maxSeconds"),
+        (lambda d: d["checks"].append({"name": "success-rate", "min": 0.9}), "checks[4].name"),
+        (lambda d: d.update(stepz=[1]), "stepz"),
+    ],
+)
+def test_bad_spec_names_the_field(mutate, field):
+    data = valid()
+    mutate(data)
+    with pytest.raises(SpecError) as error:
+        parse_spec(data)
+    message = str(error.value)
+    assert message.startswith(f"{field}:"), message
+    assert "\n" not in message
+
+
+def test_all_checks_disabled_is_rejected():
+    data = valid()
+    for check in data["checks"]:
+        check["enabled"] = False
+    with pytest.raises(SpecError, match=r"^checks: at least one"):
+        parse_spec(data)
+
+
+def test_unreadable_and_invalid_files(tmp_path):
+    with pytest.raises(SpecError, match="cannot read"):
+        load_spec(tmp_path / "missing.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("steps: [10, 20\n")
+    with pytest.raises(SpecError, match="not valid YAML"):
+        load_spec(bad)

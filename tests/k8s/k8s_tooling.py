@@ -1,0 +1,141 @@
+"""Shared helpers of the Kubernetes-artifact tests: find the real tools, render the chart, validate objects."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import kubernetes_validate
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+CHART = ROOT / "helm" / "plinth-serving"
+SCHEMAS = Path(__file__).resolve().parent / "schemas"
+LOCAL_BIN = ROOT / ".tools" / "bin"
+# The Kubernetes version whose OpenAPI schemas every rendered core object must satisfy.
+KUBERNETES_VERSION = "1.33.0"
+NAMESPACE = "plinth"
+CRD_SCHEMAS = {
+    ("gateway.networking.k8s.io/v1", "HTTPRoute"): "httproute-gateway.networking.k8s.io-v1-gateway-api-v1.2.1.json",
+    ("monitoring.coreos.com/v1", "ServiceMonitor"): (
+        "servicemonitor-monitoring.coreos.com-v1-prometheus-operator-v0.82.2.json"
+    ),
+    ("monitoring.coreos.com/v1", "PrometheusRule"): (
+        "prometheusrule-monitoring.coreos.com-v1-prometheus-operator-v0.82.2.json"
+    ),
+}
+
+# Value sets the chart must render and validate under; each names a real way to install it.
+VALUE_SETS: dict[str, list[str]] = {
+    "default": [],
+    "canary-off": ["--set", "canary.enabled=false"],
+    "crds-off": [
+        "--set", "httpRoute.enabled=false",
+        "--set", "serviceMonitor.enabled=false",
+        "--set", "prometheusRule.enabled=false",
+    ],
+    "node-pools": [
+        "--set", "nodeSelector.plinth\\.dev/pool=serving",
+        "--set", "tolerations[0].key=plinth.dev/pool",
+        "--set", "tolerations[0].operator=Equal",
+        "--set", "tolerations[0].value=serving",
+        "--set", "tolerations[0].effect=NoSchedule",
+        "--set", "topologySpreadConstraints[0].maxSkew=1",
+        "--set", "topologySpreadConstraints[0].topologyKey=topology.kubernetes.io/zone",
+        "--set", "topologySpreadConstraints[0].whenUnsatisfiable=DoNotSchedule",
+        "--set", "autoscaling.enabled=true",
+    ],
+    "secrets-and-pins": [
+        "--set", "mlflow.uriSecret.name=mlflow-uri",
+        "--set", "mlflow.credentialsSecret.name=mlflow-credentials",
+        "--set", "model.stable.version=3",
+        "--set", "model.canary.version=4",
+        "--set", "canary.replicas=2",
+        "--set", "httpRoute.weights.stable=90",
+        "--set", "httpRoute.weights.canary=10",
+    ],
+}
+
+
+def tool(name: str) -> str:
+    """Return the path of `name` on PATH or in .tools/bin; fail (not skip) when it is missing."""
+    found = shutil.which(name) or shutil.which(name, path=str(LOCAL_BIN))
+    if found is None:
+        pytest.fail(f"{name} not found on PATH or in {LOCAL_BIN}: run `bash .ci/install-k8s-tools.sh`")
+    return found
+
+
+def run(args: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    """Run a tool and return the finished process; output is captured as text."""
+    env = {**os.environ, "PATH": f"{os.environ.get('PATH', '')}{os.pathsep}{LOCAL_BIN}"}
+    return subprocess.run(args, capture_output=True, text=True, env=env, check=False, timeout=120, **kwargs)
+
+
+@cache
+def render_text(value_set: str) -> str:
+    """Render the chart with one named value set, the way `helm install -n plinth` would."""
+    result = run([tool("helm"), "template", "release", str(CHART), "--namespace", NAMESPACE, *VALUE_SETS[value_set]])
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def load_documents(text: str) -> list[dict[str, Any]]:
+    """Parse multi-document YAML, dropping empty documents."""
+    return [doc for doc in yaml.safe_load_all(text) if doc]
+
+
+def render(value_set: str) -> list[dict[str, Any]]:
+    """Return the rendered objects of one value set (a fresh copy each call)."""
+    return load_documents(render_text(value_set))
+
+
+def render_with(*args: str) -> subprocess.CompletedProcess[str]:
+    """Render with ad-hoc arguments and return the process, so a test can assert a refusal."""
+    return run([tool("helm"), "template", "release", str(CHART), "--namespace", NAMESPACE, *args])
+
+
+@cache
+def crd_schema(file_name: str) -> dict[str, Any]:
+    schema: dict[str, Any] = json.loads((SCHEMAS / file_name).read_text())
+    return schema
+
+
+def validate_object(obj: dict[str, Any]) -> None:
+    """Validate one object against its vendored CRD schema or the Kubernetes OpenAPI schema; unknown kinds fail."""
+    key = (obj.get("apiVersion"), obj.get("kind"))
+    if key in CRD_SCHEMAS:
+        jsonschema.validate(obj, crd_schema(CRD_SCHEMAS[key]))  # type: ignore[index]
+        return
+    kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
+
+
+def kinds(objects: list[dict[str, Any]]) -> list[str]:
+    return [obj["kind"] for obj in objects]
+
+
+def named(objects: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
+    matches = [obj for obj in objects if obj["kind"] == kind and obj["metadata"]["name"] == name]
+    assert len(matches) == 1, f"expected one {kind}/{name}, found {len(matches)}"
+    return matches[0]
+
+
+def pod_specs(objects: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
+    """Return (object name, pod spec) of every Pod and every workload's pod template."""
+    specs = []
+    for obj in objects:
+        if obj["kind"] == "Pod":
+            specs.append((obj["metadata"]["name"], obj["spec"]))
+        elif obj["kind"] in {"Deployment", "StatefulSet", "DaemonSet", "Job", "ReplicaSet"}:
+            specs.append((obj["metadata"]["name"], obj["spec"]["template"]["spec"]))
+    return specs
+
+
+def env_of(container: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {entry["name"]: entry for entry in container.get("env", [])}

@@ -1,0 +1,247 @@
+"""The chart under the real Helm CLI: lint, render for several value sets, validate every object."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+import yaml
+from kubernetes_validate.utils import SchemaNotFoundError
+from k8s_tooling import (
+    CHART,
+    CRD_SCHEMAS,
+    NAMESPACE,
+    VALUE_SETS,
+    env_of,
+    kinds,
+    named,
+    render,
+    render_with,
+    run,
+    tool,
+    validate_object,
+)
+
+CRD_KINDS = {kind for _, kind in CRD_SCHEMAS}
+
+
+@pytest.mark.parametrize("value_set", sorted(VALUE_SETS))
+def test_helm_lint_strict(value_set: str) -> None:
+    result = run([tool("helm"), "lint", "--strict", str(CHART), "--namespace", NAMESPACE, *VALUE_SETS[value_set]])
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 chart(s) linted, 0 chart(s) failed" in result.stdout
+
+
+@pytest.mark.parametrize("value_set", sorted(VALUE_SETS))
+def test_every_rendered_object_matches_its_schema(value_set: str) -> None:
+    objects = render(value_set)
+    assert len(objects) >= 8
+    for obj in objects:
+        validate_object(obj)
+        assert obj["metadata"]["namespace"] == NAMESPACE, obj["metadata"]["name"]
+        assert len(obj["metadata"]["name"]) <= 63
+
+
+def test_validation_rejects_a_broken_object_and_an_unknown_kind() -> None:
+    deployment = named(render("default"), "Deployment", "release-plinth-serving-stable")
+    deployment["spec"]["replicas"] = "two"
+    with pytest.raises(Exception, match="two"):
+        validate_object(deployment)
+    route = named(render("default"), "HTTPRoute", "release-plinth-serving")
+    route["spec"]["rules"][0]["backendRefs"][0]["weight"] = -1
+    with pytest.raises(Exception, match="-1"):
+        validate_object(route)
+    with pytest.raises(SchemaNotFoundError):
+        validate_object({"apiVersion": "flagger.app/v1beta1", "kind": "Canary", "metadata": {"name": "x"}})
+
+
+def test_default_renders_the_whole_stack() -> None:
+    assert sorted(set(kinds(render("default")))) == [
+        "ConfigMap", "Deployment", "HTTPRoute", "NetworkPolicy", "Pod", "PodDisruptionBudget",
+        "PrometheusRule", "Role", "RoleBinding", "Service", "ServiceAccount", "ServiceMonitor",
+    ]
+
+
+def test_crds_off_renders_no_custom_resources_and_no_controller() -> None:
+    objects = render("crds-off")
+    assert CRD_KINDS.isdisjoint(kinds(objects))
+    names = [obj["metadata"]["name"] for obj in objects]
+    assert "release-plinth-serving-rollout" not in names
+    assert "release-plinth-serving-canary" in names
+
+
+def test_canary_off_routes_everything_to_stable() -> None:
+    objects = render("canary-off")
+    assert not [obj for obj in objects if obj["metadata"]["name"].endswith("-canary")]
+    assert "Role" not in kinds(objects)
+    refs = named(objects, "HTTPRoute", "release-plinth-serving")["spec"]["rules"][0]["backendRefs"]
+    assert refs == [{"name": "release-plinth-serving-stable", "port": 80, "weight": 100}]
+
+
+def test_route_weights_come_from_values() -> None:
+    route = named(render("secrets-and-pins"), "HTTPRoute", "release-plinth-serving")
+    weights = {ref["name"]: ref["weight"] for ref in route["spec"]["rules"][0]["backendRefs"]}
+    assert weights == {"release-plinth-serving-stable": 90, "release-plinth-serving-canary": 10}
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--set", "image.tag=latest"], "/image/tag"),
+        (["--set", "httpRoute.weights.stable=90"], "must be 100"),
+        (["--set", "stable.replicas=0"], "/stable/replicas"),
+        (["--set", "model.canary.version=v7"], "/model/canary/version"),
+        (["--set", "mlflow.trackingUri=http://user:secret@mlflow:5000"], "/mlflow/trackingUri"),
+        (["--set", "unknownKey=1"], "unknownKey"),
+    ],
+)
+def test_bad_values_are_refused(args: list[str], message: str) -> None:
+    result = render_with(*args)
+    assert result.returncode != 0
+    assert message in result.stderr
+
+
+def test_model_pins_and_mlflow_secrets_reach_the_containers() -> None:
+    objects = render("secrets-and-pins")
+    stable = env_of(named(objects, "Deployment", "release-plinth-serving-stable")["spec"]["template"]["spec"]["containers"][0])
+    canary = env_of(named(objects, "Deployment", "release-plinth-serving-canary")["spec"]["template"]["spec"]["containers"][0])
+    assert stable["PLINTH_MODEL_NAME"]["value"] == "plinth-classifier"
+    assert stable["PLINTH_MODEL_ALIAS"]["value"] == "champion"
+    assert stable["PLINTH_MODEL_VERSION"]["value"] == "3"
+    assert canary["PLINTH_MODEL_VERSION"]["value"] == "4"
+    assert stable["MLFLOW_TRACKING_URI"]["valueFrom"]["secretKeyRef"] == {"name": "mlflow-uri", "key": "uri"}
+    for name in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
+        assert "value" not in canary[name]
+        assert canary[name]["valueFrom"]["secretKeyRef"]["name"] == "mlflow-credentials"
+
+
+def test_default_stable_follows_the_champion_alias() -> None:
+    objects = render("default")
+    deployment = named(objects, "Deployment", "release-plinth-serving-stable")
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    env = env_of(container)
+    assert env["PLINTH_MODEL_ALIAS"]["value"] == "champion"
+    assert "PLINTH_MODEL_VERSION" not in env
+    assert env["BENTOML_HOME"]["value"].startswith("/tmp/")
+    assert env["MLFLOW_TRACKING_URI"]["value"].startswith("http://mlflow.")
+    assert container["image"] == "ghcr.io/plinth-mlops/plinth-serving:0.1.0"
+    assert container["ports"] == [{"name": "http", "containerPort": 3000, "protocol": "TCP"}]
+    assert deployment["spec"]["template"]["metadata"]["labels"]["plinth.dev/track"] == "stable"
+
+
+def test_image_tag_defaults_to_the_project_version() -> None:
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    pyproject = (CHART.parents[1] / "pyproject.toml").read_text()
+    assert f'version = "{chart["appVersion"]}"' in pyproject
+
+
+def test_controller_role_allows_exactly_what_it_patches() -> None:
+    role = named(render("default"), "Role", "release-plinth-serving-rollout")
+    assert role["rules"] == [
+        {
+            "apiGroups": ["gateway.networking.k8s.io"],
+            "resources": ["httproutes"],
+            "resourceNames": ["release-plinth-serving"],
+            "verbs": ["get", "list", "watch", "patch"],
+        },
+        {
+            "apiGroups": ["apps"],
+            "resources": ["deployments", "deployments/scale"],
+            "resourceNames": ["release-plinth-serving-stable", "release-plinth-serving-canary"],
+            "verbs": ["get", "patch"],
+        },
+        {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]},
+    ]
+    binding = named(render("default"), "RoleBinding", "release-plinth-serving-rollout")
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "release-plinth-serving-rollout", "namespace": NAMESPACE}
+    ]
+
+
+def test_controller_runs_the_contract_command_with_the_analysis_spec() -> None:
+    objects = render("default")
+    pod = named(objects, "Deployment", "release-plinth-serving-rollout")["spec"]["template"]["spec"]
+    command = pod["containers"][0]["command"]
+    flags = dict(zip(command[3::2], command[4::2], strict=True))
+    assert command[:3] == ["python", "-m", "serving.rollout"]
+    assert flags == {
+        "--mode": "cluster",
+        "--spec": "/etc/plinth/analysis.yaml",
+        "--namespace": NAMESPACE,
+        "--httproute": "release-plinth-serving",
+        "--stable-service": "release-plinth-serving-stable",
+        "--canary-service": "release-plinth-serving-canary",
+        "--canary-deployment": "release-plinth-serving-canary",
+        "--prometheus-url": "http://prometheus-operated.monitoring.svc:9090",
+        "--model-name": "plinth-classifier",
+    }
+    assert pod["serviceAccountName"] == "release-plinth-serving-rollout"
+    config = named(objects, "ConfigMap", "release-plinth-serving-rollout")
+    analysis = yaml.safe_load(config["data"]["analysis.yaml"])
+    assert analysis["steps"] == [10, 25, 50, 100]
+    assert [check["name"] for check in analysis["checks"]] == [
+        "success-rate", "latency-p99", "prediction-divergence", "input-drift",
+    ]
+
+
+def test_servicemonitor_turns_the_track_pod_label_into_a_metric_label() -> None:
+    monitor = named(render("default"), "ServiceMonitor", "release-plinth-serving")
+    serving, controller = monitor["spec"]["endpoints"]
+    assert serving["port"] == "http"
+    assert {"sourceLabels": ["__meta_kubernetes_pod_label_plinth_dev_track"], "targetLabel": "track",
+            "action": "replace"} in serving["relabelings"]
+    assert controller["port"] == "metrics"
+
+
+def test_prometheus_rules_cover_the_alerts_and_pass_promtool(tmp_path) -> None:
+    rule = named(render("default"), "PrometheusRule", "release-plinth-serving")
+    alerts = [entry["alert"] for group in rule["spec"]["groups"] for entry in group["rules"]]
+    assert alerts == [
+        "PlinthHighErrorRate", "PlinthHighLatencyP99", "PlinthPredictionDivergence", "PlinthInputDrift",
+        "PlinthRolloutFailed",
+    ]
+    exprs = " ".join(entry["expr"] for group in rule["spec"]["groups"] for entry in group["rules"])
+    for metric in ("bentoml_service_request_total", "bentoml_service_request_duration_seconds_bucket",
+                   "plinth_prediction_probability_sum", "plinth_input_drift_psi", "plinth_rollout_decisions_total"):
+        assert metric in exprs
+    promtool = __import__("shutil").which("promtool")
+    if promtool is None:
+        pytest.skip("promtool not installed (Debian package `prometheus`): PromQL syntax not checked")
+    rules_file = tmp_path / "rules.yaml"
+    rules_file.write_text(yaml.safe_dump({"groups": rule["spec"]["groups"]}))
+    result = subprocess.run([promtool, "check", "rules", str(rules_file)], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS: 5 rules found" in result.stdout
+
+
+def test_hpa_scales_only_the_stable_track() -> None:
+    objects = render("node-pools")
+    hpa = named(objects, "HorizontalPodAutoscaler", "release-plinth-serving-stable")
+    assert hpa["spec"]["scaleTargetRef"]["name"] == "release-plinth-serving-stable"
+    assert "replicas" not in named(objects, "Deployment", "release-plinth-serving-stable")["spec"]
+    pod = named(objects, "Deployment", "release-plinth-serving-canary")["spec"]["template"]["spec"]
+    assert pod["nodeSelector"] == {"plinth.dev/pool": "serving"}
+    assert pod["tolerations"][0]["value"] == "serving"
+    spread = pod["topologySpreadConstraints"][0]
+    assert spread["topologyKey"] == "topology.kubernetes.io/zone"
+    assert spread["labelSelector"]["matchLabels"]["plinth.dev/track"] == "canary"
+
+
+def test_network_policy_admits_only_gateway_prometheus_and_the_test_pod() -> None:
+    policy = named(render("default"), "NetworkPolicy", "release-plinth-serving-serving")
+    sources = policy["spec"]["ingress"][0]["from"]
+    assert sources[0] == {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "gateway-system"}}}
+    assert sources[1]["podSelector"] == {"matchLabels": {"app.kubernetes.io/name": "prometheus"}}
+    assert sources[2]["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "helm-test"
+    egress_ports = [port["port"] for rule in policy["spec"]["egress"] for port in rule["ports"]]
+    assert egress_ports == [53, 53, 5000]
+
+
+def test_helm_test_pod_calls_readyz_and_predict() -> None:
+    pod = named(render("default"), "Pod", "release-plinth-serving-test")
+    assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
+    container = pod["spec"]["containers"][0]
+    script = container["args"][0]
+    assert "/readyz" in script
+    assert "/predict" in script
+    assert env_of(container)["TARGET"]["value"] == "http://release-plinth-serving-stable:80"
