@@ -6,6 +6,8 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+TOOLS_BIN := $(CURDIR)/.tools/bin
+export PATH := $(TOOLS_BIN):$(PATH)
 export PLINTH_HOME ?= $(CURDIR)/.plinth
 
 KFP_HOST ?=
@@ -22,7 +24,9 @@ $(STAMP): pyproject.toml requirements.lock
 	@touch $(STAMP)
 
 .PHONY: setup
-setup: $(STAMP) ## create .venv and install plinth with pinned dependencies (idempotent)
+setup: $(STAMP) ## create .venv, install plinth with pinned dependencies and the helm/kubectl/prometheus tools (idempotent)
+	@bash .ci/install-system-tools.sh
+	@bash .ci/install-k8s-tools.sh
 
 .PHONY: lock
 lock: $(STAMP) ## rewrite requirements.lock from the current .venv
@@ -30,35 +34,49 @@ lock: $(STAMP) ## rewrite requirements.lock from the current .venv
 	  $(PY) -m pip freeze --exclude-editable | grep -v '^plinth'; } > requirements.lock
 
 .PHONY: test
-test: setup ## run the test suite (what CI runs)
+test: setup lint ## lint, then run the test suite (what CI runs)
 	$(PY) -m pytest
 
+.PHONY: test-slow
+test-slow: setup ## run the slow-marked tests too
+	$(PY) -m pytest -m 'not e2e'
+
 .PHONY: lint
-lint: setup ## ruff + mypy
+lint: $(STAMP) ## ruff + mypy + hadolint
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy components pipelines serving
+	$(VENV)/bin/hadolint components/Dockerfile
+
+.PHONY: format
+format: $(STAMP) ## apply ruff's fixes and formatting
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
 
 .PHONY: compile
-compile: setup ## compile the training pipeline to pipelines/compiled/training-{cpu,gpu}.yaml
+compile: $(STAMP) ## compile the training pipeline to pipelines/compiled/training-{cpu,gpu}.yaml
 	$(PY) -m pipelines.compile
 
 .PHONY: train
-train: setup ## run the compiled training pipeline locally (kfp.local + MLflow in $PLINTH_HOME)
+train: $(STAMP) ## run the compiled training pipeline locally (kfp.local + MLflow in $PLINTH_HOME)
 	$(PY) -m pipelines.run_local $(TRAIN_ARGS)
 
 .PHONY: submit
-submit: setup ## upload the compiled pipeline to Kubeflow and start a run: make submit KFP_HOST=https://…
+submit: $(STAMP) ## upload the compiled pipeline to Kubeflow and start a run: make submit KFP_HOST=https://…
 	$(PY) -m pipelines.submit --host "$(KFP_HOST)"
 
 .PHONY: mlflow-ui
-mlflow-ui: setup ## open the MLflow UI on the local state in $PLINTH_HOME
+mlflow-ui: $(STAMP) ## open the MLflow UI on the local state in $PLINTH_HOME
 	$(VENV)/bin/mlflow ui --backend-store-uri "sqlite:///$(PLINTH_HOME)/mlflow.db" --host 127.0.0.1 --port 5000
 
 .PHONY: demo
 demo: setup ## the loop on one machine: train a champion, then train again to show the gate
 	$(PY) -m pipelines.run_local --seed 42
 	$(PY) -m pipelines.run_local --seed 7
+
+.PHONY: bench
+bench: $(STAMP) ## pipeline overhead: `make train` vs the same steps as one plain Python script
+	$(PY) -m pipelines.bench
 
 .PHONY: clean
 clean: ## remove local state ($PLINTH_HOME) and caches, keep .venv

@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> None:
     for field in fields(ComputeTarget):
         if field.type == "str":
             flag = "--" + field.name.replace("_", "-")
-            parser.add_argument(flag, default=getattr(defaults, field.name), help=f"default: %(default)s")
+            parser.add_argument(flag, default=getattr(defaults, field.name), help="default: %(default)s")
     args = vars(parser.parse_args(argv))
     out = args.pop("out")
     for path in compile_all(out, **args):

@@ -40,7 +40,9 @@ def run_summary(tracking_uri: str, experiment: str, model_name: str, since: floa
     if run is None:
         return "plinth: the pipeline finished, but no parent run was found in MLflow"
     tags, metrics = run.data.tags, run.data.metrics
-    scores = ", ".join(f"{k.removeprefix('winner_')} {v:.4f}" for k, v in sorted(metrics.items()) if k.startswith("winner_"))
+    scores = ", ".join(
+        f"{k.removeprefix('winner_')} {v:.4f}" for k, v in sorted(metrics.items()) if k.startswith("winner_")
+    )
     lines = [
         "",
         "=== plinth training summary ===",

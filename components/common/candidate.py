@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -45,19 +45,19 @@ def train_candidate(
     model_path: str,
     device: str,
     prepare_for_saving: Callable[[Any], Any] | None = None,
+    extra_packages: Sequence[str] = (),
 ) -> TrainedCandidate:
     """Fit `model` on the training split inside a run nested under the pipeline's parent run.
 
-    `prepare_for_saving` adapts the fitted model for serving (e.g. pins XGBoost to CPU inference).
+    `prepare_for_saving` adapts the fitted model for serving (e.g. pins XGBoost to CPU inference);
+    `extra_packages` are the model's framework packages beyond scikit-learn, pinned in its requirements.
     """
     features, labels = modeling.split_features(pd.read_parquet(train_path), target)
     with open(profile_path, encoding="utf-8") as handle:
         profile = ReferenceProfile.from_dict(json.load(handle))
     client = tracking.connect(tracking_uri)
     experiment_id = client.get_run(parent_run_id).info.experiment_id
-    with mlflow.start_run(
-        experiment_id=experiment_id, run_name=name, nested=True, parent_run_id=parent_run_id
-    ) as run:
+    with mlflow.start_run(experiment_id=experiment_id, run_name=name, nested=True, parent_run_id=parent_run_id) as run:
         mlflow.set_tags({tracking.TAG_KIND: "candidate", "plinth.candidate": name, "plinth.device": device})
         mlflow.log_params(loggable_params(model))
         started = time.perf_counter()
@@ -66,7 +66,7 @@ def train_candidate(
         mlflow.log_metric("fit_seconds", fit_seconds)
         if prepare_for_saving is not None:
             model = prepare_for_saving(model)
-        model_uri = modeling.log_model(model, features, profile, name)
-    modeling.save_model(model, model_path, features, profile, name)
+        model_uri = modeling.log_model(model, features, profile, name, extra_packages)
+    modeling.save_model(model, model_path, features, profile, name, extra_packages)
     print(f"train {name}: fitted on {len(features)} rows in {fit_seconds:.2f}s on {device}; run {run.info.run_id}")
     return TrainedCandidate(name, run.info.run_id, model_uri)

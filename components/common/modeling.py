@@ -7,6 +7,8 @@ saved with MLflow's sklearn flavor. The reference profile rides in the MLmodel m
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -20,6 +22,8 @@ from components.common.profile import ReferenceProfile
 METADATA_KEY = "plinth"
 MODEL_ARTIFACT_NAME = "model"
 INPUT_EXAMPLE_ROWS = 3
+# What loading any plinth model needs; candidates add their framework (xgboost, torch).
+BASE_PACKAGES = ("mlflow", "scikit-learn", "cloudpickle", "numpy", "pandas")
 
 
 class Classifier(Protocol):
@@ -49,10 +53,27 @@ def model_metadata(profile: ReferenceProfile, candidate: str) -> dict[str, Any]:
     }
 
 
-def _flavor_kwargs(model: Classifier, sample: pd.DataFrame, profile: ReferenceProfile, candidate: str) -> dict[str, Any]:
+def pip_requirements(extra_packages: Sequence[str]) -> list[str]:
+    """Pin what loading the model needs, from this environment.
+
+    Given explicitly because MLflow would otherwise infer them by loading the model in a subprocess,
+    which costs seconds per save.
+    """
+    packages = [*BASE_PACKAGES, *extra_packages]
+    return [f"{package}=={version(package)}" for package in packages]
+
+
+def _flavor_kwargs(
+    model: Classifier,
+    sample: pd.DataFrame,
+    profile: ReferenceProfile,
+    candidate: str,
+    extra_packages: Sequence[str],
+) -> dict[str, Any]:
     """Arguments shared by saving and logging: signature, input example, metadata, serialization."""
     example = sample.head(INPUT_EXAMPLE_ROWS)
     return {
+        "pip_requirements": pip_requirements(extra_packages),
         "signature": infer_signature(example, model.predict_proba(example)),
         "input_example": example,
         "metadata": model_metadata(profile, candidate),
@@ -60,15 +81,28 @@ def _flavor_kwargs(model: Classifier, sample: pd.DataFrame, profile: ReferencePr
     }
 
 
-def save_model(model: Classifier, path: str, sample: pd.DataFrame, profile: ReferenceProfile, candidate: str) -> None:
+def save_model(
+    model: Classifier,
+    path: str,
+    sample: pd.DataFrame,
+    profile: ReferenceProfile,
+    candidate: str,
+    extra_packages: Sequence[str] = (),
+) -> None:
     """Save a fitted model as an MLflow sklearn-flavor directory at `path`."""
-    mlflow.sklearn.save_model(model, path, **_flavor_kwargs(model, sample, profile, candidate))
+    mlflow.sklearn.save_model(model, path, **_flavor_kwargs(model, sample, profile, candidate, extra_packages))
 
 
-def log_model(model: Classifier, sample: pd.DataFrame, profile: ReferenceProfile, candidate: str) -> str:
+def log_model(
+    model: Classifier,
+    sample: pd.DataFrame,
+    profile: ReferenceProfile,
+    candidate: str,
+    extra_packages: Sequence[str] = (),
+) -> str:
     """Log a fitted model to the active MLflow run and return its model URI."""
     info = mlflow.sklearn.log_model(
-        model, name=MODEL_ARTIFACT_NAME, **_flavor_kwargs(model, sample, profile, candidate)
+        model, name=MODEL_ARTIFACT_NAME, **_flavor_kwargs(model, sample, profile, candidate, extra_packages)
     )
     return str(info.model_uri)
 

@@ -115,9 +115,7 @@ def profile_feature(series: pd.Series, bins: int = DEFAULT_BINS) -> FeatureProfi
 
 def build_profile(frame: pd.DataFrame, target: str, bins: int = DEFAULT_BINS) -> ReferenceProfile:
     """Profile every feature column of `frame` and the class balance of `target`."""
-    features = {
-        str(name): profile_feature(frame[name], bins) for name in frame.columns if name != target
-    }
+    features = {str(name): profile_feature(frame[name], bins) for name in frame.columns if name != target}
     shares = frame[target].value_counts(normalize=True).sort_index()
     return ReferenceProfile(
         target=target,

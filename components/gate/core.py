@@ -82,7 +82,9 @@ def decide(
     baseline = EvaluationResult(metrics=champion_metrics, artifacts={}) if champion_metrics else None
     try:
         mlflow.validate_evaluation_results(
-            thresholds(config, baseline is not None), EvaluationResult(metrics=winner.metrics, artifacts={}), baseline
+            thresholds(config, baseline is not None),
+            EvaluationResult(metrics=winner.metrics, artifacts={}),
+            baseline,
         )
     except MlflowException as failure:
         return Decision(False, winner, "", " ".join(failure.message.split()))
@@ -132,8 +134,10 @@ def run(
     candidates = [Candidate(**json.loads(result)["candidate"]) for result in results_json]
     winner = pick_winner(candidates)
     champion_metrics, champion_version = champion_scores(tracking_uri, model_name, test_path, target)
-    if champion_version:
-        print(f"gate: champion v{champion_version} scores roc_auc {champion_metrics[PRIMARY_METRIC]:.4f} on this test set")
+    if champion_metrics is not None:
+        print(
+            f"gate: champion v{champion_version} scores roc_auc {champion_metrics[PRIMARY_METRIC]:.4f} on this test set"
+        )
     decision = decide(winner, config, champion_metrics, champion_version)
     client = tracking.connect(tracking_uri)
     client.set_tag(parent_run_id, tracking.TAG_WINNER, winner.name)

@@ -35,4 +35,5 @@ def ingest(
     from components.ingest.core import run
 
     run_id, data_hash = run(source, target, dataset.path, tracking_uri, experiment, job_name)
-    return namedtuple("IngestOutputs", ["run_id", "data_hash"])(run_id, data_hash)
+    IngestOutputs = namedtuple("IngestOutputs", ["run_id", "data_hash"])
+    return IngestOutputs(run_id, data_hash)

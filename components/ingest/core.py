@@ -63,13 +63,15 @@ def dataset_hash(frame: pd.DataFrame) -> str:
     return digest.hexdigest()
 
 
-def run(source: str, target: str, dataset_path: str, tracking_uri: str, experiment: str, job_name: str) -> tuple[str, str]:
+def run(
+    source: str, target: str, dataset_path: str, tracking_uri: str, experiment: str, job_name: str
+) -> tuple[str, str]:
     """Step entry: open the pipeline's parent MLflow run, read the source, write it as Parquet.
 
     Returns (parent run id, data hash). The parent run is opened first so that a source that cannot be
     read still leaves a FAILED run saying why.
     """
-    import mlflow
+    from mlflow.data.pandas_dataset import from_pandas
     from mlflow.entities import DatasetInput, InputTag
     from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 
@@ -90,8 +92,8 @@ def run(source: str, target: str, dataset_path: str, tracking_uri: str, experime
     frame.to_parquet(dataset_path, index=False)
     client.set_tag(run_id, "plinth.data_hash", digest)
     # MLflow resolves file paths as dataset sources; a packaged dataset has no such source.
-    origin = None if source.startswith(BUILTIN_PREFIX) else source
-    dataset = mlflow.data.from_pandas(frame, source=origin, targets=target, name=source)
+    origin = {} if source.startswith(BUILTIN_PREFIX) else {"source": source}
+    dataset = from_pandas(frame, targets=target, name=source, **origin)
     context = InputTag(key=MLFLOW_DATASET_CONTEXT, value="training")
     client.log_inputs(run_id, datasets=[DatasetInput(dataset._to_mlflow_entity(), tags=[context])])
     print(f"ingest: {len(frame)} rows x {frame.shape[1]} columns from {source} (sha256 {digest[:12]})")

@@ -20,9 +20,7 @@ def split(
         raise ValueError(f"train_fraction must be in (0, 1], got {train_fraction}")
     train, test = train_test_split(frame, test_size=test_size, random_state=seed, stratify=frame[target])
     if train_fraction < 1.0:
-        train, _ = train_test_split(
-            train, train_size=train_fraction, random_state=seed, stratify=train[target]
-        )
+        train, _ = train_test_split(train, train_size=train_fraction, random_state=seed, stratify=train[target])
     return train.reset_index(drop=True), test.reset_index(drop=True)
 
 

@@ -34,6 +34,14 @@ def train_sklearn(
     from components.train_sklearn.core import build_model
 
     trained = train_candidate(
-        "sklearn", build_model(seed), train.path, profile.path, target, tracking_uri, run_id, model.path, "cpu"
+        "sklearn",
+        build_model(seed),
+        train.path,
+        profile.path,
+        target,
+        tracking_uri,
+        run_id,
+        model.path,
+        "cpu",
     )
     return trained.to_json()

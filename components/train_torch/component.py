@@ -36,6 +36,15 @@ def train_torch(
 
     device = "cuda" if cuda_available() else "cpu"
     trained = train_candidate(
-        "torch", build_model(seed, device), train.path, profile.path, target, tracking_uri, run_id, model.path, device
+        "torch",
+        build_model(seed, device),
+        train.path,
+        profile.path,
+        target,
+        tracking_uri,
+        run_id,
+        model.path,
+        device,
+        extra_packages=["torch"],
     )
     return trained.to_json()

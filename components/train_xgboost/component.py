@@ -37,7 +37,16 @@ def train_xgboost(
     device = "cuda" if cuda_available() else "cpu"
     estimator = build_model(seed, device)
     trained = train_candidate(
-        "xgboost", estimator, train.path, profile.path, target, tracking_uri, run_id, model.path, device,
+        "xgboost",
+        estimator,
+        train.path,
+        profile.path,
+        target,
+        tracking_uri,
+        run_id,
+        model.path,
+        device,
         prepare_for_saving=for_cpu_inference,
+        extra_packages=["xgboost"],
     )
     return trained.to_json()

@@ -140,7 +140,12 @@ def check_against_reference(
     features = [c for c in frame.columns if c != target]
     missing = sorted(set(reference.feature_names) - set(features))
     extra = sorted(set(features) - set(reference.feature_names))
-    report.add(TABLE_SCOPE, "schema_matches_reference", not missing and not extra, f"missing {missing}, extra {extra}")
+    report.add(
+        TABLE_SCOPE,
+        "schema_matches_reference",
+        not missing and not extra,
+        f"missing {missing}, extra {extra}",
+    )
     for name in (f for f in reference.feature_names if f in frame.columns):
         series = frame[name]
         if not pd.api.types.is_numeric_dtype(series):

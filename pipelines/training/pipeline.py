@@ -1,4 +1,4 @@
-"""The training pipeline: ingest → validate → split → train ×3 (parallel) → evaluate ×3 → gate → register."""
+"""The training pipeline: ingest → validate → split → train x3 (parallel) → evaluate x3 → gate → register."""
 
 from kfp import dsl
 from kfp.dsl import PipelineTask
@@ -98,7 +98,12 @@ def build_pipeline(target: ComputeTarget) -> GraphComponent:
         evaluated = {
             name: on_cpu_pool(
                 _step(
-                    evaluate(model=task.outputs["model"], test=splits.outputs["test"], candidate=task.outputs["Output"], **common),
+                    evaluate(
+                        model=task.outputs["model"],
+                        test=splits.outputs["test"],
+                        candidate=task.outputs["Output"],
+                        **common,
+                    ),
                     f"evaluate: {name}",
                 ),
                 target,

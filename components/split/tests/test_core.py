@@ -1,0 +1,33 @@
+import pytest
+
+from components.ingest.core import load_source
+from components.split.core import split
+
+
+@pytest.fixture(scope="module")
+def frame():
+    return load_source("sklearn:breast_cancer")
+
+
+def test_split_is_seeded_and_stratified(frame):
+    train, test = split(frame, "target", 0.2, seed=1)
+    again, _ = split(frame, "target", 0.2, seed=1)
+    other, _ = split(frame, "target", 0.2, seed=2)
+    assert len(test) == 114
+    assert len(train) == 455
+    assert train.equals(again)
+    assert not train.equals(other)
+    assert abs(train.target.mean() - test.target.mean()) < 0.01
+
+
+def test_train_fraction_keeps_the_same_test_rows(frame):
+    full_train, full_test = split(frame, "target", 0.2, seed=3)
+    small_train, small_test = split(frame, "target", 0.2, seed=3, train_fraction=0.3)
+    assert small_test.equals(full_test)
+    assert len(small_train) == pytest.approx(0.3 * len(full_train), abs=1)
+
+
+@pytest.mark.parametrize(("test_size", "fraction"), [(0.0, 1.0), (1.0, 1.0), (0.2, 0.0), (0.2, 1.5)])
+def test_bad_sizes_are_rejected(frame, test_size, fraction):
+    with pytest.raises(ValueError, match="must be in"):
+        split(frame, "target", test_size, seed=0, train_fraction=fraction)

@@ -1,0 +1,101 @@
+"""The training steps as one plain Python process, no kfp: the baseline that measures kfp's overhead.
+
+Calls the same step entry points (`components.<step>.core.run`) in the same order as the pipeline, with
+files in a temporary directory instead of KFP artifacts. `python -m pipelines.run_plain` trains into $PLINTH_HOME.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+from components import __version__
+from components.common.candidate import train_candidate
+from components.common.device import cuda_available
+from components.common.state import local_tracking_uri, plinth_home
+from components.evaluate.core import run as evaluate
+from components.gate.core import GateConfig
+from components.gate.core import run as gate
+from components.ingest.core import run as ingest
+from components.register.core import run as register
+from components.split.core import run as split
+from components.train_sklearn.core import build_model as sklearn_model
+from components.train_torch.core import build_model as torch_model
+from components.train_xgboost.core import build_model as xgboost_model
+from components.train_xgboost.core import for_cpu_inference
+from components.validate.core import Thresholds
+from components.validate.core import run as validate
+from pipelines.run_local import git_commit
+from pipelines.training.pipeline import DEFAULT_MODEL_NAME, PIPELINE_NAME
+
+TARGET = "target"
+
+
+def run_steps(tracking_uri: str, work: Path, seed: int = 42) -> str:
+    """Run every step in this process; return the gate's decision reason."""
+    paths = {name: str(work / name) for name in ("data", "report", "profile", "train", "test")}
+    run_id, data_hash = ingest("sklearn:breast_cancer", TARGET, paths["data"], tracking_uri, PIPELINE_NAME, "plain")
+    validate(
+        paths["data"],
+        TARGET,
+        tracking_uri,
+        DEFAULT_MODEL_NAME,
+        run_id,
+        Thresholds(),
+        paths["report"],
+        paths["profile"],
+    )
+    split(paths["data"], TARGET, 0.2, seed, 1.0, paths["train"], paths["test"], tracking_uri, run_id)
+    device = "cuda" if cuda_available() else "cpu"
+    candidates = [
+        ("sklearn", sklearn_model(seed), None, ()),
+        ("xgboost", xgboost_model(seed, device), for_cpu_inference, ("xgboost",)),
+        ("torch", torch_model(seed, device), None, ("torch",)),
+    ]
+    results = []
+    for name, model, prepare, packages in candidates:
+        model_path = str(work / f"model-{name}")
+        trained = train_candidate(
+            name,
+            model,
+            paths["train"],
+            paths["profile"],
+            TARGET,
+            tracking_uri,
+            run_id,
+            model_path,
+            device,
+            prepare_for_saving=prepare,
+            extra_packages=packages,
+        )
+        scored = evaluate(model_path, paths["test"], TARGET, tracking_uri, trained.to_json())
+        results.append(json.dumps({"candidate": scored["candidate"]}))
+    config = GateConfig(min_roc_auc=0.9, min_accuracy=0.85, margin=0.002)
+    decision = gate(results, paths["test"], TARGET, tracking_uri, DEFAULT_MODEL_NAME, run_id, config)
+    if decision.passed:
+        lineage = {
+            "plinth.data_hash": data_hash,
+            "plinth.git_commit": git_commit(),
+            "plinth.pipeline_version": __version__,
+        }
+        register(json.dumps(asdict(decision)), tracking_uri, DEFAULT_MODEL_NAME, run_id, lineage)
+    return decision.reason
+
+
+def main() -> int:
+    """Train once into $PLINTH_HOME without kfp and print the decision and wall time."""
+    home = plinth_home()
+    home.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="plinth-plain-") as work:
+        reason = run_steps(local_tracking_uri(home), Path(work))
+    print(f"plain run finished in {time.perf_counter() - started:.1f}s: {reason}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

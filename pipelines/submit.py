@@ -1,0 +1,89 @@
+"""Submit the compiled pipeline to Kubeflow: `python -m pipelines.submit --host https://kfp.example.com`.
+
+Uploads the compiled YAML as a pipeline (a new version when the pipeline exists) and starts a run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import requests
+
+from components import __version__
+from pipelines.compile import compiled_path
+from pipelines.run_local import git_commit
+from pipelines.training.pipeline import PIPELINE_NAME
+
+HEALTH_PATH = "/apis/v2beta1/healthz"
+
+
+class SubmitError(RuntimeError):
+    """Submission cannot proceed; the message is the one line the user sees."""
+
+
+def parse_params(pairs: list[str]) -> dict[str, str]:
+    """Turn repeated `--param key=value` flags into pipeline arguments."""
+    params = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise SubmitError(f"--param expects key=value, got {pair!r}")
+        params[key] = value
+    return params
+
+
+def check_host(host: str) -> str:
+    """Return the host without a trailing slash once its KFP API answers."""
+    if not host:
+        raise SubmitError("KFP_HOST is not set: make submit KFP_HOST=https://<your-kubeflow-pipelines-endpoint>")
+    host = host.rstrip("/")
+    try:
+        requests.get(host + HEALTH_PATH, timeout=10).raise_for_status()
+    except requests.RequestException as error:
+        raise SubmitError(f"Kubeflow Pipelines API at {host} is unreachable: {type(error).__name__}") from error
+    return host
+
+
+def submit(host: str, package: Path, experiment: str, params: dict[str, str]) -> str:
+    """Upload `package` and start a run; return the run's id."""
+    import kfp
+
+    client = kfp.Client(host=host)
+    version_name = f"{__version__}-{params.get('git_commit', 'unknown')[:12]}"
+    existing = client.get_pipeline_id(PIPELINE_NAME)
+    if existing:
+        client.upload_pipeline_version(str(package), pipeline_version_name=version_name, pipeline_id=existing)
+    else:
+        client.upload_pipeline(str(package), pipeline_name=PIPELINE_NAME)
+    result = client.create_run_from_pipeline_package(
+        str(package), arguments=params, run_name=f"{PIPELINE_NAME} {version_name}", experiment_name=experiment
+    )
+    return str(result.run_id)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse flags, submit, and print where to watch the run."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--host", default="", help="Kubeflow Pipelines endpoint (KFP_HOST)")
+    parser.add_argument("--variant", choices=["cpu", "gpu"], default="cpu", help="compiled variant")
+    parser.add_argument("--experiment", default=PIPELINE_NAME, help="KFP experiment name")
+    parser.add_argument("--param", action="append", default=[], help="pipeline argument key=value (repeatable)")
+    args = parser.parse_args(argv)
+    try:
+        params = {"git_commit": git_commit(), **parse_params(args.param)}
+        host = check_host(args.host)
+        package = compiled_path(args.variant)
+        if not package.is_file():
+            raise SubmitError(f"{package} not found: run `make compile`")
+        run_id = submit(host, package, args.experiment, params)
+    except SubmitError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(f"submitted {package.name}: run {run_id}\nwatch it at {host}/#/runs/details/{run_id}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
