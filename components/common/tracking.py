@@ -54,12 +54,8 @@ def champion_version(client: MlflowClient, model_name: str) -> str | None:
     """Return the version that alias `champion` points to, or None when there is none yet."""
     if not client.search_registered_models(filter_string=f"name = '{model_name}'"):
         return None
-    try:
-        return str(client.get_model_version_by_alias(model_name, CHAMPION).version)
-    except mlflow.exceptions.MlflowException as error:
-        if error.error_code == "RESOURCE_DOES_NOT_EXIST" or "not found" in str(error).lower():
-            return None
-        raise
+    aliases = client.get_registered_model(model_name).aliases
+    return str(aliases[CHAMPION]) if CHAMPION in aliases else None
 
 
 def mark_failed(client: MlflowClient, run_id: str, step: str, message: str) -> None:

@@ -82,11 +82,7 @@ def parse_parameters(values_text: str) -> list[Parameter]:
             parameters.append(Parameter(".".join(path), default, " ".join(pending)))
             pending = []
     documented = {tuple(parameter.path.split(".")) for parameter in parameters}
-    missing = [
-        ".".join(leaf)
-        for leaf in _leaves(values)
-        if not any(leaf[: len(doc)] == doc for doc in documented)
-    ]
+    missing = [".".join(leaf) for leaf in _leaves(values) if not any(leaf[: len(doc)] == doc for doc in documented)]
     if missing:
         raise ValuesDocError(f"undocumented values (add a '# -- ' comment above each): {', '.join(missing)}")
     return parameters

@@ -55,7 +55,11 @@ async def _reply(send: Send, status: int, error: str, headers: list[tuple[bytes,
         {
             "type": "http.response.start",
             "status": status,
-            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *(headers or [])],
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                *(headers or []),
+            ],
         }
     )
     await send({"type": "http.response.body", "body": body})
@@ -79,6 +83,7 @@ class PredictGuard:
         self.chaos_latency_s = chaos_latency_ms / 1000
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Check and pass on a POST to the guarded route; every other request passes untouched."""
         if scope["type"] != "http" or scope["path"] != self.route or scope["method"] != "POST":
             await self.app(scope, receive, send)
             return

@@ -26,6 +26,10 @@ class ModelLoadError(RuntimeError):
     """The configured model cannot be found, fetched or used; the message says which and why."""
 
 
+# MLflow signature types a strict JSON number can carry (JSON integers are accepted for floats).
+NUMERIC_TYPES = frozenset({"double", "float", "long", "integer"})
+
+
 @dataclass(frozen=True)
 class ModelRef:
     """A registered model version fetched to a local directory, with what the schema needs."""
@@ -34,11 +38,7 @@ class ModelRef:
     version: str
     local_dir: Path
     profile: ReferenceProfile
-
-    @property
-    def feature_names(self) -> list[str]:
-        """Return the features in training order (the order the estimator expects)."""
-        return self.profile.feature_names
+    feature_names: list[str]
 
 
 def _cache_dir(settings: Settings, version: str) -> Path:
@@ -71,6 +71,29 @@ def _download(settings: Settings, version: str) -> Path:
     return target
 
 
+def signature_features(local_dir: Path, profile: ReferenceProfile) -> list[str]:
+    """Return the input names of the model signature, checked against the reference profile.
+
+    The request schema is generated from these names; the profile supplies each feature's ranges.
+
+    Raises:
+        ValueError: no signature, a non-numeric input, or names that differ from the profile's.
+    """
+    from mlflow.models import Model
+
+    signature = Model.load(str(local_dir / "MLmodel")).signature
+    if signature is None or signature.inputs is None:
+        raise ValueError("the model has no input signature")
+    names = [str(name) for name in signature.inputs.input_names()]
+    types = [getattr(kind, "name", str(kind)) for kind in signature.inputs.input_types()]
+    odd = [f"{name}: {kind}" for name, kind in zip(names, types, strict=True) if kind not in NUMERIC_TYPES]
+    if odd:
+        raise ValueError(f"serving takes numeric features only; the signature has {odd}")
+    if names != profile.feature_names:
+        raise ValueError("the signature's inputs differ from the reference profile's features")
+    return names
+
+
 def fetch(settings: Settings) -> ModelRef:
     """Resolve the alias (or pinned version) in the registry and fetch that version's files.
 
@@ -89,12 +112,11 @@ def fetch(settings: Settings) -> ModelRef:
             version = str(client.get_model_version_by_alias(settings.model_name, settings.model_alias).version)
         local_dir = _download(settings, version)
         profile = load_profile(local_dir)
+        features = signature_features(local_dir, profile)
     except (MlflowException, OSError, ValueError, KeyError) as error:
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ModelLoadError(
-            f"cannot load {settings.model_selector} from {settings.tracking_uri}: {reason}"
-        ) from error
-    return ModelRef(name=settings.model_name, version=version, local_dir=local_dir, profile=profile)
+        raise ModelLoadError(f"cannot load {settings.model_selector} from {settings.tracking_uri}: {reason}") from error
+    return ModelRef(settings.model_name, version, local_dir, profile, features)
 
 
 class Predictor:

@@ -10,11 +10,21 @@ from __future__ import annotations
 from operator import attrgetter
 from typing import TYPE_CHECKING, Annotated, Any
 
+from bentoml.validators import ContentType
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model, model_validator
 
-from components.common.profile import ReferenceProfile
+from components.common.profile import FeatureProfile, ReferenceProfile
 
-FeatureValue = Annotated[float, Field(strict=True, allow_inf_nan=False)]
+# A value this many reference spans beyond the training [min, max] is implausible, and large enough to
+# overflow a scaler: it is rejected. Merely unusual values pass and are counted as out of range.
+PLAUSIBLE_SPANS = 1000.0
+
+
+def _feature_field(stats: FeatureProfile) -> Any:
+    """Return the strict, finite, bounded float type of one feature."""
+    span = max(stats.maximum - stats.minimum, abs(stats.mean), 1.0) * PLAUSIBLE_SPANS
+    bounds = Field(strict=True, allow_inf_nan=False, ge=stats.minimum - span, le=stats.maximum + span)
+    return Annotated[float, bounds]
 
 
 class Prediction(BaseModel):
@@ -38,16 +48,23 @@ def _wrap_predictions(value: Any) -> Any:
     """Turn the per-request slice of a batch (a list of predictions) into the response object."""
     if isinstance(value, list) and value:
         first = value[0]
-        return {"model_name": first["model_name"], "model_version": first["model_version"], "predictions": value}
+        return {
+            "model_name": first["model_name"],
+            "model_version": first["model_version"],
+            "predictions": value,
+        }
     return value
 
 
 # The batched API returns each request's slice of the batch as a list of predictions; BentoML validates
-# that list against this annotation, which wraps it into the response object (and documents it).
+# that list against this annotation, which wraps it into the response object (and documents it). The
+# explicit content type spares BentoML from regenerating the JSON schema on every response.
 if TYPE_CHECKING:
     PredictResponseBody = list[dict[str, Any]]
 else:
-    PredictResponseBody = Annotated[PredictResponse, BeforeValidator(_wrap_predictions)]
+    PredictResponseBody = Annotated[
+        PredictResponse, BeforeValidator(_wrap_predictions), ContentType("application/json")
+    ]
 
 
 def _columnar_to_records(data: Any, feature_names: list[str]) -> Any:
@@ -80,12 +97,15 @@ def _columnar_to_records(data: Any, feature_names: list[str]) -> Any:
     return records
 
 
-def request_model(feature_names: list[str], max_instances: int) -> type[BaseModel]:
-    """Build the request model for these features: records, or columnar converted to records."""
+def request_model(feature_names: list[str], profile: ReferenceProfile, max_instances: int) -> type[BaseModel]:
+    """Build the request model from the signature's features (records, or columnar turned into records).
+
+    Each feature's plausible range comes from the reference profile saved with the model.
+    """
     record = create_model(  # type: ignore[call-overload]
         "Instance",
         __config__=ConfigDict(extra="forbid"),
-        **{name: (FeatureValue, ...) for name in feature_names},
+        **{name: (_feature_field(profile.features[name]), ...) for name in feature_names},
     )
     columnar = {
         "columns": {"type": "array", "items": {"type": "string", "enum": feature_names}, "uniqueItems": True},

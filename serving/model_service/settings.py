@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 from components.common.state import local_tracking_uri
 
@@ -16,6 +17,7 @@ ENV_MODEL_NAME = "PLINTH_MODEL_NAME"
 ENV_MODEL_ALIAS = "PLINTH_MODEL_ALIAS"
 ENV_MODEL_VERSION = "PLINTH_MODEL_VERSION"
 ENV_TRACKING_URI = "MLFLOW_TRACKING_URI"
+ENV_PORT = "PORT"
 ENV_WORKERS = "PLINTH_WORKERS"
 ENV_MAX_BODY_BYTES = "PLINTH_MAX_BODY_BYTES"
 ENV_MAX_INSTANCES = "PLINTH_MAX_INSTANCES"
@@ -28,6 +30,20 @@ ENV_CHAOS_LATENCY_MS = "PLINTH_CHAOS_LATENCY_MS"
 
 DEFAULT_MODEL_NAME = "plinth-classifier"
 DEFAULT_MODEL_ALIAS = "champion"
+DEFAULT_PORT = 3000
+CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
+
+
+def available_cpus() -> int:
+    """Return the CPUs this process may use: its affinity, capped by a cgroup v2 quota (a pod's limit)."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    try:
+        quota, period = CGROUP_CPU_MAX.read_text().split()[:2]
+    except (OSError, ValueError):
+        return cpus
+    if quota == "max":
+        return cpus
+    return max(1, min(cpus, int(float(quota) / float(period))))
 
 
 class SettingsError(ValueError):
@@ -75,13 +91,12 @@ class Settings:
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         """Read and validate the settings from `env` (default: the process environment)."""
         env = os.environ if env is None else env
-        cpu_count = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
         return cls(
             model_name=env.get(ENV_MODEL_NAME) or DEFAULT_MODEL_NAME,
             model_alias=env.get(ENV_MODEL_ALIAS) or DEFAULT_MODEL_ALIAS,
             model_version=env.get(ENV_MODEL_VERSION) or None,
             tracking_uri=env.get(ENV_TRACKING_URI) or local_tracking_uri(),
-            workers=int(_number(env, ENV_WORKERS, cpu_count, 1, 64)),
+            workers=int(_number(env, ENV_WORKERS, available_cpus(), 1, 64)),
             max_body_bytes=int(_number(env, ENV_MAX_BODY_BYTES, cls.max_body_bytes, 1024, 2**30)),
             max_instances=int(_number(env, ENV_MAX_INSTANCES, cls.max_instances, 1, 100_000)),
             drift_window=int(_number(env, ENV_DRIFT_WINDOW, cls.drift_window, 10, 1_000_000)),

@@ -1,4 +1,4 @@
-"""Shared helpers of the Kubernetes-artifact tests: find the real tools, render the chart, validate objects."""
+"""Helpers of the Kubernetes-artifact tests: find the real tools, render the chart, validate objects."""
 
 from __future__ import annotations
 
@@ -23,9 +23,12 @@ LOCAL_BIN = ROOT / ".tools" / "bin"
 KUBERNETES_VERSION = "1.33.0"
 NAMESPACE = "plinth"
 CRD_SCHEMAS = {
-    ("gateway.networking.k8s.io/v1", "HTTPRoute"): "httproute-gateway.networking.k8s.io-v1-gateway-api-v1.2.1.json",
+    (
+        "gateway.networking.k8s.io/v1",
+        "HTTPRoute",
+    ): "httproute-gateway.networking.k8s.io-v1-gateway-api-v1.2.1.json",
     ("monitoring.coreos.com/v1", "ServiceMonitor"): (
-        "servicemonitor-monitoring.coreos.com-v1-prometheus-operator-v0.82.2.json"
+        "servicemonitor-monitoring.coreos.com-v1-prometheus-operator-v0.84.1.json"
     ),
     ("monitoring.coreos.com/v1", "PrometheusRule"): (
         "prometheusrule-monitoring.coreos.com-v1-prometheus-operator-v0.82.2.json"
@@ -37,29 +40,49 @@ VALUE_SETS: dict[str, list[str]] = {
     "default": [],
     "canary-off": ["--set", "canary.enabled=false"],
     "crds-off": [
-        "--set", "httpRoute.enabled=false",
-        "--set", "serviceMonitor.enabled=false",
-        "--set", "prometheusRule.enabled=false",
+        "--set",
+        "httpRoute.enabled=false",
+        "--set",
+        "serviceMonitor.enabled=false",
+        "--set",
+        "prometheusRule.enabled=false",
     ],
     "node-pools": [
-        "--set", "nodeSelector.plinth\\.dev/pool=serving",
-        "--set", "tolerations[0].key=plinth.dev/pool",
-        "--set", "tolerations[0].operator=Equal",
-        "--set", "tolerations[0].value=serving",
-        "--set", "tolerations[0].effect=NoSchedule",
-        "--set", "topologySpreadConstraints[0].maxSkew=1",
-        "--set", "topologySpreadConstraints[0].topologyKey=topology.kubernetes.io/zone",
-        "--set", "topologySpreadConstraints[0].whenUnsatisfiable=DoNotSchedule",
-        "--set", "autoscaling.enabled=true",
+        "--set",
+        "nodeSelector.plinth\\.dev/pool=serving",
+        "--set",
+        "tolerations[0].key=plinth.dev/pool",
+        "--set",
+        "tolerations[0].operator=Equal",
+        "--set",
+        "tolerations[0].value=serving",
+        "--set",
+        "tolerations[0].effect=NoSchedule",
+        "--set",
+        "topologySpreadConstraints[0].maxSkew=1",
+        "--set",
+        "topologySpreadConstraints[0].topologyKey=topology.kubernetes.io/zone",
+        "--set",
+        "topologySpreadConstraints[0].whenUnsatisfiable=DoNotSchedule",
+        "--set",
+        "autoscaling.enabled=true",
     ],
+    "e2e": ["--values", str(Path(__file__).resolve().parent / "e2e" / "values-e2e.yaml")],
     "secrets-and-pins": [
-        "--set", "mlflow.uriSecret.name=mlflow-uri",
-        "--set", "mlflow.credentialsSecret.name=mlflow-credentials",
-        "--set", "model.stable.version=3",
-        "--set", "model.canary.version=4",
-        "--set", "canary.replicas=2",
-        "--set", "httpRoute.weights.stable=90",
-        "--set", "httpRoute.weights.canary=10",
+        "--set",
+        "mlflow.uriSecret.name=mlflow-uri",
+        "--set",
+        "mlflow.credentialsSecret.name=mlflow-credentials",
+        "--set",
+        "model.stable.version=3",
+        "--set",
+        "model.canary.version=4",
+        "--set",
+        "canary.replicas=2",
+        "--set",
+        "httpRoute.weights.stable=90",
+        "--set",
+        "httpRoute.weights.canary=10",
     ],
 }
 
@@ -108,10 +131,10 @@ def crd_schema(file_name: str) -> dict[str, Any]:
 
 
 def validate_object(obj: dict[str, Any]) -> None:
-    """Validate one object against its vendored CRD schema or the Kubernetes OpenAPI schema; unknown kinds fail."""
+    """Validate one object against its vendored CRD schema or the Kubernetes OpenAPI; unknown kinds fail."""
     key = (obj.get("apiVersion"), obj.get("kind"))
     if key in CRD_SCHEMAS:
-        jsonschema.validate(obj, crd_schema(CRD_SCHEMAS[key]))  # type: ignore[index]
+        jsonschema.validate(obj, crd_schema(CRD_SCHEMAS[key]))
         return
     kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
 
@@ -139,3 +162,52 @@ def pod_specs(objects: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]
 
 def env_of(container: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {entry["name"]: entry for entry in container.get("env", [])}
+
+
+# Volume types the "restricted" profile allows.
+RESTRICTED_VOLUMES = {
+    "configMap",
+    "csi",
+    "downwardAPI",
+    "emptyDir",
+    "ephemeral",
+    "persistentVolumeClaim",
+    "projected",
+    "secret",
+}
+
+
+def restricted_violations(name: str, spec: dict[str, Any]) -> list[str]:
+    """Return what in one pod spec breaks the "restricted" Pod Security Standard (empty when it complies)."""
+    problems = []
+    pod_context = spec.get("securityContext", {})
+    for volume in spec.get("volumes", []):
+        kinds = set(volume) - {"name"}
+        if not kinds <= RESTRICTED_VOLUMES:
+            problems.append(f"{name}: volume {volume['name']} of type {kinds - RESTRICTED_VOLUMES}")
+    for flag in ("hostNetwork", "hostPID", "hostIPC"):
+        if spec.get(flag):
+            problems.append(f"{name}: {flag}")
+    for container in spec.get("initContainers", []) + spec["containers"]:
+        where = f"{name}/{container['name']}"
+        context = container.get("securityContext", {})
+        merged = {**pod_context, **context}
+        if context.get("allowPrivilegeEscalation") is not False:
+            problems.append(f"{where}: allowPrivilegeEscalation is not false")
+        if merged.get("runAsNonRoot") is not True:
+            problems.append(f"{where}: runAsNonRoot is not true")
+        if merged.get("runAsUser") == 0:
+            problems.append(f"{where}: runAsUser 0")
+        if context.get("privileged"):
+            problems.append(f"{where}: privileged")
+        if merged.get("seccompProfile", {}).get("type") not in {"RuntimeDefault", "Localhost"}:
+            problems.append(f"{where}: seccompProfile is not RuntimeDefault or Localhost")
+        capabilities = context.get("capabilities", {})
+        if "ALL" not in capabilities.get("drop", []):
+            problems.append(f"{where}: capabilities do not drop ALL")
+        if set(capabilities.get("add", [])) - {"NET_BIND_SERVICE"}:
+            problems.append(f"{where}: adds capabilities {capabilities['add']}")
+        for port in container.get("ports", []):
+            if "hostPort" in port:
+                problems.append(f"{where}: hostPort")
+    return problems

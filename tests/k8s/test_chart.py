@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 
 import pytest
 import yaml
-from kubernetes_validate.utils import SchemaNotFoundError
 from k8s_tooling import (
     CHART,
     CRD_SCHEMAS,
@@ -21,6 +21,7 @@ from k8s_tooling import (
     tool,
     validate_object,
 )
+from kubernetes_validate.utils import SchemaNotFoundError
 
 CRD_KINDS = {kind for _, kind in CRD_SCHEMAS}
 
@@ -57,8 +58,18 @@ def test_validation_rejects_a_broken_object_and_an_unknown_kind() -> None:
 
 def test_default_renders_the_whole_stack() -> None:
     assert sorted(set(kinds(render("default")))) == [
-        "ConfigMap", "Deployment", "HTTPRoute", "NetworkPolicy", "Pod", "PodDisruptionBudget",
-        "PrometheusRule", "Role", "RoleBinding", "Service", "ServiceAccount", "ServiceMonitor",
+        "ConfigMap",
+        "Deployment",
+        "HTTPRoute",
+        "NetworkPolicy",
+        "Pod",
+        "PodDisruptionBudget",
+        "PrometheusRule",
+        "Role",
+        "RoleBinding",
+        "Service",
+        "ServiceAccount",
+        "ServiceMonitor",
     ]
 
 
@@ -103,13 +114,22 @@ def test_bad_values_are_refused(args: list[str], message: str) -> None:
 
 def test_model_pins_and_mlflow_secrets_reach_the_containers() -> None:
     objects = render("secrets-and-pins")
-    stable = env_of(named(objects, "Deployment", "release-plinth-serving-stable")["spec"]["template"]["spec"]["containers"][0])
-    canary = env_of(named(objects, "Deployment", "release-plinth-serving-canary")["spec"]["template"]["spec"]["containers"][0])
+    stable = env_of(
+        named(objects, "Deployment", "release-plinth-serving-stable")["spec"]["template"]["spec"]["containers"][0]
+    )
+    canary = env_of(
+        named(objects, "Deployment", "release-plinth-serving-canary")["spec"]["template"]["spec"]["containers"][0]
+    )
     assert stable["PLINTH_MODEL_NAME"]["value"] == "plinth-classifier"
     assert stable["PLINTH_MODEL_ALIAS"]["value"] == "champion"
     assert stable["PLINTH_MODEL_VERSION"]["value"] == "3"
     assert canary["PLINTH_MODEL_VERSION"]["value"] == "4"
     assert stable["MLFLOW_TRACKING_URI"]["valueFrom"]["secretKeyRef"] == {"name": "mlflow-uri", "key": "uri"}
+    command = named(objects, "Deployment", "release-plinth-serving-rollout")["spec"]["template"]["spec"]["containers"][
+        0
+    ]["command"]
+    assert command[command.index("--canary-version") + 1] == "4"
+    assert command[command.index("--stable-version") + 1] == "3"
     for name in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
         assert "value" not in canary[name]
         assert canary[name]["valueFrom"]["secretKeyRef"]["name"] == "mlflow-credentials"
@@ -150,6 +170,12 @@ def test_controller_role_allows_exactly_what_it_patches() -> None:
             "resourceNames": ["release-plinth-serving-stable", "release-plinth-serving-canary"],
             "verbs": ["get", "patch"],
         },
+        {
+            "apiGroups": ["apps"],
+            "resources": ["deployments/status"],
+            "resourceNames": ["release-plinth-serving-stable", "release-plinth-serving-canary"],
+            "verbs": ["get"],
+        },
         {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]},
     ]
     binding = named(render("default"), "RoleBinding", "release-plinth-serving-rollout")
@@ -174,13 +200,20 @@ def test_controller_runs_the_contract_command_with_the_analysis_spec() -> None:
         "--canary-deployment": "release-plinth-serving-canary",
         "--prometheus-url": "http://prometheus-operated.monitoring.svc:9090",
         "--model-name": "plinth-classifier",
+        "--stable-deployment": "release-plinth-serving-stable",
+        "--environment": "$(PLINTH_ENVIRONMENT)",
+        "--metrics-port": "9100",
     }
+    assert env_of(pod["containers"][0])["PLINTH_ENVIRONMENT"]["value"] == "staging"
     assert pod["serviceAccountName"] == "release-plinth-serving-rollout"
     config = named(objects, "ConfigMap", "release-plinth-serving-rollout")
     analysis = yaml.safe_load(config["data"]["analysis.yaml"])
     assert analysis["steps"] == [10, 25, 50, 100]
     assert [check["name"] for check in analysis["checks"]] == [
-        "success-rate", "latency-p99", "prediction-divergence", "input-drift",
+        "success-rate",
+        "latency-p99",
+        "prediction-divergence",
+        "input-drift",
     ]
 
 
@@ -188,8 +221,11 @@ def test_servicemonitor_turns_the_track_pod_label_into_a_metric_label() -> None:
     monitor = named(render("default"), "ServiceMonitor", "release-plinth-serving")
     serving, controller = monitor["spec"]["endpoints"]
     assert serving["port"] == "http"
-    assert {"sourceLabels": ["__meta_kubernetes_pod_label_plinth_dev_track"], "targetLabel": "track",
-            "action": "replace"} in serving["relabelings"]
+    assert {
+        "sourceLabels": ["__meta_kubernetes_pod_label_plinth_dev_track"],
+        "targetLabel": "track",
+        "action": "replace",
+    } in serving["relabelings"]
     assert controller["port"] == "metrics"
 
 
@@ -197,14 +233,22 @@ def test_prometheus_rules_cover_the_alerts_and_pass_promtool(tmp_path) -> None:
     rule = named(render("default"), "PrometheusRule", "release-plinth-serving")
     alerts = [entry["alert"] for group in rule["spec"]["groups"] for entry in group["rules"]]
     assert alerts == [
-        "PlinthHighErrorRate", "PlinthHighLatencyP99", "PlinthPredictionDivergence", "PlinthInputDrift",
+        "PlinthHighErrorRate",
+        "PlinthHighLatencyP99",
+        "PlinthPredictionDivergence",
+        "PlinthInputDrift",
         "PlinthRolloutFailed",
     ]
     exprs = " ".join(entry["expr"] for group in rule["spec"]["groups"] for entry in group["rules"])
-    for metric in ("bentoml_service_request_total", "bentoml_service_request_duration_seconds_bucket",
-                   "plinth_prediction_probability_sum", "plinth_input_drift_psi", "plinth_rollout_decisions_total"):
+    for metric in (
+        "bentoml_service_request_total",
+        "bentoml_service_request_duration_seconds_bucket",
+        "plinth_prediction_probability_sum",
+        "plinth_input_drift_psi",
+        "plinth_rollout_decisions_total",
+    ):
         assert metric in exprs
-    promtool = __import__("shutil").which("promtool")
+    promtool = shutil.which("promtool")
     if promtool is None:
         pytest.skip("promtool not installed (Debian package `prometheus`): PromQL syntax not checked")
     rules_file = tmp_path / "rules.yaml"

@@ -1,50 +1,9 @@
-"""Our own checks over every rendered pod template: Pod Security Standard "restricted", probes, resources, PDBs."""
+"""Our checks over every rendered pod template: Pod Security Standard "restricted", probes, PDBs."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
-from k8s_tooling import VALUE_SETS, named, pod_specs, render
-
-# Volume types the "restricted" profile allows.
-RESTRICTED_VOLUMES = {"configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "persistentVolumeClaim", "projected", "secret"}
-
-
-def restricted_violations(name: str, spec: dict[str, Any]) -> list[str]:
-    """Return what in one pod spec breaks the "restricted" Pod Security Standard (empty when it complies)."""
-    problems = []
-    pod_context = spec.get("securityContext", {})
-    for volume in spec.get("volumes", []):
-        kinds = set(volume) - {"name"}
-        if not kinds <= RESTRICTED_VOLUMES:
-            problems.append(f"{name}: volume {volume['name']} of type {kinds - RESTRICTED_VOLUMES}")
-    for flag in ("hostNetwork", "hostPID", "hostIPC"):
-        if spec.get(flag):
-            problems.append(f"{name}: {flag}")
-    for container in spec.get("initContainers", []) + spec["containers"]:
-        where = f"{name}/{container['name']}"
-        context = container.get("securityContext", {})
-        merged = {**pod_context, **context}
-        if context.get("allowPrivilegeEscalation") is not False:
-            problems.append(f"{where}: allowPrivilegeEscalation is not false")
-        if merged.get("runAsNonRoot") is not True:
-            problems.append(f"{where}: runAsNonRoot is not true")
-        if merged.get("runAsUser", None) == 0:
-            problems.append(f"{where}: runAsUser 0")
-        if context.get("privileged"):
-            problems.append(f"{where}: privileged")
-        if merged.get("seccompProfile", {}).get("type") not in {"RuntimeDefault", "Localhost"}:
-            problems.append(f"{where}: seccompProfile is not RuntimeDefault or Localhost")
-        capabilities = context.get("capabilities", {})
-        if "ALL" not in capabilities.get("drop", []):
-            problems.append(f"{where}: capabilities do not drop ALL")
-        if set(capabilities.get("add", [])) - {"NET_BIND_SERVICE"}:
-            problems.append(f"{where}: adds capabilities {capabilities['add']}")
-        for port in container.get("ports", []):
-            if "hostPort" in port:
-                problems.append(f"{where}: hostPort")
-    return problems
+from k8s_tooling import VALUE_SETS, named, pod_specs, render, restricted_violations
 
 
 def test_the_checker_catches_a_violating_pod() -> None:
@@ -100,9 +59,21 @@ def _selects(selector: dict[str, str], labels: dict[str, str]) -> bool:
 
 @pytest.mark.parametrize("value_set", sorted(VALUE_SETS))
 def test_each_replicated_deployment_has_a_pdb_that_allows_a_disruption(value_set: str) -> None:
-    objects = render(value_set)
-    hpa_min = {obj["spec"]["scaleTargetRef"]["name"]: obj["spec"]["minReplicas"]
-               for obj in objects if obj["kind"] == "HorizontalPodAutoscaler"}
+    assert_replicated_deployments_have_pdbs(render(value_set))
+
+
+def test_the_pdb_check_is_not_vacuous() -> None:
+    assert assert_replicated_deployments_have_pdbs(render("default")) == 1  # the stable track, 2 pods
+    assert assert_replicated_deployments_have_pdbs(render("secrets-and-pins")) == 2  # canary.replicas=2 too
+
+
+def assert_replicated_deployments_have_pdbs(objects: list[dict]) -> int:
+    """Assert every Deployment with more than one pod has one PDB allowing a disruption; return how many."""
+    hpa_min = {
+        obj["spec"]["scaleTargetRef"]["name"]: obj["spec"]["minReplicas"]
+        for obj in objects
+        if obj["kind"] == "HorizontalPodAutoscaler"
+    }
     budgets = [obj for obj in objects if obj["kind"] == "PodDisruptionBudget"]
     replicated = 0
     for deployment in (obj for obj in objects if obj["kind"] == "Deployment"):
@@ -119,4 +90,4 @@ def test_each_replicated_deployment_has_a_pdb_that_allows_a_disruption(value_set
             assert 1 <= spec["maxUnavailable"] < replicas, name
         else:
             assert spec["minAvailable"] <= replicas - 1, name
-    assert replicated >= 1
+    return replicated

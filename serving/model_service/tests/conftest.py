@@ -2,72 +2,48 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import os
+import signal
+import socket
+import subprocess
 import sys
+import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
-import mlflow
-import pandas as pd
+import httpx
 import pytest
-from mlflow import MlflowClient
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import StandardScaler
 from starlette.testclient import TestClient
 
-from components.common import modeling, profile, tracking
-from components.ingest.core import load_source
+from serving.bench.demo_model import RegisteredModel, register_logistic_regression
 from serving.model_service import settings
 
 MODEL_NAME = "plinth-test-classifier"
 
 
-@dataclass(frozen=True)
-class Registered:
-    tracking_uri: str
-    name: str
-    version: str
-    model: modeling.Classifier
-    features: pd.DataFrame
-
-    def env(self, **extra: str) -> dict[str, str]:
-        return {
-            settings.ENV_TRACKING_URI: self.tracking_uri,
-            settings.ENV_MODEL_NAME: self.name,
-            settings.ENV_MODEL_ALIAS: "champion",
-            **extra,
-        }
-
-
-def register_champion(tracking_uri: str, name: str) -> Registered:
-    """Train, log and register a logistic regression exactly like the training pipeline does."""
-    frame = load_source("sklearn:breast_cancer")
-    features, labels = modeling.split_features(frame, "target")
-    model = Pipeline([("scale", StandardScaler()), ("classify", LogisticRegression(max_iter=1000))])
-    model.fit(features, labels)
-    client = tracking.connect(tracking_uri)
-    experiment_id = tracking.ensure_experiment(client, "serving-tests", tracking_uri)
-    with mlflow.start_run(experiment_id=experiment_id):
-        model_uri = modeling.log_model(model, features, profile.build_profile(frame, "target"), "sklearn")
-    version = mlflow.register_model(model_uri, name)
-    MlflowClient(tracking_uri=tracking_uri).set_registered_model_alias(name, "champion", version.version)
-    return Registered(tracking_uri, name, str(version.version), model, features)
+def env_for(model: RegisteredModel, **extra: str) -> dict[str, str]:
+    return {
+        settings.ENV_TRACKING_URI: model.tracking_uri,
+        settings.ENV_MODEL_NAME: model.name,
+        settings.ENV_MODEL_ALIAS: "champion",
+        **extra,
+    }
 
 
 @pytest.fixture(scope="session")
-def registered(tmp_path_factory: pytest.TempPathFactory) -> Registered:
+def registered(tmp_path_factory: pytest.TempPathFactory) -> RegisteredModel:
     home = tmp_path_factory.mktemp("mlflow")
-    return register_champion(f"sqlite:///{home / 'mlflow.db'}", MODEL_NAME)
+    return register_logistic_regression(f"sqlite:///{home / 'mlflow.db'}", MODEL_NAME, "serving-tests")
 
 
 @pytest.fixture(scope="session")
-def service_module(registered: Registered) -> Iterator[ModuleType]:
+def service_module(registered: RegisteredModel) -> Iterator[ModuleType]:
     """Import service.py with the environment pointing at the test registry (it resolves at import)."""
     with pytest.MonkeyPatch.context() as patch:
-        for key, value in registered.env().items():
+        for key, value in env_for(registered).items():
             patch.setenv(key, value)
         patch.setenv(settings.ENV_WORKERS, "1")
         sys.modules.pop("serving.model_service.service", None)
@@ -85,3 +61,86 @@ def client(service_module: ModuleType) -> Iterator[TestClient]:
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return Path(__file__).resolve().parents[3]
+
+
+def serve_command(port: int) -> list[str]:
+    return [
+        *(sys.executable, "-m", "bentoml", "serve", "serving.model_service.service:ModelService"),
+        *("--host", "127.0.0.1", "--port", str(port)),
+    ]
+
+
+def server_env(home: Path, env: dict[str, str]) -> dict[str, str]:
+    """One worker, and a private BentoML home: its metrics directory is wiped by every server start."""
+    return {**os.environ, "BENTOML_HOME": str(home / "bentoml"), settings.ENV_WORKERS: "1", **env}
+
+
+class Server:
+    """A real `bentoml serve` process on 127.0.0.1, with its own BentoML home (metrics files)."""
+
+    def __init__(self, env: dict[str, str], home: Path, port: int) -> None:
+        self.url = f"http://127.0.0.1:{port}"
+        self.log = (home / "server.log").open("w")
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "bentoml",
+                "serve",
+                "serving.model_service.service:ModelService",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+            ],
+            env={**os.environ, "BENTOML_HOME": str(home / "bentoml"), settings.ENV_WORKERS: "1", **env},
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            cwd=Path(__file__).resolve().parents[3],
+            start_new_session=True,
+        )
+
+    def wait_ready(self, timeout: float = 90.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited with {self.process.returncode}; see {self.log.name}")
+            try:
+                if httpx.get(f"{self.url}/readyz", timeout=1.0).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise TimeoutError(f"server not ready after {timeout} s; see {self.log.name}")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        self.log.close()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextlib.contextmanager
+def running_server(env: dict[str, str], home: Path) -> Iterator[Server]:
+    server = Server(env, home, free_port())
+    try:
+        server.wait_ready()
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def server(registered: RegisteredModel, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    with running_server(env_for(registered), tmp_path_factory.mktemp("server")) as live:
+        yield live

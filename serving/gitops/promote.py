@@ -1,0 +1,176 @@
+"""Promote a model version from one environment overlay to the next, through Git.
+
+`python -m serving.gitops.promote --from staging --to prod [--apply]` (also `make promote FROM=… TO=…`):
+
+1. refuses unless the working tree is clean and the version pinned in the source overlay finished its
+   rollout there (`plinth.rollout.<from>.status = promoted` on the MLflow model version);
+2. rewrites only the target overlay's pin (temp file + rename), checks that `kubectl kustomize` still renders
+   it with the new version (restoring the old pin when it does not), and commits that one file with a message
+   naming the versions and the evidence;
+3. shows `kubectl diff -k` of the target overlay and, with `--apply`, runs `kubectl apply -k`. Without
+   `--apply` a GitOps agent (Argo CD, Flux) watching the repository applies the commit.
+
+Exit status: 0 promoted (or nothing to do), 1 refused or failed, 2 bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from mlflow import MlflowClient
+
+from serving.gitops import overlay
+from serving.gitops.evidence import EvidenceError, RolloutEvidence, successful_rollout
+from serving.gitops.tools import ToolMissingError, find_tool
+
+REFUSED = 1
+BAD_INPUT = 2
+
+
+class PromotionError(RuntimeError):
+    """The promotion was refused or failed; `code` is the exit status."""
+
+    def __init__(self, message: str, code: int = REFUSED) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def git(repo: Path, *args: str) -> str:
+    """Run git in `repo` and return its output; a failure becomes a PromotionError."""
+    result = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise PromotionError(f"git {' '.join(args)} failed: {result.stderr.strip()}")
+    return result.stdout
+
+
+def check_input(repo: Path, source: str, target: str) -> None:
+    """Raise a BAD_INPUT PromotionError naming what to fix in the arguments."""
+    if source == target:
+        raise PromotionError(f"--from and --to are both {source!r}: name two different environments", BAD_INPUT)
+    known = overlay.known_environments(repo)
+    for environment in (source, target):
+        if environment not in known:
+            where = overlay.overlay_dir(repo, environment) / overlay.PIN_FILE
+            raise PromotionError(
+                f"unknown environment {environment!r}: no {where} (known: {', '.join(known) or 'none'})",
+                BAD_INPUT,
+            )
+
+
+def check_clean(repo: Path) -> None:
+    """Refuse a tree with uncommitted changes: the promotion commit must hold the pin and nothing else."""
+    changed = git(repo, "status", "--porcelain").splitlines()
+    if changed:
+        raise PromotionError(
+            f"working tree of {repo} is not clean ({len(changed)} changed paths): commit or stash first"
+        )
+
+
+def commit_message(evidence: RolloutEvidence, source: str, target: str, previous: str) -> str:
+    """Return the commit message: the move as subject, the versions and the registry evidence as body."""
+    return (
+        f"promote {evidence.model_name} v{evidence.version} {source} -> {target}\n\n"
+        f"{target}: v{previous} -> v{evidence.version} (manifests/overlays/{target}/{overlay.PIN_FILE})\n"
+        f"Evidence: {evidence.describe()}\n"
+    )
+
+
+def move_pin(kubectl: str, repo: Path, target: str, version: str) -> Path:
+    """Rewrite the target pin and prove it renders; put the old pin back when it does not."""
+    pin_path = overlay.overlay_dir(repo, target) / overlay.PIN_FILE
+    original = pin_path.read_text()
+    overlay.write_atomically(pin_path, overlay.rewrite_pin(original, version))
+    try:
+        rendered = overlay.rendered_pin(overlay.render(kubectl, pin_path.parent))
+        if rendered.version != version:
+            raise overlay.OverlayError(f"{target} renders version {rendered.version} after the rewrite, not {version}")
+    except overlay.OverlayError:
+        overlay.write_atomically(pin_path, original)
+        raise
+    return pin_path
+
+
+def kubectl_k(kubectl: str, verb: str, directory: Path) -> subprocess.CompletedProcess[str]:
+    """Run `kubectl <verb> -k <directory>` and return the finished process."""
+    return subprocess.run([kubectl, verb, "-k", str(directory)], capture_output=True, text=True, check=False)
+
+
+def show_diff_and_apply(kubectl: str, directory: Path, apply: bool) -> None:
+    """Show what the cluster would change and apply it when asked; a missing cluster is reported."""
+    diff = kubectl_k(kubectl, "diff", directory)
+    # kubectl diff: 0 = no changes, 1 = changes shown, anything else = it could not compare (no cluster, …).
+    if diff.returncode in (0, 1):
+        print(diff.stdout or "kubectl diff: the cluster already matches")
+    else:
+        detail = (diff.stderr.strip().splitlines() or ["no output"])[-1]
+        print(
+            f"kubectl diff: no cluster reachable ({detail}); the commit stands, Argo CD / Flux or "
+            f"`kubectl apply -k {directory}` will roll it out"
+        )
+        if apply:
+            raise PromotionError(f"--apply needs a reachable cluster: {detail}")
+        return
+    if apply:
+        result = kubectl_k(kubectl, "apply", directory)
+        if result.returncode != 0:
+            raise PromotionError(f"kubectl apply -k {directory} failed (the commit stands): {result.stderr.strip()}")
+        print(result.stdout.strip())
+
+
+def promote(repo: Path, source: str, target: str, tracking_uri: str | None, apply: bool) -> str:
+    """Run the whole promotion and return a one-line summary; raise PromotionError when refused."""
+    check_input(repo, source, target)
+    if not tracking_uri:
+        raise PromotionError(
+            "no registry to read the rollout evidence from: give --tracking-uri or set MLFLOW_TRACKING_URI",
+            BAD_INPUT,
+        )
+    check_clean(repo)
+    kubectl = find_tool("kubectl")
+    pin = overlay.rendered_pin(overlay.render(kubectl, overlay.overlay_dir(repo, source)))
+    previous = overlay.rendered_pin(overlay.render(kubectl, overlay.overlay_dir(repo, target)))
+    if previous == pin:
+        return f"{target} already serves {pin.model_name} v{pin.version}: nothing to promote"
+    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    evidence = successful_rollout(client, pin.model_name, pin.version, source)
+    pin_path = move_pin(kubectl, repo, target, pin.version)
+    git(repo, "add", "--", str(pin_path.relative_to(repo)))
+    git(repo, "commit", "--quiet", "-m", commit_message(evidence, source, target, previous.version))
+    show_diff_and_apply(kubectl, pin_path.parent, apply)
+    return f"promoted {pin.model_name} v{pin.version} {source} -> {target} ({evidence.describe()})"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse the command line, promote, and return the exit status (0, 1 refused, 2 bad input)."""
+    parser = argparse.ArgumentParser(
+        prog="python -m serving.gitops.promote",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--from", dest="source", required=True, help="environment the version comes from")
+    parser.add_argument("--to", dest="target", required=True, help="environment whose pin moves")
+    parser.add_argument("--apply", action="store_true", help="run `kubectl apply -k` on the target overlay")
+    parser.add_argument("--repo", type=Path, default=Path.cwd(), help="the GitOps repository (default: here)")
+    parser.add_argument(
+        "--tracking-uri",
+        default=os.environ.get("MLFLOW_TRACKING_URI"),
+        help="MLflow registry with the rollout tags (default: $MLFLOW_TRACKING_URI)",
+    )
+    args = parser.parse_args(argv)
+    try:
+        print(promote(args.repo.resolve(), args.source, args.target, args.tracking_uri, args.apply))
+    except PromotionError as error:
+        print(f"promote: {error}", file=sys.stderr)
+        return error.code
+    except (EvidenceError, overlay.OverlayError, ToolMissingError) as error:
+        print(f"promote: {error}", file=sys.stderr)
+        return REFUSED
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
