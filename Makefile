@@ -12,6 +12,8 @@ export PLINTH_HOME ?= $(CURDIR)/.plinth
 
 KFP_HOST ?=
 TRAIN_ARGS ?=
+ROLLOUT_ARGS ?=
+BENCH_ARGS ?=
 FROM ?=
 TO ?=
 APPLY ?=
@@ -52,7 +54,7 @@ lint: $(STAMP) ## ruff + mypy + hadolint
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy components pipelines serving
-	$(VENV)/bin/hadolint components/Dockerfile serving/Dockerfile
+	$(VENV)/bin/hadolint components/Dockerfile serving/Dockerfile manifests/platform/mlflow/Dockerfile
 
 .PHONY: format
 format: $(STAMP) ## apply ruff's fixes and formatting
@@ -76,9 +78,16 @@ mlflow-ui: $(STAMP) ## open the MLflow UI on the local state in $PLINTH_HOME
 	$(VENV)/bin/mlflow ui --backend-store-uri "sqlite:///$(PLINTH_HOME)/mlflow.db" --host 127.0.0.1 --port 5000
 
 .PHONY: demo
-demo: setup ## the loop on one machine: train a champion, then train again to show the gate
-	$(PY) -m pipelines.run_local --seed 42
-	$(PY) -m pipelines.run_local --seed 7
+demo: setup ## the loop on one machine: train, serve, canary, promote; then a bad model is rolled back
+	$(PY) -m serving.rollout.demo
+
+.PHONY: rollout
+rollout: $(STAMP) ## roll the challenger out as a canary against the champion (local services, router on :8080)
+	$(PY) -m serving.rollout --mode local --spec serving/rollout/analysis-fast.yaml --traffic 60 $(ROLLOUT_ARGS)
+
+.PHONY: bench-rollout
+bench-rollout: $(STAMP) ## time from a bad canary's first request to weight 0, per bad kind
+	$(PY) -m serving.rollout.bench
 
 .PHONY: serve
 serve: $(STAMP) ## serve the champion of PLINTH_HOME on 127.0.0.1:PORT (default 3000); prints API, docs, metrics URLs

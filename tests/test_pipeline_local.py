@@ -43,7 +43,7 @@ def twice(tmp_path_factory) -> tuple[MlflowClient, subprocess.CompletedProcess, 
     home = tmp_path_factory.mktemp("plinth-home")
     first = train(home, "--seed", "42")
     second = train(home, "--seed", "42")
-    return MlflowClient(local_tracking_uri(home)), first, second
+    return tracking.connect(local_tracking_uri(home)), first, second
 
 
 def test_first_run_registers_a_champion_with_lineage(twice):
@@ -114,6 +114,6 @@ def test_bad_data_stops_at_validate_with_a_report_and_no_registry_change(tmp_pat
     assert "step          : validate" in result.stderr
     assert "column 'b', rule numeric" in result.stderr
     assert "column 'label', rule min_classes" in result.stderr
-    client = MlflowClient(local_tracking_uri(tmp_path / "home"))
+    client = tracking.connect(local_tracking_uri(tmp_path / "home"))
     assert not client.search_registered_models()
     assert pipeline_runs(client)[0].info.status == "FAILED"

@@ -41,17 +41,21 @@ class ModelRef:
     feature_names: list[str]
 
 
-def _cache_dir(settings: Settings, version: str) -> Path:
-    """Return where a version is kept locally: versions are immutable, so one fetch per machine suffices."""
-    store = hashlib.sha256(settings.tracking_uri.encode()).hexdigest()[:12]
+def _cache_dir(settings: Settings, version: str, identity: str) -> Path:
+    """Return where a version is kept locally: versions are immutable, so one fetch per machine suffices.
+
+    `identity` (the version's source and creation time) is part of the key: a store deleted and recreated
+    at the same URI reuses version numbers for different models.
+    """
+    store = hashlib.sha256(f"{settings.tracking_uri}|{identity}".encode()).hexdigest()[:16]
     return Path(tempfile.gettempdir()) / "plinth-models" / store / settings.model_name / version
 
 
-def _download(settings: Settings, version: str) -> Path:
+def _download(settings: Settings, version: str, identity: str) -> Path:
     """Fetch the model directory once; concurrent workers race safely through an atomic rename."""
     import mlflow
 
-    target = _cache_dir(settings, version)
+    target = _cache_dir(settings, version, identity)
     if (target / "MLmodel").is_file():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -107,10 +111,11 @@ def fetch(settings: Settings) -> ModelRef:
     client = MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri)
     try:
         if settings.model_version:
-            version = str(client.get_model_version(settings.model_name, settings.model_version).version)
+            found = client.get_model_version(settings.model_name, settings.model_version)
         else:
-            version = str(client.get_model_version_by_alias(settings.model_name, settings.model_alias).version)
-        local_dir = _download(settings, version)
+            found = client.get_model_version_by_alias(settings.model_name, settings.model_alias)
+        version = str(found.version)
+        local_dir = _download(settings, version, f"{found.source}|{found.creation_timestamp}")
         profile = load_profile(local_dir)
         features = signature_features(local_dir, profile)
     except (MlflowException, OSError, ValueError, KeyError) as error:

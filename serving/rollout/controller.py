@@ -50,9 +50,16 @@ class Outcome:
 class Controller:
     """Drives one canary through the analysis spec."""
 
-    def __init__(self, spec: AnalysisSpec, source: MetricsSource, edge: TrafficEdge,
-                 recorder: RolloutRecorder, model_name: str, stop: threading.Event | None = None,
-                 on_line: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self,
+        spec: AnalysisSpec,
+        source: MetricsSource,
+        edge: TrafficEdge,
+        recorder: RolloutRecorder,
+        model_name: str,
+        stop: threading.Event | None = None,
+        on_line: Callable[[str], None] | None = None,
+    ) -> None:
         self.spec = spec
         self.source = source
         self.edge = edge
@@ -79,9 +86,15 @@ class Controller:
         for result in verdict.results:
             ROLLOUT_CHECKS.labels(result.name, result.status).inc()
         checks = ", ".join(f"{r.name}={r.status}" for r in verdict.results)
-        self.recorder.event("analysis", weight=weight, action=verdict.action.value, reason=verdict.reason,
-                            checks=[{"name": r.name, "status": r.status, "value": r.value, "detail": r.detail}
-                                    for r in verdict.results])
+        self.recorder.event(
+            "analysis",
+            weight=weight,
+            action=verdict.action.value,
+            reason=verdict.reason,
+            checks=[
+                {"name": r.name, "status": r.status, "value": r.value, "detail": r.detail} for r in verdict.results
+            ],
+        )
         why = "" if verdict.action is Action.ADVANCE else f" - {verdict.reason}"
         self.say(f"at {weight}%: {verdict.action.value} ({checks}){why}")
 
@@ -105,11 +118,13 @@ class Controller:
         """Run the whole rollout and return how it ended; never leaves the canary serving on failure."""
         self.outcome = Outcome(status="", reason="", started=time.time())
         self.recorder.begin(stable_version)
-        self.say(f"rollout started against stable v{stable_version}: steps {list(self.spec.steps)}, "
-                 f"interval {self.spec.interval:g}s")
+        self.say(
+            f"rollout started against stable v{stable_version}: steps {list(self.spec.steps)}, "
+            f"interval {self.spec.interval:g}s"
+        )
         try:
             self.source.start()
-            analysis = Analysis(self.spec)
+            analysis = Analysis(self.spec, self.recorder.version)
             for weight in self.spec.steps:
                 self.set_weight(weight)
                 if self.analyse_step(weight, analysis) is Action.ROLLBACK:

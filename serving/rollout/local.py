@@ -22,14 +22,22 @@ from serving.rollout.scrape_metrics import ScrapeSource
 from serving.rollout.services import Chaos, ModelProcess
 
 LOG = logging.getLogger("plinth.rollout")
+# auto: a local Prometheus when the binary is installed, else the services' /metrics read directly.
 METRICS_CHOICES = ("auto", "prometheus", "direct")
 
 
 class LocalStack(AbstractContextManager["LocalStack"]):
     """Everything a local rollout runs, started in order and stopped in reverse."""
 
-    def __init__(self, model_name: str, tracking_uri: str, workdir: Path, metrics: str = "auto",
-                 router_port: int = 0, extra_scrape: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        model_name: str,
+        tracking_uri: str,
+        workdir: Path,
+        metrics: str = "auto",
+        router_port: int = 0,
+        extra_scrape: dict[str, str] | None = None,
+    ) -> None:
         self.model_name = model_name
         self.tracking_uri = tracking_uri
         self.workdir = workdir
@@ -49,6 +57,13 @@ class LocalStack(AbstractContextManager["LocalStack"]):
         else:
             self.scrape = self.source = ScrapeSource({})
 
+    @property
+    def url(self) -> str:
+        """Return the router's URL, where clients send their requests."""
+        if self.router is None:
+            raise RuntimeError("the local stack is not started")
+        return self.router.url
+
     def start(self, stable_version: str) -> LocalStack:
         """Start Prometheus (if used), the stable service and the router in front of it."""
         if self.prometheus is not None:
@@ -63,12 +78,14 @@ class LocalStack(AbstractContextManager["LocalStack"]):
 
     def deploy_canary(self, version: str, chaos: Chaos | None = None) -> ModelProcess:
         """Start a canary service at weight 0 and wait until it is ready."""
-        self.canary = ModelProcess(CANARY, self.model_name, version, self.tracking_uri, self.workdir / "logs",
-                                   chaos)
+        self.canary = ModelProcess(CANARY, self.model_name, version, self.tracking_uri, self.workdir / "logs", chaos)
         self.canary.start().wait_ready()
         assert self.router is not None
         self.router.set_backend(CANARY, self.canary.url)
         self.retarget()
+        address = self.canary.url.removeprefix("http://")
+        if isinstance(self.source, PrometheusSource) and not self.source.wait_for_target(CANARY, address):
+            LOG.warning("prometheus has not scraped the canary yet: the first interval may have no data")
         return self.canary
 
     def retarget(self) -> None:
@@ -116,7 +133,8 @@ class LocalStack(AbstractContextManager["LocalStack"]):
             if proc is not None:
                 proc.stop()
 
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                 trace: TracebackType | None) -> None:
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
         """Stop everything, also on errors and Ctrl-C."""
         self.close()

@@ -13,7 +13,6 @@ from typing import Protocol
 NAN = math.nan
 STABLE = "stable"
 CANARY = "canary"
-TRACKS = (STABLE, CANARY)
 PREDICT_ENDPOINT = "/predict"
 
 
@@ -28,6 +27,8 @@ class TrackSample:
     probability_buckets: dict[float, float] = field(default_factory=dict)
     input_drift: float = NAN
     model_version: str | None = None
+    # Why the source has nothing for this track (target down, service not answering), None when it read it.
+    missing: str | None = None
 
     @property
     def success_rate(self) -> float:

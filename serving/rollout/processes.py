@@ -6,6 +6,7 @@ goes to a log file that a failed start quotes. Readiness is always polled, never
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Self
 
 import httpx
+import psutil
 
 READY_TIMEOUT_S = 120.0
 STOP_TIMEOUT_S = 15.0
@@ -36,8 +38,14 @@ def free_port() -> int:
 class ManagedProcess:
     """One child process with a log file, a readiness URL and a clean stop."""
 
-    def __init__(self, name: str, argv: Sequence[str], log_path: Path, env: Mapping[str, str] | None = None,
-                 ready_url: str | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        argv: Sequence[str],
+        log_path: Path,
+        env: Mapping[str, str] | None = None,
+        ready_url: str | None = None,
+    ) -> None:
         self.name = name
         self.argv = list(argv)
         self.log_path = log_path
@@ -49,8 +57,9 @@ class ManagedProcess:
         """Start the process (its own session, output to the log file)."""
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
-            self.popen = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT, env=self.env,
-                                          start_new_session=True)
+            self.popen = subprocess.Popen(
+                self.argv, stdout=log, stderr=subprocess.STDOUT, env=self.env, start_new_session=True
+            )
         return self
 
     def log_tail(self, lines: int = 15) -> str:
@@ -82,26 +91,42 @@ class ManagedProcess:
         """Return whether the process is still running."""
         return self.popen is not None and self.popen.poll() is None
 
+    def family(self) -> list[psutil.Process]:
+        """Return the process and all its descendants (BentoML workers run in sessions of their own)."""
+        if self.popen is None:
+            return []
+        try:
+            main = psutil.Process(self.popen.pid)
+            return [main, *main.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            return []
+
     def kill(self) -> None:
-        """Kill the whole process group at once (a crash, for fault drills)."""
-        if self.alive():
-            assert self.popen is not None
-            os.killpg(self.popen.pid, signal.SIGKILL)
+        """Kill the process and every descendant at once (a crash, for fault drills)."""
+        family = self.family()
+        for proc in family:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                proc.kill()
+        psutil.wait_procs(family, timeout=STOP_TIMEOUT_S)
+        if self.popen is not None:
             self.popen.wait()
 
     def stop(self, timeout: float = STOP_TIMEOUT_S) -> None:
-        """Ask the process group to terminate, kill it if it does not within `timeout`."""
-        if not self.alive():
+        """Terminate the process (it stops its workers), then kill whatever of its family is left."""
+        family = self.family()
+        if not family:
             return
         assert self.popen is not None
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.popen.pid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
             self.popen.wait(timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.popen.pid, signal.SIGKILL)
-            self.popen.wait()
-        except ProcessLookupError:
-            self.popen.wait()
+        _, alive = psutil.wait_procs(family, timeout=2.0)
+        for proc in alive:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                proc.kill()
+        psutil.wait_procs(alive, timeout=timeout)
+        self.popen.wait()
 
 
 def bin_path(name: str) -> str:

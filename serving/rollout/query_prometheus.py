@@ -7,6 +7,7 @@ work for the local router and the cluster, and no query depends on pod names.
 from __future__ import annotations
 
 import math
+import time
 
 import httpx
 
@@ -19,6 +20,9 @@ from serving.rollout.observe import (
 )
 
 QUERY_TIMEOUT_S = 5.0
+# `increase` needs two samples of a series inside the window: keep it at least four scrape intervals long
+# (a local Prometheus scrapes every 500 ms; in a cluster the spec's interval is far longer than this).
+MIN_WINDOW_S = 2.0
 
 
 def track_queries(track: str, window: str) -> dict[str, str]:
@@ -29,7 +33,8 @@ def track_queries(track: str, window: str) -> dict[str, str]:
     duration = f"bentoml_service_request_duration_seconds_bucket{{{selector}}}"
     probability = f'plinth_prediction_probability_bucket{{track="{track}"}}'
     return {
-        "up": f'min(up{{track="{track}"}})',
+        # Only targets scraped inside the window: a replaced canary's last `up` must not answer for the new one.
+        "up": f'min(last_over_time(up{{track="{track}"}}[{window}]))',
         "requests": f"sum(increase({requests}[{window}]))",
         # A service that never answered 5xx has no such series: zero, not "no data".
         "errors": f"sum(increase({errors}[{window}])) or vector(0)",
@@ -38,6 +43,12 @@ def track_queries(track: str, window: str) -> dict[str, str]:
         "drift": f'max(plinth_input_drift_psi{{track="{track}"}})',
         "info": f'plinth_model_info{{track="{track}"}}',
     }
+
+
+def versions(series: list[dict]) -> str | None:
+    """Return the model versions that `plinth_model_info` series report, comma-joined (None if none)."""
+    found = sorted({s["metric"]["model_version"] for s in series if "model_version" in s["metric"]})
+    return ",".join(found) or None
 
 
 class PrometheusSource:
@@ -65,11 +76,30 @@ class PrometheusSource:
         result = self.query(promql)
         return float(result[0]["value"][1]) if result else NAN
 
+    def wait_for_target(self, track: str, address: str, timeout: float = 30.0) -> bool:
+        """Poll until `address` is the track's only target and has been scraped twice (`increase` needs two).
+
+        A target that was just replaced (the previous canary) keeps answering queries until its series go
+        stale, so counting the track's samples alone would pass too early.
+        """
+        scraped = f'sum(count_over_time(up{{track="{track}",instance="{address}"}}[30s]))'
+        targets = f'count(last_over_time(up{{track="{track}"}}[{MIN_WINDOW_S:g}s]))'
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if self.scalar(scraped) >= 2 and self.scalar(targets) == 1:
+                    return True
+            except (httpx.HTTPError, RuntimeError, KeyError, ValueError):
+                pass
+            time.sleep(0.25)
+        return False
+
     def sample(self, track: str, window_seconds: float) -> TrackSample:
         """Read one track; a target that is down yields an empty sample."""
-        queries = track_queries(track, f"{max(1, round(window_seconds))}s")
-        if self.scalar(queries["up"]) != 1.0:
-            return TrackSample()
+        queries = track_queries(track, f"{round(max(window_seconds, MIN_WINDOW_S) * 1000)}ms")
+        up = self.scalar(queries["up"])
+        if up != 1.0:
+            return TrackSample(missing=f"{track} target {'not scraped' if math.isnan(up) else 'down'} (up={up:g})")
         buckets = {float(s["metric"]["le"]): float(s["value"][1]) for s in self.query(queries["buckets"])}
         info = self.query(queries["info"])
         return TrackSample(
@@ -78,13 +108,14 @@ class PrometheusSource:
             p99_seconds=self.scalar(queries["p99"]),
             probability_buckets={b: v for b, v in buckets.items() if not math.isnan(v)},
             input_drift=self.scalar(queries["drift"]),
-            model_version=info[0]["metric"].get("model_version") if info else None,
+            model_version=versions(info),
         )
 
     def observe(self, window_seconds: float) -> Observation:
         """Read both tracks; an unreachable or failing Prometheus means no data, never a pass."""
         try:
-            return Observation(stable=self.sample("stable", window_seconds),
-                               canary=self.sample("canary", window_seconds))
+            return Observation(
+                stable=self.sample("stable", window_seconds), canary=self.sample("canary", window_seconds)
+            )
         except (httpx.HTTPError, RuntimeError, KeyError, ValueError) as error:
             return empty_observation(f"prometheus at {self.url}: {type(error).__name__}: {error}")

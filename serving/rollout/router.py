@@ -2,7 +2,7 @@
 
 Each request picks its backend once, when it arrives, so a weight change never touches requests already in
 flight; `drain` waits for a backend's in-flight requests before its process is stopped. A canary that
-refuses the connection gets the request retried on the stable (the request never reached it).
+fails a request (5xx, refused connection) gets it retried once on the stable.
 """
 
 from __future__ import annotations
@@ -29,12 +29,17 @@ class RouterStats:
     answers: dict[str, dict[int, int]] = field(default_factory=lambda: {STABLE: {}, CANARY: {}})
     first_canary_request: float | None = None
     retried_on_stable: int = 0
+    # (time, canary weight) at every change, for timelines and time-to-rollback.
+    weights: list[tuple[float, int]] = field(default_factory=list)
 
 
 class WeightedRouter:
     """Splits requests between two backends by the canary weight (percent)."""
 
-    def __init__(self, stable_url: str, canary_url: str | None = None, port: int = 0) -> None:
+    def __init__(
+        self, stable_url: str, canary_url: str | None = None, port: int = 0, retry_on_stable: bool = True
+    ) -> None:
+        self.retry_on_stable = retry_on_stable
         self.backends = {STABLE: stable_url.rstrip("/"), CANARY: (canary_url or "").rstrip("/")}
         self.weight = 0
         self.stats = RouterStats()
@@ -65,13 +70,17 @@ class WeightedRouter:
         """Send `weight` percent of new requests to the canary."""
         with self.lock:
             self.weight = max(0, min(100, weight)) if self.backends[CANARY] else 0
+            self.stats.weights.append((time.time(), self.weight))
 
     def set_backend(self, track: str, url: str | None) -> None:
         """Point a track at another service (None removes the canary and zeroes its weight)."""
         with self.lock:
             self.backends[track] = (url or "").rstrip("/")
-            if not self.backends[CANARY]:
+            if track == CANARY and url:
+                self.stats.first_canary_request = None
+            if not self.backends[CANARY] and self.weight:
                 self.weight = 0
+                self.stats.weights.append((time.time(), 0))
 
     def drain(self, url: str, timeout: float = UPSTREAM_TIMEOUT_S) -> bool:
         """Wait until no request is in flight to `url`; True when drained in time."""
@@ -100,32 +109,35 @@ class WeightedRouter:
             answers = self.stats.answers[track]
             answers[status] = answers.get(status, 0) + 1
 
+    def send(
+        self, track: str, url: str, method: str, path: str, headers: dict[str, str], body: bytes
+    ) -> tuple[int, httpx.Response | None]:
+        """Send one request to one backend (already counted in flight) and release it."""
+        try:
+            response = self.client.request(method, url + path, headers=headers, content=body)
+        except httpx.HTTPError:
+            self.release(url, track, 502)
+            return 502, None
+        self.release(url, track, response.status_code)
+        return response.status_code, response
+
     def forward(
         self, method: str, path: str, headers: dict[str, str], body: bytes
     ) -> tuple[int, str, httpx.Response | None]:
-        """Send one request upstream; retry on the stable when the canary refuses the connection."""
+        """Send one request upstream; a canary 5xx or refused connection is retried once on the stable.
+
+        Like a mesh retry policy (`retryOn: 5xx`): /predict is idempotent, the canary's own metrics still
+        count its failure, and the client gets the stable's answer instead.
+        """
         track, url = self.choose()
-        try:
-            response = self.client.request(method, url + path, headers=headers, content=body)
-        except httpx.ConnectError:
-            self.release(url, track, 502)
-            if track != CANARY:
-                return 502, track, None
+        status, response = self.send(track, url, method, path, headers, body)
+        if track == CANARY and self.retry_on_stable and status >= 500:
             with self.lock:
                 self.stats.retried_on_stable += 1
-                url = self.backends[STABLE]
+                track, url = STABLE, self.backends[STABLE]
                 self.in_flight[url] = self.in_flight.get(url, 0) + 1
-            track = STABLE
-            try:
-                response = self.client.request(method, url + path, headers=headers, content=body)
-            except httpx.HTTPError:
-                self.release(url, track, 502)
-                return 502, track, None
-        except httpx.HTTPError:
-            self.release(url, track, 502)
-            return 502, track, None
-        self.release(url, track, response.status_code)
-        return response.status_code, track, response
+            status, response = self.send(track, url, method, path, headers, body)
+        return status, track, response
 
     def handler_class(self) -> type[BaseHTTPRequestHandler]:
         """Build the request handler bound to this router."""

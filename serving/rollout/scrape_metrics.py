@@ -32,8 +32,7 @@ def parse_snapshot(text: str) -> Snapshot:
 
 def delta(now: Snapshot, before: Snapshot) -> Snapshot:
     """Return counter increases since `before`, treating a decrease as a restart."""
-    return {key: value - before.get(key, 0.0) if value >= before.get(key, 0.0) else value
-            for key, value in now.items()}
+    return {key: value - before.get(key, 0.0) if value >= before.get(key, 0.0) else value for key, value in now.items()}
 
 
 def select(snapshot: Snapshot, name: str, **labels: str) -> list[tuple[dict[str, str], float]]:
@@ -67,7 +66,8 @@ def summarise(current: Snapshot, increase: Snapshot) -> TrackSample:
         p99_seconds=histogram_quantile(0.99, latency),
         probability_buckets=probability,
         input_drift=max(drift) if drift else NAN,
-        model_version=info[0][0].get("model_version") if info else None,
+        model_version=",".join(sorted({labels["model_version"] for labels, _ in info if "model_version" in labels}))
+        or None,
     )
 
 
@@ -96,7 +96,7 @@ class ScrapeSource:
         """Read one track; a service that does not answer yields an empty sample."""
         current = self.scrape(track)
         if current is None:
-            return TrackSample()
+            return TrackSample(missing=f"{track} /metrics at {self.urls[track]} not answering")
         increase = delta(current, self.previous.get(track, {}))
         self.previous[track] = current
         return summarise(current, increase)

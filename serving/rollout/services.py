@@ -34,8 +34,16 @@ class Chaos:
 class ModelProcess(ManagedProcess):
     """A `bentoml serve` process serving one model version on 127.0.0.1."""
 
-    def __init__(self, track: str, model_name: str, version: str, tracking_uri: str, log_dir: Path,
-                 chaos: Chaos | None = None, port: int | None = None) -> None:
+    def __init__(
+        self,
+        track: str,
+        model_name: str,
+        version: str,
+        tracking_uri: str,
+        log_dir: Path,
+        chaos: Chaos | None = None,
+        port: int | None = None,
+    ) -> None:
         self.track = track
         self.version = version
         self.port = port or free_port()
@@ -45,11 +53,20 @@ class ModelProcess(ManagedProcess):
             "MLFLOW_TRACKING_URI": tracking_uri,
             "PLINTH_WORKERS": "1",
             "BENTOML_DO_NOT_TRACK": "True",
+            # Own BentoML home per process: `bentoml serve` keeps its Prometheus multiprocess files in
+            # $BENTOML_HOME and wipes them at start, so two services sharing it would mix (and erase) each
+            # other's metrics.
+            "BENTOML_HOME": str(log_dir / f"bentoml-{track}-{self.port}"),
             **(chaos or Chaos()).env(),
         }
         argv = [bin_path("bentoml"), "serve", SERVICE_TARGET, "--host", "127.0.0.1", "--port", str(self.port)]
-        super().__init__(f"{track} service (v{version}, :{self.port})", argv,
-                         log_dir / f"{track}-v{version}-{self.port}.log", env, f"{self.url}/readyz")
+        super().__init__(
+            f"{track} service (v{version}, :{self.port})",
+            argv,
+            log_dir / f"{track}-v{version}-{self.port}.log",
+            env,
+            f"{self.url}/readyz",
+        )
 
     @property
     def url(self) -> str:

@@ -16,6 +16,9 @@ from typing import Any
 import yaml
 
 CHECK_NAMES = ("success-rate", "latency-p99", "prediction-divergence", "input-drift")
+# Rows the canary must have scored before divergence / drift are judged: JS over fewer predictions, or a
+# PSI over fewer rows, is mostly sampling noise.
+DEFAULT_MIN_PREDICTIONS = {"prediction-divergence": 30, "input-drift": 100}
 DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 DURATION_PATTERN = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)$")
 
@@ -35,6 +38,7 @@ class Check:
     maximum: float | None = None
     max_seconds: float | None = None
     max_ratio_to_stable: float | None = None
+    min_predictions: int | None = None
 
 
 @dataclass(frozen=True)
@@ -91,11 +95,15 @@ def _integer(value: Any, field: str, minimum: int) -> int:
 CHECK_KEYS = {
     "success-rate": {"min"},
     "latency-p99": {"maxSeconds", "maxRatioToStable"},
-    "prediction-divergence": {"max"},
-    "input-drift": {"max"},
+    "prediction-divergence": {"max", "minPredictions"},
+    "input-drift": {"max", "minPredictions"},
 }
-REQUIRED_KEYS = {"success-rate": "min", "latency-p99": "maxSeconds", "prediction-divergence": "max",
-                 "input-drift": "max"}
+REQUIRED_KEYS = {
+    "success-rate": "min",
+    "latency-p99": "maxSeconds",
+    "prediction-divergence": "max",
+    "input-drift": "max",
+}
 
 
 def parse_check(data: Any, field: str) -> Check:
@@ -126,6 +134,9 @@ def parse_check(data: Any, field: str) -> Check:
         maximum=_number(data, "max", field),
         max_seconds=_number(data, "maxSeconds", field),
         max_ratio_to_stable=_number(data, "maxRatioToStable", field),
+        min_predictions=_integer(data["minPredictions"], f"{field}.minPredictions", 1)
+        if "minPredictions" in data
+        else DEFAULT_MIN_PREDICTIONS.get(name),
     )
 
 

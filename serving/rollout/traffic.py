@@ -49,10 +49,16 @@ def failed(answer: Answer) -> bool:
 class TrafficGenerator:
     """Sends `rate` requests per second from a small thread pool until stopped."""
 
-    def __init__(self, url: str, instances: Sequence[dict[str, float]], rate: float = 40.0,
-                 batch: int = 1, workers: int = 8) -> None:
+    def __init__(
+        self,
+        url: str,
+        instances: Sequence[dict[str, float]],
+        rate: float = 40.0,
+        batch: int = 1,
+        workers: int = 8,
+    ) -> None:
         self.url = url.rstrip("/") + "/predict"
-        batches = [list(instances[i:i + batch]) for i in range(0, len(instances), batch)]
+        batches = [list(instances[i : i + batch]) for i in range(0, len(instances), batch)]
         self.instances = itertools.cycle(batches)
         self.rate = rate
         self.log = TrafficLog()

@@ -38,8 +38,15 @@ def held_out_instances(seed: int) -> list[dict[str, float]]:
     return [{str(k): float(v) for k, v in row.items()} for row in features.to_dict(orient="records")]
 
 
-def register_drill_model(tracking_uri: str, model_name: str, *, seed: int, train_fraction: float = 1.0,
-                         shuffle_labels: bool = False, alias: str | None = None) -> str:
+def register_drill_model(
+    tracking_uri: str,
+    model_name: str,
+    *,
+    seed: int,
+    train_fraction: float = 1.0,
+    shuffle_labels: bool = False,
+    alias: str | None = None,
+) -> str:
     """Fit, log and register one model; return its version (and point `alias` at it when given)."""
     client = connect(tracking_uri)
     train, _ = split_dataset(seed)

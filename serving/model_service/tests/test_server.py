@@ -191,10 +191,12 @@ def test_unloadable_model_never_becomes_ready(registered: RegisteredModel, tmp_p
 
     (BentoML's arbiter restarts failed workers, so the process stays up unready; exiting is fine too.)
     """
-    source = MlflowClient(tracking_uri=registered.tracking_uri).get_model_version(registered.name, registered.version)
-    broken = MlflowClient(tracking_uri=registered.tracking_uri).create_model_version(
-        registered.name, str(source.source), run_id=source.run_id
+    source = MlflowClient(tracking_uri=registered.tracking_uri, registry_uri=registered.tracking_uri).get_model_version(
+        registered.name, registered.version
     )
+    broken = MlflowClient(
+        tracking_uri=registered.tracking_uri, registry_uri=registered.tracking_uri
+    ).create_model_version(registered.name, str(source.source), run_id=source.run_id)
     env = env_for(registered, **{settings.ENV_MODEL_VERSION: str(broken.version)})
     local_dir = registry.fetch(settings.Settings.from_env(env)).local_dir
     (local_dir / "model.pkl").write_bytes(b"not a pickle")

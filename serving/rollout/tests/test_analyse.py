@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from serving.rollout.analyse import FAIL, NO_DATA, PASS, Action, Analysis
+from serving.rollout.analyse import FAIL, NO_DATA, PASS, PENDING, Action, Analysis
 from serving.rollout.histogram import bin_shares, histogram_quantile, jensen_shannon
 from serving.rollout.observe import Observation, TrackSample, empty_observation
 from serving.rollout.spec import parse_spec
@@ -24,13 +24,16 @@ FLAT = cumulative([10] * 10)
 
 
 def sample(requests=100.0, errors=0.0, p99=0.05, buckets=CONFIDENT, drift=0.05) -> TrackSample:
-    return TrackSample(requests=requests, errors=errors, p99_seconds=p99, probability_buckets=buckets,
-                       input_drift=drift)
+    return TrackSample(
+        requests=requests, errors=errors, p99_seconds=p99, probability_buckets=buckets, input_drift=drift
+    )
 
 
 def spec(**overrides):
     data = {
-        "steps": [10, 50, 100], "interval": "1s", "minRequests": 20,
+        "steps": [10, 50, 100],
+        "interval": "1s",
+        "minRequests": 20,
         "checks": [
             {"name": "success-rate", "min": 0.99, "failureLimit": 2},
             {"name": "latency-p99", "maxSeconds": 0.5, "maxRatioToStable": 2.0, "failureLimit": 2},
@@ -84,6 +87,7 @@ def test_slow_canary_fails_absolute_and_relative_latency():
         Observation(stable=sample(), canary=sample(p99=math.nan)),
         Observation(stable=sample(), canary=sample(drift=math.nan)),
         Observation(stable=sample(), canary=sample(requests=5)),
+        Observation(stable=sample(), canary=TrackSample(missing="canary target down (up=0)")),
         empty_observation("prometheus unreachable"),
     ],
 )
@@ -108,18 +112,31 @@ def test_failures_accumulate_across_passing_intervals():
 
 
 def test_stable_baseline_is_kept_when_stable_gets_no_traffic():
-    analysis = Analysis(spec())
-    analysis.judge(Observation(stable=sample(), canary=sample()))
+    analysis = Analysis(spec(checks=[{"name": "prediction-divergence", "max": 0.1, "failureLimit": 3}]))
+    assert analysis.judge(Observation(stable=sample(), canary=sample(buckets=FLAT))).action is Action.HOLD
     idle_stable = TrackSample(requests=0.0, errors=0.0)
-    assert analysis.judge(Observation(stable=idle_stable, canary=sample())).action is Action.ADVANCE
-    garbage = analysis.judge(Observation(stable=idle_stable, canary=sample(buckets=FLAT)))
-    assert statuses(garbage)["prediction-divergence"] == FAIL
+    at_full_weight = analysis.judge(Observation(stable=idle_stable, canary=sample(buckets=FLAT)))
+    assert statuses(at_full_weight)["prediction-divergence"] == FAIL
+    assert analysis.failures["prediction-divergence"] == 2
+
+
+def test_divergence_waits_for_enough_predictions_without_counting_a_failure():
+    few = cumulative([1, 0, 0, 0, 0, 0, 0, 0, 0, 2])
+    analysis = Analysis(spec(checks=[{"name": "prediction-divergence", "max": 0.1, "minPredictions": 30}]))
+    pending = analysis.judge(Observation(stable=sample(), canary=sample(buckets=few)))
+    assert pending.action is Action.HOLD
+    assert statuses(pending)["prediction-divergence"] == PENDING
+    assert analysis.failures["prediction-divergence"] == 0
+    summed = analysis.judge(Observation(stable=sample(), canary=sample(buckets=CONFIDENT)))
+    assert statuses(summed)["prediction-divergence"] == PASS
 
 
 def test_disabled_check_is_ignored():
     checks = spec().checks
-    data_checks = [{"name": "success-rate", "min": 0.99},
-                   {"name": "input-drift", "max": 0.2, "enabled": False}]
+    data_checks = [
+        {"name": "success-rate", "min": 0.99},
+        {"name": "input-drift", "max": 0.2, "enabled": False},
+    ]
     assert len(checks) == 4
     verdict = Analysis(spec(checks=data_checks)).judge(Observation(stable=sample(), canary=sample(drift=9.0)))
     assert verdict.action is Action.ADVANCE
@@ -141,3 +158,26 @@ def test_jensen_shannon_bounds():
     disjoint = jensen_shannon(bin_shares(cumulative([1] + [0] * 9)), bin_shares(cumulative([0] * 9 + [1])))
     assert disjoint == pytest.approx(1.0)
     assert math.isnan(jensen_shannon({}, confident))
+
+
+def test_metrics_from_another_model_version_never_pass():
+    mixed = TrackSample(
+        requests=100.0,
+        errors=0.0,
+        p99_seconds=0.05,
+        probability_buckets=CONFIDENT,
+        input_drift=0.05,
+        model_version="1,2",
+    )
+    verdict = Analysis(spec(), canary_version="2").judge(Observation(stable=sample(), canary=mixed))
+    assert verdict.action is Action.HOLD
+    assert "from model version 1,2, not 2" in verdict.reason
+
+
+def test_input_drift_waits_for_enough_scored_rows():
+    analysis = Analysis(spec(checks=[{"name": "input-drift", "max": 0.25, "minPredictions": 150}]))
+    early = analysis.judge(Observation(stable=sample(), canary=sample(drift=0.9)))
+    assert statuses(early)["input-drift"] == PENDING
+    assert analysis.failures["input-drift"] == 0
+    later = analysis.judge(Observation(stable=sample(), canary=sample(drift=0.9)))
+    assert statuses(later)["input-drift"] == FAIL

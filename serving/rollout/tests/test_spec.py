@@ -17,7 +17,11 @@ def test_shipped_specs_load(name):
     spec = load_spec(SPEC_DIR / name)
     assert spec.steps[-1] == 100
     assert {c.name for c in spec.enabled_checks} == {
-        "success-rate", "latency-p99", "prediction-divergence", "input-drift"}
+        "success-rate",
+        "latency-p99",
+        "prediction-divergence",
+        "input-drift",
+    }
 
 
 def test_default_spec_values():
@@ -29,8 +33,7 @@ def test_default_spec_values():
     assert (latency.max_seconds, latency.max_ratio_to_stable, latency.failure_limit) == (0.5, 2.0, 2)
 
 
-@pytest.mark.parametrize(("text", "seconds"), [("500ms", 0.5), ("30s", 30.0), ("10m", 600.0), ("1h", 3600.0),
-                                               (2, 2.0)])
+@pytest.mark.parametrize(("text", "seconds"), [("500ms", 0.5), ("30s", 30.0), ("10m", 600.0), ("1h", 3600.0), (2, 2.0)])
 def test_parse_duration(text, seconds):
     assert parse_duration(text, "interval") == seconds
 
@@ -55,6 +58,9 @@ def test_parse_duration(text, seconds):
         (lambda d: d["checks"][0].update(maxSeconds=1), "checks[0].maxSeconds"),
         (lambda d: d["checks"].append({"name": "success-rate", "min": 0.9}), "checks[4].name"),
         (lambda d: d.update(stepz=[1]), "stepz"),
+        (lambda d: d["checks"][2].update(minPredictions=0), "checks[2].minPredictions"),
+        (lambda d: d["checks"][0].update(minPredictions=10), "checks[0].minPredictions"),
+        (lambda d: d["checks"][3].update(minPredictions=-1), "checks[3].minPredictions"),
     ],
 )
 def test_bad_spec_names_the_field(mutate, field):
