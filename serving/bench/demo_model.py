@@ -9,6 +9,8 @@ import pandas as pd
 from components.common import modeling, profile, tracking
 from components.common.tracking import CHAMPION
 from components.ingest.core import load_source
+from components.register.core import register
+from components.train_sklearn.core import build_model
 
 DATASET = "sklearn:breast_cancer"
 TARGET = "target"
@@ -28,18 +30,13 @@ class RegisteredModel:
 def register_logistic_regression(tracking_uri: str, name: str, experiment: str = "serving") -> RegisteredModel:
     """Fit StandardScaler + LogisticRegression on breast cancer, log, register, and alias it champion."""
     import mlflow
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import StandardScaler
 
     frame = load_source(DATASET)
     features, labels = modeling.split_features(frame, TARGET)
-    model = Pipeline([("scale", StandardScaler()), ("classify", LogisticRegression(max_iter=1000))])
-    model.fit(features, labels)
+    model = build_model(seed=0).fit(features, labels)
     client = tracking.connect(tracking_uri)
     experiment_id = tracking.ensure_experiment(client, experiment, tracking_uri)
     with mlflow.start_run(experiment_id=experiment_id):
         model_uri = modeling.log_model(model, features, profile.build_profile(frame, TARGET), "sklearn")
-    version = str(mlflow.register_model(model_uri, name).version)
-    client.set_registered_model_alias(name, CHAMPION, version)
-    return RegisteredModel(tracking_uri, name, version, model, features)
+    registration = register(client, model_uri, name, CHAMPION, {}, "serving reference model")
+    return RegisteredModel(tracking_uri, name, registration.version, model, features)

@@ -36,6 +36,7 @@ from serving.rollout.train_drill import held_out_instances, register_drill_model
 
 FAST_SPEC = Path(__file__).with_name("analysis-fast.yaml")
 MODEL = "plinth-demo"
+CHAMPION_FRACTION = 0.1
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -123,8 +124,10 @@ class Demo:
         """Run the loop; return 0 when the good model was promoted and the bad one rolled back."""
         self.home.mkdir(parents=True)
         self.say(f"state in {self.home} (fresh for this run); tracking {self.tracking_uri}")
-        champion = self.train(0.3, CHAMPION)
-        self.say(f"trained champion v{champion} on 30% of the training rows")
+        # 10% of the rows gives a champion that all the rows beat by more than the gate's margin (measured:
+        # ROC AUC 0.986 vs 0.995 at seed 42), so the real pipeline proposes the challenger.
+        champion = self.train(CHAMPION_FRACTION, CHAMPION)
+        self.say(f"trained champion v{champion} on {CHAMPION_FRACTION:.0%} of the training rows")
         metrics_port = free_port()
         serve_metrics(metrics_port)
         self.summary.urls["controller metrics"] = f"http://127.0.0.1:{metrics_port}/metrics"

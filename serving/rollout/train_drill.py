@@ -10,14 +10,12 @@ from __future__ import annotations
 import mlflow
 import numpy as np
 import pandas as pd
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import StandardScaler
 
 from components.common.modeling import log_model, split_features
 from components.common.profile import build_profile
 from components.common.tracking import connect, ensure_experiment
 from components.ingest.core import load_source
+from components.train_sklearn.core import build_model
 
 SOURCE = "sklearn:breast_cancer"
 TARGET = "target"
@@ -54,8 +52,7 @@ def register_drill_model(
     features, labels = split_features(train, TARGET)
     if shuffle_labels:
         labels = pd.Series(np.random.default_rng(seed).permutation(labels.to_numpy()), index=labels.index)
-    model = Pipeline([("scale", StandardScaler()), ("classify", LogisticRegression(max_iter=1000))])
-    model.fit(features, labels)
+    model = build_model(seed).fit(features, labels)
     experiment_id = ensure_experiment(client, EXPERIMENT, tracking_uri)
     kind = "garbage (shuffled labels)" if shuffle_labels else f"train fraction {train_fraction:g}"
     with mlflow.start_run(experiment_id=experiment_id, run_name=f"drill {kind}"):
