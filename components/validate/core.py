@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from components.common.profile import ReferenceProfile, bin_shares, build_profile, psi
+from components.common.profile import ReferenceProfile, bin_counts, build_profile, psi
 
 TABLE_SCOPE = "(dataset)"
 
@@ -163,7 +163,7 @@ def check_against_reference(
             outside <= limits.max_out_of_range_share,
             f"{outside:.1%} outside [{expected.minimum:.4g}, {expected.maximum:.4g}] ± {limits.range_tolerance:.0%}",
         )
-        score = psi(expected.bin_shares, bin_shares(values, expected.bin_edges))
+        score = float(psi(expected.bin_shares, bin_counts(values, expected.bin_edges)))
         report.add(name, "drift_psi", score <= limits.max_psi, f"PSI {score:.3f}, limit {limits.max_psi}")
 
 

@@ -14,7 +14,7 @@ import threading
 import numpy as np
 from prometheus_client import Counter, Gauge, Histogram
 
-from components.common.profile import PSI_EPSILON, ReferenceProfile
+from components.common.profile import ReferenceProfile, psi
 
 PROBABILITY_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 # Rows a window must hold before its PSI is published: fewer rows give a noisy, alarming score.
@@ -70,10 +70,9 @@ class InputMonitor:
         for index, s in enumerate(stats):
             self.edges[index, : len(s.bin_edges)] = s.bin_edges
         # Padding bins are empty on both sides, so they add exactly 0 to the PSI sum.
-        expected = np.zeros((len(stats), n_bins))
+        self.expected = np.zeros((len(stats), n_bins))
         for index, s in enumerate(stats):
-            expected[index, : len(s.bin_shares)] = s.bin_shares
-        self.expected = np.maximum(expected, PSI_EPSILON)
+            self.expected[index, : len(s.bin_shares)] = s.bin_shares
         self.window = np.zeros((window, len(stats)), dtype=np.int32)
         self.counts = np.zeros((len(stats), n_bins), dtype=np.int64)
         self.filled = 0
@@ -121,6 +120,5 @@ class InputMonitor:
         return np.bincount(flat, minlength=self.counts.size).reshape(-1, n_bins)
 
     def psi(self) -> np.ndarray:
-        """Return the PSI per feature of the current window (same formula as `profile.psi`)."""
-        actual = np.maximum(self.counts / max(self.filled, 1), PSI_EPSILON)
-        return np.sum((actual - self.expected) * np.log(actual / self.expected), axis=1)
+        """Return the PSI per feature of the current window."""
+        return np.asarray(psi(self.expected, self.counts))

@@ -31,7 +31,7 @@ SPEC = {
         {"name": "success-rate", "min": 0.99, "failureLimit": 2},
         {"name": "latency-p99", "maxSeconds": 0.5, "maxRatioToStable": 3.0, "failureLimit": 2},
         {"name": "prediction-divergence", "max": 0.25, "minPredictions": 30, "failureLimit": 2},
-        {"name": "input-drift", "max": 0.6, "minPredictions": 40, "failureLimit": 3},
+        {"name": "input-drift", "max": 0.6, "minPredictions": 60, "failureLimit": 3},
     ],
 }
 

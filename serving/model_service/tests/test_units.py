@@ -62,7 +62,7 @@ def test_window_psi_matches_profile_psi(frame: pd.DataFrame) -> None:
     window = shifted[-100:]
     for index, name in enumerate(profile.feature_names):
         stats = profile.features[name]
-        expected = reference.psi(stats.bin_shares, reference.bin_shares(window[:, index], stats.bin_edges))
+        expected = reference.psi(stats.bin_shares, reference.bin_counts(window[:, index], stats.bin_edges))
         assert monitor.psi()[index] == pytest.approx(expected, rel=1e-9)
         gauge = REGISTRY.get_sample_value("plinth_input_drift_psi", {"feature": name})
         assert gauge == pytest.approx(expected, rel=1e-9)
