@@ -17,6 +17,8 @@ from pathlib import Path
 
 from k8s_tooling import LOCAL_BIN, ROOT
 
+from serving.rollout.processes import free_port
+
 CLUSTER = "plinth-e2e"
 NAMESPACE = "plinth"
 RELEASE = "classifier"
@@ -154,12 +156,6 @@ def install_mlflow() -> None:
     )
     kubectl("apply", "-n", "plinth-platform", "-k", "manifests/platform/mlflow")
     kubectl("-n", "plinth-platform", "rollout", "status", "deploy/mlflow", "--timeout=300s")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @contextlib.contextmanager

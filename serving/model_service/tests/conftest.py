@@ -6,7 +6,6 @@ import contextlib
 import importlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ from starlette.testclient import TestClient
 
 from serving.bench.demo_model import RegisteredModel, register_logistic_regression
 from serving.model_service import settings
+from serving.rollout.processes import free_port
 
 MODEL_NAME = "plinth-test-classifier"
 
@@ -122,12 +122,6 @@ class Server:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
         self.log.close()
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @contextlib.contextmanager
