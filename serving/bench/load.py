@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import math
-import os
 import re
-import signal
 import statistics
 import subprocess
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import psutil
+
+from serving.rollout.processes import ManagedProcess
 
 
 @dataclass(frozen=True)
@@ -70,30 +68,14 @@ def combine(runs: list[LoadResult]) -> LoadResult:
 @contextmanager
 def serving(target: Target, env: dict[str, str], log: Path) -> Iterator[psutil.Process]:
     """Start a server, wait until its health endpoint answers 200, and always stop it afterwards."""
-    with log.open("w") as sink:
-        process = subprocess.Popen(
-            target.command, env=env, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True
-        )
-        try:
-            deadline = time.monotonic() + 120
-            while True:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"{target.name} did not become healthy; see {log}")
-                try:
-                    if httpx.get(f"http://127.0.0.1:{target.port}{target.health}", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                time.sleep(0.2)
-            yield psutil.Process(process.pid)
-        finally:
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
-                try:
-                    process.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    os.killpg(process.pid, signal.SIGKILL)
-                    process.wait()
+    ready_url = f"http://127.0.0.1:{target.port}{target.health}"
+    server = ManagedProcess(target.name, target.command, log, env, ready_url)
+    try:
+        server.start().wait_ready()
+        assert server.popen is not None
+        yield psutil.Process(server.popen.pid)
+    finally:
+        server.stop()
 
 
 def rss_mib(process: psutil.Process) -> float:

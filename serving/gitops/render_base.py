@@ -13,7 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from serving.gitops.tools import ToolMissingError, find_tool
+from serving.gitops.tools import ToolMissingError, find_tool, write_or_check
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "helm" / "plinth-serving"
@@ -61,13 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ToolMissingError, RuntimeError) as error:
         print(f"render_base: {error}", file=sys.stderr)
         return 2
-    if args.check:
-        if not target.exists() or target.read_text() != rendered:
-            print(f"render_base: {target} is stale; run `python -m serving.gitops.render_base`", file=sys.stderr)
-            return 1
-        return 0
-    target.write_text(rendered)
-    return 0
+    return write_or_check(target, rendered, args.check, "python -m serving.gitops.render_base")
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import sys
 from pathlib import Path
 
 LOCAL_BIN = Path(__file__).resolve().parents[2] / ".tools" / "bin"
@@ -18,3 +19,17 @@ def find_tool(name: str) -> str:
     if found is None:
         raise ToolMissingError(f"{name} not found on PATH or in {LOCAL_BIN}: run `bash .ci/install-k8s-tools.sh`")
     return found
+
+
+def write_or_check(target: Path, content: str, check: bool, command: str) -> int:
+    """Write a generated file, or with `check` compare it; return the exit code (1: stale).
+
+    Generated files are committed, and CI fails when regenerating them would change the tree.
+    """
+    if check:
+        if not target.exists() or target.read_text() != content:
+            print(f"{target} is stale; run `{command}`", file=sys.stderr)
+            return 1
+        return 0
+    target.write_text(content)
+    return 0

@@ -5,21 +5,17 @@ from __future__ import annotations
 import contextlib
 import importlib
 import os
-import signal
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
-import httpx
 import pytest
 from starlette.testclient import TestClient
 
 from serving.bench.demo_model import RegisteredModel, register_logistic_regression
 from serving.model_service import settings
-from serving.rollout.processes import free_port
+from serving.rollout.processes import ManagedProcess, free_port
 
 MODEL_NAME = "plinth-test-classifier"
 
@@ -75,53 +71,14 @@ def server_env(home: Path, env: dict[str, str]) -> dict[str, str]:
     return {**os.environ, "BENTOML_HOME": str(home / "bentoml"), settings.ENV_WORKERS: "1", **env}
 
 
-class Server:
-    """A real `bentoml serve` process on 127.0.0.1, with its own BentoML home (metrics files)."""
+class Server(ManagedProcess):
+    """A real `bentoml serve` process on 127.0.0.1, with its own BentoML home (metrics files); started at once."""
 
     def __init__(self, env: dict[str, str], home: Path, port: int) -> None:
         self.url = f"http://127.0.0.1:{port}"
-        self.log = (home / "server.log").open("w")
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "bentoml",
-                "serve",
-                "serving.model_service.service:ModelService",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-            ],
-            env={**os.environ, "BENTOML_HOME": str(home / "bentoml"), settings.ENV_WORKERS: "1", **env},
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            cwd=Path(__file__).resolve().parents[3],
-            start_new_session=True,
-        )
-
-    def wait_ready(self, timeout: float = 90.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"server exited with {self.process.returncode}; see {self.log.name}")
-            try:
-                if httpx.get(f"{self.url}/readyz", timeout=1.0).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        raise TimeoutError(f"server not ready after {timeout} s; see {self.log.name}")
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
-        self.log.close()
+        command = serve_command(port)
+        super().__init__("bentoml serve", command, home / "server.log", server_env(home, env), f"{self.url}/readyz")
+        self.start()
 
 
 @contextlib.contextmanager

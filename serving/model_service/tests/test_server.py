@@ -204,6 +204,6 @@ def test_unloadable_model_never_becomes_ready(registered: RegisteredModel, tmp_p
     try:
         with pytest.raises((TimeoutError, RuntimeError)):
             server.wait_ready(timeout=15)
-        assert "cannot load model files" in Path(server.log.name).read_text()
+        assert "cannot load model files" in server.log_path.read_text()
     finally:
         server.stop()
