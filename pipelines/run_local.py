@@ -15,6 +15,7 @@ from pathlib import Path
 from kfp import components, local
 
 from components.common.state import local_tracking_uri, plinth_home
+from components.common.task import AUTO, BINARY_METRICS, OVERRIDES, REGRESSION_METRICS
 from pipelines.compile import compiled_path
 from pipelines.summary import failure_summary, run_summary
 from pipelines.training.pipeline import DEFAULT_MODEL_NAME, PIPELINE_NAME
@@ -33,13 +34,34 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """Parse the runner's flags; each maps to a pipeline parameter."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pipeline", type=Path, default=compiled_path("cpu"), help="compiled pipeline YAML")
-    parser.add_argument("--source", default="sklearn:breast_cancer", help="sklearn:<name> or a .csv/.parquet path")
-    parser.add_argument("--target", default="target", help="label column")
+    parser.add_argument(
+        "--source",
+        default="sklearn:breast_cancer",
+        help="sklearn:breast_cancer|wine|diabetes, synthetic:churn, or a .csv/.parquet path",
+    )
+    parser.add_argument("--target", default="target", help="target column (the label, or the value to predict)")
+    parser.add_argument(
+        "--task",
+        default=AUTO,
+        choices=OVERRIDES,
+        help="what the model solves; auto decides from the target (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--categorical", default="", help="comma-separated feature columns to treat as categorical (others detected)"
+    )
     parser.add_argument("--model-name", default=DEFAULT_MODEL_NAME, help="registered model name")
     parser.add_argument("--seed", type=int, default=42, help="seed of the split and the candidates")
     parser.add_argument("--train-fraction", type=float, default=1.0, help="share of training rows to use (0-1]")
-    parser.add_argument("--margin", type=float, default=0.002, help="ROC AUC by which to beat the champion")
-    parser.add_argument("--min-roc-auc", type=float, default=0.9, help="lowest acceptable ROC AUC")
+    parser.add_argument(
+        "--primary-metric",
+        default="",
+        choices=("", *sorted({*BINARY_METRICS, *REGRESSION_METRICS})),
+        help="metric that picks the winner and must beat the champion (default: roc_auc, or r2 for regression)",
+    )
+    parser.add_argument("--margin", type=float, default=0.002, help="amount of the primary metric to beat it by")
+    parser.add_argument("--min-roc-auc", type=float, default=0.9, help="lowest acceptable ROC AUC (classification)")
+    parser.add_argument("--min-accuracy", type=float, default=0.85, help="lowest acceptable accuracy (classification)")
+    parser.add_argument("--min-r2", type=float, default=0.0, help="lowest acceptable R² (regression)")
     return parser.parse_args(argv)
 
 
@@ -63,10 +85,15 @@ def main(argv: list[str] | None = None) -> int:
             experiment=PIPELINE_NAME,
             source=args.source,
             target_column=args.target,
+            task=args.task,
+            categorical_columns=args.categorical,
             seed=args.seed,
             train_fraction=args.train_fraction,
+            primary_metric=args.primary_metric,
             margin=args.margin,
             min_roc_auc=args.min_roc_auc,
+            min_accuracy=args.min_accuracy,
+            min_r2=args.min_r2,
             git_commit=git_commit(),
         )
     except RuntimeError as error:

@@ -10,12 +10,15 @@ import json
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 from components import __version__
 from components.common.candidate import train_candidate
 from components.common.device import cuda_available
+from components.common.profile import ReferenceProfile
 from components.common.state import local_tracking_uri, plinth_home
 from components.evaluate.core import run as evaluate
 from components.gate.core import GateConfig
@@ -39,7 +42,7 @@ def run_steps(tracking_uri: str, work: Path, seed: int = 42) -> str:
     """Run every step in this process; return the gate's decision reason."""
     paths = {name: str(work / name) for name in ("data", "report", "profile", "train", "test")}
     run_id, data_hash = ingest("sklearn:breast_cancer", TARGET, paths["data"], tracking_uri, PIPELINE_NAME, "plain")
-    validate(
+    task = validate(
         paths["data"],
         TARGET,
         tracking_uri,
@@ -49,22 +52,21 @@ def run_steps(tracking_uri: str, work: Path, seed: int = 42) -> str:
         paths["report"],
         paths["profile"],
     )
-    split(paths["data"], TARGET, 0.2, seed, 1.0, paths["train"], paths["test"], tracking_uri, run_id)
+    split(paths["data"], TARGET, 0.2, seed, 1.0, paths["train"], paths["test"], tracking_uri, run_id, task.kind)
     device = "cuda" if cuda_available() else "cpu"
-    candidates = [
-        ("sklearn", sklearn_model(seed), None, ()),
-        ("xgboost", xgboost_model(seed, device), for_cpu_inference, ("xgboost",)),
-        ("torch", torch_model(seed, device), None, ("torch",)),
+    candidates: list[tuple[str, Callable[[ReferenceProfile], Any], Any, tuple[str, ...]]] = [
+        ("sklearn", lambda profile: sklearn_model(profile, seed), None, ()),
+        ("xgboost", lambda profile: xgboost_model(profile, seed, device), for_cpu_inference, ("xgboost",)),
+        ("torch", lambda profile: torch_model(profile, seed, device), None, ("torch",)),
     ]
     results = []
-    for name, model, prepare, packages in candidates:
+    for name, make_model, prepare, packages in candidates:
         model_path = str(work / f"model-{name}")
         trained = train_candidate(
             name,
-            model,
+            make_model,
             paths["train"],
             paths["profile"],
-            TARGET,
             tracking_uri,
             run_id,
             model_path,
@@ -72,10 +74,10 @@ def run_steps(tracking_uri: str, work: Path, seed: int = 42) -> str:
             prepare_for_saving=prepare,
             extra_packages=packages,
         )
-        scored = evaluate(model_path, paths["test"], TARGET, tracking_uri, trained.to_json())
+        scored = evaluate(model_path, paths["test"], tracking_uri, trained.to_json())
         results.append(json.dumps({"candidate": scored["candidate"]}))
     config = GateConfig(min_roc_auc=0.9, min_accuracy=0.85, margin=0.002)
-    decision = gate(results, paths["test"], TARGET, tracking_uri, DEFAULT_MODEL_NAME, run_id, config)
+    decision = gate(results, paths["test"], paths["profile"], tracking_uri, DEFAULT_MODEL_NAME, run_id, config)
     if decision.passed:
         lineage = {
             "plinth.data_hash": data_hash,

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 from mlflow import MlflowClient
 from mlflow.entities import Run
 
 from components.common import tracking
+from components.common.state import DEFAULT_HOME
 
 ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
 
@@ -27,9 +29,11 @@ def latest_pipeline_run(client: MlflowClient, experiment: str, since: float) -> 
 
 
 def ui_hint(tracking_uri: str) -> str:
-    """Return how to look at the runs in the MLflow UI."""
+    """Return how to look at the runs in the MLflow UI, as a command that works in the user's shell."""
     if tracking_uri.startswith("sqlite:"):
-        return f"mlflow ui --backend-store-uri {tracking_uri}   (or: make mlflow-ui)"
+        home = Path(tracking_uri.removeprefix("sqlite:///")).parent
+        prefix = "" if home == (Path.cwd() / DEFAULT_HOME).resolve() else f"PLINTH_HOME={home} "
+        return f"{prefix}make mlflow-ui   (MLflow UI on http://127.0.0.1:5000)"
     return tracking_uri
 
 
@@ -46,6 +50,7 @@ def run_summary(tracking_uri: str, experiment: str, model_name: str, since: floa
     lines = [
         "",
         "=== plinth training summary ===",
+        f"task          : {tags.get('plinth.task', '?')} (target {run.data.params.get('target', '?')})",
         f"winner        : {tags.get(tracking.TAG_WINNER, '?')} ({scores})",
         f"gate          : {tags.get(tracking.TAG_DECISION, '?')}: {tags.get(tracking.TAG_REASON, '')}",
     ]

@@ -66,6 +66,7 @@ def test_first_run_registers_a_champion_with_lineage(twice):
     assert version.tags["plinth.pipeline_run_id"] == parent.info.run_id
     assert parent.info.status == "FINISHED"
     assert parent.data.tags[tracking.TAG_DECISION] == "passed"
+    assert version.tags["plinth.task"] == parent.data.tags["plinth.task"] == "binary"
 
 
 def test_every_candidate_is_a_nested_run_with_metrics_and_plots(twice):
@@ -74,7 +75,8 @@ def test_every_candidate_is_a_nested_run_with_metrics_and_plots(twice):
     children = client.search_runs([parent.info.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
     assert sorted(run.data.tags["plinth.candidate"] for run in children) == ["sklearn", "torch", "xgboost"]
     for child in children:
-        assert {"test_roc_auc", "test_accuracy", "test_f1", "test_log_loss", "fit_seconds"} <= set(child.data.metrics)
+        expected = {"test_roc_auc", "test_accuracy", "test_f1", "test_f1_macro", "test_log_loss", "fit_seconds"}
+        assert expected <= set(child.data.metrics)
         plots = {artifact.path for artifact in client.list_artifacts(child.info.run_id, "plots")}
         assert plots == {"plots/roc_curve.png", "plots/confusion_matrix.png"}
     assert [a.path for a in client.list_artifacts(parent.info.run_id, "validation")] == ["validation/report.md"]
@@ -89,6 +91,7 @@ def test_registered_model_carries_signature_example_and_profile(twice, tmp_path)
     profile = modeling.load_profile(local_dir)
     assert len(profile.feature_names) == 30
     assert profile.target == "target"
+    assert profile.task.kind == "binary"
     info = mlflow.models.get_model_info(f"models:/{DEFAULT_MODEL_NAME}@champion")
     assert info.signature.inputs.input_names()[:2] == ["mean_radius", "mean_texture"]
     assert (Path(local_dir) / "input_example.json").is_file()
@@ -106,14 +109,15 @@ def test_second_run_is_gated_against_the_champion(twice):
 
 
 def test_bad_data_stops_at_validate_with_a_report_and_no_registry_change(tmp_path):
-    frame = pd.DataFrame({"a": [1.0] * 60, "b": ["oops"] * 60, "label": [1] * 60})
+    frame = pd.DataFrame({"a": [1.0] * 60, "b": [f"{i}.5" for i in range(58)] + ["oops", "n/a"], "label": [1] * 60})
     source = tmp_path / "bad.csv"
     frame.to_csv(source, index=False)
     result = train(tmp_path / "home", "--source", str(source), "--target", "label")
     assert result.returncode == 1
     assert "step          : validate" in result.stderr
     assert "column 'b', rule numeric" in result.stderr
-    assert "column 'label', rule min_classes" in result.stderr
+    assert "1 of 59 values are not numbers (e.g. 'oops')" in result.stderr
+    assert "column 'label', rule task: classification needs at least 2 classes" in result.stderr
     client = tracking.connect(local_tracking_uri(tmp_path / "home"))
     assert not client.search_registered_models()
     assert pipeline_runs(client)[0].info.status == "FAILED"

@@ -4,12 +4,13 @@ import json
 
 import mlflow
 import pytest
-from sklearn.linear_model import LogisticRegression
 
 from components.common import modeling, tracking
+from components.common.features import split_target
 from components.common.profile import build_profile
 from components.ingest.core import load_source
 from components.register.core import RegistrationError, run
+from components.train_sklearn.core import build_model
 
 pytestmark = pytest.mark.integration
 NAME = "served-model"
@@ -17,18 +18,19 @@ NAME = "served-model"
 
 def log_candidate(uri: str) -> tuple[str, str, str]:
     frame = load_source("sklearn:breast_cancer")
-    features, labels = modeling.split_features(frame, "target")
+    profile = build_profile(frame, "target")
+    features, labels = split_target(frame, profile)
     client = tracking.connect(uri)
     experiment = tracking.ensure_experiment(client, "server-test", uri)
     with mlflow.start_run(experiment_id=experiment) as candidate:
-        model = LogisticRegression(max_iter=3000).fit(features, labels)
-        model_uri = modeling.log_model(model, features, build_profile(frame, "target"), "sklearn")
+        model = build_model(profile, seed=0).fit(features, labels)
+        model_uri = modeling.log_model(model, features, profile, "sklearn")
     parent = client.create_run(experiment).info.run_id
     return model_uri, candidate.info.run_id, parent
 
 
 def decision(model_uri: str, run_id: str, alias: str) -> str:
-    winner = {"name": "sklearn", "run_id": run_id, "model_uri": model_uri, "metrics": {}}
+    winner = {"name": "sklearn", "run_id": run_id, "model_uri": model_uri, "metrics": {}, "task": "binary"}
     return json.dumps({"passed": True, "alias": alias, "reason": "test", "winner": winner})
 
 

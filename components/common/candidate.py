@@ -12,7 +12,9 @@ import mlflow
 import pandas as pd
 
 from components.common import modeling, tracking
+from components.common.features import split_target
 from components.common.profile import ReferenceProfile
+from components.common.task import plain_label
 
 
 @dataclass(frozen=True)
@@ -28,18 +30,39 @@ class TrainedCandidate:
         return json.dumps(asdict(self))
 
 
-def loggable_params(model: modeling.Classifier) -> dict[str, str]:
+class CandidateError(ValueError):
+    """A fitted candidate does not match the task it was trained for; the message says how."""
+
+
+def loggable_params(model: modeling.Estimator) -> dict[str, str]:
     """Return the estimator's scalar hyper-parameters (nested estimators and objects are skipped)."""
     params = model.get_params() if hasattr(model, "get_params") else {}
     return {k: str(v) for k, v in params.items() if isinstance(v, str | int | float | bool) or v is None}
 
 
+def load_profile_file(profile_path: str) -> ReferenceProfile:
+    """Read the profile the validate step wrote (task, feature kinds, reference bins)."""
+    with open(profile_path, encoding="utf-8") as handle:
+        return ReferenceProfile.from_dict(json.load(handle))
+
+
+def check_classes(model: Any, profile: ReferenceProfile) -> None:
+    """Refuse a classifier whose probability columns are not the task's classes, in order."""
+    if not profile.task.is_classification:
+        return
+    fitted = tuple(plain_label(label) for label in getattr(model, "classes_", ()))
+    if fitted != profile.task.classes:
+        raise CandidateError(
+            f"the fitted model's classes {list(fitted)} differ from the task's {list(profile.task.classes)}: "
+            "every class must occur in the training rows"
+        )
+
+
 def train_candidate(
     name: str,
-    model: modeling.Classifier,
+    make_model: Callable[[ReferenceProfile], modeling.Estimator],
     train_path: str,
     profile_path: str,
-    target: str,
     tracking_uri: str,
     parent_run_id: str,
     model_path: str,
@@ -47,26 +70,37 @@ def train_candidate(
     prepare_for_saving: Callable[[Any], Any] | None = None,
     extra_packages: Sequence[str] = (),
 ) -> TrainedCandidate:
-    """Fit `model` on the training split inside a run nested under the pipeline's parent run.
+    """Build the candidate for the profile's task and fit it on the training split, in a nested MLflow run.
 
     `prepare_for_saving` adapts the fitted model for serving (e.g. pins XGBoost to CPU inference);
     `extra_packages` are the model's framework packages beyond scikit-learn, pinned in its requirements.
     """
-    features, labels = modeling.split_features(pd.read_parquet(train_path), target)
-    with open(profile_path, encoding="utf-8") as handle:
-        profile = ReferenceProfile.from_dict(json.load(handle))
+    profile = load_profile_file(profile_path)
+    model = make_model(profile)
+    features, labels = split_target(pd.read_parquet(train_path), profile)
     client = tracking.connect(tracking_uri)
     experiment_id = client.get_run(parent_run_id).info.experiment_id
     with mlflow.start_run(experiment_id=experiment_id, run_name=name, nested=True, parent_run_id=parent_run_id) as run:
-        mlflow.set_tags({tracking.TAG_KIND: "candidate", "plinth.candidate": name, "plinth.device": device})
+        mlflow.set_tags(
+            {
+                tracking.TAG_KIND: "candidate",
+                "plinth.candidate": name,
+                "plinth.device": device,
+                "plinth.task": profile.task.kind,
+            }
+        )
         mlflow.log_params(loggable_params(model))
         started = time.perf_counter()
         model.fit(features, labels)
         fit_seconds = time.perf_counter() - started
         mlflow.log_metric("fit_seconds", fit_seconds)
+        check_classes(model, profile)
         if prepare_for_saving is not None:
             model = prepare_for_saving(model)
         model_uri = modeling.log_model(model, features, profile, name, extra_packages)
     modeling.save_model(model, model_path, features, profile, name, extra_packages)
-    print(f"train {name}: fitted on {len(features)} rows in {fit_seconds:.2f}s on {device}; run {run.info.run_id}")
+    print(
+        f"train {name}: {profile.task.describe()}; fitted on {len(features)} rows in {fit_seconds:.2f}s "
+        f"on {device}; run {run.info.run_id}"
+    )
     return TrainedCandidate(name, run.info.run_id, model_uri)

@@ -1,8 +1,10 @@
 """How plinth stores a model: one format for every candidate, so serving has one load path.
 
-Every candidate (scikit-learn, XGBoost, PyTorch) is a scikit-learn style estimator with `predict_proba`,
-saved with MLflow's sklearn flavor. The reference profile rides in the MLmodel metadata under
-`plinth.reference_profile`, so whoever loads the model also gets what its inputs should look like.
+Every candidate (scikit-learn, XGBoost, PyTorch) is one scikit-learn style estimator that takes the raw
+feature columns (preprocessing included, `features.py`), saved with MLflow's sklearn flavor. Classifiers
+answer `predict_proba` with one column per class of the task; regressors answer `predict`. The task and
+the reference profile ride in the MLmodel metadata under `plinth`, so whoever loads the model also gets
+what problem it solves and what its inputs should look like.
 """
 
 from __future__ import annotations
@@ -15,9 +17,12 @@ from typing import Any, Protocol
 import mlflow
 import numpy as np
 import pandas as pd
-from mlflow.models import Model, infer_signature
+from mlflow.models import Model, ModelSignature, infer_signature
+from mlflow.types.schema import ColSpec, Schema
 
 from components.common.profile import ReferenceProfile
+from components.common.task import Task
+from components.common.tracking import integer_columns_checked
 
 METADATA_KEY = "plinth"
 MODEL_ARTIFACT_NAME = "model"
@@ -26,19 +31,21 @@ INPUT_EXAMPLE_ROWS = 3
 BASE_PACKAGES = ("mlflow", "scikit-learn", "cloudpickle", "numpy", "pandas")
 
 
-class Classifier(Protocol):
-    """What every candidate offers once fitted."""
+class Estimator(Protocol):
+    """What every candidate offers once fitted; classifiers also offer `predict_proba`."""
 
     def fit(self, features: pd.DataFrame, labels: pd.Series) -> Any:
-        """Fit on a feature frame and a label series."""
+        """Fit on a feature frame and a target series."""
 
-    def predict_proba(self, features: pd.DataFrame) -> np.ndarray:
-        """Return an (n, n_classes) array of class probabilities."""
+    def predict(self, features: pd.DataFrame) -> np.ndarray:
+        """Return one prediction (a class label, or a value) per row."""
 
 
-def split_features(frame: pd.DataFrame, target: str) -> tuple[pd.DataFrame, pd.Series]:
-    """Split a dataset into the float feature frame and the label series."""
-    return frame.drop(columns=[target]).astype("float64"), frame[target]
+def predict_output(model: Any, task: Task, features: pd.DataFrame | np.ndarray) -> np.ndarray:
+    """Return what a model of `task` answers: (n, classes) probabilities, or (n,) predicted values."""
+    if task.is_classification:
+        return np.asarray(model.predict_proba(features), dtype=np.float64)
+    return np.asarray(model.predict(features), dtype=np.float64).reshape(-1)
 
 
 def model_metadata(profile: ReferenceProfile, candidate: str) -> dict[str, Any]:
@@ -47,10 +54,30 @@ def model_metadata(profile: ReferenceProfile, candidate: str) -> dict[str, Any]:
         METADATA_KEY: {
             "candidate": candidate,
             "target": profile.target,
+            "task": profile.task.to_dict(),
             "feature_names": profile.feature_names,
             "reference_profile": profile.to_dict(),
         }
     }
+
+
+def signature(model: Any, features: pd.DataFrame, profile: ReferenceProfile) -> ModelSignature:
+    """Return the model signature: each input's type, optional exactly where the reference had missing values.
+
+    Inferred from all training rows, not only the input example, so a type is never guessed from three
+    rows; `required` follows the profile, which saw the whole validated dataset.
+    """
+    output = predict_output(model, profile.task, features.head(INPUT_EXAMPLE_ROWS))
+    with integer_columns_checked():
+        inferred = infer_signature(features, output)
+    assert inferred.inputs is not None
+    inputs = Schema(
+        [
+            ColSpec(spec.type, spec.name, required=not profile.features[str(spec.name)].optional)
+            for spec in inferred.inputs.inputs
+        ]
+    )
+    return ModelSignature(inputs=inputs, outputs=inferred.outputs)
 
 
 def pip_requirements(extra_packages: Sequence[str]) -> list[str]:
@@ -64,25 +91,24 @@ def pip_requirements(extra_packages: Sequence[str]) -> list[str]:
 
 
 def _flavor_kwargs(
-    model: Classifier,
+    model: Estimator,
     sample: pd.DataFrame,
     profile: ReferenceProfile,
     candidate: str,
     extra_packages: Sequence[str],
 ) -> dict[str, Any]:
     """Arguments shared by saving and logging: signature, input example, metadata, serialization."""
-    example = sample.head(INPUT_EXAMPLE_ROWS)
     return {
         "pip_requirements": pip_requirements(extra_packages),
-        "signature": infer_signature(example, model.predict_proba(example)),
-        "input_example": example,
+        "signature": signature(model, sample, profile),
+        "input_example": sample.head(INPUT_EXAMPLE_ROWS),
         "metadata": model_metadata(profile, candidate),
         "serialization_format": mlflow.sklearn.SERIALIZATION_FORMAT_CLOUDPICKLE,
     }
 
 
 def save_model(
-    model: Classifier,
+    model: Estimator,
     path: str,
     sample: pd.DataFrame,
     profile: ReferenceProfile,
@@ -94,7 +120,7 @@ def save_model(
 
 
 def log_model(
-    model: Classifier,
+    model: Estimator,
     sample: pd.DataFrame,
     profile: ReferenceProfile,
     candidate: str,
@@ -107,15 +133,22 @@ def log_model(
     return str(info.model_uri)
 
 
-def load_model(uri_or_path: str) -> Classifier:
+def load_model(uri_or_path: str) -> Any:
     """Load a model saved by `save_model` or `log_model` (local path or any MLflow model URI)."""
-    model: Classifier = mlflow.sklearn.load_model(uri_or_path)
-    return model
+    return mlflow.sklearn.load_model(uri_or_path)
+
+
+def profile_from_metadata(metadata: dict[str, Any] | None, where: str) -> ReferenceProfile:
+    """Return the reference profile of an MLmodel metadata block.
+
+    Raises:
+        ValueError: the block is not a plinth model's.
+    """
+    if not metadata or METADATA_KEY not in metadata:
+        raise ValueError(f"{where} is not a plinth model: MLmodel metadata has no '{METADATA_KEY}' block")
+    return ReferenceProfile.from_dict(metadata[METADATA_KEY]["reference_profile"])
 
 
 def load_profile(model_dir: str | Path) -> ReferenceProfile:
     """Read the reference profile from a downloaded model directory's MLmodel metadata."""
-    metadata = Model.load(str(Path(model_dir) / "MLmodel")).metadata or {}
-    if METADATA_KEY not in metadata:
-        raise ValueError(f"{model_dir} is not a plinth model: MLmodel metadata has no '{METADATA_KEY}' block")
-    return ReferenceProfile.from_dict(metadata[METADATA_KEY]["reference_profile"])
+    return profile_from_metadata(Model.load(str(Path(model_dir) / "MLmodel")).metadata, str(model_dir))

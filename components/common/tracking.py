@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -17,6 +21,8 @@ TAG_VERSION = "plinth.registered.version"
 TAG_ALIAS = "plinth.registered.alias"
 CHAMPION = "champion"
 CHALLENGER = "challenger"
+# What MLflow exports into the environment when its default tracking / registry URI is set.
+MLFLOW_URI_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
 
 
 def artifact_root(tracking_uri: str) -> str | None:
@@ -33,12 +39,26 @@ def artifact_root(tracking_uri: str) -> str | None:
 
 
 def connect(tracking_uri: str) -> MlflowClient:
-    """Point MLflow (tracking and registry) at `tracking_uri` and return a client for it."""
+    """Point MLflow (tracking and registry) at `tracking_uri` and return a client for it.
+
+    The process-wide default is what `models:/` URIs and `mlflow.start_run` resolve against. MLflow 3 also
+    exports it as MLFLOW_TRACKING_URI / MLFLOW_REGISTRY_URI into `os.environ`, so every process started
+    afterwards (a model service, a test server) would silently inherit this registry; the variables are
+    put back as they were, and plinth hands child processes their registry explicitly.
+    """
     parsed = urlparse(tracking_uri)
     if parsed.scheme == "sqlite":
         Path(tracking_uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    mlflow.set_tracking_uri(tracking_uri)
-    mlflow.set_registry_uri(tracking_uri)
+    saved = {name: os.environ.get(name) for name in MLFLOW_URI_VARIABLES}
+    try:
+        mlflow.set_tracking_uri(tracking_uri)
+        mlflow.set_registry_uri(tracking_uri)
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
     return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
 
 
@@ -63,3 +83,15 @@ def mark_failed(client: MlflowClient, run_id: str, step: str, message: str) -> N
     client.set_tag(run_id, "plinth.failed_step", step)
     client.set_tag(run_id, "plinth.failure", message[:4000])
     client.set_terminated(run_id, status="FAILED")
+
+
+@contextmanager
+def integer_columns_checked() -> Iterator[None]:
+    """Silence MLflow's hint that integer columns cannot hold nulls, where plinth has already made sure.
+
+    `features.prepare_features` turns every integer column that can be missing into a float column, so
+    the hint (printed for every schema MLflow infers from a frame with an integer column) is noise.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*[Ii]nteger column", category=UserWarning)
+        yield

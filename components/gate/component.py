@@ -12,29 +12,34 @@ def gate(
     xgboost_result: str,
     torch_result: str,
     test: Input[Dataset],
-    target: str,
+    profile: Input[Artifact],
     tracking_uri: str,
     model_name: str,
     run_id: str,
+    primary_metric: str,
     min_roc_auc: float,
     min_accuracy: float,
+    min_r2: float,
     margin: float,
     decision: Output[Artifact],
 ) -> bool:
-    """Pick the best candidate; it must pass thresholds and beat the champion by `margin`.
+    """Pick the best candidate; it must pass the task's floors and beat the champion by `margin`.
 
     Args:
         sklearn_result: Evaluated scikit-learn candidate (JSON).
         xgboost_result: Evaluated XGBoost candidate (JSON).
         torch_result: Evaluated PyTorch candidate (JSON).
         test: Held-out rows, to score the champion on the same data.
-        target: Name of the label column.
+        profile: The validated profile (its task decides the metrics).
         tracking_uri: MLflow tracking URI.
         model_name: Registered model name.
         run_id: Parent MLflow run id.
-        min_roc_auc: Lowest acceptable ROC AUC (0-1).
-        min_accuracy: Lowest acceptable accuracy (0-1).
-        margin: ROC AUC by which the winner must beat the champion (> 0).
+        primary_metric: Metric that picks the winner and is compared with the champion; empty for the task's
+            default (roc_auc for classification, r2 for regression).
+        min_roc_auc: Lowest acceptable ROC AUC (0-1), classification.
+        min_accuracy: Lowest acceptable accuracy (0-1), classification.
+        min_r2: Lowest acceptable R² (at most 1), regression.
+        margin: Amount of the primary metric by which the winner must beat the champion (> 0).
         decision: Winner, alias and reason (JSON), for the register step and the dashboard.
 
     Returns:
@@ -46,9 +51,11 @@ def gate(
 
     from components.gate.core import GateConfig, run
 
-    config = GateConfig(min_roc_auc=min_roc_auc, min_accuracy=min_accuracy, margin=margin)
+    config = GateConfig(
+        min_roc_auc=min_roc_auc, min_accuracy=min_accuracy, margin=margin, min_r2=min_r2, primary_metric=primary_metric
+    )
     results = [sklearn_result, xgboost_result, torch_result]
-    verdict = run(results, test.path, target, tracking_uri, model_name, run_id, config)
+    verdict = run(results, test.path, profile.path, tracking_uri, model_name, run_id, config)
     with open(decision.path, "w", encoding="utf-8") as handle:
         json.dump(asdict(verdict), handle)
     return verdict.passed

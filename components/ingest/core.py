@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 BUILTIN_PREFIX = "sklearn:"
+SYNTHETIC_PREFIX = "synthetic:"
 BUILTIN_TARGET = "target"
 SUPPORTED_SUFFIXES = (".csv", ".parquet", ".pq")
 
@@ -23,10 +24,17 @@ def snake_case(name: str) -> str:
 
 
 def load_builtin(name: str) -> pd.DataFrame:
-    """Load a dataset that ships inside scikit-learn; the label column is called `target`."""
+    """Load a dataset that ships inside scikit-learn; the label column is called `target`.
+
+    breast_cancer is binary, wine has three classes, diabetes is a regression (disease progression).
+    """
     from sklearn import datasets
 
-    loaders = {"breast_cancer": datasets.load_breast_cancer}
+    loaders = {
+        "breast_cancer": datasets.load_breast_cancer,
+        "wine": datasets.load_wine,
+        "diabetes": datasets.load_diabetes,
+    }
     loader = loaders.get(name)
     if loader is None:
         known = ", ".join(BUILTIN_PREFIX + key for key in loaders)
@@ -49,10 +57,21 @@ def load_file(path: Path) -> pd.DataFrame:
         raise IngestError(f"cannot parse {path}: {error}") from error
 
 
+def load_synthetic(name: str) -> pd.DataFrame:
+    """Generate a packaged synthetic table (`synthetic:churn`: mixed types and missing values)."""
+    from components.ingest.synthetic import churn_table
+
+    if name != "churn":
+        raise IngestError(f"unknown synthetic dataset {SYNTHETIC_PREFIX}{name!r}; known: {SYNTHETIC_PREFIX}churn")
+    return churn_table()
+
+
 def load_source(source: str) -> pd.DataFrame:
-    """Load `sklearn:<name>` from the packaged datasets, or a CSV/Parquet file path."""
+    """Load `sklearn:<name>` or `synthetic:churn` from the package, or a CSV/Parquet file path."""
     if source.startswith(BUILTIN_PREFIX):
         return load_builtin(source.removeprefix(BUILTIN_PREFIX))
+    if source.startswith(SYNTHETIC_PREFIX):
+        return load_synthetic(source.removeprefix(SYNTHETIC_PREFIX))
     return load_file(Path(source))
 
 
@@ -92,9 +111,10 @@ def run(
     frame.to_parquet(dataset_path, index=False)
     client.set_tag(run_id, "plinth.data_hash", digest)
     # MLflow resolves file paths as dataset sources; a packaged dataset has no such source.
-    origin = {} if source.startswith(BUILTIN_PREFIX) else {"source": source}
-    dataset = from_pandas(frame, targets=target, name=source, **origin)
+    origin = {} if source.startswith((BUILTIN_PREFIX, SYNTHETIC_PREFIX)) else {"source": source}
     context = InputTag(key=MLFLOW_DATASET_CONTEXT, value="training")
-    client.log_inputs(run_id, datasets=[DatasetInput(dataset._to_mlflow_entity(), tags=[context])])
+    with tracking.integer_columns_checked():
+        dataset = from_pandas(frame, targets=target, name=source, **origin)._to_mlflow_entity()
+    client.log_inputs(run_id, datasets=[DatasetInput(dataset, tags=[context])])
     print(f"ingest: {len(frame)} rows x {frame.shape[1]} columns from {source} (sha256 {digest[:12]})")
     return run_id, digest

@@ -14,6 +14,7 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from components.common import tracking
+from components.common.task import TAG_TASK
 
 REACHABILITY_TIMEOUT_S = 5
 
@@ -47,30 +48,38 @@ def register(
     client: MlflowClient, model_uri: str, name: str, alias: str, tags: dict[str, str], description: str
 ) -> Registration:
     """Create a version of `name` from `model_uri`, tag it, then point `alias` at it."""
+    created_model = False
     created: str | None = None
     try:
         if not client.search_registered_models(filter_string=f"name = '{name}'"):
             client.create_registered_model(name, description="Registered by the plinth training pipeline.")
+            created_model = True
         version = mlflow.register_model(model_uri, name, tags=tags)
         created = str(version.version)
         client.update_model_version(name, created, description=description)
         client.set_registered_model_alias(name, alias, created)
     except (MlflowException, requests.RequestException, OSError) as error:
-        raise RegistrationError(_failure_message(client, name, created, alias, error)) from error
+        raise RegistrationError(_failure_message(client, name, created, created_model, alias, error)) from error
     return Registration(name, created, alias)
 
 
-def _failure_message(client: MlflowClient, name: str, created: str | None, alias: str, error: Exception) -> str:
-    """Undo a half-made registration and describe the registry's state."""
+def _failure_message(
+    client: MlflowClient, name: str, created: str | None, created_model: bool, alias: str, error: Exception
+) -> str:
+    """Undo a half-made registration (the version, and the registered model if this call made it)."""
+    try:
+        if created is not None:
+            client.delete_model_version(name, created)
+        if created_model:
+            client.delete_registered_model(name)
+    except (MlflowException, requests.RequestException, OSError) as cleanup_error:
+        what = f"v{created}" if created is not None else f"the empty registered model {name}"
+        return (
+            f"registering {name} failed ({error}); alias {alias!r} was not moved, but {what} could not be "
+            f"deleted ({cleanup_error}): delete it by hand"
+        )
     if created is None:
         return f"registering {name} failed before a version was created ({error}); registry unchanged"
-    try:
-        client.delete_model_version(name, created)
-    except (MlflowException, requests.RequestException, OSError) as cleanup_error:
-        return (
-            f"registering {name} v{created} failed ({error}); alias {alias!r} was not moved, but the "
-            f"unaliased version could not be deleted ({cleanup_error}): delete it by hand"
-        )
     return f"registering {name} failed ({error}); v{created} was deleted again, alias {alias!r} not moved"
 
 
@@ -94,6 +103,7 @@ def run(
         "plinth.candidate_run_id": winner["run_id"],
         "plinth.pipeline_run_id": parent_run_id,
         "plinth.gate.reason": decision["reason"],
+        TAG_TASK: winner["task"],
     }
     description = f"{winner['name']} candidate; gate: {decision['reason']}"
     try:

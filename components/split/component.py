@@ -15,10 +15,11 @@ def split(
     train_fraction: float,
     tracking_uri: str,
     run_id: str,
+    task: str,
     train: Output[Dataset],
     test: Output[Dataset],
 ) -> None:
-    """Split the data, seeded and stratified, into training and held-out test sets.
+    """Split the data, seeded (and stratified by class), into training and held-out test sets.
 
     Args:
         dataset: The validated data.
@@ -28,9 +29,10 @@ def split(
         train_fraction: Share of the training rows to keep (0-1]; the test set does not change.
         tracking_uri: MLflow tracking URI.
         run_id: Parent MLflow run id.
+        task: The task validation decided (binary, multiclass, regression); classification is stratified.
         train: Training rows.
         test: Held-out rows.
     """
     from components.split.core import run
 
-    run(dataset.path, target, test_size, seed, train_fraction, train.path, test.path, tracking_uri, run_id)
+    run(dataset.path, target, test_size, seed, train_fraction, train.path, test.path, tracking_uri, run_id, task)

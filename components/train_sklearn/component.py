@@ -10,18 +10,16 @@ from components import COMPONENT_IMAGE
 def train_sklearn(
     train: Input[Dataset],
     profile: Input[Artifact],
-    target: str,
     seed: int,
     tracking_uri: str,
     run_id: str,
     model: Output[Model],
 ) -> str:
-    """Train the scikit-learn candidate (standardised logistic regression).
+    """Train the scikit-learn candidate (logistic regression, or ridge for a regression task).
 
     Args:
         train: Training rows.
-        profile: Reference profile of the data, stored with the model.
-        target: Name of the label column.
+        profile: The validated profile (task, feature kinds), stored with the model.
         seed: Random seed.
         tracking_uri: MLflow tracking URI.
         run_id: Parent MLflow run id; the candidate logs to a nested run.
@@ -35,10 +33,9 @@ def train_sklearn(
 
     trained = train_candidate(
         "sklearn",
-        build_model(seed),
+        lambda validated: build_model(validated, seed),
         train.path,
         profile.path,
-        target,
         tracking_uri,
         run_id,
         model.path,

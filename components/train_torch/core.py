@@ -1,7 +1,12 @@
 """The PyTorch candidate: a small MLP behind a scikit-learn interface, so it is saved and served like the rest.
 
-Training runs on CUDA when the step's pod has a GPU; the fitted network is moved to the CPU before it is
-saved, because serving pods have none.
+One network body for every task: a single logit (sigmoid) for binary classification, one logit per class
+(softmax) for multiclass, one output on a standardised target for regression. Full-batch Adam overfits a
+few hundred rows within a hundred epochs, so a seeded slice of the training rows picks the epoch whose
+weights are kept (early stopping, as scikit-learn's MLP offers). Training runs on CUDA when
+the step's pod has a GPU; the fitted network is moved to the CPU before it is saved, because serving pods
+have none. The shared preprocessing sits in front (`features.py`); the network also standardises what it
+receives, so it can be used on raw numeric frames too.
 """
 
 from __future__ import annotations
@@ -11,12 +16,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from torch import nn
 
+from components.common.features import build_preprocessor, with_preprocessing
+from components.common.profile import ReferenceProfile
 
-class TorchMLPClassifier(ClassifierMixin, BaseEstimator):
-    """Binary MLP classifier with input standardisation and full-batch Adam training."""
+
+class _TorchMLP(BaseEstimator):
+    """Network, input standardisation and the full-batch Adam loop that every task shares."""
 
     def __init__(
         self,
@@ -26,6 +34,8 @@ class TorchMLPClassifier(ClassifierMixin, BaseEstimator):
         weight_decay: float = 1e-4,
         seed: int = 0,
         device: str = "cpu",
+        validation_fraction: float = 0.15,
+        patience: int = 30,
     ) -> None:
         self.hidden = hidden
         self.epochs = epochs
@@ -33,14 +43,16 @@ class TorchMLPClassifier(ClassifierMixin, BaseEstimator):
         self.weight_decay = weight_decay
         self.seed = seed
         self.device = device
+        self.validation_fraction = validation_fraction
+        self.patience = patience
 
-    def _network(self, n_features: int) -> nn.Module:
+    def _network(self, n_features: int, n_outputs: int) -> nn.Module:
         return nn.Sequential(
             nn.Linear(n_features, self.hidden),
             nn.ReLU(),
             nn.Linear(self.hidden, self.hidden),
             nn.ReLU(),
-            nn.Linear(self.hidden, 1),
+            nn.Linear(self.hidden, n_outputs),
         )
 
     def _tensor(self, features: pd.DataFrame | np.ndarray, device: str) -> torch.Tensor:
@@ -48,47 +60,111 @@ class TorchMLPClassifier(ClassifierMixin, BaseEstimator):
         scaled = (values - self.mean_) / self.scale_
         return torch.from_numpy(scaled).to(device)
 
-    def fit(self, features: pd.DataFrame, labels: pd.Series) -> TorchMLPClassifier:
-        """Train the network; labels must be binary."""
-        self.classes_ = np.unique(np.asarray(labels))
-        if len(self.classes_) != 2:
-            raise ValueError(f"TorchMLPClassifier is binary; got classes {self.classes_.tolist()}")
+    def _train(self, features: Any, target: torch.Tensor, n_outputs: int, loss_fn: nn.Module) -> None:
+        """Standardise the inputs, then fit the network with full-batch Adam, keeping the best epoch."""
         values = np.asarray(features, dtype=np.float32)
         self.mean_ = values.mean(axis=0)
         self.scale_ = np.where(values.std(axis=0) > 0, values.std(axis=0), 1.0).astype(np.float32)
         self.n_features_in_ = values.shape[1]
         torch.manual_seed(self.seed)
-        network = self._network(values.shape[1]).to(self.device)
+        network = self._network(values.shape[1], n_outputs).to(self.device)
         inputs = self._tensor(values, self.device)
-        target = torch.from_numpy((np.asarray(labels) == self.classes_[1]).astype(np.float32)).to(self.device)
+        target = target.to(self.device)
+        fit_rows, check_rows = self._holdout(len(values))
         optimiser = torch.optim.Adam(network.parameters(), lr=self.learning_rate, weight_decay=self.weight_decay)
-        loss_fn = nn.BCEWithLogitsLoss()
-        for _ in range(self.epochs):
+
+        def loss_on(rows: torch.Tensor) -> torch.Tensor:
+            output = network(inputs[rows])
+            loss: torch.Tensor = loss_fn(output.squeeze(1) if n_outputs == 1 else output, target[rows])
+            return loss
+
+        best, best_state, waited = float("inf"), None, 0
+        for epoch in range(self.epochs):
             optimiser.zero_grad()
-            loss = loss_fn(network(inputs).squeeze(1), target)
+            loss = loss_on(fit_rows)
             loss.backward()
             optimiser.step()
+            with torch.no_grad():
+                checked = float(loss_on(check_rows).item())
+            if checked < best:
+                best, waited = checked, 0
+                best_state = {key: value.detach().clone() for key, value in network.state_dict().items()}
+                self.best_epoch_ = epoch + 1
+            else:
+                waited += 1
+                if waited >= self.patience:
+                    break
+        if best_state is not None:
+            network.load_state_dict(best_state)
         self.final_loss_ = float(loss.item())
+        self.validation_loss_ = best
         self.network_ = network.to("cpu").eval()
+
+    def _holdout(self, n_rows: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return (rows to fit, rows that pick the epoch); all rows both ways when there are too few to split."""
+        rows = torch.randperm(n_rows, generator=torch.Generator().manual_seed(self.seed)).to(self.device)
+        held = int(n_rows * self.validation_fraction)
+        if held < 10:
+            return rows, rows
+        return rows[held:], rows[:held]
+
+    def _outputs(self, features: pd.DataFrame | np.ndarray) -> torch.Tensor:
+        with torch.no_grad():
+            output: torch.Tensor = self.network_(self._tensor(features, "cpu"))
+        return output
+
+
+class TorchMLPClassifier(ClassifierMixin, _TorchMLP):
+    """MLP classifier: binary (one sigmoid logit) or multiclass (softmax over one logit per class)."""
+
+    def fit(self, features: pd.DataFrame | np.ndarray, labels: pd.Series | np.ndarray) -> TorchMLPClassifier:
+        """Train the network on any number (at least 2) of classes."""
+        self.classes_ = np.unique(np.asarray(labels))
+        if len(self.classes_) < 2:
+            raise ValueError(f"TorchMLPClassifier needs at least 2 classes; got {self.classes_.tolist()}")
+        index = np.searchsorted(self.classes_, np.asarray(labels))
+        if len(self.classes_) == 2:
+            self._train(features, torch.from_numpy(index.astype(np.float32)), 1, nn.BCEWithLogitsLoss())
+        else:
+            self._train(features, torch.from_numpy(index.astype(np.int64)), len(self.classes_), nn.CrossEntropyLoss())
         return self
 
     def predict_proba(self, features: pd.DataFrame | np.ndarray) -> np.ndarray:
-        """Return (n, 2) class probabilities, computed on the CPU."""
-        with torch.no_grad():
-            positive = torch.sigmoid(self.network_(self._tensor(features, "cpu")).squeeze(1)).numpy()
-        return np.column_stack([1.0 - positive, positive]).astype(np.float64)
+        """Return (n, n_classes) class probabilities, computed on the CPU."""
+        output = self._outputs(features)
+        if len(self.classes_) == 2:
+            positive = torch.sigmoid(output.squeeze(1)).numpy()
+            return np.column_stack([1.0 - positive, positive]).astype(np.float64)
+        return torch.softmax(output, dim=1).numpy().astype(np.float64)
 
     def predict(self, features: pd.DataFrame | np.ndarray) -> np.ndarray:
         """Return the most likely class per row."""
-        return np.asarray(self.classes_[(self.predict_proba(features)[:, 1] >= 0.5).astype(int)])
-
-    def __sklearn_tags__(self) -> Any:
-        """Declare a binary classifier to scikit-learn's utilities."""
-        tags = super().__sklearn_tags__()
-        tags.classifier_tags.multi_class = False
-        return tags
+        return np.asarray(self.classes_[np.argmax(self.predict_proba(features), axis=1)])
 
 
-def build_model(seed: int, device: str, epochs: int = 300) -> TorchMLPClassifier:
-    """Return the unfitted estimator for `device` ("cuda" or "cpu")."""
-    return TorchMLPClassifier(epochs=epochs, seed=seed, device=device)
+class TorchMLPRegressor(RegressorMixin, _TorchMLP):
+    """MLP regressor trained with mean squared error on a standardised target."""
+
+    def fit(self, features: pd.DataFrame | np.ndarray, target: pd.Series | np.ndarray) -> TorchMLPRegressor:
+        """Train the network on the standardised target."""
+        values = np.asarray(target, dtype=np.float64)
+        self.target_mean_ = float(values.mean())
+        self.target_scale_ = float(values.std()) or 1.0
+        scaled = ((values - self.target_mean_) / self.target_scale_).astype(np.float32)
+        self._train(features, torch.from_numpy(scaled), 1, nn.MSELoss())
+        return self
+
+    def predict(self, features: pd.DataFrame | np.ndarray) -> np.ndarray:
+        """Return the predicted value per row, in the target's units."""
+        scaled = self._outputs(features).squeeze(1).numpy().astype(np.float64)
+        return np.asarray(scaled * self.target_scale_ + self.target_mean_)
+
+
+def build_model(profile: ReferenceProfile, seed: int, device: str, epochs: int = 300) -> BaseEstimator:
+    """Return the unfitted estimator for `profile`'s task on `device` ("cuda" or "cpu")."""
+    network: BaseEstimator
+    if profile.task.is_classification:
+        network = TorchMLPClassifier(epochs=epochs, seed=seed, device=device)
+    else:
+        network = TorchMLPRegressor(epochs=epochs, seed=seed, device=device)
+    return with_preprocessing(build_preprocessor(profile), network)

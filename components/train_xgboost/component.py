@@ -10,7 +10,6 @@ from components import COMPONENT_IMAGE
 def train_xgboost(
     train: Input[Dataset],
     profile: Input[Artifact],
-    target: str,
     seed: int,
     tracking_uri: str,
     run_id: str,
@@ -20,8 +19,7 @@ def train_xgboost(
 
     Args:
         train: Training rows.
-        profile: Reference profile of the data, stored with the model.
-        target: Name of the label column.
+        profile: The validated profile (task, feature kinds), stored with the model.
         seed: Random seed.
         tracking_uri: MLflow tracking URI.
         run_id: Parent MLflow run id; the candidate logs to a nested run.
@@ -35,13 +33,11 @@ def train_xgboost(
     from components.train_xgboost.core import build_model, for_cpu_inference
 
     device = "cuda" if cuda_available() else "cpu"
-    estimator = build_model(seed, device)
     trained = train_candidate(
         "xgboost",
-        estimator,
+        lambda validated: build_model(validated, seed, device),
         train.path,
         profile.path,
-        target,
         tracking_uri,
         run_id,
         model.path,

@@ -13,27 +13,45 @@ def validate(
     tracking_uri: str,
     model_name: str,
     run_id: str,
+    task: str,
+    categorical_columns: str,
     max_missing_share: float,
     min_class_share: float,
     max_psi: float,
+    max_categories: int,
     report: Output[Markdown],
     profile: Output[Artifact],
-) -> None:
-    """Check schema, ranges, missing values, class balance and drift; fail the pipeline with a report.
+) -> str:
+    """Decide the task; check schema, kinds, ranges, missing values, classes and drift; fail with a report.
 
     Args:
         dataset: The ingested data.
-        target: Name of the label column.
+        target: Name of the target column.
         tracking_uri: MLflow tracking URI.
         model_name: Registered model whose champion holds the reference profile.
         run_id: Parent MLflow run id.
+        task: `auto` (decide from the target), `classification`, `binary`, `multiclass` or `regression`.
+        categorical_columns: Comma-separated feature names to treat as categorical (others are detected).
         max_missing_share: Largest allowed share of missing values per feature (0-1).
-        min_class_share: Smallest allowed share of any class (0-1).
+        min_class_share: Smallest allowed share of any class (0-1), classification only.
         max_psi: Largest allowed population stability index per feature vs the reference.
+        max_categories: Most distinct values a categorical feature may have.
         report: The validation report (Markdown).
-        profile: The reference profile of this data (JSON), saved with the model.
+        profile: The reference profile of this data (JSON, with the task), saved with the model.
+
+    Returns:
+        The task kind: binary, multiclass or regression.
     """
     from components.validate.core import Thresholds, run
 
-    limits = Thresholds(max_missing_share=max_missing_share, min_class_share=min_class_share, max_psi=max_psi)
-    run(dataset.path, target, tracking_uri, model_name, run_id, limits, report.path, profile.path)
+    limits = Thresholds(
+        max_missing_share=max_missing_share,
+        min_class_share=min_class_share,
+        max_psi=max_psi,
+        max_categories=max_categories,
+    )
+    declared = [name.strip() for name in categorical_columns.split(",") if name.strip()]
+    decided = run(
+        dataset.path, target, tracking_uri, model_name, run_id, limits, report.path, profile.path, task, declared
+    )
+    return decided.kind

@@ -1,87 +1,31 @@
-"""Validate: judge a dataset against fixed rules and, when one exists, the champion's reference profile.
+"""Validate: decide the task, judge the data per task and per column kind, compare with the champion.
 
 Every rule yields a `Check` naming the column and the rule, so a failed run ends with a report a person can
-act on instead of a stack trace from deep inside training.
+act on instead of a stack trace from deep inside training. The task (binary, multiclass, regression) is
+decided here, once, from the target (or the `task` parameter) and travels on in the profile.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from components.common.profile import ReferenceProfile, bin_counts, build_profile, psi
+from components.common.profile import (
+    CATEGORICAL,
+    ReferenceProfile,
+    build_profile,
+    column_kind,
+)
+from components.common.task import AUTO, Task, TaskError, infer_task
+from components.validate.reference import check_against_reference
+from components.validate.report import TABLE_SCOPE, Report, shown
+from components.validate.thresholds import Thresholds
 
-TABLE_SCOPE = "(dataset)"
-
-
-@dataclass(frozen=True)
-class Thresholds:
-    """Limits of the data checks; all are pipeline parameters."""
-
-    min_rows: int = 50
-    max_missing_share: float = 0.05
-    min_class_share: float = 0.05
-    max_psi: float = 0.25
-    # Share of a feature's values allowed outside the reference [min, max] widened by `range_tolerance`.
-    max_out_of_range_share: float = 0.01
-    range_tolerance: float = 0.1
-
-
-@dataclass(frozen=True)
-class Check:
-    """The outcome of one rule on one column (or on the whole table)."""
-
-    column: str
-    rule: str
-    passed: bool
-    detail: str
-
-
-@dataclass
-class Report:
-    """All checks of one validation run."""
-
-    checks: list[Check] = field(default_factory=list)
-
-    @property
-    def passed(self) -> bool:
-        """Return True when no check failed."""
-        return all(check.passed for check in self.checks)
-
-    @property
-    def failures(self) -> list[Check]:
-        """Return the failed checks."""
-        return [check for check in self.checks if not check.passed]
-
-    def add(self, column: str, rule: str, passed: bool, detail: str) -> None:
-        """Record one check."""
-        self.checks.append(Check(column, rule, bool(passed), detail))
-
-    def summary(self) -> str:
-        """Return one line per failure, for logs and error messages."""
-        if self.passed:
-            return f"validation passed: {len(self.checks)} checks"
-        lines = [f"validation failed: {len(self.failures)} of {len(self.checks)} checks"]
-        lines += [f"  - column {c.column!r}, rule {c.rule}: {c.detail}" for c in self.failures]
-        return "\n".join(lines)
-
-    def to_markdown(self) -> str:
-        """Render the report as a Markdown table, failures first."""
-        verdict = "PASSED" if self.passed else "FAILED"
-        lines = [
-            f"# Data validation {verdict}",
-            "",
-            f"{len(self.checks)} checks, {len(self.failures)} failed.",
-            "",
-            "| result | column | rule | detail |",
-            "|---|---|---|---|",
-        ]
-        for check in sorted(self.checks, key=lambda c: c.passed):
-            mark = "ok" if check.passed else "**FAIL**"
-            lines.append(f"| {mark} | `{check.column}` | {check.rule} | {check.detail} |")
-        return "\n".join(lines) + "\n"
+# An undeclared text column is a broken numeric column when at least this share of its values are numbers.
+NUMERIC_LIKE_SHARE = 0.9
 
 
 def check_table(frame: pd.DataFrame, target: str, limits: Thresholds, report: Report) -> bool:
@@ -89,26 +33,65 @@ def check_table(frame: pd.DataFrame, target: str, limits: Thresholds, report: Re
     report.add(TABLE_SCOPE, "min_rows", len(frame) >= limits.min_rows, f"{len(frame)} rows, need {limits.min_rows}")
     present = target in frame.columns
     columns = ", ".join(map(str, frame.columns[:12]))
-    report.add(target, "target_present", present, "found" if present else f"not a column; columns: {columns}")
-    return present
+    return report.add(target, "target_present", present, "found" if present else f"not a column; columns: {columns}")
 
 
-def check_features(frame: pd.DataFrame, target: str, limits: Thresholds, report: Report) -> None:
-    """Check that every feature is numeric, finite and mostly present."""
-    for name in (c for c in frame.columns if c != target):
+def decide_task(frame: pd.DataFrame, target: str, override: str, report: Report) -> Task | None:
+    """Decide the task from the target (or the override); a target that cannot say fails with how to choose."""
+    try:
+        task = infer_task(frame[target], override)
+    except TaskError as error:
+        report.add(target, "task", False, str(error))
+        return None
+    report.add(
+        target, "task", True, f"{task.describe()} ({'decided from the target' if override == AUTO else 'given'})"
+    )
+    return task
+
+
+def feature_kinds(frame: pd.DataFrame, target: str, categorical: Sequence[str]) -> dict[str, str]:
+    """Return each feature's kind: declared categorical columns, else what `column_kind` reads."""
+    return {str(name): column_kind(frame[name], name in categorical) for name in frame.columns if name != target}
+
+
+def check_numeric_like(series: pd.Series, report: Report) -> bool:
+    """Fail a text column that is mostly numbers: it is a numeric column with broken values."""
+    present = series.dropna()
+    parsed = pd.to_numeric(present, errors="coerce")
+    share = float(parsed.notna().mean()) if len(present) else 0.0
+    if NUMERIC_LIKE_SHARE <= share < 1.0:
+        bad = present[parsed.isna()].unique()
+        detail = (
+            f"{int(parsed.isna().sum())} of {len(present)} values are not numbers (e.g. {shown(bad)}) in an otherwise "
+            "numeric column; fix them, or declare the column categorical"
+        )
+        return report.add(str(series.name), "numeric", False, detail)
+    return True
+
+
+def check_features(
+    frame: pd.DataFrame, kinds: dict[str, str], categorical: Sequence[str], limits: Thresholds, report: Report
+) -> None:
+    """Check every feature: present at all, finite numbers, sane categories, missing share under the limit."""
+    for name, kind in kinds.items():
         series = frame[name]
         missing = float(series.isna().mean())
         if missing == 1.0:
             report.add(name, "not_all_missing", False, "every value is missing")
             continue
-        if not pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series):
-            bad = series[pd.to_numeric(series, errors="coerce").isna() & series.notna()]
-            sample = ", ".join(repr(v) for v in bad.head(3))
-            report.add(name, "numeric", False, f"dtype {series.dtype}; non-numeric values e.g. {sample}")
-            continue
-        report.add(name, "numeric", True, str(series.dtype))
-        infinite = int(np.isinf(series.to_numpy(dtype=float)).sum())
-        report.add(name, "finite", infinite == 0, f"{infinite} infinite values")
+        if kind == CATEGORICAL:
+            if name not in categorical and not check_numeric_like(series, report):
+                continue
+            levels = series.dropna().unique()
+            report.add(
+                name,
+                "max_categories",
+                len(levels) <= limits.max_categories,
+                f"categorical, {len(levels)} distinct values (limit {limits.max_categories}), e.g. {shown(levels)}",
+            )
+        else:
+            infinite = int(np.isinf(series.to_numpy(dtype=float)).sum())
+            report.add(name, "finite", infinite == 0, f"numeric ({series.dtype}); {infinite} infinite values")
         report.add(
             name,
             "max_missing_share",
@@ -117,69 +100,63 @@ def check_features(frame: pd.DataFrame, target: str, limits: Thresholds, report:
         )
 
 
-def check_target(frame: pd.DataFrame, target: str, limits: Thresholds, report: Report) -> None:
-    """Check that the target has no gaps, at least two classes, and no starved class."""
+def check_target(frame: pd.DataFrame, target: str, task: Task, limits: Thresholds, report: Report) -> None:
+    """Check the target for the task: no gaps; classes with enough rows, or finite varying values."""
     labels = frame[target]
     report.add(target, "target_not_missing", labels.notna().all(), f"{int(labels.isna().sum())} missing labels")
-    shares = labels.value_counts(normalize=True)
-    report.add(target, "min_classes", len(shares) >= 2, f"{len(shares)} class(es): {sorted(map(str, shares.index))}")
-    if len(shares) >= 2:
+    present = labels.dropna()
+    if task.is_classification:
+        shares = present.value_counts(normalize=True)
         smallest = float(shares.min())
         report.add(
             target,
             "min_class_share",
             smallest >= limits.min_class_share,
-            f"smallest class {shares.idxmin()!r} is {smallest:.1%}, limit {limits.min_class_share:.1%}",
+            f"smallest class '{shares.idxmin()}' is {smallest:.1%}, limit {limits.min_class_share:.1%}",
         )
+        return
+    values = present.to_numpy(dtype=float)
+    report.add(target, "finite", bool(np.isfinite(values).all()), f"{int((~np.isfinite(values)).sum())} infinite")
+    spread = float(np.std(values[np.isfinite(values)])) if np.isfinite(values).any() else 0.0
+    report.add(target, "not_constant", spread > 0, f"standard deviation {spread:.4g}")
 
 
-def check_against_reference(
-    frame: pd.DataFrame, target: str, reference: ReferenceProfile, limits: Thresholds, report: Report
-) -> None:
-    """Compare schema, ranges and distributions with the profile the champion was trained on."""
-    features = [c for c in frame.columns if c != target]
-    missing = sorted(set(reference.feature_names) - set(features))
-    extra = sorted(set(features) - set(reference.feature_names))
-    report.add(
-        TABLE_SCOPE,
-        "schema_matches_reference",
-        not missing and not extra,
-        f"missing {missing}, extra {extra}",
-    )
-    for name in (f for f in reference.feature_names if f in frame.columns):
-        series = frame[name]
-        if not pd.api.types.is_numeric_dtype(series):
-            continue
-        expected = reference.features[name]
-        values = series.to_numpy(dtype=float)
-        values = values[np.isfinite(values)]
-        if values.size == 0:
-            continue
-        slack = limits.range_tolerance * (expected.maximum - expected.minimum)
-        outside = float(((values < expected.minimum - slack) | (values > expected.maximum + slack)).mean())
-        report.add(
-            name,
-            "within_reference_range",
-            outside <= limits.max_out_of_range_share,
-            f"{outside:.1%} outside [{expected.minimum:.4g}, {expected.maximum:.4g}] ± {limits.range_tolerance:.0%}",
-        )
-        score = float(psi(expected.bin_shares, bin_counts(values, expected.bin_edges)))
-        report.add(name, "drift_psi", score <= limits.max_psi, f"PSI {score:.3f}, limit {limits.max_psi}")
+@dataclass(frozen=True)
+class Validation:
+    """What validation concluded: the report, and the task and profile when the data passed."""
+
+    report: Report
+    task: Task | None
+    profile: ReferenceProfile | None
 
 
 def validate(
-    frame: pd.DataFrame, target: str, reference: ReferenceProfile | None, limits: Thresholds | None = None
-) -> Report:
-    """Run every rule that applies and return the report (never raises on bad data)."""
+    frame: pd.DataFrame,
+    target: str,
+    reference: ReferenceProfile | None,
+    limits: Thresholds | None = None,
+    task: str = AUTO,
+    categorical: Sequence[str] = (),
+) -> Validation:
+    """Run every rule that applies and return the outcome (never raises on bad data)."""
     limits = limits or Thresholds()
     report = Report()
     if not check_table(frame, target, limits, report):
-        return report
-    check_features(frame, target, limits, report)
-    check_target(frame, target, limits, report)
+        return Validation(report, None, None)
+    unknown = sorted(set(categorical) - set(frame.columns))
+    if unknown:
+        report.add(TABLE_SCOPE, "categorical_columns", False, f"declared categorical but not columns: {unknown}")
+    kinds = feature_kinds(frame, target, categorical)
+    check_features(frame, kinds, categorical, limits, report)
+    decided = decide_task(frame, target, task, report)
+    if decided is None:
+        return Validation(report, None, None)
+    check_target(frame, target, decided, limits, report)
     if reference is not None:
-        check_against_reference(frame, target, reference, limits, report)
-    return report
+        check_against_reference(frame, decided, kinds, reference, limits, report)
+    if not report.passed:
+        return Validation(report, decided, None)
+    return Validation(report, decided, build_profile(frame, target, decided, kinds))
 
 
 def champion_profile(tracking_uri: str, model_name: str) -> tuple[ReferenceProfile | None, str | None]:
@@ -187,16 +164,17 @@ def champion_profile(tracking_uri: str, model_name: str) -> tuple[ReferenceProfi
     from mlflow.models import get_model_info
 
     from components.common import tracking
-    from components.common.modeling import METADATA_KEY
+    from components.common.modeling import profile_from_metadata
 
     client = tracking.connect(tracking_uri)
     version = tracking.champion_version(client, model_name)
     if version is None:
         return None, None
-    metadata = get_model_info(f"models:/{model_name}/{version}").metadata or {}
-    if METADATA_KEY not in metadata:
+    uri = f"models:/{model_name}/{version}"  # resolved against the registry `connect` made the default
+    try:
+        return profile_from_metadata(get_model_info(uri).metadata, f"{model_name} v{version}"), version
+    except ValueError:  # a champion registered by someone else: fixed rules only
         return None, version
-    return ReferenceProfile.from_dict(metadata[METADATA_KEY]["reference_profile"]), version
 
 
 class DataValidationError(ValueError):
@@ -212,26 +190,32 @@ def run(
     limits: Thresholds,
     report_path: str,
     profile_path: str,
-) -> None:
+    task: str = AUTO,
+    categorical: Sequence[str] = (),
+) -> Task:
     """Step entry: validate, write and log the report, write the profile; raise when a check fails."""
     import json
 
     from components.common import tracking
+    from components.common.task import TAG_TASK
 
     frame = pd.read_parquet(dataset_path)
     reference, version = champion_profile(tracking_uri, model_name)
-    basis = f"champion v{version}'s reference profile" if reference else "fixed rules only (no champion yet)"
+    basis = f"champion v{version}'s reference profile" if reference else "fixed rules only (no champion profile)"
     print(f"validate: checking {len(frame)} rows against {basis}")
-    report = validate(frame, target, reference, limits)
-    markdown = report.to_markdown()
+    outcome = validate(frame, target, reference, limits, task, categorical)
+    markdown = outcome.report.to_markdown()
     with open(report_path, "w", encoding="utf-8") as handle:
         handle.write(markdown)
     client = tracking.connect(tracking_uri)
     client.log_text(run_id, markdown, "validation/report.md")
-    client.log_metric(run_id, "validation_failures", len(report.failures))
-    print(report.summary())
-    if not report.passed:
-        tracking.mark_failed(client, run_id, "validate", report.summary())
-        raise DataValidationError(report.summary())
+    client.log_metric(run_id, "validation_failures", len(outcome.report.failures))
+    print(outcome.report.summary())
+    if outcome.profile is None:
+        tracking.mark_failed(client, run_id, "validate", outcome.report.summary())
+        raise DataValidationError(outcome.report.summary())
+    client.set_tag(run_id, TAG_TASK, outcome.profile.task.kind)
+    print(f"validate: task {outcome.profile.task.describe()}")
     with open(profile_path, "w", encoding="utf-8") as handle:
-        json.dump(build_profile(frame, target).to_dict(), handle)
+        json.dump(outcome.profile.to_dict(), handle)
+    return outcome.profile.task

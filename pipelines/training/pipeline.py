@@ -37,14 +37,19 @@ def build_pipeline(target: ComputeTarget) -> GraphComponent:
         experiment: str = PIPELINE_NAME,
         source: str = "sklearn:breast_cancer",
         target_column: str = "target",
+        task: str = "auto",
+        categorical_columns: str = "",
         seed: int = 42,
         test_size: float = 0.2,
         train_fraction: float = 1.0,
-        max_missing_share: float = 0.05,
+        max_missing_share: float = 0.5,
         min_class_share: float = 0.05,
         max_psi: float = 0.25,
+        max_categories: int = 100,
+        primary_metric: str = "",
         min_roc_auc: float = 0.9,
         min_accuracy: float = 0.85,
+        min_r2: float = 0.0,
         margin: float = 0.002,
         git_commit: str = "unknown",
     ) -> None:
@@ -65,9 +70,12 @@ def build_pipeline(target: ComputeTarget) -> GraphComponent:
                 dataset=ingested.outputs["dataset"],
                 model_name=model_name,
                 run_id=run_id,
+                task=task,
+                categorical_columns=categorical_columns,
                 max_missing_share=max_missing_share,
                 min_class_share=min_class_share,
                 max_psi=max_psi,
+                max_categories=max_categories,
                 **common,
             ),
             "validate",
@@ -79,8 +87,9 @@ def build_pipeline(target: ComputeTarget) -> GraphComponent:
                 seed=seed,
                 train_fraction=train_fraction,
                 run_id=run_id,
+                task=checked.outputs["Output"],
                 **common,
-            ).after(checked),
+            ),
             "split",
         )
         training_inputs = {
@@ -88,7 +97,7 @@ def build_pipeline(target: ComputeTarget) -> GraphComponent:
             "profile": checked.outputs["profile"],
             "seed": seed,
             "run_id": run_id,
-            **common,
+            "tracking_uri": tracking_uri,
         }
         trained = {
             "sklearn": on_cpu_pool(_step(train_sklearn(**training_inputs), "train: scikit-learn"), target),
@@ -99,16 +108,16 @@ def build_pipeline(target: ComputeTarget) -> GraphComponent:
             name: on_cpu_pool(
                 _step(
                     evaluate(
-                        model=task.outputs["model"],
+                        model=step.outputs["model"],
                         test=splits.outputs["test"],
-                        candidate=task.outputs["Output"],
-                        **common,
+                        candidate=step.outputs["Output"],
+                        tracking_uri=tracking_uri,
                     ),
                     f"evaluate: {name}",
                 ),
                 target,
             )
-            for name, task in trained.items()
+            for name, step in trained.items()
         }
         decided = on_cpu_pool(
             _step(
@@ -117,12 +126,15 @@ def build_pipeline(target: ComputeTarget) -> GraphComponent:
                     xgboost_result=evaluated["xgboost"].outputs["Output"],
                     torch_result=evaluated["torch"].outputs["Output"],
                     test=splits.outputs["test"],
+                    profile=checked.outputs["profile"],
+                    tracking_uri=tracking_uri,
                     model_name=model_name,
                     run_id=run_id,
+                    primary_metric=primary_metric,
                     min_roc_auc=min_roc_auc,
                     min_accuracy=min_accuracy,
+                    min_r2=min_r2,
                     margin=margin,
-                    **common,
                 ),
                 "gate",
             ),
@@ -145,7 +157,7 @@ def build_pipeline(target: ComputeTarget) -> GraphComponent:
                 ),
                 target,
             )
-        for task in (ingested, checked, splits):
-            on_cpu_pool(task, target)
+        for step in (ingested, checked, splits):
+            on_cpu_pool(step, target)
 
     return training

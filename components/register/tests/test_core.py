@@ -3,24 +3,24 @@ from pathlib import Path
 
 import mlflow
 import pytest
-from sklearn.linear_model import LogisticRegression
 
 from components.common import modeling, tracking
-from components.common.profile import build_profile
+from components.common.task import TAG_TASK
 from components.register.core import RegistrationError, register, run
+from components.train_sklearn.core import build_model
 
 NAME = "unit-model"
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory, breast_cancer, breast_cancer_split):
+def store(tmp_path_factory, tables):
     uri = f"sqlite:///{tmp_path_factory.mktemp('registry') / 'mlflow.db'}"
     client = tracking.connect(uri)
     experiment = tracking.ensure_experiment(client, "unit", uri)
-    x_train, y_train, _, _ = breast_cancer_split
-    model = LogisticRegression(max_iter=3000).fit(x_train, y_train)
+    table = tables["binary"]
+    model = build_model(table.profile, seed=0).fit(table.x_train, table.y_train)
     with mlflow.start_run(experiment_id=experiment) as run_:
-        model_uri = modeling.log_model(model, x_train, build_profile(breast_cancer, "target"), "sklearn")
+        model_uri = modeling.log_model(model, table.x_train, table.profile, "sklearn")
     return {
         "uri": uri,
         "client": client,
@@ -53,6 +53,14 @@ def test_bad_model_uri_creates_nothing(store):
     with pytest.raises(RegistrationError, match=r"before a version was created|registry unchanged|deleted again"):
         register(client, "models:/m-does-not-exist", "other-model", "champion", {}, "")
     assert not client.search_model_versions("name = 'other-model'")
+    assert not client.search_registered_models("name = 'other-model'")
+
+
+def test_a_failed_first_registration_removes_the_model_it_created(store):
+    client = store["client"]
+    with pytest.raises(RegistrationError, match="was deleted again, alias 'v9' not moved"):
+        register(client, store["model_uri"], "fresh-model", "v9", {}, "doomed")
+    assert not client.search_registered_models("name = 'fresh-model'")
 
 
 def test_run_records_lineage_and_closes_parent_run(store):
@@ -67,6 +75,7 @@ def test_run_records_lineage_and_closes_parent_run(store):
             "run_id": store["run_id"],
             "model_uri": store["model_uri"],
             "metrics": {},
+            "task": "binary",
         },
     }
     lineage = {"plinth.git_commit": "deadbeef", "plinth.data_hash": "h"}
@@ -75,6 +84,7 @@ def test_run_records_lineage_and_closes_parent_run(store):
     assert version.aliases == ["challenger"]
     assert version.tags["plinth.git_commit"] == "deadbeef"
     assert version.tags["plinth.pipeline_run_id"] == parent
+    assert version.tags[TAG_TASK] == "binary"
     parent_run = client.get_run(parent)
     assert parent_run.info.status == "FINISHED"
     assert parent_run.data.tags[tracking.TAG_VERSION] == registration.version

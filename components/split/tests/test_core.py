@@ -31,3 +31,12 @@ def test_train_fraction_keeps_the_same_test_rows(frame):
 def test_bad_sizes_are_rejected(frame, test_size, fraction):
     with pytest.raises(ValueError, match="must be in"):
         split(frame, "target", test_size, seed=0, train_fraction=fraction)
+
+
+def test_a_regression_target_splits_without_strata():
+    diabetes = load_source("sklearn:diabetes")
+    train, test = split(diabetes, "target", 0.2, seed=0, stratify=False)
+    assert len(test) == 89
+    assert len(train) + len(test) == len(diabetes)
+    with pytest.raises(ValueError, match="least populated class"):
+        split(diabetes, "target", 0.2, seed=0, stratify=True)

@@ -3,6 +3,7 @@ import pandas as pd
 import pytest
 
 from components.common.profile import build_profile
+from components.common.task import BINARY, MULTICLASS, REGRESSION, infer_task
 from components.ingest.core import load_source
 from components.validate.core import Thresholds, validate
 
@@ -12,38 +13,67 @@ def frame() -> pd.DataFrame:
     return load_source("sklearn:breast_cancer")
 
 
-def failed(report) -> set[tuple[str, str]]:
-    return {(check.column, check.rule) for check in report.failures}
+@pytest.fixture(scope="module")
+def churn() -> pd.DataFrame:
+    return load_source("synthetic:churn")
+
+
+def failed(outcome) -> set[tuple[str, str]]:
+    return {(check.column, check.rule) for check in outcome.report.failures}
 
 
 def test_clean_data_passes_with_and_without_reference(frame):
-    assert validate(frame, "target", None).passed
-    assert validate(frame, "target", build_profile(frame, "target")).passed
+    first = validate(frame, "target", None)
+    assert first.report.passed
+    assert first.task is not None
+    assert first.task.kind == BINARY
+    assert first.profile is not None
+    assert validate(frame, "target", build_profile(frame, "target")).report.passed
+
+
+@pytest.mark.parametrize(
+    ("source", "target", "kind"),
+    [
+        ("sklearn:wine", "target", MULTICLASS),
+        ("sklearn:diabetes", "target", REGRESSION),
+        ("synthetic:churn", "churned", BINARY),
+    ],
+)
+def test_every_task_and_column_kind_validates(source, target, kind):
+    data = load_source(source)
+    outcome = validate(data, target, None)
+    assert outcome.report.passed, outcome.report.summary()
+    assert outcome.profile is not None
+    assert outcome.profile.task.kind == kind
+    again = validate(data, target, outcome.profile)
+    assert again.report.passed, again.report.summary()
 
 
 def test_unknown_target_column(frame):
-    report = validate(frame, "label", None)
-    assert failed(report) == {("label", "target_present")}
-    assert "mean_radius" in report.failures[0].detail
+    outcome = validate(frame, "label", None)
+    assert failed(outcome) == {("label", "target_present")}
+    assert "mean_radius" in outcome.report.failures[0].detail
 
 
-def test_non_numeric_garbage_names_column_and_values(frame):
+def test_a_numeric_column_with_broken_values_names_column_and_values(frame):
     bad = frame.astype({"mean_area": object})
     bad.loc[:4, "mean_area"] = "n/a"
-    report = validate(bad, "target", None)
-    assert failed(report) == {("mean_area", "numeric")}
-    assert "'n/a'" in report.failures[0].detail
+    outcome = validate(bad, "target", None)
+    assert failed(outcome) == {("mean_area", "numeric")}
+    assert "'n/a'" in outcome.report.failures[0].detail
+    declared = validate(bad, "target", None, Thresholds(max_categories=1000), categorical=["mean_area"])
+    assert declared.report.passed, declared.report.summary()
 
 
 def test_all_nan_column(frame):
-    bad = frame.assign(mean_area=np.nan)
-    assert ("mean_area", "not_all_missing") in failed(validate(bad, "target", None))
+    assert ("mean_area", "not_all_missing") in failed(validate(frame.assign(mean_area=np.nan), "target", None))
 
 
 def test_too_many_missing_values(frame):
     bad = frame.copy()
-    bad.loc[: len(bad) // 5, "mean_area"] = np.nan
+    bad.loc[: int(len(bad) * 0.6), "mean_area"] = np.nan
     assert ("mean_area", "max_missing_share") in failed(validate(bad, "target", None))
+    assert validate(bad, "target", None, Thresholds(max_missing_share=0.7)).report.passed
 
 
 def test_infinite_values(frame):
@@ -52,30 +82,69 @@ def test_infinite_values(frame):
     assert ("mean_area", "finite") in failed(validate(bad, "target", None))
 
 
-def test_single_class(frame):
-    assert ("target", "min_classes") in failed(validate(frame.assign(target=1), "target", None))
+def test_single_class_cannot_be_classified(frame):
+    outcome = validate(frame.assign(target=1), "target", None)
+    assert ("target", "task") in failed(outcome)
+    assert "at least 2 classes" in outcome.report.failures[0].detail
+
+
+def test_ambiguous_target_fails_with_how_to_choose(frame):
+    outcome = validate(frame.assign(target=frame.target.astype(float)), "target", None)
+    assert failed(outcome) == {("target", "task")}
+    assert "--task classification" in outcome.report.summary()
+    assert validate(
+        frame.assign(target=frame.target.astype(float)), "target", None, task="classification"
+    ).report.passed
 
 
 def test_starved_class(frame):
     bad = pd.concat([frame[frame.target == 1], frame[frame.target == 0].head(5)])
-    assert ("target", "min_class_share") in failed(validate(bad, "target", None, Thresholds(min_class_share=0.05)))
+    outcome = validate(bad, "target", None, Thresholds(min_class_share=0.05))
+    assert ("target", "min_class_share") in failed(outcome)
+    assert "smallest class '0'" in outcome.report.summary()
+
+
+def test_regression_target_must_vary():
+    diabetes = load_source("sklearn:diabetes")
+    outcome = validate(diabetes.assign(target=150.5), "target", None, task="regression")
+    assert ("target", "not_constant") in failed(outcome)
+
+
+def test_high_cardinality_text_is_refused(churn):
+    ids = churn.assign(customer=[f"c{i:05d}" for i in range(len(churn))])
+    outcome = validate(ids, "churned", None)
+    assert failed(outcome) == {("customer", "max_categories")}
+    assert "'c00000'" in outcome.report.summary()
 
 
 def test_drift_and_range_against_reference(frame):
     shifted = frame.assign(mean_radius=frame.mean_radius * 3)
-    report = validate(shifted, "target", build_profile(frame, "target"))
-    assert failed(report) == {("mean_radius", "within_reference_range"), ("mean_radius", "drift_psi")}
+    outcome = validate(shifted, "target", build_profile(frame, "target"))
+    assert failed(outcome) == {("mean_radius", "within_reference_range"), ("mean_radius", "drift_psi")}
 
 
-def test_schema_mismatch_against_reference(frame):
-    report = validate(frame.drop(columns=["mean_area"]), "target", build_profile(frame, "target"))
-    assert ("(dataset)", "schema_matches_reference") in failed(report)
-    assert "mean_area" in report.failures[0].detail
+def test_unseen_categories_and_category_drift_against_reference(churn):
+    reference = build_profile(churn, "churned", infer_task(churn.churned))
+    moved = churn.assign(region=["atlantis"] * 200 + list(churn.region[200:]))
+    outcome = validate(moved, "churned", reference)
+    assert failed(outcome) == {("region", "unseen_categories"), ("region", "drift_psi")}
+    assert "'atlantis'" in outcome.report.summary()
 
 
-def test_report_lists_failures_first(frame):
-    markdown = validate(frame.assign(target=1), "target", None).to_markdown()
+def test_schema_kind_and_task_mismatch_against_reference(frame, churn):
+    reference = build_profile(frame, "target")
+    outcome = validate(frame.drop(columns=["mean_area"]), "target", reference)
+    assert ("(dataset)", "schema_matches_reference") in failed(outcome)
+    assert "mean_area" in outcome.report.summary()
+    as_text = frame.assign(mean_area=frame.mean_area.round(-2).astype(int).astype(str))
+    assert ("mean_area", "kind_matches_reference") in failed(validate(as_text, "target", reference))
+    three = frame.assign(target=frame.index % 3)
+    assert ("target", "task_matches_reference") in failed(validate(three, "target", reference))
+
+
+def test_report_lists_failures_first_and_never_shows_numpy_reprs(frame):
+    bad = pd.concat([frame[frame.target == 1], frame[frame.target == 0].head(5)])
+    markdown = validate(bad, "target", None).report.to_markdown()
     assert markdown.startswith("# Data validation FAILED")
-    first_row = markdown.splitlines()[6]
-    assert "**FAIL**" in first_row
-    assert "min_classes" in first_row
+    assert "**FAIL**" in markdown.splitlines()[6]
+    assert "np." not in markdown

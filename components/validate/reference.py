@@ -1,0 +1,68 @@
+"""Compare a dataset with the champion's reference profile: task, schema, kinds, ranges, categories, drift."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from components.common.profile import MISSING_CATEGORY, ReferenceProfile, category_strings, feature_psi
+from components.common.task import Task
+from components.validate.report import TABLE_SCOPE, Report, shown
+from components.validate.thresholds import Thresholds
+
+
+def check_against_reference(
+    frame: pd.DataFrame,
+    task: Task,
+    kinds: dict[str, str],
+    reference: ReferenceProfile,
+    limits: Thresholds,
+    report: Report,
+) -> None:
+    """Compare task, schema, kinds, ranges, categories and distributions with the champion's profile."""
+    same_task = task == reference.task
+    report.add(
+        reference.target,
+        "task_matches_reference",
+        same_task,
+        f"this data: {task.describe()}; champion: {reference.task.describe()}"
+        + ("" if same_task else "; train it under another model_name"),
+    )
+    missing = sorted(set(reference.feature_names) - set(kinds))
+    extra = sorted(set(kinds) - set(reference.feature_names))
+    report.add(TABLE_SCOPE, "schema_matches_reference", not missing and not extra, f"missing {missing}, extra {extra}")
+    for name in (f for f in reference.feature_names if f in kinds):
+        expected = reference.features[name]
+        if not report.add(
+            name, "kind_matches_reference", kinds[name] == expected.kind, f"{kinds[name]}, champion: {expected.kind}"
+        ):
+            continue
+        series = frame[name]
+        if expected.is_numeric:
+            values = series.to_numpy(dtype=float)
+            values = values[np.isfinite(values)]
+            slack = limits.range_tolerance * (expected.maximum - expected.minimum)
+            beyond = (values < expected.minimum - slack) | (values > expected.maximum + slack)
+            outside = float(np.mean(beyond)) if values.size else 0.0
+            span = f"[{expected.minimum:.4g}, {expected.maximum:.4g}] ± {limits.range_tolerance:.0%}"
+            report.add(
+                name,
+                "within_reference_range",
+                outside <= limits.max_out_of_range_share,
+                f"{outside:.1%} outside {span}",
+            )
+        else:
+            names = pd.Series(category_strings(series.to_numpy()))
+            names = names[names != MISSING_CATEGORY]
+            unseen = names[~names.isin(expected.categories)]
+            share = len(unseen) / len(names) if len(names) else 0.0
+            allowed = expected.bin_shares[-1] + limits.max_unseen_share
+            report.add(
+                name,
+                "unseen_categories",
+                share <= allowed,
+                f"{share:.1%} of values in categories the champion never saw (limit {allowed:.1%})"
+                + (f", e.g. {shown(unseen.unique())}" if len(unseen) else ""),
+            )
+        score = feature_psi(expected, series.to_numpy())
+        report.add(name, "drift_psi", score <= limits.max_psi, f"PSI {score:.3f}, limit {limits.max_psi}")
