@@ -8,7 +8,7 @@ import statistics
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import psutil
@@ -26,6 +26,7 @@ class Target:
     health: str
     route: str
     body_key: str
+    env: dict[str, str] = field(default_factory=dict)
 
     @property
     def url(self) -> str:
@@ -67,9 +68,9 @@ def combine(runs: list[LoadResult]) -> LoadResult:
 
 @contextmanager
 def serving(target: Target, env: dict[str, str], log: Path) -> Iterator[psutil.Process]:
-    """Start a server, wait until its health endpoint answers 200, and always stop it afterwards."""
+    """Start a server (`env` plus the target's own variables), wait until it is healthy, always stop it after."""
     ready_url = f"http://127.0.0.1:{target.port}{target.health}"
-    server = ManagedProcess(target.name, target.command, log, env, ready_url)
+    server = ManagedProcess(target.name, target.command, log, {**env, **target.env}, ready_url)
     try:
         server.start().wait_ready()
         assert server.popen is not None

@@ -2,8 +2,9 @@
 
 BentoML reads any body size and parses any content type it knows; this layer answers 415 for anything
 but JSON and 413 for bodies over the limit (checked on Content-Length and while streaming), turns the
-batcher's "overloaded" 503 into 429, and counts every 4xx by reason. It also hosts the two chaos knobs
-used by rollout drills, which are off unless their environment variables are set.
+batcher's "overloaded" 503 into 429, counts every 4xx by reason, and gives a 400 that BentoML answers as a
+JSON list (an error raised in the API) the object shape the contract publishes. It also hosts the two
+chaos knobs used by rollout drills, which are off unless their environment variables are set.
 """
 
 from __future__ import annotations
@@ -146,25 +147,50 @@ def _replay(body: bytes, receive: Receive) -> Receive:
 
 
 class _Responder:
-    """Wraps `send`: answers the batcher's overload 503 as 429 and counts 4xx answers by reason."""
+    """Wraps `send`: overload 503 becomes 429, 4xx answers are counted by reason and keep the published shape.
+
+    BentoML answers an InvalidArgument raised in the API as a JSON list holding the error object; the client
+    gets the object, as the contract says.
+    """
 
     def __init__(self, send: Send) -> None:
         self._send = send
-        self.status = 200
         self.replaced = False
+        self.held: Message | None = None
+        self.chunks: list[bytes] = []
 
     async def send(self, message: Message) -> None:
         if self.replaced:
             return
         if message["type"] == "http.response.start":
-            self.status = int(message["status"])
-            if self.status == 503:
+            status = int(message["status"])
+            if status == 503:
                 self.replaced = True
                 REJECTED_REQUESTS.labels("overloaded").inc()
                 await _reply(self._send, 429, "overloaded: retry later", [(b"retry-after", b"1")])
                 return
-        elif message["type"] == "http.response.body" and 400 <= self.status < 500 and self.status != 429:
-            reason = _reason_for_400(message.get("body", b"")) if self.status == 400 else "invalid_value"
-            REJECTED_REQUESTS.labels(reason).inc()
-            self.status = 0  # count once, even for a body sent in several chunks
+            if 400 <= status < 500 and status != 429:
+                self.held = message  # sent with the whole body, once it is known
+                return
+        elif message["type"] == "http.response.body" and self.held is not None:
+            self.chunks.append(message.get("body", b""))
+            if message.get("more_body", False):
+                return
+            await self._send_error(self.held, b"".join(self.chunks))
+            return
         await self._send(message)
+
+    async def _send_error(self, start: Message, body: bytes) -> None:
+        """Count one 4xx by reason and send it, a list-shaped error body unwrapped to its object."""
+        status = int(start["status"])
+        REJECTED_REQUESTS.labels(_reason_for_400(body) if status == 400 else "invalid_value").inc()
+        try:
+            parsed = json.loads(body)
+        except ValueError:
+            parsed = None
+        if isinstance(parsed, list) and len(parsed) == 1 and isinstance(parsed[0], dict):
+            body = json.dumps(parsed[0]).encode()
+        headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
+        headers.append((b"content-length", str(len(body)).encode()))
+        await self._send({**start, "headers": headers})
+        await self._send({"type": "http.response.body", "body": body, "more_body": False})

@@ -1,77 +1,58 @@
-"""Request and response schemas, generated from the model's feature list.
+"""Request and response models, generated from the model's columns and task.
 
-Every feature is a strict, finite float: JSON integers are accepted (they are numbers), but `false`,
-`"1.5"`, `null`, NaN and infinities are rejected with the feature's name, never coerced. Validation runs
-in pydantic-core on the raw JSON bytes, so it costs microseconds per row.
+Each column takes exactly its signature type: `double`/`float` a finite JSON number (integers are numbers),
+`long`/`integer` a JSON integer (`3` or `3.0`, as JSON Schema counts them), `boolean` true/false,
+`string` a string; `null` only where the column is optional. Nothing is coerced: `"1.5"` for a number,
+`1` for a string or `true` for a number is refused with the column's name. Validation runs in pydantic-core
+on the raw JSON bytes, so it costs microseconds per row. What is published at /docs.json is written from
+the same columns (`contract.py`).
 """
 
 from __future__ import annotations
 
-from operator import attrgetter
-from typing import TYPE_CHECKING, Annotated, Any
+from collections.abc import Sequence
+from typing import Annotated, Any
 
+import numpy as np
 from bentoml.validators import ContentType
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model, model_validator, with_config
+from typing_extensions import TypedDict
 
-from components.common.profile import FeatureProfile, ReferenceProfile
-
-# A value this many reference spans beyond the training [min, max] is implausible, and large enough to
-# overflow a scaler: it is rejected. Merely unusual values pass and are counted as out of range.
-PLAUSIBLE_SPANS = 1000.0
+from serving.model_service.columns import INTEGER_TYPES, Column
+from serving.model_service.predictor import ServedTask
 
 
-def _feature_field(stats: FeatureProfile) -> Any:
-    """Return the strict, finite, bounded float type of one feature."""
-    span = max(stats.maximum - stats.minimum, abs(stats.mean), 1.0) * PLAUSIBLE_SPANS
-    bounds = Field(strict=True, allow_inf_nan=False, ge=stats.minimum - span, le=stats.maximum + span)
-    return Annotated[float, bounds]
+def _integral(value: Any) -> Any:
+    """Read a JSON number without a fractional part (`3.0`) as the integer it is, as JSON Schema does."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
-class Prediction(BaseModel):
-    """The answer for one instance."""
-
-    label: int = Field(description="Predicted class, 0 or 1 (probability >= 0.5 means 1).")
-    probability: float = Field(description="Predicted probability of class 1.")
-    model_name: str
-    model_version: str
-
-
-class PredictResponse(BaseModel):
-    """The answer for one request: one prediction per instance, in request order."""
-
-    model_name: str
-    model_version: str
-    predictions: list[Prediction]
+def field_type(column: Column) -> Any:
+    """Return the strict type of one column: its JSON type, its range, and `None` only when optional."""
+    low, high = column.bounds
+    strict: Any
+    if column.is_number:
+        strict = Annotated[float, Field(strict=True, ge=low, le=high, allow_inf_nan=False)]
+    elif column.type in INTEGER_TYPES:
+        strict = Annotated[int, BeforeValidator(_integral), Field(strict=True, ge=low, le=high)]
+    else:
+        base = bool if column.type == "boolean" else str
+        strict = Annotated[base, Field(strict=True)]
+    return strict | None if column.optional else strict
 
 
-def _wrap_predictions(value: Any) -> Any:
-    """Turn the per-request slice of a batch (a list of predictions) into the response object."""
-    if isinstance(value, list) and value:
-        first = value[0]
-        return {
-            "model_name": first["model_name"],
-            "model_version": first["model_version"],
-            "predictions": value,
-        }
-    return value
+def instance_type(columns: Sequence[Column]) -> type:
+    """Return one instance's type: a closed object with exactly the model's columns (any key spelling)."""
+    fields = {c.name: field_type(c) for c in columns}
+    return with_config(ConfigDict(extra="forbid"))(TypedDict("Instance", fields))  # type: ignore[operator]
 
 
-# The batched API returns each request's slice of the batch as a list of predictions; BentoML validates
-# that list against this annotation, which wraps it into the response object (and documents it). The
-# explicit content type spares BentoML from regenerating the JSON schema on every response.
-if TYPE_CHECKING:
-    PredictResponseBody = list[dict[str, Any]]
-else:
-    PredictResponseBody = Annotated[
-        PredictResponse, BeforeValidator(_wrap_predictions), ContentType("application/json")
-    ]
-
-
-def _columnar_to_records(data: Any, feature_names: list[str]) -> Any:
+def columnar_to_records(data: Any, names: list[str]) -> Any:
     """Accept `{"columns": [...], "data": [[...]]}` by turning it into records before field validation.
 
-    Only shape errors are raised here (as ValueError, which pydantic reports as a 400); the values are
-    then checked by the same strict per-feature rules as records.
+    The columns must be the model's, in signature order: that is what the published contract can say
+    exactly (row i's value j is then column j's type). Only shape errors are raised here (ValueError,
+    answered 400); the values are checked by the same per-column rules as records.
     """
     if not isinstance(data, dict) or ("columns" not in data and "data" not in data):
         return data
@@ -80,67 +61,103 @@ def _columnar_to_records(data: Any, feature_names: list[str]) -> Any:
     columns, rows = data.get("columns"), data.get("data")
     if not isinstance(columns, list) or not all(isinstance(name, str) for name in columns):
         raise ValueError("'columns' must be a list of feature names")
-    if len(set(columns)) != len(columns):
-        raise ValueError("'columns' names a feature more than once")
-    unknown = [name for name in columns if name not in feature_names]
-    missing = [name for name in feature_names if name not in columns]
-    if unknown or missing:
-        raise ValueError(f"'columns' must list exactly the model's features; unknown: {unknown}, missing: {missing}")
+    if columns != names:
+        unknown = [name for name in columns if name not in names]
+        missing = [name for name in names if name not in columns]
+        if unknown or missing:
+            raise ValueError(
+                f"'columns' must list exactly the model's features; unknown: {unknown}, missing: {missing}"
+            )
+        raise ValueError(f"'columns' must list the model's features in signature order: {names}")
     if not isinstance(rows, list):
-        raise ValueError("'data' must be a list of rows (lists of numbers)")
+        raise ValueError("'data' must be a list of rows, one list of values per instance")
     for index, row in enumerate(rows):
-        if not isinstance(row, list) or len(row) != len(columns):
-            raise ValueError(f"data[{index}] must be a list of {len(columns)} values, one per column")
-    extra = sorted(set(data) - {"columns", "data"})
-    records: dict[str, Any] = {"instances": [dict(zip(columns, row, strict=True)) for row in rows]}
-    records.update({key: data[key] for key in extra})
+        if not isinstance(row, list) or len(row) != len(names):
+            raise ValueError(f"data[{index}] must be a list of {len(names)} values, one per column")
+    records: dict[str, Any] = {"instances": [dict(zip(names, row, strict=True)) for row in rows]}
+    records.update({key: value for key, value in data.items() if key not in ("columns", "data")})
     return records
 
 
-def request_model(feature_names: list[str], profile: ReferenceProfile, max_instances: int) -> type[BaseModel]:
-    """Build the request model from the signature's features (records, or columnar turned into records).
-
-    Each feature's plausible range comes from the reference profile saved with the model.
-    """
-    record = create_model(  # type: ignore[call-overload]
-        "Instance",
-        __config__=ConfigDict(extra="forbid"),
-        **{name: (_feature_field(profile.features[name]), ...) for name in feature_names},
-    )
-    columnar = {
-        "columns": {"type": "array", "items": {"type": "string", "enum": feature_names}, "uniqueItems": True},
-        "data": {
-            "type": "array",
-            "minItems": 1,
-            "maxItems": max_instances,
-            "items": {"type": "array", "items": {"type": "number"}},
-        },
-    }
-
-    def document_both_forms(schema: dict[str, Any]) -> None:
-        schema["properties"].update(columnar)
-        schema.pop("required", None)
-        schema["oneOf"] = [{"required": ["instances"]}, {"required": ["columns", "data"]}]
+def request_model(columns: Sequence[Column], max_instances: int) -> type[BaseModel]:
+    """Build the request model: `instances` as records, or `columns` + `data` turned into records first."""
+    instance = instance_type(columns)
+    names = [c.name for c in columns]
 
     class PredictRequest(BaseModel):
         """Instances to score: `instances` as records, or `columns` + `data` as a table."""
 
-        model_config = ConfigDict(extra="forbid", json_schema_extra=document_both_forms)
-        instances: list[record] = Field(min_length=1, max_length=max_instances)  # type: ignore[valid-type]
+        model_config = ConfigDict(extra="forbid")
+        instances: list[instance] = Field(min_length=1, max_length=max_instances)  # type: ignore[valid-type]
 
         @model_validator(mode="before")
         @classmethod
         def accept_columnar(cls, data: Any) -> Any:
-            return _columnar_to_records(data, feature_names)
+            return columnar_to_records(data, names)
 
     return PredictRequest
 
 
-def row_getter(feature_names: list[str]) -> attrgetter[Any]:
-    """Return a function that reads one validated instance in training order (a scalar for one feature)."""
-    return attrgetter(*feature_names)
+def response_type(task: ServedTask) -> Any:
+    """Return the API's return annotation: the per-request slice of a batch, wrapped into the response.
+
+    The batched API returns each request's predictions as a list; BentoML validates that list against this
+    annotation, which wraps it into `{model_name, model_version, predictions}`. The explicit content type
+    spares BentoML from regenerating the JSON schema on every response.
+    """
+    fields: dict[str, Any] = {}
+    if task.kind == "regression":
+        fields["prediction"] = (float, ...)
+    else:
+        fields["label"] = (Any, ...)
+        if task.probabilities and task.kind == "binary":
+            fields["probability"] = (float, ...)
+        if task.probabilities:
+            fields["probabilities"] = (dict[str, float], ...)
+    fields.update(model_name=(str, ...), model_version=(str, ...))
+    prediction = create_model("Prediction", **fields)
+    response = create_model(
+        "PredictResponse",
+        model_name=(str, ...),
+        model_version=(str, ...),
+        predictions=(list[prediction], ...),  # type: ignore[valid-type]
+    )
+    return Annotated[response, BeforeValidator(_wrap_predictions), ContentType("application/json")]
 
 
-def example_input(profile: ReferenceProfile) -> dict[str, list[dict[str, float]]]:
-    """Return a request body with one typical instance (the reference means), for the docs and tests."""
-    return {"instances": [{name: round(stats.mean, 4) for name, stats in profile.features.items()}]}
+def _wrap_predictions(value: Any) -> Any:
+    """Turn the per-request slice of a batch (a list of predictions) into the response object."""
+    if isinstance(value, list) and value:
+        first = value[0]
+        return {"model_name": first["model_name"], "model_version": first["model_version"], "predictions": value}
+    return value
+
+
+def answers(task: ServedTask, output: np.ndarray, model_name: str, model_version: str) -> list[dict[str, Any]]:
+    """Return one prediction per row of the model's output, in the task's response shape.
+
+    Binary: the label is the positive class when its probability is at least 0.5 (as it always was).
+    Multiclass: the most probable class. Regression: the value. A classifier without probabilities: its label.
+    """
+    ident = {"model_name": model_name, "model_version": model_version}
+    if task.kind == "regression":
+        return [{"prediction": value, **ident} for value in output.tolist()]
+    if not task.probabilities:
+        return [{"label": label, **ident} for label in output.tolist()]
+    names, classes = task.class_names, task.classes
+    if task.kind == "binary":
+        negative, positive = classes
+        return [
+            {
+                "label": positive if row[1] >= 0.5 else negative,
+                "probability": row[1],
+                "probabilities": dict(zip(names, row, strict=True)),
+                **ident,
+            }
+            for row in output.tolist()
+        ]
+    best = output.argmax(axis=1).tolist()
+    return [
+        {"label": classes[index], "probabilities": dict(zip(names, row, strict=True)), **ident}
+        for index, row in zip(best, output.tolist(), strict=True)
+    ]

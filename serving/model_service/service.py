@@ -1,8 +1,9 @@
 """The plinth model service: `bentoml serve serving.model_service.service:ModelService`.
 
-The request schema is generated from the registered model's features, and BentoML builds a service's
-schema when the class is defined, so importing this module resolves the configured model in the MLflow
-registry and fetches its files (nothing else happens at import). A model that cannot be resolved stops
+The request schema is generated from the registered model's signature and the response from its task, and
+BentoML builds a service's schemas when the class is defined, so importing this module resolves the
+configured model in the MLflow registry and fetches its files (a model served through `mlflow.pyfunc` is
+also loaded, since only the loaded model can say what it answers). A model that cannot be resolved stops
 the process with one line and a non-zero exit status; one that cannot be loaded or fails its warm-up
 prediction stops the worker before it ever reports ready.
 """
@@ -10,15 +11,19 @@ prediction stops the worker before it ever reports ready.
 from __future__ import annotations
 
 import gc
-from typing import Any, cast
+import logging
+from typing import TYPE_CHECKING, Any, cast
 
 import bentoml
 import numpy as np
 from bentoml.exceptions import InvalidArgument
 
-from serving.model_service import registry, schema
+from serving.model_service import contract, examples, registry, schema
+from serving.model_service.columns import FrameBuilder
+from serving.model_service.drift import InputMonitor
 from serving.model_service.guard import PredictGuard
-from serving.model_service.monitor import MODEL_INFO, InputMonitor
+from serving.model_service.monitor import MODEL_INFO, OutputMonitor
+from serving.model_service.predictor import check_output, open_predictor
 from serving.model_service.settings import Settings, SettingsError
 
 # Adaptive batching: rows from concurrent requests are scored together, up to this many rows per call.
@@ -31,14 +36,24 @@ DURATION_BUCKETS = [
     0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5, 5.0, 10.0,
 ]  # fmt: skip
 
+logger = logging.getLogger("plinth.model_service")
+
 try:
     SETTINGS = Settings.from_env()
     MODEL = registry.fetch(SETTINGS)
-except (SettingsError, registry.ModelLoadError) as error:
+    PREDICTOR = open_predictor(MODEL, SETTINGS)
+    PredictRequest = schema.request_model(MODEL.columns, SETTINGS.max_instances)
+    EXAMPLE_SOURCE, WARM_UP_ROWS = examples.first_valid(MODEL, PredictRequest)
+except (SettingsError, registry.ModelLoadError, ValueError) as error:
     raise SystemExit(f"plinth model service: {error}") from None
 
-PredictRequest = schema.request_model(MODEL.feature_names, MODEL.profile, SETTINGS.max_instances)
-EXAMPLE_INPUT = schema.example_input(MODEL.profile)
+TASK = PREDICTOR.task
+DRIFT = "on" if MODEL.profile is not None else "off"
+EXAMPLE_INPUT = {"instances": WARM_UP_ROWS[:1]}
+if TYPE_CHECKING:
+    PredictResponseBody = list[dict[str, Any]]
+else:
+    PredictResponseBody = schema.response_type(TASK)
 
 
 @bentoml.service(
@@ -52,19 +67,30 @@ class ModelService:
 
     def __init__(self) -> None:
         self.ready = False
-        self.predictor = registry.Predictor.load(MODEL)
-        self.read_row = schema.row_getter(MODEL.feature_names)
-        self.monitor = InputMonitor(MODEL.profile, SETTINGS.drift_window)
-        stats = [MODEL.profile.features[name] for name in MODEL.feature_names]
-        warm_rows = np.array([[s.mean for s in stats], [s.minimum for s in stats], [s.maximum for s in stats]])
-        self.predictor.warm_up(warm_rows)
-        MODEL_INFO.labels(model_name=MODEL.name, model_version=MODEL.version).set(1)
+        PREDICTOR.load()
+        self.frames = FrameBuilder(MODEL.columns)
+        self._warm_up()
+        self.inputs = InputMonitor(MODEL.columns, MODEL.profile, SETTINGS.drift_window)
+        target = MODEL.profile.target_profile if MODEL.profile else None
+        self.outputs = OutputMonitor(TASK, target.bin_edges if target else None)
+        MODEL_INFO.labels(MODEL.name, MODEL.version, TASK.kind, DRIFT).set(1)
+        if DRIFT == "off":
+            logger.warning("%s v%s has no reference profile: input drift is not scored", MODEL.name, MODEL.version)
         # Everything allocated so far (MLflow, pandas, the model) lives as long as the process: moving it
         # out of the collector's reach, and collecting the young generation less often, removed ~0.3 s
         # stalls that set the p99 under load (387 ms -> 66 ms at concurrency 32 in the benchmark).
         gc.freeze()
         gc.set_threshold(50_000, 50, 100)
         self.ready = True
+
+    def _warm_up(self) -> None:
+        """Score the example rows once through the request path; a model that fails never serves."""
+        instances = PredictRequest.model_validate({"instances": WARM_UP_ROWS}).instances  # type: ignore[attr-defined]
+        try:
+            output = PREDICTOR.warm_up(self.frames.build(instances))
+        except Exception as error:  # a model that cannot predict must not serve
+            raise registry.ModelLoadError(f"warm-up prediction on {EXAMPLE_SOURCE} failed: {error}") from error
+        check_output(TASK, output, len(instances))
 
     def __is_ready__(self) -> bool:
         """Report ready only once the model is loaded and its warm-up prediction passed."""
@@ -77,26 +103,24 @@ class ModelService:
         max_latency_ms=MAX_LATENCY_MS,
         input_spec=PredictRequest,
     )
-    def predict(self, instances: list[Any]) -> schema.PredictResponseBody:
-        """Predict the class and P(class 1) of each instance (records or columnar; see the README)."""
-        rows = np.array([self.read_row(instance) for instance in instances], dtype=np.float64)
-        rows = rows.reshape(len(instances), len(MODEL.feature_names))
+    def predict(self, instances: list[Any]) -> PredictResponseBody:
+        """Predict each instance (records or columnar; the response per task is in the README)."""
+        batch = self.frames.build(instances)
         try:
-            probability = self.predictor.positive_proba(rows)
-        except ValueError as error:  # the estimator refused these values: the input's fault, not ours
+            output = PREDICTOR.predict(batch)
+        except (ValueError, TypeError) as error:  # the model refused values its signature allows
             raise InvalidArgument(f"the model cannot score these instances: {error}") from error
-        if not np.all(np.isfinite(probability)):
-            raise InvalidArgument("the model returned a non-finite probability for these instances")
-        self.monitor.observe(rows, probability)
-        return [
-            {
-                "label": int(p >= 0.5),
-                "probability": p,
-                "model_name": MODEL.name,
-                "model_version": MODEL.version,
-            }
-            for p in probability.tolist()
-        ]
+        if output.dtype != object and not np.all(np.isfinite(output)):
+            raise InvalidArgument("the model returned a non-finite output for these instances")
+        self.inputs.observe(batch)
+        self.outputs.observe(output)
+        return schema.answers(TASK, output, MODEL.name, MODEL.version)
+
+
+def _contract() -> bytes:
+    """Return the exact OpenAPI document (BentoML's, with the /predict operation written from the model)."""
+    generic = cast("bentoml.Service[ModelService]", ModelService).openapi_spec.asdict()
+    return contract.document(generic, MODEL.columns, TASK, SETTINGS.max_instances, EXAMPLE_INPUT)
 
 
 cast("bentoml.Service[ModelService]", ModelService).add_asgi_middleware(
@@ -106,3 +130,4 @@ cast("bentoml.Service[ModelService]", ModelService).add_asgi_middleware(
     chaos_error_rate=SETTINGS.chaos_error_rate,
     chaos_latency_ms=SETTINGS.chaos_latency_ms,
 )
+cast("bentoml.Service[ModelService]", ModelService).add_asgi_middleware(contract.PublishedContract, build=_contract)

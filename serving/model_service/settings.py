@@ -12,11 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from components.common.state import local_tracking_uri
+from components.common.task import KINDS
 
 ENV_MODEL_NAME = "PLINTH_MODEL_NAME"
 ENV_MODEL_ALIAS = "PLINTH_MODEL_ALIAS"
 ENV_MODEL_VERSION = "PLINTH_MODEL_VERSION"
 ENV_TRACKING_URI = "MLFLOW_TRACKING_URI"
+ENV_REGISTRY_URI = "MLFLOW_REGISTRY_URI"
 ENV_PORT = "PORT"
 ENV_WORKERS = "PLINTH_WORKERS"
 ENV_MAX_BODY_BYTES = "PLINTH_MAX_BODY_BYTES"
@@ -24,6 +26,8 @@ ENV_MAX_INSTANCES = "PLINTH_MAX_INSTANCES"
 ENV_DRIFT_WINDOW = "PLINTH_DRIFT_WINDOW"
 ENV_TIMEOUT_S = "PLINTH_TIMEOUT_S"
 ENV_MAX_CONCURRENCY = "PLINTH_MAX_CONCURRENCY"
+# The task of a model that does not say (no plinth metadata, no `plinth.task` registry tag).
+ENV_TASK = "PLINTH_TASK"
 # Chaos knobs for rollout drills: both off unless set, never set them for real traffic.
 ENV_CHAOS_ERROR_RATE = "PLINTH_CHAOS_ERROR_RATE"
 ENV_CHAOS_LATENCY_MS = "PLINTH_CHAOS_LATENCY_MS"
@@ -71,6 +75,7 @@ class Settings:
     model_alias: str = DEFAULT_MODEL_ALIAS
     model_version: str | None = None
     tracking_uri: str = ""
+    registry_uri: str = ""
     workers: int = 1
     max_body_bytes: int = 1_048_576
     max_instances: int = 1000
@@ -79,6 +84,7 @@ class Settings:
     max_concurrency: int = 256
     chaos_error_rate: float = 0.0
     chaos_latency_ms: float = 0.0
+    task: str | None = None
 
     @property
     def model_selector(self) -> str:
@@ -91,11 +97,16 @@ class Settings:
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         """Read and validate the settings from `env` (default: the process environment)."""
         env = os.environ if env is None else env
+        tracking_uri = env.get(ENV_TRACKING_URI) or local_tracking_uri()
+        task = env.get(ENV_TASK, "").strip() or None
+        if task is not None and task not in KINDS:
+            raise SettingsError(f"{ENV_TASK}={task!r} must be one of {', '.join(KINDS)}")
         return cls(
             model_name=env.get(ENV_MODEL_NAME) or DEFAULT_MODEL_NAME,
             model_alias=env.get(ENV_MODEL_ALIAS) or DEFAULT_MODEL_ALIAS,
             model_version=env.get(ENV_MODEL_VERSION) or None,
-            tracking_uri=env.get(ENV_TRACKING_URI) or local_tracking_uri(),
+            tracking_uri=tracking_uri,
+            registry_uri=env.get(ENV_REGISTRY_URI) or tracking_uri,
             workers=int(_number(env, ENV_WORKERS, available_cpus(), 1, 64)),
             max_body_bytes=int(_number(env, ENV_MAX_BODY_BYTES, cls.max_body_bytes, 1024, 2**30)),
             max_instances=int(_number(env, ENV_MAX_INSTANCES, cls.max_instances, 1, 100_000)),
@@ -104,4 +115,5 @@ class Settings:
             max_concurrency=int(_number(env, ENV_MAX_CONCURRENCY, cls.max_concurrency, 1, 100_000)),
             chaos_error_rate=_number(env, ENV_CHAOS_ERROR_RATE, 0.0, 0.0, 1.0),
             chaos_latency_ms=_number(env, ENV_CHAOS_LATENCY_MS, 0.0, 0.0, 600_000),
+            task=task,
         )

@@ -1,26 +1,38 @@
-"""Shared fixtures: a real MLflow registry with a champion model, and the service built against it."""
+"""Shared fixtures: a real MLflow registry with one champion per task, and the service built against each.
+
+The service module resolves its model when imported, from the environment. `import_service` sets that
+environment only for the import and restores it at once, so nothing a test sets outlives it; servers get
+their environment explicitly.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import importlib
 import os
+import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
+import httpx
 import pytest
 from starlette.testclient import TestClient
 
-from serving.bench.demo_model import RegisteredModel, register_logistic_regression
+from serving.bench.demo_model import RegisteredModel, register_plinth_model
 from serving.model_service import settings
 from serving.rollout.processes import ManagedProcess, free_port
+from serving.rollout.train_drill import DrillData
 
-MODEL_NAME = "plinth-test-classifier"
+SERVICE_MODULE = "serving.model_service.service"
+WINE = DrillData("sklearn:wine")
+DIABETES = DrillData("sklearn:diabetes")
+CHURN = DrillData("synthetic:churn", "churned")
 
 
 def env_for(model: RegisteredModel, **extra: str) -> dict[str, str]:
+    """Return the variables that point the service at `model`'s champion."""
     return {
         settings.ENV_TRACKING_URI: model.tracking_uri,
         settings.ENV_MODEL_NAME: model.name,
@@ -29,29 +41,68 @@ def env_for(model: RegisteredModel, **extra: str) -> dict[str, str]:
     }
 
 
-@pytest.fixture(scope="session")
-def registered(tmp_path_factory: pytest.TempPathFactory) -> RegisteredModel:
-    home = tmp_path_factory.mktemp("mlflow")
-    return register_logistic_regression(f"sqlite:///{home / 'mlflow.db'}", MODEL_NAME, "serving-tests")
-
-
-@pytest.fixture(scope="session")
-def service_module(registered: RegisteredModel) -> Iterator[ModuleType]:
-    """Import service.py with the environment pointing at the test registry (it resolves at import)."""
+def import_service(env: dict[str, str]) -> ModuleType:
+    """Import a fresh service.py resolved against `env`; the process environment is restored before returning."""
     with pytest.MonkeyPatch.context() as patch:
-        for key, value in env_for(registered).items():
+        for key, value in env.items():
             patch.setenv(key, value)
-        patch.setenv(settings.ENV_WORKERS, "1")
-        sys.modules.pop("serving.model_service.service", None)
-        yield importlib.import_module("serving.model_service.service")
-    sys.modules.pop("serving.model_service.service", None)
+        sys.modules.pop(SERVICE_MODULE, None)
+        try:
+            return importlib.import_module(SERVICE_MODULE)
+        finally:
+            sys.modules.pop(SERVICE_MODULE, None)
 
 
 @pytest.fixture(scope="session")
-def client(service_module: ModuleType) -> Iterator[TestClient]:
-    """An in-process HTTP client over BentoML's own ASGI app (lifespan runs: the model loads)."""
-    with TestClient(service_module.ModelService.to_asgi()) as test_client:
-        yield test_client
+def store(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
+
+
+@pytest.fixture(scope="session")
+def registered(store: str) -> RegisteredModel:
+    """Breast cancer, binary 0/1, all numeric: today's reference model."""
+    return register_plinth_model(store, "plinth-test-classifier", experiment="serving-tests")
+
+
+@pytest.fixture(scope="session")
+def wine(store: str) -> RegisteredModel:
+    return register_plinth_model(store, "plinth-test-wine", WINE, "serving-tests")
+
+
+@pytest.fixture(scope="session")
+def diabetes(store: str) -> RegisteredModel:
+    return register_plinth_model(store, "plinth-test-diabetes", DIABETES, "serving-tests")
+
+
+@pytest.fixture(scope="session")
+def churn(store: str) -> RegisteredModel:
+    """Mixed types with missing values: floats, text, a boolean object column, an integer category."""
+    return register_plinth_model(store, "plinth-test-churn", CHURN, "serving-tests")
+
+
+@contextlib.contextmanager
+def asgi_client(model: RegisteredModel) -> Iterator[tuple[ModuleType, TestClient]]:
+    """Yield the service module for `model` and a client over its ASGI app (lifespan runs: the model loads)."""
+    module = import_service(env_for(model))
+    with TestClient(module.ModelService.to_asgi()) as client:
+        yield module, client
+
+
+@pytest.fixture(scope="session")
+def served(registered: RegisteredModel) -> Iterator[tuple[ModuleType, TestClient]]:
+    """The binary model's service module and its in-process client."""
+    with asgi_client(registered) as pair:
+        yield pair
+
+
+@pytest.fixture(scope="session")
+def service_module(served: tuple[ModuleType, TestClient]) -> ModuleType:
+    return served[0]
+
+
+@pytest.fixture(scope="session")
+def client(served: tuple[ModuleType, TestClient]) -> TestClient:
+    return served[1]
 
 
 @pytest.fixture(scope="session")
@@ -61,29 +112,34 @@ def repo_root() -> Path:
 
 def serve_command(port: int) -> list[str]:
     return [
-        *(sys.executable, "-m", "bentoml", "serve", "serving.model_service.service:ModelService"),
+        *(sys.executable, "-m", "bentoml", "serve", f"{SERVICE_MODULE}:ModelService"),
         *("--host", "127.0.0.1", "--port", str(port)),
     ]
 
 
-def server_env(home: Path, env: dict[str, str]) -> dict[str, str]:
-    """One worker, and a private BentoML home: its metrics directory is wiped by every server start."""
-    return {**os.environ, "BENTOML_HOME": str(home / "bentoml"), settings.ENV_WORKERS: "1", **env}
+def server_env(home: Path, env: dict[str, str], workers: int | None = 1) -> dict[str, str]:
+    """A private BentoML home (its metrics directory is wiped by every server start), one worker unless told."""
+    pinned = {settings.ENV_WORKERS: str(workers)} if workers else {}
+    # Nothing about the model or the registry is inherited: the server gets exactly what the test says.
+    inherited = (settings.ENV_WORKERS, settings.ENV_TRACKING_URI, settings.ENV_REGISTRY_URI, settings.ENV_TASK)
+    base = {key: value for key, value in os.environ.items() if key not in inherited}
+    return {**base, "BENTOML_HOME": str(home / "bentoml"), **pinned, **env}
 
 
 class Server(ManagedProcess):
     """A real `bentoml serve` process on 127.0.0.1, with its own BentoML home (metrics files); started at once."""
 
-    def __init__(self, env: dict[str, str], home: Path, port: int) -> None:
+    def __init__(self, env: dict[str, str], home: Path, port: int, workers: int | None = 1) -> None:
         self.url = f"http://127.0.0.1:{port}"
         command = serve_command(port)
-        super().__init__("bentoml serve", command, home / "server.log", server_env(home, env), f"{self.url}/readyz")
+        env = server_env(home, env, workers)
+        super().__init__("bentoml serve", command, home / "server.log", env, f"{self.url}/readyz")
         self.start()
 
 
 @contextlib.contextmanager
-def running_server(env: dict[str, str], home: Path) -> Iterator[Server]:
-    server = Server(env, home, free_port())
+def running_server(env: dict[str, str], home: Path, workers: int | None = 1) -> Iterator[Server]:
+    server = Server(env, home, free_port(), workers)
     try:
         server.wait_ready()
         yield server
@@ -95,3 +151,35 @@ def running_server(env: dict[str, str], home: Path) -> Iterator[Server]:
 def server(registered: RegisteredModel, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     with running_server(env_for(registered), tmp_path_factory.mktemp("server")) as live:
         yield live
+
+
+@pytest.fixture(scope="session")
+def churn_server(churn: RegisteredModel, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    with running_server(env_for(churn), tmp_path_factory.mktemp("churn-server")) as live:
+        yield live
+
+
+def scrape(url: str) -> dict[str, float]:
+    """Return every sample of `url`/metrics as {'name{labels}': value}."""
+    text = httpx.get(f"{url}/metrics", timeout=5).text
+    samples = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            key, value = line.rsplit(" ", 1)
+            samples[key] = float(value)
+    return samples
+
+
+def total(samples: dict[str, float], pattern: str) -> float:
+    """Sum the samples whose 'name{labels}' matches `pattern` in full."""
+    return sum(value for key, value in samples.items() if re.fullmatch(pattern, key))
+
+
+def metric(samples: dict[str, float], name: str, **labels: str) -> float:
+    """Return one sample's value by name and exact label set (any label order), 0 when absent."""
+    wanted = {f'{key}="{value}"' for key, value in labels.items()}
+    for key, value in samples.items():
+        head, _, rest = key.partition("{")
+        if head == name and set(filter(None, rest.rstrip("}").split(","))) == wanted:
+            return value
+    return 0.0

@@ -1,8 +1,9 @@
-"""HTTP behaviour through BentoML's own seam: `ModelService.to_asgi()` under Starlette's TestClient."""
+"""HTTP behaviour of the binary model through BentoML's own seam: `ModelService.to_asgi()` under TestClient."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from types import ModuleType
 
 import numpy as np
@@ -12,59 +13,15 @@ from starlette.testclient import TestClient
 
 from serving.bench.demo_model import RegisteredModel
 
-
-def rows(registered: RegisteredModel, start: int, count: int) -> list[dict[str, float]]:
-    return registered.features.iloc[start : start + count].to_dict(orient="records")
+_DROP = object()
 
 
 def sample(name: str, **labels: str) -> float:
     return REGISTRY.get_sample_value(name, labels) or 0.0
 
 
-def test_ready_and_live_after_load(client: TestClient) -> None:
-    assert client.get("/readyz").status_code == 200
-    assert client.get("/livez").status_code == 200
-
-
-def test_example_input_is_accepted(client: TestClient, service_module: ModuleType) -> None:
-    response = client.post("/predict", json=service_module.EXAMPLE_INPUT)
-    assert response.status_code == 200, response.text
-    assert len(response.json()["predictions"]) == 1
-
-
-def test_records_match_in_process_model(client: TestClient, registered: RegisteredModel) -> None:
-    batch = rows(registered, 0, 40)
-    response = client.post("/predict", json={"instances": batch})
-    assert response.status_code == 200, response.text
-    body = response.json()
-    expected = registered.model.predict_proba(registered.features.iloc[0:40])[:, 1]
-    got = np.array([p["probability"] for p in body["predictions"]])
-    np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-12)
-    assert [p["label"] for p in body["predictions"]] == [int(p >= 0.5) for p in expected]
-    assert body["model_name"] == registered.name
-    assert body["model_version"] == registered.version
-    assert {(p["model_name"], p["model_version"]) for p in body["predictions"]} == {
-        (registered.name, registered.version)
-    }
-
-
-def test_columnar_equals_records(client: TestClient, registered: RegisteredModel) -> None:
-    frame = registered.features.iloc[5:12]
-    shuffled = list(reversed(frame.columns))
-    columnar = {"columns": shuffled, "data": frame[shuffled].to_numpy().tolist()}
-    records = client.post("/predict", json={"instances": rows(registered, 5, 7)}).json()
-    response = client.post("/predict", json=columnar)
-    assert response.status_code == 200, response.text
-    assert response.json() == records
-
-
-def test_json_integers_are_numbers(client: TestClient, registered: RegisteredModel) -> None:
-    instance = {name: round(value) for name, value in rows(registered, 0, 1)[0].items()}
-    assert client.post("/predict", json={"instances": [instance]}).status_code == 200
-
-
 def _instance(registered: RegisteredModel, **changes: object) -> dict[str, object]:
-    instance: dict[str, object] = dict(rows(registered, 0, 1)[0])
+    instance: dict[str, object] = dict(registered.instances(0, 1)[0])
     for key, value in changes.items():
         if value is _DROP:
             instance.pop(key)
@@ -73,12 +30,64 @@ def _instance(registered: RegisteredModel, **changes: object) -> dict[str, objec
     return instance
 
 
-_DROP = object()
+def test_ready_and_live_after_load(client: TestClient) -> None:
+    assert client.get("/readyz").status_code == 200
+    assert client.get("/livez").status_code == 200
+
+
+def test_example_input_is_the_logged_example_and_accepted(client: TestClient, service_module: ModuleType) -> None:
+    assert service_module.EXAMPLE_SOURCE == "the model's input example"
+    response = client.post("/predict", json=service_module.EXAMPLE_INPUT)
+    assert response.status_code == 200, response.text
+    assert len(response.json()["predictions"]) == 1
+
+
+def test_binary_answer_keeps_its_shape_and_matches_the_model(client: TestClient, registered: RegisteredModel) -> None:
+    response = client.post("/predict", json={"instances": registered.instances(0, 40)})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    expected = registered.expected(0, 40)
+    got = np.array([p["probability"] for p in body["predictions"]])
+    np.testing.assert_allclose(got, expected[:, 1], rtol=1e-9, atol=1e-12)
+    first = body["predictions"][0]
+    assert list(first) == ["label", "probability", "probabilities", "model_name", "model_version"]
+    assert [p["label"] for p in body["predictions"]] == [int(p >= 0.5) for p in expected[:, 1]]
+    assert all(type(p["label"]) is int for p in body["predictions"])
+    probabilities = [list(p["probabilities"].values()) for p in body["predictions"]]
+    np.testing.assert_allclose(probabilities, expected, rtol=1e-9, atol=1e-12)
+    assert list(first["probabilities"]) == ["0", "1"]
+    assert (body["model_name"], body["model_version"]) == (registered.name, registered.version)
+    assert {(p["model_name"], p["model_version"]) for p in body["predictions"]} == {
+        (registered.name, registered.version)
+    }
+
+
+def test_columnar_in_signature_order_equals_records(client: TestClient, registered: RegisteredModel) -> None:
+    frame = registered.features.iloc[5:12]
+    columnar = {"columns": list(frame.columns), "data": frame.to_numpy().tolist()}
+    records = client.post("/predict", json={"instances": registered.instances(5, 7)}).json()
+    response = client.post("/predict", json=columnar)
+    assert response.status_code == 200, response.text
+    assert response.json() == records
+
+
+def test_columnar_in_another_order_is_refused_naming_the_order(client: TestClient, registered: RegisteredModel) -> None:
+    frame = registered.features.iloc[:2]
+    shuffled = list(reversed(frame.columns))
+    response = client.post("/predict", json={"columns": shuffled, "data": frame[shuffled].to_numpy().tolist()})
+    assert response.status_code == 400
+    assert "signature order" in response.json()["detail"][0]["msg"]
+
+
+def test_json_integers_are_numbers(client: TestClient, registered: RegisteredModel) -> None:
+    instance = {name: round(value) for name, value in registered.instances(0, 1)[0].items()}
+    assert client.post("/predict", json={"instances": [instance]}).status_code == 200
+
 
 BAD_VALUES = [
     pytest.param("1.5", "float_type", id="string-number"),
     pytest.param(False, "float_type", id="boolean"),
-    pytest.param(None, "float_type", id="null"),
+    pytest.param(None, "float_type", id="null-in-required"),
     pytest.param([1.0], "float_type", id="list"),
 ]
 
@@ -123,7 +132,7 @@ def test_batch_size_limits(client: TestClient, registered: RegisteredModel, serv
     assert empty.status_code == 400
     assert empty.json()["detail"][0]["type"] == "too_short"
     limit = service_module.SETTINGS.max_instances
-    oversize = client.post("/predict", json={"instances": rows(registered, 0, 1) * (limit + 1)})
+    oversize = client.post("/predict", json={"instances": registered.instances(0, 1) * (limit + 1)})
     assert oversize.status_code == 400
     assert oversize.json()["detail"][0]["type"] == "too_long"
 
@@ -134,6 +143,7 @@ def test_batch_size_limits(client: TestClient, registered: RegisteredModel, serv
         pytest.param({"columns": ["mean_radius"], "data": [[1.0]]}, "missing", id="columns-incomplete"),
         pytest.param({"instances": [], "columns": [], "data": []}, "not both", id="both-forms"),
         pytest.param({"columns": "mean_radius", "data": []}, "list of feature names", id="columns-not-list"),
+        pytest.param({"columns": [], "data": [[]]}, "missing", id="columns-empty"),
     ],
 )
 def test_columnar_shape_errors(client: TestClient, body: dict[str, object], fragment: str) -> None:
@@ -173,28 +183,49 @@ def test_server_keeps_serving_after_bad_input(client: TestClient, service_module
 
 
 def test_model_metrics_move_in_process(client: TestClient, registered: RegisteredModel) -> None:
-    before_count = sample("plinth_prediction_probability_count")
-    before_classes = sample("plinth_predicted_class_total", **{"class": "0"}) + sample(
-        "plinth_predicted_class_total", **{"class": "1"}
-    )
+    classes = ("0", "1")
+    before_count = {c: sample("plinth_prediction_probability_count", **{"class": c}) for c in classes}
+    before_classes = sum(sample("plinth_predicted_class_total", **{"class": c}) for c in classes)
     before_range = sample("plinth_out_of_range_total", feature="worst_area")
-    extreme = _instance(registered, worst_area=registered.features["worst_area"].max() * 2)
-    client.post("/predict", json={"instances": [*rows(registered, 0, 9), extreme]})
-    assert sample("plinth_prediction_probability_count") == before_count + 10
-    after_classes = sample("plinth_predicted_class_total", **{"class": "0"}) + sample(
-        "plinth_predicted_class_total", **{"class": "1"}
-    )
-    assert after_classes == before_classes + 10
+    extreme = _instance(registered, worst_area=float(registered.features["worst_area"].max()) * 2)
+    assert client.post("/predict", json={"instances": [*registered.instances(0, 9), extreme]}).status_code == 200
+    after_count = {c: sample("plinth_prediction_probability_count", **{"class": c}) for c in classes}
+    assert after_count == {"0": before_count["0"], "1": before_count["1"] + 10}  # binary: the positive class only
+    assert sum(sample("plinth_predicted_class_total", **{"class": c}) for c in classes) == before_classes + 10
     assert sample("plinth_out_of_range_total", feature="worst_area") == before_range + 1
-    assert sample("plinth_model_info", model_name=registered.name, model_version=registered.version) == 1
+    info = {"model_name": registered.name, "model_version": registered.version, "task": "binary", "drift": "on"}
+    assert sample("plinth_model_info", **info) == 1
 
 
-def test_openapi_documents_every_feature(client: TestClient, registered: RegisteredModel) -> None:
+def test_openapi_is_31_with_every_feature_in_order(client: TestClient, registered: RegisteredModel) -> None:
     spec = client.get("/docs.json").json()
-    operation = spec["paths"]["/predict"]["post"]
-    request = json.dumps(operation["requestBody"])
-    for name in registered.features.columns:
-        assert f'"{name}"' in request
-    assert "columns" in request
-    response_schema = json.dumps(operation["responses"]["200"])
-    assert "predictions" in response_schema
+    assert spec["openapi"] == "3.1.0"
+    schemas = spec["components"]["schemas"]
+    names = list(registered.features.columns)
+    assert list(schemas["Instance"]["properties"]) == names
+    assert schemas["Instance"]["required"] == names
+    columnar = schemas["PredictRequest"]["oneOf"][1]["properties"]
+    assert columnar["columns"]["const"] == names
+    assert len(columnar["data"]["items"]["prefixItems"]) == len(names)
+    responses = spec["paths"]["/predict"]["post"]["responses"]
+    assert set(responses) == {"200", "400", "413", "415", "429", "500", "504"}
+    assert schemas["ValidationError"]["properties"]["detail"]["type"] == "array"
+    assert schemas["Prediction"]["properties"]["label"] == {"enum": [0, 1]}
+
+
+def test_documented_example_request_is_valid_and_answered(
+    client: TestClient, service_module: ModuleType, repo_root: Path
+) -> None:
+    """serving/model_service/example-request.json (the README's curl) fits the default breast-cancer model."""
+    body = (repo_root / "serving" / "model_service" / "example-request.json").read_bytes()
+    parsed = service_module.PredictRequest.model_validate_json(body)
+    assert len(parsed.instances) == 1
+    response = client.post("/predict", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 200, response.text
+    assert set(response.json()["predictions"][0]) == {
+        "label",
+        "probability",
+        "probabilities",
+        "model_name",
+        "model_version",
+    }

@@ -1,0 +1,129 @@
+"""What the model sees: input drift, out-of-range values, unseen categories and missing values per feature.
+
+Drift is scored against the reference profile saved with a plinth model, in the profile's own drift bins
+(`FeatureProfile.bin_index`: value bins or categories plus "other", then a missing bin), so serving and
+validation bin alike. Numeric features are binned for all rows and features at once; categorical ones go
+through the profile's category naming. The window is a ring buffer of bin indices with running bin
+counts, so each batch costs O(rows x features) and a PSI refresh O(features x bins), never a rescan.
+A model without a profile (anyone else's) has no drift bins: only its missing values are counted.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from prometheus_client import Counter, Gauge
+
+from components.common.profile import ReferenceProfile, psi
+from serving.model_service.columns import Batch, Column
+
+# Rows a window must hold before its PSI is published: fewer rows give a noisy, alarming score.
+DRIFT_MIN_ROWS = 50
+
+INPUT_DRIFT_PSI = Gauge(
+    "plinth_input_drift_psi",
+    "Population stability index of the recent input window vs the training reference, per feature.",
+    ["feature"],
+    multiprocess_mode="livemax",
+)
+OUT_OF_RANGE = Counter(
+    "plinth_out_of_range", "Numeric values outside the training reference [min, max], per feature.", ["feature"]
+)
+UNSEEN_CATEGORY = Counter(
+    "plinth_unseen_category", "Categorical values not among the reference profile's categories.", ["feature"]
+)
+MISSING_VALUES = Counter("plinth_missing_values", "Null values received in optional columns.", ["feature"])
+
+
+class InputMonitor:
+    """Counts unusual inputs and keeps a sliding window of binned rows for the drift score."""
+
+    def __init__(self, columns: Sequence[Column], profile: ReferenceProfile | None, window: int) -> None:
+        self.optional = [(c.name, MISSING_VALUES.labels(c.name)) for c in columns if c.optional]
+        self.enabled = profile is not None
+        features = profile.feature_names if profile else []
+        stats = [profile.features[name] for name in features] if profile else []
+        self.numeric = [i for i, s in enumerate(stats) if s.is_numeric]
+        self.categorical = [(i, features[i], s) for i, s in enumerate(stats) if not s.is_numeric]
+        self.numeric_names = [features[i] for i in self.numeric]
+        numeric_stats = [stats[i] for i in self.numeric]
+        self.minimum = np.array([s.minimum for s in numeric_stats])
+        self.maximum = np.array([s.maximum for s in numeric_stats])
+        self.missing_bin = np.array([len(s.bin_shares) for s in numeric_stats], dtype=np.int64)
+        width = max((s.n_bins for s in stats), default=1)
+        # Inner edges padded with +inf: counting edges below a value is `bin_index` for all features at once.
+        self.edges = np.full((len(numeric_stats), max(width - 2, 0)), np.inf)
+        for row, s in enumerate(numeric_stats):
+            self.edges[row, : len(s.bin_edges)] = s.bin_edges
+        # Padding bins are empty on both sides, so they add exactly 0 to the PSI sum.
+        self.expected = np.zeros((len(stats), width))
+        for row, s in enumerate(stats):
+            self.expected[row, : s.n_bins] = s.expected_shares()
+        self.window = np.zeros((window, len(stats)), dtype=np.int32)
+        self.counts = np.zeros((len(stats), width), dtype=np.int64)
+        self.offsets = np.arange(len(stats)) * width
+        self.filled = self.cursor = 0
+        self.lock = threading.Lock()
+        self.out_of_range = [OUT_OF_RANGE.labels(name) for name in self.numeric_names]
+        self.unseen = [UNSEEN_CATEGORY.labels(name) for _, name, _ in self.categorical]
+        self.features = features
+        self.drift: list[Gauge] = []  # created with the first published score: no series before then
+
+    def observe(self, batch: Batch) -> None:
+        """Record one validated batch."""
+        for name, counter in self.optional:
+            missing = int(np.count_nonzero(pd.isna(batch.column(name))))
+            if missing:
+                counter.inc(missing)
+        if not self.enabled:
+            return
+        bins = np.empty((batch.rows, len(self.features)), dtype=np.int32)
+        if self.numeric:
+            bins[:, self.numeric] = self._numeric_bins(batch)
+        for (index, name, stats), counter in zip(self.categorical, self.unseen, strict=True):
+            bins[:, index] = stats.bin_index(batch.column(name))
+            unseen = int(np.count_nonzero(bins[:, index] == len(stats.categories)))
+            if unseen:
+                counter.inc(unseen)
+        with self.lock:
+            self._push(bins[-len(self.window) :])
+            if self.filled >= min(DRIFT_MIN_ROWS, len(self.window)):
+                self.drift = self.drift or [INPUT_DRIFT_PSI.labels(name) for name in self.features]
+                for gauge, score in zip(self.drift, self.psi().tolist(), strict=True):
+                    gauge.set(score)
+
+    def _numeric_bins(self, batch: Batch) -> np.ndarray:
+        """Count out-of-range values and return the drift bins of every numeric feature."""
+        if batch.block is not None and len(self.numeric) == batch.block.shape[1]:
+            values = batch.block
+        else:
+            values = np.column_stack([batch.column(name) for name in self.numeric_names]).astype(np.float64)
+        outside = np.count_nonzero((values < self.minimum) | (values > self.maximum), axis=0)
+        for index in np.flatnonzero(outside):
+            self.out_of_range[index].inc(int(outside[index]))
+        bins = np.count_nonzero(values[:, :, None] > self.edges[None, :, :], axis=2)
+        return np.where(np.isnan(values), self.missing_bin, bins)
+
+    def _push(self, bins: np.ndarray) -> None:
+        """Write binned rows (at most a window's worth) into the ring buffer and update the bin counts."""
+        size, count = len(self.window), len(bins)
+        positions = (self.cursor + np.arange(count)) % size
+        evicted = max(0, self.filled + count - size)
+        if evicted:
+            self.counts -= self._histogram(self.window[positions[count - evicted :]])
+        self.window[positions] = bins
+        self.counts += self._histogram(bins)
+        self.filled = min(size, self.filled + count)
+        self.cursor = (self.cursor + count) % size
+
+    def _histogram(self, bins: np.ndarray) -> np.ndarray:
+        """Return (features, bins) counts of a block of binned rows."""
+        flat = (self.offsets + bins).ravel()
+        return np.bincount(flat, minlength=self.counts.size).reshape(self.counts.shape)
+
+    def psi(self) -> np.ndarray:
+        """Return the PSI per feature of the current window."""
+        return np.asarray(psi(self.expected, self.counts))

@@ -1,0 +1,211 @@
+"""Scoring: plinth's own models on the fast path, anyone else's through `mlflow.pyfunc`, one interface.
+
+A plinth model is one fitted scikit-learn style estimator with its task in the MLmodel metadata: serving
+calls its raw `predict_proba` / `predict` on the typed frame (pyfunc's schema enforcement and conversions
+cost more than the model, and the request schema has already enforced the signature). Any other model with
+a signature is loaded with `mlflow.pyfunc`; its task comes from the registry tag `plinth.task`, the
+`PLINTH_TASK` setting, or the model itself (a scikit-learn classifier with `predict_proba` and `classes_`
+answers probabilities; any other classifier answers labels only; a numeric output is a regression).
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+
+from components.common.modeling import load_model, predict_output
+from components.common.task import BINARY, MULTICLASS, REGRESSION, TAG_TASK, Label, Task, plain_label
+from serving.model_service.columns import Batch
+from serving.model_service.registry import ModelLoadError, ModelRef
+from serving.model_service.settings import ENV_TASK, Settings
+
+# scikit-learn's warning for an array given to an estimator fitted on a DataFrame (harmless in column order).
+NO_FEATURE_NAMES = "X does not have valid feature names"
+NUMERIC_OUTPUTS = frozenset({"double", "float", "long", "integer", "float64", "float32", "int64", "int32"})
+
+
+@dataclass(frozen=True)
+class ServedTask:
+    """What the service answers: the task kind, the classes when known, and whether it has probabilities."""
+
+    kind: str
+    classes: tuple[Label, ...] = ()
+    probabilities: bool = False
+
+    @classmethod
+    def of(cls, task: Task) -> ServedTask:
+        """Return how a plinth model of `task` is served (classifiers always answer probabilities)."""
+        return cls(task.kind, task.classes, task.is_classification)
+
+    @property
+    def class_names(self) -> list[str]:
+        """Return the known class labels as strings (metric labels, probability keys)."""
+        return [str(label) for label in self.classes]
+
+
+class Predictor(Protocol):
+    """One loaded model: (n, classes) probabilities, (n,) values or (n,) labels for a typed batch."""
+
+    task: ServedTask
+
+    def load(self) -> None:
+        """Load what scoring needs (once per worker)."""
+
+    def warm_up(self, batch: Batch) -> np.ndarray:
+        """Predict `batch` once before serving, and settle how the hot path calls the model."""
+
+    def predict(self, batch: Batch) -> np.ndarray:
+        """Return the model's output for the rows of `batch`."""
+
+
+class FastPredictor:
+    """A plinth model: the raw estimator, its task from the MLmodel metadata.
+
+    A scikit-learn estimator fitted on a DataFrame checks the names and dtypes of every frame it is given,
+    which on one row costs about twice the model itself. The batch is already in training column order, so a
+    model whose inputs are all numbers is fed the bare float block once the warm-up shows that it answers
+    exactly what it answers for the frame (its "no feature names" warning is then silenced).
+    """
+
+    def __init__(self, ref: ModelRef, plinth_task: Task) -> None:
+        self.ref = ref
+        self.plinth_task = plinth_task
+        self.task = ServedTask.of(plinth_task)
+        self.estimator: Any = None
+        self.bare = False
+
+    def load(self) -> None:
+        """Unpickle the estimator; any failure means the model must not serve."""
+        try:
+            self.estimator = load_model(str(self.ref.local_dir))
+        except Exception as error:
+            raise ModelLoadError(f"cannot load model files of {self.ref.name} v{self.ref.version}: {error}") from error
+
+    def warm_up(self, batch: Batch) -> np.ndarray:
+        """Predict the frame, then try the bare block (all-number models) and keep it if it answers the same."""
+        expected = predict_output(self.estimator, self.plinth_task, batch.frame)
+        if batch.block is not None:
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message=NO_FEATURE_NAMES)
+                try:
+                    self.bare = np.array_equal(predict_output(self.estimator, self.plinth_task, batch.block), expected)
+                except Exception:  # an estimator that needs column names: it keeps the frame
+                    self.bare = False
+        if self.bare:
+            warnings.filterwarnings("ignore", message=NO_FEATURE_NAMES)
+        return expected
+
+    def predict(self, batch: Batch) -> np.ndarray:
+        """Return probabilities (classification) or values (regression) from the raw estimator."""
+        features: Any = batch.block if self.bare else batch.frame
+        return predict_output(self.estimator, self.plinth_task, features)
+
+
+class PyfuncPredictor:
+    """Any other model with a signature, through `mlflow.pyfunc` (loaded when the API is defined)."""
+
+    def __init__(self, ref: ModelRef, settings: Settings) -> None:
+        import mlflow.pyfunc
+
+        try:
+            self.pyfunc = mlflow.pyfunc.load_model(str(ref.local_dir))
+        except Exception as error:
+            raise ModelLoadError(f"cannot load model files of {ref.name} v{ref.version}: {error}") from error
+        self.raw = _sklearn_classifier(ref, self.pyfunc)
+        self.task = _pyfunc_task(ref, settings, self.raw)
+
+    def load(self) -> None:
+        """Nothing left to load: the task could only be decided from the loaded model."""
+
+    def warm_up(self, batch: Batch) -> np.ndarray:
+        """Predict once (pyfunc has nothing to settle)."""
+        return self.predict(batch)
+
+    def predict(self, batch: Batch) -> np.ndarray:
+        """Return `predict_proba` where the model offers it, else pyfunc's `predict` as one value per row."""
+        if self.task.probabilities:
+            return np.asarray(self.raw.predict_proba(batch.frame), dtype=np.float64)
+        output = self.pyfunc.predict(batch.frame)
+        if isinstance(output, pd.DataFrame) and output.shape[1] == 1:
+            output = output.iloc[:, 0]
+        values = np.asarray(output)
+        if values.ndim == 2 and values.shape[1] == 1:
+            values = values[:, 0]
+        if self.task.kind == REGRESSION:
+            return values.astype(np.float64)
+        return np.array([plain_label(value) for value in values.tolist()], dtype=object)
+
+
+def _sklearn_classifier(ref: ModelRef, pyfunc: Any) -> Any:
+    """Return the raw scikit-learn classifier behind `pyfunc` when it has `predict_proba` and `classes_`."""
+    if "sklearn" not in ref.mlmodel.flavors:
+        return None
+    from sklearn.base import is_classifier
+
+    raw = pyfunc.get_raw_model()
+    if is_classifier(raw) and hasattr(raw, "predict_proba") and hasattr(raw, "classes_"):
+        return raw
+    return None
+
+
+def _declared_task(ref: ModelRef, settings: Settings) -> str | None:
+    """Return the task the setting or the registry tag names; refuse when they disagree."""
+    declared = ref.profile.task.kind if ref.profile else ref.tags.get(TAG_TASK)
+    if settings.task and declared and settings.task != declared:
+        raise ModelLoadError(f"{ENV_TASK}={settings.task} contradicts the model's own task ({declared})")
+    return settings.task or declared
+
+
+def _pyfunc_task(ref: ModelRef, settings: Settings, raw: Any) -> ServedTask:
+    """Decide how a pyfunc model is served from the declared task, its classes and its output signature."""
+    kind = _declared_task(ref, settings)
+    classes = tuple(plain_label(label) for label in raw.classes_) if raw is not None else ()
+    if kind == REGRESSION:
+        return ServedTask(REGRESSION)
+    if classes:
+        inferred = BINARY if len(classes) == 2 else MULTICLASS
+        if kind and kind != inferred:
+            raise ModelLoadError(f"the model is a {inferred} classifier with {len(classes)} classes, not {kind}")
+        return ServedTask(inferred, classes, probabilities=True)
+    if kind:
+        return ServedTask(kind)
+    outputs = ref.mlmodel.signature.outputs if ref.mlmodel.signature else None
+    output_types = {str(getattr(kind, "name", kind)) for kind in outputs.input_types()} if outputs else set()
+    if output_types <= NUMERIC_OUTPUTS:
+        return ServedTask(REGRESSION)
+    raise ModelLoadError(
+        f"cannot tell the model's task (its output is {', '.join(sorted(output_types))}): "
+        f"set {ENV_TASK}=binary or multiclass, or tag the version {TAG_TASK}"
+    )
+
+
+def open_predictor(ref: ModelRef, settings: Settings) -> Predictor:
+    """Return the predictor of a fetched model: the fast path for plinth models, pyfunc for the rest.
+
+    Raises:
+        ModelLoadError: the task cannot be decided, or contradicts the setting.
+    """
+    if ref.profile is not None:
+        _declared_task(ref, settings)
+        return FastPredictor(ref, ref.profile.task)
+    return PyfuncPredictor(ref, settings)
+
+
+def check_output(task: ServedTask, output: np.ndarray, rows: int) -> None:
+    """Refuse an output that does not fit the task (a warm-up that fails this never serves).
+
+    Raises:
+        ModelLoadError: wrong shape, non-finite numbers, or a non-numeric regression output.
+    """
+    if task.probabilities:
+        expected: tuple[int, ...] = (rows, len(task.classes))
+    else:
+        expected = (rows,)
+    if output.shape != expected:
+        raise ModelLoadError(f"warm-up prediction returned shape {output.shape}, expected {expected}")
+    if output.dtype != object and not np.all(np.isfinite(output)):
+        raise ModelLoadError("warm-up prediction returned non-finite values")
