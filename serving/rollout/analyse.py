@@ -11,11 +11,14 @@ import math
 from dataclasses import dataclass, field
 from enum import Enum
 
-from serving.rollout.histogram import bin_shares, bucket_total, jensen_shannon
-from serving.rollout.observe import Observation, TrackSample
+from serving.rollout.divergence import describe, divergence
+from serving.rollout.observe import DRIFT_OFF, Observation, Predictions, TrackSample
 from serving.rollout.spec import AnalysisSpec, Check
 
 PASS, FAIL, NO_DATA, PENDING = "pass", "fail", "no_data", "pending"
+# A check whose signal cannot exist for this canary (input drift of a model without a reference profile):
+# neither a pass nor a failure, and it does not hold the step.
+NOT_APPLICABLE = "not_applicable"
 
 
 class Action(Enum):
@@ -55,23 +58,16 @@ class Baseline:
     """
 
     p99_seconds: float = math.nan
-    stable_predictions: dict[float, float] = field(default_factory=dict)
-    canary_predictions: dict[float, float] = field(default_factory=dict)
+    stable_predictions: Predictions = field(default_factory=Predictions)
+    canary_predictions: Predictions = field(default_factory=Predictions)
 
     def update(self, observation: Observation, min_requests: int) -> None:
         """Fold one interval in."""
         stable = observation.stable
         if stable.requests >= min_requests and not math.isnan(stable.p99_seconds):
             self.p99_seconds = stable.p99_seconds
-        add(self.stable_predictions, stable.probability_buckets)
-        add(self.canary_predictions, observation.canary.probability_buckets)
-
-
-def add(total: dict[float, float], buckets: dict[float, float]) -> None:
-    """Add cumulative `buckets` into `total`, bucket by bucket (NaN counts are skipped)."""
-    for bound, count in buckets.items():
-        if not math.isnan(count):
-            total[bound] = total.get(bound, 0.0) + count
+        self.stable_predictions.add(stable.predictions)
+        self.canary_predictions.add(observation.canary.predictions)
 
 
 def _threshold(name: str, value: float, ok: bool, bound: str) -> CheckResult:
@@ -99,34 +95,74 @@ def check_latency(check: Check, canary: TrackSample, baseline: Baseline) -> Chec
     )
 
 
-def check_drift(check: Check, canary: TrackSample, baseline: Baseline) -> CheckResult:
+def drift_not_applicable(check: Check, canary: TrackSample, has_profile: bool | None) -> CheckResult | None:
+    """Return the result for a canary without drift gauges, None when it has them or should have them.
+
+    Not applicable only when the service itself declares drift off (`plinth_model_info{drift="off"}`: it
+    serves a model without a reference profile) and the registry does not contradict it. A gauge missing
+    for any other reason (drift on, no label, several processes disagreeing, a model whose registered files
+    do carry a profile) is no data, which fails like any other missing metric.
+    """
+    if not math.isnan(canary.input_drift) or canary.drift != DRIFT_OFF:
+        return None
+    if has_profile:
+        detail = "no values found: the canary's model has a reference profile but its service reports drift off"
+        return CheckResult(check.name, NO_DATA, math.nan, detail)
+    detail = "not applicable: the canary's model has no reference profile, its service scores no input drift"
+    return CheckResult(check.name, NOT_APPLICABLE, math.nan, detail)
+
+
+def check_drift(check: Check, canary: TrackSample, baseline: Baseline, has_profile: bool | None) -> CheckResult:
     """The canary's input drift gauge, once it has scored `minPredictions` rows (pending until then)."""
     assert check.maximum is not None
+    not_applicable = drift_not_applicable(check, canary, has_profile)
+    if not_applicable is not None:
+        return not_applicable
     needed = check.min_predictions or 1
-    seen = bucket_total(baseline.canary_predictions)
+    seen = baseline.canary_predictions.total
     if seen < needed:
         return CheckResult(check.name, PENDING, seen, f"{seen:g} rows scored so far, judging from {needed}")
     drift = canary.input_drift
     return _threshold(check.name, drift, drift <= check.maximum, f"max {check.maximum}")
 
 
-def check_divergence(check: Check, baseline: Baseline) -> CheckResult:
-    """Jensen-Shannon divergence of the canary's vs the stable's predicted-probability histograms.
+def check_divergence(check: Check, observation: Observation, baseline: Baseline) -> CheckResult:
+    """The largest Jensen-Shannon divergence over the prediction distributions both tracks report.
 
-    Until both sides hold `minPredictions` the check is pending: the step holds, but no failure is counted
-    (the traffic minimum is enforced by every check already; this one only waits for a sample it can judge).
+    Until both sides hold `minPredictions` (of any kind) the check is pending: the step holds, but no
+    failure is counted (the traffic minimum is enforced by every check already; this one only waits for a
+    sample it can judge). Tracks that serve different tasks share no distribution: no data.
     """
     assert check.maximum is not None
+    tasks = (observation.canary.task, observation.stable.task)
+    if all(tasks) and tasks[0] != tasks[1]:
+        detail = f"no values found: the canary serves a {tasks[0]} model, the stable a {tasks[1]} model"
+        return CheckResult(check.name, NO_DATA, math.nan, detail)
+    canary, stable = baseline.canary_predictions, baseline.stable_predictions
     needed = check.min_predictions or 1
-    seen = min(bucket_total(baseline.canary_predictions), bucket_total(baseline.stable_predictions))
+    seen = min(canary.total, stable.total)
     if seen < needed:
         return CheckResult(check.name, PENDING, seen, f"{seen:g} predictions so far, judging from {needed}")
-    value = jensen_shannon(bin_shares(baseline.canary_predictions), bin_shares(baseline.stable_predictions))
-    return _threshold(check.name, value, value <= check.maximum, f"max {check.maximum}")
+    found = divergence(canary, stable)
+    if math.isnan(found.value):
+        detail = (
+            f"no values found: no prediction distribution both tracks report "
+            f"(canary: {describe(canary)}; stable: {describe(stable)})"
+        )
+        return CheckResult(check.name, NO_DATA, math.nan, detail)
+    status = PASS if found.value <= check.maximum else FAIL
+    return CheckResult(
+        check.name, status, found.value, f"{found.value:.4g} on the {found.distribution} (max {check.maximum})"
+    )
 
 
 def run_check(
-    check: Check, spec: AnalysisSpec, observation: Observation, baseline: Baseline, expected_version: str | None
+    check: Check,
+    spec: AnalysisSpec,
+    observation: Observation,
+    baseline: Baseline,
+    expected_version: str | None,
+    has_profile: bool | None = None,
 ) -> CheckResult:
     """Evaluate one enabled check against the canary's interval."""
     canary = observation.canary
@@ -155,16 +191,23 @@ def run_check(
     if check.name == "latency-p99":
         return check_latency(check, canary, baseline)
     if check.name == "prediction-divergence":
-        return check_divergence(check, baseline)
-    return check_drift(check, canary, baseline)
+        return check_divergence(check, observation, baseline)
+    return check_drift(check, canary, baseline, has_profile)
 
 
 class Analysis:
-    """Failure counts of one rollout; counts never reset within a rollout (as Flagger's failedChecks)."""
+    """Failure counts of one rollout; counts never reset within a rollout (as Flagger's failedChecks).
 
-    def __init__(self, spec: AnalysisSpec, canary_version: str | None = None) -> None:
+    `canary_has_profile` is what the registry says about the canary's model (None: not known); it only
+    decides whether a canary that reports drift off may have its input-drift check not applicable.
+    """
+
+    def __init__(
+        self, spec: AnalysisSpec, canary_version: str | None = None, canary_has_profile: bool | None = None
+    ) -> None:
         self.spec = spec
         self.canary_version = canary_version
+        self.canary_has_profile = canary_has_profile
         self.failures = {check.name: 0 for check in spec.enabled_checks}
         self.baseline = Baseline()
 
@@ -172,7 +215,7 @@ class Analysis:
         """Run the checks on one interval and decide."""
         self.baseline.update(observation, self.spec.min_requests)
         results = tuple(
-            run_check(check, self.spec, observation, self.baseline, self.canary_version)
+            run_check(check, self.spec, observation, self.baseline, self.canary_version, self.canary_has_profile)
             for check in self.spec.enabled_checks
         )
         for result in results:
@@ -186,8 +229,9 @@ class Analysis:
                 f"(failureLimit {over[0].failure_limit}): {worst.detail}"
             )
             return Verdict(Action.ROLLBACK, results, reason)
-        failing = [r for r in results if r.status != PASS]
+        failing = [r for r in results if r.status not in (PASS, NOT_APPLICABLE)]
         if failing:
             details = dict.fromkeys(r.detail if r.status == NO_DATA else f"{r.name}: {r.detail}" for r in failing)
             return Verdict(Action.HOLD, results, "; ".join(details))
-        return Verdict(Action.ADVANCE, results, "all checks passed")
+        skipped = [f"{r.name} {r.detail}" for r in results if r.status == NOT_APPLICABLE]
+        return Verdict(Action.ADVANCE, results, "; ".join(["all checks passed", *skipped]))

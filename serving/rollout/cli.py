@@ -1,7 +1,9 @@
 """`python -m serving.rollout`: one rollout, local (processes + router) or in-cluster (HTTPRoute).
 
-Exit status: 0 promoted, 3 rolled back, 2 bad arguments or spec. SIGINT/SIGTERM stop the analysis, which
-then rolls back, so an interrupted rollout still ends with all traffic on the stable.
+Exit status: 0 promoted, 3 rolled back, 2 bad arguments or spec, or a rollout refused before it started
+(a version that is not there, a canary that solves another task than the stable, no traffic that fits the
+model). SIGINT/SIGTERM stop the analysis, which then rolls back, so an interrupted rollout still ends with
+all traffic on the stable.
 """
 
 from __future__ import annotations
@@ -15,12 +17,16 @@ import threading
 from pathlib import Path
 
 from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
 
 from components.common.state import local_tracking_uri, plinth_home
 from components.common.tracking import CHALLENGER, CHAMPION, connect
+from serving.gitops.registry import redact
 from serving.rollout.controller import Controller, Outcome
+from serving.rollout.inspect_model import ModelFacts, inspect_version, task_mismatch
 from serving.rollout.local import METRICS_CHOICES, LocalStack
 from serving.rollout.record import PROMOTED, RolloutRecorder
+from serving.rollout.sample_rows import Row, TrafficError, traffic_rows
 from serving.rollout.spec import SpecError, load_spec
 from serving.rollout.telemetry import serve_metrics
 
@@ -57,8 +63,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--traffic",
         type=float,
         default=0.0,
-        help="send this many synthetic requests/s (held-out rows) through the router",
+        help="send this many synthetic requests/s through the router, rows that fit the stable model",
     )
+    local.add_argument(
+        "--traffic-source",
+        help="rows for --traffic: a CSV/Parquet path, sklearn:<name> or synthetic:churn (default: the data the "
+        "stable was trained on where its run recorded it, else rows drawn from its reference profile or input example)",
+    )
+    local.add_argument("--traffic-target", help="column of --traffic-source to drop (the target)")
     local.add_argument("--workdir", type=Path, help="logs and Prometheus data (default: $PLINTH_HOME/rollout)")
     cluster = parser.add_argument_group("cluster mode")
     cluster.add_argument("--namespace")
@@ -71,11 +83,59 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Refused(Exception):
+    """The rollout cannot start; the message is the one line the user reads."""
+
+
 def resolve_version(client: MlflowClient, model_name: str, given: str | None, alias: str) -> str:
-    """Return `given`, or the version `alias` points to."""
-    if given:
-        return given
-    return str(client.get_model_version_by_alias(model_name, alias).version)
+    """Return `given` (checked to exist), or the version `alias` points to.
+
+    Raises:
+        Refused: the model, the alias or the version is not in the registry.
+    """
+    try:
+        if given:
+            return str(client.get_model_version(model_name, given).version)
+        return str(client.get_model_version_by_alias(model_name, alias).version)
+    except MlflowException as error:
+        what = f"version {given}" if given else f"alias {alias}"
+        raise Refused(f"no {what} of {model_name}: {str(error).splitlines()[0]}") from error
+
+
+def read_versions(args: argparse.Namespace, client: MlflowClient, tracking_uri: str) -> tuple[ModelFacts, ModelFacts]:
+    """Return what the registry says about the stable and the canary version.
+
+    Raises:
+        Refused: a version is missing, or the canary solves another task than the stable.
+    """
+    try:
+        versions = [
+            resolve_version(client, args.model_name, given, alias)
+            for given, alias in ((args.stable_version, CHAMPION), (args.canary_version, CHALLENGER))
+        ]
+    except Refused as error:
+        raise Refused(f"{error} (registry {redact(tracking_uri)})") from error
+    stable, canary = (inspect_version(client, tracking_uri, args.model_name, version) for version in versions)
+    mismatch = task_mismatch(stable, canary)
+    if mismatch:
+        raise Refused(mismatch)
+    return stable, canary
+
+
+def traffic(args: argparse.Namespace, stable: ModelFacts) -> list[Row]:
+    """Return the rows that `--traffic` sends (none without it).
+
+    Raises:
+        Refused: no rows that fit the stable model can be made.
+    """
+    if not args.traffic:
+        return []
+    try:
+        rows, origin = traffic_rows(stable, args.traffic_source, args.traffic_target)
+    except (TrafficError, OSError, ValueError) as error:
+        raise Refused(f"no traffic for {args.model_name} v{stable.version}: {error}") from error
+    LOG.info("traffic: %g requests/s, %s", args.traffic, origin)
+    return rows
 
 
 def run_local(
@@ -83,32 +143,33 @@ def run_local(
     client: MlflowClient,
     tracking_uri: str,
     stop: threading.Event,
-    stable: str,
-    canary: str,
+    stable: ModelFacts,
+    canary: ModelFacts,
 ) -> Outcome:
     """Start stable, canary, router and metrics locally, run the rollout, stop everything."""
     from serving.rollout.traffic import TrafficGenerator
-    from serving.rollout.train_drill import held_out_instances
 
     spec = load_spec(args.spec)
+    rows = traffic(args, stable)
     workdir = args.workdir or plinth_home() / "rollout"
     with LocalStack(args.model_name, tracking_uri, workdir, args.metrics, args.router_port) as stack:
-        stack.start(stable)
-        stack.deploy_canary(canary)
-        LOG.info("router on %s (stable v%s, canary v%s)", stack.url, stable, canary)
-        traffic = TrafficGenerator(stack.url, held_out_instances(0), args.traffic) if args.traffic else None
-        if traffic:
-            traffic.start()
+        stack.start(stable.version)
+        stack.deploy_canary(canary.version)
+        LOG.info("router on %s (stable v%s, canary v%s)", stack.url, stable.version, canary.version)
+        generator = TrafficGenerator(stack.url, rows, args.traffic).start() if rows else None
         try:
-            recorder = RolloutRecorder(client, args.model_name, canary, args.environment)
-            return Controller(spec, stack.source, stack, recorder, args.model_name, stop).run(stable)
+            recorder = RolloutRecorder(client, args.model_name, canary.version, args.environment)
+            controller = Controller(
+                spec, stack.source, stack, recorder, args.model_name, stop, canary_has_profile=canary.has_profile
+            )
+            return controller.run(stable.version)
         finally:
-            if traffic:
-                traffic.stop()
+            if generator:
+                generator.stop()
 
 
 def run_cluster(
-    args: argparse.Namespace, client: MlflowClient, stop: threading.Event, stable: str, canary: str
+    args: argparse.Namespace, client: MlflowClient, stop: threading.Event, stable: ModelFacts, canary: ModelFacts
 ) -> Outcome:
     """Run the rollout in-cluster against the HTTPRoute and the Prometheus the chart points at."""
     from kubernetes import config
@@ -132,8 +193,10 @@ def run_cluster(
         args.stable_deployment or args.stable_service,
     )
     edge.prepare()
-    recorder = RolloutRecorder(client, args.model_name, canary, args.environment)
-    return Controller(spec, PrometheusSource(args.prometheus_url), edge, recorder, args.model_name, stop).run(stable)
+    recorder = RolloutRecorder(client, args.model_name, canary.version, args.environment)
+    source = PrometheusSource(args.prometheus_url)
+    controller = Controller(spec, source, edge, recorder, args.model_name, stop, canary_has_profile=canary.has_profile)
+    return controller.run(stable.version)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -163,11 +226,14 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signum, lambda *_: stop.set())
     tracking_uri = args.tracking_uri or local_tracking_uri()
     client = connect(tracking_uri)
-    stable = resolve_version(client, args.model_name, args.stable_version, CHAMPION)
-    canary = resolve_version(client, args.model_name, args.canary_version, CHALLENGER)
-    serve_metrics(args.metrics_port)
-    if args.mode == "cluster":
-        outcome = run_cluster(args, client, stop, stable, canary)
-    else:
-        outcome = run_local(args, client, tracking_uri, stop, stable, canary)
+    try:
+        stable, canary = read_versions(args, client, tracking_uri)
+        serve_metrics(args.metrics_port)
+        if args.mode == "cluster":
+            outcome = run_cluster(args, client, stop, stable, canary)
+        else:
+            outcome = run_local(args, client, tracking_uri, stop, stable, canary)
+    except Refused as error:
+        print(f"plinth rollout: {error}", file=sys.stderr)
+        return EXIT_USAGE
     return EXIT_PROMOTED if outcome.status == PROMOTED else EXIT_ROLLED_BACK

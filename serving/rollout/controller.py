@@ -59,8 +59,11 @@ class Controller:
         model_name: str,
         stop: threading.Event | None = None,
         on_line: Callable[[str], None] | None = None,
+        canary_has_profile: bool | None = None,
     ) -> None:
         self.spec = spec
+        # What the registry says about the canary's reference profile (None: not known), for input drift.
+        self.canary_has_profile = canary_has_profile
         self.source = source
         self.edge = edge
         self.recorder = recorder
@@ -124,7 +127,7 @@ class Controller:
         )
         try:
             self.source.start()
-            analysis = Analysis(self.spec, self.recorder.version)
+            analysis = Analysis(self.spec, self.recorder.version, self.canary_has_profile)
             for weight in self.spec.steps:
                 self.set_weight(weight)
                 if self.analyse_step(weight, analysis) is Action.ROLLBACK:

@@ -1,19 +1,88 @@
 """What a metrics source reports for one analysis interval, per track, and the contract sources meet.
 
 Every number may be NaN: a source never invents a value it could not read, and the analysis treats NaN as
-"no data", which never passes a check.
+"no data", which never passes a check. Predictions are reported as every distribution the service
+exports, whatever its task: predicted-class counts and per-class probability histograms (classifiers),
+the predicted-value histogram (regressors). The analysis compares whatever both tracks report.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
+
+from serving.rollout.histogram import bucket_total
 
 NAN = math.nan
 STABLE = "stable"
 CANARY = "canary"
 PREDICT_ENDPOINT = "/predict"
+# `plinth_model_info{drift}`: whether the service scores input drift (off: the model has no reference profile).
+DRIFT_ON, DRIFT_OFF = "on", "off"
+
+# The model service's prediction metrics (sample names as exposed, counters with their `_total`).
+CLASS_COUNTER = "plinth_predicted_class_total"
+PROBABILITY_BUCKET = "plinth_prediction_probability_bucket"
+VALUE_BUCKET = "plinth_prediction_value_bucket"
+
+Buckets = dict[float, float]
+
+
+def add_counts(total: dict, counts: dict) -> None:
+    """Add `counts` into `total` key by key (NaN counts are skipped)."""
+    for key, count in counts.items():
+        if not math.isnan(count):
+            total[key] = total.get(key, 0.0) + count
+
+
+@dataclass
+class Predictions:
+    """What a track answered: counts per predicted class and cumulative histograms (le -> count)."""
+
+    # Predicted class -> instances (classifiers: `plinth_predicted_class_total`).
+    classes: dict[str, float] = field(default_factory=dict)
+    # Class -> histogram of that class's predicted probability (`plinth_prediction_probability_bucket`).
+    # A binary service observes only its positive class; a service from before the `class` label, "".
+    probabilities: dict[str, Buckets] = field(default_factory=dict)
+    # Histogram of predicted values (regressors: `plinth_prediction_value_bucket`), bounds per model.
+    values: Buckets = field(default_factory=dict)
+
+    @property
+    def total(self) -> float:
+        """Return how many predictions of any kind these counts hold (0 when none).
+
+        Every distribution counts each prediction once (a multiclass service observes every class's
+        probability once per instance), so the largest one is the count, whichever the service exports.
+        """
+        sizes = [sum(self.classes.values()), bucket_total(self.values)]
+        sizes += [bucket_total(buckets) for buckets in self.probabilities.values()]
+        return max(sizes)
+
+    def add(self, other: Predictions) -> None:
+        """Fold another interval's counts in."""
+        add_counts(self.classes, other.classes)
+        for name, buckets in other.probabilities.items():
+            add_counts(self.probabilities.setdefault(name, {}), buckets)
+        add_counts(self.values, other.values)
+
+
+def predictions_of(samples: Iterable[tuple[str, Mapping[str, str], float]]) -> Predictions:
+    """Return the prediction counts in (sample name, labels, value) triples; other samples and NaN are ignored.
+
+    Both metrics sources end here: PromQL results and a parsed /metrics page differ only in how they
+    carry the same series. Samples with the same class and bound are summed (several processes).
+    """
+    found = Predictions()
+    for name, labels, value in samples:
+        if name == CLASS_COUNTER:
+            add_counts(found.classes, {labels.get("class", ""): value})
+        elif name == PROBABILITY_BUCKET:
+            add_counts(found.probabilities.setdefault(labels.get("class", ""), {}), {float(labels["le"]): value})
+        elif name == VALUE_BUCKET:
+            add_counts(found.values, {float(labels["le"]): value})
+    return found
 
 
 @dataclass(frozen=True)
@@ -23,10 +92,12 @@ class TrackSample:
     requests: float = NAN
     errors: float = NAN
     p99_seconds: float = NAN
-    # Cumulative histogram of P(class 1) over the interval: upper bound (le) -> count, +Inf included.
-    probability_buckets: dict[float, float] = field(default_factory=dict)
+    predictions: Predictions = field(default_factory=Predictions)
     input_drift: float = NAN
     model_version: str | None = None
+    # From `plinth_model_info` labels, None when the service does not say (comma-joined if several).
+    task: str | None = None
+    drift: str | None = None
     # Why the source has nothing for this track (target down, service not answering), None when it read it.
     missing: str | None = None
 
@@ -60,3 +131,16 @@ class MetricsSource(Protocol):
 def empty_observation(error: str) -> Observation:
     """Return an observation with no data on either track."""
     return Observation(stable=TrackSample(), canary=TrackSample(), error=error)
+
+
+def joined(values: list[str]) -> str | None:
+    """Return distinct label values sorted and comma-joined, None when there are none."""
+    return ",".join(sorted(set(values))) or None
+
+
+def info_labels(series: list[dict[str, str]]) -> dict[str, str | None]:
+    """Return model version, task and drift from the label sets of `plinth_model_info` series."""
+    return {
+        name: joined([labels[name] for labels in series if labels.get(name)])
+        for name in ("model_version", "task", "drift")
+    }

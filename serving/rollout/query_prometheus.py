@@ -12,11 +12,16 @@ import time
 import httpx
 
 from serving.rollout.observe import (
+    CLASS_COUNTER,
     NAN,
     PREDICT_ENDPOINT,
+    PROBABILITY_BUCKET,
+    VALUE_BUCKET,
     Observation,
     TrackSample,
     empty_observation,
+    info_labels,
+    predictions_of,
 )
 
 QUERY_TIMEOUT_S = 5.0
@@ -31,7 +36,7 @@ def track_queries(track: str, window: str) -> dict[str, str]:
     requests = f"bentoml_service_request_total{{{selector}}}"
     errors = f'bentoml_service_request_total{{{selector},http_response_code=~"5.."}}'
     duration = f"bentoml_service_request_duration_seconds_bucket{{{selector}}}"
-    probability = f'plinth_prediction_probability_bucket{{track="{track}"}}'
+    own = f'{{track="{track}"}}'
     return {
         # Only targets scraped inside the window: a replaced canary's last `up` must not answer for the new one.
         "up": f'min(last_over_time(up{{track="{track}"}}[{window}]))',
@@ -39,16 +44,15 @@ def track_queries(track: str, window: str) -> dict[str, str]:
         # A service that never answered 5xx has no such series: zero, not "no data".
         "errors": f"sum(increase({errors}[{window}])) or vector(0)",
         "p99": f"histogram_quantile(0.99, sum by (le) (rate({duration}[{window}])))",
-        "buckets": f"sum by (le) (increase({probability}[{window}]))",
-        "drift": f'max(plinth_input_drift_psi{{track="{track}"}})',
-        "info": f'plinth_model_info{{track="{track}"}}',
+        # Predictions of any task: what the service does not export (a regressor's classes) is no series.
+        CLASS_COUNTER: f"sum by (class) (increase({CLASS_COUNTER}{own}[{window}]))",
+        PROBABILITY_BUCKET: f"sum by (class, le) (increase({PROBABILITY_BUCKET}{own}[{window}]))",
+        VALUE_BUCKET: f"sum by (le) (increase({VALUE_BUCKET}{own}[{window}]))",
+        # Gauges only as scraped inside the window: a series whose target went away while Prometheus was down
+        # has no staleness marker and would answer an instant query for five more minutes.
+        "drift": f"max(last_over_time(plinth_input_drift_psi{own}[{window}]))",
+        "info": f"last_over_time(plinth_model_info{own}[{window}])",
     }
-
-
-def versions(series: list[dict]) -> str | None:
-    """Return the model versions that `plinth_model_info` series report, comma-joined (None if none)."""
-    found = sorted({s["metric"]["model_version"] for s in series if "model_version" in s["metric"]})
-    return ",".join(found) or None
 
 
 class PrometheusSource:
@@ -100,15 +104,20 @@ class PrometheusSource:
         up = self.scalar(queries["up"])
         if up != 1.0:
             return TrackSample(missing=f"{track} target {'not scraped' if math.isnan(up) else 'down'} (up={up:g})")
-        buckets = {float(s["metric"]["le"]): float(s["value"][1]) for s in self.query(queries["buckets"])}
-        info = self.query(queries["info"])
+        info = info_labels([series["metric"] for series in self.query(queries["info"])])
         return TrackSample(
             requests=self.scalar(queries["requests"]),
             errors=self.scalar(queries["errors"]),
             p99_seconds=self.scalar(queries["p99"]),
-            probability_buckets={b: v for b, v in buckets.items() if not math.isnan(v)},
+            predictions=predictions_of(
+                (name, series["metric"], float(series["value"][1]))
+                for name in (CLASS_COUNTER, PROBABILITY_BUCKET, VALUE_BUCKET)
+                for series in self.query(queries[name])
+            ),
             input_drift=self.scalar(queries["drift"]),
-            model_version=versions(info),
+            model_version=info["model_version"],
+            task=info["task"],
+            drift=info["drift"],
         )
 
     def observe(self, window_seconds: float) -> Observation:

@@ -14,7 +14,14 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from serving.rollout.histogram import histogram_quantile
-from serving.rollout.observe import NAN, PREDICT_ENDPOINT, Observation, TrackSample
+from serving.rollout.observe import (
+    NAN,
+    PREDICT_ENDPOINT,
+    Observation,
+    TrackSample,
+    info_labels,
+    predictions_of,
+)
 
 Series = tuple[str, frozenset[tuple[str, str]]]
 Snapshot = dict[Series, float]
@@ -55,19 +62,17 @@ def summarise(current: Snapshot, increase: Snapshot) -> TrackSample:
     latency: dict[float, float] = {}
     for labels, value in select(increase, "bentoml_service_request_duration_seconds_bucket", **predict):
         latency[float(labels["le"])] = latency.get(float(labels["le"]), 0.0) + value
-    probability: dict[float, float] = {}
-    for labels, value in select(increase, "plinth_prediction_probability_bucket"):
-        probability[float(labels["le"])] = probability.get(float(labels["le"]), 0.0) + value
     drift = [value for _, value in select(current, "plinth_input_drift_psi") if not math.isnan(value)]
-    info = select(current, "plinth_model_info")
+    info = info_labels([labels for labels, _ in select(current, "plinth_model_info")])
     return TrackSample(
         requests=sum(v for _, v in requests) if requests else NAN,
         errors=sum(v for _, v in errors),
         p99_seconds=histogram_quantile(0.99, latency),
-        probability_buckets=probability,
+        predictions=predictions_of((name, dict(labels), value) for (name, labels), value in increase.items()),
         input_drift=max(drift) if drift else NAN,
-        model_version=",".join(sorted({labels["model_version"] for labels, _ in info if "model_version" in labels}))
-        or None,
+        model_version=info["model_version"],
+        task=info["task"],
+        drift=info["drift"],
     )
 
 

@@ -51,6 +51,8 @@ class ModelProcess(ManagedProcess):
             "PLINTH_MODEL_NAME": model_name,
             "PLINTH_MODEL_VERSION": version,
             "MLFLOW_TRACKING_URI": tracking_uri,
+            # Explicit, never inherited: MLflow's set_tracking_uri exports both variables to this process.
+            "MLFLOW_REGISTRY_URI": tracking_uri,
             "PLINTH_WORKERS": "1",
             "BENTOML_DO_NOT_TRACK": "True",
             # Own BentoML home per process: `bentoml serve` keeps its Prometheus multiprocess files in

@@ -1,4 +1,4 @@
-"""Synthetic traffic: held-out rows sent to the router at a steady rate, every answer recorded.
+"""Synthetic traffic: rows sent to the router at a steady rate, every answer recorded.
 
 The demo and the benchmark judge a rollout by what clients saw, so each request keeps its send time,
 status and the track that answered it (the router's `x-plinth-track` header).
@@ -12,6 +12,7 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 
@@ -28,6 +29,8 @@ class Answer:
     status: int
     track: str
     seconds: float
+    # The client-side failure when there was no answer (status 0): "timeout" or the transport error's name.
+    error: str = ""
 
 
 @dataclass
@@ -52,7 +55,7 @@ class TrafficGenerator:
     def __init__(
         self,
         url: str,
-        instances: Sequence[dict[str, float]],
+        instances: Sequence[dict[str, Any]],
         rate: float = 40.0,
         batch: int = 1,
         workers: int = 8,
@@ -67,15 +70,17 @@ class TrafficGenerator:
         self.client = httpx.Client(timeout=CLIENT_TIMEOUT_S, limits=httpx.Limits(max_connections=workers))
         self.thread = threading.Thread(target=self.pace, name="traffic-pacer", daemon=True)
 
-    def send(self, payload: list[dict[str, float]]) -> None:
+    def send(self, payload: list[dict[str, Any]]) -> None:
         """Send one request and record its answer."""
         sent = time.time()
         try:
             response = self.client.post(self.url, json={"instances": payload})
             track = response.headers.get(TRACK_HEADER, "?")
             answer = Answer(sent, response.status_code, track, time.time() - sent)
-        except httpx.HTTPError:
-            answer = Answer(sent, 0, "?", time.time() - sent)
+        except httpx.TimeoutException:
+            answer = Answer(sent, 0, "?", time.time() - sent, "timeout")
+        except httpx.HTTPError as error:
+            answer = Answer(sent, 0, "?", time.time() - sent, type(error).__name__)
         self.log.answers.append(answer)
 
     def pace(self) -> None:

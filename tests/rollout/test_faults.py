@@ -1,22 +1,69 @@
 """Faults against real processes: every rollout ends safe.
 
-One local stack (Prometheus, stable `bentoml serve`, router) serves the module; each test deploys its own
-canary. Rollbacks run first; the promotion runs last because it hands the stable role to its canary.
+One local stack (Prometheus, stable `bentoml serve`, router) serves the rollback tests; each test rolls out
+a version of its own and leaves the stack as it found it (stable serving the champion, no canary,
+Prometheus up). The promotion hands the stable role to its canary, so it gets a registry and a stack of its
+own. Any test can run alone or in any order.
 """
+
+from collections.abc import Iterator
 
 import pytest
 from mlflow import MlflowClient
 
 from components.common.tracking import CHAMPION
+from serving.rollout.local import LocalStack
 from serving.rollout.observe import CANARY, STABLE
 from serving.rollout.processes import free_port
 from serving.rollout.record import PROMOTED, REJECTED_TAG, ROLLED_BACK
 from serving.rollout.scrape_metrics import ScrapeSource
 from serving.rollout.services import Chaos
-from tests.rollout.conftest import MODEL, SPEC, Rollout, failed_share, needs_prometheus
+from serving.rollout.traffic import TrafficGenerator
+from serving.rollout.train_drill import held_out_instances
+from tests.rollout.conftest import (
+    SEED,
+    SLOW_CANARY_MS,
+    SPEC,
+    Registry,
+    Rollout,
+    RouterCounts,
+    dropped,
+    needs_prometheus,
+    start_stack,
+    timed_out_share,
+    traffic_for,
+)
 
 pytestmark = [pytest.mark.integration, needs_prometheus]
 STATUS = "plinth.rollout.local.status"
+
+
+@pytest.fixture(scope="module")
+def shared_stack(registry: Registry, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    with start_stack(registry, tmp_path_factory.mktemp("stack")) as local:
+        yield local
+
+
+@pytest.fixture
+def stack(shared_stack: LocalStack, registry: Registry) -> Iterator[LocalStack]:
+    """The shared stack as every test expects it, and put back that way after the test."""
+    assert shared_stack.prometheus is not None
+    if not shared_stack.prometheus.alive():
+        shared_stack.prometheus.start().wait_ready()
+    assert shared_stack.canary is None
+    assert shared_stack.stable is not None
+    assert shared_stack.stable.alive()
+    assert shared_stack.stable.version == registry.alias(CHAMPION)
+    yield shared_stack
+    if shared_stack.canary is not None:
+        shared_stack.rollback()
+
+
+@pytest.fixture
+def traffic(stack: LocalStack) -> Iterator[TrafficGenerator]:
+    generator = traffic_for(stack, held_out_instances(SEED))
+    yield generator
+    generator.stop()
 
 
 def assert_rolled_back(registry, stack, outcome, version, champion, reason):
@@ -33,77 +80,98 @@ def assert_rolled_back(registry, stack, outcome, version, champion, reason):
 
 
 def test_erroring_canary_is_rolled_back(registry, stack, traffic):
-    champion = registry.alias()
-    canary = stack.deploy_canary(registry.good, Chaos(error_rate=0.5))
-    outcome = Rollout(stack, registry, registry.good).start().result()
-    assert_rolled_back(registry, stack, outcome, registry.good, champion, "success-rate failed 2 time(s)")
+    champion, version, before = registry.alias(), registry.copy(registry.good), RouterCounts.of(stack.router.stats)
+    canary = stack.deploy_canary(version, Chaos(error_rate=0.5))
+    outcome = Rollout(stack, registry, version).start().result()
+    assert_rolled_back(registry, stack, outcome, version, champion, "success-rate failed 2 time(s)")
     assert not canary.alive()
-    assert 500 in stack.router.stats.answers[CANARY]
-    assert stack.router.stats.retried_on_stable > 0
-    assert failed_share(traffic.log) < 0.02
+    during = RouterCounts.of(stack.router.stats).since(before)
+    assert during.answers[CANARY].get(500, 0) > 0
+    # Every canary 5xx was retried on the stable, and the clients saw none of them.
+    assert during.retried_on_stable == sum(n for code, n in during.answers[CANARY].items() if code >= 500)
+    assert dropped(traffic.stop()) == []
+    assert timed_out_share(traffic.log) < 0.02
 
 
 def test_garbage_canary_answering_200_is_rolled_back_reading_metrics_directly(registry, stack, traffic):
     """The direct-/metrics fallback (no Prometheus in the loop) catches a model that answers 200 OK with garbage."""
-    champion = registry.alias()
-    before = dict(stack.router.stats.answers[CANARY])
-    canary = stack.deploy_canary(registry.garbage)
+    champion, version, before = registry.alias(), registry.copy(registry.garbage), RouterCounts.of(stack.router.stats)
+    canary = stack.deploy_canary(version)
     direct = ScrapeSource({STABLE: stack.stable.url, CANARY: canary.url})
-    outcome = Rollout(stack, registry, registry.garbage, source=direct).start().result()
-    assert_rolled_back(registry, stack, outcome, registry.garbage, champion, "prediction-divergence failed")
-    during = {code: n - before.get(code, 0) for code, n in stack.router.stats.answers[CANARY].items()}
-    assert {code for code, n in during.items() if n} == {200}
+    outcome = Rollout(stack, registry, version, source=direct).start().result()
+    assert_rolled_back(registry, stack, outcome, version, champion, "prediction-divergence failed")
+    assert "on the P(class 1) histogram" in outcome.reason
+    during = RouterCounts.of(stack.router.stats).since(before)
+    assert {code for code, n in during.answers[CANARY].items() if n} == {200}
 
 
 def test_slow_canary_is_rolled_back(registry, stack, traffic):
-    champion = registry.alias()
-    stack.deploy_canary(registry.good, Chaos(latency_ms=800))
-    outcome = Rollout(stack, registry, registry.good).start().result()
-    assert_rolled_back(registry, stack, outcome, registry.good, champion, "latency-p99 failed")
+    """Until the first slowed answers arrive an interval has too few requests for any check; latency-p99 has
+    the lowest failure limit here, so the rollback is its own, and the assertion below proves it measured."""
+    champion, version = registry.alias(), registry.copy(registry.good)
+    stack.deploy_canary(version, Chaos(latency_ms=SLOW_CANARY_MS))
+    checks = [{**check, "failureLimit": 3 if check["name"] == "latency-p99" else 5} for check in SPEC["checks"]]
+    rollout = Rollout(stack, registry, version, spec={**SPEC, "checks": checks}).start()
+    outcome = rollout.result()
+    assert_rolled_back(registry, stack, outcome, version, champion, "latency-p99 failed")
+    # Failed on a measured p99 over its bounds, not only on intervals without enough data.
+    assert any("latency-p99=fail" in line for line in rollout.lines), rollout.lines
 
 
 def test_killed_canary_is_rolled_back_without_failed_requests(registry, stack, traffic):
-    champion = registry.alias()
-    canary = stack.deploy_canary(registry.good)
-    rollout = Rollout(stack, registry, registry.good).start()
+    champion, version, before = registry.alias(), registry.copy(registry.good), RouterCounts.of(stack.router.stats)
+    canary = stack.deploy_canary(version)
+    rollout = Rollout(stack, registry, version).start()
     rollout.wait_for_line("at 10%: advance")
     canary.kill()
     outcome = rollout.result()
-    assert_rolled_back(registry, stack, outcome, registry.good, champion, "no values found")
-    assert stack.router.stats.retried_on_stable > 0
-    assert failed_share(traffic.log) < 0.02
+    assert_rolled_back(registry, stack, outcome, version, champion, "no values found")
+    assert RouterCounts.of(stack.router.stats).since(before).retried_on_stable > 0
+    assert dropped(traffic.stop()) == []
+    assert timed_out_share(traffic.log) < 0.02
 
 
 def test_prometheus_killed_mid_rollout_never_promotes(registry, stack, traffic):
-    champion = registry.alias()
-    stack.deploy_canary(registry.good)
-    rollout = Rollout(stack, registry, registry.good).start()
+    champion, version = registry.alias(), registry.copy(registry.good)
+    stack.deploy_canary(version)
+    rollout = Rollout(stack, registry, version).start()
     rollout.wait_for_line("at 10%: advance")
     stack.prometheus.kill()
-    try:
-        outcome = rollout.result()
-    finally:
-        stack.prometheus.start().wait_ready()
-    assert_rolled_back(registry, stack, outcome, registry.good, champion, "prometheus at")
+    outcome = rollout.result()
+    assert_rolled_back(registry, stack, outcome, version, champion, "prometheus at")
     assert not any("canary weight 100%" in line for line in rollout.lines)
 
 
+def test_a_restarted_prometheus_does_not_answer_for_a_canary_removed_while_it_was_down(registry, stack, traffic):
+    """Series of a target that left while Prometheus was down get no staleness marker; the guard must not see them."""
+    gone = registry.copy(registry.good)
+    stack.deploy_canary(gone)
+    stack.prometheus.kill()
+    stack.rollback()
+    stack.prometheus.start().wait_ready()
+    version = registry.copy(registry.good)
+    stack.deploy_canary(version)
+    observation = stack.source.observe(float(SPEC["interval"].removesuffix("s")))
+    assert observation.error is None
+    assert observation.canary.model_version == version
+
+
 def test_no_traffic_is_never_promoted_and_hits_the_deadline(registry, stack):
-    champion = registry.alias()
-    stack.deploy_canary(registry.good)
+    champion, version = registry.alias(), registry.copy(registry.good)
+    stack.deploy_canary(version)
     patient = {**SPEC, "progressDeadline": "5s", "checks": [{**check, "failureLimit": 100} for check in SPEC["checks"]]}
-    rollout = Rollout(stack, registry, registry.good, spec=patient).start()
+    rollout = Rollout(stack, registry, version, spec=patient).start()
     outcome = rollout.result()
-    assert_rolled_back(registry, stack, outcome, registry.good, champion, "progress deadline 5s exceeded at 10%")
+    assert_rolled_back(registry, stack, outcome, version, champion, "progress deadline 5s exceeded at 10%")
     assert any("canary requests < minRequests 5" in line for line in rollout.lines)
 
 
 def test_registry_unreachable_at_promotion_keeps_the_alias(registry, stack, traffic, monkeypatch):
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
-    champion, stable = registry.alias(), stack.stable
-    stack.deploy_canary(registry.good)
-    rollout = Rollout(stack, registry, registry.good).start()
+    champion, version, stable = registry.alias(), registry.copy(registry.good), stack.stable
+    stack.deploy_canary(version)
+    rollout = Rollout(stack, registry, version).start()
     rollout.wait_for_line("canary weight 100%")
     dead = f"http://127.0.0.1:{free_port()}"
     rollout.recorder.client = MlflowClient(tracking_uri=dead, registry_uri=dead)
@@ -114,27 +182,37 @@ def test_registry_unreachable_at_promotion_keeps_the_alias(registry, stack, traf
     assert stack.stable is stable
     assert stable.alive()
     assert stack.canary is None
-    assert registry.tags(registry.good)[STATUS] == "in_progress"  # the outcome could not be written either
+    assert registry.tags(version)[STATUS] == "in_progress"  # the outcome could not be written either
 
 
-def test_good_canary_is_promoted_without_dropped_requests(registry, stack, traffic):
-    old_stable = stack.stable
-    canary = stack.deploy_canary(registry.good)
-    rollout = Rollout(stack, registry, registry.good).start()
-    outcome = rollout.result()
-    assert outcome.status == PROMOTED, rollout.lines
-    assert registry.alias(CHAMPION) == registry.good
-    tags = registry.tags(registry.good)
-    assert tags[STATUS] == PROMOTED
-    assert tags["plinth.rollout.local.history"].startswith("runs:/")
-    assert stack.stable is canary
-    assert canary.alive()
-    assert not old_stable.alive()
-    assert stack.router.weight == 0
+def test_good_canary_is_promoted_without_dropped_requests(registry, tmp_path):
+    own = registry.fork("rollout-promotion")
+    with start_stack(own, tmp_path / "stack") as stack:
+        traffic = traffic_for(stack, held_out_instances(SEED))
+        try:
+            old_stable = stack.stable
+            canary = stack.deploy_canary(own.good)
+            rollout = Rollout(stack, own, own.good).start()
+            outcome = rollout.result()
+        finally:
+            log = traffic.stop()
+        assert outcome.status == PROMOTED, rollout.lines
+        assert own.alias(CHAMPION) == own.good
+        tags = own.tags(own.good)
+        assert tags[STATUS] == PROMOTED
+        assert tags["plinth.rollout.local.history"].startswith("runs:/")
+        assert stack.stable is canary
+        assert canary.alive()
+        assert old_stable is not None
+        assert not old_stable.alive()
+        assert stack.router is not None
+        assert stack.router.weight == 0
     assert [line.split("] ")[1] for line in rollout.lines if "canary weight" in line] == [
         "canary weight 10%",
         "canary weight 50%",
         "canary weight 100%",
     ]
-    assert failed_share(traffic.log) == 0.0
-    assert MODEL in rollout.lines[0]
+    # The old stable drained before it stopped: no client saw a failure at the handover.
+    assert dropped(log) == []
+    assert timed_out_share(log) < 0.01
+    assert "rollout-promotion" in rollout.lines[0]

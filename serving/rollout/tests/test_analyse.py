@@ -3,8 +3,7 @@ import math
 import pytest
 
 from serving.rollout.analyse import FAIL, NO_DATA, PASS, PENDING, Action, Analysis
-from serving.rollout.histogram import bin_shares, histogram_quantile, jensen_shannon
-from serving.rollout.observe import Observation, TrackSample, empty_observation
+from serving.rollout.observe import Observation, Predictions, TrackSample, empty_observation
 from serving.rollout.spec import parse_spec
 
 BOUNDS = [0.1 * i for i in range(1, 11)] + [math.inf]
@@ -23,9 +22,15 @@ CONFIDENT = cumulative([40, 5, 1, 0, 0, 0, 0, 1, 5, 48])
 FLAT = cumulative([10] * 10)
 
 
+def binary(buckets: dict[float, float]) -> Predictions:
+    """What a binary service exports: P(positive) histogram and class counts (the same histogram cut at 0.5)."""
+    positives = buckets[math.inf] - buckets[0.5]
+    return Predictions(classes={"0": buckets[0.5], "1": positives}, probabilities={"1": dict(buckets)})
+
+
 def sample(requests=100.0, errors=0.0, p99=0.05, buckets=CONFIDENT, drift=0.05) -> TrackSample:
     return TrackSample(
-        requests=requests, errors=errors, p99_seconds=p99, probability_buckets=buckets, input_drift=drift
+        requests=requests, errors=errors, p99_seconds=p99, predictions=binary(buckets), input_drift=drift
     )
 
 
@@ -143,29 +148,12 @@ def test_disabled_check_is_ignored():
     assert list(statuses(verdict)) == ["success-rate"]
 
 
-def test_histogram_quantile_matches_prometheus_interpolation():
-    buckets = {0.1: 50.0, 0.5: 90.0, 1.0: 100.0, math.inf: 100.0}
-    assert histogram_quantile(0.5, buckets) == pytest.approx(0.1)
-    assert histogram_quantile(0.99, buckets) == pytest.approx(0.5 + 0.5 * 9 / 10)
-    assert math.isnan(histogram_quantile(0.99, {0.1: 0.0, math.inf: 0.0}))
-    assert histogram_quantile(0.99, {0.1: 0.0, 1.0: 0.0, math.inf: 5.0}) == 1.0
-
-
-def test_jensen_shannon_bounds():
-    confident = bin_shares(CONFIDENT)
-    assert jensen_shannon(confident, confident) == 0.0
-    assert 0.1 < jensen_shannon(confident, bin_shares(FLAT)) < 1.0
-    disjoint = jensen_shannon(bin_shares(cumulative([1] + [0] * 9)), bin_shares(cumulative([0] * 9 + [1])))
-    assert disjoint == pytest.approx(1.0)
-    assert math.isnan(jensen_shannon({}, confident))
-
-
 def test_metrics_from_another_model_version_never_pass():
     mixed = TrackSample(
         requests=100.0,
         errors=0.0,
         p99_seconds=0.05,
-        probability_buckets=CONFIDENT,
+        predictions=binary(CONFIDENT),
         input_drift=0.05,
         model_version="1,2",
     )

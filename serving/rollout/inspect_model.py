@@ -1,0 +1,141 @@
+"""What a rollout needs to know about a model version before it starts, read from the registry.
+
+The task (to refuse a canary that solves another problem than the stable), whether the model carries a
+reference profile (a canary without one scores no input drift, so that check does not apply), and what its
+inputs look like (to make traffic that fits the served model: the profile, else the signature and input
+example). plinth's own models carry all of it; a model logged by anyone else with `mlflow.sklearn.log_model`
+has at most a signature and an input example, and every field says "unknown" rather than guess.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import pandas as pd
+from mlflow import MlflowClient
+
+from components.common.modeling import METADATA_KEY
+from components.common.profile import ReferenceProfile
+from components.common.task import TAG_TASK, Task
+
+LOG = logging.getLogger("plinth.rollout")
+PARENT_RUN_TAG = "mlflow.parentRunId"
+
+
+@dataclass(frozen=True)
+class InputColumn:
+    """One input of the model signature: its name, MLflow type name (double, long, string…) and whether required."""
+
+    name: str
+    kind: str
+    required: bool = True
+
+
+@dataclass(frozen=True)
+class ModelFacts:
+    """One registered version as the rollout sees it; None (or empty) wherever the registry does not say."""
+
+    name: str
+    version: str
+    task: str | None = None
+    profile: ReferenceProfile | None = None
+    inputs: tuple[InputColumn, ...] = ()
+    example: pd.DataFrame | None = field(default=None, compare=False)
+    # (source, target) that the training run recorded as its `source` and `target` params, if any.
+    training_data: tuple[str, str] | None = None
+    # Whether the MLmodel file was read: without it, "no profile" only means "not known".
+    files_read: bool = False
+
+    @property
+    def has_profile(self) -> bool | None:
+        """Return whether the model carries a plinth reference profile (None: its files could not be read)."""
+        return self.profile is not None if self.files_read else None
+
+    def describe(self) -> str:
+        """Return the version and its task for a message."""
+        return f"v{self.version} ({self.task or 'task unknown'})"
+
+
+def _download(client: MlflowClient, tracking_uri: str, name: str, version: str, path: str, into: Path) -> Path:
+    """Fetch one file of a version's model directory through the given tracking URI (never the process default)."""
+    import mlflow
+
+    root = client.get_model_version_download_uri(name, version).rstrip("/")
+    fetched = mlflow.artifacts.download_artifacts(
+        artifact_uri=f"{root}/{path}", dst_path=str(into), tracking_uri=tracking_uri
+    )
+    return Path(fetched)
+
+
+def read_files(client: MlflowClient, tracking_uri: str, name: str, version: str) -> ModelFacts:
+    """Return what the version's MLmodel file (and input example) say about task, profile and inputs."""
+    from mlflow.models import Model
+
+    with tempfile.TemporaryDirectory(prefix="plinth-inspect-") as tmp:
+        model = Model.load(str(_download(client, tracking_uri, name, version, "MLmodel", Path(tmp))))
+        example = None
+        example_info = model.saved_input_example_info or {}
+        if example_info.get("artifact_path"):
+            _download(client, tracking_uri, name, version, example_info["artifact_path"], Path(tmp))
+            loaded = model.load_input_example(tmp)
+            example = loaded if isinstance(loaded, pd.DataFrame) else None
+    block = (model.metadata or {}).get(METADATA_KEY) or {}
+    profile = ReferenceProfile.from_dict(block["reference_profile"]) if "reference_profile" in block else None
+    task = Task.from_dict(block["task"]).kind if "task" in block else None
+    inputs: tuple[InputColumn, ...] = ()
+    if model.signature is not None and model.signature.inputs is not None:
+        inputs = tuple(
+            InputColumn(str(spec.name), getattr(spec.type, "name", str(spec.type)), bool(spec.required))
+            for spec in model.signature.inputs.inputs
+        )
+    return ModelFacts(name, version, task, profile, inputs, example, files_read=True)
+
+
+def training_data(client: MlflowClient, run_id: str | None) -> tuple[str, str] | None:
+    """Return the (source, target) params of the run that trained a version, or of its pipeline's parent run.
+
+    plinth's ingest step records them on the pipeline run; the model is logged in a nested candidate run.
+    """
+    for _ in range(2):
+        if not run_id:
+            return None
+        run = client.get_run(run_id)
+        params = run.data.params
+        if params.get("source") and params.get("target"):
+            return params["source"], params["target"]
+        run_id = run.data.tags.get(PARENT_RUN_TAG)
+    return None
+
+
+def inspect_version(client: MlflowClient, tracking_uri: str, name: str, version: str) -> ModelFacts:
+    """Return what the registry says about one version: the `plinth.task` tag first, then its files.
+
+    Never raises for a version whose files or run cannot be read: those facts stay unknown and the
+    rollout goes on with what does not need them (a missing version fails earlier, when its alias is
+    resolved).
+    """
+    found = client.get_model_version(name, version)
+    try:
+        facts = read_files(client, tracking_uri, name, version)
+    except Exception as error:  # any registry, download or parse failure: the facts stay unknown
+        LOG.warning("cannot read the files of %s v%s: %s", name, version, str(error).splitlines()[0][:200])
+        facts = ModelFacts(name, version)
+    try:
+        facts = replace(facts, training_data=training_data(client, found.run_id))
+    except Exception as error:  # a deleted run, a registry without runs: only the default traffic is lost
+        LOG.warning("cannot read the training run of %s v%s: %s", name, version, str(error).splitlines()[0][:200])
+    tag = found.tags.get(TAG_TASK)
+    return replace(facts, task=tag) if tag else facts
+
+
+def task_mismatch(stable: ModelFacts, canary: ModelFacts) -> str | None:
+    """Return why the canary cannot replace the stable (it solves another task), None when it may."""
+    if stable.task and canary.task and stable.task != canary.task:
+        return (
+            f"canary {canary.name} {canary.describe()} solves another task than the stable {stable.describe()}: "
+            "its predictions cannot be compared or served in its place"
+        )
+    return None
