@@ -41,13 +41,15 @@ lock: $(STAMP) ## rewrite requirements.lock from the current .venv
 	@{ echo '# Exact versions of every package, applied by `make setup` as pip constraints. Regenerate with `make lock`.'; \
 	  $(PY) -m pip freeze --exclude-editable | grep -v '^plinth'; } > requirements.lock
 
+# Tiers: plain `pytest` = unit + integration (quick loop); `slow` = the README's commands run as typed
+# (tests/docs); `e2e` = kind. CI (`.ci/run`) is `make test`: everything but e2e.
 .PHONY: test
-test: setup lint ## lint, then run the test suite (what CI runs)
-	$(PY) -m pytest
+test: setup lint ## lint, then every test but the kind e2e, README tier included (what CI runs)
+	$(PY) -m pytest -m 'not e2e'
 
 .PHONY: test-slow
-test-slow: setup ## run the slow-marked tests too
-	$(PY) -m pytest -m 'not e2e'
+test-slow: setup ## only the slow tier: the README's commands, typed as written (tests/docs)
+	$(PY) -m pytest -m slow
 
 .PHONY: lint
 lint: $(STAMP) ## ruff + mypy + hadolint
@@ -94,7 +96,7 @@ serve: $(STAMP) ## serve the champion of PLINTH_HOME on 127.0.0.1:PORT (default 
 	$(PY) -m serving.model_service.serve
 
 .PHONY: bench-serving
-bench-serving: $(STAMP) ## serving benchmark: plinth vs mlflow models serve vs naive BentoML (~5 min; needs `hey`)
+bench-serving: $(STAMP) ## serving benchmark per task (binary, multiclass, mixed), fast vs pyfunc path, vs mlflow models serve and a naive BentoML service (~6 min, BENCH_ARGS=--quick ~3; needs `hey`)
 	@command -v hey >/dev/null || { echo "bench-serving needs hey: apt-get install -y hey" >&2; exit 1; }
 	$(PY) -m serving.bench.run $(BENCH_ARGS)
 
@@ -112,8 +114,8 @@ promote: k8s-tools ## move a model version pin between overlays: make promote FR
 	$(PY) -m serving.gitops.promote --from "$(FROM)" --to "$(TO)" $(if $(APPLY),--apply)
 
 .PHONY: e2e
-e2e: k8s-tools ## kind: install platform + chart, promote one canary, roll back another (needs Docker + kind)
-	$(PY) -m pytest -m e2e tests/k8s/test_e2e_kind.py
+e2e: k8s-tools ## kind: install platform + chart, promote one canary, roll back another, drive the HTTPRoute (needs Docker + kind)
+	$(PY) -m pytest -m e2e -rs tests/k8s/test_e2e_kind.py
 
 .PHONY: clean
 clean: ## remove local state ($PLINTH_HOME) and caches, keep .venv

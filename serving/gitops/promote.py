@@ -3,27 +3,29 @@
 `python -m serving.gitops.promote --from staging --to prod [--apply]` (also `make promote FROM=… TO=…`):
 
 1. refuses unless the working tree is clean and the version pinned in the source overlay finished its
-   rollout there (`plinth.rollout.<from>.status = promoted` on the MLflow model version);
+   rollout there (`plinth.rollout.<from>.status = promoted` on the MLflow model version). The registry is
+   `--tracking-uri`, else `$MLFLOW_TRACKING_URI`, else the embedded one in `$PLINTH_HOME` (like every other
+   plinth command); each message names the one it read;
 2. rewrites only the target overlay's pin (temp file + rename), checks that `kubectl kustomize` still renders
    it with the new version (restoring the old pin when it does not), and commits that one file with a message
    naming the versions and the evidence;
 3. shows `kubectl diff -k` of the target overlay and, with `--apply`, runs `kubectl apply -k`. Without
    `--apply` a GitOps agent (Argo CD, Flux) watching the repository applies the commit.
 
+Checks run in this order: bad arguments (exit 2), a dirty tree, then the registry evidence (exit 1).
 Exit status: 0 promoted (or nothing to do), 1 refused or failed, 2 bad input.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 from mlflow import MlflowClient
 
-from serving.gitops import overlay
+from serving.gitops import overlay, registry
 from serving.gitops.evidence import EvidenceError, RolloutEvidence, successful_rollout
 from serving.gitops.tools import ToolMissingError, find_tool
 
@@ -70,12 +72,13 @@ def check_clean(repo: Path) -> None:
         )
 
 
-def commit_message(evidence: RolloutEvidence, source: str, target: str, previous: str) -> str:
+def commit_message(evidence: RolloutEvidence, source: str, target: str, previous: str, where: registry.Registry) -> str:
     """Return the commit message: the move as subject, the versions and the registry evidence as body."""
     return (
         f"promote {evidence.model_name} v{evidence.version} {source} -> {target}\n\n"
         f"{target}: v{previous} -> v{evidence.version} (manifests/overlays/{target}/{overlay.PIN_FILE})\n"
         f"Evidence: {evidence.describe()}\n"
+        f"Registry: {where.describe()}\n"
     )
 
 
@@ -121,27 +124,38 @@ def show_diff_and_apply(kubectl: str, directory: Path, apply: bool) -> None:
         print(result.stdout.strip())
 
 
+def read_evidence(where: registry.Registry, model_name: str, version: str, source: str) -> RolloutEvidence:
+    """Return the rollout evidence from `where`; a refusal names the registry it read."""
+    try:
+        registry.require_embedded_store(where)
+        client = MlflowClient(tracking_uri=where.uri, registry_uri=where.uri)
+        return successful_rollout(client, model_name, version, source)
+    except (EvidenceError, registry.RegistryMissingError) as error:
+        raise PromotionError(f"{error} [registry: {where.describe()}]") from error
+
+
 def promote(repo: Path, source: str, target: str, tracking_uri: str | None, apply: bool) -> str:
-    """Run the whole promotion and return a one-line summary; raise PromotionError when refused."""
+    """Run the whole promotion and return a one-line summary; raise PromotionError when refused.
+
+    `tracking_uri` None means `$MLFLOW_TRACKING_URI`, else the embedded registry of `$PLINTH_HOME`.
+    """
     check_input(repo, source, target)
-    if not tracking_uri:
-        raise PromotionError(
-            "no registry to read the rollout evidence from: give --tracking-uri or set MLFLOW_TRACKING_URI",
-            BAD_INPUT,
-        )
     check_clean(repo)
+    where = registry.resolve(tracking_uri)
     kubectl = find_tool("kubectl")
     pin = overlay.rendered_pin(overlay.render(kubectl, overlay.overlay_dir(repo, source)))
     previous = overlay.rendered_pin(overlay.render(kubectl, overlay.overlay_dir(repo, target)))
     if previous == pin:
         return f"{target} already serves {pin.model_name} v{pin.version}: nothing to promote"
-    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
-    evidence = successful_rollout(client, pin.model_name, pin.version, source)
+    evidence = read_evidence(where, pin.model_name, pin.version, source)
     pin_path = move_pin(kubectl, repo, target, pin.version)
     git(repo, "add", "--", str(pin_path.relative_to(repo)))
-    git(repo, "commit", "--quiet", "-m", commit_message(evidence, source, target, previous.version))
+    git(repo, "commit", "--quiet", "-m", commit_message(evidence, source, target, previous.version, where))
     show_diff_and_apply(kubectl, pin_path.parent, apply)
-    return f"promoted {pin.model_name} v{pin.version} {source} -> {target} ({evidence.describe()})"
+    return (
+        f"promoted {pin.model_name} v{pin.version} {source} -> {target} "
+        f"({evidence.describe()}; registry: {where.describe()})"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -157,8 +171,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repo", type=Path, default=Path.cwd(), help="the GitOps repository (default: here)")
     parser.add_argument(
         "--tracking-uri",
-        default=os.environ.get("MLFLOW_TRACKING_URI"),
-        help="MLflow registry with the rollout tags (default: $MLFLOW_TRACKING_URI)",
+        help="MLflow registry with the rollout tags (default: $MLFLOW_TRACKING_URI, else the embedded "
+        "registry in $PLINTH_HOME)",
     )
     args = parser.parse_args(argv)
     try:
@@ -166,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     except PromotionError as error:
         print(f"promote: {error}", file=sys.stderr)
         return error.code
-    except (EvidenceError, overlay.OverlayError, ToolMissingError) as error:
+    except (overlay.OverlayError, ToolMissingError) as error:
         print(f"promote: {error}", file=sys.stderr)
         return REFUSED
     return 0

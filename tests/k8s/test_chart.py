@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 
@@ -236,6 +237,7 @@ def test_prometheus_rules_cover_the_alerts_and_pass_promtool(tmp_path) -> None:
         "PlinthHighErrorRate",
         "PlinthHighLatencyP99",
         "PlinthPredictionDivergence",
+        "PlinthPredictionShift",
         "PlinthInputDrift",
         "PlinthRolloutFailed",
     ]
@@ -244,6 +246,7 @@ def test_prometheus_rules_cover_the_alerts_and_pass_promtool(tmp_path) -> None:
         "bentoml_service_request_total",
         "bentoml_service_request_duration_seconds_bucket",
         "plinth_prediction_probability_sum",
+        "plinth_prediction_value_sum",
         "plinth_input_drift_psi",
         "plinth_rollout_decisions_total",
     ):
@@ -255,7 +258,74 @@ def test_prometheus_rules_cover_the_alerts_and_pass_promtool(tmp_path) -> None:
     rules_file.write_text(yaml.safe_dump({"groups": rule["spec"]["groups"]}))
     result = subprocess.run([promtool, "check", "rules", str(rules_file)], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 5 rules found" in result.stdout
+    assert "SUCCESS: 6 rules found" in result.stdout
+
+
+def prediction_series(metric: str, expr: str, track: str, means: dict[str, float]) -> list[dict[str, str]]:
+    """Input series for `promtool test rules`: 60 observations a minute with the given mean per class."""
+    namespace = re.search(r'namespace="([^"]+)"', expr).group(1)  # type: ignore[union-attr]
+    service = re.search(r'service=~"([^"]+)"', expr).group(1).replace("(stable|canary)", track)  # type: ignore[union-attr]
+    series = []
+    for label, mean in means.items():
+        selector = f'namespace="{namespace}", service="{service}", track="{track}"' + (
+            f', class="{label}"' if label else ""
+        )
+        series.append({"series": f"{metric}_sum{{{selector}}}", "values": f"0+{60 * mean:g}x30"})
+        series.append({"series": f"{metric}_count{{{selector}}}", "values": "0+60x30"})
+    return series
+
+
+def test_prediction_alerts_fire_per_class_and_for_regression(tmp_path) -> None:
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.skip("promtool not installed (Debian package `prometheus`): the alert rules cannot be evaluated")
+    rule = named(render("default"), "PrometheusRule", "release-plinth-serving")
+    rules = {entry["alert"]: entry for group in rule["spec"]["groups"] for entry in group["rules"]}
+    divergence, shift = rules["PlinthPredictionDivergence"], rules["PlinthPredictionShift"]
+    (tmp_path / "rules.yaml").write_text(yaml.safe_dump({"groups": rule["spec"]["groups"]}))
+    probability = "plinth_prediction_probability"
+    inputs = [
+        *prediction_series(probability, divergence["expr"], "canary", {"0": 0.3, "1": 0.3, "2": 0.4}),
+        *prediction_series(probability, divergence["expr"], "stable", {"0": 0.3, "1": 0.55, "2": 0.15}),
+        *prediction_series("plinth_prediction_value", shift["expr"], "canary", {"": 190.0}),
+        *prediction_series("plinth_prediction_value", shift["expr"], "stable", {"": 150.0}),
+    ]
+    model = divergence["labels"]["model"]
+    expected = {
+        "PlinthPredictionDivergence": [
+            {
+                "exp_labels": {"severity": "warning", "model": model, "class": label},
+                "exp_annotations": {
+                    "summary": f"Canary and stable mean P(class {label}) of {model} differ by more than 0.1"
+                },
+            }
+            for label in ("1", "2")
+        ],
+        "PlinthPredictionShift": [
+            {
+                "exp_labels": {"severity": "warning", "model": model},
+                "exp_annotations": {"summary": shift["annotations"]["summary"]},
+            }
+        ],
+    }
+    tests = {
+        "rule_files": ["rules.yaml"],
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": inputs,
+                "alert_rule_test": [
+                    {"eval_time": "25m", "alertname": name, "exp_alerts": alerts} for name, alerts in expected.items()
+                ],
+            }
+        ],
+    }
+    (tmp_path / "tests.yaml").write_text(yaml.safe_dump(tests))
+    result = subprocess.run(
+        [promtool, "test", "rules", "tests.yaml"], cwd=tmp_path, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_hpa_scales_only_the_stable_track() -> None:

@@ -1,7 +1,8 @@
 """`python -m serving.gitops.promote` against a temporary Git repository and a real MLflow registry.
 
 kubectl is real for `kustomize`; `diff` and `apply` need a cluster, so a fake kubectl on PATH records those
-calls (the boundary) and forwards everything else to the real binary.
+calls (the boundary) and forwards everything else to the real binary. The tests of the default registry run
+the command the way a user does: a subprocess with a scrubbed environment (PATH, HOME, LANG, PLINTH_HOME).
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ import pytest
 from k8s_tooling import ROOT, tool
 from mlflow import MlflowClient
 
-from serving.gitops import promote
+from components.common.state import local_tracking_uri
+from serving.gitops import promote, registry
 
 MODEL = "plinth-classifier"
 PIN = Path("manifests/overlays/prod/pin.yaml")
@@ -41,10 +43,10 @@ esac
 
 
 @pytest.fixture(scope="module")
-def tracking_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """A registry: in staging v2 was promoted, v3 rolled back, v4 is rolling out, v5 has no tags."""
-    root = tmp_path_factory.mktemp("mlflow")
-    uri = f"sqlite:///{root / 'mlflow.db'}"
+def plinth_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A PLINTH_HOME whose embedded registry holds: in staging v2 promoted, v3 rolled back, v4 rolling, v5 no tags."""
+    root = tmp_path_factory.mktemp("plinth-home")
+    uri = local_tracking_uri(root)
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     client.create_registered_model(MODEL)
     (root / "model").mkdir()
@@ -59,7 +61,13 @@ def tracking_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
         client.set_model_version_tag(MODEL, version, "plinth.rollout.staging.status", status)
         client.set_model_version_tag(MODEL, version, "plinth.rollout.staging.reason", reason)
         client.set_model_version_tag(MODEL, version, "plinth.rollout.staging.finished_at", "2026-11-21T23:00:00Z")
-    return uri
+    return root
+
+
+@pytest.fixture(scope="module")
+def tracking_uri(plinth_home: Path) -> str:
+    """The same registry named explicitly, as `--tracking-uri` takes it."""
+    return local_tracking_uri(plinth_home)
 
 
 def git(repo: Path, *args: str) -> str:
@@ -250,16 +258,78 @@ def test_bad_input_exits_2_with_one_line(
     assert len(err.strip().splitlines()) == 1
 
 
-def test_missing_overlay_and_missing_registry_are_bad_input(
-    repo: Path, tracking_uri: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_missing_overlay_is_bad_input(repo: Path, tracking_uri: str, capsys: pytest.CaptureFixture[str]) -> None:
     (repo / PIN).unlink()
     assert run_promote(repo, tracking_uri) == 2
     assert "unknown environment 'prod'" in capsys.readouterr().err
-    git(repo, "checkout", "--quiet", "--", str(PIN))
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    assert promote.main(["--from", "staging", "--to", "prod", "--repo", str(repo)]) == 2
-    assert "--tracking-uri" in capsys.readouterr().err
+
+
+def promote_as_typed(repo: Path, home: Path, tmp_path: Path, **extra: str) -> subprocess.CompletedProcess[str]:
+    """Run the CLI without --tracking-uri in a scrubbed environment: what `make promote` does in a bare shell."""
+    (tmp_path / "user-home").mkdir(exist_ok=True)
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": str(tmp_path / "user-home"),  # no ~/.kube/config: the real kubectl finds no cluster
+        "LANG": os.environ.get("LANG", "C.UTF-8"),
+        "PLINTH_HOME": str(home),
+        **extra,
+    }
+    argv = [sys.executable, "-m", "serving.gitops.promote", "--from", "staging", "--to", "prod", "--repo", str(repo)]
+    return subprocess.run(argv, capture_output=True, text=True, check=False, cwd=ROOT, env=env, timeout=120)
+
+
+def test_without_tracking_uri_the_embedded_registry_of_plinth_home_is_read(
+    repo: Path, plinth_home: Path, tmp_path: Path
+) -> None:
+    result = promote_as_typed(repo, plinth_home, tmp_path)
+    assert result.returncode == 0, result.stderr
+    where = f"{local_tracking_uri(plinth_home)} (embedded registry, $PLINTH_HOME)"
+    assert "promoted plinth-classifier v2 staging -> prod" in result.stdout
+    assert f"registry: {where}" in result.stdout
+    assert "kubectl diff: no cluster reachable" in result.stdout
+    assert pinned(repo) == "2"
+    assert f"Registry: {where}" in git(repo, "log", "-1", "--format=%B")
+
+
+def test_without_any_registry_the_refusal_names_plinth_home_and_creates_nothing(repo: Path, tmp_path: Path) -> None:
+    empty_home = tmp_path / "fresh-home"
+    empty_home.mkdir()
+    result = promote_as_typed(repo, empty_home, tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [result.stderr.strip()], "one line"
+    assert f"no registry at {empty_home / 'mlflow.db'}" in result.stderr
+    assert "[registry: sqlite:///" in result.stderr
+    assert list(empty_home.iterdir()) == [], "reading the evidence must not create an empty registry"
+    assert pinned(repo) == "1"
+
+
+def test_mlflow_tracking_uri_wins_over_plinth_home(repo: Path, tracking_uri: str, tmp_path: Path) -> None:
+    empty_home = tmp_path / "fresh-home"
+    empty_home.mkdir()
+    result = promote_as_typed(repo, empty_home, tmp_path, MLFLOW_TRACKING_URI=tracking_uri)
+    assert result.returncode == 0, result.stderr
+    assert f"registry: {tracking_uri} ($MLFLOW_TRACKING_URI)" in result.stdout
+    assert pinned(repo) == "2"
+
+
+def test_checks_run_in_order_bad_arguments_then_dirty_tree_then_registry(
+    repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    empty_home = tmp_path / "fresh-home"
+    empty_home.mkdir()
+    (repo / "notes.txt").write_text("uncommitted")
+    dirty = promote_as_typed(repo, empty_home, tmp_path)
+    assert dirty.returncode == 1
+    clean_first = f"promote: working tree of {repo} is not clean (1 changed paths): commit or stash first"
+    assert dirty.stderr.strip() == clean_first
+    assert promote.main(["--from", "staging", "--to", "qa", "--repo", str(repo)]) == 2
+    assert "unknown environment 'qa'" in capsys.readouterr().err
+
+
+def test_a_password_in_the_registry_uri_is_never_printed() -> None:
+    where = registry.Registry("https://ci:s3cret@mlflow.example:5000/path", "--tracking-uri")
+    assert where.describe() == "https://ci:***@mlflow.example:5000/path (--tracking-uri)"
+    assert registry.redact("sqlite:////tmp/x/mlflow.db") == "sqlite:////tmp/x/mlflow.db"
 
 
 def test_cli_entry_point_runs_as_a_module(repo: Path, tracking_uri: str) -> None:
