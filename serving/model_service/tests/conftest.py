@@ -18,6 +18,7 @@ from types import ModuleType
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from starlette.testclient import TestClient
 
 from serving.bench.demo_model import RegisteredModel, register_plinth_model
@@ -160,13 +161,17 @@ def churn_server(churn: RegisteredModel, tmp_path_factory: pytest.TempPathFactor
 
 
 def scrape(url: str) -> dict[str, float]:
-    """Return every sample of `url`/metrics as {'name{labels}': value}."""
-    text = httpx.get(f"{url}/metrics", timeout=5).text
+    """Return every sample of `url`/metrics as {'name{labels}': value}, parsed by prometheus-client.
+
+    (Splitting lines on their last space breaks on label values with spaces in them.)
+    """
+    response = httpx.get(f"{url}/metrics", timeout=5)
+    response.raise_for_status()
     samples = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            key, value = line.rsplit(" ", 1)
-            samples[key] = float(value)
+    for family in text_string_to_metric_families(response.text):
+        for sample in family.samples:
+            labels = ",".join(f'{name}="{value}"' for name, value in sample.labels.items())
+            samples[f"{sample.name}{{{labels}}}" if labels else sample.name] = float(sample.value)
     return samples
 
 
