@@ -177,6 +177,7 @@ def measure(args: argparse.Namespace, argv: list[str] | None, work: Path) -> str
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
         "BENTOML_HOME": str(work / "bentoml"),
         settings.ENV_TRACKING_URI: tracking_uri,
+        settings.ENV_REGISTRY_URI: tracking_uri,
         settings.ENV_WORKERS: str(args.workers),
     }
     levels = [int(level) for level in args.concurrency.split(",")]
