@@ -81,7 +81,7 @@ mlflow-ui: $(STAMP) ## open the MLflow UI on the local state in $PLINTH_HOME
 
 .PHONY: demo
 demo: setup ## the loop on one machine: train, serve, canary, promote; then a bad model is rolled back
-	$(PY) -m serving.rollout.demo
+	$(PY) -m serving.rollout.harness.demo
 
 .PHONY: rollout
 rollout: $(STAMP) ## roll the challenger out as a canary against the champion (local services, router on :8080)
@@ -89,7 +89,7 @@ rollout: $(STAMP) ## roll the challenger out as a canary against the champion (l
 
 .PHONY: bench-rollout
 bench-rollout: $(STAMP) ## time from a bad canary's first request to weight 0, per bad kind
-	$(PY) -m serving.rollout.bench
+	$(PY) -m serving.rollout.harness.bench
 
 .PHONY: serve
 serve: $(STAMP) ## serve the champion of PLINTH_HOME on 127.0.0.1:PORT (default 3000); prints API, docs, metrics URLs

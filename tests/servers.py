@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from serving.rollout.processes import ManagedProcess, free_port
+from serving.rollout.harness.processes import ManagedProcess, free_port
 
 
 class MlflowServer:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import psutil
 
-from serving.rollout.processes import ManagedProcess
+from serving.rollout.harness.processes import ManagedProcess
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,7 @@ from serving.bench.load import LoadResult, Target, combine, hey, rss_mib, servin
 from serving.bench.report import InProcess, Sustained, render, write_readme
 from serving.model_service import settings
 from serving.model_service.settings import Settings
-from serving.rollout.train_drill import BREAST_CANCER, DrillData
+from serving.rollout.harness.train_drill import BREAST_CANCER, DrillData
 
 README = Path(__file__).resolve().parents[1] / "model_service" / "README.md"
 RESULTS = Path(__file__).resolve().parent / "results.md"

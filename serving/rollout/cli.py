@@ -22,13 +22,13 @@ from mlflow.exceptions import MlflowException
 from components.common.state import local_tracking_uri, plinth_home
 from components.common.tracking import CHALLENGER, CHAMPION, connect
 from serving.gitops.registry import redact
-from serving.rollout.controller import Controller, Outcome
-from serving.rollout.inspect_model import ModelFacts, inspect_version, task_mismatch
-from serving.rollout.local import METRICS_CHOICES, LocalStack
-from serving.rollout.record import PROMOTED, RolloutRecorder
-from serving.rollout.sample_rows import Row, TrafficError, traffic_rows
-from serving.rollout.spec import SpecError, load_spec
-from serving.rollout.telemetry import serve_metrics
+from serving.rollout.core.controller import Controller, Outcome
+from serving.rollout.core.record import PROMOTED, RolloutRecorder
+from serving.rollout.core.spec import SpecError, load_spec
+from serving.rollout.core.telemetry import serve_metrics
+from serving.rollout.edges.inspect_model import ModelFacts, inspect_version, task_mismatch
+from serving.rollout.harness.local import METRICS_CHOICES, LocalStack
+from serving.rollout.harness.sample_rows import Row, TrafficError, traffic_rows
 
 LOG = logging.getLogger("plinth.rollout")
 DEFAULT_SPEC = Path(__file__).with_name("analysis.yaml")
@@ -147,7 +147,7 @@ def run_local(
     canary: ModelFacts,
 ) -> Outcome:
     """Start stable, canary, router and metrics locally, run the rollout, stop everything."""
-    from serving.rollout.traffic import TrafficGenerator
+    from serving.rollout.harness.traffic import TrafficGenerator
 
     spec = load_spec(args.spec)
     rows = traffic(args, stable)
@@ -175,8 +175,8 @@ def run_cluster(
     from kubernetes import config
     from kubernetes.client import ApiClient
 
-    from serving.rollout.kube import ClusterEdge
-    from serving.rollout.query_prometheus import PrometheusSource
+    from serving.rollout.edges.kube import ClusterEdge
+    from serving.rollout.edges.query_prometheus import PrometheusSource
 
     spec = load_spec(args.spec)
     try:

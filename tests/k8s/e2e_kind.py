@@ -17,7 +17,7 @@ from pathlib import Path
 
 from k8s_tooling import LOCAL_BIN, ROOT
 
-from serving.rollout.processes import free_port
+from serving.rollout.harness.processes import free_port
 
 CLUSTER = "plinth-e2e"
 NAMESPACE = "plinth"

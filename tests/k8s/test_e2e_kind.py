@@ -117,7 +117,7 @@ def canary_weight() -> int:
 @contextlib.contextmanager
 def traffic() -> Iterator[dict[str, int]]:
     """Send held-out rows to /predict through the Gateway until the test ends; count the answers."""
-    from serving.rollout.train_drill import held_out_instances
+    from serving.rollout.harness.train_drill import held_out_instances
 
     rows = held_out_instances(seed=1)
     counts = {"ok": 0, "failed": 0}
@@ -169,7 +169,7 @@ def stack() -> Iterator[Stack]:
     reason = missing_prerequisite()
     if reason:
         pytest.skip(reason)
-    from serving.rollout.train_drill import register_drill_model
+    from serving.rollout.harness.train_drill import register_drill_model
 
     with pytest.MonkeyPatch.context() as patch, kind_cluster():
         patch.setenv("MLFLOW_TRACKING_USERNAME", "admin")
@@ -287,7 +287,7 @@ def test_the_cluster_edge_moves_the_chart_httproute_and_rollback_restores_the_st
     from kubernetes import config
     from kubernetes.client import CustomObjectsApi
 
-    from serving.rollout.kube import GROUP, PLURAL, VERSION, ClusterEdge
+    from serving.rollout.edges.kube import GROUP, PLURAL, VERSION, ClusterEdge
 
     names = ChartNames(RELEASE)
     # This test drives the route itself: the chart's own controller must not move it meanwhile.

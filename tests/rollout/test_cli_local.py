@@ -13,8 +13,8 @@ import pytest
 
 from components.common.state import local_tracking_uri
 from components.common.tracking import CHALLENGER, CHAMPION, connect
-from serving.rollout.processes import free_port
-from serving.rollout.train_drill import register_drill_model, register_plain_model
+from serving.rollout.harness.processes import free_port
+from serving.rollout.harness.train_drill import register_drill_model, register_plain_model
 from tests.docs.as_typed import bare_path
 from tests.rollout.conftest import needs_prometheus
 

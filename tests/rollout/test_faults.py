@@ -12,14 +12,14 @@ import pytest
 from mlflow import MlflowClient
 
 from components.common.tracking import CHAMPION
-from serving.rollout.local import LocalStack
-from serving.rollout.observe import CANARY, STABLE
-from serving.rollout.processes import free_port
-from serving.rollout.record import PROMOTED, REJECTED_TAG, ROLLED_BACK
-from serving.rollout.scrape_metrics import ScrapeSource
-from serving.rollout.services import Chaos
-from serving.rollout.traffic import TrafficGenerator
-from serving.rollout.train_drill import held_out_instances
+from serving.rollout.core.observe import CANARY, STABLE
+from serving.rollout.core.record import PROMOTED, REJECTED_TAG, ROLLED_BACK
+from serving.rollout.edges.scrape_metrics import ScrapeSource
+from serving.rollout.harness.local import LocalStack
+from serving.rollout.harness.processes import free_port
+from serving.rollout.harness.services import Chaos
+from serving.rollout.harness.traffic import TrafficGenerator
+from serving.rollout.harness.train_drill import held_out_instances
 from tests.rollout.conftest import (
     SEED,
     SLOW_CANARY_MS,

@@ -23,8 +23,8 @@ from starlette.testclient import TestClient
 
 from serving.bench.demo_model import RegisteredModel, register_plinth_model
 from serving.model_service import settings
-from serving.rollout.processes import ManagedProcess, free_port
-from serving.rollout.train_drill import DrillData
+from serving.rollout.harness.processes import ManagedProcess, free_port
+from serving.rollout.harness.train_drill import DrillData
 
 SERVICE_MODULE = "serving.model_service.service"
 WINE = DrillData("sklearn:wine")

@@ -2,9 +2,9 @@ import math
 
 import pytest
 
-from serving.rollout.analyse import FAIL, NO_DATA, PASS, PENDING, Action, Analysis
-from serving.rollout.observe import Observation, Predictions, TrackSample, empty_observation
-from serving.rollout.spec import parse_spec
+from serving.rollout.core.analyse import FAIL, NO_DATA, PASS, PENDING, Action, Analysis
+from serving.rollout.core.observe import Observation, Predictions, TrackSample, empty_observation
+from serving.rollout.core.spec import parse_spec
 
 BOUNDS = [0.1 * i for i in range(1, 11)] + [math.inf]
 

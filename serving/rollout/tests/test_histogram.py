@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from serving.rollout.histogram import (
+from serving.rollout.core.histogram import (
     INF,
     align,
     bin_shares,

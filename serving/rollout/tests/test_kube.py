@@ -12,7 +12,7 @@ from kubernetes.client import ApiClient, Configuration
 from kubernetes.client.exceptions import ApiException
 from urllib3 import HTTPResponse
 
-from serving.rollout.kube import RESTART_ANNOTATION, ClusterEdge, RouteError, reweigh
+from serving.rollout.edges.kube import RESTART_ANNOTATION, ClusterEdge, RouteError, reweigh
 
 NS = "models"
 ROUTE_PATH = f"/apis/gateway.networking.k8s.io/v1/namespaces/{NS}/httproutes/clf"

@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from serving.rollout.spec import SpecError, load_spec, parse_duration, parse_spec
+from serving.rollout.core.spec import SpecError, load_spec, parse_duration, parse_spec
 
 SPEC_DIR = Path(__file__).resolve().parents[1]
 

@@ -16,13 +16,13 @@ from typing import Any
 from kubernetes.client import ApiClient, AppsV1Api, CoreV1Api, CustomObjectsApi
 from kubernetes.client.exceptions import ApiException
 
-from serving.rollout.processes import READY_TIMEOUT_S
-
 LOG = logging.getLogger("plinth.rollout")
 GROUP, VERSION, PLURAL = "gateway.networking.k8s.io", "v1", "httproutes"
 RESTART_ANNOTATION = "plinth.dev/restartedAt"
 COMPONENT = "plinth-rollout"
 POLL_S = 2.0
+# A Deployment that has not rolled out in this long (image pull, model download, probes) is stuck.
+READY_TIMEOUT_S = 600.0
 
 
 class RouteError(RuntimeError):

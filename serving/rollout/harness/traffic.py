@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 
-from serving.rollout.router import TRACK_HEADER
+from serving.rollout.edges.router import TRACK_HEADER
 
 CLIENT_TIMEOUT_S = 10.0
 

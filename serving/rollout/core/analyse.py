@@ -11,9 +11,9 @@ import math
 from dataclasses import dataclass, field
 from enum import Enum
 
-from serving.rollout.divergence import describe, divergence
-from serving.rollout.observe import DRIFT_OFF, Observation, Predictions, TrackSample
-from serving.rollout.spec import AnalysisSpec, Check
+from serving.rollout.core.divergence import describe, divergence
+from serving.rollout.core.observe import DRIFT_OFF, Observation, Predictions, TrackSample
+from serving.rollout.core.spec import AnalysisSpec, Check
 
 PASS, FAIL, NO_DATA, PENDING = "pass", "fail", "no_data", "pending"
 # A check whose signal cannot exist for this canary (input drift of a model without a reference profile):

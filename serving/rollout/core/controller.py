@@ -13,11 +13,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from serving.rollout.analyse import Action, Analysis, Verdict
-from serving.rollout.observe import MetricsSource
-from serving.rollout.record import PROMOTED, ROLLED_BACK, RolloutRecorder
-from serving.rollout.spec import AnalysisSpec
-from serving.rollout.telemetry import ROLLOUT_CHECKS, ROLLOUT_DECISIONS, ROLLOUT_WEIGHT
+from serving.rollout.core.analyse import Action, Analysis, Verdict
+from serving.rollout.core.observe import MetricsSource
+from serving.rollout.core.record import PROMOTED, ROLLED_BACK, RolloutRecorder
+from serving.rollout.core.spec import AnalysisSpec
+from serving.rollout.core.telemetry import ROLLOUT_CHECKS, ROLLOUT_DECISIONS, ROLLOUT_WEIGHT
 
 LOG = logging.getLogger("plinth.rollout")
 ALIAS_ATTEMPTS = 3

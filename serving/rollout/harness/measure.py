@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from serving.rollout.router import RouterStats
-from serving.rollout.traffic import TrafficLog, failed
+from serving.rollout.edges.router import RouterStats
+from serving.rollout.harness.traffic import TrafficLog, failed
 
 
 @dataclass(frozen=True)

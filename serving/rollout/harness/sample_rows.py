@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from components.common.profile import FeatureProfile, column_kind, profile_feature
-from serving.rollout.inspect_model import InputColumn, ModelFacts
+from serving.rollout.edges.inspect_model import InputColumn, ModelFacts
 
 LOG = logging.getLogger("plinth.rollout")
 DEFAULT_ROWS = 600

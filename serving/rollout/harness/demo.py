@@ -1,4 +1,4 @@
-"""`python -m serving.rollout.demo`: the whole loop on one machine, the first thing a newcomer runs.
+"""`python -m serving.rollout.harness.demo`: the whole loop on one machine, the first thing a newcomer runs.
 
 Train a champion and serve it, train a better challenger and roll it out as a canary behind the router
 under synthetic traffic (held-out rows) until it is promoted; then register a deliberately bad challenger
@@ -24,18 +24,18 @@ from mlflow.exceptions import MlflowException
 
 from components.common.state import local_tracking_uri, plinth_home
 from components.common.tracking import CHALLENGER, CHAMPION, connect
-from serving.rollout.controller import Controller, Outcome
-from serving.rollout.local import LocalStack
-from serving.rollout.measure import exposure
-from serving.rollout.processes import free_port
-from serving.rollout.record import RolloutRecorder
-from serving.rollout.report import Summary
-from serving.rollout.spec import load_spec
-from serving.rollout.telemetry import serve_metrics
-from serving.rollout.traffic import TrafficGenerator
-from serving.rollout.train_drill import held_out_instances, register_drill_model
+from serving.rollout.core.controller import Controller, Outcome
+from serving.rollout.core.record import RolloutRecorder
+from serving.rollout.core.spec import load_spec
+from serving.rollout.core.telemetry import serve_metrics
+from serving.rollout.harness.local import LocalStack
+from serving.rollout.harness.measure import exposure
+from serving.rollout.harness.processes import free_port
+from serving.rollout.harness.report import Summary
+from serving.rollout.harness.traffic import TrafficGenerator
+from serving.rollout.harness.train_drill import held_out_instances, register_drill_model
 
-FAST_SPEC = Path(__file__).with_name("analysis-fast.yaml")
+FAST_SPEC = Path(__file__).parents[1] / "analysis-fast.yaml"
 MODEL = "plinth-demo"
 CHAMPION_FRACTION = 0.1
 ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
@@ -47,7 +47,7 @@ TASK_STATUS = re.compile(
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """Parse the demo's flags."""
-    parser = argparse.ArgumentParser(prog="python -m serving.rollout.demo", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m serving.rollout.harness.demo", description=__doc__)
     parser.add_argument("--home", type=Path, help="where each run gets a fresh directory (default: $PLINTH_HOME/demo)")
     parser.add_argument("--spec", type=Path, default=FAST_SPEC, help="analysis spec (default: the fast one)")
     parser.add_argument(

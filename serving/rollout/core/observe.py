@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from serving.rollout.histogram import bucket_total
+from serving.rollout.core.histogram import bucket_total
 
 NAN = math.nan
 STABLE = "stable"

@@ -11,7 +11,7 @@ import time
 
 import httpx
 
-from serving.rollout.observe import (
+from serving.rollout.core.observe import (
     CLASS_COUNTER,
     NAN,
     PREDICT_ENDPOINT,

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from serving.rollout.controller import Outcome
-from serving.rollout.local import LocalStack
-from serving.rollout.measure import Exposure
-from serving.rollout.traffic import TrafficLog, failed
+from serving.rollout.core.controller import Outcome
+from serving.rollout.harness.local import LocalStack
+from serving.rollout.harness.measure import Exposure
+from serving.rollout.harness.traffic import TrafficLog, failed
 
 TIMELINE_MARKERS = ("canary weight", "PROMOTED", "ROLLED BACK", "rollout started")
 

@@ -1,4 +1,4 @@
-"""`python -m serving.rollout.bench`: how fast a bad canary is caught, and what it costs the clients.
+"""`python -m serving.rollout.harness.bench`: how fast a bad canary is caught, and what it costs the clients.
 
 For each bad kind (erroring, slow, garbage-predicting) a canary goes through the same local stack and
 analysis under steady traffic; the benchmark measures, from the client side, the time from the canary's
@@ -18,17 +18,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from components.common.tracking import CHAMPION, connect
-from serving.rollout.controller import Controller
-from serving.rollout.local import METRICS_CHOICES, LocalStack
-from serving.rollout.measure import Exposure, exposure
-from serving.rollout.observe import CANARY
-from serving.rollout.record import RolloutRecorder
-from serving.rollout.services import Chaos
-from serving.rollout.spec import AnalysisSpec, load_spec
-from serving.rollout.traffic import TrafficGenerator
-from serving.rollout.train_drill import held_out_instances, register_drill_model
+from serving.rollout.core.controller import Controller
+from serving.rollout.core.observe import CANARY
+from serving.rollout.core.record import RolloutRecorder
+from serving.rollout.core.spec import AnalysisSpec, load_spec
+from serving.rollout.harness.local import METRICS_CHOICES, LocalStack
+from serving.rollout.harness.measure import Exposure, exposure
+from serving.rollout.harness.services import Chaos
+from serving.rollout.harness.traffic import TrafficGenerator
+from serving.rollout.harness.train_drill import held_out_instances, register_drill_model
 
-BENCH_SPEC = Path(__file__).with_name("analysis-bench.yaml")
+BENCH_SPEC = Path(__file__).parents[1] / "analysis-bench.yaml"
 RESULTS = Path(__file__).with_name("bench-results.md")
 MODEL = "plinth-bench"
 FLAGGER_INTERVAL_S, FLAGGER_THRESHOLD = 60, 5
@@ -109,7 +109,7 @@ def render(spec_path: Path, spec: AnalysisSpec, rate: float, rows: list[Row], me
 
 def main(argv: list[str] | None = None) -> int:
     """Run every case once and write the table to bench-results.md (and stdout)."""
-    parser = argparse.ArgumentParser(prog="python -m serving.rollout.bench", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m serving.rollout.harness.bench", description=__doc__)
     parser.add_argument("--spec", type=Path, default=BENCH_SPEC)
     parser.add_argument("--rate", type=float, default=100.0, help="synthetic requests per second")
     parser.add_argument("--metrics", choices=METRICS_CHOICES, default="auto")

@@ -15,7 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 
-from serving.rollout.observe import CANARY, STABLE
+from serving.rollout.core.observe import CANARY, STABLE
 
 HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "content-length", "host", "content-encoding"}
 TRACK_HEADER = "x-plinth-track"

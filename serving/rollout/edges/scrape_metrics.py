@@ -13,8 +13,8 @@ from collections.abc import Mapping
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from serving.rollout.histogram import histogram_quantile
-from serving.rollout.observe import (
+from serving.rollout.core.histogram import histogram_quantile
+from serving.rollout.core.observe import (
     NAN,
     PREDICT_ENDPOINT,
     Observation,

@@ -15,8 +15,8 @@ import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from serving.rollout.histogram import count_divergence, histogram_divergence
-from serving.rollout.observe import Predictions
+from serving.rollout.core.histogram import count_divergence, histogram_divergence
+from serving.rollout.core.observe import Predictions
 
 
 @dataclass(frozen=True)

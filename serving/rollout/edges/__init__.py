@@ -1,0 +1,1 @@
+"""The controller's edges: metrics sources (Prometheus, /metrics), the local router, the cluster, the registry."""

@@ -1,0 +1,1 @@
+"""The one-machine harness: local stack, processes, traffic, demo, benchmark and drills."""
