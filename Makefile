@@ -110,11 +110,19 @@ chart-docs: k8s-tools ## regenerate the chart README parameter table and the pre
 	$(PY) -m serving.gitops.render_base
 
 .PHONY: promote
-promote: k8s-tools ## move a model version pin between overlays: make promote FROM=staging TO=prod [APPLY=1]
+promote: k8s-tools ## write what FROM serves (registry alias serving-FROM) as TO's desired version: make promote FROM=staging TO=prod [APPLY=1]
 	$(PY) -m serving.gitops.promote --from "$(FROM)" --to "$(TO)" $(if $(APPLY),--apply)
 
+.PHONY: status
+status: k8s-tools ## every environment on one screen: desired (Git), serving, canary, phase, last outcome
+	$(PY) -m serving.rollout.status
+
+.PHONY: retry
+retry: k8s-tools ## roll a rolled-back version out once more in ENV: make retry ENV=staging [VERSION=3]
+	$(PY) -m serving.rollout.retry --environment "$(ENV)" $(if $(VERSION),--version "$(VERSION)")
+
 .PHONY: e2e
-e2e: k8s-tools ## kind: install platform + chart, promote one canary, roll back another, drive the HTTPRoute (needs Docker + kind)
+e2e: k8s-tools ## kind: apply the staging overlay, promote one desired version, roll back another, restart the controller, retry (needs Docker + kind)
 	$(PY) -m pytest -m e2e -rs tests/k8s/test_e2e_kind.py
 
 .PHONY: clean

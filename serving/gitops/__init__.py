@@ -1,1 +1,1 @@
-"""GitOps helpers: move a model version pin between environment overlays, and document the chart's values."""
+"""GitOps helpers: promote what one environment serves into the next overlay's desired version; chart docs."""

@@ -1,7 +1,9 @@
-"""The registry evidence a promotion needs: the source environment's rollout of that version succeeded.
+"""The registry evidence a promotion needs: what the source environment serves, and that its rollout succeeded.
 
 The rollout controller writes `plinth.rollout.<environment>.status|reason|finished_at` on the MLflow
-model version when it promotes or rolls back; only `promoted` lets the version move to the next environment.
+model version when it promotes or rolls back, and after a promotion points the alias `serving-<environment>`
+at the version the stable now serves. A promotion moves that version (what the environment actually serves,
+not what its overlay desires) and only when its status is `promoted`.
 """
 
 from __future__ import annotations
@@ -34,6 +36,26 @@ class RolloutEvidence:
             f"plinth.rollout.{self.environment}.status={PROMOTED} "
             f"finished_at={self.finished_at or 'unknown'} reason={self.reason or 'none recorded'}"
         )
+
+
+def serving_alias(environment: str) -> str:
+    """Return the registry alias the rollout controller points at what `environment`'s stable serves."""
+    return f"serving-{environment}"
+
+
+def served_version(client: MlflowClient, model_name: str, environment: str) -> str:
+    """Return the version `environment` serves after its last promotion, or raise EvidenceError."""
+    alias = serving_alias(environment)
+    try:
+        aliases = client.get_registered_model(model_name).aliases
+    except MlflowException as error:
+        raise EvidenceError(f"cannot read model {model_name} from the registry: {error.message}") from error
+    if alias not in aliases:
+        raise EvidenceError(
+            f"{environment} has not promoted anything yet: {model_name} has no alias {alias} "
+            f"(the rollout controller sets it when a rollout in {environment} is promoted)"
+        )
+    return str(aliases[alias])
 
 
 def successful_rollout(client: MlflowClient, model_name: str, version: str, environment: str) -> RolloutEvidence:

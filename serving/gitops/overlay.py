@@ -1,8 +1,9 @@
-"""An environment overlay's model-version pin: read it from what the overlay renders, rewrite it atomically.
+"""An environment overlay's desired model version: read it from what the overlay renders, rewrite it atomically.
 
-The pin is one line in `manifests/overlays/<env>/pin.yaml` (a strategic-merge patch on the stable
-Deployment's PLINTH_MODEL_VERSION). It is read from the `kubectl kustomize` output rather than from the
-file, so the version a promotion checks is the one the environment really deploys.
+Git says which version an environment should serve: one line in `manifests/overlays/<env>/desired.yaml`, a
+strategic-merge patch on the canary Deployment's PLINTH_MODEL_VERSION, which the rollout controller reads,
+rolls out against the stable and promotes. It is read from the `kubectl kustomize` output rather than from
+the file, so the version a promotion compares is the one the environment really deploys.
 """
 
 from __future__ import annotations
@@ -16,12 +17,12 @@ from pathlib import Path
 
 import yaml
 
-PIN_FILE = "pin.yaml"
-STABLE_SUFFIX = "-stable"
+DESIRED_FILE = "desired.yaml"
+CANARY_SUFFIX = "-canary"
 VERSION_ENV = "PLINTH_MODEL_VERSION"
 NAME_ENV = "PLINTH_MODEL_NAME"
-# The value line that follows `- name: PLINTH_MODEL_VERSION` in pin.yaml.
-PIN_LINE = re.compile(rf'(- name: {VERSION_ENV}\n\s+value: )"?([^"\n]*)"?')
+# The value line that follows `- name: PLINTH_MODEL_VERSION` in desired.yaml.
+VERSION_LINE = re.compile(rf'(- name: {VERSION_ENV}\n\s+value: )"?([^"\n]*)"?')
 
 
 class OverlayError(RuntimeError):
@@ -29,8 +30,8 @@ class OverlayError(RuntimeError):
 
 
 @dataclass(frozen=True)
-class Pin:
-    """What an overlay deploys on its stable track: the registered model and its version."""
+class Desired:
+    """What an overlay says its environment should serve: the registered model and its version."""
 
     model_name: str
     version: str
@@ -42,9 +43,9 @@ def overlay_dir(repo: Path, environment: str) -> Path:
 
 
 def known_environments(repo: Path) -> list[str]:
-    """Return the environments that have an overlay with a pin file."""
+    """Return the environments that have an overlay with a desired-version file."""
     root = repo / "manifests" / "overlays"
-    return sorted(path.parent.name for path in root.glob(f"*/{PIN_FILE}")) if root.is_dir() else []
+    return sorted(path.parent.name for path in root.glob(f"*/{DESIRED_FILE}")) if root.is_dir() else []
 
 
 def render(kubectl: str, directory: Path) -> str:
@@ -55,25 +56,25 @@ def render(kubectl: str, directory: Path) -> str:
     return result.stdout
 
 
-def rendered_pin(rendered: str) -> Pin:
-    """Return the model name and version of the stable Deployment in rendered manifests."""
+def rendered_desired(rendered: str) -> Desired:
+    """Return the model name and version on the canary Deployment in rendered manifests."""
     for obj in yaml.safe_load_all(rendered):
-        if not obj or obj.get("kind") != "Deployment" or not obj["metadata"]["name"].endswith(STABLE_SUFFIX):
+        if not obj or obj.get("kind") != "Deployment" or not obj["metadata"]["name"].endswith(CANARY_SUFFIX):
             continue
         for container in obj["spec"]["template"]["spec"]["containers"]:
             env = {entry["name"]: entry.get("value") for entry in container.get("env", [])}
             if env.get(VERSION_ENV) and env.get(NAME_ENV):
-                return Pin(model_name=str(env[NAME_ENV]), version=str(env[VERSION_ENV]))
-    raise OverlayError(f"no stable Deployment with {NAME_ENV} and {VERSION_ENV} in the rendered overlay")
+                return Desired(model_name=str(env[NAME_ENV]), version=str(env[VERSION_ENV]))
+    raise OverlayError(f"no canary Deployment with {NAME_ENV} and {VERSION_ENV} in the rendered overlay")
 
 
-def rewrite_pin(text: str, version: str) -> str:
-    """Return pin.yaml's text with the version replaced; everything else (comments too) stays as it was."""
+def rewrite_desired(text: str, version: str) -> str:
+    """Return desired.yaml's text with the version replaced; everything else (comments too) stays as it was."""
     if not re.fullmatch(r"[0-9]+", version):
         raise OverlayError(f"model version must be digits, got {version!r}")
-    updated, count = PIN_LINE.subn(lambda match: f'{match[1]}"{version}"', text)
+    updated, count = VERSION_LINE.subn(lambda match: f'{match[1]}"{version}"', text)
     if count != 1:
-        raise OverlayError(f"expected one {VERSION_ENV} value in {PIN_FILE}, found {count}")
+        raise OverlayError(f"expected one {VERSION_ENV} value in {DESIRED_FILE}, found {count}")
     return updated
 
 

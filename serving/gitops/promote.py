@@ -2,15 +2,19 @@
 
 `python -m serving.gitops.promote --from staging --to prod [--apply]` (also `make promote FROM=… TO=…`):
 
-1. refuses unless the working tree is clean and the version pinned in the source overlay finished its
-   rollout there (`plinth.rollout.<from>.status = promoted` on the MLflow model version). The registry is
-   `--tracking-uri`, else `$MLFLOW_TRACKING_URI`, else the embedded one in `$PLINTH_HOME` (like every other
-   plinth command); each message names the one it read;
-2. rewrites only the target overlay's pin (temp file + rename), checks that `kubectl kustomize` still renders
-   it with the new version (restoring the old pin when it does not), and commits that one file with a message
-   naming the versions and the evidence;
+1. refuses unless the working tree is clean, the source environment has promoted something (the registry
+   alias `serving-<from>`, which the rollout controller points at what the source's stable serves) and that
+   version finished its rollout there (`plinth.rollout.<from>.status = promoted`). What moves is what the
+   source ACTUALLY SERVES, not what its overlay desires (that may still be rolling out, or rolled back).
+   The registry is `--tracking-uri`, else `$MLFLOW_TRACKING_URI`, else the embedded one in `$PLINTH_HOME`
+   (like every other plinth command); each message names the one it read;
+2. rewrites only the target overlay's desired version (`desired.yaml`, the canary Deployment's
+   PLINTH_MODEL_VERSION; temp file + rename), checks that `kubectl kustomize` still renders it with the new
+   version (restoring the old file when it does not), and commits that one file with a message naming the
+   versions and the evidence;
 3. shows `kubectl diff -k` of the target overlay and, with `--apply`, runs `kubectl apply -k`. Without
-   `--apply` a GitOps agent (Argo CD, Flux) watching the repository applies the commit.
+   `--apply` a GitOps agent (Argo CD, Flux) watching the repository applies the commit; either way the
+   target's rollout controller then rolls the version out there.
 
 Checks run in this order: bad arguments (exit 2), a dirty tree, then the registry evidence (exit 1).
 Exit status: 0 promoted (or nothing to do), 1 refused or failed, 2 bad input.
@@ -26,7 +30,13 @@ from pathlib import Path
 from mlflow import MlflowClient
 
 from serving.gitops import overlay, registry
-from serving.gitops.evidence import EvidenceError, RolloutEvidence, successful_rollout
+from serving.gitops.evidence import (
+    EvidenceError,
+    RolloutEvidence,
+    served_version,
+    serving_alias,
+    successful_rollout,
+)
 from serving.gitops.tools import ToolMissingError, find_tool
 
 REFUSED = 1
@@ -56,7 +66,7 @@ def check_input(repo: Path, source: str, target: str) -> None:
     known = overlay.known_environments(repo)
     for environment in (source, target):
         if environment not in known:
-            where = overlay.overlay_dir(repo, environment) / overlay.PIN_FILE
+            where = overlay.overlay_dir(repo, environment) / overlay.DESIRED_FILE
             raise PromotionError(
                 f"unknown environment {environment!r}: no {where} (known: {', '.join(known) or 'none'})",
                 BAD_INPUT,
@@ -64,7 +74,7 @@ def check_input(repo: Path, source: str, target: str) -> None:
 
 
 def check_clean(repo: Path) -> None:
-    """Refuse a tree with uncommitted changes: the promotion commit must hold the pin and nothing else."""
+    """Refuse a tree with uncommitted changes: the promotion commit must hold the desired version and nothing else."""
     changed = git(repo, "status", "--porcelain").splitlines()
     if changed:
         raise PromotionError(
@@ -76,25 +86,26 @@ def commit_message(evidence: RolloutEvidence, source: str, target: str, previous
     """Return the commit message: the move as subject, the versions and the registry evidence as body."""
     return (
         f"promote {evidence.model_name} v{evidence.version} {source} -> {target}\n\n"
-        f"{target}: v{previous} -> v{evidence.version} (manifests/overlays/{target}/{overlay.PIN_FILE})\n"
+        f"{target}: v{previous} -> v{evidence.version} (manifests/overlays/{target}/{overlay.DESIRED_FILE})\n"
+        f"Source: {source} serves v{evidence.version} (registry alias {serving_alias(source)})\n"
         f"Evidence: {evidence.describe()}\n"
         f"Registry: {where.describe()}\n"
     )
 
 
-def move_pin(kubectl: str, repo: Path, target: str, version: str) -> Path:
-    """Rewrite the target pin and prove it renders; put the old pin back when it does not."""
-    pin_path = overlay.overlay_dir(repo, target) / overlay.PIN_FILE
-    original = pin_path.read_text()
-    overlay.write_atomically(pin_path, overlay.rewrite_pin(original, version))
+def move_desired(kubectl: str, repo: Path, target: str, version: str) -> Path:
+    """Rewrite the target's desired version and prove it renders; put the old file back when it does not."""
+    path = overlay.overlay_dir(repo, target) / overlay.DESIRED_FILE
+    original = path.read_text()
+    overlay.write_atomically(path, overlay.rewrite_desired(original, version))
     try:
-        rendered = overlay.rendered_pin(overlay.render(kubectl, pin_path.parent))
+        rendered = overlay.rendered_desired(overlay.render(kubectl, path.parent))
         if rendered.version != version:
             raise overlay.OverlayError(f"{target} renders version {rendered.version} after the rewrite, not {version}")
     except overlay.OverlayError:
-        overlay.write_atomically(pin_path, original)
+        overlay.write_atomically(path, original)
         raise
-    return pin_path
+    return path
 
 
 def kubectl_k(kubectl: str, verb: str, directory: Path) -> subprocess.CompletedProcess[str]:
@@ -124,14 +135,10 @@ def show_diff_and_apply(kubectl: str, directory: Path, apply: bool) -> None:
         print(result.stdout.strip())
 
 
-def read_evidence(where: registry.Registry, model_name: str, version: str, source: str) -> RolloutEvidence:
-    """Return the rollout evidence from `where`; a refusal names the registry it read."""
-    try:
-        registry.require_embedded_store(where)
-        client = MlflowClient(tracking_uri=where.uri, registry_uri=where.uri)
-        return successful_rollout(client, model_name, version, source)
-    except (EvidenceError, registry.RegistryMissingError) as error:
-        raise PromotionError(f"{error} [registry: {where.describe()}]") from error
+def registry_client(where: registry.Registry) -> MlflowClient:
+    """Return a client of `where`; refuse an embedded registry that does not exist (a read would create it)."""
+    registry.require_embedded_store(where)
+    return MlflowClient(tracking_uri=where.uri, registry_uri=where.uri)
 
 
 def promote(repo: Path, source: str, target: str, tracking_uri: str | None, apply: bool) -> str:
@@ -143,18 +150,24 @@ def promote(repo: Path, source: str, target: str, tracking_uri: str | None, appl
     check_clean(repo)
     where = registry.resolve(tracking_uri)
     kubectl = find_tool("kubectl")
-    pin = overlay.rendered_pin(overlay.render(kubectl, overlay.overlay_dir(repo, source)))
-    previous = overlay.rendered_pin(overlay.render(kubectl, overlay.overlay_dir(repo, target)))
-    if previous == pin:
-        return f"{target} already serves {pin.model_name} v{pin.version}: nothing to promote"
-    evidence = read_evidence(where, pin.model_name, pin.version, source)
-    pin_path = move_pin(kubectl, repo, target, pin.version)
-    git(repo, "add", "--", str(pin_path.relative_to(repo)))
+    model_name = overlay.rendered_desired(overlay.render(kubectl, overlay.overlay_dir(repo, source))).model_name
+    previous = overlay.rendered_desired(overlay.render(kubectl, overlay.overlay_dir(repo, target)))
+    if previous.model_name != model_name:
+        raise PromotionError(f"{source} deploys model {model_name} but {target} {previous.model_name}")
+    try:
+        client = registry_client(where)
+        version = served_version(client, model_name, source)
+        if previous.version == version:
+            return f"{target} already desires {model_name} v{version}, what {source} serves: nothing to promote"
+        evidence = successful_rollout(client, model_name, version, source)
+    except (EvidenceError, registry.RegistryMissingError) as error:
+        raise PromotionError(f"{error} [registry: {where.describe()}]") from error
+    path = move_desired(kubectl, repo, target, version)
+    git(repo, "add", "--", str(path.relative_to(repo)))
     git(repo, "commit", "--quiet", "-m", commit_message(evidence, source, target, previous.version, where))
-    show_diff_and_apply(kubectl, pin_path.parent, apply)
+    show_diff_and_apply(kubectl, path.parent, apply)
     return (
-        f"promoted {pin.model_name} v{pin.version} {source} -> {target} "
-        f"({evidence.describe()}; registry: {where.describe()})"
+        f"promoted {model_name} v{version} {source} -> {target} ({evidence.describe()}; registry: {where.describe()})"
     )
 
 
@@ -166,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--from", dest="source", required=True, help="environment the version comes from")
-    parser.add_argument("--to", dest="target", required=True, help="environment whose pin moves")
+    parser.add_argument("--to", dest="target", required=True, help="environment whose desired version moves")
     parser.add_argument("--apply", action="store_true", help="run `kubectl apply -k` on the target overlay")
     parser.add_argument("--repo", type=Path, default=Path.cwd(), help="the GitOps repository (default: here)")
     parser.add_argument(

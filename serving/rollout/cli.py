@@ -1,9 +1,13 @@
-"""`python -m serving.rollout`: one rollout, local (processes + router) or in-cluster (HTTPRoute).
+"""`python -m serving.rollout`: one local rollout (processes + router), or the in-cluster reconcile loop.
 
-Exit status: 0 promoted, 3 rolled back, 2 bad arguments or spec, or a rollout refused before it started
-(a version that is not there, a canary that solves another task than the stable, no traffic that fits the
-model). SIGINT/SIGTERM stop the analysis, which then rolls back, so an interrupted rollout still ends with
-all traffic on the stable.
+`--mode local` runs one rollout of `challenger` against `champion` and exits: 0 promoted, 3 rolled back,
+2 bad arguments or spec, or a rollout refused before it started (a version that is not there, a canary that
+solves another task than the stable, no traffic that fits the model). SIGINT/SIGTERM stop the analysis,
+which then rolls back, so an interrupted local rollout still ends with all traffic on the stable.
+
+`--mode cluster` is the chart's controller: it reconciles Git's desired version against what the stable
+serves until SIGTERM, which it answers by stopping between steps with its record intact (a restart resumes,
+never rolls back); see core/reconcile.py.
 """
 
 from __future__ import annotations
@@ -48,8 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
         default=os.environ.get("MLFLOW_TRACKING_URI"),
         help="MLflow tracking/registry URI (default: the local SQLite store)",
     )
-    parser.add_argument("--stable-version", help="version the stable serves (default: alias champion)")
-    parser.add_argument("--canary-version", help="version to roll out (default: alias challenger)")
+    parser.add_argument("--stable-version", help="local: version the stable serves (default: alias champion)")
+    parser.add_argument("--canary-version", help="local: version to roll out (default: alias challenger)")
     parser.add_argument("--metrics-port", type=int, default=9100, help="controller /metrics port, 0 = off")
     local = parser.add_argument_group("local mode")
     local.add_argument("--router-port", type=int, default=8080, help="port of the weighted router")
@@ -80,6 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
     cluster.add_argument("--canary-deployment")
     cluster.add_argument("--stable-deployment", help="default: the --stable-service name")
     cluster.add_argument("--prometheus-url")
+    cluster.add_argument("--state-configmap", help="the ConfigMap the controller keeps its record in")
+    cluster.add_argument("--canary-replicas", type=int, default=1, help="canary pods during an analysis")
     return parser
 
 
@@ -168,17 +174,16 @@ def run_local(
                 generator.stop()
 
 
-def run_cluster(
-    args: argparse.Namespace, client: MlflowClient, stop: threading.Event, stable: ModelFacts, canary: ModelFacts
-) -> Outcome:
-    """Run the rollout in-cluster against the HTTPRoute and the Prometheus the chart points at."""
+def run_cluster(args: argparse.Namespace, client: MlflowClient, tracking_uri: str, stop: threading.Event) -> None:
+    """Reconcile one environment until SIGTERM: the controller Deployment of the chart runs this."""
     from kubernetes import config
     from kubernetes.client import ApiClient
 
+    from serving.rollout.core.reconcile import Reconciler
     from serving.rollout.edges.kube import ClusterEdge
+    from serving.rollout.edges.mlflow_registry import MlflowRegistry
     from serving.rollout.edges.query_prometheus import PrometheusSource
 
-    spec = load_spec(args.spec)
     try:
         config.load_incluster_config()
     except config.ConfigException:
@@ -191,12 +196,12 @@ def run_cluster(
         args.canary_service,
         args.canary_deployment,
         args.stable_deployment or args.stable_service,
+        args.state_configmap,
+        canary_pods=args.canary_replicas,
     )
-    edge.prepare()
-    recorder = RolloutRecorder(client, args.model_name, canary.version, args.environment)
+    registry = MlflowRegistry(client, tracking_uri, args.model_name, args.environment)
     source = PrometheusSource(args.prometheus_url)
-    controller = Controller(spec, source, edge, recorder, args.model_name, stop, canary_has_profile=canary.has_profile)
-    return controller.run(stable.version)
+    Reconciler(load_spec(args.spec), edge, source, registry, args.model_name, args.environment, stop).run()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -212,6 +217,7 @@ def main(argv: list[str] | None = None) -> int:
         "canary_service",
         "canary_deployment",
         "prometheus_url",
+        "state_configmap",
     )
     missing = [f"--{name.replace('_', '-')}" for name in required if args.mode == "cluster" and not getattr(args, name)]
     if missing:
@@ -226,13 +232,14 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signum, lambda *_: stop.set())
     tracking_uri = args.tracking_uri or local_tracking_uri()
     client = connect(tracking_uri)
+    if args.mode == "cluster":
+        serve_metrics(args.metrics_port)
+        run_cluster(args, client, tracking_uri, stop)
+        return 0
     try:
         stable, canary = read_versions(args, client, tracking_uri)
         serve_metrics(args.metrics_port)
-        if args.mode == "cluster":
-            outcome = run_cluster(args, client, stop, stable, canary)
-        else:
-            outcome = run_local(args, client, tracking_uri, stop, stable, canary)
+        outcome = run_local(args, client, tracking_uri, stop, stable, canary)
     except Refused as error:
         print(f"plinth rollout: {error}", file=sys.stderr)
         return EXIT_USAGE

@@ -31,7 +31,7 @@ def test_promote_on_a_dirty_tree_refuses_with_one_line_and_changes_nothing(
     block: Block, dirty_copy: Path, tmp_path: Path
 ) -> None:
     head = git(dirty_copy, "rev-parse", "HEAD")
-    pin = (dirty_copy / "manifests/overlays/prod/pin.yaml").read_text()
+    desired = (dirty_copy / "manifests/overlays/prod/desired.yaml").read_text()
     shell = UserShell(home=tmp_path / "home", plinth_home=tmp_path / "plinth-home", cwd=dirty_copy)
     typed = shell.run(block, timeout=300)
     said = [line for line in typed.output.splitlines() if line.startswith("promote:")]
@@ -41,5 +41,5 @@ def test_promote_on_a_dirty_tree_refuses_with_one_line_and_changes_nothing(
     assert typed.returncode == 2, "make reports the failed recipe"
     assert "promote] Error 1" in typed.output, "the promotion itself exits 1 (refused), as documented"
     assert git(dirty_copy, "rev-parse", "HEAD") == head
-    assert (dirty_copy / "manifests/overlays/prod/pin.yaml").read_text() == pin
+    assert (dirty_copy / "manifests/overlays/prod/desired.yaml").read_text() == desired
     assert not shell.plinth_home.exists(), "the refusal comes before any registry is opened"

@@ -1,7 +1,8 @@
-"""The kind e2e's plumbing: prerequisites, cluster lifecycle, add-ons, and waiting on registry outcomes.
+"""The kind e2e's plumbing: prerequisites, cluster lifecycle, add-ons, the staging overlay it applies.
 
-Kept apart from the test module so that the skip decision (`missing_prerequisite`) is unit-tested where no
-Docker runs, and the test reads as the user's story: install, promote one canary, roll back another.
+Kept apart from the test module so that the skip decision (`missing_prerequisite`) and the overlay the e2e
+applies (`build_overlay`) are tested where no Docker runs, and the test reads as the user's story: Git says
+what staging should serve, the rollout controller rolls it out, and restarts change nothing.
 """
 
 from __future__ import annotations
@@ -17,11 +18,15 @@ from pathlib import Path
 
 from k8s_tooling import LOCAL_BIN, ROOT
 
+from serving.gitops.overlay import DESIRED_FILE, rewrite_desired
 from serving.rollout.harness.processes import free_port
 
 CLUSTER = "plinth-e2e"
 NAMESPACE = "plinth"
-RELEASE = "classifier"
+# Release name and namespace of manifests/base (serving.gitops.render_base); the base values'
+# fullnameOverride makes every object's name start with it.
+RELEASE = "plinth-classifier"
+STAGING = ROOT / "manifests" / "overlays" / "staging"
 SERVING_IMAGE = "ghcr.io/plinth-mlops/plinth-serving:0.1.0"
 MLFLOW_IMAGE = "ghcr.io/plinth-mlops/mlflow:3.17.2"
 GATEWAY_API = "https://github.com/kubernetes-sigs/gateway-api/releases/download/v1.2.1/standard-install.yaml"
@@ -156,6 +161,46 @@ def install_mlflow() -> None:
     )
     kubectl("apply", "-n", "plinth-platform", "-k", "manifests/platform/mlflow")
     kubectl("-n", "plinth-platform", "rollout", "status", "deploy/mlflow", "--timeout=300s")
+
+
+def build_overlay(directory: Path) -> Path:
+    """Write a copy of the staging overlay on a base rendered with the e2e values; return the overlay's folder.
+
+    The base is rendered the way `python -m serving.gitops.render_base` does (same release, namespace and
+    base values), with tests/k8s/e2e/values-e2e.yaml on top for a fast analysis and Envoy Gateway's
+    namespace. The overlay's files are the real ones; only its path to the base changes.
+    """
+    base = directory / "base"
+    base.mkdir(parents=True)
+    rendered = sh(
+        "helm",
+        "template",
+        RELEASE,
+        "helm/plinth-serving",
+        "--namespace",
+        NAMESPACE,
+        "--skip-tests",
+        "--values",
+        "manifests/base/values.yaml",
+        "--values",
+        str(E2E_DIR / "values-e2e.yaml"),
+    )
+    (base / "serving.yaml").write_text(rendered.stdout)
+    shutil.copy2(ROOT / "manifests" / "base" / "kustomization.yaml", base / "kustomization.yaml")
+    overlay = directory / "staging"
+    shutil.copytree(STAGING, overlay)
+    kustomization = overlay / "kustomization.yaml"
+    text = kustomization.read_text()
+    if "  - ../../base\n" not in text:
+        raise AssertionError(f"{STAGING / 'kustomization.yaml'} no longer names ../../base as its resource")
+    kustomization.write_text(text.replace("  - ../../base\n", "  - ../base\n"))
+    return overlay
+
+
+def set_desired(overlay: Path, version: str) -> None:
+    """Rewrite the overlay's desired version, as `make promote` does (only the value line changes)."""
+    path = overlay / DESIRED_FILE
+    path.write_text(rewrite_desired(path.read_text(), version))
 
 
 @contextlib.contextmanager

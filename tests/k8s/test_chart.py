@@ -15,6 +15,7 @@ from k8s_tooling import (
     VALUE_SETS,
     env_of,
     kinds,
+    load_documents,
     named,
     render,
     render_with,
@@ -102,7 +103,8 @@ def test_route_weights_come_from_values() -> None:
         (["--set", "image.tag=latest"], "/image/tag"),
         (["--set", "httpRoute.weights.stable=90"], "must be 100"),
         (["--set", "stable.replicas=0"], "/stable/replicas"),
-        (["--set", "model.canary.version=v7"], "/model/canary/version"),
+        (["--set", "model.version=v7"], "/model/version"),
+        (["--set", "model.canary.version=7"], "additional properties 'version' not allowed"),
         (["--set", "mlflow.trackingUri=http://user:secret@mlflow:5000"], "/mlflow/trackingUri"),
         (["--set", "unknownKey=1"], "unknownKey"),
     ],
@@ -113,36 +115,69 @@ def test_bad_values_are_refused(args: list[str], message: str) -> None:
     assert message in result.stderr
 
 
-def test_model_pins_and_mlflow_secrets_reach_the_containers() -> None:
+def test_without_the_controller_the_pins_and_mlflow_secrets_reach_the_containers() -> None:
     objects = render("secrets-and-pins")
     stable = env_of(
         named(objects, "Deployment", "release-plinth-serving-stable")["spec"]["template"]["spec"]["containers"][0]
     )
-    canary = env_of(
-        named(objects, "Deployment", "release-plinth-serving-canary")["spec"]["template"]["spec"]["containers"][0]
-    )
+    canary_deployment = named(objects, "Deployment", "release-plinth-serving-canary")
+    canary = env_of(canary_deployment["spec"]["template"]["spec"]["containers"][0])
     assert stable["PLINTH_MODEL_NAME"]["value"] == "plinth-classifier"
     assert stable["PLINTH_MODEL_ALIAS"]["value"] == "champion"
-    assert stable["PLINTH_MODEL_VERSION"]["value"] == "3"
+    assert stable["PLINTH_MODEL_VERSION"] == {"name": "PLINTH_MODEL_VERSION", "value": "3"}
     assert canary["PLINTH_MODEL_VERSION"]["value"] == "4"
+    assert canary_deployment["spec"]["replicas"] == 2, "no controller: values size the canary"
+    assert "Role" not in kinds(objects)
     assert stable["MLFLOW_TRACKING_URI"]["valueFrom"]["secretKeyRef"] == {"name": "mlflow-uri", "key": "uri"}
-    command = named(objects, "Deployment", "release-plinth-serving-rollout")["spec"]["template"]["spec"]["containers"][
-        0
-    ]["command"]
-    assert command[command.index("--canary-version") + 1] == "4"
-    assert command[command.index("--stable-version") + 1] == "3"
     for name in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
         assert "value" not in canary[name]
         assert canary[name]["valueFrom"]["secretKeyRef"]["name"] == "mlflow-credentials"
 
 
-def test_default_stable_follows_the_champion_alias() -> None:
+def test_with_the_controller_git_desires_on_the_canary_and_the_stable_serves_what_was_promoted() -> None:
+    result = render_with("--set", "model.version=7", "--set", "model.stable.version=3", "--set", "canary.replicas=2")
+    assert result.returncode == 0, result.stderr
+    objects = load_documents(result.stdout)
+    canary_deployment = named(objects, "Deployment", "release-plinth-serving-canary")
+    canary = env_of(canary_deployment["spec"]["template"]["spec"]["containers"][0])
+    assert canary["PLINTH_MODEL_VERSION"]["value"] == "7", "the desired version rides on the canary"
+    assert "replicas" not in canary_deployment["spec"], "the controller sizes the canary; an apply must not"
+    assert not [obj for obj in objects if obj["kind"] == "PodDisruptionBudget" and "canary" in obj["metadata"]["name"]]
+    stable_deployment = named(objects, "Deployment", "release-plinth-serving-stable")
+    stable = env_of(stable_deployment["spec"]["template"]["spec"]["containers"][0])
+    promoted = {"name": "release-plinth-serving-rollout-state", "key": "stableVersion", "optional": True}
+    assert stable["PLINTH_MODEL_VERSION"]["valueFrom"] == {"configMapKeyRef": promoted}, (
+        "model.stable.version is ignored: the stable serves what the controller promoted"
+    )
+    assert stable["PLINTH_MODEL_ALIAS"]["value"] == "champion", "the fallback before the controller's first write"
+    assert stable_deployment["spec"]["replicas"] == 2
+    pod_annotations = stable_deployment["spec"]["template"]["metadata"].get("annotations") or {}
+    assert "plinth.dev/served-version" not in pod_annotations, "only the controller writes it, Git never"
+    assert "release-plinth-serving-rollout-state" not in [
+        obj["metadata"]["name"] for obj in objects if obj["kind"] == "ConfigMap"
+    ], "the controller creates and owns its state ConfigMap; the chart never renders it"
+
+
+def test_only_the_route_the_controller_steers_carries_the_flux_create_only_annotation() -> None:
+    annotation = "kustomize.toolkit.fluxcd.io/ssa"
+    route = named(render("default"), "HTTPRoute", "release-plinth-serving")
+    assert route["metadata"]["annotations"] == {annotation: "IfNotPresent"}
+    without_controller = named(render("secrets-and-pins"), "HTTPRoute", "release-plinth-serving")
+    assert annotation not in (without_controller["metadata"].get("annotations") or {})
+
+
+def test_default_stable_follows_the_champion_alias_until_the_controller_records_a_version() -> None:
     objects = render("default")
     deployment = named(objects, "Deployment", "release-plinth-serving-stable")
     container = deployment["spec"]["template"]["spec"]["containers"][0]
     env = env_of(container)
     assert env["PLINTH_MODEL_ALIAS"]["value"] == "champion"
-    assert "PLINTH_MODEL_VERSION" not in env
+    assert "value" not in env["PLINTH_MODEL_VERSION"]
+    assert env["PLINTH_MODEL_VERSION"]["valueFrom"]["configMapKeyRef"]["optional"] is True
+    canary_pod = named(objects, "Deployment", "release-plinth-serving-canary")["spec"]["template"]["spec"]
+    canary = env_of(canary_pod["containers"][0])
+    assert canary["PLINTH_MODEL_ALIAS"]["value"] == "challenger"
+    assert "PLINTH_MODEL_VERSION" not in canary, "no model.version: the canary follows the challenger alias"
     assert env["BENTOML_HOME"]["value"].startswith("/tmp/")
     assert env["MLFLOW_TRACKING_URI"]["value"].startswith("http://mlflow.")
     assert container["image"] == "ghcr.io/plinth-mlops/plinth-serving:0.1.0"
@@ -177,6 +212,13 @@ def test_controller_role_allows_exactly_what_it_patches() -> None:
             "resourceNames": ["release-plinth-serving-stable", "release-plinth-serving-canary"],
             "verbs": ["get"],
         },
+        {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["create"]},
+        {
+            "apiGroups": [""],
+            "resources": ["configmaps"],
+            "resourceNames": ["release-plinth-serving-rollout-state"],
+            "verbs": ["get", "update", "patch"],
+        },
         {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]},
     ]
     binding = named(render("default"), "RoleBinding", "release-plinth-serving-rollout")
@@ -191,6 +233,21 @@ def test_controller_runs_the_contract_command_with_the_analysis_spec() -> None:
     command = pod["containers"][0]["command"]
     flags = dict(zip(command[3::2], command[4::2], strict=True))
     assert command[:3] == ["python", "-m", "serving.rollout"]
+    assert list(flags) == [
+        "--mode",
+        "--spec",
+        "--namespace",
+        "--httproute",
+        "--stable-service",
+        "--canary-service",
+        "--canary-deployment",
+        "--stable-deployment",
+        "--state-configmap",
+        "--prometheus-url",
+        "--model-name",
+        "--environment",
+        "--metrics-port",
+    ], "no --stable-version/--canary-version: the controller reads the desired version from the canary"
     assert flags == {
         "--mode": "cluster",
         "--spec": "/etc/plinth/analysis.yaml",
@@ -199,9 +256,10 @@ def test_controller_runs_the_contract_command_with_the_analysis_spec() -> None:
         "--stable-service": "release-plinth-serving-stable",
         "--canary-service": "release-plinth-serving-canary",
         "--canary-deployment": "release-plinth-serving-canary",
+        "--stable-deployment": "release-plinth-serving-stable",
+        "--state-configmap": "release-plinth-serving-rollout-state",
         "--prometheus-url": "http://prometheus-operated.monitoring.svc:9090",
         "--model-name": "plinth-classifier",
-        "--stable-deployment": "release-plinth-serving-stable",
         "--environment": "$(PLINTH_ENVIRONMENT)",
         "--metrics-port": "9100",
     }

@@ -1,10 +1,15 @@
-"""End to end on kind (`make e2e`): install the platform and the chart, promote one canary, roll back another,
-then drive the chart's HTTPRoute with the controller's cluster edge directly.
+"""End to end on kind (`make e2e`): Git says what staging should serve, the rollout controller rolls it out,
+and neither its restarts nor a re-apply start a rollout that Git or a user did not ask for.
+
+The story goes through the GitOps door, as an environment does: a temporary copy of the staging overlay
+(tests/k8s/e2e_kind.py `build_overlay`) is applied with `kubectl apply -k`, and each step rewrites its
+desired.yaml and applies again. Three registered versions: v1 (the champion), v2 (good), v3 (garbage:
+shuffled labels).
 
 Needs Docker, kind, helm and kubectl, and network access for the add-on charts; it skips with one line
-where any is missing, and is not part of `make test` (marker `e2e`). The skip decision itself is tested here
-without the marker, so `make test` proves the e2e cannot pass silently on a machine that cannot run it.
-One cluster serves the module (a module-scoped fixture), created and deleted around both e2e tests.
+where any is missing, and is not part of `make test` (marker `e2e`). The skip decision and the overlay the
+e2e applies are tested here without the marker, so `make test` proves the e2e cannot pass silently on a
+machine that cannot run it, nor apply objects the chart does not render.
 """
 
 from __future__ import annotations
@@ -12,9 +17,12 @@ from __future__ import annotations
 import contextlib
 import json
 import threading
+import time
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -25,7 +33,7 @@ from e2e_kind import (
     NAMESPACE,
     RELEASE,
     build_and_load_images,
-    helm,
+    build_overlay,
     install_gateway,
     install_mlflow,
     install_prometheus,
@@ -33,14 +41,20 @@ from e2e_kind import (
     kubectl,
     missing_prerequisite,
     port_forward,
+    set_desired,
     sh,
     wait_for,
 )
-from k8s_tooling import CHART, load_documents, named, run, tool
+from k8s_tooling import env_of, load_documents, named, run, tool
 from mlflow import MlflowClient
 
 MODEL = "plinth-classifier"
+ENVIRONMENT = "staging"
 MLFLOW_LOCAL = "http://localhost:5000"  # MLflow's --allowed-hosts admits localhost:5000
+RETRY_ANNOTATION = "plinth.dev/retry"
+# Phases of the controller's record while a rollout runs (serving/rollout/core/state.py).
+RUNNING = {"progressing", "promoting"}
+ROLLOUT_TIMEOUT_S = 600
 
 
 def test_skip_reason_names_the_missing_tool(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
@@ -62,61 +76,219 @@ def test_skip_reason_names_an_unreachable_docker_daemon(monkeypatch: pytest.Monk
 
 
 @dataclass(frozen=True)
-class ChartNames:
-    """The names the chart gives one release's objects (helm/plinth-serving/templates/_helpers.tpl)."""
+class Names:
+    """The names the chart gives the base's objects (helm/plinth-serving/templates/_helpers.tpl)."""
 
-    release: str
+    fullname: str = RELEASE
 
     @property
     def route(self) -> str:
-        return f"{self.release}-plinth-serving"
+        return self.fullname
 
     @property
     def stable(self) -> str:
-        return f"{self.route}-stable"
+        return f"{self.fullname}-stable"
 
     @property
     def canary(self) -> str:
-        return f"{self.route}-canary"
+        return f"{self.fullname}-canary"
 
     @property
     def controller(self) -> str:
-        return f"{self.route}-rollout"
+        return f"{self.fullname}-rollout"
+
+    @property
+    def state(self) -> str:
+        return f"{self.fullname}-rollout-state"
 
 
-def test_the_e2e_uses_the_names_the_chart_renders() -> None:
-    """Without a cluster: the route, Services and Deployments the e2e addresses exist under those names."""
-    names = ChartNames(RELEASE)
-    rendered = run(
-        [tool("helm"), "template", RELEASE, str(CHART), "-n", NAMESPACE, "-f", str(E2E_DIR / "values-e2e.yaml")]
-    )
-    assert rendered.returncode == 0, rendered.stderr
-    objects = load_documents(rendered.stdout)
-    route = named(objects, "HTTPRoute", names.route)
-    assert {ref["name"] for rule in route["spec"]["rules"] for ref in rule["backendRefs"]} == {
-        names.stable,
-        names.canary,
-    }
-    for name in (names.stable, names.canary):
+NAMES = Names()
+
+
+def render_overlay(overlay: Path) -> list[dict[str, Any]]:
+    result = run([tool("kubectl"), "kustomize", str(overlay)])
+    assert result.returncode == 0, result.stderr
+    return load_documents(result.stdout)
+
+
+def test_the_e2e_overlay_is_the_staging_overlay_on_the_e2e_base(tmp_path: Path) -> None:
+    """Without a cluster: what the e2e applies has the names it addresses and Git's desired version."""
+    overlay = build_overlay(tmp_path / "gitops")
+    set_desired(overlay, "1")
+    objects = render_overlay(overlay)
+    route = named(objects, "HTTPRoute", NAMES.route)
+    assert [ref["name"] for rule in route["spec"]["rules"] for ref in rule["backendRefs"]] == [
+        NAMES.stable,
+        NAMES.canary,
+    ]
+    for name in (NAMES.stable, NAMES.canary):
         named(objects, "Service", name)
-        named(objects, "Deployment", name)
-    named(objects, "Deployment", names.controller)
+    canary = named(objects, "Deployment", NAMES.canary)
+    assert env_of(canary["spec"]["template"]["spec"]["containers"][0])["PLINTH_MODEL_VERSION"]["value"] == "1"
+    stable = named(objects, "Deployment", NAMES.stable)["spec"]["template"]["spec"]["containers"][0]
+    assert env_of(stable)["PLINTH_MODEL_VERSION"]["valueFrom"]["configMapKeyRef"]["name"] == NAMES.state
+    controller = named(objects, "Deployment", NAMES.controller)["spec"]["template"]["spec"]["containers"][0]
+    assert controller["command"][controller["command"].index("--state-configmap") + 1] == NAMES.state
+    assert env_of(controller)["PLINTH_ENVIRONMENT"]["value"] == ENVIRONMENT
+    analysis = yaml.safe_load(named(objects, "ConfigMap", NAMES.controller)["data"]["analysis.yaml"])
+    assert analysis["interval"] == "15s", "the e2e values (fast analysis) reach the base"
+    assert all(obj["metadata"]["labels"]["plinth.dev/environment"] == ENVIRONMENT for obj in objects)
+    set_desired(overlay, "2")
+    canary = named(render_overlay(overlay), "Deployment", NAMES.canary)
+    assert env_of(canary["spec"]["template"]["spec"]["containers"][0])["PLINTH_MODEL_VERSION"]["value"] == "2"
 
 
-def rollout_status(client: MlflowClient, version: str) -> str | None:
-    return client.get_model_version(MODEL, version).tags.get("plinth.rollout.staging.status")
+def tolerated_failed_share() -> float:
+    """Return the failed share the e2e analysis itself tolerates (1 - its success-rate minimum).
+
+    A rollout the controller judges healthy must look healthy from the users' side too: through the Gateway,
+    across both tracks and the stable's restart on promotion, at most the share of failed requests that the
+    canary's own success-rate check accepts. (A shuffled-label canary answers 200, so the same bound holds
+    while it is rolled back.)
+    """
+    values = yaml.safe_load((E2E_DIR / "values-e2e.yaml").read_text())
+    checks = values["rolloutController"]["analysis"]["checks"]
+    return 1.0 - next(float(check["min"]) for check in checks if check["name"] == "success-rate")
 
 
-def canary_weight() -> int:
-    names = ChartNames(RELEASE)
-    route = json.loads(kubectl("get", "httproute", names.route, "-n", NAMESPACE, "-o", "json").stdout)
-    weights = {ref["name"]: ref["weight"] for ref in route["spec"]["rules"][0]["backendRefs"]}
-    return int(weights[names.canary])
+def assert_served(counts: dict[str, int], phase: str) -> None:
+    total = counts["ok"] + counts["failed"]
+    assert counts["ok"] > 0, f"{phase}: no request answered"
+    assert counts["failed"] / total <= tolerated_failed_share(), f"{phase}: {counts['failed']} of {total} failed"
+
+
+def test_failed_requests_beyond_the_analysis_tolerance_fail_the_e2e() -> None:
+    assert tolerated_failed_share() == pytest.approx(0.05)
+    assert_served({"ok": 95, "failed": 5}, "at the bound")
+    with pytest.raises(AssertionError, match="6 of 100 failed"):
+        assert_served({"ok": 94, "failed": 6}, "over the bound")
+    with pytest.raises(AssertionError, match="no request answered"):
+        assert_served({"ok": 0, "failed": 3}, "nothing served")
+
+
+# --- the cluster side ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Record:
+    """The controller's state ConfigMap as read from the cluster."""
+
+    stable_version: str | None
+    status: dict[str, Any]
+    annotations: dict[str, str]
+
+    @property
+    def phase(self) -> str:
+        return str(self.status.get("phase", ""))
+
+
+def record() -> Record | None:
+    """Return the controller's record, None before it has created it."""
+    result = kubectl("get", "configmap", NAMES.state, "-n", NAMESPACE, "-o", "json", check=False)
+    if result.returncode != 0:
+        assert "NotFound" in result.stderr, result.stderr
+        return None
+    configmap = json.loads(result.stdout)
+    data = configmap.get("data") or {}
+    return Record(
+        data.get("stableVersion"),
+        json.loads(data.get("status") or "{}"),
+        configmap["metadata"].get("annotations") or {},
+    )
+
+
+def settled() -> Record:
+    """Wait until the record exists and no rollout runs; return it."""
+    found: list[Record] = []
+
+    def idle() -> bool:
+        current = record()
+        found[:] = [current] if current else []
+        return current is not None and current.phase not in RUNNING
+
+    wait_for(idle, timeout=ROLLOUT_TIMEOUT_S, what="the controller's record to show no rollout running", every=5)
+    return found[0]
+
+
+def apply_desired(overlay: Path, version: str) -> None:
+    """Git now desires `version`: rewrite desired.yaml and `kubectl apply -k` the overlay."""
+    set_desired(overlay, version)
+    kubectl("apply", "-k", str(overlay))
+
+
+def weights() -> dict[str, int]:
+    route = json.loads(kubectl("get", "httproute", NAMES.route, "-n", NAMESPACE, "-o", "json").stdout)
+    return {ref["name"]: int(ref["weight"]) for ref in route["spec"]["rules"][0]["backendRefs"]}
+
+
+def canary_replicas() -> int:
+    return int(kubectl("get", "deploy", NAMES.canary, "-n", NAMESPACE, "-o", "jsonpath={.spec.replicas}").stdout)
+
+
+def stable_pods_serve() -> set[str]:
+    """Return the PLINTH_MODEL_VERSION each stable pod's container actually runs with (after a rollout)."""
+    kubectl("rollout", "status", f"deploy/{NAMES.stable}", "-n", NAMESPACE, "--timeout=600s", timeout=660)
+    pods = kubectl(
+        "get",
+        "pods",
+        "-n",
+        NAMESPACE,
+        "-l",
+        "plinth.dev/track=stable",
+        "--field-selector=status.phase=Running",
+        "-o",
+        "jsonpath={.items[*].metadata.name}",
+    ).stdout.split()
+    assert pods, "no stable pod running"
+    script = "import os; print(os.environ.get('PLINTH_MODEL_VERSION', ''))"
+    return {
+        kubectl("exec", "-n", NAMESPACE, pod, "-c", "serving", "--", "python", "-c", script).stdout.strip()
+        for pod in pods
+    }
+
+
+def assert_idle_on(stable: str, state: Record) -> None:
+    """The environment serves `stable` on the stable track alone: record, pods, route, canary, registry."""
+    assert state.stable_version == stable
+    assert state.phase not in RUNNING
+    template = r"jsonpath={.spec.template.metadata.annotations.plinth\.dev/served-version}"
+    served = kubectl("get", "deploy", NAMES.stable, "-n", NAMESPACE, "-o", template).stdout
+    assert served == stable, "the controller rolled the stable out for the version it records"
+    assert stable_pods_serve() == {stable}
+    assert weights() == {NAMES.stable: 100, NAMES.canary: 0}
+    wait_for(lambda: canary_replicas() == 0, timeout=120, what="the canary to be scaled to 0")
+
+
+def rollout_tag(client: MlflowClient, version: str, key: str) -> str | None:
+    return client.get_model_version(MODEL, version).tags.get(f"plinth.rollout.{ENVIRONMENT}.{key}")
+
+
+def restart_controller(times: int, interval_s: float) -> None:
+    """Delete the controller's pod `times` times, each time waiting for its successor and two intervals."""
+    for _ in range(times):
+        pod = kubectl(
+            "get",
+            "pods",
+            "-n",
+            NAMESPACE,
+            "-l",
+            "app.kubernetes.io/component=rollout-controller",
+            "-o",
+            "jsonpath={.items[0].metadata.name}",
+        ).stdout
+        kubectl("delete", "pod", pod, "-n", NAMESPACE, "--wait=true")
+        kubectl("rollout", "status", f"deploy/{NAMES.controller}", "-n", NAMESPACE, "--timeout=300s", timeout=360)
+        time.sleep(2 * interval_s)
+
+
+def analysis_interval_s() -> float:
+    values = yaml.safe_load((E2E_DIR / "values-e2e.yaml").read_text())
+    return float(str(values["rolloutController"]["analysis"]["interval"]).removesuffix("s"))
 
 
 @contextlib.contextmanager
 def traffic() -> Iterator[dict[str, int]]:
-    """Send held-out rows to /predict through the Gateway until the test ends; count the answers."""
+    """Send held-out rows to /predict through the Gateway until the block ends; count the answers."""
     from serving.rollout.harness.train_drill import held_out_instances
 
     rows = held_out_instances(seed=1)
@@ -155,22 +327,21 @@ def traffic() -> Iterator[dict[str, int]]:
 
 @dataclass(frozen=True)
 class Stack:
-    """The installed stack of one kind cluster: the registry client and the three registered versions."""
+    """One kind cluster with the add-ons, three registered versions and the overlay folder the test applies."""
 
     client: MlflowClient
-    champion: str
-    good: str
-    bad: str
+    overlay: Path
 
 
 @pytest.fixture(scope="module")
-def stack() -> Iterator[Stack]:
-    """One kind cluster for the module: add-ons, three registered models, the chart with the good canary."""
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """One kind cluster for the module: add-ons, the namespace with its MLflow Secret, v1-v3 registered."""
     reason = missing_prerequisite()
     if reason:
         pytest.skip(reason)
     from serving.rollout.harness.train_drill import register_drill_model
 
+    overlay = build_overlay(tmp_path_factory.mktemp("gitops"))
     with pytest.MonkeyPatch.context() as patch, kind_cluster():
         patch.setenv("MLFLOW_TRACKING_USERNAME", "admin")
         patch.setenv("MLFLOW_TRACKING_PASSWORD", ADMIN_PASSWORD)
@@ -180,10 +351,12 @@ def stack() -> Iterator[Stack]:
         install_mlflow()
         with port_forward("plinth-platform", "svc/mlflow", 5000, local_port=5000):
             client = MlflowClient(tracking_uri=MLFLOW_LOCAL, registry_uri=MLFLOW_LOCAL)
-            champion = register_drill_model(MLFLOW_LOCAL, MODEL, seed=1, alias="champion")
-            good = register_drill_model(MLFLOW_LOCAL, MODEL, seed=2, alias="challenger")
-            bad = register_drill_model(MLFLOW_LOCAL, MODEL, seed=3, shuffle_labels=True)
-
+            versions = [
+                register_drill_model(MLFLOW_LOCAL, MODEL, seed=1, alias="champion"),
+                register_drill_model(MLFLOW_LOCAL, MODEL, seed=2),
+                register_drill_model(MLFLOW_LOCAL, MODEL, seed=3, shuffle_labels=True),
+            ]
+            assert versions == ["1", "2", "3"], "a fresh registry numbers the drill models 1, 2, 3"
             kubectl("create", "namespace", NAMESPACE)
             kubectl(
                 "-n",
@@ -195,124 +368,99 @@ def stack() -> Iterator[Stack]:
                 "--from-literal=username=admin",
                 f"--from-literal=password={ADMIN_PASSWORD}",
             )
-            helm(
-                "install",
-                RELEASE,
-                "helm/plinth-serving",
-                "-n",
-                NAMESPACE,
-                "-f",
-                str(E2E_DIR / "values-e2e.yaml"),
-                "--set",
-                f"model.canary.version={good}",
-                "--wait",
-                "--timeout",
-                "10m",
-                timeout=900,
-            )
-            helm("test", RELEASE, "-n", NAMESPACE, "--timeout", "5m")
-            yield Stack(client, champion, good, bad)
+            yield Stack(client, overlay)
     assert CLUSTER not in sh("kind", "get", "clusters").stdout.split()
 
 
-def tolerated_failed_share() -> float:
-    """Return the failed share the e2e analysis itself tolerates (1 - its success-rate minimum).
-
-    A rollout the controller judges healthy must look healthy from the users' side too: through the Gateway,
-    across both tracks and the stable's restart on promotion, at most the share of failed requests that the
-    canary's own success-rate check accepts. (A shuffled-label canary answers 200, so the same bound holds
-    while it is rolled back.)
-    """
-    values = yaml.safe_load((E2E_DIR / "values-e2e.yaml").read_text())
-    checks = values["rolloutController"]["analysis"]["checks"]
-    return 1.0 - next(float(check["min"]) for check in checks if check["name"] == "success-rate")
-
-
-def assert_served(counts: dict[str, int], phase: str) -> None:
-    total = counts["ok"] + counts["failed"]
-    assert counts["ok"] > 0, f"{phase}: no request answered"
-    assert counts["failed"] / total <= tolerated_failed_share(), f"{phase}: {counts['failed']} of {total} failed"
-
-
-@pytest.mark.e2e
-def test_install_promote_and_roll_back_on_kind(stack: Stack) -> None:
-    client, good, bad = stack.client, stack.good, stack.bad
-    # A good challenger: the controller steps the weight up and promotes it.
-    with traffic() as counts:
-        wait_for(
-            lambda: rollout_status(client, good) in {"promoted", "rolled_back"},
-            timeout=600,
-            what=f"the rollout of v{good} to finish",
-            every=10,
-        )
-    assert rollout_status(client, good) == "promoted"
-    assert client.get_model_version_by_alias(MODEL, "champion").version == good
-    assert_served(counts, "good canary")
-
-    # A garbage challenger (shuffled labels): prediction divergence rolls it back.
-    helm(
-        "upgrade",
-        RELEASE,
-        "helm/plinth-serving",
-        "-n",
-        NAMESPACE,
-        "--reuse-values",
-        "--set",
-        f"model.canary.version={bad}",
-        "--wait",
-        "--timeout",
-        "10m",
-        timeout=900,
+def wait_finished(client: MlflowClient, version: str) -> str:
+    wait_for(
+        lambda: rollout_tag(client, version, "status") in {"promoted", "rolled_back"},
+        timeout=ROLLOUT_TIMEOUT_S,
+        what=f"the rollout of v{version} to finish",
+        every=5,
     )
-    kubectl("-n", NAMESPACE, "rollout", "restart", f"deploy/{ChartNames(RELEASE).controller}")
-    with traffic() as counts:
-        wait_for(
-            lambda: rollout_status(client, bad) in {"promoted", "rolled_back"},
-            timeout=600,
-            what=f"the rollout of v{bad} to finish",
-            every=10,
-        )
-    assert rollout_status(client, bad) == "rolled_back"
-    assert client.get_model_version_by_alias(MODEL, "champion").version == good
-    assert canary_weight() == 0
-    assert_served(counts, "garbage canary")
-    events = kubectl("get", "events", "-n", NAMESPACE, "-o", "json").stdout
-    assert "rolled" in events.lower()
-    assert stack.champion != good != bad
+    return str(rollout_tag(client, version, "status"))
+
+
+def rollout_starts_until(condition: Any, timeout: float) -> set[float]:
+    """Poll the record until `condition()` holds; return every rollout start time (`started_at`) seen."""
+    starts: set[float] = set()
+
+    def observe() -> bool:
+        current = record()
+        if current is not None and current.status.get("started_at"):
+            starts.add(float(current.status["started_at"]))
+        return bool(condition())
+
+    wait_for(observe, timeout=timeout, what="the retried rollout", every=3)
+    return starts
+
+
+def stable_version() -> str | None:
+    current = record()
+    return current.stable_version if current else None
 
 
 @pytest.mark.e2e
-def test_the_cluster_edge_moves_the_chart_httproute_and_rollback_restores_the_stable(stack: Stack) -> None:
-    """The controller's cluster edge on the chart's real objects (names as the chart renders them)."""
-    from kubernetes import config
-    from kubernetes.client import CustomObjectsApi
+def test_git_desires_the_controller_rolls_out_and_restarts_start_nothing(stack: Stack) -> None:
+    client, overlay = stack.client, stack.overlay
+    interval = analysis_interval_s()
 
-    from serving.rollout.edges.kube import GROUP, PLURAL, VERSION, ClusterEdge
+    # 1. Git desires v1, the champion: the controller initializes its record and the stable serves v1.
+    apply_desired(overlay, "1")
+    kubectl("rollout", "status", f"deploy/{NAMES.controller}", "-n", NAMESPACE, "--timeout=600s", timeout=660)
+    wait_for(lambda: stable_version() == "1", timeout=600, what="the record's stableVersion 1")
+    assert_idle_on("1", settled())
 
-    names = ChartNames(RELEASE)
-    # This test drives the route itself: the chart's own controller must not move it meanwhile.
-    kubectl("-n", NAMESPACE, "scale", f"deploy/{names.controller}", "--replicas=0")
-    api = config.new_client_from_config(context=f"kind-{CLUSTER}")
-    stable, canary = names.stable, names.canary
-    edge = ClusterEdge(api, NAMESPACE, names.route, stable, canary, canary, stable)
+    # 2. Git desires v2 (good): rolled out under traffic, promoted; the stable serves v2, route back to 100/0.
+    with traffic() as counts:
+        apply_desired(overlay, "2")
+        assert wait_finished(client, "2") == "promoted"
+        state = settled()
+    assert_served(counts, "good canary")
+    assert_idle_on("2", state)
+    assert client.get_model_version_by_alias(MODEL, f"serving-{ENVIRONMENT}").version == "2"
 
-    def weights() -> dict[str, int]:
-        route = CustomObjectsApi(api).get_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, names.route)
-        return {ref["name"]: ref["weight"] for rule in route["spec"]["rules"] for ref in rule["backendRefs"]}
+    # 3. Three controller restarts start no rollout: the record is untouched, v2's rollout not begun again.
+    before, started = record(), rollout_tag(client, "2", "started_at")
+    with traffic() as counts:
+        restart_controller(3, interval)
+    assert_served(counts, "controller restarts")
+    assert record() == before
+    assert rollout_tag(client, "2", "started_at") == started
+    assert_idle_on("2", settled())
 
-    edge.prepare()
-    edge.set_weight(25)
-    assert weights() == {stable: 75, canary: 25}
-    edge.rollback()
-    assert weights() == {stable: 100, canary: 0}
-    replicas = kubectl("-n", NAMESPACE, "get", f"deploy/{canary}", "-o", "jsonpath={.spec.replicas}").stdout
-    assert replicas == "0"
+    # 4. Git desires v3 (garbage): rolled back; the stable still serves v2 and the registry says so.
+    with traffic() as counts:
+        apply_desired(overlay, "3")
+        assert wait_finished(client, "3") == "rolled_back"
+        state = settled()
+    assert_served(counts, "garbage canary")
+    assert_idle_on("2", state)
+    assert client.get_model_version_by_alias(MODEL, f"serving-{ENVIRONMENT}").version == "2"
 
+    # 5. Git still desires v3, but two restarts do not retry it: a rolled-back version stays rolled back.
+    before, started = record(), rollout_tag(client, "3", "started_at")
+    restart_controller(2, interval)
+    assert record() == before
+    assert rollout_tag(client, "3", "started_at") == started
+    assert rollout_tag(client, "3", "status") == "rolled_back"
 
-def test_failed_requests_beyond_the_analysis_tolerance_fail_the_e2e() -> None:
-    assert tolerated_failed_share() == pytest.approx(0.05)
-    assert_served({"ok": 95, "failed": 5}, "at the bound")
-    with pytest.raises(AssertionError, match="6 of 100 failed"):
-        assert_served({"ok": 94, "failed": 6}, "over the bound")
-    with pytest.raises(AssertionError, match="no request answered"):
-        assert_served({"ok": 0, "failed": 3}, "nothing served")
+    # 6. A retry request starts exactly one new rollout of v3 (rolled back again: it is still garbage).
+    assert before is not None
+    first = {float(before.status["started_at"])} if before.status.get("started_at") else set()
+    kubectl("annotate", "configmap", NAMES.state, "-n", NAMESPACE, f"{RETRY_ANNOTATION}=3", "--overwrite")
+    with traffic() as counts:
+        seen = rollout_starts_until(lambda: rollout_tag(client, "3", "started_at") != started, timeout=300)
+        seen |= rollout_starts_until(
+            lambda: rollout_tag(client, "3", "status") == "rolled_back" and (record() or before).phase not in RUNNING,
+            timeout=ROLLOUT_TIMEOUT_S,
+        )
+        hold_until = time.monotonic() + 3 * interval  # a second rollout would have started by then
+        seen |= rollout_starts_until(lambda: time.monotonic() >= hold_until, timeout=3 * interval + 30)
+    assert_served(counts, "retried garbage canary")
+    after = settled()
+    assert len(seen - first) == 1, f"one new rollout after the retry; starts seen: {sorted(seen - first)}"
+    assert RETRY_ANNOTATION not in after.annotations, "the controller consumes the retry request"
+    assert rollout_tag(client, "3", "status") == "rolled_back"
+    assert_idle_on("2", after)

@@ -38,12 +38,21 @@ def test_kustomize_renders_valid_restricted_objects(target: str) -> None:
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_overlay_pins_model_version_image_and_environment(overlay: str) -> None:
+def test_overlay_desires_a_model_version_on_the_canary_and_pins_image_and_environment(overlay: str) -> None:
     objects = kustomize(f"overlays/{overlay}")
     deployments = {obj["metadata"]["name"]: obj for obj in objects if obj["kind"] == "Deployment"}
+    canary = deployments["plinth-classifier-canary"]["spec"]["template"]["spec"]["containers"][0]
+    desired = {entry["name"]: entry.get("value") for entry in canary["env"]}
+    assert re.fullmatch(r"[0-9]+", desired["PLINTH_MODEL_VERSION"])
+    assert "replicas" not in deployments["plinth-classifier-canary"]["spec"], "the controller sizes the canary"
     stable = deployments["plinth-classifier-stable"]["spec"]["template"]["spec"]["containers"][0]
-    pin = {entry["name"]: entry.get("value") for entry in stable["env"]}
-    assert re.fullmatch(r"[0-9]+", pin["PLINTH_MODEL_VERSION"])
+    served = {entry["name"]: entry for entry in stable["env"]}["PLINTH_MODEL_VERSION"]
+    assert served["valueFrom"]["configMapKeyRef"] == {
+        "name": "plinth-classifier-rollout-state",
+        "key": "stableVersion",
+        "optional": True,
+    }, "the stable serves what the controller promoted, never Git's desired version"
+    assert not (MANIFESTS / "overlays" / overlay / "pin.yaml").exists()
     controller = deployments["plinth-classifier-rollout"]["spec"]["template"]["spec"]["containers"][0]
     assert {entry["name"]: entry.get("value") for entry in controller["env"]}["PLINTH_ENVIRONMENT"] == overlay
     for deployment in deployments.values():

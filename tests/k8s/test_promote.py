@@ -1,5 +1,8 @@
 """`python -m serving.gitops.promote` against a temporary Git repository and a real MLflow registry.
 
+What moves is what staging SERVES (the registry alias `serving-staging`, set by its rollout controller on
+promotion), written as prod's desired version (desired.yaml, the canary Deployment).
+
 kubectl is real for `kustomize`; `diff` and `apply` need a cluster, so a fake kubectl on PATH records those
 calls (the boundary) and forwards everything else to the real binary. The tests of the default registry run
 the command the way a user does: a subprocess with a scrubbed environment (PATH, HOME, LANG, PLINTH_HOME).
@@ -7,11 +10,13 @@ the command the way a user does: a subprocess with a scrubbed environment (PATH,
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import stat
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,8 +27,9 @@ from components.common.state import local_tracking_uri
 from serving.gitops import promote, registry
 
 MODEL = "plinth-classifier"
-PIN = Path("manifests/overlays/prod/pin.yaml")
-STAGING_PIN = Path("manifests/overlays/staging/pin.yaml")
+DESIRED = Path("manifests/overlays/prod/desired.yaml")
+STAGING_DESIRED = Path("manifests/overlays/staging/desired.yaml")
+SERVING_STAGING = "serving-staging"
 FAKE_KUBECTL = """#!/usr/bin/env bash
 echo "$*" >> "$FAKE_KUBECTL_LOG"
 case "$1" in
@@ -37,14 +43,15 @@ case "$1" in
       echo "The connection to the server localhost:8080 was refused" >&2; exit 2
     fi
     echo "-  value: \\"1\\""; echo "+  value: \\"2\\""; exit 1 ;;
-  apply) echo "deployment.apps/plinth-classifier-stable configured" ;;
+  apply) echo "deployment.apps/plinth-classifier-canary configured" ;;
 esac
 """
 
 
 @pytest.fixture(scope="module")
 def plinth_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A PLINTH_HOME whose embedded registry holds: in staging v2 promoted, v3 rolled back, v4 rolling, v5 no tags."""
+    """A PLINTH_HOME whose embedded registry holds: in staging v2 promoted (and served), v3 rolled back,
+    v4 rolling, v5 no tags."""
     root = tmp_path_factory.mktemp("plinth-home")
     uri = local_tracking_uri(root)
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
@@ -61,6 +68,7 @@ def plinth_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
         client.set_model_version_tag(MODEL, version, "plinth.rollout.staging.status", status)
         client.set_model_version_tag(MODEL, version, "plinth.rollout.staging.reason", reason)
         client.set_model_version_tag(MODEL, version, "plinth.rollout.staging.finished_at", "2026-11-21T23:00:00Z")
+    client.set_registered_model_alias(MODEL, SERVING_STAGING, "2")
     return root
 
 
@@ -76,7 +84,7 @@ def git(repo: Path, *args: str) -> str:
 
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
-    """A GitOps repository holding this project's manifests (staging pins v2, prod pins v1)."""
+    """A GitOps repository holding this project's manifests (staging desires v2, prod desires v1)."""
     repo = tmp_path / "gitops"
     shutil.copytree(ROOT / "manifests", repo / "manifests")
     git(repo, "init", "--quiet", "--initial-branch=main")
@@ -103,31 +111,46 @@ def kubectl_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return log
 
 
-def set_staging_pin(repo: Path, version: str) -> None:
-    path = repo / STAGING_PIN
+@contextlib.contextmanager
+def staging_serves(uri: str, version: str | None) -> Iterator[None]:
+    """Point `serving-staging` at `version` (None: remove it) for one test, then back at v2."""
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    if version is None:
+        client.delete_registered_model_alias(MODEL, SERVING_STAGING)
+    else:
+        client.set_registered_model_alias(MODEL, SERVING_STAGING, version)
+    try:
+        yield
+    finally:
+        client.set_registered_model_alias(MODEL, SERVING_STAGING, "2")
+
+
+def set_staging_desired(repo: Path, version: str) -> None:
+    path = repo / STAGING_DESIRED
     path.write_text(path.read_text().replace('value: "2"', f'value: "{version}"'))
-    git(repo, "commit", "--quiet", "-am", f"staging runs v{version}")
+    git(repo, "commit", "--quiet", "-am", f"staging desires v{version}")
 
 
-def pinned(repo: Path, pin: Path = PIN) -> str:
-    return next(line for line in (repo / pin).read_text().splitlines() if "value:" in line).split('"')[1]
+def desired_in(repo: Path, path: Path = DESIRED) -> str:
+    return next(line for line in (repo / path).read_text().splitlines() if "value:" in line).split('"')[1]
 
 
 def run_promote(repo: Path, uri: str, *extra: str) -> int:
     return promote.main(["--from", "staging", "--to", "prod", "--repo", str(repo), "--tracking-uri", uri, *extra])
 
 
-def test_promotion_moves_only_the_prod_pin_commits_evidence_and_shows_the_diff(
+def test_promotion_moves_only_prods_desired_version_commits_evidence_and_shows_the_diff(
     repo: Path, tracking_uri: str, kubectl_log: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    before = (repo / PIN).read_text()
+    before = (repo / DESIRED).read_text()
     assert run_promote(repo, tracking_uri) == 0
-    assert pinned(repo) == "2"
-    assert (repo / PIN).read_text() == before.replace('value: "1"', 'value: "2"')
-    assert git(repo, "show", "--name-only", "--format=", "HEAD").split() == [str(PIN)]
+    assert desired_in(repo) == "2"
+    assert (repo / DESIRED).read_text() == before.replace('value: "1"', 'value: "2"')
+    assert git(repo, "show", "--name-only", "--format=", "HEAD").split() == [str(DESIRED)]
     message = git(repo, "log", "-1", "--format=%B")
     assert message.startswith("promote plinth-classifier v2 staging -> prod")
-    assert "prod: v1 -> v2" in message
+    assert "prod: v1 -> v2 (manifests/overlays/prod/desired.yaml)" in message
+    assert "Source: staging serves v2 (registry alias serving-staging)" in message
     assert "plinth.rollout.staging.status=promoted" in message
     assert "all checks passed at 100%" in message
     assert git(repo, "status", "--porcelain") == ""
@@ -144,11 +167,27 @@ def test_apply_runs_kubectl_apply_on_the_target_overlay(repo: Path, tracking_uri
     assert f"apply -k {repo / 'manifests/overlays/prod'}" in kubectl_log.read_text().splitlines()
 
 
-def test_promoting_again_is_a_no_op(repo: Path, tracking_uri: str, kubectl_log: Path) -> None:
+def test_promoting_again_is_a_no_op(
+    repo: Path, tracking_uri: str, kubectl_log: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert run_promote(repo, tracking_uri) == 0
     head = git(repo, "rev-parse", "HEAD")
     assert run_promote(repo, tracking_uri) == 0
     assert git(repo, "rev-parse", "HEAD") == head
+    assert "prod already desires plinth-classifier v2, what staging serves: nothing to promote" in (
+        capsys.readouterr().out
+    )
+
+
+def test_what_staging_serves_moves_not_what_its_overlay_desires(
+    repo: Path, tracking_uri: str, kubectl_log: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Staging desires v4 (still rolling out there) while its stable serves v2: prod gets v2."""
+    set_staging_desired(repo, "4")
+    assert run_promote(repo, tracking_uri) == 0
+    assert desired_in(repo) == "2"
+    assert desired_in(repo, STAGING_DESIRED) == "4", "the source overlay is never touched"
+    assert "promoted plinth-classifier v2 staging -> prod" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(
@@ -157,7 +196,6 @@ def test_promoting_again_is_a_no_op(repo: Path, tracking_uri: str, kubectl_log: 
         ("3", "plinth.rollout.staging.status=rolled_back (success-rate 0.91 < 0.99)"),
         ("4", "plinth.rollout.staging.status=in_progress"),
         ("5", "has no plinth.rollout.staging.status tag"),
-        ("9", "cannot read version 9"),
     ],
 )
 def test_refuses_a_version_whose_staging_rollout_did_not_succeed(
@@ -168,12 +206,48 @@ def test_refuses_a_version_whose_staging_rollout_did_not_succeed(
     version: str,
     message: str,
 ) -> None:
-    set_staging_pin(repo, version)
     head = git(repo, "rev-parse", "HEAD")
-    assert run_promote(repo, tracking_uri) == 1
+    with staging_serves(tracking_uri, version):
+        assert run_promote(repo, tracking_uri) == 1
     assert message in capsys.readouterr().err
-    assert pinned(repo) == "1"
+    assert desired_in(repo) == "1"
     assert git(repo, "rev-parse", "HEAD") == head
+
+
+def test_refuses_when_staging_has_promoted_nothing_yet(
+    repo: Path, tracking_uri: str, kubectl_log: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    head = git(repo, "rev-parse", "HEAD")
+    with staging_serves(tracking_uri, None):
+        assert run_promote(repo, tracking_uri) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.splitlines() == [err], "one line"
+    assert err.startswith("promote: staging has not promoted anything yet: plinth-classifier has no alias serving-")
+    assert err.endswith(f"[registry: {tracking_uri} (--tracking-uri)]")
+    assert desired_in(repo) == "1"
+    assert git(repo, "rev-parse", "HEAD") == head
+
+
+def test_overlays_of_two_different_models_are_refused(
+    repo: Path, tracking_uri: str, kubectl_log: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = repo / DESIRED
+    path.write_text(path.read_text() + '            - name: PLINTH_MODEL_NAME\n              value: "other-model"\n')
+    git(repo, "commit", "--quiet", "-am", "prod serves another model")
+    assert run_promote(repo, tracking_uri) == 1
+    assert "staging deploys model plinth-classifier but prod other-model" in capsys.readouterr().err
+
+
+def test_an_unknown_model_is_refused_naming_the_registry(
+    repo: Path, tracking_uri: str, kubectl_log: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    empty = local_tracking_uri(tmp_path / "other-home")
+    (tmp_path / "other-home").mkdir()
+    MlflowClient(tracking_uri=empty, registry_uri=empty).search_registered_models()
+    assert run_promote(repo, empty) == 1
+    err = capsys.readouterr().err
+    assert "cannot read model plinth-classifier from the registry" in err
+    assert f"[registry: {empty} (--tracking-uri)]" in err
 
 
 def test_refuses_a_dirty_working_tree(
@@ -182,13 +256,13 @@ def test_refuses_a_dirty_working_tree(
     (repo / "notes.txt").write_text("uncommitted")
     assert run_promote(repo, tracking_uri) == 1
     assert "not clean" in capsys.readouterr().err
-    assert pinned(repo) == "1"
+    assert desired_in(repo) == "1"
 
 
-def test_a_pin_that_no_longer_renders_is_put_back_and_not_committed(
+def test_a_desired_version_that_no_longer_renders_is_put_back_and_not_committed(
     repo: Path, tracking_uri: str, kubectl_log: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    before = (repo / PIN).read_text()
+    before = (repo / DESIRED).read_text()
     head = git(repo, "rev-parse", "HEAD")
     real_render = promote.overlay.render
     renders: list[Path] = []
@@ -196,19 +270,19 @@ def test_a_pin_that_no_longer_renders_is_put_back_and_not_committed(
     def render_then_fail(kubectl: str, directory: Path) -> str:
         renders.append(directory)
         if len(renders) == 3:  # the check after the rewrite
-            assert pinned(repo) == "2", "the new pin is in place while it is checked"
+            assert desired_in(repo) == "2", "the new desired version is in place while it is checked"
             raise promote.overlay.OverlayError("kubectl kustomize failed: simulated")
         return real_render(kubectl, directory)
 
     monkeypatch.setattr(promote.overlay, "render", render_then_fail)
     assert run_promote(repo, tracking_uri) == 1
-    assert (repo / PIN).read_text() == before
+    assert (repo / DESIRED).read_text() == before
     assert git(repo, "rev-parse", "HEAD") == head
     assert git(repo, "status", "--porcelain") == ""
-    assert sorted(path.name for path in (repo / PIN).parent.iterdir()) == [
+    assert sorted(path.name for path in (repo / DESIRED).parent.iterdir()) == [
+        "desired.yaml",
         "environment.yaml",
         "kustomization.yaml",
-        "pin.yaml",
     ]
 
 
@@ -218,7 +292,7 @@ def test_a_render_failure_reported_by_kubectl_is_refused(
     monkeypatch.setenv("FAKE_KUSTOMIZE_FAIL_FOR", "overlays/prod")
     assert run_promote(repo, tracking_uri) == 1
     assert "simulated render failure" in capsys.readouterr().err
-    assert pinned(repo) == "1"
+    assert desired_in(repo) == "1"
 
 
 def test_no_cluster_is_reported_and_the_commit_stands(
@@ -227,7 +301,7 @@ def test_no_cluster_is_reported_and_the_commit_stands(
     monkeypatch.setenv("FAKE_NO_CLUSTER", "1")
     assert run_promote(repo, tracking_uri) == 0
     assert "no cluster reachable" in capsys.readouterr().out
-    assert pinned(repo) == "2"
+    assert desired_in(repo) == "2"
     assert run_promote(repo, tracking_uri, "--apply") == 0  # already promoted: nothing to apply
 
 
@@ -237,7 +311,7 @@ def test_apply_without_a_cluster_fails_after_the_commit(
     monkeypatch.setenv("FAKE_NO_CLUSTER", "1")
     assert run_promote(repo, tracking_uri, "--apply") == 1
     assert "--apply needs a reachable cluster" in capsys.readouterr().err
-    assert pinned(repo) == "2"
+    assert desired_in(repo) == "2"
     assert git(repo, "status", "--porcelain") == ""
 
 
@@ -259,7 +333,7 @@ def test_bad_input_exits_2_with_one_line(
 
 
 def test_a_missing_overlay_is_bad_input(repo: Path, tracking_uri: str, capsys: pytest.CaptureFixture[str]) -> None:
-    (repo / PIN).unlink()
+    (repo / DESIRED).unlink()
     assert run_promote(repo, tracking_uri) == 2
     assert "unknown environment 'prod'" in capsys.readouterr().err
 
@@ -287,7 +361,7 @@ def test_without_tracking_uri_the_embedded_registry_of_plinth_home_is_read(
     assert "promoted plinth-classifier v2 staging -> prod" in result.stdout
     assert f"registry: {where}" in result.stdout
     assert "kubectl diff: no cluster reachable" in result.stdout
-    assert pinned(repo) == "2"
+    assert desired_in(repo) == "2"
     assert f"Registry: {where}" in git(repo, "log", "-1", "--format=%B")
 
 
@@ -300,7 +374,7 @@ def test_without_any_registry_the_refusal_names_plinth_home_and_creates_nothing(
     assert f"no registry at {empty_home / 'mlflow.db'}" in result.stderr
     assert "[registry: sqlite:///" in result.stderr
     assert list(empty_home.iterdir()) == [], "reading the evidence must not create an empty registry"
-    assert pinned(repo) == "1"
+    assert desired_in(repo) == "1"
 
 
 def test_mlflow_tracking_uri_wins_over_plinth_home(repo: Path, tracking_uri: str, tmp_path: Path) -> None:
@@ -309,7 +383,7 @@ def test_mlflow_tracking_uri_wins_over_plinth_home(repo: Path, tracking_uri: str
     result = promote_as_typed(repo, empty_home, tmp_path, MLFLOW_TRACKING_URI=tracking_uri)
     assert result.returncode == 0, result.stderr
     assert f"registry: {tracking_uri} ($MLFLOW_TRACKING_URI)" in result.stdout
-    assert pinned(repo) == "2"
+    assert desired_in(repo) == "2"
 
 
 def test_checks_run_in_order_bad_arguments_then_dirty_tree_then_registry(
@@ -353,4 +427,4 @@ def test_real_kubectl_without_a_cluster_is_reported(
     out = capsys.readouterr().out
     assert "kubectl diff: no cluster reachable" in out
     assert "connection refused" in out
-    assert pinned(repo) == "2"
+    assert desired_in(repo) == "2"

@@ -26,6 +26,11 @@
 {{- printf "%s-rollout" (include "plinth.fullname" . | trunc 55 | trimSuffix "-") }}
 {{- end }}
 
+{{/* The ConfigMap the rollout controller creates and owns (stableVersion, status); the chart never renders it. */}}
+{{- define "plinth.stateConfigMapName" -}}
+{{- printf "%s-rollout-state" (include "plinth.fullname" . | trunc 49 | trimSuffix "-") }}
+{{- end }}
+
 {{- define "plinth.chart" -}}
 {{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
 {{- end }}

@@ -23,6 +23,22 @@ LOG = logging.getLogger("plinth.rollout")
 ALIAS_ATTEMPTS = 3
 
 
+def judged(recorder: RolloutRecorder, weight: int, verdict: Verdict) -> str:
+    """Count one interval's check results, add them to the history and return the line that says them."""
+    for result in verdict.results:
+        ROLLOUT_CHECKS.labels(result.name, result.status).inc()
+    checks = ", ".join(f"{r.name}={r.status}" for r in verdict.results)
+    recorder.event(
+        "analysis",
+        weight=weight,
+        action=verdict.action.value,
+        reason=verdict.reason,
+        checks=[{"name": r.name, "status": r.status, "value": r.value, "detail": r.detail} for r in verdict.results],
+    )
+    why = "" if verdict.action is Action.ADVANCE else f" - {verdict.reason}"
+    return f"at {weight}%: {verdict.action.value} ({checks}){why}"
+
+
 class TrafficEdge(Protocol):
     """Where the traffic split lives: the local router or an HTTPRoute."""
 
@@ -86,20 +102,7 @@ class Controller:
 
     def report(self, weight: int, verdict: Verdict) -> None:
         """Count and log one interval's check results."""
-        for result in verdict.results:
-            ROLLOUT_CHECKS.labels(result.name, result.status).inc()
-        checks = ", ".join(f"{r.name}={r.status}" for r in verdict.results)
-        self.recorder.event(
-            "analysis",
-            weight=weight,
-            action=verdict.action.value,
-            reason=verdict.reason,
-            checks=[
-                {"name": r.name, "status": r.status, "value": r.value, "detail": r.detail} for r in verdict.results
-            ],
-        )
-        why = "" if verdict.action is Action.ADVANCE else f" - {verdict.reason}"
-        self.say(f"at {weight}%: {verdict.action.value} ({checks}){why}")
+        self.say(judged(self.recorder, weight, verdict))
 
     def analyse_step(self, weight: int, analysis: Analysis) -> Action:
         """Run intervals at one weight until it advances, or a rollback is due."""

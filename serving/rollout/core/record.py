@@ -18,7 +18,16 @@ from components.common.tracking import CHALLENGER, CHAMPION
 
 LOG = logging.getLogger("plinth.rollout")
 IN_PROGRESS, PROMOTED, ROLLED_BACK = "in_progress", "promoted", "rolled_back"
+# Cluster outcomes that are not an analysis verdict: the first version an environment serves, and a rollout
+# whose desired version Git took back before it ended.
+INITIALIZED, CANCELED = "initialized", "canceled"
 REJECTED_TAG = "plinth.rejected"
+SERVING_ALIAS_PREFIX = "serving-"
+
+
+def serving_alias(environment: str) -> str:
+    """Return the registry alias that records what `environment`'s stable serves (`serving-staging`)."""
+    return f"{SERVING_ALIAS_PREFIX}{environment}"
 
 
 def now_iso() -> str:
@@ -70,17 +79,38 @@ class RolloutRecorder:
         except Exception as error:  # a stale challenger alias is harmless
             LOG.warning("could not clear alias %s: %s", CHALLENGER, str(error).splitlines()[0][:200])
 
-    def finish(self, status: str, reason: str) -> None:
-        """Write the outcome tags and the history artifact; a rolled-back version is also rejected."""
+    def move_serving(self, champion_too: bool) -> None:
+        """Point `serving-<environment>` at the version; with `champion_too`, `champion` as well, forward only.
+
+        Several environments promote the same versions at different times: prod promoting v3 after staging
+        promoted v4 must not move `champion` (what training gates against) back to v3. `challenger` is
+        cleared only when it names this version. Each alias move is one registry call.
+        """
+        self.client.set_registered_model_alias(self.model_name, serving_alias(self.environment), self.version)
+        if not champion_too:
+            return
+        aliases = self.client.get_registered_model(self.model_name).aliases
+        champion = aliases.get(CHAMPION)
+        if champion is None or int(champion) < int(self.version):
+            self.client.set_registered_model_alias(self.model_name, CHAMPION, self.version)
+        if str(aliases.get(CHALLENGER)) == self.version:
+            self.client.delete_registered_model_alias(self.model_name, CHALLENGER)
+
+    def finish(self, status: str, reason: str) -> bool:
+        """Write the outcome tags and the history artifact; a rolled-back version is also rejected.
+
+        Returns whether the status tag was written (the registry answered).
+        """
         self.event(status, reason=reason)
         finished = now_iso()
-        self.tag(f"{self.prefix}.status", status)
+        recorded = self.tag(f"{self.prefix}.status", status)
         self.tag(f"{self.prefix}.reason", reason[:4000])
         self.tag(f"{self.prefix}.finished_at", finished)
         if status == ROLLED_BACK:
             self.tag(REJECTED_TAG, "true")
             self.tag(f"{REJECTED_TAG}.reason", reason[:4000])
         self.save_history(finished)
+        return recorded
 
     def save_history(self, finished: str) -> None:
         """Log the history as JSON on the version's run and name it in a tag."""

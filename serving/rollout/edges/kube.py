@@ -1,8 +1,11 @@
-"""Cluster edge: the canary's weight lives in a Gateway API HTTPRoute; the canary is a Deployment.
+"""Cluster edge: the canary's weight lives in a Gateway API HTTPRoute; the tracks are two Deployments.
 
-Weights are set by a JSON merge patch of the route's rules carrying the resourceVersion read just before,
-so a concurrent edit makes the API answer 409 and the patch is redone on the fresh object instead of
-silently overwriting it. Every change is also an Event on the HTTPRoute (`kubectl describe httproute`).
+Git's desired version is read from the canary Deployment; the controller's record is a ConfigMap it creates
+and owns (`core/state.py`); the stable is rolled out by stamping the version on its pod template. Weights are
+set by a JSON merge patch of the route's rules carrying the resourceVersion read just before, so a
+concurrent edit makes the API answer 409 and the patch is redone on the fresh object instead of silently
+overwriting it; record writes carry theirs the same way. Every change is also an Event on the HTTPRoute
+(`kubectl describe httproute`).
 """
 
 from __future__ import annotations
@@ -10,15 +13,21 @@ from __future__ import annotations
 import copy
 import logging
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
 from kubernetes.client import ApiClient, AppsV1Api, CoreV1Api, CustomObjectsApi
 from kubernetes.client.exceptions import ApiException
 
+from serving.rollout.core.reconcile import Desired, StateConflict
+from serving.rollout.core.state import RETRY_ANNOTATION, State
+
 LOG = logging.getLogger("plinth.rollout")
 GROUP, VERSION, PLURAL = "gateway.networking.k8s.io", "v1", "httproutes"
-RESTART_ANNOTATION = "plinth.dev/restartedAt"
+# Stamped on the stable's pod template: the version its pods were rolled out to load from the record.
+SERVED_ANNOTATION = "plinth.dev/served-version"
+MODEL_VERSION_ENV, MODEL_ALIAS_ENV = "PLINTH_MODEL_VERSION", "PLINTH_MODEL_ALIAS"
 COMPONENT = "plinth-rollout"
 POLL_S = 2.0
 # A Deployment that has not rolled out in this long (image pull, model download, probes) is stuck.
@@ -44,7 +53,7 @@ def reweigh(rules: list[dict[str, Any]], stable: str, canary: str, weight: int) 
 
 
 class ClusterEdge:
-    """Traffic edge on a cluster: HTTPRoute weights, canary Deployment scale, stable restart."""
+    """The reconcile loop's view of a cluster: HTTPRoute weights, the two Deployments, the record, Events."""
 
     def __init__(
         self,
@@ -55,6 +64,8 @@ class ClusterEdge:
         canary_service: str,
         canary_deployment: str,
         stable_deployment: str,
+        state_configmap: str,
+        canary_pods: int = 1,
         ready_timeout: float = READY_TIMEOUT_S,
         poll: float = POLL_S,
     ) -> None:
@@ -62,6 +73,7 @@ class ClusterEdge:
         self.namespace, self.httproute = namespace, httproute
         self.stable_service, self.canary_service = stable_service, canary_service
         self.canary_deployment, self.stable_deployment = canary_deployment, stable_deployment
+        self.state_configmap, self.canary_pods = state_configmap, canary_pods
         self.ready_timeout, self.poll = ready_timeout, poll
 
     def event(self, reason: str, message: str, warning: bool = False) -> None:
@@ -132,28 +144,85 @@ class ClusterEdge:
             time.sleep(self.poll)
         raise TimeoutError(f"Deployment {name} not rolled out after {self.ready_timeout:.0f}s")
 
-    def prepare(self, replicas: int = 1) -> None:
-        """Start the canary at weight 0 and wait until it is ready."""
-        self.set_weight(0)
-        self.scale_canary(replicas)
+    def deployment(self, name: str) -> Any:
+        """Return a Deployment as the client's model object."""
+        return self.apps.read_namespaced_deployment(name, self.namespace)
+
+    def read_desired(self) -> Desired:
+        """Return the model version (or alias) that Git put on the canary Deployment's serving container."""
+        for container in self.deployment(self.canary_deployment).spec.template.spec.containers or []:
+            env = {item.name: item.value for item in container.env or [] if item.value}
+            if MODEL_VERSION_ENV in env or MODEL_ALIAS_ENV in env:
+                return Desired(version=env.get(MODEL_VERSION_ENV), alias=env.get(MODEL_ALIAS_ENV))
+        return Desired()
+
+    def read_state(self) -> State | None:
+        """Return the record from its ConfigMap, None when the controller has not created it yet."""
+        try:
+            found = self.core.read_namespaced_config_map(self.state_configmap, self.namespace)
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+        meta = found.metadata
+        return State.from_configmap(found.data, meta.annotations, meta.resource_version)
+
+    def write_state(self, state: State, clear_retry: bool = False) -> State:
+        """Create the record, or merge-patch it against the resourceVersion it was read at (409: StateConflict)."""
+        metadata: dict[str, Any] = {"name": self.state_configmap, "namespace": self.namespace}
+        try:
+            if state.resource_version is None:
+                metadata["labels"] = {"app.kubernetes.io/managed-by": COMPONENT}
+                body = {"metadata": metadata, "data": state.data()}
+                written = self.core.create_namespaced_config_map(self.namespace, body)
+            else:
+                metadata["resourceVersion"] = state.resource_version
+                if clear_retry:
+                    metadata["annotations"] = {RETRY_ANNOTATION: None}
+                body = {"metadata": metadata, "data": state.data()}
+                written = self.core.patch_namespaced_config_map(self.state_configmap, self.namespace, body)
+        except ApiException as error:
+            if error.status == 409:
+                raise StateConflict(f"ConfigMap {self.state_configmap}: {error.reason}") from error
+            raise
+        retry = None if clear_retry else state.retry
+        return replace(state, retry=retry, resource_version=written.metadata.resource_version)
+
+    def served_annotation(self) -> str | None:
+        """Return the version stamped on the stable's pod template by the last rollout to it."""
+        annotations = self.deployment(self.stable_deployment).spec.template.metadata.annotations or {}
+        return annotations.get(SERVED_ANNOTATION) or None
+
+    def route_weight(self) -> int:
+        """Return the canary backend's weight on the live route (0 when it has none)."""
+        route = self.custom.get_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, self.httproute)
+        for rule in route["spec"].get("rules", []):
+            for ref in rule.get("backendRefs", []):
+                if ref.get("name") == self.canary_service:
+                    return int(ref.get("weight", 1))
+        return 0
+
+    def canary_replicas(self) -> int:
+        """Return the canary Deployment's desired replicas."""
+        return int(self.deployment(self.canary_deployment).spec.replicas or 0)
+
+    def start_canary(self) -> None:
+        """Scale the canary up when it is down, and wait until it is ready."""
+        if self.canary_replicas() == 0:
+            self.scale_canary(self.canary_pods)
         self.wait_rolled_out(self.canary_deployment)
 
-    def promote(self) -> None:
-        """Restart the stable (it loads the moved `champion` alias), then canary weight 0 and scale 0."""
-        stamp = datetime.now(UTC).isoformat(timespec="seconds")
-        patch = {"spec": {"template": {"metadata": {"annotations": {RESTART_ANNOTATION: stamp}}}}}
+    def stop_canary(self) -> None:
+        """Scale the canary to 0 pods."""
+        if self.canary_replicas() != 0:
+            self.scale_canary(0)
+
+    def serve_on_stable(self, version: str) -> None:
+        """Stamp `version` on the stable's pod template (its pods then reload from the record) and wait.
+
+        The stamp is the version, not a time: re-stamping the same version changes nothing, so a promotion
+        resumed after a controller restart does not restart the stable twice.
+        """
+        patch = {"spec": {"template": {"metadata": {"annotations": {SERVED_ANNOTATION: version}}}}}
         self.apps.patch_namespaced_deployment(self.stable_deployment, self.namespace, patch)
         self.wait_rolled_out(self.stable_deployment)
-        self.set_weight(0)
-        self.scale_canary(0)
-        self.event("Promoted", f"stable {self.stable_deployment} restarted on the new champion; canary scaled to 0")
-
-    def rollback(self) -> None:
-        """Canary weight 0 and scale 0; the stable is untouched."""
-        self.set_weight(0)
-        self.scale_canary(0)
-        self.event(
-            "RolledBack",
-            f"canary {self.canary_deployment} scaled to 0, all traffic on the stable",
-            warning=True,
-        )

@@ -23,3 +23,4 @@ def test_cluster_mode_names_its_missing_flags():
     assert done.returncode == 2
     assert "--httproute" in done.stderr
     assert "--prometheus-url" in done.stderr
+    assert "--state-configmap" in done.stderr

@@ -1,0 +1,441 @@
+"""The in-cluster controller: a reconcile loop that compares desired, serving and its own record, then acts.
+
+Every tick reads three things afresh: the version Git wants (the canary Deployment's PLINTH_MODEL_VERSION,
+or its alias), what the stable serves and the rollout record (one ConfigMap, `state.py`). Then one of:
+
+- idle: desired == serving; the route is held at 0 % canary and the canary at 0 pods (drift is repaired);
+- start: desired is new and not rejected in this environment (or the user asked for a retry of it);
+- analyse: one interval of the analysis at the recorded step; advance, hold or roll back;
+- resume: the first tick of a new controller process finds a rollout in progress. It keeps the recorded
+  step, failure counts and start time (restarting never forgives a failure nor extends the deadline),
+  re-applies the recorded weight (the record is written before the route, so the route can only lag it),
+  and judges the current step only on intervals observed after the restart: no step is ever passed on less
+  evidence than the spec demands;
+- cancel: Git took the desired version back (or moved on) mid-analysis: weight 0, canary stopped, not rejected;
+- blocked: desired was rolled back here; it stays rolled back, without a fake spec change, until a retry.
+
+A stop (SIGTERM: node drain, `helm upgrade`) ends the loop between steps and leaves the record as it is, so
+the next controller resumes: a restart is never a rollback. Every record write carries the resourceVersion
+it read; a conflict (another writer) drops the tick and the next one starts from the fresh record.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Protocol
+
+from serving.rollout.core.analyse import Action, Analysis
+from serving.rollout.core.controller import judged
+from serving.rollout.core.observe import MetricsSource
+from serving.rollout.core.record import CANCELED, INITIALIZED, PROMOTED, ROLLED_BACK, RolloutRecorder, now_iso
+from serving.rollout.core.spec import AnalysisSpec
+from serving.rollout.core.state import CANCELED as PHASE_CANCELED
+from serving.rollout.core.state import (
+    FAILED,
+    PROGRESSING,
+    PROMOTING,
+    RETRY_ANNOTATION,
+    SUCCEEDED,
+    Outcome,
+    RolloutStatus,
+    State,
+)
+from serving.rollout.core.state import INITIALIZED as PHASE_INITIALIZED
+from serving.rollout.core.telemetry import ROLLOUT_DECISIONS, ROLLOUT_WEIGHT
+
+LOG = logging.getLogger("plinth.rollout")
+
+
+class StateConflict(RuntimeError):
+    """The record changed since it was read (HTTP 409); the tick is dropped and redone from a fresh read."""
+
+
+@dataclass(frozen=True)
+class Desired:
+    """What Git asks the environment to serve: a version, or an alias the registry resolves."""
+
+    version: str | None = None
+    alias: str | None = None
+
+
+class ClusterView(Protocol):
+    """The few cluster objects the loop reads and writes (HTTPRoute, two Deployments, the record, Events)."""
+
+    def read_desired(self) -> Desired:
+        """Return the canary Deployment's model version (or alias): Git's desired state."""
+
+    def read_state(self) -> State | None:
+        """Return the record, None when it does not exist yet."""
+
+    def write_state(self, state: State, clear_retry: bool = False) -> State:
+        """Create or update the record against its resourceVersion; raise StateConflict on a 409."""
+
+    def served_annotation(self) -> str | None:
+        """Return the version the stable's pod template was last rolled out for (None: never by us)."""
+
+    def route_weight(self) -> int:
+        """Return the canary's live weight on the route."""
+
+    def set_weight(self, weight: int) -> None:
+        """Send `weight` percent to the canary."""
+
+    def start_canary(self) -> None:
+        """Scale the canary up (if it is not) and wait until it is ready."""
+
+    def canary_replicas(self) -> int:
+        """Return the canary Deployment's desired replicas."""
+
+    def stop_canary(self) -> None:
+        """Scale the canary to 0."""
+
+    def serve_on_stable(self, version: str) -> None:
+        """Roll the stable out so that its pods load `version` from the record, and wait until they do."""
+
+    def event(self, reason: str, message: str, warning: bool = False) -> None:
+        """Emit a Kubernetes Event about the rollout."""
+
+
+class Registry(Protocol):
+    """What the loop asks of MLflow: aliases, rejections in this environment, the model, outcomes."""
+
+    def resolve(self, alias: str) -> str | None:
+        """Return the version `alias` points to, None when it points nowhere or the registry is down."""
+
+    def rejected(self, version: str) -> str | None:
+        """Return why `version` was rolled back in this environment per the registry, None if it was not."""
+
+    def has_profile(self, version: str) -> bool | None:
+        """Return whether `version` carries a reference profile (None: not known)."""
+
+    def refusal(self, stable: str, canary: str) -> str | None:
+        """Return why `canary` cannot replace `stable` at all (another task), None when it may be tried."""
+
+    def recorder(self, version: str) -> RolloutRecorder:
+        """Return the recorder that writes `version`'s rollout tags in this environment."""
+
+
+class Reconciler:
+    """One environment's controller: `tick()` once per interval until `stop` is set."""
+
+    def __init__(
+        self,
+        spec: AnalysisSpec,
+        view: ClusterView,
+        source: MetricsSource,
+        registry: Registry,
+        model_name: str,
+        environment: str,
+        stop: threading.Event | None = None,
+        on_line: Callable[[str], None] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.spec, self.view, self.source, self.registry = spec, view, source, registry
+        self.model_name, self.environment = model_name, environment
+        self.stop = stop or threading.Event()
+        self.on_line = on_line or LOG.info
+        self.clock = clock
+        # The analysis this process runs (None: none yet, so a rollout found in the record is resumed).
+        self.analysis: Analysis | None = None
+        self.analysing: str | None = None
+        self.recorders: dict[str, RolloutRecorder] = {}
+        self.last_line = ""
+
+    def say(self, line: str, once: bool = False) -> None:
+        """Log one line; with `once`, only when it differs from the previous line (idle ticks stay quiet)."""
+        if once and line == self.last_line:
+            return
+        self.last_line = line
+        self.on_line(f"[{self.model_name} {self.environment}] {line}")
+
+    def run(self) -> None:
+        """Tick every interval until stopped; a failed tick is logged and retried, never turned into a decision."""
+        self.say(f"controller started: steps {list(self.spec.steps)}, interval {self.spec.interval:g}s")
+        while not self.stop.is_set():
+            try:
+                self.tick()
+            except StateConflict as error:
+                self.say(f"record changed under us ({error}); re-reading it next interval")
+            except Exception as error:  # an API or registry hiccup: the record is intact, try again
+                LOG.exception("reconcile failed")
+                self.say(f"reconcile failed, retrying next interval: {type(error).__name__}: {error}")
+            self.stop.wait(self.spec.interval)
+        self.say("controller stopping; the record stays as it is and the next controller resumes from it")
+
+    def desired_version(self) -> str | None:
+        """Return the version Git wants, resolving an alias through the registry."""
+        desired = self.view.read_desired()
+        if desired.version:
+            return desired.version
+        return self.registry.resolve(desired.alias) if desired.alias else None
+
+    def tick(self) -> None:
+        """Read desired, serving and the record, and take the one action they call for."""
+        desired = self.desired_version()
+        state = self.view.read_state() or State()
+        status = state.status
+        if desired is None:
+            self.say(
+                "no desired version: the canary Deployment names no model version and its alias resolves to none", True
+            )
+            return
+        if state.stable_version is None:
+            self.initialize(state, desired)
+        elif status.phase == PROGRESSING and status.canary_version != desired:
+            self.cancel(state, desired)
+        elif status.phase == PROMOTING:
+            self.promote(state)
+        elif status.phase == PROGRESSING:
+            self.analyse(state)
+        else:
+            self.settle(state, desired)
+
+    def settle(self, state: State, desired: str) -> None:
+        """No rollout runs: record a pending outcome, then idle, stay blocked or start one."""
+        status = state.status
+        if status.outcome and not status.outcome.recorded:
+            state = self.record_outcome(state)
+        if desired == state.stable_version:
+            self.idle(state)
+            return
+        rejected = status.rejected.get(desired) or self.registry.rejected(desired)
+        if rejected and state.retry != desired:
+            self.say(
+                f"v{desired} was rolled back in {self.environment} ({rejected}); it stays rolled back until a retry: "
+                f"`make retry ENV={self.environment}` or annotate the record {RETRY_ANNOTATION}={desired}",
+                True,
+            )
+            return
+        self.start(state, desired, retried=bool(rejected))
+
+    def write(self, state: State, clear_retry: bool = False) -> State:
+        """Write the record and keep the fresh resourceVersion."""
+        state.status.last_transition = now_iso()
+        return self.view.write_state(state, clear_retry)
+
+    def initialize(self, state: State, desired: str) -> None:
+        """No stable version on record: recover it from the stable Deployment, or serve the first desired one.
+
+        A record that was deleted is recovered from the annotation the controller stamps on the stable's pod
+        template (the stable keeps serving what it served). Only a stable that no controller ever rolled out
+        takes the desired version without analysis, as Flagger initializes its primary: nothing serves that
+        an analysis could compare against.
+        """
+        served = self.view.served_annotation()
+        if served:
+            state.stable_version = served
+            state.status = replace(
+                RolloutStatus(), rejected=state.status.rejected, message=f"record recovered: stable serves v{served}"
+            )
+            self.write(state)
+            self.say(
+                f"no record of what serves: recovered v{served} from the stable Deployment; a rollout that was in "
+                "progress cannot be resumed without its record and starts again from weight 0"
+            )
+            self.return_to_stable()
+            return
+        state.stable_version = desired
+        state.status = RolloutStatus(
+            phase=PHASE_INITIALIZED, canary_version=desired, message=f"first version v{desired} serves without analysis"
+        )
+        state.status.outcome = Outcome(
+            desired, INITIALIZED, "first version of this environment, nothing to compare with", now_iso()
+        )
+        state = self.write(state)
+        self.say(
+            f"initializing: the stable serves v{desired}, the first version of {self.environment}, without analysis"
+        )
+        self.view.serve_on_stable(desired)
+        self.return_to_stable()
+        self.view.event("Initialized", f"stable serves v{desired} (first version, no analysis)")
+        self.record_outcome(state)
+
+    def idle(self, state: State) -> None:
+        """Desired is served: hold the route at 0 % canary and the canary at 0 pods, repairing any drift."""
+        if self.view.route_weight() != 0:
+            self.say("idle, but the route sends traffic to the canary: back to 0 %")
+            self.view.set_weight(0)
+        if self.view.canary_replicas() != 0:
+            self.view.stop_canary()
+        ROLLOUT_WEIGHT.labels(self.model_name).set(0)
+        self.say(
+            f"idle: the stable serves v{state.stable_version}, which is what {self.environment} should serve", True
+        )
+
+    def start(self, state: State, desired: str, retried: bool) -> None:
+        """Record a new rollout, start the canary, then send it its first step's weight."""
+        rejected = {v: r for v, r in state.status.rejected.items() if v != desired}
+        refused = self.registry.refusal(state.stable_version or "", desired)
+        first = self.spec.steps[0]
+        why = "retry requested" if retried else "new desired version"
+        state.status = RolloutStatus(
+            phase=PROGRESSING,
+            canary_version=desired,
+            stable_at_start=state.stable_version,
+            weight=first,
+            started_at=self.clock(),
+            rejected=rejected,
+            message=f"{why}: v{desired} against stable v{state.stable_version}",
+        )
+        state = self.write(state, clear_retry=state.retry is not None)
+        if refused:
+            self.roll_back(state, f"refused before any traffic: {refused}")
+            return
+        self.begin_analysis(desired)
+        self.recorder(desired).begin(state.stable_version)
+        self.say(
+            f"rollout of v{desired} started ({why}) against stable v{state.stable_version}: "
+            f"steps {list(self.spec.steps)}"
+        )
+        self.view.event("RolloutStarted", f"v{desired} against stable v{state.stable_version} ({why})")
+        self.view.start_canary()
+        self.apply_weight(first)
+
+    def begin_analysis(self, version: str, failures: dict[str, int] | None = None) -> None:
+        """Start this process's analysis of `version`, carrying failure counts over from the record."""
+        self.analysis = Analysis(self.spec, version, self.registry.has_profile(version))
+        self.analysis.failures.update(failures or {})
+        self.analysing = version
+        self.source.start()
+
+    def resume(self, state: State) -> None:
+        """A rollout is on record but not in this process: take it over where the record says it stands."""
+        status = state.status
+        version = status.canary_version or ""
+        live = self.view.route_weight()
+        self.begin_analysis(version, status.failed_checks)
+        status.resumed += 1
+        status.message = (
+            f"resumed at {status.weight}% (step {status.step + 1}/{len(self.spec.steps)}) after a controller restart"
+        )
+        self.write(state)
+        lag = "" if live == status.weight else f"; the route was at {live}%, re-applied {status.weight}%"
+        self.say(
+            f"resuming the rollout of v{version} at {status.weight}%, "
+            f"failed checks {status.failed_checks or 'none'} kept, "
+            f"this step judged on fresh intervals only{lag}"
+        )
+        self.view.event("RolloutResumed", status.message + lag)
+        self.view.start_canary()
+        self.apply_weight(status.weight)
+
+    def apply_weight(self, weight: int) -> None:
+        """Set the route and the gauge."""
+        self.view.set_weight(weight)
+        ROLLOUT_WEIGHT.labels(self.model_name).set(weight)
+
+    def analyse(self, state: State) -> None:
+        """Judge one interval at the recorded step, then advance, hold or roll back."""
+        status = state.status
+        version = status.canary_version or ""
+        if self.analysis is None or self.analysing != version:
+            self.resume(state)
+            return
+        live = self.view.route_weight()
+        if live != status.weight:
+            self.say(
+                f"the route sends {live}% to the canary, not {status.weight}% (a re-apply?): "
+                "re-applied, this interval not judged"
+            )
+            self.apply_weight(status.weight)
+            return
+        if self.clock() - status.started_at > self.spec.progress_deadline:
+            self.roll_back(state, f"progress deadline {self.spec.progress_deadline:g}s exceeded at {status.weight}%")
+            return
+        verdict = self.analysis.judge(self.source.observe(self.spec.interval))
+        status.iterations += 1
+        status.failed_checks = dict(self.analysis.failures)
+        self.say(judged(self.recorder(version), status.weight, verdict))
+        if verdict.action is Action.ROLLBACK:
+            self.roll_back(state, verdict.reason)
+        elif verdict.action is Action.HOLD:
+            status.message = f"holding at {status.weight}%: {verdict.reason}"
+            self.write(state)
+        elif status.step + 1 < len(self.spec.steps):
+            status.step += 1
+            status.weight = self.spec.steps[status.step]
+            status.message = f"step {status.step + 1}/{len(self.spec.steps)}: {status.weight}%"
+            self.write(state)
+            self.apply_weight(status.weight)
+            self.view.event("CanaryWeight", f"v{version} advanced to {status.weight}%")
+        else:
+            status.phase = PROMOTING
+            status.message = f"all {len(self.spec.steps)} steps passed analysis; the stable takes v{version}"
+            self.promote(self.write(state))
+
+    def promote(self, state: State) -> None:
+        """Make the stable serve the canary's version, then take the canary out; idempotent when resumed."""
+        status = state.status
+        version = status.canary_version or ""
+        state.stable_version = version
+        state = self.write(state)
+        self.view.serve_on_stable(version)
+        self.return_to_stable()
+        reason = f"all {len(self.spec.steps)} steps passed analysis"
+        self.finish(state, SUCCEEDED, PROMOTED, reason)
+        self.say(f"PROMOTED: the stable serves v{version}, canary at 0% ({reason})")
+        self.view.event("Promoted", f"the stable serves v{version}; canary scaled to 0")
+
+    def roll_back(self, state: State, reason: str) -> None:
+        """Weight 0, canary stopped, the stable untouched, the version rejected in this environment."""
+        version = state.status.canary_version or ""
+        self.return_to_stable()
+        state.status.rejected[version] = reason
+        self.finish(state, FAILED, ROLLED_BACK, reason)
+        self.say(
+            f"ROLLED BACK v{version}: canary weight 0, canary stopped, "
+            f"the stable still serves v{state.stable_version} - {reason}"
+        )
+        self.view.event("RolledBack", f"v{version}: {reason}", warning=True)
+
+    def cancel(self, state: State, desired: str) -> None:
+        """Git no longer wants the version under analysis: stop it without judging it."""
+        version = state.status.canary_version or ""
+        reason = f"desired version changed to v{desired} during the analysis"
+        self.return_to_stable()
+        self.finish(state, PHASE_CANCELED, CANCELED, reason)
+        self.say(f"CANCELED the rollout of v{version}: {reason}; canary weight 0, canary stopped")
+        self.view.event("RolloutCanceled", f"v{version}: {reason}")
+
+    def return_to_stable(self) -> None:
+        """All traffic on the stable, canary scaled to 0."""
+        self.apply_weight(0)
+        self.view.stop_canary()
+
+    def finish(self, state: State, phase: str, outcome: str, reason: str) -> None:
+        """Record the end of a rollout, then write it to the registry (retried on later ticks if it is down)."""
+        status = state.status
+        status.phase, status.weight, status.message = phase, 0, reason
+        status.outcome = Outcome(status.canary_version or "", outcome, reason, now_iso())
+        self.analysis, self.analysing = None, None
+        ROLLOUT_DECISIONS.labels(outcome).inc()
+        self.record_outcome(self.write(state))
+
+    def record_outcome(self, state: State) -> State:
+        """Write the outcome to MLflow (tags; aliases after a promotion) and mark it recorded."""
+        outcome = state.status.outcome
+        if outcome is None or outcome.recorded:
+            return state
+        recorder = self.recorder(outcome.version)
+        try:
+            if outcome.status in (PROMOTED, INITIALIZED):
+                recorder.move_serving(champion_too=outcome.status == PROMOTED)
+            recorded = recorder.finish(outcome.status, outcome.reason)
+        except Exception as error:  # the registry is down: the cluster already acted, record it later
+            recorded = False
+            LOG.warning("registry write failed: %s", str(error).splitlines()[0][:200])
+        if not recorded:
+            self.say(f"the registry did not record v{outcome.version} {outcome.status}; retrying next interval", True)
+            return state
+        outcome.recorded = True
+        self.recorders.pop(outcome.version, None)
+        return self.write(state)
+
+    def recorder(self, version: str) -> RolloutRecorder:
+        """Return the recorder of `version` (one per rollout, so its history accumulates)."""
+        if version not in self.recorders:
+            self.recorders[version] = self.registry.recorder(version)
+        return self.recorders[version]

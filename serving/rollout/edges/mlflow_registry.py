@@ -1,0 +1,77 @@
+"""The reconcile loop's registry edge: aliases, rejections in one environment, model facts, outcome recorders.
+
+Reads never raise: a registry that does not answer resolves no alias, knows no rejection and no profile,
+and the loop acts on its own record (it never starts a rollout it cannot resolve).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from mlflow import MlflowClient
+
+from serving.rollout.core.record import ROLLED_BACK, RolloutRecorder
+from serving.rollout.edges.inspect_model import ModelFacts, inspect_version, task_mismatch
+
+LOG = logging.getLogger("plinth.rollout")
+
+
+def first_line(error: Exception) -> str:
+    """Return an error's first line, short enough for a log line."""
+    return (str(error).splitlines() or [type(error).__name__])[0][:200]
+
+
+class MlflowRegistry:
+    """One model in one environment, as the loop sees it in MLflow."""
+
+    def __init__(self, client: MlflowClient, tracking_uri: str, model_name: str, environment: str) -> None:
+        self.client, self.tracking_uri = client, tracking_uri
+        self.model_name, self.environment = model_name, environment
+        # A registered version never changes its files: read each one once.
+        self.known: dict[str, ModelFacts] = {}
+
+    def resolve(self, alias: str) -> str | None:
+        """Return the version `alias` points to, None when it points nowhere or the registry is down."""
+        try:
+            return str(self.client.get_model_version_by_alias(self.model_name, alias).version)
+        except Exception as error:  # not found and unreachable alike: nothing to roll out
+            LOG.warning("alias %s of %s not resolved: %s", alias, self.model_name, first_line(error))
+            return None
+
+    def rejected(self, version: str) -> str | None:
+        """Return the recorded reason when `version`'s last rollout in this environment was rolled back."""
+        prefix = f"plinth.rollout.{self.environment}"
+        try:
+            tags = self.client.get_model_version(self.model_name, version).tags
+        except Exception as error:  # unknown here; the loop's own record still knows its rollbacks
+            LOG.warning("tags of %s v%s not read: %s", self.model_name, version, first_line(error))
+            return None
+        if tags.get(f"{prefix}.status") != ROLLED_BACK:
+            return None
+        return tags.get(f"{prefix}.reason") or "rolled back (no reason recorded)"
+
+    def facts(self, version: str) -> ModelFacts | None:
+        """Return what the registry says about `version` (task, profile), None when it cannot be read."""
+        if version not in self.known:
+            try:
+                self.known[version] = inspect_version(self.client, self.tracking_uri, self.model_name, version)
+            except Exception as error:  # unknown facts: no task check, and a missing drift gauge is no data
+                LOG.warning("%s v%s not read: %s", self.model_name, version, first_line(error))
+                return None
+        return self.known[version]
+
+    def has_profile(self, version: str) -> bool | None:
+        """Return whether `version` carries a reference profile (None: not known)."""
+        facts = self.facts(version)
+        return facts.has_profile if facts else None
+
+    def refusal(self, stable: str, canary: str) -> str | None:
+        """Return why `canary` cannot replace `stable` (it solves another task), None when it may be tried."""
+        stable_facts, canary_facts = self.facts(stable), self.facts(canary)
+        if stable_facts is None or canary_facts is None:
+            return None
+        return task_mismatch(stable_facts, canary_facts)
+
+    def recorder(self, version: str) -> RolloutRecorder:
+        """Return the recorder that writes `version`'s rollout tags and history in this environment."""
+        return RolloutRecorder(self.client, self.model_name, version, self.environment)
