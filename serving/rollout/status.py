@@ -4,8 +4,9 @@ Per environment: the version Git wants (its overlay), what the stable serves, th
 weight, the analysis phase, and the last outcome with its reason and time. Each overlay is rendered with
 kubectl; the cluster is read when a kubeconfig reaches it (the controller's record and the live route),
 otherwise the registry says what it knows (the `serving-<env>` alias and the `plinth.rollout.<env>.*`
-tags). The `local` row is the one-machine loop: `champion` serves (`make serve`), `challenger` waits for
-`make rollout`. Nothing unreachable raises: its row says which part could not be read and why.
+tags). The `local` row is the one-machine loop: `champion` serves (or what a running `make serve` on
+127.0.0.1:$PORT reports), `challenger` waits for `make rollout`. Nothing unreachable raises: its row says
+which part could not be read and why.
 """
 
 from __future__ import annotations
@@ -19,15 +20,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 import yaml
 from kubernetes import config
 from kubernetes.client import ApiClient, CoreV1Api, CustomObjectsApi
 from kubernetes.client.exceptions import ApiException
 from mlflow import MlflowClient
+from prometheus_client.parser import text_string_to_metric_families
 
 from components.common.tracking import CHALLENGER, CHAMPION
 from serving.gitops import overlay, registry
 from serving.gitops.tools import ToolMissingError, find_tool
+from serving.model_service.settings import DEFAULT_PORT, ENV_PORT
 from serving.rollout.core.record import serving_alias
 from serving.rollout.core.state import State
 
@@ -76,6 +80,21 @@ def controller_args(rendered: str) -> dict[str, str]:
     return {}
 
 
+def served_locally(url: str) -> str | None:
+    """Return the model version a local service on `url` reports (`plinth_model_info`), None when none answers."""
+    try:
+        page = httpx.get(f"{url}/metrics", timeout=1.0)
+    except httpx.HTTPError:
+        return None
+    if page.status_code != 200:
+        return None
+    for family in text_string_to_metric_families(page.text):
+        for sample in family.samples:
+            if sample.name == "plinth_model_info" and sample.labels.get("model_version"):
+                return sample.labels["model_version"]
+    return None
+
+
 def latest_outcome(versions: list[Any], environment: str) -> tuple[str, str]:
     """Return (phase-like status, "vN status at time: reason") of the newest rollout tagged for `environment`."""
     prefix = f"plinth.rollout.{environment}"
@@ -120,10 +139,14 @@ class Status:
             self.versions, self.aliases = [], {}
             self.registry_error = f"no {model_name} read ({first_line(error)}); `make train` registers one"
 
-    def local_row(self) -> Row:
-        """The one-machine loop: champion serves, challenger is the next rollout."""
+    def local_row(self, service_url: str) -> Row:
+        """The one-machine loop: champion serves (what a running `make serve` says, if one runs), challenger waits."""
         row = Row(LOCAL, desired=self.version_of(CHALLENGER), serving=self.version_of(CHAMPION), phase="-")
         row.notes.append("desired = alias challenger (what `make rollout` rolls out), serving = alias champion")
+        running = served_locally(service_url)
+        if running:
+            row.serving = f"v{running}"
+            row.notes.append(f"the service on {service_url} serves v{running}")
         status, row.outcome = latest_outcome(self.versions, LOCAL)
         row.phase = status if status != "?" else "-"
         return row
@@ -223,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
         kubectl: str | None = find_tool("kubectl")
     except ToolMissingError:
         kubectl = None
-    rows = [status.local_row()]
+    rows = [status.local_row(f"http://127.0.0.1:{os.environ.get(ENV_PORT) or DEFAULT_PORT}")]
     rows += [status.environment_row(env, kubectl) for env in overlay.known_environments(args.repo.resolve())]
     header = f"plinth status: {args.model_name} (registry {where.describe()})"
     print(render_table(rows, header, status.registry_error))

@@ -101,6 +101,14 @@ class Versions:
         found = self.client.get_registered_model(MODEL).aliases.get(name)
         return None if found is None else str(found)
 
+    def forget_rollouts(self) -> None:
+        """Remove every rollout tag and put `champion` back, so each test starts from the same registry."""
+        for version in (self.champion, self.good, self.garbage, self.regressor):
+            for key in list(self.tags(version)):
+                if key.startswith("plinth.rollout.") or key.startswith(REJECTED_TAG):
+                    self.client.delete_model_version_tag(MODEL, version, key)
+        self.client.set_registered_model_alias(MODEL, CHAMPION, self.champion)
+
 
 @pytest.fixture(scope="module")
 def registry(tmp_path_factory: pytest.TempPathFactory) -> Versions:
@@ -111,11 +119,7 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Versions:
 def world(registry: Versions) -> Iterator[World]:
     world = World(registry)
     yield world
-    for version in (registry.champion, registry.good, registry.garbage, registry.regressor):
-        for key in list(registry.tags(version)):
-            if key.startswith("plinth.rollout.") or key.startswith(REJECTED_TAG):
-                registry.client.delete_model_version_tag(MODEL, version, key)
-    registry.client.set_registered_model_alias(MODEL, CHAMPION, registry.champion)
+    registry.forget_rollouts()
 
 
 class World:
@@ -480,8 +484,4 @@ def test_the_story_through_the_staging_overlay_as_rendered_and_applied(registry:
         assert cluster.serving[cluster.stable] == registry.good
         assert cluster.reasons().count("RolloutStarted") == 2
     finally:
-        for version in (registry.champion, registry.good, registry.garbage):
-            for key in list(registry.tags(version)):
-                if key.startswith("plinth.rollout.") or key.startswith(REJECTED_TAG):
-                    registry.client.delete_model_version_tag(MODEL, version, key)
-        registry.client.set_registered_model_alias(MODEL, CHAMPION, registry.champion)
+        registry.forget_rollouts()
