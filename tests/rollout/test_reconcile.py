@@ -56,7 +56,11 @@ SPEC = parse_spec(
 
 
 class ScriptedSource:
-    """What the pods the fake cluster runs would report over one interval: `bad` versions fail half their requests."""
+    """What the pods the fake cluster runs would report over one interval of 200 requests split by the route.
+
+    `bad` versions fail half their requests. A track the route sends nothing reports zero requests and no
+    predictions, as Prometheus would (at 100 % canary the stable is idle).
+    """
 
     def __init__(self, cluster: FakeCluster, bad: set[str]) -> None:
         self.cluster, self.bad = cluster, bad
@@ -68,11 +72,12 @@ class ScriptedSource:
         version = self.cluster.serving[deployment]
         if version is None:
             return TrackSample(missing=f"no {deployment} pods")
+        requests = 2.0 * self.cluster.weights()[deployment]
         return TrackSample(
-            requests=100.0,
-            errors=50.0 if version in self.bad else 0.0,
+            requests=requests,
+            errors=requests / 2 if version in self.bad else 0.0,
             p99_seconds=0.02,
-            predictions=Predictions(classes={"0": 40.0, "1": 60.0}),
+            predictions=Predictions(classes={"0": 0.4 * requests, "1": 0.6 * requests}),
             input_drift=0.05,
             model_version=version,
             task="binary",
@@ -249,6 +254,17 @@ def test_a_controller_killed_mid_rollout_resumes_on_fresh_evidence(world: World)
     assert world.judged() == len(SPEC.steps)  # every step judged again after the restart, none skipped
     world.assert_serving(registry.good)
     assert world.started() == 1
+
+
+def test_a_controller_restarted_at_the_last_step_promotes_on_the_baseline_it_recorded(world: World):
+    registry = world.registry
+    world.ticks(1)
+    world.cluster.set_desired(registry.good)
+    world.ticks(len(SPEC.steps))  # started, then advanced through every step but the last
+    assert world.cluster.weights()[CANARY] == 100
+    world.restart()  # at 100 % the stable gets no traffic: its predictions live only in the record
+    world.until("succeeded")
+    world.assert_serving(registry.good)
 
 
 def test_a_restart_never_forgives_a_failed_check(world: World):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import Any
 
 from serving.rollout.core.divergence import describe, divergence
 from serving.rollout.core.observe import DRIFT_OFF, Observation, Predictions, TrackSample
@@ -60,6 +61,24 @@ class Baseline:
     p99_seconds: float = math.nan
     stable_predictions: Predictions = field(default_factory=Predictions)
     canary_predictions: Predictions = field(default_factory=Predictions)
+
+    def to_record(self) -> dict[str, Any]:
+        """Return the baseline as JSON-safe data, for a controller that must survive its own restart."""
+        return {
+            "p99_seconds": None if math.isnan(self.p99_seconds) else self.p99_seconds,
+            "stable_predictions": self.stable_predictions.to_record(),
+            "canary_predictions": self.canary_predictions.to_record(),
+        }
+
+    @classmethod
+    def from_record(cls, data: dict[str, Any]) -> Baseline:
+        """Read a baseline written by `to_record` (an empty record gives an empty baseline)."""
+        p99 = data.get("p99_seconds")
+        return cls(
+            p99_seconds=math.nan if p99 is None else float(p99),
+            stable_predictions=Predictions.from_record(data.get("stable_predictions", {})),
+            canary_predictions=Predictions.from_record(data.get("canary_predictions", {})),
+        )
 
     def update(self, observation: Observation, min_requests: int) -> None:
         """Fold one interval in."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from serving.rollout.core.histogram import bucket_total
 
@@ -37,6 +37,16 @@ def add_counts(total: dict, counts: dict) -> None:
             total[key] = total.get(key, 0.0) + count
 
 
+def bounds_out(buckets: Buckets) -> dict[str, float]:
+    """Return a histogram with its bounds as strings (JSON object keys)."""
+    return {repr(bound): count for bound, count in buckets.items()}
+
+
+def bounds_in(buckets: Mapping[str, Any]) -> Buckets:
+    """Return a histogram written by `bounds_out`."""
+    return {float(bound): float(count) for bound, count in buckets.items()}
+
+
 @dataclass
 class Predictions:
     """What a track answered: counts per predicted class and cumulative histograms (le -> count)."""
@@ -59,6 +69,23 @@ class Predictions:
         sizes = [sum(self.classes.values()), bucket_total(self.values)]
         sizes += [bucket_total(buckets) for buckets in self.probabilities.values()]
         return max(sizes)
+
+    def to_record(self) -> dict[str, Any]:
+        """Return the counts as JSON-safe data (bucket bounds as strings: `inf` included)."""
+        return {
+            "classes": dict(self.classes),
+            "probabilities": {name: bounds_out(buckets) for name, buckets in self.probabilities.items()},
+            "values": bounds_out(self.values),
+        }
+
+    @classmethod
+    def from_record(cls, data: Mapping[str, Any]) -> Predictions:
+        """Read counts written by `to_record`."""
+        return cls(
+            classes={str(name): float(count) for name, count in data.get("classes", {}).items()},
+            probabilities={name: bounds_in(buckets) for name, buckets in data.get("probabilities", {}).items()},
+            values=bounds_in(data.get("values", {})),
+        )
 
     def add(self, other: Predictions) -> None:
         """Fold another interval's counts in."""

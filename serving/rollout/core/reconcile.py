@@ -7,7 +7,8 @@ or its alias), what the stable serves and the rollout record (one ConfigMap, `st
 - start: desired is new and not rejected in this environment (or the user asked for a retry of it);
 - analyse: one interval of the analysis at the recorded step; advance, hold or roll back;
 - resume: the first tick of a new controller process finds a rollout in progress. It keeps the recorded
-  step, failure counts and start time (restarting never forgives a failure nor extends the deadline),
+  step, failure counts, start time (restarting never forgives a failure nor extends the deadline) and the
+  predictions summed so far (at 100 % the stable gets no traffic to rebuild them from),
   re-applies the recorded weight (the record is written before the route, so the route can only lag it),
   and judges the current step only on intervals observed after the restart: no step is ever passed on less
   evidence than the spec demands;
@@ -28,7 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Protocol
 
-from serving.rollout.core.analyse import Action, Analysis
+from serving.rollout.core.analyse import Action, Analysis, Baseline
 from serving.rollout.core.controller import judged
 from serving.rollout.core.observe import MetricsSource
 from serving.rollout.core.record import CANCELED, INITIALIZED, PROMOTED, ROLLED_BACK, RolloutRecorder, now_iso
@@ -294,10 +295,12 @@ class Reconciler:
         self.view.start_canary()
         self.apply_weight(first)
 
-    def begin_analysis(self, version: str, failures: dict[str, int] | None = None) -> None:
-        """Start this process's analysis of `version`, carrying failure counts over from the record."""
+    def begin_analysis(self, version: str, status: RolloutStatus | None = None) -> None:
+        """Start this process's analysis of `version`, carrying failure counts and baseline over from the record."""
         self.analysis = Analysis(self.spec, version, self.registry.has_profile(version))
-        self.analysis.failures.update(failures or {})
+        if status is not None:
+            self.analysis.failures.update(status.failed_checks)
+            self.analysis.baseline = Baseline.from_record(status.baseline)
         self.analysing = version
         self.source.start()
 
@@ -306,7 +309,7 @@ class Reconciler:
         status = state.status
         version = status.canary_version or ""
         live = self.view.route_weight()
-        self.begin_analysis(version, status.failed_checks)
+        self.begin_analysis(version, status)
         status.resumed += 1
         status.message = (
             f"resumed at {status.weight}% (step {status.step + 1}/{len(self.spec.steps)}) after a controller restart"
@@ -348,6 +351,7 @@ class Reconciler:
         verdict = self.analysis.judge(self.source.observe(self.spec.interval))
         status.iterations += 1
         status.failed_checks = dict(self.analysis.failures)
+        status.baseline = self.analysis.baseline.to_record()
         self.say(judged(self.recorder(version), status.weight, verdict))
         if verdict.action is Action.ROLLBACK:
             self.roll_back(state, verdict.reason)

@@ -45,6 +45,9 @@ class RolloutStatus:
     step: int = 0
     weight: int = 0
     failed_checks: dict[str, int] = field(default_factory=dict)
+    # What the analysis has summed over the rollout (both tracks' predictions, the stable's p99): at 100 %
+    # the stable gets no traffic, so a restarted controller could not rebuild it.
+    baseline: dict[str, Any] = field(default_factory=dict)
     iterations: int = 0
     started_at: float = 0.0
     last_transition: str = ""

@@ -1,8 +1,9 @@
+import json
 import math
 
 import pytest
 
-from serving.rollout.core.analyse import FAIL, NO_DATA, PASS, PENDING, Action, Analysis
+from serving.rollout.core.analyse import FAIL, NO_DATA, PASS, PENDING, Action, Analysis, Baseline
 from serving.rollout.core.observe import Observation, Predictions, TrackSample, empty_observation
 from serving.rollout.core.spec import parse_spec
 
@@ -169,3 +170,18 @@ def test_input_drift_waits_for_enough_scored_rows():
     assert analysis.failures["input-drift"] == 0
     later = analysis.judge(Observation(stable=sample(), canary=sample(drift=0.9)))
     assert statuses(later)["input-drift"] == FAIL
+
+
+def test_a_baseline_survives_its_record_unchanged():
+    baseline = Baseline(
+        p99_seconds=0.031,
+        stable_predictions=Predictions(
+            classes={"a": 3.0, "b": 5.0}, probabilities={"a": {0.5: 2.0, math.inf: 8.0}}, values={1.5: 1.0}
+        ),
+        canary_predictions=Predictions(values={-2.0: 4.0, math.inf: 9.0}),
+    )
+    record = json.loads(json.dumps(baseline.to_record()))
+    assert Baseline.from_record(record) == baseline
+    empty = Baseline.from_record({})
+    assert math.isnan(empty.p99_seconds)
+    assert empty.stable_predictions.total == 0
