@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-PROMOTED = "promoted"
+from serving.rollout.core.record import PROMOTED, serving_alias
 
 
 class EvidenceError(RuntimeError):
@@ -36,11 +36,6 @@ class RolloutEvidence:
             f"plinth.rollout.{self.environment}.status={PROMOTED} "
             f"finished_at={self.finished_at or 'unknown'} reason={self.reason or 'none recorded'}"
         )
-
-
-def serving_alias(environment: str) -> str:
-    """Return the registry alias the rollout controller points at what `environment`'s stable serves."""
-    return f"serving-{environment}"
 
 
 def served_version(client: MlflowClient, model_name: str, environment: str) -> str:

@@ -34,10 +34,10 @@ from serving.gitops.evidence import (
     EvidenceError,
     RolloutEvidence,
     served_version,
-    serving_alias,
     successful_rollout,
 )
 from serving.gitops.tools import ToolMissingError, find_tool
+from serving.rollout.core.record import serving_alias
 
 REFUSED = 1
 BAD_INPUT = 2

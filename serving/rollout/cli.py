@@ -198,6 +198,7 @@ def run_cluster(args: argparse.Namespace, client: MlflowClient, tracking_uri: st
         args.stable_deployment or args.stable_service,
         args.state_configmap,
         canary_pods=args.canary_replicas,
+        stop=stop,
     )
     registry = MlflowRegistry(client, tracking_uri, args.model_name, args.environment)
     source = PrometheusSource(args.prometheus_url)

@@ -161,6 +161,8 @@ class Reconciler:
             except StateConflict as error:
                 self.say(f"record changed under us ({error}); re-reading it next interval")
             except Exception as error:  # an API or registry hiccup: the record is intact, try again
+                if self.stop.is_set():
+                    break  # a wait cut short by SIGTERM: nothing failed
                 LOG.exception("reconcile failed")
                 self.say(f"reconcile failed, retrying next interval: {type(error).__name__}: {error}")
             self.stop.wait(self.spec.interval)

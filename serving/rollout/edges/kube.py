@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import threading
 import time
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -32,6 +33,10 @@ COMPONENT = "plinth-rollout"
 POLL_S = 2.0
 # A Deployment that has not rolled out in this long (image pull, model download, probes) is stuck.
 READY_TIMEOUT_S = 600.0
+
+
+class Stopping(RuntimeError):
+    """The controller is stopping; the wait it was in is abandoned, the record stands."""
 
 
 class RouteError(RuntimeError):
@@ -68,6 +73,7 @@ class ClusterEdge:
         canary_pods: int = 1,
         ready_timeout: float = READY_TIMEOUT_S,
         poll: float = POLL_S,
+        stop: threading.Event | None = None,
     ) -> None:
         self.custom, self.apps, self.core = CustomObjectsApi(api), AppsV1Api(api), CoreV1Api(api)
         self.namespace, self.httproute = namespace, httproute
@@ -75,6 +81,8 @@ class ClusterEdge:
         self.canary_deployment, self.stable_deployment = canary_deployment, stable_deployment
         self.state_configmap, self.canary_pods = state_configmap, canary_pods
         self.ready_timeout, self.poll = ready_timeout, poll
+        # Set on SIGTERM: a wait for a rollout gives up at once (the record already says what to resume).
+        self.stop = stop or threading.Event()
 
     def event(self, reason: str, message: str, warning: bool = False) -> None:
         """Emit an Event on the HTTPRoute; a failure to emit is logged, never fatal."""
@@ -141,7 +149,8 @@ class ClusterEdge:
                 and (status.replicas or 0) == wanted
             ):
                 return
-            time.sleep(self.poll)
+            if self.stop.wait(self.poll):
+                raise Stopping(f"stopped while waiting for Deployment {name} to roll out")
         raise TimeoutError(f"Deployment {name} not rolled out after {self.ready_timeout:.0f}s")
 
     def deployment(self, name: str) -> Any:

@@ -1,11 +1,13 @@
 """The cluster edge against the real kubernetes client, over the stateful fake API server underneath it."""
 
+import threading
+
 import pytest
 from kubernetes.client.exceptions import ApiException
 
 from serving.rollout.core.reconcile import Desired, StateConflict
 from serving.rollout.core.state import RETRY_ANNOTATION, RolloutStatus, State
-from serving.rollout.edges.kube import SERVED_ANNOTATION, ClusterEdge, RouteError, reweigh
+from serving.rollout.edges.kube import SERVED_ANNOTATION, ClusterEdge, RouteError, Stopping, reweigh
 from serving.rollout.tests.fake_cluster import CANARY, NS, ROUTE, ROUTE_PATH, STABLE, STATE, FakeCluster
 
 
@@ -101,3 +103,13 @@ def test_the_canary_starts_and_stops_by_scale():
     assert cluster.serving[CANARY] == "2"
     assert edge.canary_replicas() == 1
     assert edge.route_weight() == 0
+
+
+def test_a_stop_ends_a_wait_for_a_rollout_at_once():
+    cluster = FakeCluster()
+    stop = threading.Event()
+    edge = ClusterEdge(cluster.api(), NS, ROUTE, STABLE, CANARY, CANARY, STABLE, STATE, ready_timeout=600, stop=stop)
+    cluster.deployments[CANARY]["status"]["availableReplicas"] = 0  # never becomes ready
+    stop.set()
+    with pytest.raises(Stopping, match=CANARY):
+        edge.wait_rolled_out(CANARY)
