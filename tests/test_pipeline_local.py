@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from components.common import modeling, tracking
+from components.common import modeling, signing, tracking
 from components.common.state import local_tracking_uri
 from pipelines.training.pipeline import DEFAULT_MODEL_NAME, PIPELINE_NAME
 
@@ -67,6 +67,10 @@ def test_first_run_registers_a_champion_with_lineage(twice):
     assert parent.info.status == "FINISHED"
     assert parent.data.tags[tracking.TAG_DECISION] == "passed"
     assert version.tags["plinth.task"] == parent.data.tags["plinth.task"] == "binary"
+    # Signed by the register step with the key it made once beside the store; what serving verifies with.
+    assert version.tags[signing.TAG_DIGEST].startswith("sha256:")
+    public = Path(client.tracking_uri.removeprefix("sqlite:///")).parent / "keys" / signing.PUBLIC_KEY_FILE
+    assert version.tags[signing.TAG_KEY] == signing.key_id(public.read_bytes())
 
 
 def test_every_candidate_is_a_nested_run_with_metrics_and_plots(twice):

@@ -1,11 +1,12 @@
 """Registration against a real `mlflow server`, including the server going away mid-pipeline."""
 
 import json
+from pathlib import Path
 
 import mlflow
 import pytest
 
-from components.common import modeling, tracking
+from components.common import modeling, signing, tracking
 from components.common.features import split_target
 from components.common.profile import build_profile
 from components.ingest.core import load_source
@@ -34,12 +35,29 @@ def decision(model_uri: str, run_id: str, alias: str) -> str:
     return json.dumps({"passed": True, "alias": alias, "reason": "test", "winner": winner})
 
 
-def test_register_through_server_then_server_down_moves_nothing(mlflow_server):
+def test_register_through_server_then_server_down_moves_nothing(mlflow_server, tmp_path, monkeypatch):
     model_uri, run_id, parent = log_candidate(mlflow_server.uri)
+    # A registry on a server signs with the configured key only (in a cluster: a mounted Secret).
+    monkeypatch.delenv(signing.ENV_SIGNING_KEY, raising=False)
+    with pytest.raises(RegistrationError, match="set PLINTH_SIGNING_KEY"):
+        run(decision(model_uri, run_id, "champion"), mlflow_server.uri, NAME, parent, {})
+    key, _ = signing.signing_key(f"sqlite:///{tmp_path / 'elsewhere' / 'mlflow.db'}", env={})
+    monkeypatch.setenv(signing.ENV_SIGNING_KEY, str(key))
+    client = tracking.connect(mlflow_server.uri)
+    parent = client.create_run(client.get_experiment_by_name("server-test").experiment_id).info.run_id  # a fresh one
     first = run(decision(model_uri, run_id, "champion"), mlflow_server.uri, NAME, parent, {})
     assert first.version == "1"
     loaded = modeling.load_model(f"models:/{NAME}@champion")
     assert loaded.predict_proba(load_source("sklearn:breast_cancer").drop(columns="target").head(2)).shape == (2, 2)
+    # model.sig went through the server's artifact proxy, and what comes back verifies.
+    files = Path(
+        mlflow.artifacts.download_artifacts(
+            artifact_uri=client.get_model_version_download_uri(NAME, "1"), dst_path=str(tmp_path / "fetched")
+        )
+    )
+    tags = client.get_model_version(NAME, "1").tags
+    verdict = signing.check(files, tags, key.with_name(signing.PUBLIC_KEY_FILE), True, f"{NAME} v1")
+    assert verdict.result == signing.VERIFIED, verdict.message
 
     mlflow_server.stop()
     with pytest.raises(RegistrationError, match="unreachable") as failure:

@@ -2,18 +2,24 @@
 
 From the user's view the registry changes in one step: either the alias points at the new version, or
 nothing changed (a version created before a failure is deleted again, and the error says so).
+
+Before the version exists, its files are signed (`components/common/signing.py`): `model.sig` is stored
+among them and the version is created with the manifest's digest and the key's fingerprint as tags, so
+whoever loads the version later can tell whether its files are still the ones registered here.
 """
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 
 import mlflow
 import requests
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from components.common import tracking
+from components.common import signing, tracking
 from components.common.task import TAG_TASK
 
 REACHABILITY_TIMEOUT_S = 5
@@ -25,11 +31,12 @@ class RegistrationError(RuntimeError):
 
 @dataclass(frozen=True)
 class Registration:
-    """A registered version and the alias it now carries."""
+    """A registered version, the alias it now carries and the digest of its signed files."""
 
     name: str
     version: str
     alias: str
+    digest: str
 
 
 def ensure_reachable(tracking_uri: str) -> None:
@@ -44,23 +51,52 @@ def ensure_reachable(tracking_uri: str) -> None:
         ) from error
 
 
+def sign_artifacts(model_uri: str, private_key: Path) -> signing.Signed:
+    """Sign the files at `model_uri` as they are now and store `model.sig` among them.
+
+    `model_uri` (`models:/m-…`, `runs:/…` or a plain artifact URI) is resolved to the directory a version
+    made from it downloads; the signature goes there, so it travels with every download of the version.
+    """
+    from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+    from mlflow.store.artifact.models_artifact_repo import ModelsArtifactRepository
+    from mlflow.store.artifact.runs_artifact_repo import RunsArtifactRepository
+
+    location = model_uri
+    if ModelsArtifactRepository.is_models_uri(model_uri):
+        location = ModelsArtifactRepository.get_underlying_uri(model_uri)
+    elif RunsArtifactRepository.is_runs_uri(model_uri):
+        location = RunsArtifactRepository.get_underlying_uri(model_uri)
+    with tempfile.TemporaryDirectory(prefix="plinth-sign-") as tmp:
+        files = Path(mlflow.artifacts.download_artifacts(artifact_uri=location, dst_path=tmp))
+        signed = signing.sign(files, private_key)
+        get_artifact_repository(location).log_artifact(str(files / signing.SIGNATURE_FILE))
+    return signed
+
+
 def register(
-    client: MlflowClient, model_uri: str, name: str, alias: str, tags: dict[str, str], description: str
+    client: MlflowClient,
+    model_uri: str,
+    name: str,
+    alias: str,
+    tags: dict[str, str],
+    description: str,
+    private_key: Path,
 ) -> Registration:
-    """Create a version of `name` from `model_uri`, tag it, then point `alias` at it."""
+    """Sign the files of `model_uri`, create a version of `name` from them, tag it, then point `alias` at it."""
     created_model = False
     created: str | None = None
     try:
+        signed = sign_artifacts(model_uri, private_key)
         if not client.search_registered_models(filter_string=f"name = '{name}'"):
             client.create_registered_model(name, description="Registered by the plinth training pipeline.")
             created_model = True
-        version = mlflow.register_model(model_uri, name, tags=tags)
+        version = mlflow.register_model(model_uri, name, tags={**tags, **signed.tags()})
         created = str(version.version)
         client.update_model_version(name, created, description=description)
         client.set_registered_model_alias(name, alias, created)
-    except (MlflowException, requests.RequestException, OSError) as error:
+    except (MlflowException, requests.RequestException, OSError, ValueError) as error:
         raise RegistrationError(_failure_message(client, name, created, created_model, alias, error)) from error
-    return Registration(name, created, alias)
+    return Registration(name, created, alias, signed.digest)
 
 
 def _failure_message(
@@ -83,6 +119,24 @@ def _failure_message(
     return f"registering {name} failed ({error}); v{created} was deleted again, alias {alias!r} not moved"
 
 
+def choose_key(tracking_uri: str) -> Path:
+    """Return the key to sign with (PLINTH_SIGNING_KEY, else this machine's, made once and announced).
+
+    Raises:
+        RegistrationError: no key is configured for a registry that is not a local SQLite store.
+    """
+    try:
+        key, created = signing.signing_key(tracking_uri)
+    except signing.SigningError as error:
+        raise RegistrationError(f"{error}; registry unchanged") from error
+    if created:
+        print(
+            f"register: {signing.ENV_SIGNING_KEY} is unset: made this machine's signing key {key} "
+            f"(public key {key.with_name(signing.PUBLIC_KEY_FILE)}, which serving verifies with)"
+        )
+    return key
+
+
 def run(
     decision_json: str,
     tracking_uri: str,
@@ -90,7 +144,7 @@ def run(
     parent_run_id: str,
     lineage: dict[str, str],
 ) -> Registration:
-    """Step entry: register the gate's winner and record the result on the parent run."""
+    """Step entry: sign and register the gate's winner, and record the result on the parent run."""
     import json
 
     decision = json.loads(decision_json)
@@ -107,12 +161,16 @@ def run(
     }
     description = f"{winner['name']} candidate; gate: {decision['reason']}"
     try:
-        registration = register(client, winner["model_uri"], model_name, decision["alias"], tags, description)
+        key = choose_key(tracking_uri)
+        registration = register(client, winner["model_uri"], model_name, decision["alias"], tags, description, key)
     except RegistrationError as error:
         tracking.mark_failed(client, parent_run_id, "register", str(error))
         raise
     client.set_tag(parent_run_id, tracking.TAG_VERSION, registration.version)
     client.set_tag(parent_run_id, tracking.TAG_ALIAS, registration.alias)
     client.set_terminated(parent_run_id, status="FINISHED")
-    print(f"register: {model_name} v{registration.version} now has alias '{registration.alias}'")
+    print(
+        f"register: {model_name} v{registration.version} now has alias '{registration.alias}' "
+        f"(files signed, {registration.digest})"
+    )
     return registration

@@ -1,6 +1,8 @@
-"""Where the pipeline's steps run on a cluster: node pools, tolerations, resources, accelerators.
+"""Where the pipeline's steps run on a cluster and what they get from it (node pools, keys, accelerators).
 
-Kept apart from the pipeline's data flow so the CPU and GPU variants differ in exactly these settings.
+Node pools, tolerations, resources, accelerators and the signing key's Secret are kept apart from the
+pipeline's data flow, so the CPU and GPU variants differ in exactly these settings.
+kfp.local ignores all of it (it runs no Kubernetes), so a local run signs with its own key.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ class ComputeTarget:
     cpu_limit: str = "2"
     memory_request: str = "1G"
     memory_limit: str = "4G"
+    # Secret (key `private.pem`) with the private key the register step signs model versions with.
+    signing_secret: str = "plinth-signing-key"
 
     @property
     def name(self) -> str:
@@ -50,4 +54,12 @@ def on_accelerator_pool(task: PipelineTask, target: ComputeTarget) -> PipelineTa
     task.set_accelerator_type(target.accelerator).set_accelerator_limit(target.gpu_count)
     kubernetes.add_node_selector(task, label_key=target.node_pool_label, label_value=target.gpu_pool)
     kubernetes.add_toleration(task, key=target.gpu_taint_key, operator="Exists", effect="NoSchedule")
+    return task
+
+
+def with_signing_key(task: PipelineTask, target: ComputeTarget) -> PipelineTask:
+    """Give the register step the private key from its Secret, as PLINTH_SIGNING_KEY_PEM (never in an image)."""
+    kubernetes.use_secret_as_env(
+        task, secret_name=target.signing_secret, secret_key_to_env={"private.pem": "PLINTH_SIGNING_KEY_PEM"}
+    )
     return task

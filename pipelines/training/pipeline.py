@@ -14,7 +14,7 @@ from components.train_sklearn.component import train_sklearn
 from components.train_torch.component import train_torch
 from components.train_xgboost.component import train_xgboost
 from components.validate.component import validate
-from pipelines.training.compute import ComputeTarget, on_accelerator_pool, on_cpu_pool
+from pipelines.training.compute import ComputeTarget, on_accelerator_pool, on_cpu_pool, with_signing_key
 
 PIPELINE_NAME = "plinth-training"
 DEFAULT_MODEL_NAME = "plinth-classifier"
@@ -141,19 +141,22 @@ def build_pipeline(target: ComputeTarget) -> GraphComponent:
             target,
         )
         with dsl.If(decided.outputs["Output"] == True, name="gate-passed"):  # noqa: E712 (KFP condition)
-            on_cpu_pool(
-                _step(
-                    register(
-                        decision=decided.outputs["decision"],
-                        tracking_uri=tracking_uri,
-                        model_name=model_name,
-                        run_id=run_id,
-                        data_hash=ingested.outputs["data_hash"],
-                        git_commit=git_commit,
-                        pipeline_name=PIPELINE_NAME,
-                        pipeline_version=__version__,
+            with_signing_key(
+                on_cpu_pool(
+                    _step(
+                        register(
+                            decision=decided.outputs["decision"],
+                            tracking_uri=tracking_uri,
+                            model_name=model_name,
+                            run_id=run_id,
+                            data_hash=ingested.outputs["data_hash"],
+                            git_commit=git_commit,
+                            pipeline_name=PIPELINE_NAME,
+                            pipeline_version=__version__,
+                        ),
+                        "register",
                     ),
-                    "register",
+                    target,
                 ),
                 target,
             )

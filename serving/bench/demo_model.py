@@ -23,7 +23,7 @@ from components.common.features import split_target
 from components.common.profile import ReferenceProfile, build_profile
 from components.common.task import TAG_TASK, Task, infer_task
 from components.ingest.core import load_source
-from components.register.core import register
+from components.register.core import choose_key, register
 from components.train_sklearn.core import build_model
 from serving.rollout.harness.sample_rows import json_value
 from serving.rollout.harness.train_drill import BREAST_CANCER, DrillData
@@ -68,7 +68,8 @@ def register_plinth_model(
     with mlflow.start_run(experiment_id=experiment_id):
         model_uri = modeling.log_model(model, features, profile, "sklearn")
     tags = {TAG_TASK: task.tag()}
-    registration = register(client, model_uri, name, tracking.CHAMPION, tags, "serving model")
+    key = choose_key(tracking_uri)
+    registration = register(client, model_uri, name, tracking.CHAMPION, tags, "serving model", key)
     return RegisteredModel(tracking_uri, name, registration.version, model, features, task, profile)
 
 
@@ -88,7 +89,8 @@ def register_plain_sklearn(
             # A pickle, as a notebook makes it: MLflow's default (skops) refuses plinth's preprocessing step.
             serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_CLOUDPICKLE,
         )
-    registration = register(client, str(info.model_uri), name, tracking.CHAMPION, {}, "plain sklearn model")
+    key = choose_key(tracking_uri)
+    registration = register(client, str(info.model_uri), name, tracking.CHAMPION, {}, "plain sklearn model", key)
     return RegisteredModel(tracking_uri, name, registration.version, model, features, task)
 
 
@@ -114,5 +116,6 @@ def register_python_model(tracking_uri: str, name: str, features: pd.DataFrame, 
             pip_requirements=modeling.pip_requirements(()),
         )
     tags = {TAG_TASK: task.tag()}
-    registration = register(client, str(info.model_uri), name, tracking.CHAMPION, tags, "a rule")
+    key = choose_key(tracking_uri)
+    registration = register(client, str(info.model_uri), name, tracking.CHAMPION, tags, "a rule", key)
     return RegisteredModel(tracking_uri, name, registration.version, rule, features, task)

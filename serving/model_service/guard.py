@@ -3,8 +3,10 @@
 BentoML reads any body size and parses any content type it knows; this layer answers 415 for anything
 but JSON and 413 for bodies over the limit (checked on Content-Length and while streaming), turns the
 batcher's "overloaded" 503 into 429, counts every 4xx by reason, and gives a 400 that BentoML answers as a
-JSON list (an error raised in the API) the object shape the contract publishes. It also hosts the two
-chaos knobs used by rollout drills, which are off unless their environment variables are set.
+JSON list (an error raised in the API) the object shape the contract publishes. A service whose model was
+refused (its files failed their signature check) answers every call 503 with the reason, before reading
+it. It also hosts the two chaos knobs used by rollout drills, which are off unless their environment
+variables are set.
 """
 
 from __future__ import annotations
@@ -76,9 +78,11 @@ class PredictGuard:
         max_body_bytes: int = 1_048_576,
         chaos_error_rate: float = 0.0,
         chaos_latency_ms: float = 0.0,
+        refusal: str | None = None,
     ) -> None:
         self.app = app
         self.route = route
+        self.refusal = refusal
         self.max_body_bytes = max_body_bytes
         self.chaos_error_rate = chaos_error_rate
         self.chaos_latency_s = chaos_latency_ms / 1000
@@ -87,6 +91,9 @@ class PredictGuard:
         """Check and pass on a POST to the guarded route; every other request passes untouched."""
         if scope["type"] != "http" or scope["path"] != self.route or scope["method"] != "POST":
             await self.app(scope, receive, send)
+            return
+        if self.refusal is not None:
+            await _reply(send, 503, self.refusal)
             return
         headers = dict(scope["headers"])
         media_type = headers.get(b"content-type", b"").split(b";")[0].strip().lower()

@@ -42,6 +42,13 @@ MODEL_INFO = Gauge(
     ["model_name", "model_version", "task", "drift"],
     multiprocess_mode="max",
 )
+MODEL_VERIFICATION = Gauge(
+    "plinth_model_verification",
+    "Always 1; `result` says how the version's files fared against their signature before anything was loaded: "
+    "verified, unverified (unsigned or no public key, allowed here) or failed (refused: never ready).",
+    ["model_name", "model_version", "result"],
+    multiprocess_mode="max",
+)
 PREDICTION_PROBABILITY = Histogram(
     "plinth_prediction_probability",
     "Predicted class probability per instance: binary, the positive class only; multiclass, every class.",

@@ -140,6 +140,25 @@ class PyfuncPredictor:
         return np.array([plain_label(value) for value in values.tolist()], dtype=object)
 
 
+class RefusedPredictor:
+    """A version whose files failed their signature check: nothing is loaded, every call is refused."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        self.task = ServedTask(REGRESSION)
+
+    def load(self) -> None:
+        """Load nothing: the files are not trusted."""
+
+    def warm_up(self, batch: Batch) -> np.ndarray:
+        """Refuse: a refused model never passes a warm-up."""
+        raise ModelLoadError(self.reason)
+
+    def predict(self, batch: Batch) -> np.ndarray:
+        """Refuse, saying why (the service answers 503 before it gets here)."""
+        raise ModelLoadError(self.reason)
+
+
 def _sklearn_classifier(ref: ModelRef, pyfunc: Any) -> Any:
     """Return the raw scikit-learn classifier behind `pyfunc` when it has `predict_proba` and `classes_`."""
     if "sklearn" not in ref.mlmodel.flavors:

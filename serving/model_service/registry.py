@@ -2,7 +2,9 @@
 
 What the service needs to know before it can define its API comes from here: the input columns (the
 signature), the reference profile of a plinth model (absent for anyone else's model), and the version's
-registry tags (`plinth.task`).
+registry tags (`plinth.task`). Before any of the fetched files is read, they are checked against the
+signature the register step stored with them (`components/common/signing.py`); a version that fails is
+refused, and nothing of it is loaded.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pathlib import Path
 from mlflow import MlflowClient
 from mlflow.models import Model
 
+from components.common import signing
 from components.common.modeling import METADATA_KEY, profile_from_metadata
 from components.common.profile import ReferenceProfile
 from serving.model_service.columns import Column, read_columns
@@ -25,6 +28,18 @@ from serving.model_service.settings import Settings
 
 class ModelLoadError(RuntimeError):
     """The configured model cannot be found, fetched or used; the message says which and why."""
+
+
+class ModelRefused(ModelLoadError):
+    """The version's files failed their signature check (or have none where one is required): never loaded."""
+
+    def __init__(self, name: str, version: str, verdict: signing.Verdict) -> None:
+        super().__init__(verdict.message)
+        self.name, self.version, self.verdict = name, version, verdict
+
+    def stand_in(self) -> ModelRef:
+        """Return what the service is defined from instead: the version's name, no files, no inputs."""
+        return ModelRef(self.name, self.version, Path(), Model(), [], verdict=self.verdict)
 
 
 @dataclass(frozen=True)
@@ -38,6 +53,7 @@ class ModelRef:
     columns: list[Column]
     profile: ReferenceProfile | None = None
     tags: dict[str, str] = field(default_factory=dict)
+    verdict: signing.Verdict = signing.NOT_CHECKED
 
     @property
     def is_plinth(self) -> bool:
@@ -90,6 +106,7 @@ def fetch(settings: Settings) -> ModelRef:
     """Resolve the alias (or pinned version) in the registry and fetch that version's files.
 
     Raises:
+        ModelRefused: the files fail their signature check, or are unsigned where a signature is required.
         ModelLoadError: the registry, the model, the alias or the version is missing, or the model has no
             signature the service can serve (the message names the column).
     """
@@ -102,7 +119,13 @@ def fetch(settings: Settings) -> ModelRef:
         else:
             found = client.get_model_version_by_alias(settings.model_name, settings.model_alias)
         version = str(found.version)
+        tags = {str(key): str(value) for key, value in (found.tags or {}).items()}
         local_dir = _download(settings, client, version, f"{found.source}|{found.creation_timestamp}")
+        # Every start checks the files it is about to read, cached ones included: the cache is a directory too.
+        what = f"{settings.model_name} v{version}"
+        verdict = signing.check(local_dir, tags, settings.verify_key, settings.require_signature, what)
+        if verdict.refused:
+            raise ModelRefused(settings.model_name, version, verdict)
         mlmodel = Model.load(str(local_dir / "MLmodel"))
         metadata = mlmodel.metadata or {}
         profile = profile_from_metadata(metadata, str(local_dir)) if METADATA_KEY in metadata else None
@@ -110,5 +133,4 @@ def fetch(settings: Settings) -> ModelRef:
     except (MlflowException, OSError, ValueError, KeyError, TypeError) as error:
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ModelLoadError(f"cannot load {settings.model_selector} from {settings.registry_uri}: {reason}") from error
-    tags = {str(key): str(value) for key, value in (found.tags or {}).items()}
-    return ModelRef(settings.model_name, version, local_dir, mlmodel, columns, profile, tags)
+    return ModelRef(settings.model_name, version, local_dir, mlmodel, columns, profile, tags, verdict)

@@ -5,7 +5,9 @@ BentoML builds a service's schemas when the class is defined, so importing this 
 configured model in the MLflow registry and fetches its files (a model served through `mlflow.pyfunc` is
 also loaded, since only the loaded model can say what it answers). A model that cannot be resolved stops
 the process with one line and a non-zero exit status; one that cannot be loaded or fails its warm-up
-prediction stops the worker before it ever reports ready.
+prediction stops the worker before it ever reports ready. A version whose files fail their signature check
+is not read at all: the service starts without it, logs one line, sets
+`plinth_model_verification{result="failed"}`, answers /predict 503, and never reports ready.
 """
 
 from __future__ import annotations
@@ -16,14 +18,15 @@ from typing import TYPE_CHECKING, Any, cast
 
 import bentoml
 import numpy as np
-from bentoml.exceptions import InvalidArgument
+from bentoml.exceptions import InvalidArgument, ServiceUnavailable
 
+from components.common.signing import UNVERIFIED
 from serving.model_service import contract, examples, registry, schema
 from serving.model_service.columns import FrameBuilder
 from serving.model_service.drift import InputMonitor
 from serving.model_service.guard import PredictGuard
-from serving.model_service.monitor import MODEL_INFO, OutputMonitor
-from serving.model_service.predictor import check_output, open_predictor
+from serving.model_service.monitor import MODEL_INFO, MODEL_VERIFICATION, OutputMonitor
+from serving.model_service.predictor import Predictor, RefusedPredictor, check_output, open_predictor
 from serving.model_service.settings import Settings, SettingsError
 
 # Adaptive batching: rows from concurrent requests are scored together, up to this many rows per call.
@@ -38,10 +41,14 @@ DURATION_BUCKETS = [
 
 logger = logging.getLogger("plinth.model_service")
 
+REFUSED: registry.ModelRefused | None = None
 try:
     SETTINGS = Settings.from_env()
-    MODEL = registry.fetch(SETTINGS)
-    PREDICTOR = open_predictor(MODEL, SETTINGS)
+    try:
+        MODEL = registry.fetch(SETTINGS)
+        PREDICTOR: Predictor = open_predictor(MODEL, SETTINGS)
+    except registry.ModelRefused as refusal:  # defined without the model, so that it can say why and stay unready
+        REFUSED, MODEL, PREDICTOR = refusal, refusal.stand_in(), RefusedPredictor(str(refusal))
     PredictRequest = schema.request_model(MODEL.columns, SETTINGS.max_instances)
     EXAMPLE_SOURCE, WARM_UP_ROWS = examples.first_valid(MODEL, PredictRequest)
 except (SettingsError, registry.ModelLoadError, ValueError) as error:
@@ -67,6 +74,14 @@ class ModelService:
 
     def __init__(self) -> None:
         self.ready = False
+        MODEL_VERIFICATION.labels(MODEL.name, MODEL.version, MODEL.verdict.result).set(1)
+        first_worker = bentoml.server_context.worker_index in (None, 1)  # the verdict is logged once per process
+        if REFUSED is not None:
+            if first_worker:
+                logger.error("%s", MODEL.verdict.message)
+            return
+        if MODEL.verdict.result == UNVERIFIED and first_worker:
+            logger.warning("%s", MODEL.verdict.message)
         PREDICTOR.load()
         self.frames = FrameBuilder(MODEL.columns)
         self._warm_up()
@@ -105,6 +120,8 @@ class ModelService:
     )
     def predict(self, instances: list[Any]) -> PredictResponseBody:
         """Predict each instance (records or columnar; the response per task is in the README)."""
+        if REFUSED is not None:
+            raise ServiceUnavailable(str(REFUSED))
         batch = self.frames.build(instances)
         try:
             output = PREDICTOR.predict(batch)
@@ -129,5 +146,6 @@ cast("bentoml.Service[ModelService]", ModelService).add_asgi_middleware(
     max_body_bytes=SETTINGS.max_body_bytes,
     chaos_error_rate=SETTINGS.chaos_error_rate,
     chaos_latency_ms=SETTINGS.chaos_latency_ms,
+    refusal=None if REFUSED is None else str(REFUSED),
 )
 cast("bentoml.Service[ModelService]", ModelService).add_asgi_middleware(contract.PublishedContract, build=_contract)

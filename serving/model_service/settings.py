@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from components.common import signing
 from components.common.state import local_tracking_uri
 from components.common.task import KINDS
 
@@ -28,6 +29,9 @@ ENV_TIMEOUT_S = "PLINTH_TIMEOUT_S"
 ENV_MAX_CONCURRENCY = "PLINTH_MAX_CONCURRENCY"
 # The task of a model that does not say (no plinth metadata, no `plinth.task` registry tag).
 ENV_TASK = "PLINTH_TASK"
+# The public key (PEM) that model files are verified with, and whether an unsigned model is refused.
+ENV_VERIFY_KEY = signing.ENV_VERIFY_KEY
+ENV_REQUIRE_SIGNATURE = signing.ENV_REQUIRE_SIGNATURE
 # Chaos knobs for rollout drills: both off unless set, never set them for real traffic.
 ENV_CHAOS_ERROR_RATE = "PLINTH_CHAOS_ERROR_RATE"
 ENV_CHAOS_LATENCY_MS = "PLINTH_CHAOS_LATENCY_MS"
@@ -85,6 +89,8 @@ class Settings:
     chaos_error_rate: float = 0.0
     chaos_latency_ms: float = 0.0
     task: str | None = None
+    verify_key: Path | None = None
+    require_signature: bool = False
 
     @property
     def model_selector(self) -> str:
@@ -101,12 +107,18 @@ class Settings:
         task = env.get(ENV_TASK, "").strip() or None
         if task is not None and task not in KINDS:
             raise SettingsError(f"{ENV_TASK}={task!r} must be one of {', '.join(KINDS)}")
+        registry_uri = env.get(ENV_REGISTRY_URI) or tracking_uri
+        try:
+            verify_key = signing.verify_key(registry_uri, env)
+            require_signature = signing.signature_required(env)
+        except signing.SigningError as error:
+            raise SettingsError(str(error)) from error
         return cls(
             model_name=env.get(ENV_MODEL_NAME) or DEFAULT_MODEL_NAME,
             model_alias=env.get(ENV_MODEL_ALIAS) or DEFAULT_MODEL_ALIAS,
             model_version=env.get(ENV_MODEL_VERSION) or None,
             tracking_uri=tracking_uri,
-            registry_uri=env.get(ENV_REGISTRY_URI) or tracking_uri,
+            registry_uri=registry_uri,
             workers=int(_number(env, ENV_WORKERS, available_cpus(), 1, 64)),
             max_body_bytes=int(_number(env, ENV_MAX_BODY_BYTES, cls.max_body_bytes, 1024, 2**30)),
             max_instances=int(_number(env, ENV_MAX_INSTANCES, cls.max_instances, 1, 100_000)),
@@ -116,4 +128,6 @@ class Settings:
             chaos_error_rate=_number(env, ENV_CHAOS_ERROR_RATE, 0.0, 0.0, 1.0),
             chaos_latency_ms=_number(env, ENV_CHAOS_LATENCY_MS, 0.0, 0.0, 600_000),
             task=task,
+            verify_key=verify_key,
+            require_signature=require_signature,
         )

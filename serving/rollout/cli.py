@@ -2,7 +2,8 @@
 
 `--mode local` runs one rollout of `challenger` against `champion` and exits: 0 promoted, 3 rolled back,
 2 bad arguments or spec, or a rollout refused before it started (a version that is not there, a canary that
-solves another task than the stable, no traffic that fits the model). SIGINT/SIGTERM stop the analysis,
+solves another task than the stable or whose files fail their signature check, no traffic that fits the
+model). SIGINT/SIGTERM stop the analysis,
 which then rolls back, so an interrupted local rollout still ends with all traffic on the stable.
 
 `--mode cluster` is the chart's controller: it reconciles Git's desired version against what the stable
@@ -23,6 +24,7 @@ from pathlib import Path
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
+from components.common import signing
 from components.common.state import local_tracking_uri, plinth_home
 from components.common.tracking import CHALLENGER, CHAMPION, connect
 from serving.gitops.registry import redact
@@ -30,7 +32,7 @@ from serving.rollout.core.controller import Controller, Outcome
 from serving.rollout.core.record import PROMOTED, RolloutRecorder
 from serving.rollout.core.spec import SpecError, load_spec
 from serving.rollout.core.telemetry import serve_metrics
-from serving.rollout.edges.inspect_model import ModelFacts, inspect_version, task_mismatch
+from serving.rollout.edges.inspect_model import ModelFacts, inspect_version, task_mismatch, verify_version
 from serving.rollout.harness.local import METRICS_CHOICES, LocalStack
 from serving.rollout.harness.sample_rows import Row, TrafficError, traffic_rows
 
@@ -112,7 +114,8 @@ def read_versions(args: argparse.Namespace, client: MlflowClient, tracking_uri: 
     """Return what the registry says about the stable and the canary version.
 
     Raises:
-        Refused: a version is missing, or the canary solves another task than the stable.
+        Refused: a version is missing, the canary solves another task than the stable, or its files fail
+            their signature check (PLINTH_VERIFY_KEY, PLINTH_REQUIRE_SIGNATURE: as the model service reads them).
     """
     try:
         versions = [
@@ -121,11 +124,32 @@ def read_versions(args: argparse.Namespace, client: MlflowClient, tracking_uri: 
         ]
     except Refused as error:
         raise Refused(f"{error} (registry {redact(tracking_uri)})") from error
+    verify_canary(client, tracking_uri, args.model_name, versions[1])
     stable, canary = (inspect_version(client, tracking_uri, args.model_name, version) for version in versions)
     mismatch = task_mismatch(stable, canary)
     if mismatch:
         raise Refused(mismatch)
     return stable, canary
+
+
+def verify_canary(client: MlflowClient, tracking_uri: str, model_name: str, version: str) -> None:
+    """Check the canary's files against their signature as its model service will, before anything reads them.
+
+    Raises:
+        Refused: the files fail the check, are unsigned where PLINTH_REQUIRE_SIGNATURE=true, or cannot be fetched.
+    """
+    try:
+        key, required = signing.verify_key(tracking_uri), signing.signature_required()
+        verdict = verify_version(client, tracking_uri, model_name, version, key, required)
+    except signing.SigningError as error:
+        raise Refused(str(error)) from error
+    except (MlflowException, OSError) as error:
+        first = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise Refused(f"canary {model_name} v{version} not verified: {first}") from error
+    if verdict.refused:
+        raise Refused(f"canary {verdict.message}")
+    if verdict.result == signing.UNVERIFIED:
+        LOG.warning("canary %s", verdict.message)
 
 
 def traffic(args: argparse.Namespace, stable: ModelFacts) -> list[Row]:
@@ -200,7 +224,11 @@ def run_cluster(args: argparse.Namespace, client: MlflowClient, tracking_uri: st
         canary_pods=args.canary_replicas,
         stop=stop,
     )
-    registry = MlflowRegistry(client, tracking_uri, args.model_name, args.environment)
+    try:
+        verify_key, required = signing.verify_key(tracking_uri), signing.signature_required()
+    except signing.SigningError as error:
+        raise SystemExit(f"plinth rollout: {error}") from None
+    registry = MlflowRegistry(client, tracking_uri, args.model_name, args.environment, verify_key, required)
     source = PrometheusSource(args.prometheus_url)
     Reconciler(load_spec(args.spec), edge, source, registry, args.model_name, args.environment, stop).run()
 

@@ -4,7 +4,8 @@ No cluster runs here, so each documented install line is turned into its offline
 flags untouched: `helm install <args>` -> `helm template <args>` with the pinned helm, and
 `kubectl apply -k <dir>` -> `kubectl kustomize <dir>`. A typo in a value key, a chart path that moved or a
 flag that stopped changing anything fails here. The other lines of those blocks (`kubectl create …`,
-`helm test`) need a live API server and are left to `make e2e`.
+`helm test`, `openssl …`) need a live API server or the user's key and are not run; a `--set-file` of a file
+that such a line writes (`-out public.pem`) reads a fresh example public key written at that path instead.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from tests.docs.as_typed import bare_path
 from tests.docs.readme import ROOT, Block, claim
@@ -58,10 +61,33 @@ def helm_installs(block: Block) -> list[list[str]]:
     return installs
 
 
+def written_files(block: Block) -> set[str]:
+    """Return the files the block's own commands write with `-out <file>` (the `openssl` lines)."""
+    return {argv[index + 1] for argv in commands(block) for index, arg in enumerate(argv[:-1]) if arg == "-out"}
+
+
+def example_public_key(path: Path) -> Path:
+    """Write the PEM public half of a fresh elliptic-curve key pair to `path` and return it."""
+    key = ec.generate_private_key(ec.SECP256R1()).public_key()
+    path.write_bytes(key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    return path
+
+
+def with_written_files(args: list[str], block: Block, folder: Path) -> list[str]:
+    """Point each `--set-file key=<file>` at an example key when the block writes that file itself."""
+    written, out = written_files(block), list(args)
+    for index, arg in enumerate(args[:-1]):
+        if arg == "--set-file":
+            key, _, name = args[index + 1].partition("=")
+            if name in written and not (ROOT / name).exists():
+                out[index + 1] = f"{key}={example_public_key(folder / Path(name).name)}"
+    return out
+
+
 @pytest.mark.parametrize("block", HELM_INSTALL.blocks(), ids=lambda block: block.where)
-def test_every_documented_helm_install_renders_and_each_set_flag_takes_effect(block: Block) -> None:
+def test_every_documented_helm_install_renders_and_each_set_flag_takes_effect(block: Block, tmp_path: Path) -> None:
     helm = tool("helm")
-    for args in helm_installs(block):
+    for args in (with_written_files(args, block, tmp_path) for args in helm_installs(block)):
         rendered = render([helm, "template", *args])
         objects = [obj for obj in yaml.safe_load_all(rendered) if obj]
         assert {obj["kind"] for obj in objects} >= {"Deployment", "Service"}, "the install renders the stack"
@@ -73,9 +99,22 @@ def test_every_documented_helm_install_renders_and_each_set_flag_takes_effect(bl
         ]
         assert not misplaced, f"objects outside -n {namespace}: {misplaced}"
         for index, arg in enumerate(args):
-            if arg in ("--set", "--set-string"):
-                unset = render([helm, "template", *without_flag(args, index)])
-                assert unset != rendered, f"{block.where}: `{arg} {args[index + 1]}` changes nothing in the chart"
+            if arg in ("--set", "--set-string", "--set-file"):
+                key = args[index + 1].split("=", 1)[0]
+                unset = subprocess.run(
+                    [helm, "template", *without_flag(args, index)],
+                    capture_output=True,
+                    text=True,
+                    cwd=ROOT,
+                    timeout=120,
+                    check=False,
+                )
+                if unset.returncode != 0:  # a value the chart requires: without it, it refuses and names it
+                    assert key in unset.stderr, f"{block.where}: without `{arg} {args[index + 1]}`: {unset.stderr}"
+                    continue
+                assert unset.stdout != rendered, (
+                    f"{block.where}: `{arg} {args[index + 1]}` changes nothing in the chart"
+                )
 
 
 @pytest.mark.parametrize("block", KUBECTL_APPLY.blocks(), ids=lambda block: block.where)
@@ -96,3 +135,11 @@ def test_commands_joins_continuations_and_drops_comments(tmp_path: Path) -> None
         tmp_path / "README.md", 1, "bash", "helm install a b \\\n  --set x=1  # why\n# only a comment\n", None, True
     )
     assert commands(block) == [["helm", "install", "a", "b", "--set", "x=1"]]
+
+
+def test_a_set_file_of_a_file_the_block_writes_reads_an_example_key(tmp_path: Path) -> None:
+    text = "openssl ec -in private.pem -pubout -out public.pem\nhelm install a b --set-file k=public.pem\n"
+    block = Block(tmp_path / "README.md", 1, "bash", text, None, True)
+    args = with_written_files(helm_installs(block)[0], block, tmp_path)
+    assert args == ["a", "b", "--set-file", f"k={tmp_path / 'public.pem'}"]
+    assert (tmp_path / "public.pem").read_text().startswith("-----BEGIN PUBLIC KEY-----")

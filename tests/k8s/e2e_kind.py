@@ -186,7 +186,9 @@ def build_overlay(directory: Path) -> Path:
         str(E2E_DIR / "values-e2e.yaml"),
     )
     (base / "serving.yaml").write_text(rendered.stdout)
-    shutil.copy2(ROOT / "manifests" / "base" / "kustomization.yaml", base / "kustomization.yaml")
+    for path in (ROOT / "manifests" / "base").glob("*.yaml"):
+        if path.name not in {"serving.yaml", "values.yaml"}:
+            shutil.copy2(path, base / path.name)  # kustomization.yaml, namespace.yaml
     overlay = directory / "staging"
     shutil.copytree(STAGING, overlay)
     kustomization = overlay / "kustomization.yaml"

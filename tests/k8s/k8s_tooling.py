@@ -35,11 +35,24 @@ CRD_SCHEMAS = {
     ),
 }
 
+# Kinds without a namespace: the controller's admission policy and its binding, the kustomize bases' Namespace.
+CLUSTER_SCOPED = {"Namespace", "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"}
+
+# What every install must say about its cluster (the chart has no default for it): the API server's address,
+# as `kubectl get endpoints kubernetes -n default` shows it on kind.
+CLUSTER_VALUES = ["--set", "networkPolicy.apiServerCidrs={172.18.0.2/32}"]
+
+# The public key that verifies model signatures (the chart requires one while signing.required is true): an
+# example key pair's public half, as `--set-file` passes a real installation's.
+EXAMPLE_PUBLIC_KEY = Path(__file__).resolve().parent / "signing-example.pub.pem"
+SIGNING_VALUES = ["--set-file", f"signing.publicKey={EXAMPLE_PUBLIC_KEY}"]
+
 # Value sets the chart must render and validate under; each names a real way to install it.
 VALUE_SETS: dict[str, list[str]] = {
-    "default": [],
-    "canary-off": ["--set", "canary.enabled=false"],
+    "default": [*SIGNING_VALUES],
+    "canary-off": [*SIGNING_VALUES, "--set", "canary.enabled=false"],
     "crds-off": [
+        *SIGNING_VALUES,
         "--set",
         "httpRoute.enabled=false",
         "--set",
@@ -48,6 +61,7 @@ VALUE_SETS: dict[str, list[str]] = {
         "prometheusRule.enabled=false",
     ],
     "node-pools": [
+        *SIGNING_VALUES,
         "--set",
         "nodeSelector.plinth\\.dev/pool=serving",
         "--set",
@@ -68,8 +82,11 @@ VALUE_SETS: dict[str, list[str]] = {
         "autoscaling.enabled=true",
     ],
     "e2e": ["--values", str(Path(__file__).resolve().parent / "e2e" / "values-e2e.yaml")],
-    # Without the rollout controller: the stable pinned by value, the canary sized by values.
+    # Without the rollout controller: the stable pinned by value, the canary sized by values; no key, models
+    # unsigned (signature checks off).
     "secrets-and-pins": [
+        "--set",
+        "signing.required=false",
         "--set",
         "mlflow.uriSecret.name=mlflow-uri",
         "--set",
@@ -107,7 +124,8 @@ def run(args: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
 @cache
 def render_text(value_set: str) -> str:
     """Render the chart with one named value set, the way `helm install -n plinth` would."""
-    result = run([tool("helm"), "template", "release", str(CHART), "--namespace", NAMESPACE, *VALUE_SETS[value_set]])
+    args = [*CLUSTER_VALUES, *VALUE_SETS[value_set]]
+    result = run([tool("helm"), "template", "release", str(CHART), "--namespace", NAMESPACE, *args])
     assert result.returncode == 0, result.stderr
     return result.stdout
 
@@ -122,9 +140,11 @@ def render(value_set: str) -> list[dict[str, Any]]:
     return load_documents(render_text(value_set))
 
 
-def render_with(*args: str) -> subprocess.CompletedProcess[str]:
-    """Render with ad-hoc arguments and return the process, so a test can assert a refusal."""
-    return run([tool("helm"), "template", "release", str(CHART), "--namespace", NAMESPACE, *args])
+def render_with(*args: str, cluster: bool = True, signing: bool = True) -> subprocess.CompletedProcess[str]:
+    """Render with ad-hoc arguments (after CLUSTER_VALUES unless `cluster` is false, and SIGNING_VALUES unless
+    `signing` is false) and return the process, so a test can assert a refusal."""
+    values = [*(CLUSTER_VALUES if cluster else []), *(SIGNING_VALUES if signing else [])]
+    return run([tool("helm"), "template", "release", str(CHART), "--namespace", NAMESPACE, *values, *args])
 
 
 @cache

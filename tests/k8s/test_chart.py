@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import re
 import shutil
 import subprocess
@@ -10,7 +11,10 @@ import pytest
 import yaml
 from k8s_tooling import (
     CHART,
+    CLUSTER_SCOPED,
+    CLUSTER_VALUES,
     CRD_SCHEMAS,
+    EXAMPLE_PUBLIC_KEY,
     NAMESPACE,
     VALUE_SETS,
     env_of,
@@ -30,7 +34,8 @@ CRD_KINDS = {kind for _, kind in CRD_SCHEMAS}
 
 @pytest.mark.parametrize("value_set", sorted(VALUE_SETS))
 def test_helm_lint_strict(value_set: str) -> None:
-    result = run([tool("helm"), "lint", "--strict", str(CHART), "--namespace", NAMESPACE, *VALUE_SETS[value_set]])
+    args = [*CLUSTER_VALUES, *VALUE_SETS[value_set]]
+    result = run([tool("helm"), "lint", "--strict", str(CHART), "--namespace", NAMESPACE, *args])
     assert result.returncode == 0, result.stdout + result.stderr
     assert "1 chart(s) linted, 0 chart(s) failed" in result.stdout
 
@@ -41,7 +46,8 @@ def test_every_rendered_object_matches_its_schema(value_set: str) -> None:
     assert len(objects) >= 8
     for obj in objects:
         validate_object(obj)
-        assert obj["metadata"]["namespace"] == NAMESPACE, obj["metadata"]["name"]
+        expected = None if obj["kind"] in CLUSTER_SCOPED else NAMESPACE
+        assert obj["metadata"].get("namespace") == expected, obj["metadata"]["name"]
         assert len(obj["metadata"]["name"]) <= 63
 
 
@@ -72,6 +78,8 @@ def test_default_renders_the_whole_stack() -> None:
         "Service",
         "ServiceAccount",
         "ServiceMonitor",
+        "ValidatingAdmissionPolicy",
+        "ValidatingAdmissionPolicyBinding",
     ]
 
 
@@ -107,6 +115,10 @@ def test_route_weights_come_from_values() -> None:
         (["--set", "model.canary.version=7"], "additional properties 'version' not allowed"),
         (["--set", "mlflow.trackingUri=http://user:secret@mlflow:5000"], "/mlflow/trackingUri"),
         (["--set", "unknownKey=1"], "unknownKey"),
+        (["--set", "httpRoute.paths={/}"], "/httpRoute/paths/0"),
+        (["--set", "httpRoute.paths={predict}"], "/httpRoute/paths/0"),
+        (["--set", "networkPolicy.apiServerCidrs={0.0.0.0/0}"], "/networkPolicy/apiServerCidrs/0"),
+        (["--set", "networkPolicy.apiServerCidrs={::/0}"], "/networkPolicy/apiServerCidrs/0"),
     ],
 )
 def test_bad_values_are_refused(args: list[str], message: str) -> None:
@@ -189,42 +201,6 @@ def test_image_tag_defaults_to_the_project_version() -> None:
     chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
     pyproject = (CHART.parents[1] / "pyproject.toml").read_text()
     assert f'version = "{chart["appVersion"]}"' in pyproject
-
-
-def test_controller_role_allows_exactly_what_it_patches() -> None:
-    role = named(render("default"), "Role", "release-plinth-serving-rollout")
-    assert role["rules"] == [
-        {
-            "apiGroups": ["gateway.networking.k8s.io"],
-            "resources": ["httproutes"],
-            "resourceNames": ["release-plinth-serving"],
-            "verbs": ["get", "list", "watch", "patch"],
-        },
-        {
-            "apiGroups": ["apps"],
-            "resources": ["deployments", "deployments/scale"],
-            "resourceNames": ["release-plinth-serving-stable", "release-plinth-serving-canary"],
-            "verbs": ["get", "patch"],
-        },
-        {
-            "apiGroups": ["apps"],
-            "resources": ["deployments/status"],
-            "resourceNames": ["release-plinth-serving-stable", "release-plinth-serving-canary"],
-            "verbs": ["get"],
-        },
-        {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["create"]},
-        {
-            "apiGroups": [""],
-            "resources": ["configmaps"],
-            "resourceNames": ["release-plinth-serving-rollout-state"],
-            "verbs": ["get", "update", "patch"],
-        },
-        {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]},
-    ]
-    binding = named(render("default"), "RoleBinding", "release-plinth-serving-rollout")
-    assert binding["subjects"] == [
-        {"kind": "ServiceAccount", "name": "release-plinth-serving-rollout", "namespace": NAMESPACE}
-    ]
 
 
 def test_controller_runs_the_contract_command_with_the_analysis_spec() -> None:
@@ -402,7 +378,8 @@ def test_hpa_scales_only_the_stable_track() -> None:
 def test_network_policy_admits_only_gateway_prometheus_and_the_test_pod() -> None:
     policy = named(render("default"), "NetworkPolicy", "release-plinth-serving-serving")
     sources = policy["spec"]["ingress"][0]["from"]
-    assert sources[0] == {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "gateway-system"}}}
+    gateway = {"kubernetes.io/metadata.name": "envoy-gateway-system"}  # Envoy Gateway's data plane
+    assert sources[0] == {"namespaceSelector": {"matchLabels": gateway}}
     assert sources[1]["podSelector"] == {"matchLabels": {"app.kubernetes.io/name": "prometheus"}}
     assert sources[2]["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "helm-test"
     egress_ports = [port["port"] for rule in policy["spec"]["egress"] for port in rule["ports"]]
@@ -417,3 +394,107 @@ def test_helm_test_pod_calls_readyz_and_predict() -> None:
     assert "/readyz" in script
     assert "/predict" in script
     assert env_of(container)["TARGET"]["value"] == "http://release-plinth-serving-stable:80"
+
+
+def bentoml_api_routes() -> set[str]:
+    """Return the `route=` of every `@bentoml.api(...)` in the serving module: what a client may call."""
+    tree = ast.parse((CHART.parents[1] / "serving" / "model_service" / "service.py").read_text())
+    return {
+        keyword.value.value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call) and ast.unparse(node.func) == "bentoml.api"
+        for keyword in node.keywords
+        if keyword.arg == "route" and isinstance(keyword.value, ast.Constant)
+    }
+
+
+def test_the_route_publishes_the_prediction_api_and_nothing_else() -> None:
+    route = named(render("default"), "HTTPRoute", "release-plinth-serving")
+    matches = [match for rule in route["spec"]["rules"] for match in rule["matches"]]
+    assert matches == [{"path": {"type": "Exact", "value": "/predict"}, "method": "POST"}]
+    assert {match["path"]["value"] for match in matches} == bentoml_api_routes(), "every API, and only the APIs"
+    for internal in ("/", "/metrics", "/docs", "/docs.json", "/livez", "/readyz"):
+        assert internal not in {match["path"]["value"] for match in matches}
+    monitor = named(render("default"), "ServiceMonitor", "release-plinth-serving")
+    assert monitor["spec"]["endpoints"][0].get("path", "/metrics") == "/metrics", "Prometheus scrapes in-cluster"
+
+
+def test_the_published_paths_are_a_value() -> None:
+    result = render_with("--set", "httpRoute.paths={/predict,/v2/predict}")
+    assert result.returncode == 0, result.stderr
+    route = named(load_documents(result.stdout), "HTTPRoute", "release-plinth-serving")
+    values = [match["path"]["value"] for rule in route["spec"]["rules"] for match in rule["matches"]]
+    assert values == ["/predict", "/v2/predict"]
+
+
+SIGNED_PODS = ("release-plinth-serving-stable", "release-plinth-serving-canary", "release-plinth-serving-rollout")
+
+
+def signing_of(objects: list[dict], name: str) -> tuple[dict, dict, dict, dict]:
+    """Return (pod template, container, its mounts by name, the pod's volumes by name) of one Deployment."""
+    template = named(objects, "Deployment", name)["spec"]["template"]
+    container = template["spec"]["containers"][0]
+    mounts = {mount["name"]: mount for mount in container["volumeMounts"]}
+    volumes = {volume["name"]: volume for volume in template["spec"]["volumes"]}
+    return template, container, mounts, volumes
+
+
+def test_the_public_key_is_mounted_where_every_pod_that_loads_a_model_verifies_it() -> None:
+    objects = render("default")
+    config = named(objects, "ConfigMap", "release-plinth-serving-signing")
+    assert config["data"]["public.pem"].strip() == EXAMPLE_PUBLIC_KEY.read_text().strip()
+    checksums = set()
+    for name in SIGNED_PODS:
+        template, container, mounts, volumes = signing_of(objects, name)
+        assert mounts["signing"] == {"name": "signing", "mountPath": "/etc/plinth/signing", "readOnly": True}, name
+        assert volumes["signing"] == {"name": "signing", "configMap": {"name": "release-plinth-serving-signing"}}
+        env = env_of(container)
+        assert env["PLINTH_VERIFY_KEY"]["value"] == "/etc/plinth/signing/public.pem", name
+        assert env["PLINTH_REQUIRE_SIGNATURE"]["value"] == "true", name
+        checksums.add(template["metadata"]["annotations"]["checksum/signing"])
+    assert len(checksums) == 1
+    # The analysis spec stays at its path, as one file beside the key rather than a volume the key mounts into.
+    _, _, mounts, _ = signing_of(objects, "release-plinth-serving-rollout")
+    assert mounts["analysis"]["mountPath"] == "/etc/plinth/analysis.yaml"
+
+
+def test_a_new_public_key_restarts_the_pods(tmp_path) -> None:
+    other = tmp_path / "other.pem"
+    other.write_text(EXAMPLE_PUBLIC_KEY.read_text().replace("MFkw", "MFkx", 1))
+    before = signing_of(render("default"), SIGNED_PODS[0])[0]["metadata"]["annotations"]["checksum/signing"]
+    result = render_with("--set-file", f"signing.publicKey={other}")
+    assert result.returncode == 0, result.stderr
+    after = signing_of(load_documents(result.stdout), SIGNED_PODS[0])[0]["metadata"]["annotations"]
+    assert after["checksum/signing"] != before
+
+
+def test_required_signatures_without_a_key_are_refused_with_one_message() -> None:
+    result = render_with(signing=False)
+    assert result.returncode != 0
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Error")]
+    assert len(errors) == 1, result.stderr
+    assert "signing.publicKey is required while signing.required is true" in errors[0]
+    assert "plinth-signing-key" in errors[0]
+    assert "openssl ec -in private.pem -pubout" in errors[0]
+    refused = render_with("--set", "signing.publicKey=not a key", signing=False)
+    assert refused.returncode != 0
+    assert "/signing/publicKey" in refused.stderr, refused.stderr
+
+
+def test_without_required_signatures_no_key_is_needed_and_the_pods_say_so() -> None:
+    result = render_with("--set", "signing.required=false", signing=False)
+    assert result.returncode == 0, result.stderr
+    objects = load_documents(result.stdout)
+    assert not [obj for obj in objects if obj["metadata"]["name"] == "release-plinth-serving-signing"]
+    for name in SIGNED_PODS:
+        _, container, mounts, volumes = signing_of(objects, name)
+        env = env_of(container)
+        assert env["PLINTH_REQUIRE_SIGNATURE"]["value"] == "false", name
+        assert "PLINTH_VERIFY_KEY" not in env, name
+        assert "signing" not in mounts, name
+        assert "signing" not in volumes, name
+    # With a key but not required: the key is still mounted, so a tampered signed model is refused.
+    result = render_with("--set", "signing.required=false")
+    _, container, mounts, _ = signing_of(load_documents(result.stdout), SIGNED_PODS[0])
+    assert env_of(container)["PLINTH_REQUIRE_SIGNATURE"]["value"] == "false"
+    assert "signing" in mounts

@@ -14,7 +14,7 @@ from typing import Any
 
 import jsonschema
 import pytest
-from k8s_tooling import ROOT, crd_schema, load_documents, run, tool
+from k8s_tooling import CLUSTER_SCOPED, ROOT, crd_schema, load_documents, run, tool
 
 MANIFESTS = ROOT / "manifests"
 GITOPS = MANIFESTS / "gitops"
@@ -100,7 +100,8 @@ def test_both_agents_deploy_the_prod_overlay_which_never_deploys_them(prod: list
     repository, kustomization = example("flux-kustomization.yaml")
     assert application["spec"]["source"]["path"] == "manifests/overlays/prod"
     assert application["spec"]["destination"]["namespace"] == "plinth"
-    assert {obj["metadata"]["namespace"] for obj in prod} == {"plinth"}
+    assert {obj["metadata"]["namespace"] for obj in prod if obj["kind"] not in CLUSTER_SCOPED} == {"plinth"}
+    assert [obj["metadata"]["name"] for obj in prod if obj["kind"] == "Namespace"] == ["plinth"]
     assert kustomization["spec"]["path"] == "./manifests/overlays/prod"
     assert kustomization["spec"]["prune"] is True
     assert kustomization["spec"]["sourceRef"] == {"kind": "GitRepository", "name": repository["metadata"]["name"]}

@@ -92,3 +92,21 @@ def test_committed_base_matches_the_chart() -> None:
     tool("helm")
     result = run([sys.executable, "-m", "serving.gitops.render_base", "--check"], cwd=ROOT)
     assert result.returncode == 0, result.stderr
+
+
+RESTRICTED = {
+    f"pod-security.kubernetes.io/{mode}{suffix}": value
+    for mode in ("enforce", "audit", "warn")
+    for suffix, value in (("", "restricted"), ("-version", "latest"))
+}
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_the_namespaces_the_project_owns_enforce_the_restricted_standard(target: str) -> None:
+    objects = kustomize(target)
+    namespaces = {obj["metadata"]["name"]: obj for obj in objects if obj["kind"] == "Namespace"}
+    used = {obj["metadata"]["namespace"] for obj in objects if "namespace" in obj["metadata"]}
+    assert used
+    assert used <= set(namespaces), f"{target} renders its own namespace(s): {sorted(used)}"
+    for name, namespace in namespaces.items():
+        assert RESTRICTED.items() <= namespace["metadata"]["labels"].items(), name

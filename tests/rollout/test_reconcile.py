@@ -19,7 +19,9 @@ import pytest
 import yaml
 from mlflow import MlflowClient
 
+from components.common import signing
 from components.common.tracking import CHAMPION, connect
+from serving.bench.demo_model import register_plinth_model
 from serving.gitops import overlay
 from serving.gitops.registry import Registry
 from serving.gitops.tools import find_tool
@@ -89,7 +91,8 @@ class ScriptedSource:
 
 
 class Versions:
-    """A real registry: v1 champion, v2 a better model, v3 a garbage one, v4 a regressor (another task)."""
+    """A real registry: v1 champion, v2 a better model, v3 a garbage one, v4 a regressor (another task), v5 signed
+    at registration whose stored model.pkl then had one byte changed."""
 
     def __init__(self, root: Path) -> None:
         self.uri = f"sqlite:///{root / 'mlflow.db'}"
@@ -98,6 +101,12 @@ class Versions:
         self.good = register_drill_model(self.uri, MODEL, seed=SEED)
         self.garbage = register_drill_model(self.uri, MODEL, seed=SEED, shuffle_labels=True)
         self.regressor = register_drill_model(self.uri, MODEL, seed=SEED, data=DrillData("sklearn:diabetes"))
+        self.tampered = register_plinth_model(self.uri, MODEL, experiment="reconcile").version
+        stored = Path(self.client.get_model_version_download_uri(MODEL, self.tampered).removeprefix("file://"))
+        data = bytearray((stored / "model.pkl").read_bytes())
+        data[len(data) // 2] ^= 0x01
+        (stored / "model.pkl").write_bytes(bytes(data))
+        self.client.set_registered_model_alias(MODEL, CHAMPION, self.champion)
 
     def tags(self, version: str) -> dict[str, str]:
         return self.client.get_model_version(MODEL, version).tags
@@ -108,7 +117,7 @@ class Versions:
 
     def forget_rollouts(self) -> None:
         """Remove every rollout tag and put `champion` back, so each test starts from the same registry."""
-        for version in (self.champion, self.good, self.garbage, self.regressor):
+        for version in (self.champion, self.good, self.garbage, self.regressor, self.tampered):
             for key in list(self.tags(version)):
                 if key.startswith("plinth.rollout.") or key.startswith(REJECTED_TAG):
                     self.client.delete_model_version_tag(MODEL, version, key)
@@ -140,7 +149,9 @@ class World:
     def restart(self) -> Reconciler:
         """A new controller pod: nothing carried over but the cluster and the registry."""
         edge = ClusterEdge(self.cluster.api(), NS, ROUTE, STABLE, CANARY, CANARY, STABLE, STATE, poll=0.001)
-        records = MlflowRegistry(self.registry.client, self.registry.uri, MODEL, ENV)
+        # The public key beside the store; unsigned versions (the drill models) are allowed, as on one machine.
+        key = signing.verify_key(self.registry.uri, env={})
+        records = MlflowRegistry(self.registry.client, self.registry.uri, MODEL, ENV, key, require_signature=False)
         self.controller = Reconciler(SPEC, edge, self.source, records, MODEL, ENV, on_line=self.lines.append)
         return self.controller
 
@@ -366,6 +377,19 @@ def test_a_canary_of_another_task_is_refused_before_any_traffic(world: World):
     world.ticks(1)
     assert world.phase() == "failed"
     assert "solves another task" in world.cluster.state()["rejected"][registry.regressor]
+    scale_ups = [r for r in world.cluster.requests if r[1].endswith(f"/{CANARY}/scale") and r[2]["spec"]["replicas"]]
+    assert scale_ups == []
+    world.assert_serving(registry.champion)
+
+
+def test_a_canary_whose_files_changed_after_registration_is_refused_before_any_traffic(world: World):
+    registry = world.registry
+    world.ticks(1)
+    world.cluster.set_desired(registry.tampered)
+    world.ticks(1)
+    assert world.phase() == "failed"
+    reason = world.cluster.state()["rejected"][registry.tampered]
+    assert f"{MODEL} v{registry.tampered} refused: model.pkl differs from its signed digest" in reason
     scale_ups = [r for r in world.cluster.requests if r[1].endswith(f"/{CANARY}/scale") and r[2]["spec"]["replicas"]]
     assert scale_ups == []
     world.assert_serving(registry.champion)

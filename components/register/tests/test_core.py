@@ -4,9 +4,9 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from components.common import modeling, tracking
+from components.common import modeling, signing, tracking
 from components.common.task import TAG_TASK
-from components.register.core import RegistrationError, register, run
+from components.register.core import RegistrationError, choose_key, register, run
 from components.train_sklearn.core import build_model
 
 NAME = "unit-model"
@@ -27,16 +27,34 @@ def store(tmp_path_factory, tables):
         "model_uri": model_uri,
         "experiment": experiment,
         "run_id": run_.info.run_id,
+        "key": choose_key(uri),
     }
 
 
-def test_register_creates_version_then_alias(store):
+def stored_files(client, name: str, version: str) -> Path:
+    """The version's files in the artifact store itself (a local directory for a SQLite store)."""
+    return Path(client.get_model_version_download_uri(name, version).removeprefix("file://"))
+
+
+def test_register_signs_the_files_then_creates_version_then_alias(store):
     client = store["client"]
-    registration = register(client, store["model_uri"], NAME, "champion", {"plinth.data_hash": "abc"}, "first")
+    tags = {"plinth.data_hash": "abc"}
+    registration = register(client, store["model_uri"], NAME, "champion", tags, "first", store["key"])
     version = client.get_model_version_by_alias(NAME, "champion")
     assert str(version.version) == registration.version
     assert version.tags["plinth.data_hash"] == "abc"
     assert version.description == "first"
+    # The signature lies among the version's files in the store; its digest and key are the version's tags.
+    files = stored_files(client, NAME, registration.version)
+    assert (files / signing.SIGNATURE_FILE).is_file()
+    assert version.tags[signing.TAG_DIGEST] == registration.digest
+    public = store["key"].with_name(signing.PUBLIC_KEY_FILE)
+    assert version.tags[signing.TAG_KEY] == signing.key_id(public.read_bytes())
+    assert signing.check(files, version.tags, public, True, "v").result == signing.VERIFIED
+
+
+def test_the_local_key_lives_beside_the_sqlite_store(store):
+    assert store["key"] == Path(store["uri"].removeprefix("sqlite:///")).parent / "keys" / signing.PRIVATE_KEY_FILE
 
 
 def test_failure_after_version_is_created_leaves_registry_as_it_was(store):
@@ -44,14 +62,14 @@ def test_failure_after_version_is_created_leaves_registry_as_it_was(store):
     before = {v.version for v in client.search_model_versions(f"name = '{NAME}'")}
     # "v9" is a reserved alias name: MLflow refuses it only after the version exists.
     with pytest.raises(RegistrationError, match="was deleted again, alias 'v9' not moved"):
-        register(client, store["model_uri"], NAME, "v9", {}, "doomed")
+        register(client, store["model_uri"], NAME, "v9", {}, "doomed", store["key"])
     assert {v.version for v in client.search_model_versions(f"name = '{NAME}'")} == before
 
 
 def test_bad_model_uri_creates_nothing(store):
     client = store["client"]
     with pytest.raises(RegistrationError, match=r"before a version was created|registry unchanged|deleted again"):
-        register(client, "models:/m-does-not-exist", "other-model", "champion", {}, "")
+        register(client, "models:/m-does-not-exist", "other-model", "champion", {}, "", store["key"])
     assert not client.search_model_versions("name = 'other-model'")
     assert not client.search_registered_models("name = 'other-model'")
 
@@ -59,11 +77,11 @@ def test_bad_model_uri_creates_nothing(store):
 def test_a_failed_first_registration_removes_the_model_it_created(store):
     client = store["client"]
     with pytest.raises(RegistrationError, match="was deleted again, alias 'v9' not moved"):
-        register(client, store["model_uri"], "fresh-model", "v9", {}, "doomed")
+        register(client, store["model_uri"], "fresh-model", "v9", {}, "doomed", store["key"])
     assert not client.search_registered_models("name = 'fresh-model'")
 
 
-def test_run_records_lineage_and_closes_parent_run(store):
+def test_run_records_lineage_and_closes_parent_run(store, capsys):
     client = store["client"]
     parent = client.create_run(store["experiment"]).info.run_id
     decision = {
@@ -80,6 +98,7 @@ def test_run_records_lineage_and_closes_parent_run(store):
     }
     lineage = {"plinth.git_commit": "deadbeef", "plinth.data_hash": "h"}
     registration = run(json.dumps(decision), store["uri"], NAME, parent, lineage)
+    assert f"(files signed, {registration.digest})" in capsys.readouterr().out
     version = client.get_model_version(NAME, registration.version)
     assert version.aliases == ["challenger"]
     assert version.tags["plinth.git_commit"] == "deadbeef"
@@ -88,6 +107,12 @@ def test_run_records_lineage_and_closes_parent_run(store):
     parent_run = client.get_run(parent)
     assert parent_run.info.status == "FINISHED"
     assert parent_run.data.tags[tracking.TAG_VERSION] == registration.version
+
+
+def test_a_server_registry_without_a_signing_key_is_left_unchanged(store, monkeypatch):
+    monkeypatch.delenv(signing.ENV_SIGNING_KEY, raising=False)
+    with pytest.raises(RegistrationError, match=r"set PLINTH_SIGNING_KEY.*registry unchanged"):
+        choose_key("http://mlflow.example:5000")
 
 
 def test_unreachable_server_fails_fast(tmp_path: Path):

@@ -146,20 +146,29 @@ affinity:
 {{- if and .Values.rolloutController.enabled .Values.canary.enabled .Values.httpRoute.enabled }}true{{ end }}
 {{- end }}
 
-{{/* Egress every plinth pod needs: cluster DNS and the MLflow tracking server. */}}
-{{- define "plinth.egressDnsAndMlflow" -}}
+{{/* Egress to the cluster DNS, on each of its ports over UDP and TCP. */}}
+{{- define "plinth.egressDns" -}}
 - to:
     - namespaceSelector:
         matchLabels:
-          kubernetes.io/metadata.name: kube-system
+          {{- toYaml .Values.networkPolicy.dnsNamespaceLabels | nindent 10 }}
+      {{- with .Values.networkPolicy.dnsPodLabels }}
       podSelector:
         matchLabels:
-          k8s-app: kube-dns
+          {{- toYaml . | nindent 10 }}
+      {{- end }}
   ports:
-    - port: 53
+    {{- range .Values.networkPolicy.dnsPorts }}
+    - port: {{ . }}
       protocol: UDP
-    - port: 53
+    - port: {{ . }}
       protocol: TCP
+    {{- end }}
+{{- end }}
+
+{{/* Egress every plinth pod needs: cluster DNS and the MLflow tracking server. */}}
+{{- define "plinth.egressDnsAndMlflow" -}}
+{{ include "plinth.egressDns" . }}
 - to:
     - namespaceSelector:
         matchLabels:
@@ -170,4 +179,53 @@ affinity:
   ports:
     - port: {{ .Values.networkPolicy.mlflowPort }}
       protocol: TCP
+{{- end }}
+
+{{/* The controller's ValidatingAdmissionPolicy and its binding are cluster-scoped: the namespace is in the name. */}}
+{{- define "plinth.admissionPolicyName" -}}
+{{- printf "%s-%s" .Release.Namespace (include "plinth.controllerName" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* The ConfigMap holding the public key that verifies the registry's model signatures. */}}
+{{- define "plinth.signingName" -}}
+{{- printf "%s-signing" (include "plinth.fullname" . | trunc 55 | trimSuffix "-") }}
+{{- end }}
+
+{{/* The public key, or one message saying where it comes from when signatures are required without it. */}}
+{{- define "plinth.signingKey" -}}
+{{- if and .Values.signing.required (not (trim .Values.signing.publicKey)) }}
+{{- fail "signing.publicKey is required while signing.required is true: the PEM public key of the private key `private.pem` in the Secret plinth-signing-key that the training pipeline's register step signs with, e.g. `openssl ec -in private.pem -pubout -out public.pem` then --set-file signing.publicKey=public.pem (or --set signing.required=false to serve unsigned models)" }}
+{{- end }}
+{{- trim .Values.signing.publicKey }}
+{{- end }}
+
+{{/* Signature check of the model files (PLINTH_VERIFY_KEY, PLINTH_REQUIRE_SIGNATURE) on a container that loads them. */}}
+{{- define "plinth.signingEnv" -}}
+{{- if include "plinth.signingKey" . }}
+- name: PLINTH_VERIFY_KEY
+  value: /etc/plinth/signing/public.pem
+{{- end }}
+- name: PLINTH_REQUIRE_SIGNATURE
+  value: {{ ternary "true" "false" .Values.signing.required | quote }}
+{{- end }}
+
+{{- define "plinth.signingMount" -}}
+{{- if include "plinth.signingKey" . }}
+- name: signing
+  mountPath: /etc/plinth/signing
+  readOnly: true
+{{- end }}
+{{- end }}
+
+{{- define "plinth.signingVolume" -}}
+{{- if include "plinth.signingKey" . }}
+- name: signing
+  configMap:
+    name: {{ include "plinth.signingName" . }}
+{{- end }}
+{{- end }}
+
+{{/* Pod annotation that restarts the pods when the public key changes. */}}
+{{- define "plinth.signingChecksum" -}}
+checksum/signing: {{ include "plinth.signingKey" . | sha256sum }}
 {{- end }}

@@ -122,7 +122,10 @@ def server_env(home: Path, env: dict[str, str], workers: int | None = 1) -> dict
     """A private BentoML home (its metrics directory is wiped by every server start), one worker unless told."""
     pinned = {settings.ENV_WORKERS: str(workers)} if workers else {}
     # Nothing about the model or the registry is inherited: the server gets exactly what the test says.
-    inherited = (settings.ENV_WORKERS, settings.ENV_TRACKING_URI, settings.ENV_REGISTRY_URI, settings.ENV_TASK)
+    inherited = (
+        *(settings.ENV_WORKERS, settings.ENV_TRACKING_URI, settings.ENV_REGISTRY_URI, settings.ENV_TASK),
+        *(settings.ENV_VERIFY_KEY, settings.ENV_REQUIRE_SIGNATURE),
+    )
     base = {key: value for key, value in os.environ.items() if key not in inherited}
     return {**base, "BENTOML_HOME": str(home / "bentoml"), **pinned, **env}
 

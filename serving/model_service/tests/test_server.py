@@ -64,6 +64,9 @@ def test_metrics_move_with_requests(server: Server, registered: RegisteredModel)
     before = scrape(server.url)
     info = {"model_name": registered.name, "model_version": registered.version, "task": "binary", "drift": "on"}
     assert metric(before, "plinth_model_info", **info) == 1
+    # Registered by plinth's register step: signed, and checked against the key beside the store at start.
+    verified = {"model_name": registered.name, "model_version": registered.version, "result": "verified"}
+    assert metric(before, "plinth_model_verification", **verified) == 1
     rows = registered.instances(0, 20)
     for start in range(0, 20, 5):
         assert predict(server, rows[start : start + 5]).status_code == 200

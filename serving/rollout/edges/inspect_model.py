@@ -17,6 +17,7 @@ from pathlib import Path
 import pandas as pd
 from mlflow import MlflowClient
 
+from components.common import signing
 from components.common.modeling import METADATA_KEY
 from components.common.profile import ReferenceProfile
 from components.common.task import TAG_TASK, Task
@@ -139,3 +140,25 @@ def task_mismatch(stable: ModelFacts, canary: ModelFacts) -> str | None:
             "its predictions cannot be compared or served in its place"
         )
     return None
+
+
+def verify_version(
+    client: MlflowClient, tracking_uri: str, name: str, version: str, public_key: Path | None, required: bool
+) -> signing.Verdict:
+    """Fetch all of a version's files and check them against their signature, as the model service will.
+
+    Raises:
+        MlflowException, OSError: the version or its files cannot be fetched (nothing is known then).
+    """
+    import mlflow
+
+    found = client.get_model_version(name, version)
+    tags = {str(key): str(value) for key, value in (found.tags or {}).items()}
+    what = f"{name} v{version}"
+    if not tags.get(signing.TAG_DIGEST) or public_key is None:  # decided by the tags and the key alone
+        return signing.check(Path(), tags, public_key, required, what)
+    with tempfile.TemporaryDirectory(prefix="plinth-verify-") as tmp:
+        files = mlflow.artifacts.download_artifacts(
+            artifact_uri=client.get_model_version_download_uri(name, version), dst_path=tmp, tracking_uri=tracking_uri
+        )
+        return signing.check(Path(files), tags, public_key, required, what)

@@ -16,7 +16,7 @@ import threading
 import time
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from kubernetes.client import ApiClient, AppsV1Api, CoreV1Api, CustomObjectsApi
 from kubernetes.client.exceptions import ApiException
@@ -33,6 +33,34 @@ COMPONENT = "plinth-rollout"
 POLL_S = 2.0
 # A Deployment that has not rolled out in this long (image pull, model download, probes) is stuck.
 READY_TIMEOUT_S = 600.0
+
+
+class ApiPermission(NamedTuple):
+    """One kind of call to the Kubernetes API, as RBAC authorizes it."""
+
+    group: str
+    resource: str
+    verb: str
+    # Which of the edge's objects it is made on ("route", "stable", "canary", "record"); empty: any name,
+    # for a create (RBAC cannot name an object that does not exist yet).
+    objects: tuple[str, ...]
+
+
+# Every call ClusterEdge makes, and nothing more: the chart's Role (helm/plinth-serving/templates/role.yaml)
+# grants exactly these, and tests/k8s/test_rbac.py holds both the Role and every request of a scenario
+# against the fake API server to this list.
+API_PERMISSIONS: tuple[ApiPermission, ...] = (
+    ApiPermission(GROUP, PLURAL, "get", ("route",)),
+    ApiPermission(GROUP, PLURAL, "patch", ("route",)),  # the backend weights
+    ApiPermission("apps", "deployments", "get", ("stable", "canary")),
+    ApiPermission("apps", "deployments", "patch", ("stable",)),  # the served-version pod annotation
+    ApiPermission("apps", "deployments/scale", "patch", ("canary",)),
+    ApiPermission("apps", "deployments/status", "get", ("stable", "canary")),
+    ApiPermission("", "configmaps", "get", ("record",)),
+    ApiPermission("", "configmaps", "patch", ("record",)),
+    ApiPermission("", "configmaps", "create", ()),
+    ApiPermission("", "events", "create", ()),
+)
 
 
 class Stopping(RuntimeError):

@@ -7,11 +7,13 @@ and the loop acts on its own record (it never starts a rollout it cannot resolve
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 from mlflow import MlflowClient
 
+from components.common.signing import UNVERIFIED
 from serving.rollout.core.record import ROLLED_BACK, RolloutRecorder
-from serving.rollout.edges.inspect_model import ModelFacts, inspect_version, task_mismatch
+from serving.rollout.edges.inspect_model import ModelFacts, inspect_version, task_mismatch, verify_version
 
 LOG = logging.getLogger("plinth.rollout")
 
@@ -24,10 +26,20 @@ def first_line(error: Exception) -> str:
 class MlflowRegistry:
     """One model in one environment, as the loop sees it in MLflow."""
 
-    def __init__(self, client: MlflowClient, tracking_uri: str, model_name: str, environment: str) -> None:
+    def __init__(
+        self,
+        client: MlflowClient,
+        tracking_uri: str,
+        model_name: str,
+        environment: str,
+        verify_key: Path | None = None,
+        require_signature: bool = False,
+    ) -> None:
         self.client, self.tracking_uri = client, tracking_uri
         self.model_name, self.environment = model_name, environment
-        # A registered version never changes its files: read each one once.
+        # What a canary's files are checked with before any traffic: the model service's own settings.
+        self.verify_key, self.require_signature = verify_key, require_signature
+        # What a version's MLmodel says (task, profile) is read once; its files' signature is checked per rollout.
         self.known: dict[str, ModelFacts] = {}
 
     def resolve(self, alias: str) -> str | None:
@@ -66,11 +78,28 @@ class MlflowRegistry:
         return facts.has_profile if facts else None
 
     def refusal(self, stable: str, canary: str) -> str | None:
-        """Return why `canary` cannot replace `stable` (it solves another task), None when it may be tried."""
+        """Return why `canary` cannot replace `stable` (another task, files that fail their signature), else None."""
         stable_facts, canary_facts = self.facts(stable), self.facts(canary)
-        if stable_facts is None or canary_facts is None:
+        mismatch = task_mismatch(stable_facts, canary_facts) if stable_facts and canary_facts else None
+        return mismatch or self.verification_refusal(canary)
+
+    def verification_refusal(self, version: str) -> str | None:
+        """Return why `version`'s files must not be served (tampered, or unsigned where required), else None.
+
+        Checked on every call, never cached: files can change after a first check. Files that cannot be
+        fetched are not a refusal (a registry outage would otherwise record a rollback): the canary's own
+        service checks them again before it reports ready.
+        """
+        try:
+            verdict = verify_version(
+                self.client, self.tracking_uri, self.model_name, version, self.verify_key, self.require_signature
+            )
+        except Exception as error:  # unknown, not refused: the canary pods verify for themselves
+            LOG.warning("files of %s v%s not verified: %s", self.model_name, version, first_line(error))
             return None
-        return task_mismatch(stable_facts, canary_facts)
+        if verdict.result == UNVERIFIED:
+            LOG.warning("%s", verdict.message)
+        return verdict.message if verdict.refused else None
 
     def recorder(self, version: str) -> RolloutRecorder:
         """Return the recorder that writes `version`'s rollout tags and history in this environment."""

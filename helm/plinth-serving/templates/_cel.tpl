@@ -1,0 +1,27 @@
+{{/* CEL building blocks of the ValidatingAdmissionPolicy. Every one is a boolean, written without list or
+     map literals and without ternaries, so it type-checks in the API server's environment (homogeneous
+     literals, `object` as dyn) and evaluates the same in tests/k8s/test_admission_policy.py (cel-python). */}}
+
+{{/* `field` is absent on both `new` and `old`, or present on both with equal values:
+     dict "new" "object.spec" "old" "oldObject.spec" "field" "selector" */}}
+{{- define "plinth.cel.same" -}}
+(has({{ .new }}.{{ .field }}) == has({{ .old }}.{{ .field }}) && (!has({{ .new }}.{{ .field }}) || {{ .new }}.{{ .field }} == {{ .old }}.{{ .field }}))
+{{- end }}
+
+{{/* Two lists of objects hold `field` at the same positions with equal values (and so are of one length). */}}
+{{- define "plinth.cel.sameEach" -}}
+({{ .new }}.map(x, has(x.{{ .field }})) == {{ .old }}.map(x, has(x.{{ .field }})) && {{ .new }}.filter(x, has(x.{{ .field }})).map(x, x.{{ .field }}) == {{ .old }}.filter(x, has(x.{{ .field }})).map(x, x.{{ .field }}))
+{{- end }}
+
+{{/* The same for two lists of lists of objects (the backendRefs of each rule). */}}
+{{- define "plinth.cel.sameEachNested" -}}
+({{ .new }}.map(l, l.map(x, has(x.{{ .field }}))) == {{ .old }}.map(l, l.map(x, has(x.{{ .field }}))) && {{ .new }}.map(l, l.filter(x, has(x.{{ .field }})).map(x, x.{{ .field }})) == {{ .old }}.map(l, l.filter(x, has(x.{{ .field }})).map(x, x.{{ .field }})))
+{{- end }}
+
+{{/* The map `field` of `new` and `old` is equal but for the key `except`, which may be added or changed. */}}
+{{- define "plinth.cel.sameMapExcept" -}}
+{{- $n := printf "%s.%s" .new .field }}
+{{- $o := printf "%s.%s" .old .field }}
+{{- $k := .except | quote -}}
+((!has({{ $n }}) || {{ $n }}.all(k, k == {{ $k }} || (has({{ $o }}) && k in {{ $o }} && {{ $o }}[k] == {{ $n }}[k]))) && (!has({{ $o }}) || {{ $o }}.all(k, k == {{ $k }} || (has({{ $n }}) && k in {{ $n }}))))
+{{- end }}

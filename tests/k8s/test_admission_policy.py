@@ -1,0 +1,342 @@
+"""The rollout controller's ValidatingAdmissionPolicy, its CEL evaluated with cel-python on the chart's objects.
+
+`AdmissionPolicy` plays the API server's part: the binding's namespace selector and the policy's resource rules
+decide whether a request is matched, the matchConditions whether it is the controller's, and every validation
+must then be true; an evaluation error denies, as `failurePolicy: Fail` does. Variables are evaluated only when
+a validation reads them, as the API server does. What cel-python cannot check is the API server's type-checking
+environment; the chart's CEL is written to need none of it (no list or map literals of mixed types, no optional
+syntax, no extension functions).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import celpy
+import pytest
+from celpy import celtypes
+from celpy.evaluation import CELEvalError
+from controller_scenario import CONTROLLER, drive_a_rollout, edge_for
+from k8s_tooling import NAMESPACE, named, render, validate_object
+from urllib3 import HTTPResponse
+
+from serving.rollout.edges.kube import SERVED_ANNOTATION
+from serving.rollout.tests.fake_cluster import FakeCluster
+
+POLICY = f"{NAMESPACE}-{CONTROLLER}"
+CONTROLLER_USER = f"system:serviceaccount:{NAMESPACE}:{CONTROLLER}"
+ROUTE, STABLE, CANARY = "release-plinth-serving", "release-plinth-serving-stable", "release-plinth-serving-canary"
+RESOURCES = {
+    "HTTPRoute": ("gateway.networking.k8s.io", "v1", "httproutes"),
+    "Deployment": ("apps", "v1", "deployments"),
+}
+ENV = celpy.Environment()
+
+
+class LazyVariables(celtypes.MapType):
+    """The policy's `variables`: each evaluated on first read; an error becomes a CEL error value."""
+
+    def __init__(self, evaluate: dict[str, Callable[[], Any]]) -> None:
+        super().__init__({celtypes.StringType(name): celtypes.BoolType(False) for name in evaluate})
+        self.evaluate, self.values = evaluate, {}
+
+    def __getitem__(self, key: Any) -> Any:
+        name = str(key)
+        if name not in self.values:
+            try:
+                self.values[name] = self.evaluate[name]()
+            except CELEvalError as error:
+                self.values[name] = error
+        return self.values[name]
+
+
+@dataclass(frozen=True)
+class Verdict:
+    matched: bool
+    denied: list[str]
+
+    @property
+    def allowed(self) -> bool:
+        return not self.denied
+
+
+class AdmissionPolicy:
+    """A rendered ValidatingAdmissionPolicy and its binding, applied to one request at a time."""
+
+    def __init__(self, policy: dict[str, Any], binding: dict[str, Any]) -> None:
+        self.policy, self.binding = policy["spec"], binding["spec"]
+        assert self.binding["policyName"] == policy["metadata"]["name"]
+        self.conditions = [self.compile(c["expression"]) for c in self.policy["matchConditions"]]
+        self.variables = {v["name"]: self.compile(v["expression"]) for v in self.policy.get("variables", [])}
+        self.validations = [(self.compile(v["expression"]), v["message"]) for v in self.policy["validations"]]
+
+    @staticmethod
+    def compile(expression: str) -> celpy.Runner:
+        return ENV.program(ENV.compile(expression))
+
+    def matches(self, operation: str, resource: tuple[str, str, str], namespace: str) -> bool:
+        """The binding's namespace selector and the policy's resource rules (API groups, resources, operations)."""
+        selector = self.binding["matchResources"]["namespaceSelector"]["matchLabels"]
+        if selector != {"kubernetes.io/metadata.name": namespace}:
+            return False
+        group, version, plural = resource
+        return any(
+            group in rule["apiGroups"]
+            and ("*" in rule["apiVersions"] or version in rule["apiVersions"])
+            and plural in rule["resources"]
+            and operation in rule["operations"]
+            for rule in self.policy["matchConstraints"]["resourceRules"]
+        )
+
+    def review(
+        self,
+        new: dict[str, Any] | None,
+        old: dict[str, Any] | None,
+        *,
+        user: str = CONTROLLER_USER,
+        operation: str = "UPDATE",
+        namespace: str = NAMESPACE,
+    ) -> Verdict:
+        """Return whether the request is matched and, if so, the messages of the validations it fails."""
+        obj = new if new is not None else old
+        assert obj is not None
+        resource = RESOURCES[obj["kind"]]
+        if not self.matches(operation, resource, namespace):
+            return Verdict(False, [])
+        request = {
+            "operation": operation,
+            "name": obj["metadata"]["name"],
+            "namespace": namespace,
+            "resource": dict(zip(("group", "version", "resource"), resource, strict=True)),
+            "userInfo": {"username": user},
+        }
+        activation: dict[str, Any] = {
+            "request": celpy.json_to_cel(request),
+            "object": celpy.json_to_cel(new),
+            "oldObject": celpy.json_to_cel(old),
+        }
+        if not all(condition.evaluate(activation) for condition in self.conditions):
+            return Verdict(False, [])
+        activation["variables"] = LazyVariables(
+            {name: (lambda program=program: program.evaluate(activation)) for name, program in self.variables.items()}
+        )
+        denied = []
+        for program, message in self.validations:
+            try:
+                passed = bool(program.evaluate(activation))
+            except CELEvalError as error:  # failurePolicy: Fail
+                passed, message = False, f"error: {error}"
+            if not passed:
+                denied.append(message)
+        return Verdict(True, denied)
+
+
+@pytest.fixture(scope="module")
+def objects() -> list[dict[str, Any]]:
+    return render("default")
+
+
+@pytest.fixture(scope="module")
+def policy(objects: list[dict[str, Any]]) -> AdmissionPolicy:
+    return AdmissionPolicy(
+        named(objects, "ValidatingAdmissionPolicy", POLICY), named(objects, "ValidatingAdmissionPolicyBinding", POLICY)
+    )
+
+
+def live(objects: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
+    """The object as the API server holds it: with a resourceVersion, and a canary scaled to 1."""
+    obj = copy.deepcopy(named(objects, kind, name))
+    obj["metadata"]["resourceVersion"] = "100"
+    if kind == "Deployment":
+        obj["spec"].setdefault("replicas", 1)
+    return obj
+
+
+def changed(obj: dict[str, Any], edit: Callable[[dict[str, Any]], Any]) -> dict[str, Any]:
+    """A copy of `obj` with `edit` applied, and a new resourceVersion, as every write gives."""
+    new = copy.deepcopy(obj)
+    edit(new)
+    new["metadata"]["resourceVersion"] = "101"
+    return new
+
+
+def refs(route: dict[str, Any]) -> list[dict[str, Any]]:
+    return route["spec"]["rules"][0]["backendRefs"]
+
+
+def pod(deployment: dict[str, Any]) -> dict[str, Any]:
+    return deployment["spec"]["template"]["spec"]
+
+
+def container(deployment: dict[str, Any]) -> dict[str, Any]:
+    return pod(deployment)["containers"][0]
+
+
+def annotate(deployment: dict[str, Any], key: str, value: str) -> None:
+    deployment["spec"]["template"]["metadata"].setdefault("annotations", {})[key] = value
+
+
+def set_weights(route: dict[str, Any], stable: int, canary: int) -> None:
+    refs(route)[0]["weight"], refs(route)[1]["weight"] = stable, canary
+
+
+ALLOWED: dict[str, tuple[str, str, Callable[[dict[str, Any]], Any]]] = {
+    "route weights": ("HTTPRoute", ROUTE, lambda r: set_weights(r, 75, 25)),
+    "route weights and managed fields": (
+        "HTTPRoute",
+        ROUTE,
+        lambda r: (set_weights(r, 0, 100), r["metadata"].update(generation=7, managedFields=[{"manager": "x"}])),
+    ),
+    "stable served-version stamp": ("Deployment", STABLE, lambda d: annotate(d, SERVED_ANNOTATION, "3")),
+    "canary replicas": ("Deployment", CANARY, lambda d: d["spec"].update(replicas=0)),
+    "stable replicas and stamp": (
+        "Deployment",
+        STABLE,
+        lambda d: (d["spec"].update(replicas=4), annotate(d, SERVED_ANNOTATION, "4")),
+    ),
+}
+
+DENIED: dict[str, tuple[str, str, Callable[[dict[str, Any]], Any]]] = {
+    "backend name": ("HTTPRoute", ROUTE, lambda r: refs(r)[1].update(name="attacker")),
+    "backend port": ("HTTPRoute", ROUTE, lambda r: refs(r)[0].update(port=8080)),
+    "backend namespace": ("HTTPRoute", ROUTE, lambda r: refs(r)[1].update(namespace="elsewhere")),
+    "backend added": ("HTTPRoute", ROUTE, lambda r: refs(r).append({"name": "attacker", "port": 80, "weight": 1})),
+    "backend removed": ("HTTPRoute", ROUTE, lambda r: refs(r).pop()),
+    "path opened to /": (
+        "HTTPRoute",
+        ROUTE,
+        lambda r: r["spec"]["rules"][0]["matches"].append({"path": {"type": "PathPrefix", "value": "/"}}),
+    ),
+    "rule added": ("HTTPRoute", ROUTE, lambda r: r["spec"]["rules"].append({"backendRefs": [{"name": "attacker"}]})),
+    "hostnames": ("HTTPRoute", ROUTE, lambda r: r["spec"].update(hostnames=["evil.example.com"])),
+    "parentRefs": ("HTTPRoute", ROUTE, lambda r: r["spec"]["parentRefs"][0].update(name="other-gateway")),
+    "route annotation": (
+        "HTTPRoute",
+        ROUTE,
+        lambda r: r["metadata"]["annotations"].pop("kustomize.toolkit.fluxcd.io/ssa"),
+    ),
+    "image": ("Deployment", STABLE, lambda d: container(d).update(image="ghcr.io/attacker/miner:1")),
+    "serviceAccountName": ("Deployment", CANARY, lambda d: pod(d).update(serviceAccountName="default")),
+    "new volume": (
+        "Deployment",
+        STABLE,
+        lambda d: pod(d)["volumes"].append({"name": "host", "hostPath": {"path": "/"}}),
+    ),
+    "env": ("Deployment", CANARY, lambda d: container(d)["env"].append({"name": "PLINTH_MODEL_VERSION", "value": "9"})),
+    "another pod annotation": ("Deployment", STABLE, lambda d: annotate(d, "sidecar.istio.io/inject", "false")),
+    "pod label": ("Deployment", STABLE, lambda d: d["spec"]["template"]["metadata"]["labels"].update(extra="x")),
+    "strategy": ("Deployment", STABLE, lambda d: d["spec"].update(strategy={"type": "Recreate"})),
+    "paused": ("Deployment", CANARY, lambda d: d["spec"].update(paused=True)),
+    "deployment label": ("Deployment", STABLE, lambda d: d["metadata"]["labels"].update(extra="x")),
+}
+
+
+def test_the_rendered_policy_and_binding_are_valid_objects(objects: list[dict[str, Any]]) -> None:
+    policy = named(objects, "ValidatingAdmissionPolicy", POLICY)
+    binding = named(objects, "ValidatingAdmissionPolicyBinding", POLICY)
+    for obj in (policy, binding):
+        assert obj["apiVersion"] == "admissionregistration.k8s.io/v1"
+        validate_object(obj)
+    assert policy["spec"]["failurePolicy"] == "Fail"
+    assert binding["spec"]["validationActions"] == ["Deny"]
+    assert [c["expression"] for c in policy["spec"]["matchConditions"]] == [
+        f'request.userInfo.username == "{CONTROLLER_USER}"'
+    ]
+
+
+@pytest.mark.parametrize("case", sorted(ALLOWED))
+def test_the_controller_may_change_weights_replicas_and_its_stamp(
+    policy: AdmissionPolicy, objects: list[dict[str, Any]], case: str
+) -> None:
+    kind, name, edit = ALLOWED[case]
+    old = live(objects, kind, name)
+    verdict = policy.review(changed(old, edit), old)
+    assert verdict.matched
+    assert verdict.denied == []
+
+
+@pytest.mark.parametrize("case", sorted(DENIED))
+def test_the_controller_may_change_nothing_else(
+    policy: AdmissionPolicy, objects: list[dict[str, Any]], case: str
+) -> None:
+    kind, name, edit = DENIED[case]
+    old = live(objects, kind, name)
+    verdict = policy.review(changed(old, edit), old)
+    assert verdict.matched
+    assert len(verdict.denied) == 1, verdict.denied
+    assert "may change only" in verdict.denied[0]
+
+
+@pytest.mark.parametrize("case", sorted(DENIED))
+def test_other_users_are_not_matched(policy: AdmissionPolicy, objects: list[dict[str, Any]], case: str) -> None:
+    kind, name, edit = DENIED[case]
+    old = live(objects, kind, name)
+    for user in (
+        "kubernetes-admin",
+        "system:serviceaccount:flux-system:kustomize-controller",
+        "system:serviceaccount:other:release-plinth-serving-rollout",
+    ):
+        assert policy.review(changed(old, edit), old, user=user) == Verdict(False, [])
+    assert policy.review(changed(old, edit), old, namespace="other") == Verdict(False, [])
+
+
+def test_the_controller_may_not_create_delete_or_touch_other_objects(
+    policy: AdmissionPolicy, objects: list[dict[str, Any]]
+) -> None:
+    route, stable = live(objects, "HTTPRoute", ROUTE), live(objects, "Deployment", STABLE)
+    assert not policy.review(None, route, operation="DELETE").allowed
+    assert not policy.review(stable, None, operation="CREATE").allowed
+    other = changed(stable, lambda d: d["metadata"].update(name="someone-else"))
+    assert policy.review(changed(other, lambda d: d["spec"].update(replicas=9)), other).denied == [
+        f"the rollout controller may change only HTTPRoute {ROUTE} and Deployments {STABLE} and {CANARY}"
+    ]
+
+
+class AdmittingCluster(FakeCluster):
+    """The fake API server with the policy in front of it: every route and Deployment write is reviewed."""
+
+    def __init__(self, policy: AdmissionPolicy, manifests: list[dict[str, Any]]) -> None:
+        super().__init__(manifests=manifests)
+        self.policy, self.verdicts = policy, []
+
+    def request(self, method: str, url: str, body: Any = None, headers: Any = None, **kwargs: Any) -> HTTPResponse:
+        target = self.written(method, url)
+        before = copy.deepcopy(target()) if target else None
+        response = super().request(method, url, body, headers, **kwargs)
+        if target and response.status == 200:
+            self.verdicts.append((url, self.policy.review(copy.deepcopy(target()), before)))
+        return response
+
+    def written(self, method: str, url: str) -> Callable[[], dict[str, Any]] | None:
+        """The object a PATCH changes, when it is the route or a Deployment (not its scale subresource)."""
+        if method != "PATCH":
+            return None
+        if "/httproutes/" in url:
+            return lambda: self.route
+        name = url.partition("/deployments/")[2]
+        if name and "/" not in name:
+            return lambda: self.deployments[name]
+        return None
+
+
+def test_every_write_of_a_real_rollout_passes_the_policy(
+    policy: AdmissionPolicy, objects: list[dict[str, Any]]
+) -> None:
+    cluster = AdmittingCluster(policy, objects)
+    drive_a_rollout(edge_for(cluster, objects))
+    reviewed = {url.rsplit("/", 1)[-1] for url, _ in cluster.verdicts}
+    assert reviewed == {ROUTE, STABLE}, "the weights and the stable's stamp (the canary moves by its scale)"
+    assert all(verdict.matched and verdict.allowed for _, verdict in cluster.verdicts), cluster.verdicts
+
+
+def test_the_policy_is_a_value(objects: list[dict[str, Any]]) -> None:
+    from k8s_tooling import load_documents, render_with
+
+    result = render_with("--set", "admissionPolicy.enabled=false")
+    assert result.returncode == 0, result.stderr
+    kinds = {obj["kind"] for obj in load_documents(result.stdout)}
+    assert kinds.isdisjoint({"ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"})
+    assert "ValidatingAdmissionPolicy" not in {obj["kind"] for obj in render("secrets-and-pins")}, "no controller"
