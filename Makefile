@@ -9,6 +9,10 @@ STAMP := $(VENV)/.installed
 TOOLS_BIN := $(CURDIR)/.tools/bin
 export PATH := $(TOOLS_BIN):$(PATH)
 export PLINTH_HOME ?= $(CURDIR)/.plinth
+# No usage telemetry from MLflow or BentoML, on this machine as in the images.
+export MLFLOW_DISABLE_TELEMETRY ?= true
+export BENTOML_DO_NOT_TRACK ?= true
+export DO_NOT_TRACK ?= true
 
 KFP_HOST ?=
 TRAIN_ARGS ?=
