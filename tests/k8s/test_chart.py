@@ -21,6 +21,7 @@ from k8s_tooling import (
     kinds,
     load_documents,
     named,
+    pod_specs,
     render,
     render_with,
     run,
@@ -201,6 +202,22 @@ def test_image_tag_defaults_to_the_project_version() -> None:
     chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
     pyproject = (CHART.parents[1] / "pyproject.toml").read_text()
     assert f'version = "{chart["appVersion"]}"' in pyproject
+
+
+def test_an_image_digest_pins_every_pod_and_a_malformed_one_is_refused() -> None:
+    digest = "sha256:" + "ab" * 32
+    result = render_with("--set", f"image.digest={digest}")
+    assert result.returncode == 0, result.stderr
+    images = {
+        container["image"]
+        for _, spec in pod_specs(load_documents(result.stdout))
+        for container in spec["containers"]
+        if "plinth-serving" in container["image"]
+    }
+    assert images == {f"ghcr.io/plinth-mlops/plinth-serving:0.1.0@{digest}"}
+    refused = render_with("--set", "image.digest=sha256:abc")
+    assert refused.returncode != 0
+    assert "digest" in refused.stderr
 
 
 def test_controller_runs_the_contract_command_with_the_analysis_spec() -> None:

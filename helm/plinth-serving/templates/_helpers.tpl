@@ -70,8 +70,10 @@ app.kubernetes.io/component: rollout-controller
 {{- .Values.image.tag | default .Chart.AppVersion }}
 {{- end }}
 
+{{/* A digest, when given, is what the kubelet pulls (the tag stays readable in front of it). */}}
 {{- define "plinth.image" -}}
 {{- printf "%s:%s" .Values.image.repository (include "plinth.imageTag" .) }}
+{{- with .Values.image.digest }}@{{ . }}{{ end }}
 {{- end }}
 
 {{/* Pod-level security context of the "restricted" Pod Security Standard; uid 10001 is the image's user. */}}
