@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 from serving.rollout.harness.processes import ManagedProcess, free_port
 
 
 class MlflowServer:
-    """`mlflow server` with a SQLite backend; can be stopped and started again on the same store."""
+    """`mlflow server` with a SQLite backend; can be stopped and started again on the same store.
 
-    def __init__(self, root: Path) -> None:
+    `app_name="basic-auth"` (with `MLFLOW_AUTH_CONFIG_PATH` in `env`) runs it behind MLflow's basic-auth.
+    """
+
+    def __init__(self, root: Path, app_name: str | None = None, env: Mapping[str, str] | None = None) -> None:
         self.root = root
+        self.app_name = app_name
+        self.env = dict(env or {})
         self.port = free_port()
         self.uri = f"http://127.0.0.1:{self.port}"
         self.process: ManagedProcess | None = None
@@ -24,7 +30,10 @@ class MlflowServer:
             "--artifacts-destination", str(self.root / "artifacts"),
             "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1",
         ]  # fmt: skip
-        server = ManagedProcess("mlflow server", command, self.root / "server.log", ready_url=f"{self.uri}/health")
+        if self.app_name:
+            command += ["--app-name", self.app_name]
+        log = self.root / "server.log"
+        server = ManagedProcess("mlflow server", command, log, env=self.env, ready_url=f"{self.uri}/health")
         self.process = server.start().wait_ready()
 
     def stop(self) -> None:

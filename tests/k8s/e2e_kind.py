@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import shutil
 import socket
 import subprocess
@@ -158,6 +159,7 @@ def install_mlflow() -> None:
         "generic",
         "mlflow-admin",
         f"--from-literal=password={ADMIN_PASSWORD}",
+        f"--from-literal=flask-secret-key={secrets.token_hex(32)}",
     )
     kubectl("apply", "-n", "plinth-platform", "-k", "manifests/platform/mlflow")
     kubectl("-n", "plinth-platform", "rollout", "status", "deploy/mlflow", "--timeout=300s")

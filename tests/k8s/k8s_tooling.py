@@ -81,6 +81,14 @@ VALUE_SETS: dict[str, list[str]] = {
         "--set",
         "autoscaling.enabled=true",
     ],
+    # The two registry logins: the serving pods' (READ on the model) and the controller's (EDIT).
+    "registry-logins": [
+        *SIGNING_VALUES,
+        "--set",
+        "mlflow.credentialsSecret.name=mlflow-reader",
+        "--set",
+        "mlflow.controllerCredentialsSecret.name=mlflow-controller",
+    ],
     "e2e": ["--values", str(Path(__file__).resolve().parent / "e2e" / "values-e2e.yaml")],
     # Without the rollout controller: the stable pinned by value, the canary sized by values; no key, models
     # unsigned (signature checks off).
@@ -90,7 +98,7 @@ VALUE_SETS: dict[str, list[str]] = {
         "--set",
         "mlflow.uriSecret.name=mlflow-uri",
         "--set",
-        "mlflow.credentialsSecret.name=mlflow-credentials",
+        "mlflow.credentialsSecret.name=mlflow-reader",
         "--set",
         "rolloutController.enabled=false",
         "--set",

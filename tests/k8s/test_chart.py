@@ -144,7 +144,52 @@ def test_without_the_controller_the_pins_and_mlflow_secrets_reach_the_containers
     assert stable["MLFLOW_TRACKING_URI"]["valueFrom"]["secretKeyRef"] == {"name": "mlflow-uri", "key": "uri"}
     for name in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
         assert "value" not in canary[name]
-        assert canary[name]["valueFrom"]["secretKeyRef"]["name"] == "mlflow-credentials"
+        assert canary[name]["valueFrom"]["secretKeyRef"]["name"] == "mlflow-reader"
+
+
+def secrets_of(pod: dict) -> set[str]:
+    """Names of the Secrets a pod spec's containers read their environment from."""
+    return {
+        var["valueFrom"]["secretKeyRef"]["name"]
+        for container in pod["containers"]
+        for var in container.get("env", [])
+        if "secretKeyRef" in var.get("valueFrom", {})
+    }
+
+
+def test_the_serving_pods_and_the_controller_each_use_their_own_registry_login() -> None:
+    objects = render("registry-logins")
+    pods = {obj["metadata"]["name"]: obj["spec"]["template"]["spec"] for obj in objects if obj["kind"] == "Deployment"}
+    assert {name: secrets_of(pod) for name, pod in pods.items()} == {
+        "release-plinth-serving-stable": {"mlflow-reader"},
+        "release-plinth-serving-canary": {"mlflow-reader"},
+        "release-plinth-serving-rollout": {"mlflow-controller"},
+    }
+    controller = env_of(pods["release-plinth-serving-rollout"]["containers"][0])
+    assert controller["MLFLOW_TRACKING_PASSWORD"]["valueFrom"]["secretKeyRef"] == {
+        "name": "mlflow-controller",
+        "key": "password",
+    }
+    without_controller = render("secrets-and-pins")
+    assert "mlflow-controller" not in str(without_controller), "no controller: its Secret is never referenced"
+
+
+@pytest.mark.parametrize("controller_secret", [[], ["--set", "mlflow.controllerCredentialsSecret.name=mlflow-reader"]])
+def test_a_login_shared_by_the_serving_pods_and_the_controller_is_refused_with_one_message(
+    controller_secret: list[str],
+) -> None:
+    result = render_with("--set", "mlflow.credentialsSecret.name=mlflow-reader", *controller_secret)
+    assert result.returncode != 0
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Error")]
+    assert len(errors) == 1, result.stderr
+    assert "mlflow.controllerCredentialsSecret.name is required with the rollout controller" in errors[0]
+    assert "--set mlflow.controllerCredentialsSecret.name=mlflow-controller" in errors[0]
+    # Without the controller (or without any credentials) there is nothing to share.
+    assert (
+        render_with("--set", "mlflow.credentialsSecret.name=mlflow-reader", "--set", "canary.enabled=false").returncode
+        == 0
+    )
+    assert render_with("--set", "mlflow.controllerCredentialsSecret.name=mlflow-controller").returncode == 0
 
 
 def test_with_the_controller_git_desires_on_the_canary_and_the_stable_serves_what_was_promoted() -> None:

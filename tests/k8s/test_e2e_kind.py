@@ -358,16 +358,18 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             ]
             assert versions == ["1", "2", "3"], "a fresh registry numbers the drill models 1, 2, 3"
             kubectl("create", "namespace", NAMESPACE)
-            kubectl(
-                "-n",
-                NAMESPACE,
-                "create",
-                "secret",
-                "generic",
-                "mlflow-credentials",
-                "--from-literal=username=admin",
-                f"--from-literal=password={ADMIN_PASSWORD}",
-            )
+            # The base's two login Secrets, both the admin here; tests/test_registry_logins.py checks the grants.
+            for secret in ("mlflow-reader", "mlflow-controller"):
+                kubectl(
+                    "-n",
+                    NAMESPACE,
+                    "create",
+                    "secret",
+                    "generic",
+                    secret,
+                    "--from-literal=username=admin",
+                    f"--from-literal=password={ADMIN_PASSWORD}",
+                )
             yield Stack(client, overlay)
     assert CLUSTER not in sh("kind", "get", "clusters").stdout.split()
 

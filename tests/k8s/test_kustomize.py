@@ -80,6 +80,10 @@ def test_mlflow_runs_basic_auth_with_secret_password_and_no_default_access() -> 
         "name": "mlflow-admin",
         "key": "password",
     }
+    assert env["MLFLOW_FLASK_SERVER_SECRET_KEY"]["valueFrom"]["secretKeyRef"] == {
+        "name": "mlflow-admin",
+        "key": "flask-secret-key",
+    }, "MLflow 3 refuses to start basic-auth without it"
     config = next(obj for obj in objects if obj["kind"] == "ConfigMap")
     ini = configparser.ConfigParser()
     ini.read_string(config["data"]["basic_auth.ini"])

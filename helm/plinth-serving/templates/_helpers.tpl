@@ -99,19 +99,20 @@ seccompProfile:
   type: RuntimeDefault
 {{- end }}
 
-{{/* MLflow connection: the URI from values or a Secret, credentials only from an existing Secret. */}}
+{{/* MLflow connection of one login, `dict "root" $ "login" <a credentials Secret value>`: the URI from values or a Secret, credentials only from an existing Secret. */}}
 {{- define "plinth.mlflowEnv" -}}
-{{- if .Values.mlflow.uriSecret.name }}
+{{- $mlflow := .root.Values.mlflow }}
+{{- if $mlflow.uriSecret.name }}
 - name: MLFLOW_TRACKING_URI
   valueFrom:
     secretKeyRef:
-      name: {{ .Values.mlflow.uriSecret.name }}
-      key: {{ .Values.mlflow.uriSecret.key }}
+      name: {{ $mlflow.uriSecret.name }}
+      key: {{ $mlflow.uriSecret.key }}
 {{- else }}
 - name: MLFLOW_TRACKING_URI
-  value: {{ .Values.mlflow.trackingUri | quote }}
+  value: {{ $mlflow.trackingUri | quote }}
 {{- end }}
-{{- with .Values.mlflow.credentialsSecret }}
+{{- with .login }}
 {{- if .name }}
 - name: MLFLOW_TRACKING_USERNAME
   valueFrom:
@@ -125,6 +126,16 @@ seccompProfile:
       key: {{ .passwordKey }}
 {{- end }}
 {{- end }}
+{{- end }}
+
+{{/* The controller's login (EDIT on the model), never the serving pods' (READ): refused when they have one and it has none of its own. */}}
+{{- define "plinth.controllerMlflowEnv" -}}
+{{- $serving := .Values.mlflow.credentialsSecret.name }}
+{{- $controller := .Values.mlflow.controllerCredentialsSecret.name }}
+{{- if and $serving (or (not $controller) (eq $serving $controller)) }}
+{{- fail "mlflow.controllerCredentialsSecret.name is required with the rollout controller while mlflow.credentialsSecret.name is set, and must name another Secret: the serving pods' login is READ-only on the model, the controller's needs EDIT to move aliases and tag versions, e.g. --set mlflow.controllerCredentialsSecret.name=mlflow-controller (manifests/README.md: Two registry logins)" }}
+{{- end }}
+{{- include "plinth.mlflowEnv" (dict "root" . "login" .Values.mlflow.controllerCredentialsSecret) }}
 {{- end }}
 
 {{/* Scheduling shared by every pod: node pool, tolerations, affinity. */}}

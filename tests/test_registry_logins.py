@@ -1,0 +1,124 @@
+"""Two registry logins on a real basic-auth MLflow: the serving pods only read, the rollout controller edits.
+
+The users and grants are made with the admin REST calls manifests/README.md documents (same endpoints, same
+bodies); the server runs the platform's own basic_auth.ini (default_permission NO_PERMISSIONS).
+"""
+
+from __future__ import annotations
+
+import configparser
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import mlflow
+import pytest
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+
+from tests.servers import MlflowServer
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[1]
+ADMIN = ("admin", "admin-password-of-this-test")
+MODEL = "plinth-classifier"
+CREATE_USER = "/api/2.0/mlflow/users/create"
+GRANT = "/api/3.0/mlflow/users/permissions/grant"
+# Who gets what, as in manifests/README.md: READ / EDIT on the model, READ on the experiment holding its files.
+LOGINS = {"plinth-reader": "READ", "plinth-controller": "EDIT"}
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[MlflowServer]:
+    """The platform's basic_auth.ini with its database moved under tmp_path; the admin password by env."""
+    ini = configparser.ConfigParser()
+    ini.read(ROOT / "manifests" / "platform" / "mlflow" / "basic_auth.ini")
+    assert ini["mlflow"]["default_permission"] == "NO_PERMISSIONS"
+    ini["mlflow"]["database_uri"] = f"sqlite:///{tmp_path / 'basic_auth.db'}"
+    with (tmp_path / "basic_auth.ini").open("w") as out:
+        ini.write(out)
+    env = {
+        "MLFLOW_AUTH_CONFIG_PATH": str(tmp_path / "basic_auth.ini"),
+        "MLFLOW_AUTH_ADMIN_PASSWORD": ADMIN[1],
+        "MLFLOW_FLASK_SERVER_SECRET_KEY": "csrf-key-of-this-test",  # basic-auth refuses to start without one
+    }
+    mlflow_server = MlflowServer(tmp_path / "mlflow-server", app_name="basic-auth", env=env)
+    mlflow_server.root.mkdir()
+    mlflow_server.start()
+    yield mlflow_server
+    mlflow_server.stop()
+
+
+def login(monkeypatch: pytest.MonkeyPatch, user: str) -> None:
+    """Make the MLflow client send `user`'s credentials (read per request), as the pods' Secret env does."""
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", user)
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", ADMIN[1] if user == "admin" else f"{user}-password")
+
+
+def admin_post(uri: str, path: str, body: dict[str, str]) -> None:
+    response = httpx.post(f"{uri}{path}", json=body, auth=ADMIN, timeout=30)
+    assert response.status_code == 200, f"{path}: {response.status_code} {response.text}"
+
+
+def register_version(uri: str, tmp_path: Path) -> tuple[str, str]:
+    """As admin: one run with a tiny model directory, registered as version 1 with the alias champion."""
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    (model_dir / "MLmodel").write_text("flavors: {}\n")
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    experiment_id = client.create_experiment("training")
+    run_id = client.create_run(experiment_id).info.run_id
+    client.log_artifacts(run_id, str(model_dir), "model")
+    client.create_registered_model(MODEL)
+    source = f"{client.get_run(run_id).info.artifact_uri}/model"
+    version = client.create_model_version(MODEL, source, run_id=run_id).version
+    client.set_registered_model_alias(MODEL, "champion", version)
+    return experiment_id, str(version)
+
+
+def assert_denied(call: Callable[..., object], *args: str) -> None:
+    with pytest.raises(MlflowException) as refused:
+        call(*args)
+    assert refused.value.error_code == "PERMISSION_DENIED", refused.value
+
+
+def test_the_reader_reads_and_downloads_and_only_the_controller_moves_aliases_and_tags(
+    server: MlflowServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    docs = (ROOT / "manifests" / "README.md").read_text()
+    for documented in (CREATE_USER, GRANT, *LOGINS, '\\"resource_type\\": \\"registered_model\\"'):
+        assert documented in docs, f"manifests/README.md grants the logins this way: {documented}"
+    login(monkeypatch, "admin")
+    experiment_id, version = register_version(server.uri, tmp_path)
+    for user, permission in LOGINS.items():
+        admin_post(server.uri, CREATE_USER, {"username": user, "password": f"{user}-password"})
+        for resource_type, resource_id, granted in (
+            ("registered_model", MODEL, permission),
+            ("experiment", experiment_id, "READ"),
+        ):
+            grant = {"resource_type": resource_type, "resource_id": resource_id, "permission": granted}
+            admin_post(server.uri, GRANT, {"username": user, **grant})
+    client = MlflowClient(tracking_uri=server.uri, registry_uri=server.uri)
+
+    login(monkeypatch, "plinth-reader")  # what a serving pod does: resolve the alias, download the version's files
+    assert client.get_model_version_by_alias(MODEL, "champion").version == version
+    files = mlflow.artifacts.download_artifacts(
+        artifact_uri=client.get_model_version_download_uri(MODEL, version),
+        dst_path=str(tmp_path / "served"),
+        tracking_uri=server.uri,
+    )
+    assert (Path(files) / "MLmodel").read_text() == "flavors: {}\n"
+    assert_denied(client.set_registered_model_alias, MODEL, "serving-staging", version)
+    assert_denied(client.set_model_version_tag, MODEL, version, "plinth.rollout.staging.status", "promoted")
+    assert_denied(client.delete_registered_model_alias, MODEL, "champion")
+
+    login(monkeypatch, "plinth-controller")  # what the rollout controller does on promotion
+    client.set_registered_model_alias(MODEL, "serving-staging", version)
+    client.set_model_version_tag(MODEL, version, "plinth.rollout.staging.status", "promoted")
+    assert client.get_model_version_by_alias(MODEL, "serving-staging").version == version
+    assert client.get_model_version(MODEL, version).tags == {"plinth.rollout.staging.status": "promoted"}
+    assert_denied(client.delete_registered_model, MODEL)  # EDIT, not MANAGE
+
+    login(monkeypatch, "nobody")  # an unknown login sees nothing
+    with pytest.raises(MlflowException):
+        client.get_model_version(MODEL, version)
