@@ -155,6 +155,11 @@ class World:
         self.controller = Reconciler(SPEC, edge, self.source, records, MODEL, ENV, on_line=self.lines.append)
         return self.controller
 
+    def desire(self, version: str) -> None:
+        """The environment initialized on the champion, then Git desires `version`."""
+        self.ticks(1)
+        self.cluster.set_desired(version)
+
     def ticks(self, count: int) -> None:
         for _ in range(count):
             self.controller.tick()
@@ -196,8 +201,7 @@ def test_the_first_version_is_served_without_analysis_and_recorded(world: World)
 
 def test_a_new_desired_version_is_promoted_and_nothing_reruns_across_restarts(world: World):
     registry = world.registry
-    world.ticks(1)
-    world.cluster.set_desired(registry.good)
+    world.desire(registry.good)
     judged = world.until("succeeded")
     assert judged == len(SPEC.steps) + 1  # the start, then one passing interval per step
     world.assert_serving(registry.good)
@@ -222,8 +226,7 @@ def test_a_new_desired_version_is_promoted_and_nothing_reruns_across_restarts(wo
 
 def test_a_bad_canary_stays_rolled_back_across_restarts_until_one_retry(world: World):
     registry = world.registry
-    world.ticks(1)
-    world.cluster.set_desired(registry.garbage)
+    world.desire(registry.garbage)
     world.until("failed")
     world.assert_serving(registry.champion)
     tags = registry.tags(registry.garbage)
@@ -248,13 +251,11 @@ def test_a_bad_canary_stays_rolled_back_across_restarts_until_one_retry(world: W
 
 def test_a_controller_killed_mid_rollout_resumes_on_fresh_evidence(world: World):
     registry = world.registry
-    world.ticks(1)
-    world.cluster.set_desired(registry.good)
+    world.desire(registry.good)
     world.ticks(1)
     assert world.cluster.weights()[CANARY] == 25
     # Killed between writing the record and patching the route: the route lags the record.
-    world.cluster.route["spec"]["rules"][0]["backendRefs"][1]["weight"] = 0
-    world.cluster.route["spec"]["rules"][0]["backendRefs"][0]["weight"] = 100
+    world.cluster.set_weights(stable=100, canary=0)
     world.restart()
     world.ticks(1)
     assert world.cluster.weights()[CANARY] == 25
@@ -269,8 +270,7 @@ def test_a_controller_killed_mid_rollout_resumes_on_fresh_evidence(world: World)
 
 def test_a_controller_restarted_at_the_last_step_promotes_on_the_baseline_it_recorded(world: World):
     registry = world.registry
-    world.ticks(1)
-    world.cluster.set_desired(registry.good)
+    world.desire(registry.good)
     world.ticks(len(SPEC.steps))  # started, then advanced through every step but the last
     assert world.cluster.weights()[CANARY] == 100
     world.restart()  # at 100 % the stable gets no traffic: its predictions live only in the record
@@ -280,8 +280,7 @@ def test_a_controller_restarted_at_the_last_step_promotes_on_the_baseline_it_rec
 
 def test_a_restart_never_forgives_a_failed_check(world: World):
     registry = world.registry
-    world.ticks(1)
-    world.cluster.set_desired(registry.garbage)
+    world.desire(registry.garbage)
     world.ticks(2)  # started, then one failed interval
     assert world.cluster.state()["failed_checks"]["success-rate"] == 1
     world.restart()
@@ -293,8 +292,7 @@ def test_a_restart_never_forgives_a_failed_check(world: World):
 
 def test_a_stop_leaves_the_rollout_to_the_next_controller(world: World):
     registry = world.registry
-    world.ticks(1)
-    world.cluster.set_desired(registry.good)
+    world.desire(registry.good)
     stop = threading.Event()
     world.controller.stop = stop
     runner = threading.Thread(target=world.controller.run)
@@ -320,8 +318,7 @@ def test_a_stop_leaves_the_rollout_to_the_next_controller(world: World):
 
 def test_reverting_desired_mid_analysis_cancels_without_rejecting(world: World):
     registry = world.registry
-    world.ticks(1)
-    world.cluster.set_desired(registry.good)
+    world.desire(registry.good)
     world.ticks(2)
     assert world.cluster.weights()[CANARY] == 50
     world.cluster.set_desired(registry.champion)
@@ -341,8 +338,7 @@ def test_reverting_desired_mid_analysis_cancels_without_rejecting(world: World):
 
 def test_conflicting_edits_are_redone_on_the_fresh_objects(world: World):
     registry = world.registry
-    world.ticks(1)
-    world.cluster.set_desired(registry.good)
+    world.desire(registry.good)
     world.ticks(1)
     world.cluster.route_conflicts = 1
     world.ticks(1)
@@ -357,8 +353,7 @@ def test_conflicting_edits_are_redone_on_the_fresh_objects(world: World):
 
 def test_a_lost_record_is_recovered_from_the_stable_not_reinitialized(world: World):
     registry = world.registry
-    world.ticks(1)
-    world.cluster.set_desired(registry.good)
+    world.desire(registry.good)
     world.until("succeeded")
     del world.cluster.configmaps[STATE]
     world.cluster.set_desired(registry.garbage)
@@ -372,8 +367,7 @@ def test_a_lost_record_is_recovered_from_the_stable_not_reinitialized(world: Wor
 
 def test_a_canary_of_another_task_is_refused_before_any_traffic(world: World):
     registry = world.registry
-    world.ticks(1)
-    world.cluster.set_desired(registry.regressor)
+    world.desire(registry.regressor)
     world.ticks(1)
     assert world.phase() == "failed"
     assert "solves another task" in world.cluster.state()["rejected"][registry.regressor]
@@ -384,8 +378,7 @@ def test_a_canary_of_another_task_is_refused_before_any_traffic(world: World):
 
 def test_a_canary_whose_files_changed_after_registration_is_refused_before_any_traffic(world: World):
     registry = world.registry
-    world.ticks(1)
-    world.cluster.set_desired(registry.tampered)
+    world.desire(registry.tampered)
     world.ticks(1)
     assert world.phase() == "failed"
     reason = world.cluster.state()["rejected"][registry.tampered]
@@ -441,13 +434,11 @@ def test_status_without_a_cluster_reads_git_and_the_registry(
 
 def test_a_reapply_that_resets_the_route_mid_analysis_is_repaired_and_not_judged(world: World):
     registry = world.registry
-    world.ticks(1)
-    world.cluster.set_desired(registry.good)
+    world.desire(registry.good)
     world.ticks(2)
     assert world.cluster.weights()[CANARY] == 50
     judged = world.judged()
-    backends = world.cluster.route["spec"]["rules"][0]["backendRefs"]
-    backends[0]["weight"], backends[1]["weight"] = 100, 0  # `kubectl apply -k` of the overlay's route
+    world.cluster.set_weights(stable=100, canary=0)  # `kubectl apply -k` of the overlay's route
     world.ticks(1)
     assert world.cluster.weights()[CANARY] == 50
     assert world.judged() == judged

@@ -26,7 +26,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Protocol
 
 from serving.rollout.core.analyse import Action, Analysis, Baseline
@@ -230,8 +230,8 @@ class Reconciler:
         served = self.view.served_annotation()
         if served:
             state.stable_version = served
-            state.status = replace(
-                RolloutStatus(), rejected=state.status.rejected, message=f"record recovered: stable serves v{served}"
+            state.status = RolloutStatus(
+                rejected=state.status.rejected, message=f"record recovered: stable serves v{served}"
             )
             self.write(state)
             self.say(

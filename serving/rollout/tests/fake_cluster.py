@@ -214,6 +214,12 @@ class FakeCluster:
         self.rollouts[name] += 1
         self.restart_pods(name)
 
+    def set_weights(self, stable: int, canary: int) -> None:
+        """Set the route's weights behind the controller's back (a re-apply, or a crash before its patch)."""
+        for ref in self.route["spec"]["rules"][0]["backendRefs"]:
+            ref["weight"] = stable if ref["name"] == self.stable else canary
+        self.stamp(self.route)
+
     def weights(self) -> dict[str, int]:
         """Return the route's backend weights by Service name (the Services are named after the Deployments)."""
         return {ref["name"]: ref["weight"] for ref in self.route["spec"]["rules"][0]["backendRefs"]}
