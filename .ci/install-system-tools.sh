@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
-# Debian packages the tests and the demo use: a real Prometheus server. Idempotent; needs root (or sudo).
+# Debian packages the tests and the demo use: a real Prometheus server and a real Alertmanager (the
+# retraining triggers' tests). Idempotent; needs root (or sudo).
 set -euo pipefail
-if command -v prometheus >/dev/null 2>&1; then
+missing=()
+command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
+command -v prometheus-alertmanager >/dev/null 2>&1 || missing+=(prometheus-alertmanager)
+if [ "${#missing[@]}" -eq 0 ]; then
   exit 0
 fi
 if [ "$(id -u)" -eq 0 ]; then SUDO=""; elif command -v sudo >/dev/null 2>&1; then SUDO="sudo"; else
-  echo "prometheus is missing and this user cannot install it: run 'apt-get install -y prometheus' as root" >&2
+  echo "${missing[*]} missing and this user cannot install it: run 'apt-get install -y ${missing[*]}' as root" >&2
   exit 1
 fi
-echo "installing prometheus (Debian package)"
+echo "installing ${missing[*]} (Debian packages)"
 $SUDO apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

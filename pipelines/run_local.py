@@ -19,6 +19,7 @@ from components.common.task import AUTO, BINARY_METRICS, OVERRIDES, REGRESSION_M
 from pipelines.compile import compiled_path
 from pipelines.summary import failure_summary, run_summary
 from pipelines.training.pipeline import DEFAULT_MODEL_NAME, PIPELINE_NAME
+from pipelines.warm_steps import warm_steps
 
 
 def git_commit() -> str:
@@ -62,6 +63,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--min-roc-auc", type=float, default=0.9, help="lowest acceptable ROC AUC (classification)")
     parser.add_argument("--min-accuracy", type=float, default=0.85, help="lowest acceptable accuracy (classification)")
     parser.add_argument("--min-r2", type=float, default=0.0, help="lowest acceptable R² (regression)")
+    parser.add_argument(
+        "--trigger", default="", help="what started the run, as JSON (set by pipelines/triggers; tagged on the version)"
+    )
     return parser.parse_args(argv)
 
 
@@ -79,23 +83,25 @@ def main(argv: list[str] | None = None) -> int:
     print(f"plinth: running {args.pipeline.name} locally; state in {home}")
     started = time.time()
     try:
-        pipeline(
-            tracking_uri=tracking_uri,
-            model_name=args.model_name,
-            experiment=PIPELINE_NAME,
-            source=args.source,
-            target_column=args.target,
-            task=args.task,
-            categorical_columns=args.categorical,
-            seed=args.seed,
-            train_fraction=args.train_fraction,
-            primary_metric=args.primary_metric,
-            margin=args.margin,
-            min_roc_auc=args.min_roc_auc,
-            min_accuracy=args.min_accuracy,
-            min_r2=args.min_r2,
-            git_commit=git_commit(),
-        )
+        with warm_steps():
+            pipeline(
+                tracking_uri=tracking_uri,
+                model_name=args.model_name,
+                experiment=PIPELINE_NAME,
+                source=args.source,
+                target_column=args.target,
+                task=args.task,
+                categorical_columns=args.categorical,
+                seed=args.seed,
+                train_fraction=args.train_fraction,
+                primary_metric=args.primary_metric,
+                margin=args.margin,
+                min_roc_auc=args.min_roc_auc,
+                min_accuracy=args.min_accuracy,
+                min_r2=args.min_r2,
+                git_commit=git_commit(),
+                trigger=args.trigger,
+            )
     except RuntimeError as error:
         print(failure_summary(tracking_uri, PIPELINE_NAME, started, error), file=sys.stderr)
         return 1

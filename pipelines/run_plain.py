@@ -10,7 +10,8 @@ import json
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -36,23 +37,42 @@ from pipelines.run_local import git_commit
 from pipelines.training.pipeline import DEFAULT_MODEL_NAME, PIPELINE_NAME
 
 TARGET = "target"
+# The line the bench reads the per-step wall times from.
+STEP_TIMES_PREFIX = "plain step seconds: "
 
 
-def run_steps(tracking_uri: str, work: Path, seed: int = 42) -> str:
-    """Run every step in this process; return the gate's decision reason."""
+class StepClock:
+    """Wall time per step, named as kfp.local names the pipeline's tasks, for the bench's per-step table."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def step(self, name: str) -> Iterator[None]:
+        """Time the block as step `name`."""
+        started = time.perf_counter()
+        yield
+        self.seconds[name] = time.perf_counter() - started
+
+
+def run_steps(tracking_uri: str, work: Path, clock: StepClock, seed: int = 42) -> str:
+    """Run every step in this process, timing each on `clock`; return the gate's decision reason."""
     paths = {name: str(work / name) for name in ("data", "report", "profile", "train", "test")}
-    run_id, data_hash = ingest("sklearn:breast_cancer", TARGET, paths["data"], tracking_uri, PIPELINE_NAME, "plain")
-    task = validate(
-        paths["data"],
-        TARGET,
-        tracking_uri,
-        DEFAULT_MODEL_NAME,
-        run_id,
-        Thresholds(),
-        paths["report"],
-        paths["profile"],
-    )
-    split(paths["data"], TARGET, 0.2, seed, 1.0, paths["train"], paths["test"], tracking_uri, run_id, task.kind)
+    with clock.step("ingest"):
+        run_id, data_hash = ingest("sklearn:breast_cancer", TARGET, paths["data"], tracking_uri, PIPELINE_NAME, "plain")
+    with clock.step("validate"):
+        task = validate(
+            paths["data"],
+            TARGET,
+            tracking_uri,
+            DEFAULT_MODEL_NAME,
+            run_id,
+            Thresholds(),
+            paths["report"],
+            paths["profile"],
+        )
+    with clock.step("split"):
+        split(paths["data"], TARGET, 0.2, seed, 1.0, paths["train"], paths["test"], tracking_uri, run_id, task.kind)
     device = "cuda" if cuda_available() else "cpu"
     candidates: list[tuple[str, Callable[[ReferenceProfile], Any], Any, tuple[str, ...]]] = [
         ("sklearn", lambda profile: sklearn_model(profile, seed), None, ()),
@@ -60,31 +80,35 @@ def run_steps(tracking_uri: str, work: Path, seed: int = 42) -> str:
         ("torch", lambda profile: torch_model(profile, seed, device), None, ("torch",)),
     ]
     results = []
-    for name, make_model, prepare, packages in candidates:
+    for number, (name, make_model, prepare, packages) in enumerate(candidates, start=1):
         model_path = str(work / f"model-{name}")
-        trained = train_candidate(
-            name,
-            make_model,
-            paths["train"],
-            paths["profile"],
-            tracking_uri,
-            run_id,
-            model_path,
-            device,
-            prepare_for_saving=prepare,
-            extra_packages=packages,
-        )
-        scored = evaluate(model_path, paths["test"], tracking_uri, trained.to_json())
+        with clock.step(f"train-{name}"):
+            trained = train_candidate(
+                name,
+                make_model,
+                paths["train"],
+                paths["profile"],
+                tracking_uri,
+                run_id,
+                model_path,
+                device,
+                prepare_for_saving=prepare,
+                extra_packages=packages,
+            )
+        with clock.step("evaluate" if number == 1 else f"evaluate-{number}"):
+            scored = evaluate(model_path, paths["test"], tracking_uri, trained.to_json())
         results.append(json.dumps({"candidate": scored["candidate"]}))
     config = GateConfig(min_roc_auc=0.9, min_accuracy=0.85, margin=0.002)
-    decision = gate(results, paths["test"], paths["profile"], tracking_uri, DEFAULT_MODEL_NAME, run_id, config)
+    with clock.step("gate"):
+        decision = gate(results, paths["test"], paths["profile"], tracking_uri, DEFAULT_MODEL_NAME, run_id, config)
     if decision.passed:
         lineage = {
             "plinth.data_hash": data_hash,
             "plinth.git_commit": git_commit(),
             "plinth.pipeline_version": __version__,
         }
-        register(json.dumps(asdict(decision)), tracking_uri, DEFAULT_MODEL_NAME, run_id, lineage)
+        with clock.step("register"):
+            register(json.dumps(asdict(decision)), tracking_uri, DEFAULT_MODEL_NAME, run_id, lineage)
     return decision.reason
 
 
@@ -93,9 +117,11 @@ def main() -> int:
     home = plinth_home()
     home.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
+    clock = StepClock()
     with tempfile.TemporaryDirectory(prefix="plinth-plain-") as work:
-        reason = run_steps(local_tracking_uri(home), Path(work))
+        reason = run_steps(local_tracking_uri(home), Path(work), clock)
     print(f"plain run finished in {time.perf_counter() - started:.1f}s: {reason}")
+    print(f"{STEP_TIMES_PREFIX}{json.dumps(clock.seconds)}")
     return 0
 
 

@@ -1,6 +1,8 @@
 """Submit the compiled pipeline to Kubeflow: `python -m pipelines.submit --host https://kfp.example.com`.
 
 Uploads the compiled YAML as a pipeline (a new version when the pipeline exists) and starts a run.
+`--dir build/pipelines` (`make submit IMAGE_REGISTRY=…`) submits the pipeline compiled against your images;
+its run's `git_commit` is the commit those images were built from, as compiled in, else this checkout's HEAD.
 """
 
 from __future__ import annotations
@@ -10,9 +12,10 @@ import sys
 from pathlib import Path
 
 import requests
+import yaml
 
 from components import __version__
-from pipelines.compile import compiled_path
+from pipelines.compile import COMPILED_DIR, compiled_path
 from pipelines.run_local import git_commit
 from pipelines.training.pipeline import PIPELINE_NAME
 
@@ -32,6 +35,13 @@ def parse_params(pairs: list[str]) -> dict[str, str]:
             raise SubmitError(f"--param expects key=value, got {pair!r}")
         params[key] = value
     return params
+
+
+def lineage_commit(package: Path) -> str:
+    """Return the `git_commit` default compiled into `package` (its image's commit), else this checkout's HEAD."""
+    spec = next(yaml.safe_load_all(package.read_text()))
+    compiled = spec["root"]["inputDefinitions"]["parameters"]["git_commit"].get("defaultValue", "unknown")
+    return str(compiled) if compiled != "unknown" else git_commit()
 
 
 def check_host(host: str) -> str:
@@ -68,15 +78,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--host", default="", help="Kubeflow Pipelines endpoint (KFP_HOST)")
     parser.add_argument("--variant", choices=["cpu", "gpu"], default="cpu", help="compiled variant")
+    parser.add_argument("--dir", type=Path, default=COMPILED_DIR, help="folder of the compiled YAML")
     parser.add_argument("--experiment", default=PIPELINE_NAME, help="KFP experiment name")
     parser.add_argument("--param", action="append", default=[], help="pipeline argument key=value (repeatable)")
     args = parser.parse_args(argv)
     try:
-        params = {"git_commit": git_commit(), **parse_params(args.param)}
+        params = parse_params(args.param)
         host = check_host(args.host)
-        package = compiled_path(args.variant)
+        package = compiled_path(args.variant, args.dir)
         if not package.is_file():
             raise SubmitError(f"{package} not found: run `make compile`")
+        params = {"git_commit": lineage_commit(package), **params}
         run_id = submit(host, package, args.experiment, params)
     except SubmitError as error:
         print(f"error: {error}", file=sys.stderr)

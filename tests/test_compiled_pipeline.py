@@ -87,3 +87,14 @@ def test_only_the_register_step_gets_the_signing_key_and_only_from_its_secret(va
     assert binding["secretName"] == "plinth-signing-key"
     assert binding["keyToEnv"] == [{"envVar": "PLINTH_SIGNING_KEY_PEM", "secretKey": "private.pem"}]
     assert "PLINTH_SIGNING_KEY" not in yaml.safe_dump(spec), "no key material or path in the pipeline spec"
+
+
+@pytest.mark.parametrize("variant", ["cpu", "gpu"])
+def test_only_the_steps_that_load_models_run_with_pickles_disallowed(variant):
+    spec, _ = load(variant)
+    disallowed = {
+        name
+        for name, container in executors_by_task(spec).items()
+        if {"name": "MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "value": "false"} in container.get("env", [])
+    }
+    assert disallowed == {"evaluate", "evaluate-2", "evaluate-3", "gate"}

@@ -1,5 +1,6 @@
 """The compiled pipeline, run for real by kfp.local against MLflow on SQLite, as `make train` runs it."""
 
+import json
 import os
 import subprocess
 import sys
@@ -15,6 +16,8 @@ from pipelines.training.pipeline import DEFAULT_MODEL_NAME, PIPELINE_NAME
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[1]
+# What pipelines/triggers passes when a drift alert starts the run (the first run of `twice`).
+TRIGGER = json.dumps({"kind": "input_drift", "reason": "PSI of radius above 0.25", "values": {"psi.radius": 0.41}})
 
 
 def train(home: Path, *args: str) -> subprocess.CompletedProcess:
@@ -41,7 +44,7 @@ def pipeline_runs(client: MlflowClient) -> list:
 def twice(tmp_path_factory) -> tuple[MlflowClient, subprocess.CompletedProcess, subprocess.CompletedProcess]:
     """Train twice with the same settings: the second winner cannot beat the champion by the margin."""
     home = tmp_path_factory.mktemp("plinth-home")
-    first = train(home, "--seed", "42")
+    first = train(home, "--seed", "42", "--trigger", TRIGGER)
     second = train(home, "--seed", "42")
     return tracking.connect(local_tracking_uri(home)), first, second
 
@@ -71,6 +74,11 @@ def test_first_run_registers_a_champion_with_lineage(twice):
     assert version.tags[signing.TAG_DIGEST].startswith("sha256:")
     public = Path(client.tracking_uri.removeprefix("sqlite:///")).parent / "keys" / signing.PUBLIC_KEY_FILE
     assert version.tags[signing.TAG_KEY] == signing.key_id(public.read_bytes())
+    # The trigger parameter reaches the version and the pipeline's run through the register step.
+    for tags in (version.tags, parent.data.tags):
+        assert tags["plinth.trigger.kind"] == "input_drift"
+        assert tags["plinth.trigger.reason"] == "PSI of radius above 0.25"
+        assert json.loads(tags["plinth.trigger.values"]) == {"psi.radius": 0.41}
 
 
 def test_every_candidate_is_a_nested_run_with_metrics_and_plots(twice):

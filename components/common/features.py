@@ -44,7 +44,7 @@ def split_target(frame: pd.DataFrame, profile: ReferenceProfile) -> tuple[pd.Dat
 
 
 def category_frame(features: pd.DataFrame | np.ndarray) -> np.ndarray:
-    """Return categorical columns as category names (a module-level function: the model pickles it by name)."""
+    """Return categorical columns as category names (module-level: the model file names it, see TRUSTED_TYPES)."""
     values = np.asarray(features, dtype=object)
     return category_strings(values).reshape(values.shape)
 

@@ -5,6 +5,13 @@ feature columns (preprocessing included, `features.py`), saved with MLflow's skl
 answer `predict_proba` with one column per class of the task; regressors answer `predict`. The task and
 the reference profile ride in the MLmodel metadata under `plinth`, so whoever loads the model also gets
 what problem it solves and what its inputs should look like.
+
+The estimator is stored in skops's format, not as a pickle: loading a pickle runs whatever code the file
+names, while skops rebuilds only scikit-learn, NumPy and SciPy types and the ones it is told to trust. That
+list is TRUSTED_TYPES, held here in plinth's code: MLflow's own loader reads the list from the model's
+MLmodel file (which whoever writes the file controls), and so refuses skops too when
+MLFLOW_ALLOW_PICKLE_DESERIALIZATION is false. plinth's loader therefore loads its own models with that
+variable false, and leaves any other format to MLflow, which honours it.
 """
 
 from __future__ import annotations
@@ -27,8 +34,24 @@ from components.common.tracking import integer_columns_checked
 METADATA_KEY = "plinth"
 MODEL_ARTIFACT_NAME = "model"
 INPUT_EXAMPLE_ROWS = 3
+# MLflow's switch for loading pickles (true unless set); plinth's own models load with it false.
+ENV_ALLOW_PICKLE = "MLFLOW_ALLOW_PICKLE_DESERIALIZATION"
 # What loading any plinth model needs; candidates add their framework (xgboost, torch).
-BASE_PACKAGES = ("mlflow", "scikit-learn", "cloudpickle", "numpy", "pandas")
+BASE_PACKAGES = ("mlflow", "scikit-learn", "skops", "numpy", "pandas")
+# What skops may rebuild beyond scikit-learn/NumPy/SciPy, by name: the shared preprocessing's category
+# function and a dtype that SimpleImputer keeps, the XGBoost candidate (its booster's state is XGBoost's own
+# serialised model, a buffer that XGBoost parses; no Python object is unpickled) and the torch candidate
+# (its state holds the network's weights as numpy arrays, `train_torch/core.py`). Nothing else loads.
+TRUSTED_TYPES = (
+    "components.common.features.category_frame",
+    "numpy.dtype",
+    "components.train_xgboost.core.LabelEncodedClassifier",
+    "xgboost.core.Booster",
+    "xgboost.sklearn.XGBClassifier",
+    "xgboost.sklearn.XGBRegressor",
+    "components.train_torch.core.TorchMLPClassifier",
+    "components.train_torch.core.TorchMLPRegressor",
+)
 
 
 class Estimator(Protocol):
@@ -48,17 +71,25 @@ def predict_output(model: Any, task: Task, features: pd.DataFrame | np.ndarray) 
     return np.asarray(model.predict(features), dtype=np.float64).reshape(-1)
 
 
-def model_metadata(profile: ReferenceProfile, candidate: str) -> dict[str, Any]:
-    """Return the MLmodel metadata block that plinth's serving layer reads."""
-    return {
-        METADATA_KEY: {
-            "candidate": candidate,
-            "target": profile.target,
-            "task": profile.task.to_dict(),
-            "feature_names": profile.feature_names,
-            "reference_profile": profile.to_dict(),
-        }
+def model_metadata(
+    profile: ReferenceProfile, candidate: str, reference_predictions: np.ndarray | None = None
+) -> dict[str, Any]:
+    """Return the MLmodel metadata block that plinth's serving layer reads.
+
+    `reference_predictions` are the model's own outputs for its input example rows, computed at training
+    time and signed with the rest of the directory: a rollout sends the canary those rows before any traffic
+    and refuses it unless it answers the same (a broken image, a wrong artifact, a mis-wired schema).
+    """
+    block: dict[str, Any] = {
+        "candidate": candidate,
+        "target": profile.target,
+        "task": profile.task.to_dict(),
+        "feature_names": profile.feature_names,
+        "reference_profile": profile.to_dict(),
     }
+    if reference_predictions is not None:
+        block["reference_predictions"] = np.asarray(reference_predictions, dtype=np.float64).tolist()
+    return {METADATA_KEY: block}
 
 
 def signature(model: Any, features: pd.DataFrame, profile: ReferenceProfile) -> ModelSignature:
@@ -102,8 +133,11 @@ def _flavor_kwargs(
         "pip_requirements": pip_requirements(extra_packages),
         "signature": signature(model, sample, profile),
         "input_example": sample.head(INPUT_EXAMPLE_ROWS),
-        "metadata": model_metadata(profile, candidate),
-        "serialization_format": mlflow.sklearn.SERIALIZATION_FORMAT_CLOUDPICKLE,
+        "metadata": model_metadata(
+            profile, candidate, predict_output(model, profile.task, sample.head(INPUT_EXAMPLE_ROWS))
+        ),
+        "serialization_format": mlflow.sklearn.SERIALIZATION_FORMAT_SKOPS,
+        "skops_trusted_types": list(TRUSTED_TYPES),
     }
 
 
@@ -133,9 +167,46 @@ def log_model(
     return str(info.model_uri)
 
 
+def is_pickle(model: Model) -> bool:
+    """Return True when loading the model's estimator would unpickle it (a sklearn flavor not in skops format)."""
+    flavor = model.flavors.get(mlflow.sklearn.FLAVOR_NAME)
+    return flavor is not None and flavor.get("serialization_format") != mlflow.sklearn.SERIALIZATION_FORMAT_SKOPS
+
+
+def pickle_allowed() -> bool:
+    """Return MLFLOW_ALLOW_PICKLE_DESERIALIZATION as MLflow reads it (true unless set otherwise)."""
+    from mlflow.environment_variables import MLFLOW_ALLOW_PICKLE_DESERIALIZATION
+
+    return bool(MLFLOW_ALLOW_PICKLE_DESERIALIZATION.get())
+
+
 def load_model(uri_or_path: str) -> Any:
-    """Load a model saved by `save_model` or `log_model` (local path or any MLflow model URI)."""
-    return mlflow.sklearn.load_model(uri_or_path)
+    """Load a model saved by `save_model` or `log_model` (local path or any MLflow model URI).
+
+    A skops-format model is rebuilt from TRUSTED_TYPES alone, whatever MLFLOW_ALLOW_PICKLE_DESERIALIZATION
+    says; any other (a pickle saved before plinth used skops) is left to MLflow, which loads it only where
+    that variable allows.
+
+    Raises:
+        ValueError: the model has no sklearn flavor, or its file names a type outside TRUSTED_TYPES.
+        mlflow.exceptions.MlflowException: a pickle, with MLFLOW_ALLOW_PICKLE_DESERIALIZATION false.
+    """
+    import skops.io
+    from skops.io.exceptions import UntrustedTypesFoundException
+
+    local = Path(uri_or_path)
+    if not local.is_dir():
+        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri_or_path))
+    model = Model.load(str(local / "MLmodel"))
+    flavor = model.flavors.get(mlflow.sklearn.FLAVOR_NAME)
+    if flavor is None:
+        raise ValueError(f"{uri_or_path} is not a plinth model: it has no {mlflow.sklearn.FLAVOR_NAME} flavor")
+    if is_pickle(model):
+        return mlflow.sklearn.load_model(str(local))
+    try:
+        return skops.io.load(local / flavor["pickled_model"], trusted=list(TRUSTED_TYPES))
+    except UntrustedTypesFoundException as error:
+        raise ValueError(f"{uri_or_path} names types plinth does not trust, so it is not loaded: {error}") from error
 
 
 def profile_from_metadata(metadata: dict[str, Any] | None, where: str) -> ReferenceProfile:

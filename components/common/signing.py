@@ -36,9 +36,10 @@ TAG_KEY = "plinth.signature.key"
 KEY_DIR = "keys"
 PRIVATE_KEY_FILE = "signing-key.pem"
 PUBLIC_KEY_FILE = "signing-key.pub.pem"
-# What checking a version's files can end in (the `result` label of plinth_model_verification).
-VERIFIED, UNVERIFIED, FAILED = "verified", "unverified", "failed"
-RESULTS = (VERIFIED, UNVERIFIED, FAILED)
+# What checking a version's files can end in (the `result` label of plinth_model_verification); the model
+# service also refuses, before loading, files that are a pickle where pickles are not allowed (`predictor.py`).
+VERIFIED, UNVERIFIED, FAILED, PICKLE_REFUSED = "verified", "unverified", "failed", "pickle_refused"
+RESULTS = (VERIFIED, UNVERIFIED, FAILED, PICKLE_REFUSED)
 TRUE_WORDS, FALSE_WORDS = ("true", "1", "yes", "on"), ("false", "0", "no", "off", "")
 
 
@@ -72,7 +73,7 @@ class Verdict:
     @property
     def refused(self) -> bool:
         """Return True when the version must not be loaded."""
-        return self.result == FAILED
+        return self.result in (FAILED, PICKLE_REFUSED)
 
 
 NOT_CHECKED = Verdict(UNVERIFIED, "its files were not checked")

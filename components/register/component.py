@@ -16,6 +16,7 @@ def register(
     git_commit: str,
     pipeline_name: str,
     pipeline_version: str,
+    trigger: str,
 ) -> str:
     """Register the gate's winner as a new model version and move its alias (the last, atomic change).
 
@@ -28,6 +29,8 @@ def register(
         git_commit: Commit of the code that built the pipeline, for lineage.
         pipeline_name: Pipeline name, for lineage.
         pipeline_version: Pipeline (plinth) version, for lineage.
+        trigger: What started the run, as pipelines/triggers writes it (JSON; "" when a person did), copied
+            to `plinth.trigger.*` tags on the version and the run.
 
     Returns:
         The new model version.
@@ -42,4 +45,4 @@ def register(
     }
     with open(decision.path, encoding="utf-8") as handle:
         decision_json = handle.read()
-    return run(decision_json, tracking_uri, model_name, run_id, lineage).version
+    return run(decision_json, tracking_uri, model_name, run_id, lineage, trigger).version

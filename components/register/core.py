@@ -10,6 +10,7 @@ whoever loads the version later can tell whether its files are still the ones re
 
 from __future__ import annotations
 
+import json
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,9 @@ from components.common import signing, tracking
 from components.common.task import TAG_TASK
 
 REACHABILITY_TIMEOUT_S = 5
+# What started the run (pipelines/triggers): one tag per field, on the version and on the pipeline's run.
+TRIGGER_TAG_PREFIX = "plinth.trigger."
+TRIGGER_FIELDS = ("kind", "reason", "values", "time", "decision")
 
 
 class RegistrationError(RuntimeError):
@@ -37,6 +41,24 @@ class Registration:
     version: str
     alias: str
     digest: str
+
+
+def trigger_tags(trigger_json: str) -> dict[str, str]:
+    """Return the `plinth.trigger.*` tags of a trigger's JSON (none for a run a person started).
+
+    Raises:
+        ValueError: the JSON is not an object; a run must not register a version with a garbled reason.
+    """
+    if not trigger_json:
+        return {}
+    trigger = json.loads(trigger_json)
+    if not isinstance(trigger, dict):
+        raise ValueError(f"trigger must be a JSON object, got {trigger_json[:80]!r}")
+    return {
+        TRIGGER_TAG_PREFIX + field: value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+        for field in TRIGGER_FIELDS
+        if (value := trigger.get(field)) is not None
+    }
 
 
 def ensure_reachable(tracking_uri: str) -> None:
@@ -143,10 +165,9 @@ def run(
     model_name: str,
     parent_run_id: str,
     lineage: dict[str, str],
+    trigger: str = "",
 ) -> Registration:
-    """Step entry: sign and register the gate's winner, and record the result on the parent run."""
-    import json
-
+    """Step entry: sign and register the gate's winner, and record the result (and its trigger) on the parent run."""
     decision = json.loads(decision_json)
     winner = decision["winner"]
     ensure_reachable(tracking_uri)
@@ -158,6 +179,7 @@ def run(
         "plinth.pipeline_run_id": parent_run_id,
         "plinth.gate.reason": decision["reason"],
         TAG_TASK: winner["task"],
+        **trigger_tags(trigger),
     }
     description = f"{winner['name']} candidate; gate: {decision['reason']}"
     try:
@@ -166,6 +188,8 @@ def run(
     except RegistrationError as error:
         tracking.mark_failed(client, parent_run_id, "register", str(error))
         raise
+    for tag, value in trigger_tags(trigger).items():
+        client.set_tag(parent_run_id, tag, value)
     client.set_tag(parent_run_id, tracking.TAG_VERSION, registration.version)
     client.set_tag(parent_run_id, tracking.TAG_ALIAS, registration.alias)
     client.set_terminated(parent_run_id, status="FINISHED")

@@ -22,6 +22,9 @@ from torch import nn
 from components.common.features import build_preprocessor, with_preprocessing
 from components.common.profile import ReferenceProfile
 
+# Where the fitted network's weights sit in the saved state: parameter name → numpy array.
+WEIGHTS = "network_weights_"
+
 
 class _TorchMLP(BaseEstimator):
     """Network, input standardisation and the full-batch Adam loop that every task shares."""
@@ -112,6 +115,29 @@ class _TorchMLP(BaseEstimator):
         with torch.no_grad():
             output: torch.Tensor = self.network_(self._tensor(features, "cpu"))
         return output
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Return the state with the fitted network as named numpy arrays (its state dict), no torch objects.
+
+        The model is saved with skops, which rebuilds only types it is told to trust and stores arrays as
+        arrays: the network's weights then load without running code from the file (`modeling.py`).
+        """
+        state = dict(super().__getstate__())
+        network = state.pop("network_", None)
+        if network is not None:
+            state[WEIGHTS] = {key: value.detach().cpu().numpy() for key, value in network.state_dict().items()}
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Restore the state, rebuilding the network from its weights (the layer sizes follow from their shapes)."""
+        state = dict(state)
+        weights = state.pop(WEIGHTS, None)
+        super().__setstate__(state)
+        if weights is not None:
+            last_layer = max(weights, key=lambda name: int(name.split(".")[0]))
+            network = self._network(weights["0.weight"].shape[1], weights[last_layer].shape[0])
+            network.load_state_dict({key: torch.from_numpy(np.array(value)) for key, value in weights.items()})
+            self.network_ = network.eval()
 
 
 class TorchMLPClassifier(ClassifierMixin, _TorchMLP):

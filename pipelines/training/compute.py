@@ -2,7 +2,8 @@
 
 Node pools, tolerations, resources, accelerators and the signing key's Secret are kept apart from the
 pipeline's data flow, so the CPU and GPU variants differ in exactly these settings.
-kfp.local ignores all of it (it runs no Kubernetes), so a local run signs with its own key.
+kfp.local ignores all of it (it runs no Kubernetes), so a local run signs with its own key; only the
+environment variables (`without_pickles`) apply there too.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from dataclasses import dataclass
 
 from kfp import kubernetes
 from kfp.dsl import PipelineTask
+
+from components.common.modeling import ENV_ALLOW_PICKLE
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,16 @@ def on_accelerator_pool(task: PipelineTask, target: ComputeTarget) -> PipelineTa
     task.set_accelerator_type(target.accelerator).set_accelerator_limit(target.gpu_count)
     kubernetes.add_node_selector(task, label_key=target.node_pool_label, label_value=target.gpu_pool)
     kubernetes.add_toleration(task, key=target.gpu_taint_key, operator="Exists", effect="NoSchedule")
+    return task
+
+
+def without_pickles(task: PipelineTask) -> PipelineTask:
+    """Let a step that loads models (evaluate, gate) load plinth's own (skops), never a pickle, here and locally.
+
+    MLflow's MLFLOW_ALLOW_PICKLE_DESERIALIZATION is true unless set; plinth's models never need it
+    (`components/common/modeling.py`), and a champion that is a pickle is then refused with that name.
+    """
+    task.set_env_variable(ENV_ALLOW_PICKLE, "false")
     return task
 
 

@@ -14,7 +14,13 @@ from components.train_sklearn.component import train_sklearn
 from components.train_torch.component import train_torch
 from components.train_xgboost.component import train_xgboost
 from components.validate.component import validate
-from pipelines.training.compute import ComputeTarget, on_accelerator_pool, on_cpu_pool, with_signing_key
+from pipelines.training.compute import (
+    ComputeTarget,
+    on_accelerator_pool,
+    on_cpu_pool,
+    with_signing_key,
+    without_pickles,
+)
 
 PIPELINE_NAME = "plinth-training"
 DEFAULT_MODEL_NAME = "plinth-classifier"
@@ -52,6 +58,7 @@ def build_pipeline(target: ComputeTarget) -> GraphComponent:
         min_r2: float = 0.0,
         margin: float = 0.002,
         git_commit: str = "unknown",
+        trigger: str = "",
     ) -> None:
         common = {"target": target_column, "tracking_uri": tracking_uri}
         ingested = _step(
@@ -153,6 +160,7 @@ def build_pipeline(target: ComputeTarget) -> GraphComponent:
                             git_commit=git_commit,
                             pipeline_name=PIPELINE_NAME,
                             pipeline_version=__version__,
+                            trigger=trigger,
                         ),
                         "register",
                     ),
@@ -162,5 +170,7 @@ def build_pipeline(target: ComputeTarget) -> GraphComponent:
             )
         for step in (ingested, checked, splits):
             on_cpu_pool(step, target)
+        for step in (*evaluated.values(), decided):  # the steps that load models
+            without_pickles(step)
 
     return training

@@ -1,4 +1,4 @@
-"""The serving benchmark's report: one Markdown table, the pyfunc path's cost, written where it is read."""
+"""The serving benchmark's report: tables against the empty endpoint, the targets, the pyfunc path's cost."""
 
 from __future__ import annotations
 
@@ -9,6 +9,11 @@ from pathlib import Path
 from serving.bench.load import LoadResult
 
 MARK_START, MARK_END = "<!-- bench:start -->", "<!-- bench:end -->"
+# The targets (issue 12): one row at the lowest level within this of the empty endpoint's p50, fresh and
+# after a burst; at the top level at least this share of its requests per second, and a p99 within this.
+P50_MARGIN_MS = 1.0
+THROUGHPUT_SHARE = 0.9
+TOP_P99_MS = 100.0
 
 
 @dataclass(frozen=True)
@@ -30,15 +35,93 @@ class Sustained:
     rss_end_mib: float
 
 
-def _row(result: LoadResult) -> str:
+@dataclass(frozen=True)
+class AfterBurst:
+    """One server at the lowest level, `idle_s` after a burst of `burst_s` at the top level (round medians)."""
+
+    burst: LoadResult
+    after: LoadResult
+    burst_s: float
+    idle_s: float
+
+
+def _row(result: LoadResult, floor: LoadResult | None) -> str:
     cells = [
         result.target,
         result.concurrency,
         f"{result.ok_per_s:.0f}",
+        _ratio(result.ok_per_s, floor.ok_per_s) if floor else "n/a",
         f"{result.p50_ms:.1f}",
+        f"{result.p50_ms - floor.p50_ms:+.1f}" if floor else "n/a",
         f"{result.p99_ms:.1f}",
     ]
     return "| " + " | ".join(map(str, cells)) + f" | {result.errors} / {result.total} |"
+
+
+def _verdict(met: bool) -> str:
+    return "**met**" if met else "**not met**"
+
+
+def targets(results: list[LoadResult], after: list[AfterBurst], fast: str, ceiling: str) -> list[str]:
+    """Return one line per target of issue 12, each with its figures against the empty endpoint's."""
+    by_key = {(r.target, r.concurrency): r for r in results}
+    low, top = min(r.concurrency for r in results), max(r.concurrency for r in results)
+    lines = []
+    pairs = [("fresh", by_key.get((fast, low)), by_key.get((ceiling, low)))]
+    by_server = {run.after.target: run for run in after}
+    if fast in by_server and ceiling in by_server:
+        run = by_server[fast]
+        when = f"{run.idle_s:g} s after a {run.burst_s:g} s burst at {run.burst.concurrency}"
+        pairs.append((when, run.after, by_server[ceiling].after))
+    for when, served, floor in pairs:
+        if served is None or floor is None:
+            continue
+        gap = served.p50_ms - floor.p50_ms
+        lines.append(
+            f"- Concurrency {low}, {when}: p50 {served.p50_ms:.1f} ms vs the empty endpoint's {floor.p50_ms:.1f} ms "
+            f"({gap:+.1f} ms; target at most +{P50_MARGIN_MS:g} ms): {_verdict(gap <= P50_MARGIN_MS)}."
+        )
+    served, floor = by_key.get((fast, top)), by_key.get((ceiling, top))
+    if served is not None and floor is not None:
+        share = served.ok_per_s / floor.ok_per_s if floor.ok_per_s else math.nan
+        lines.append(
+            f"- Concurrency {top}: {served.ok_per_s:.0f} ok req/s, {_ratio(served.ok_per_s, floor.ok_per_s)} the "
+            f"empty endpoint's {floor.ok_per_s:.0f} (target at least {THROUGHPUT_SHARE:.2f}x): "
+            f"{_verdict(share >= THROUGHPUT_SHARE)}; p99 {served.p99_ms:.1f} ms (target at most "
+            f"{TOP_P99_MS:g} ms): {_verdict(served.p99_ms <= TOP_P99_MS)}."
+        )
+    return lines
+
+
+def after_burst_table(after: list[AfterBurst], ceiling: str) -> list[str]:
+    """Return the after-burst table: each server's burst, then its low-level row against the empty endpoint's."""
+    floor = next((run.after for run in after if run.after.target == ceiling), None)
+    lines = [
+        "| server | burst: concurrency, s | burst ok req/s | burst p99 ms | idle s | then: concurrency | "
+        "ok req/s | p50 ms | p50 - empty ms | p99 ms | errors / requests |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for run in after:
+        burst, then = run.burst, run.after
+        gap = f"{then.p50_ms - floor.p50_ms:+.1f}" if floor else "n/a"
+        lines.append(
+            f"| {then.target} | {burst.concurrency}, {run.burst_s:g} | {burst.ok_per_s:.0f} | {burst.p99_ms:.1f} | "
+            f"{run.idle_s:g} | {then.concurrency} | {then.ok_per_s:.0f} | {then.p50_ms:.1f} | {gap} | "
+            f"{then.p99_ms:.1f} | {then.errors + burst.errors} / {then.total + burst.total} |"
+        )
+    return lines
+
+
+def stage_table(stages: dict[str, float], gap_ms: float) -> list[str]:
+    """Return the per-stage cost of one row inside the service, and what is left of the HTTP gap."""
+    lines = ["| stage of one single-row request, in process | median µs |", "|---|---:|"]
+    lines += [f"| {stage} | {cost:.0f} |" for stage, cost in stages.items()]
+    inside = sum(stages.values())
+    lines.append(f"| **sum of the stages** | **{inside:.0f}** |")
+    if not math.isnan(gap_ms):
+        lines.append(f"| HTTP p50 beyond the empty endpoint (concurrency 1, fresh) | {gap_ms * 1000:.0f} |")
+        lines.append(f"| left for BentoML's batcher, its thread hop and noise | {gap_ms * 1000 - inside:.0f} |")
+    return lines
 
 
 def _ratio(numerator: float, denominator: float) -> str:
@@ -67,11 +150,27 @@ def render(
     sustained: Sustained | None,
     context: str,
     pairs: list[tuple[str, str]],
+    after: list[AfterBurst],
+    stages: dict[str, float],
+    compared: tuple[str, str],
 ) -> str:
-    """Return the Markdown report: context, one row per server and level, pyfunc cost, in-process limits."""
-    lines = [context, "", "| server | concurrency | ok req/s | p50 ms | p99 ms | errors / requests |"]
-    lines.append("|---|---:|---:|---:|---:|---:|")
-    lines += [_row(result) for result in results]
+    """Return the Markdown report: targets, rows against the empty endpoint, after-burst rows, stages, limits."""
+    fast, ceiling = compared
+    floors = {r.concurrency: r for r in results if r.target == ceiling}
+    lines = [context, "", "Targets (issue 12), the plinth service (`binary fast path`) against the empty endpoint:", ""]
+    lines += targets(results, after, fast, ceiling)
+    lines += ["", f"Every row against `{ceiling}` at the same concurrency (÷ empty: share of its ok req/s):", ""]
+    lines.append("| server | concurrency | ok req/s | ÷ empty | p50 ms | p50 - empty ms | p99 ms | errors / requests |")
+    lines.append("|---|---:|---:|---:|---:|---:|---:|---:|")
+    lines += [_row(result, floors.get(result.concurrency)) for result in results]
+    lines += ["", "After a burst (the batcher's memory of load), rounds interleaved over the two servers:", ""]
+    lines += after_burst_table(after, ceiling)
+    by_key = {(r.target, r.concurrency): r for r in results}
+    low = min(floors, default=0)
+    served, floor = by_key.get((fast, low)), floors.get(low)
+    gap_ms = served.p50_ms - floor.p50_ms if served and floor else math.nan
+    lines += ["", f"Where one row's time goes in `{fast}` (`python -m serving.bench.breakdown`):", ""]
+    lines += stage_table(stages, gap_ms)
     lines += ["", "What the pyfunc path costs (the same fitted estimator, logged plinth's way and plainly):", ""]
     for fast, pyfunc in pairs:
         lines += pyfunc_cost(results, fast, pyfunc)

@@ -1,4 +1,4 @@
-"""Serving benchmark: the plinth service per task, its pyfunc path, `mlflow models serve`, a naive service.
+"""Serving benchmark: the plinth service per task, its pyfunc path, other servers, an empty endpoint.
 
 Three models are registered in a temporary store: binary (breast cancer, all numbers), multiclass (wine)
 and mixed types with missing values (the generated churn table). Each is served twice by the plinth
@@ -8,6 +8,12 @@ pyfunc path costs. The binary model is also served by `mlflow models serve` and 
 service around `mlflow.pyfunc`. `hey` loads one server at a time with one row per request, in interleaved
 rounds so that load from other work on the machine hits every server alike. A sustained run on the binary
 fast path then reports errors and memory. Results go to a Markdown file and into the serving README.
+
+The empty endpoint (`empty_service.py`: the same request validation and worker count, a constant answer)
+is the framework's floor, measured in the same run: every row is also given as a ratio to it. Because
+BentoML's batcher used to keep the wait it learned under load, the binary fast path and the empty endpoint
+are also measured at concurrency 1 some seconds after a burst at the top level, and the per-stage cost of one
+request inside the service (`breakdown.py`) says where the time beyond the floor goes.
 
 Run: `python -m serving.bench.run` (see `--help`; `--quick` for a one-round smoke run of about 2 minutes).
 """
@@ -31,15 +37,17 @@ from pathlib import Path
 
 import numpy as np
 
+from serving.bench import breakdown
 from serving.bench.demo_model import RegisteredModel, register_plain_sklearn, register_plinth_model
 from serving.bench.load import LoadResult, Target, combine, hey, rss_mib, serving
-from serving.bench.report import InProcess, Sustained, render, write_readme
+from serving.bench.report import AfterBurst, InProcess, Sustained, render, write_readme
 from serving.model_service import settings
 from serving.model_service.settings import Settings
 from serving.rollout.harness.train_drill import BREAST_CANCER, DrillData
 
 README = Path(__file__).resolve().parents[1] / "model_service" / "README.md"
 RESULTS = Path(__file__).resolve().parent / "results.md"
+FAST, CEILING = "binary fast path", "binary empty-endpoint"
 # (key, dataset, words for the report): the models every run registers and serves.
 MODELS = (
     ("binary", BREAST_CANCER, "breast cancer, 30 numbers"),
@@ -76,6 +84,7 @@ def targets(port: int, models: dict[str, tuple[RegisteredModel, RegisteredModel]
         add(f"{key} fast path", [*bentoml, "serving.model_service.service:ModelService"], fast)
         add(f"{key} pyfunc path", [*bentoml, "serving.model_service.service:ModelService"], plain)
     binary = models["binary"][0]
+    add(CEILING, [*bentoml, "serving.bench.empty_service:EmptyService"], binary)
     add("binary naive-bentoml-pyfunc", [*bentoml, "serving.bench.naive_service:NaivePyfuncService"], binary)
     reference = [sys.executable, "-m", "mlflow", "models", "serve", "--env-manager", "local", "-w", str(workers)]
     model_uri = f"models:/{binary.name}/{binary.version}"
@@ -118,6 +127,25 @@ def in_process(models: dict[str, tuple[RegisteredModel, RegisteredModel]], repea
     return limits
 
 
+def after_burst(
+    args: argparse.Namespace, servers: list[Target], bodies: dict[str, Path], top: int, low: int
+) -> list[AfterBurst]:
+    """Burst each server at `top`, leave it idle, then load it at `low`; rounds interleaved over the servers."""
+    runs: dict[str, list[tuple[LoadResult, LoadResult]]] = defaultdict(list)
+    for _ in range(args.rounds):
+        for target in servers:
+            burst = hey(target.url, bodies[target.name], top, args.burst_s, target.name)
+            print(burst, flush=True)
+            time.sleep(args.after_s)  # the idle time is what is measured: nothing to poll for
+            after = hey(target.url, bodies[target.name], low, args.duration_s, target.name)
+            print(after, flush=True)
+            runs[target.name].append((burst, after))
+    return [
+        AfterBurst(combine([b for b, _ in pairs]), combine([a for _, a in pairs]), args.burst_s, args.after_s)
+        for pairs in runs.values()
+    ]
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """Parse the command line."""
     parser = argparse.ArgumentParser(description="Serving benchmark (see the module docstring).")
@@ -125,6 +153,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--duration-s", type=float, default=3.0, help="seconds per run of one server and level")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds; the table shows medians")
     parser.add_argument("--sustain-s", type=float, default=60.0, help="sustained run at the top level (0: skip)")
+    parser.add_argument("--burst-s", type=float, default=15.0, help="burst at the top level before the after-burst row")
+    parser.add_argument("--after-s", type=float, default=10.0, help="idle seconds between the burst and the row")
     parser.add_argument("--quick", action="store_true", help="one round of 2 s per server and level, no sustained run")
     parser.add_argument(
         "--workers", type=int, default=Settings.from_env({}).workers, help="worker processes of every server"
@@ -182,6 +212,8 @@ def measure(args: argparse.Namespace, argv: list[str] | None, work: Path) -> str
     }
     levels = [int(level) for level in args.concurrency.split(",")]
     limits = in_process(models, repeats=1000)
+    fast = models["binary"][0]
+    stages = breakdown.measure({**env, settings.ENV_MODEL_NAME: fast.name, settings.ENV_MODEL_VERSION: fast.version})
     servers = targets(args.port, models, args.workers)
     samples: dict[tuple[str, int], list[LoadResult]] = defaultdict(list)
     with ExitStack() as stack:
@@ -199,6 +231,8 @@ def measure(args: argparse.Namespace, argv: list[str] | None, work: Path) -> str
                     run = hey(target.url, bodies[target.name], concurrency, args.duration_s, target.name)
                     samples[(target.name, concurrency)].append(run)
                     print(run, flush=True)
+        compared = [t for t in servers if t.name in (CEILING, FAST)]
+        after = after_burst(args, compared, bodies, max(levels), min(levels))
         sustained = None
         if args.sustain_s > 0:
             first = servers[0]
@@ -207,7 +241,7 @@ def measure(args: argparse.Namespace, argv: list[str] | None, work: Path) -> str
             sustained = Sustained(run, args.sustain_s, rss_start, rss_mib(processes[first.name]))
     results = [combine(samples[(t.name, level)]) for t in servers for level in levels]
     pairs = [(f"{key} fast path", f"{key} pyfunc path") for key in models]
-    return render(results, limits, sustained, context, pairs)
+    return render(results, limits, sustained, context, pairs, after, stages, (FAST, CEILING))
 
 
 if __name__ == "__main__":

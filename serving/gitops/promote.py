@@ -11,7 +11,9 @@
 2. rewrites only the target overlay's desired version (`desired.yaml`, the canary Deployment's
    PLINTH_MODEL_VERSION; temp file + rename), checks that `kubectl kustomize` still renders it with the new
    version (restoring the old file when it does not), and commits that one file with a message naming the
-   versions and the evidence;
+   versions and the evidence. When the source overlay pins the serving image by digest (kustomization.yaml
+   `images:`, serving.gitops.image_pin) and the target's pin differs, the source's pin moves along in the
+   same commit, so the target runs the image the version was analysed with;
 3. shows `kubectl diff -k` of the target overlay and, with `--apply`, runs `kubectl apply -k`. Without
    `--apply` a GitOps agent (Argo CD, Flux) watching the repository applies the commit; either way the
    target's rollout controller then rolls the version out there.
@@ -29,7 +31,7 @@ from pathlib import Path
 
 from mlflow import MlflowClient
 
-from serving.gitops import overlay, registry
+from serving.gitops import image_pin, overlay, registry
 from serving.gitops.evidence import (
     EvidenceError,
     RolloutEvidence,
@@ -82,15 +84,32 @@ def check_clean(repo: Path) -> None:
         )
 
 
-def commit_message(evidence: RolloutEvidence, source: str, target: str, previous: str, where: registry.Registry) -> str:
-    """Return the commit message: the move as subject, the versions and the registry evidence as body."""
+def commit_message(
+    evidence: RolloutEvidence,
+    source: str,
+    target: str,
+    previous: str,
+    where: registry.Registry,
+    image: image_pin.ImagePin | None = None,
+) -> str:
+    """Return the commit message: the move as subject, the versions, image and registry evidence as body."""
+    moved = f" (manifests/overlays/{target}/{image_pin.KUSTOMIZATION})"
     return (
         f"promote {evidence.model_name} v{evidence.version} {source} -> {target}\n\n"
         f"{target}: v{previous} -> v{evidence.version} (manifests/overlays/{target}/{overlay.DESIRED_FILE})\n"
-        f"Source: {source} serves v{evidence.version} (registry alias {serving_alias(source)})\n"
+        + (f"Image: {target} runs {image.reference()}, as {source} pins it{moved}\n" if image else "")
+        + f"Source: {source} serves v{evidence.version} (registry alias {serving_alias(source)})\n"
         f"Evidence: {evidence.describe()}\n"
         f"Registry: {where.describe()}\n"
     )
+
+
+def image_to_carry(repo: Path, source: str, target: str) -> image_pin.ImagePin | None:
+    """Return the source's serving image pin when it pins a digest the target does not have yet, else None."""
+    pin = image_pin.read_pin(overlay.overlay_dir(repo, source))
+    if pin is None or not pin.digest or pin == image_pin.read_pin(overlay.overlay_dir(repo, target)):
+        return None
+    return pin
 
 
 def move_desired(kubectl: str, repo: Path, target: str, version: str) -> Path:
@@ -157,17 +176,27 @@ def promote(repo: Path, source: str, target: str, tracking_uri: str | None, appl
     try:
         client = registry_client(where)
         version = served_version(client, model_name, source)
-        if previous.version == version:
+        image = image_to_carry(repo, source, target)
+        if previous.version == version and image is None:
             return f"{target} already desires {model_name} v{version}, what {source} serves: nothing to promote"
         evidence = successful_rollout(client, model_name, version, source)
     except (EvidenceError, registry.RegistryMissingError) as error:
         raise PromotionError(f"{error} [registry: {where.describe()}]") from error
-    path = move_desired(kubectl, repo, target, version)
-    git(repo, "add", "--", str(path.relative_to(repo)))
-    git(repo, "commit", "--quiet", "-m", commit_message(evidence, source, target, previous.version, where))
-    show_diff_and_apply(kubectl, path.parent, apply)
+    directory = overlay.overlay_dir(repo, target)
+    paths = [image_pin.move_pin(kubectl, directory, image)] if image else []
+    try:
+        paths.append(move_desired(kubectl, repo, target, version))
+    except overlay.OverlayError:
+        if image:  # the commit holds both moves or neither
+            git(repo, "checkout", "--", str(paths[0].relative_to(repo)))
+        raise
+    git(repo, "add", "--", *(str(path.relative_to(repo)) for path in paths))
+    git(repo, "commit", "--quiet", "-m", commit_message(evidence, source, target, previous.version, where, image))
+    show_diff_and_apply(kubectl, directory, apply)
+    carried = f"; image {image.reference()}" if image else ""
     return (
-        f"promoted {model_name} v{version} {source} -> {target} ({evidence.describe()}; registry: {where.describe()})"
+        f"promoted {model_name} v{version} {source} -> {target}{carried} ({evidence.describe()}; "
+        f"registry: {where.describe()})"
     )
 
 

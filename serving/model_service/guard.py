@@ -7,6 +7,11 @@ JSON list (an error raised in the API) the object shape the contract publishes. 
 refused (its files failed their signature check) answers every call 503 with the reason, before reading
 it. It also hosts the two chaos knobs used by rollout drills, which are off unless their environment
 variables are set.
+
+Mirrored copies of live traffic (a rollout's shadow phase) are counted apart, by status class, in
+`plinth_mirrored_requests_total`, so the live share of a track's requests is the total minus that. A copy is
+marked by the local router's `x-plinth-mirror` header, or by the `-shadow` suffix Envoy-based gateways
+append to the Host of a Gateway API `RequestMirror` copy.
 """
 
 from __future__ import annotations
@@ -17,13 +22,15 @@ import random
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from serving.model_service.monitor import REJECTED_REQUESTS
+from serving.model_service.monitor import MIRRORED_REQUESTS, REJECTED_REQUESTS
+from serving.model_service.settings import MIRROR_HEADER
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+SHADOW_HOST_SUFFIX = b"-shadow"
 
 # pydantic error types -> rejection reasons; anything else that is a 400 counts as invalid_value.
 _REASON_BY_ERROR = {
@@ -92,10 +99,12 @@ class PredictGuard:
         if scope["type"] != "http" or scope["path"] != self.route or scope["method"] != "POST":
             await self.app(scope, receive, send)
             return
+        headers = dict(scope["headers"])
+        if is_mirrored(headers):
+            send = _count_mirrored(send)
         if self.refusal is not None:
             await _reply(send, 503, self.refusal)
             return
-        headers = dict(scope["headers"])
         media_type = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
         if media_type != b"application/json":
             REJECTED_REQUESTS.labels("content_type").inc()
@@ -137,6 +146,24 @@ class PredictGuard:
             if not message.get("more_body", False):
                 break
         return b"".join(chunks)
+
+
+def is_mirrored(headers: dict[bytes, bytes]) -> bool:
+    """Return whether a request is a mirrored copy: the router's header, or a gateway's `-shadow` Host."""
+    host = headers.get(b"host", b"")
+    shadowed = host.endswith(SHADOW_HOST_SUFFIX) or host.split(b":")[0].endswith(SHADOW_HOST_SUFFIX)
+    return MIRROR_HEADER.encode() in headers or shadowed
+
+
+def _count_mirrored(send: Send) -> Send:
+    """Wrap `send` so the answer to a mirrored copy is counted by its status class."""
+
+    async def counted(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            MIRRORED_REQUESTS.labels(f"{int(message['status']) // 100}xx").inc()
+        await send(message)
+
+    return counted
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:

@@ -45,7 +45,8 @@ MODEL_INFO = Gauge(
 MODEL_VERIFICATION = Gauge(
     "plinth_model_verification",
     "Always 1; `result` says how the version's files fared against their signature before anything was loaded: "
-    "verified, unverified (unsigned or no public key, allowed here) or failed (refused: never ready).",
+    "verified, unverified (unsigned or no public key, allowed here), failed (refused: never ready) or "
+    "pickle_refused (a pickle while MLFLOW_ALLOW_PICKLE_DESERIALIZATION is false: never ready).",
     ["model_name", "model_version", "result"],
     multiprocess_mode="max",
 )
@@ -57,6 +58,11 @@ PREDICTION_PROBABILITY = Histogram(
 )
 PREDICTED_CLASS = Counter("plinth_predicted_class", "Instances predicted per class.", ["class"])
 REJECTED_REQUESTS = Counter("plinth_rejected_requests", "Requests to /predict answered 4xx, by reason.", ["reason"])
+MIRRORED_REQUESTS = Counter(
+    "plinth_mirrored_requests",
+    "Requests to /predict that were mirrored copies of live traffic (a shadow phase), by status class.",
+    ["code"],
+)
 _VALUE_HISTOGRAM: list[Histogram] = []
 
 

@@ -6,6 +6,11 @@ cost more than the model, and the request schema has already enforced the signat
 a signature is loaded with `mlflow.pyfunc`; its task comes from the registry tag `plinth.task`, the
 `PLINTH_TASK` setting, or the model itself (a scikit-learn classifier with `predict_proba` and `classes_`
 answers probabilities; any other classifier answers labels only; a numeric output is a regression).
+
+A plinth model is stored in skops's format and loads without running code from its files. A pickle (anyone
+else's model, or a plinth model saved before skops) runs code when loaded, so it is loaded only where
+MLFLOW_ALLOW_PICKLE_DESERIALIZATION allows it; elsewhere the version is refused like one that fails its
+signature (never ready, one log line, `plinth_model_verification{result="pickle_refused"}`).
 """
 
 from __future__ import annotations
@@ -17,10 +22,11 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
-from components.common.modeling import load_model, predict_output
+from components.common.modeling import ENV_ALLOW_PICKLE, is_pickle, load_model, pickle_allowed, predict_output
+from components.common.signing import PICKLE_REFUSED, Verdict
 from components.common.task import BINARY, MULTICLASS, REGRESSION, TAG_TASK, Label, Task, plain_label
 from serving.model_service.columns import Batch
-from serving.model_service.registry import ModelLoadError, ModelRef
+from serving.model_service.registry import ModelLoadError, ModelRef, ModelRefused
 from serving.model_service.settings import ENV_TASK, Settings
 
 # scikit-learn's warning for an array given to an estimator fitted on a DataFrame (harmless in column order).
@@ -79,7 +85,7 @@ class FastPredictor:
         self.bare = False
 
     def load(self) -> None:
-        """Unpickle the estimator; any failure means the model must not serve."""
+        """Load the estimator (skops, `modeling.load_model`); any failure means the model must not serve."""
         try:
             self.estimator = load_model(str(self.ref.local_dir))
         except Exception as error:
@@ -114,6 +120,8 @@ class PyfuncPredictor:
         try:
             self.pyfunc = mlflow.pyfunc.load_model(str(ref.local_dir))
         except Exception as error:
+            if not pickle_allowed() and ENV_ALLOW_PICKLE in str(error):  # MLflow's loaders name it when they refuse
+                raise pickle_refusal(ref) from error
             raise ModelLoadError(f"cannot load model files of {ref.name} v{ref.version}: {error}") from error
         self.raw = _sklearn_classifier(ref, self.pyfunc)
         self.task = _pyfunc_task(ref, settings, self.raw)
@@ -202,14 +210,26 @@ def _pyfunc_task(ref: ModelRef, settings: Settings, raw: Any) -> ServedTask:
     )
 
 
+def pickle_refusal(ref: ModelRef) -> ModelRefused:
+    """Return the refusal of a version whose files are a pickle while pickles are not allowed, naming the opt-in."""
+    message = (
+        f"{ref.name} v{ref.version} refused: its files are a pickle, which runs code when loaded, and "
+        f"{ENV_ALLOW_PICKLE} is false; set it true (chart value model.allowPickle=true) only for a model you trust"
+    )
+    return ModelRefused(ref.name, ref.version, Verdict(PICKLE_REFUSED, message))
+
+
 def open_predictor(ref: ModelRef, settings: Settings) -> Predictor:
     """Return the predictor of a fetched model: the fast path for plinth models, pyfunc for the rest.
 
     Raises:
+        ModelRefused: the files are a pickle and MLFLOW_ALLOW_PICKLE_DESERIALIZATION is false.
         ModelLoadError: the task cannot be decided, or contradicts the setting.
     """
     if ref.profile is not None:
         _declared_task(ref, settings)
+        if is_pickle(ref.mlmodel) and not pickle_allowed():
+            raise pickle_refusal(ref)
         return FastPredictor(ref, ref.profile.task)
     return PyfuncPredictor(ref, settings)
 

@@ -21,7 +21,7 @@ import numpy as np
 from bentoml.exceptions import InvalidArgument, ServiceUnavailable
 
 from components.common.signing import UNVERIFIED
-from serving.model_service import contract, examples, registry, schema
+from serving.model_service import batching, contract, examples, registry, schema
 from serving.model_service.columns import FrameBuilder
 from serving.model_service.drift import InputMonitor
 from serving.model_service.guard import PredictGuard
@@ -40,6 +40,7 @@ DURATION_BUCKETS = [
 ]  # fmt: skip
 
 logger = logging.getLogger("plinth.model_service")
+batching.install()
 
 REFUSED: registry.ModelRefused | None = None
 try:

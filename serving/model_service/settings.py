@@ -27,6 +27,10 @@ ENV_MAX_INSTANCES = "PLINTH_MAX_INSTANCES"
 ENV_DRIFT_WINDOW = "PLINTH_DRIFT_WINDOW"
 ENV_TIMEOUT_S = "PLINTH_TIMEOUT_S"
 ENV_MAX_CONCURRENCY = "PLINTH_MAX_CONCURRENCY"
+# The header the local rollout router marks a mirrored copy of live traffic with (shadow phase); the service
+# counts such requests apart. A request header, not an environment variable: it lives here so the router and
+# the service share one name without the router importing the service's metrics.
+MIRROR_HEADER = "x-plinth-mirror"
 # The task of a model that does not say (no plinth metadata, no `plinth.task` registry tag).
 ENV_TASK = "PLINTH_TASK"
 # The public key (PEM) that model files are verified with, and whether an unsigned model is refused.

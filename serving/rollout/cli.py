@@ -33,6 +33,7 @@ from serving.rollout.core.record import PROMOTED, RolloutRecorder
 from serving.rollout.core.spec import SpecError, load_spec
 from serving.rollout.core.telemetry import serve_metrics
 from serving.rollout.edges.inspect_model import ModelFacts, inspect_version, task_mismatch, verify_version
+from serving.rollout.edges.pre_traffic import check_canary, reference_rows
 from serving.rollout.harness.local import METRICS_CHOICES, LocalStack
 from serving.rollout.harness.sample_rows import Row, TrafficError, traffic_rows
 
@@ -189,8 +190,16 @@ def run_local(
         generator = TrafficGenerator(stack.url, rows, args.traffic).start() if rows else None
         try:
             recorder = RolloutRecorder(client, args.model_name, canary.version, args.environment)
+            reference = reference_rows(canary)
             controller = Controller(
-                spec, stack.source, stack, recorder, args.model_name, stop, canary_has_profile=canary.has_profile
+                spec,
+                stack.source,
+                stack,
+                recorder,
+                args.model_name,
+                stop,
+                canary_has_profile=canary.has_profile,
+                pre_traffic=lambda: stack.check_canary(reference),
             )
             return controller.run(stable.version)
         finally:
@@ -230,7 +239,12 @@ def run_cluster(args: argparse.Namespace, client: MlflowClient, tracking_uri: st
         raise SystemExit(f"plinth rollout: {error}") from None
     registry = MlflowRegistry(client, tracking_uri, args.model_name, args.environment, verify_key, required)
     source = PrometheusSource(args.prometheus_url)
-    Reconciler(load_spec(args.spec), edge, source, registry, args.model_name, args.environment, stop).run()
+
+    def pre_traffic(version: str) -> str | None:
+        return check_canary(edge.canary_url(), registry.reference(version))
+
+    spec = load_spec(args.spec)
+    Reconciler(spec, edge, source, registry, args.model_name, args.environment, stop, pre_traffic=pre_traffic).run()
 
 
 def main(argv: list[str] | None = None) -> int:

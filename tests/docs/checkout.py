@@ -19,7 +19,7 @@ from pathlib import Path
 from tests.docs.readme import ROOT
 
 BORROWED = (".venv", ".tools")
-STAMP_INPUTS = ("pyproject.toml", "requirements.lock")
+STAMP_INPUTS = ("pyproject.toml", "requirements.lock", "requirements-bootstrap.lock")
 
 
 def git(repo: Path, *args: str) -> str:

@@ -47,6 +47,10 @@ def drive_a_rollout(edge: ClusterEdge) -> None:
     assert edge.served_annotation() is None
     edge.stop_canary()
     edge.start_canary()
+    edge.set_mirror(True)  # the shadow phase: the route mirrors to the canary at weight 0
+    assert edge.route_mirror()
+    edge.set_mirror(False)
+    assert not edge.route_mirror()
     for weight in (10, 50, 100):
         edge.set_weight(weight)
         assert edge.route_weight() == weight

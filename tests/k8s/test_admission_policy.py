@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import celpy
+import jsonschema
 import pytest
 from celpy import celtypes
 from celpy.evaluation import CELEvalError
@@ -23,7 +24,7 @@ from controller_scenario import CONTROLLER, drive_a_rollout, edge_for
 from k8s_tooling import NAMESPACE, named, render, validate_object
 from urllib3 import HTTPResponse
 
-from serving.rollout.edges.kube import SERVED_ANNOTATION
+from serving.rollout.edges.kube import SERVED_ANNOTATION, remirror
 from serving.rollout.tests.fake_cluster import FakeCluster
 
 POLICY = f"{NAMESPACE}-{CONTROLLER}"
@@ -183,8 +184,22 @@ def set_weights(route: dict[str, Any], stable: int, canary: int) -> None:
     refs(route)[0]["weight"], refs(route)[1]["weight"] = stable, canary
 
 
+def mirror(route: dict[str, Any], **backend: Any) -> None:
+    """Add the shadow phase's filter as the controller writes it (`backend` overrides its backendRef)."""
+    rule = route["spec"]["rules"][0]
+    rule["filters"] = remirror(route["spec"]["rules"], CANARY, True)[0]["filters"]
+    rule["filters"][-1]["requestMirror"]["backendRef"].update(backend)
+
+
+def add_filter(route: dict[str, Any], item: dict[str, Any]) -> None:
+    route["spec"]["rules"][0].setdefault("filters", []).append(item)
+
+
+HEADER = {"type": "RequestHeaderModifier", "requestHeaderModifier": {"set": [{"name": "x-a", "value": "1"}]}}
+
 ALLOWED: dict[str, tuple[str, str, Callable[[dict[str, Any]], Any]]] = {
     "route weights": ("HTTPRoute", ROUTE, lambda r: set_weights(r, 75, 25)),
+    "route mirror to the canary": ("HTTPRoute", ROUTE, mirror),
     "route weights and managed fields": (
         "HTTPRoute",
         ROUTE,
@@ -210,6 +225,16 @@ DENIED: dict[str, tuple[str, str, Callable[[dict[str, Any]], Any]]] = {
         ROUTE,
         lambda r: r["spec"]["rules"][0]["matches"].append({"path": {"type": "PathPrefix", "value": "/"}}),
     ),
+    "mirror to the stable": ("HTTPRoute", ROUTE, lambda r: mirror(r, name=STABLE)),
+    "mirror to another port": ("HTTPRoute", ROUTE, lambda r: mirror(r, port=9999)),
+    "mirror to another namespace": ("HTTPRoute", ROUTE, lambda r: mirror(r, namespace="elsewhere")),
+    "mirror of a share": (
+        "HTTPRoute",
+        ROUTE,
+        lambda r: (mirror(r), r["spec"]["rules"][0]["filters"][-1]["requestMirror"].update(percent=50)),
+    ),
+    "mirror and another filter": ("HTTPRoute", ROUTE, lambda r: (mirror(r), add_filter(r, HEADER))),
+    "another filter": ("HTTPRoute", ROUTE, lambda r: add_filter(r, HEADER)),
     "rule added": ("HTTPRoute", ROUTE, lambda r: r["spec"]["rules"].append({"backendRefs": [{"name": "attacker"}]})),
     "hostnames": ("HTTPRoute", ROUTE, lambda r: r["spec"].update(hostnames=["evil.example.com"])),
     "parentRefs": ("HTTPRoute", ROUTE, lambda r: r["spec"]["parentRefs"][0].update(name="other-gateway")),
@@ -283,6 +308,16 @@ def test_other_users_are_not_matched(policy: AdmissionPolicy, objects: list[dict
     assert policy.review(changed(old, edit), old, namespace="other") == Verdict(False, [])
 
 
+def test_the_controller_may_remove_its_mirror_and_nothing_beside_it(
+    policy: AdmissionPolicy, objects: list[dict[str, Any]]
+) -> None:
+    shadowing = changed(live(objects, "HTTPRoute", ROUTE), lambda r: (add_filter(r, HEADER), mirror(r)))
+    removed = changed(shadowing, lambda r: r["spec"]["rules"][0].update(filters=[HEADER]))
+    assert policy.review(removed, shadowing).denied == []
+    both = changed(shadowing, lambda r: r["spec"]["rules"][0].pop("filters"))
+    assert len(policy.review(both, shadowing).denied) == 1
+
+
 def test_the_controller_may_not_create_delete_or_touch_other_objects(
     policy: AdmissionPolicy, objects: list[dict[str, Any]]
 ) -> None:
@@ -340,3 +375,19 @@ def test_the_policy_is_a_value(objects: list[dict[str, Any]]) -> None:
     kinds = {obj["kind"] for obj in load_documents(result.stdout)}
     assert kinds.isdisjoint({"ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"})
     assert "ValidatingAdmissionPolicy" not in {obj["kind"] for obj in render("secrets-and-pins")}, "no controller"
+
+
+def test_the_route_in_the_shadow_phase_is_a_valid_standard_channel_httproute(objects: list[dict[str, Any]]) -> None:
+    """The rendered route with the controller's mirror added validates against Gateway API v1.2.1 (standard)."""
+    route = live(objects, "HTTPRoute", ROUTE)
+    shadowing = changed(route, mirror)
+    validate_object(shadowing)
+    backend = shadowing["spec"]["rules"][0]["filters"][0]["requestMirror"]["backendRef"]
+    assert backend == {"name": CANARY, "port": refs(route)[1]["port"]}
+    assert remirror(shadowing["spec"]["rules"], CANARY, False) == route["spec"]["rules"]
+    with pytest.raises(jsonschema.ValidationError):  # the schema does check filters: a bad one is caught
+        validate_object(
+            changed(
+                route, lambda r: add_filter(r, {"type": "Mirror", "requestMirror": {"backendRef": {"name": CANARY}}})
+            )
+        )

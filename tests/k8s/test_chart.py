@@ -323,6 +323,8 @@ def test_servicemonitor_turns_the_track_pod_label_into_a_metric_label() -> None:
         "targetLabel": "track",
         "action": "replace",
     } in serving["relabelings"]
+    # The operator's `endpoint` target label (the port name) must not shadow BentoML's route label.
+    assert {"action": "labeldrop", "regex": "endpoint"} in serving["relabelings"]
     assert controller["port"] == "metrics"
 
 

@@ -12,6 +12,7 @@ import logging
 import shutil
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,11 +39,13 @@ TRAFFIC_WORKERS = 32
 SLOW_CANARY_MS = 3000
 # Latency bounds for a shared 2-core machine: the canary is judged against the stable's p99 under the same
 # load (5x), with an absolute ceiling no healthy p99 reaches here; a canary slowed by 3 s breaks both.
+# These tests drive the weighted steps, so the shadow phase is off here; test_shadow.py turns it on.
 SPEC: dict[str, Any] = {
     "steps": [10, 50, 100],
     "interval": "2s",
     "minRequests": 5,
     "progressDeadline": "90s",
+    "shadow": {"enabled": False},
     "checks": [
         {"name": "success-rate", "min": 0.99, "failureLimit": 2},
         {"name": "latency-p99", "maxSeconds": 2.5, "maxRatioToStable": 5.0, "failureLimit": 2},
@@ -78,7 +81,12 @@ class Registry:
         found = self.client.get_model_version(self.model, version)
         tags = {key: value for key, value in found.tags.items() if key in COPIED_TAGS}
         assert found.source is not None
-        created = self.client.create_model_version(model or self.model, found.source, found.run_id, tags=tags)
+        source = found.source
+        if source.startswith("models:/m-"):
+            # MLflow's registry store resolves a logged-model URI with a client on the *global* tracking URI,
+            # which an earlier test may have pointed at another store: hand it the concrete location.
+            source = self.client.get_logged_model(source.removeprefix("models:/")).artifact_location
+        created = self.client.create_model_version(model or self.model, source, found.run_id, tags=tags)
         return str(created.version)
 
     def fork(self, model: str) -> Registry:
@@ -129,11 +137,18 @@ class Rollout:
         source: MetricsSource | None = None,
         spec: dict | None = None,
         client: MlflowClient | None = None,
+        pre_traffic: Callable[[], str | None] | None = None,
     ) -> None:
         self.lines: list[str] = []
         self.recorder = RolloutRecorder(client or registry.client, registry.model, version, "local")
         self.controller = Controller(
-            parse_spec(spec or SPEC), source or stack.source, stack, self.recorder, registry.model, on_line=self.log
+            parse_spec(spec or SPEC),
+            source or stack.source,
+            stack,
+            self.recorder,
+            registry.model,
+            on_line=self.log,
+            pre_traffic=pre_traffic,
         )
         self.outcome: Outcome | None = None
         self.thread = threading.Thread(target=self.run, daemon=True)

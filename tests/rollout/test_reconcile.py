@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import shutil
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -29,7 +30,7 @@ from serving.rollout.cli import build_parser
 from serving.rollout.core.observe import Observation, Predictions, TrackSample
 from serving.rollout.core.reconcile import Reconciler, StateConflict
 from serving.rollout.core.record import REJECTED_TAG, serving_alias
-from serving.rollout.core.spec import parse_spec
+from serving.rollout.core.spec import AnalysisSpec, ShadowSpec, parse_spec
 from serving.rollout.core.state import RETRY_ANNOTATION
 from serving.rollout.edges.kube import ClusterEdge
 from serving.rollout.edges.mlflow_registry import MlflowRegistry
@@ -37,7 +38,7 @@ from serving.rollout.harness.train_drill import DrillData, register_drill_model
 from serving.rollout.retry import RetryRefused, request_retry
 from serving.rollout.status import Coordinates, Row, Status
 from serving.rollout.status import main as status_main
-from serving.rollout.tests.fake_cluster import CANARY, NS, ROUTE, STABLE, STATE, FakeCluster
+from serving.rollout.tests.fake_cluster import CANARY, NS, ROUTE, ROUTE_PATH, STABLE, STATE, FakeCluster
 
 pytestmark = pytest.mark.integration
 
@@ -48,6 +49,7 @@ SPEC = parse_spec(
         "interval": "1s",
         "minRequests": 10,
         "progressDeadline": "1h",
+        "shadow": {"enabled": False},  # the weighted steps; shadow scenarios turn it on
         "checks": [
             {"name": "success-rate", "min": 0.99, "failureLimit": 2},
             {"name": "prediction-divergence", "max": 0.2, "minPredictions": 20, "failureLimit": 2},
@@ -74,7 +76,9 @@ class ScriptedSource:
         version = self.cluster.serving[deployment]
         if version is None:
             return TrackSample(missing=f"no {deployment} pods")
-        requests = 2.0 * self.cluster.weights()[deployment]
+        # A mirrored canary answers a copy of every request the stable answers (the shadow phase).
+        mirrored = deployment == self.cluster.canary and deployment in self.cluster.mirrored()
+        requests = 2.0 * (100 if mirrored else self.cluster.weights()[deployment])
         return TrackSample(
             requests=requests,
             errors=requests / 2 if version in self.bad else 0.0,
@@ -92,7 +96,7 @@ class ScriptedSource:
 
 class Versions:
     """A real registry: v1 champion, v2 a better model, v3 a garbage one, v4 a regressor (another task), v5 signed
-    at registration whose stored model.pkl then had one byte changed."""
+    at registration whose stored model.skops then had one byte changed."""
 
     def __init__(self, root: Path) -> None:
         self.uri = f"sqlite:///{root / 'mlflow.db'}"
@@ -103,9 +107,9 @@ class Versions:
         self.regressor = register_drill_model(self.uri, MODEL, seed=SEED, data=DrillData("sklearn:diabetes"))
         self.tampered = register_plinth_model(self.uri, MODEL, experiment="reconcile").version
         stored = Path(self.client.get_model_version_download_uri(MODEL, self.tampered).removeprefix("file://"))
-        data = bytearray((stored / "model.pkl").read_bytes())
+        data = bytearray((stored / "model.skops").read_bytes())
         data[len(data) // 2] ^= 0x01
-        (stored / "model.pkl").write_bytes(bytes(data))
+        (stored / "model.skops").write_bytes(bytes(data))
         self.client.set_registered_model_alias(MODEL, CHAMPION, self.champion)
 
     def tags(self, version: str) -> dict[str, str]:
@@ -139,8 +143,13 @@ def world(registry: Versions) -> Iterator[World]:
 class World:
     """One environment: the fake cluster, the registry, and controllers that come and go."""
 
-    def __init__(self, registry: Versions) -> None:
-        self.registry = registry
+    def __init__(
+        self,
+        registry: Versions,
+        spec: AnalysisSpec = SPEC,
+        pre_traffic: Callable[[str], str | None] | None = None,
+    ) -> None:
+        self.registry, self.spec, self.pre_traffic = registry, spec, pre_traffic
         self.cluster = FakeCluster(desired=registry.champion)
         self.source = ScriptedSource(self.cluster, bad={registry.garbage})
         self.lines: list[str] = []
@@ -152,7 +161,9 @@ class World:
         # The public key beside the store; unsigned versions (the drill models) are allowed, as on one machine.
         key = signing.verify_key(self.registry.uri, env={})
         records = MlflowRegistry(self.registry.client, self.registry.uri, MODEL, ENV, key, require_signature=False)
-        self.controller = Reconciler(SPEC, edge, self.source, records, MODEL, ENV, on_line=self.lines.append)
+        self.controller = Reconciler(
+            self.spec, edge, self.source, records, MODEL, ENV, on_line=self.lines.append, pre_traffic=self.pre_traffic
+        )
         return self.controller
 
     def desire(self, version: str) -> None:
@@ -382,7 +393,7 @@ def test_a_canary_whose_files_changed_after_registration_is_refused_before_any_t
     world.ticks(1)
     assert world.phase() == "failed"
     reason = world.cluster.state()["rejected"][registry.tampered]
-    assert f"{MODEL} v{registry.tampered} refused: model.pkl differs from its signed digest" in reason
+    assert f"{MODEL} v{registry.tampered} refused: model.skops differs from its signed digest" in reason
     scale_ups = [r for r in world.cluster.requests if r[1].endswith(f"/{CANARY}/scale") and r[2]["spec"]["replicas"]]
     assert scale_ups == []
     world.assert_serving(registry.champion)
@@ -514,5 +525,94 @@ def test_the_story_through_the_staging_overlay_as_rendered_and_applied(registry:
         ticks(2)
         assert cluster.serving[cluster.stable] == registry.good
         assert cluster.reasons().count("RolloutStarted") == 2
+    finally:
+        registry.forget_rollouts()
+
+
+SHADOW_SPEC = replace(SPEC, shadow=ShadowSpec(enabled=True, duration=0.001, min_requests=10))
+
+
+def route_patches(world: World) -> list[dict]:
+    return [
+        body["spec"]["rules"]
+        for method, path, body, _ in world.cluster.requests
+        if path == ROUTE_PATH and method == "PATCH"
+    ]
+
+
+def test_the_shadow_phase_mirrors_survives_a_restart_then_steps_and_promotes(registry: Versions):
+    world = World(registry, spec=SHADOW_SPEC)
+    try:
+        world.desire(registry.good)
+        world.ticks(1)
+        record = world.cluster.state()
+        assert (record["checked"], record["shadow"], record["weight"]) == (True, True, 0)
+        assert world.cluster.weights()[CANARY] == 0
+        assert world.cluster.mirrored() == [CANARY]
+        assert world.cluster.serving[CANARY] == registry.good
+        world.restart()  # a new controller pod in the shadow phase: it resumes there, the mirror kept
+        world.ticks(1)
+        assert any(f"resuming the rollout of v{registry.good} at shadow" in line for line in world.lines)
+        assert world.cluster.state()["shadow"] is True
+        assert world.cluster.mirrored() == [CANARY]
+        world.cluster.remove_filters()  # Git's route re-applied: the mirror is put back, that interval not judged
+        world.ticks(1)
+        assert world.cluster.mirrored() == [CANARY]
+        assert any("not 0% mirrored (a re-apply?)" in line for line in world.lines)
+        world.ticks(1)  # one passing interval on mirrored traffic: the first weighted step, the mirror removed
+        assert world.cluster.state()["shadow"] is False
+        assert world.cluster.weights()[CANARY] == SPEC.steps[0]
+        assert world.cluster.mirrored() == []
+        assert "ShadowPassed" in world.cluster.reasons()
+        world.until("succeeded")
+        world.assert_serving(registry.good)
+        assert world.cluster.mirrored() == []
+    finally:
+        registry.forget_rollouts()
+
+
+def test_a_bad_canary_is_rolled_back_in_shadow_without_weight(registry: Versions):
+    world = World(registry, spec=SHADOW_SPEC)
+    try:
+        world.desire(registry.garbage)
+        world.until("failed")
+        assert "success-rate failed 2 time(s)" in world.cluster.state()["message"]
+        assert any("at shadow: rollback" in line for line in world.lines)
+        world.assert_serving(registry.champion)
+        assert world.cluster.mirrored() == []
+        # The route never gave the canary a live request: mirrored, then not even that.
+        weights = [
+            ref["weight"] for rules in route_patches(world) for ref in rules[0]["backendRefs"] if ref["name"] == CANARY
+        ]
+        assert weights
+        assert set(weights) == {0}
+    finally:
+        registry.forget_rollouts()
+
+
+def test_a_canary_refused_by_the_pre_traffic_check_never_gets_a_request(registry: Versions):
+    asked: list[str] = []
+
+    def pre_traffic(version: str) -> str | None:
+        asked.append(version)
+        return "canary answered its reference rows with HTTP 500: boom"
+
+    world = World(registry, spec=SHADOW_SPEC, pre_traffic=pre_traffic)
+    try:
+        world.desire(registry.good)
+        world.ticks(1)
+        record = world.cluster.state()
+        assert record["phase"] == "failed"
+        assert record["message"] == "refused before any traffic: canary answered its reference rows with HTTP 500: boom"
+        assert record["checked"] is False
+        assert asked == [registry.good]
+        assert world.cluster.mirrored() == []
+        assert all(
+            ref["weight"] == 0
+            for rules in route_patches(world)
+            for ref in rules[0]["backendRefs"]
+            if ref["name"] == CANARY
+        )
+        world.assert_serving(registry.champion)
     finally:
         registry.forget_rollouts()

@@ -42,6 +42,7 @@ SPEC = parse_spec(
         "interval": "2s",
         "minRequests": 20,
         "progressDeadline": "5m",
+        "shadow": {"enabled": False},  # the weighted steps; shadow scenarios turn it on
         "checks": [
             {"name": "success-rate", "min": 0.99, "failureLimit": 2},
             {"name": "prediction-divergence", "max": 0.1, "minPredictions": 40, "failureLimit": 2},

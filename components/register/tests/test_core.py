@@ -6,7 +6,7 @@ import pytest
 
 from components.common import modeling, signing, tracking
 from components.common.task import TAG_TASK
-from components.register.core import RegistrationError, choose_key, register, run
+from components.register.core import RegistrationError, choose_key, register, run, trigger_tags
 from components.train_sklearn.core import build_model
 
 NAME = "unit-model"
@@ -107,6 +107,26 @@ def test_run_records_lineage_and_closes_parent_run(store, capsys):
     parent_run = client.get_run(parent)
     assert parent_run.info.status == "FINISHED"
     assert parent_run.data.tags[tracking.TAG_VERSION] == registration.version
+    assert not any(tag.startswith("plinth.trigger.") for tag in version.tags)  # a person started it
+
+
+def test_run_copies_the_trigger_onto_the_version_and_the_run(store):
+    client = store["client"]
+    parent = client.create_run(store["experiment"]).info.run_id
+    winner = {"name": "sklearn", "run_id": store["run_id"], "model_uri": store["model_uri"], "task": "binary"}
+    decision = {"passed": True, "alias": "challenger", "reason": "first model", "winner": {**winner, "metrics": {}}}
+    trigger = {"kind": "input_drift", "reason": "PSI of x above 0.25", "values": {"psi.x": 0.4}, "time": "t0"}
+    registration = run(json.dumps(decision), store["uri"], NAME, parent, {}, json.dumps(trigger))
+    for tags in (client.get_model_version(NAME, registration.version).tags, client.get_run(parent).data.tags):
+        assert tags["plinth.trigger.kind"] == "input_drift"
+        assert tags["plinth.trigger.reason"] == "PSI of x above 0.25"
+        assert json.loads(tags["plinth.trigger.values"]) == {"psi.x": 0.4}
+        assert tags["plinth.trigger.time"] == "t0"
+
+
+def test_trigger_tags_refuse_a_trigger_that_is_not_an_object():
+    with pytest.raises(ValueError, match="trigger must be a JSON object"):
+        trigger_tags("[1]")
 
 
 def test_a_server_registry_without_a_signing_key_is_left_unchanged(store, monkeypatch):

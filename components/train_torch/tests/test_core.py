@@ -5,7 +5,7 @@ import pytest
 from sklearn.metrics import r2_score, roc_auc_score
 
 from components.common.modeling import predict_output
-from components.train_torch.core import TorchMLPClassifier, build_model
+from components.train_torch.core import WEIGHTS, TorchMLPClassifier, build_model
 
 
 def test_binary_network_separates_the_classes(tables):
@@ -49,3 +49,18 @@ def test_same_seed_same_model_and_pickle_round_trip(tables):
 def test_needs_two_classes():
     with pytest.raises(ValueError, match="at least 2 classes"):
         TorchMLPClassifier(epochs=1).fit(np.zeros((10, 2)), np.ones(10))
+
+
+def test_the_saved_state_holds_the_weights_as_numpy_arrays_and_no_torch_object(tables):
+    table = tables["multiclass"]
+    model = build_model(table.profile, seed=0, device="cpu", epochs=5).fit(table.x_train, table.y_train)
+    network = model.steps[-1][1]
+    state = network.__getstate__()
+    assert "network_" not in state
+    assert state[WEIGHTS]
+    assert all(isinstance(value, np.ndarray) for value in state[WEIGHTS].values())
+    restored = TorchMLPClassifier.__new__(TorchMLPClassifier)
+    restored.__setstate__(state)
+    np.testing.assert_array_equal(
+        restored.predict_proba(model[:-1].transform(table.x_test)), model.predict_proba(table.x_test)
+    )

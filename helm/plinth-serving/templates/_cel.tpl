@@ -25,3 +25,17 @@
 {{- $k := .except | quote -}}
 ((!has({{ $n }}) || {{ $n }}.all(k, k == {{ $k }} || (has({{ $o }}) && k in {{ $o }} && {{ $o }}[k] == {{ $n }}[k]))) && (!has({{ $o }}) || {{ $o }}.all(k, k == {{ $k }} || (has({{ $n }}) && k in {{ $n }}))))
 {{- end }}
+
+{{/* Filter `f` is the shadow phase's mirror, exactly as the controller writes it: a RequestMirror of every
+     request to the canary Service on the route's port, and nothing more (no share, no other backend).
+     dict "canary" "<service>" "port" 3000 */}}
+{{- define "plinth.cel.isMirror" -}}
+(has(f.type) && f.type == "RequestMirror" && has(f.requestMirror) && has(f.requestMirror.backendRef) && has(f.requestMirror.backendRef.name) && f.requestMirror.backendRef.name == {{ .canary | quote }} && has(f.requestMirror.backendRef.port) && f.requestMirror.backendRef.port == {{ .port }} && !has(f.requestMirror.backendRef.group) && !has(f.requestMirror.backendRef.kind) && !has(f.requestMirror.backendRef.namespace) && !has(f.requestMirror.percent) && !has(f.requestMirror.fraction))
+{{- end }}
+
+{{/* The rules' filters of `new` and `old` are equal once the shadow phase's mirror (isMirror) is taken out of
+     both: the controller may add or remove that filter on any rule, and change no other filter. */}}
+{{- define "plinth.cel.sameFiltersButMirror" -}}
+{{- $m := include "plinth.cel.isMirror" . -}}
+({{ .new }}.map(r, has(r.filters) && r.filters.exists(f, !{{ $m }})) == {{ .old }}.map(r, has(r.filters) && r.filters.exists(f, !{{ $m }})) && {{ .new }}.filter(r, has(r.filters) && r.filters.exists(f, !{{ $m }})).map(r, r.filters.filter(f, !{{ $m }})) == {{ .old }}.filter(r, has(r.filters) && r.filters.exists(f, !{{ $m }})).map(r, r.filters.filter(f, !{{ $m }})))
+{{- end }}

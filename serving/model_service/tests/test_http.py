@@ -197,6 +197,19 @@ def test_model_metrics_move_in_process(client: TestClient, registered: Registere
     assert sample("plinth_model_info", **info) == 1
 
 
+def test_mirrored_copies_are_counted_apart_from_live_requests(client: TestClient, registered: RegisteredModel) -> None:
+    body = {"instances": registered.instances(0, 1)}
+    before = {code: sample("plinth_mirrored_requests_total", code=code) for code in ("2xx", "4xx")}
+    assert client.post("/predict", json=body).status_code == 200
+    assert client.post("/predict", json=body, headers={"x-plinth-mirror": "1"}).status_code == 200
+    assert (
+        client.post("/predict", json=body, headers={"host": "classifier-canary.plinth-shadow:3000"}).status_code == 200
+    )
+    assert client.post("/predict", json={"instances": []}, headers={"x-plinth-mirror": "1"}).status_code == 400
+    after = {code: sample("plinth_mirrored_requests_total", code=code) for code in ("2xx", "4xx")}
+    assert after == {"2xx": before["2xx"] + 2, "4xx": before["4xx"] + 1}
+
+
 def test_openapi_is_31_with_every_feature_in_order(client: TestClient, registered: RegisteredModel) -> None:
     spec = client.get("/docs.json").json()
     assert spec["openapi"] == "3.1.0"

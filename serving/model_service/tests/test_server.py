@@ -188,7 +188,7 @@ def test_overload_is_429_and_timeout_is_504(registered: RegisteredModel, tmp_pat
 
 
 def test_unloadable_model_never_becomes_ready(registered: RegisteredModel, tmp_path: Path) -> None:
-    """A version whose files cannot be unpickled: workers fail at start, /readyz never answers 200.
+    """A version whose model file cannot be read: workers fail at start, /readyz never answers 200.
 
     (BentoML's arbiter restarts failed workers, so the process stays up unready; exiting is fine too.)
     """
@@ -199,7 +199,7 @@ def test_unloadable_model_never_becomes_ready(registered: RegisteredModel, tmp_p
     broken = client.create_model_version(registered.name, files)
     env = env_for(registered, **{settings.ENV_MODEL_VERSION: str(broken.version)})
     local_dir = registry.fetch(settings.Settings.from_env(env)).local_dir
-    (local_dir / "model.pkl").write_bytes(b"not a pickle")
+    (local_dir / "model.skops").write_bytes(b"not a skops file")
     server = Server(env, tmp_path, free_port())
     try:
         with pytest.raises((TimeoutError, RuntimeError)):

@@ -152,6 +152,25 @@ def test_drift_is_low_on_reference_data_and_high_when_shifted(cancer: pd.DataFra
     assert shifted.psi().min() > 0.5
 
 
+def test_drift_gauge_is_published_once_a_fiftieth_of_the_window_arrived(cancer: pd.DataFrame) -> None:
+    profile = reference.build_profile(cancer, "target")
+    name = profile.feature_names[0]
+    monitor = InputMonitor(batch_of(cancer.iloc[:1], profile)[0], profile, window=500)  # every 10 rows
+
+    def one_row(index: int) -> float:
+        monitor.observe(batch_of(cancer.iloc[index : index + 1], profile)[1])
+        return float(monitor.psi()[0])
+
+    def gauge() -> float | None:
+        return REGISTRY.get_sample_value("plinth_input_drift_psi", {"feature": name})
+
+    scores = [one_row(index) for index in range(61)]
+    assert scores[60] != scores[59]  # every row moves the score...
+    assert gauge() == pytest.approx(scores[59])  # ...the gauge only at 50 and 60 rows
+    scores += [one_row(index) for index in range(61, 70)]
+    assert gauge() == pytest.approx(scores[69])
+
+
 def test_labels_without_known_classes_are_capped() -> None:
     monitor = OutputMonitor(ServedTask("multiclass"))
     labels = np.array([f"c{i}" for i in range(MAX_CLASS_LABELS + 5)], dtype=object)

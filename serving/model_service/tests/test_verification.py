@@ -42,13 +42,13 @@ def signed(store: str) -> RegisteredModel:
 
 @pytest.fixture(scope="module")
 def tampered(store: str) -> RegisteredModel:
-    """A signed version whose stored model.pkl had one byte changed after registration, in the store itself."""
+    """A signed version whose stored model.skops had one byte changed after registration, in the store itself."""
     model = register_plinth_model(store, "plinth-tampered", experiment="verification")
     client = MlflowClient(tracking_uri=store, registry_uri=store)
     stored = Path(client.get_model_version_download_uri(model.name, model.version).removeprefix("file://"))
-    data = bytearray((stored / "model.pkl").read_bytes())
+    data = bytearray((stored / "model.skops").read_bytes())
     data[len(data) // 2] ^= 0x01
-    (stored / "model.pkl").write_bytes(bytes(data))
+    (stored / "model.skops").write_bytes(bytes(data))
     return model
 
 
@@ -122,7 +122,7 @@ def test_an_unsigned_version_is_served_with_a_warning_when_none_is_required(
 def test_a_tampered_file_keeps_the_real_server_unready_and_says_why(tampered: RegisteredModel, tmp_path: Path) -> None:
     """`bentoml serve` on a version with one byte changed in the store: up, metered, never ready, one line."""
     server = Server(env_for(tampered, **{settings.ENV_REQUIRE_SIGNATURE: "true"}), tmp_path, free_port())
-    line = f"{tampered.name} v{tampered.version} refused: model.pkl differs from its signed digest"
+    line = f"{tampered.name} v{tampered.version} refused: model.skops differs from its signed digest"
     try:
         samples: dict[str, float] = {}
         deadline = time.monotonic() + 120
@@ -146,7 +146,7 @@ def test_a_tampered_file_keeps_the_real_server_unready_and_says_why(tampered: Re
         log = server.log_path.read_text(errors="replace")
         assert sum(line in row for row in log.splitlines()) == 1, log[-3000:]
         assert "Traceback" not in log
-        assert "cannot load model files" not in log  # nothing was unpickled
+        assert "cannot load model files" not in log  # nothing was loaded
     finally:
         server.stop()
 
@@ -167,5 +167,5 @@ def test_make_serve_refuses_a_tampered_version_with_one_line(
     )  # fmt: skip
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1] == (
-        f"plinth: {tampered.name} v{tampered.version} refused: model.pkl differs from its signed digest"
+        f"plinth: {tampered.name} v{tampered.version} refused: model.skops differs from its signed digest"
     )

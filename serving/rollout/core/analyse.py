@@ -182,9 +182,11 @@ def run_check(
     baseline: Baseline,
     expected_version: str | None,
     has_profile: bool | None = None,
+    min_requests: int | None = None,
 ) -> CheckResult:
-    """Evaluate one enabled check against the canary's interval."""
+    """Evaluate one enabled check against the canary's interval (`min_requests`: the spec's unless given)."""
     canary = observation.canary
+    needed = spec.min_requests if min_requests is None else min_requests
     if observation.error:
         return CheckResult(check.name, NO_DATA, math.nan, f"no values found: {observation.error}")
     if canary.missing:
@@ -196,12 +198,12 @@ def run_check(
             math.nan,
             f"canary metrics come from model version {canary.model_version}, not {expected_version}",
         )
-    if not canary.requests >= spec.min_requests:
+    if not canary.requests >= needed:
         return CheckResult(
             check.name,
             NO_DATA,
             canary.requests,
-            f"{canary.requests:g} canary requests < minRequests {spec.min_requests}",
+            f"{canary.requests:g} canary requests < minRequests {needed}",
         )
     if check.name == "success-rate":
         assert check.minimum is not None
@@ -230,11 +232,14 @@ class Analysis:
         self.failures = {check.name: 0 for check in spec.enabled_checks}
         self.baseline = Baseline()
 
-    def judge(self, observation: Observation) -> Verdict:
-        """Run the checks on one interval and decide."""
+    def judge(self, observation: Observation, shadow: bool = False) -> Verdict:
+        """Run the checks on one interval and decide; in the shadow phase on `shadow.minRequests` mirrored ones."""
+        needed = self.spec.shadow.min_requests if shadow else self.spec.min_requests
         self.baseline.update(observation, self.spec.min_requests)
         results = tuple(
-            run_check(check, self.spec, observation, self.baseline, self.canary_version, self.canary_has_profile)
+            run_check(
+                check, self.spec, observation, self.baseline, self.canary_version, self.canary_has_profile, needed
+            )
             for check in self.spec.enabled_checks
         )
         for result in results:

@@ -23,8 +23,11 @@ LOG = logging.getLogger("plinth.rollout")
 ALIAS_ATTEMPTS = 3
 
 
-def judged(recorder: RolloutRecorder, weight: int, verdict: Verdict) -> str:
-    """Count one interval's check results, add them to the history and return the line that says them."""
+def judged(recorder: RolloutRecorder, weight: int, verdict: Verdict, where: str | None = None) -> str:
+    """Count one interval's check results, add them to the history and return the line that says them.
+
+    `where` names the phase in the line ("shadow"); the weight by default.
+    """
     for result in verdict.results:
         ROLLOUT_CHECKS.labels(result.name, result.status).inc()
     checks = ", ".join(f"{r.name}={r.status}" for r in verdict.results)
@@ -36,7 +39,7 @@ def judged(recorder: RolloutRecorder, weight: int, verdict: Verdict) -> str:
         checks=[{"name": r.name, "status": r.status, "value": r.value, "detail": r.detail} for r in verdict.results],
     )
     why = "" if verdict.action is Action.ADVANCE else f" - {verdict.reason}"
-    return f"at {weight}%: {verdict.action.value} ({checks}){why}"
+    return f"at {where or f'{weight}%'}: {verdict.action.value} ({checks}){why}"
 
 
 class TrafficEdge(Protocol):
@@ -44,6 +47,9 @@ class TrafficEdge(Protocol):
 
     def set_weight(self, weight: int) -> None:
         """Send `weight` percent of traffic to the canary."""
+
+    def set_mirror(self, on: bool) -> None:
+        """Mirror live traffic to the canary (its answers discarded), or stop mirroring."""
 
     def promote(self) -> None:
         """Make the stable serve the canary's version, then canary weight 0 and canary stopped."""
@@ -76,8 +82,11 @@ class Controller:
         stop: threading.Event | None = None,
         on_line: Callable[[str], None] | None = None,
         canary_has_profile: bool | None = None,
+        pre_traffic: Callable[[], str | None] | None = None,
     ) -> None:
         self.spec = spec
+        # Asks the canary its reference rows before any traffic: why it is refused, None when it passed.
+        self.pre_traffic = pre_traffic
         # What the registry says about the canary's reference profile (None: not known), for input drift.
         self.canary_has_profile = canary_has_profile
         self.source = source
@@ -100,25 +109,44 @@ class Controller:
         self.recorder.weight(weight)
         self.say(f"canary weight {weight}%")
 
-    def report(self, weight: int, verdict: Verdict) -> None:
+    def report(self, weight: int, verdict: Verdict, where: str | None = None) -> None:
         """Count and log one interval's check results."""
-        self.say(judged(self.recorder, weight, verdict))
+        self.say(judged(self.recorder, weight, verdict, where))
 
-    def analyse_step(self, weight: int, analysis: Analysis) -> Action:
-        """Run intervals at one weight until it advances, or a rollback is due."""
+    def analyse_step(self, weight: int, analysis: Analysis, shadow: bool = False) -> Action:
+        """Run intervals at one weight until it advances, or a rollback is due.
+
+        In the shadow phase (weight 0, mirrored traffic) an interval that passes advances only once the
+        phase has lasted `shadow.duration`.
+        """
+        began = time.time()
+        where = "shadow" if shadow else f"{weight}%"
         while True:
             if self.stop.wait(self.spec.interval):
                 self.outcome.reason = "rollout interrupted"
                 return Action.ROLLBACK
             if time.time() - self.outcome.started > self.spec.progress_deadline:
                 deadline = self.spec.progress_deadline
-                self.outcome.reason = f"progress deadline {deadline:g}s exceeded at {weight}%"
+                self.outcome.reason = f"progress deadline {deadline:g}s exceeded at {where}"
                 return Action.ROLLBACK
-            verdict = analysis.judge(self.source.observe(self.spec.interval))
-            self.report(weight, verdict)
-            if verdict.action is not Action.HOLD:
+            verdict = analysis.judge(self.source.observe(self.spec.interval), shadow)
+            self.report(weight, verdict, where)
+            early = shadow and time.time() - began < self.spec.shadow.duration
+            if verdict.action is not Action.HOLD and not (verdict.action is Action.ADVANCE and early):
                 self.outcome.reason = verdict.reason
                 return verdict.action
+
+    def shadow_phase(self, analysis: Analysis) -> Action:
+        """Mirror live traffic to the canary at weight 0 until its answers pass the analysis, or roll back."""
+        self.edge.set_mirror(True)
+        self.recorder.event("shadow", weight=0)
+        self.say(
+            f"shadow: the canary gets a mirror of live traffic, its answers discarded, for at least "
+            f"{self.spec.shadow.duration:g}s"
+        )
+        action = self.analyse_step(0, analysis, shadow=True)
+        self.edge.set_mirror(False)
+        return action
 
     def run(self, stable_version: str | None = None) -> Outcome:
         """Run the whole rollout and return how it ended; never leaves the canary serving on failure."""
@@ -129,8 +157,13 @@ class Controller:
             f"interval {self.spec.interval:g}s"
         )
         try:
+            refused = self.pre_traffic() if self.pre_traffic else None
+            if refused:
+                return self.roll_back(f"refused before any traffic: {refused}")
             self.source.start()
             analysis = Analysis(self.spec, self.recorder.version, self.canary_has_profile)
+            if self.spec.shadow.enabled and self.shadow_phase(analysis) is Action.ROLLBACK:
+                return self.roll_back(self.outcome.reason)
             for weight in self.spec.steps:
                 self.set_weight(weight)
                 if self.analyse_step(weight, analysis) is Action.ROLLBACK:

@@ -5,6 +5,10 @@ or its alias), what the stable serves and the rollout record (one ConfigMap, `st
 
 - idle: desired == serving; the route is held at 0 % canary and the canary at 0 pods (drift is repaired);
 - start: desired is new and not rejected in this environment (or the user asked for a retry of it);
+- check: once the canary is ready, before any traffic, it must answer its reference rows as the model did at
+  registration (the pre-traffic check; recorded, so a restart never skips nor repeats it);
+- shadow: the route mirrors live traffic to the canary at weight 0; its answers are discarded and the same
+  analysis judges them, until one interval passes after `shadow.duration`; then the first weighted step;
 - analyse: one interval of the analysis at the recorded step; advance, hold or roll back;
 - resume: the first tick of a new controller process finds a rollout in progress. It keeps the recorded
   step, failure counts, start time (restarting never forgives a failure nor extends the deadline) and the
@@ -84,6 +88,12 @@ class ClusterView(Protocol):
     def set_weight(self, weight: int) -> None:
         """Send `weight` percent to the canary."""
 
+    def route_mirror(self) -> bool:
+        """Return whether the route mirrors requests to the canary."""
+
+    def set_mirror(self, on: bool) -> None:
+        """Add or remove the route's mirror of live traffic to the canary."""
+
     def start_canary(self) -> None:
         """Scale the canary up (if it is not) and wait until it is ready."""
 
@@ -133,8 +143,11 @@ class Reconciler:
         stop: threading.Event | None = None,
         on_line: Callable[[str], None] | None = None,
         clock: Callable[[], float] = time.time,
+        pre_traffic: Callable[[str], str | None] | None = None,
     ) -> None:
         self.spec, self.view, self.source, self.registry = spec, view, source, registry
+        # Asks the ready canary of a version its reference rows: why it is refused, None when it passed.
+        self.pre_traffic = pre_traffic
         self.model_name, self.environment = model_name, environment
         self.stop = stop or threading.Event()
         self.on_line = on_line or LOG.info
@@ -261,6 +274,9 @@ class Reconciler:
         if self.view.route_weight() != 0:
             self.say("idle, but the route sends traffic to the canary: back to 0 %")
             self.view.set_weight(0)
+        if self.view.route_mirror():
+            self.say("idle, but the route mirrors to the canary: mirror removed")
+            self.view.set_mirror(False)
         if self.view.canary_replicas() != 0:
             self.view.stop_canary()
         ROLLOUT_WEIGHT.labels(self.model_name).set(0)
@@ -269,16 +285,18 @@ class Reconciler:
         )
 
     def start(self, state: State, desired: str, retried: bool) -> None:
-        """Record a new rollout, start the canary, then send it its first step's weight."""
+        """Record a new rollout, start the canary, check it, then mirror to it (shadow) or send its first weight."""
         rejected = {v: r for v, r in state.status.rejected.items() if v != desired}
         refused = self.registry.refusal(state.stable_version or "", desired)
-        first = self.spec.steps[0]
+        shadow = self.spec.shadow.enabled
+        first = 0 if shadow else self.spec.steps[0]
         why = "retry requested" if retried else "new desired version"
         state.status = RolloutStatus(
             phase=PROGRESSING,
             canary_version=desired,
             stable_at_start=state.stable_version,
             weight=first,
+            shadow=shadow,
             started_at=self.clock(),
             rejected=rejected,
             message=f"{why}: v{desired} against stable v{state.stable_version}",
@@ -295,7 +313,36 @@ class Reconciler:
         )
         self.view.event("RolloutStarted", f"v{desired} against stable v{state.stable_version} ({why})")
         self.view.start_canary()
-        self.apply_weight(first)
+        self.first_traffic(state)
+
+    def first_traffic(self, state: State) -> None:
+        """Run the pre-traffic check (once per rollout, recorded), then open the shadow phase or the first step."""
+        status = state.status
+        version = status.canary_version or ""
+        refused = self.pre_traffic(version) if self.pre_traffic else None
+        if refused:
+            self.roll_back(state, f"refused before any traffic: {refused}")
+            return
+        status.checked = True
+        if status.shadow:
+            status.shadow_since = self.clock()
+            status.message = (
+                f"shadow: the canary answers a mirror of live traffic for at least {self.spec.shadow.duration:g}s"
+            )
+        self.write(state)
+        self.say(f"v{version} answered its reference rows as at registration: {status.message or 'traffic starts'}")
+        self.apply_route(status)
+
+    def apply_route(self, status: RolloutStatus) -> None:
+        """Make the route what the record says: the mirror in the shadow phase, else the recorded weight."""
+        if status.shadow:
+            self.apply_weight(0)
+            if not self.view.route_mirror():
+                self.view.set_mirror(True)
+            return
+        if self.view.route_mirror():
+            self.view.set_mirror(False)
+        self.apply_weight(status.weight)
 
     def begin_analysis(self, version: str, status: RolloutStatus | None = None) -> None:
         """Start this process's analysis of `version`, carrying failure counts and baseline over from the record."""
@@ -313,19 +360,24 @@ class Reconciler:
         live = self.view.route_weight()
         self.begin_analysis(version, status)
         status.resumed += 1
-        status.message = (
-            f"resumed at {status.weight}% (step {status.step + 1}/{len(self.spec.steps)}) after a controller restart"
+        where = (
+            "the shadow phase" if status.shadow else f"{status.weight}% (step {status.step + 1}/{len(self.spec.steps)})"
         )
-        self.write(state)
+        status.message = f"resumed at {where} after a controller restart"
+        state = self.write(state)
+        status = state.status
         lag = "" if live == status.weight else f"; the route was at {live}%, re-applied {status.weight}%"
         self.say(
-            f"resuming the rollout of v{version} at {status.weight}%, "
+            f"resuming the rollout of v{version} at {'shadow' if status.shadow else f'{status.weight}%'}, "
             f"failed checks {status.failed_checks or 'none'} kept, "
             f"this step judged on fresh intervals only{lag}"
         )
         self.view.event("RolloutResumed", status.message + lag)
         self.view.start_canary()
-        self.apply_weight(status.weight)
+        if status.checked:
+            self.apply_route(status)
+        else:
+            self.first_traffic(state)
 
     def apply_weight(self, weight: int) -> None:
         """Set the route and the gauge."""
@@ -339,27 +391,40 @@ class Reconciler:
         if self.analysis is None or self.analysing != version:
             self.resume(state)
             return
-        live = self.view.route_weight()
-        if live != status.weight:
+        if not status.checked:
+            self.first_traffic(state)
+            return
+        live, mirror = self.view.route_weight(), self.view.route_mirror()
+        if live != status.weight or mirror != status.shadow:
+            said = f"{live}%{' mirrored' if mirror else ''}"
+            wanted = f"{status.weight}%{' mirrored' if status.shadow else ''}"
             self.say(
-                f"the route sends {live}% to the canary, not {status.weight}% (a re-apply?): "
+                f"the route sends {said} to the canary, not {wanted} (a re-apply?): "
                 "re-applied, this interval not judged"
             )
-            self.apply_weight(status.weight)
+            self.apply_route(status)
             return
+        where = "shadow" if status.shadow else f"{status.weight}%"
         if self.clock() - status.started_at > self.spec.progress_deadline:
-            self.roll_back(state, f"progress deadline {self.spec.progress_deadline:g}s exceeded at {status.weight}%")
+            self.roll_back(state, f"progress deadline {self.spec.progress_deadline:g}s exceeded at {where}")
             return
-        verdict = self.analysis.judge(self.source.observe(self.spec.interval))
+        verdict = self.analysis.judge(self.source.observe(self.spec.interval), status.shadow)
         status.iterations += 1
         status.failed_checks = dict(self.analysis.failures)
         status.baseline = self.analysis.baseline.to_record()
-        self.say(judged(self.recorder(version), status.weight, verdict))
+        self.say(judged(self.recorder(version), status.weight, verdict, where))
+        early = status.shadow and self.clock() - status.shadow_since < self.spec.shadow.duration
         if verdict.action is Action.ROLLBACK:
             self.roll_back(state, verdict.reason)
-        elif verdict.action is Action.HOLD:
-            status.message = f"holding at {status.weight}%: {verdict.reason}"
+        elif verdict.action is Action.HOLD or early:
+            status.message = f"holding at {where}: {verdict.reason}"
             self.write(state)
+        elif status.shadow:
+            status.shadow, status.step, status.weight = False, 0, self.spec.steps[0]
+            status.message = f"shadow passed; step 1/{len(self.spec.steps)}: {status.weight}%"
+            self.write(state)
+            self.apply_route(status)
+            self.view.event("ShadowPassed", f"v{version} passed on mirrored traffic; {status.weight}% of live traffic")
         elif status.step + 1 < len(self.spec.steps):
             status.step += 1
             status.weight = self.spec.steps[status.step]
@@ -407,14 +472,16 @@ class Reconciler:
         self.view.event("RolloutCanceled", f"v{version}: {reason}")
 
     def return_to_stable(self) -> None:
-        """All traffic on the stable, canary scaled to 0."""
+        """All traffic on the stable, no mirror, canary scaled to 0."""
         self.apply_weight(0)
+        if self.view.route_mirror():
+            self.view.set_mirror(False)
         self.view.stop_canary()
 
     def finish(self, state: State, phase: str, outcome: str, reason: str) -> None:
         """Record the end of a rollout, then write it to the registry (retried on later ticks if it is down)."""
         status = state.status
-        status.phase, status.weight, status.message = phase, 0, reason
+        status.phase, status.weight, status.shadow, status.message = phase, 0, False, reason
         status.outcome = Outcome(status.canary_version or "", outcome, reason, now_iso())
         self.analysis, self.analysing = None, None
         ROLLOUT_DECISIONS.labels(outcome).inc()

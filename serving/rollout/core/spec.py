@@ -42,6 +42,19 @@ class Check:
 
 
 @dataclass(frozen=True)
+class ShadowSpec:
+    """The phase before any weighted step: the canary answers a mirror of live traffic, and nobody sees it.
+
+    It ends when one interval passes every check after at least `duration` seconds; `min_requests` is the
+    mirrored requests an interval needs (the spec's `minRequests` when not given).
+    """
+
+    enabled: bool = True
+    duration: float = 0.0
+    min_requests: int = 1
+
+
+@dataclass(frozen=True)
 class AnalysisSpec:
     """Steps of canary weight, the interval between analyses and the checks that gate each step."""
 
@@ -50,6 +63,7 @@ class AnalysisSpec:
     min_requests: int
     progress_deadline: float
     checks: tuple[Check, ...]
+    shadow: ShadowSpec = ShadowSpec()
 
     @property
     def enabled_checks(self) -> tuple[Check, ...]:
@@ -153,11 +167,30 @@ def parse_steps(value: Any) -> tuple[int, ...]:
     return steps
 
 
+def parse_shadow(data: Any, interval: float, min_requests: int) -> ShadowSpec:
+    """Validate `shadow` (absent: on, one interval long, the spec's minRequests)."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise SpecError(f"shadow: expected a mapping like {{duration: 30s, minRequests: 20}}, got {data!r}")
+    unknown = sorted(set(data) - {"enabled", "duration", "minRequests"})
+    if unknown:
+        raise SpecError(f"shadow.{unknown[0]}: unknown key (enabled, duration, minRequests)")
+    enabled = data.get("enabled", True)
+    if not isinstance(enabled, bool):
+        raise SpecError(f"shadow.enabled: expected true or false, got {enabled!r}")
+    return ShadowSpec(
+        enabled=enabled,
+        duration=parse_duration(data.get("duration", interval), "shadow.duration"),
+        min_requests=_integer(data.get("minRequests", min_requests), "shadow.minRequests", 1),
+    )
+
+
 def parse_spec(data: Any) -> AnalysisSpec:
     """Validate a parsed YAML document and return the typed spec."""
     if not isinstance(data, dict):
         raise SpecError("spec: expected a mapping at the top level")
-    unknown = sorted(set(data) - {"steps", "interval", "minRequests", "progressDeadline", "checks"})
+    unknown = sorted(set(data) - {"steps", "interval", "minRequests", "progressDeadline", "checks", "shadow"})
     if unknown:
         raise SpecError(f"{unknown[0]}: unknown key")
     for key in ("steps", "interval", "checks"):
@@ -177,12 +210,17 @@ def parse_spec(data: Any) -> AnalysisSpec:
     deadline = parse_duration(data.get("progressDeadline", "10m"), "progressDeadline")
     if deadline < interval:
         raise SpecError(f"progressDeadline: must be at least one interval ({data['interval']})")
+    min_requests = _integer(data.get("minRequests", 1), "minRequests", 1)
+    shadow = parse_shadow(data.get("shadow"), interval, min_requests)
+    if shadow.enabled and shadow.duration >= deadline:
+        raise SpecError(f"shadow.duration: must be shorter than progressDeadline ({deadline:g}s)")
     return AnalysisSpec(
         steps=parse_steps(data["steps"]),
         interval=interval,
-        min_requests=_integer(data.get("minRequests", 1), "minRequests", 1),
+        min_requests=min_requests,
         progress_deadline=deadline,
         checks=checks,
+        shadow=shadow,
     )
 
 

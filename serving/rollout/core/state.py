@@ -49,6 +49,11 @@ class RolloutStatus:
     # the stable gets no traffic, so a restarted controller could not rebuild it.
     baseline: dict[str, Any] = field(default_factory=dict)
     iterations: int = 0
+    # The pre-traffic check passed (the canary answered its reference rows); nothing reaches it before.
+    checked: bool = False
+    # In the shadow phase (weight 0, the route mirrors to the canary) since `shadow_since`.
+    shadow: bool = False
+    shadow_since: float = 0.0
     started_at: float = 0.0
     last_transition: str = ""
     message: str = ""

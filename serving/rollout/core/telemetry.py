@@ -6,16 +6,34 @@ import logging
 
 from prometheus_client import Counter, Gauge, start_http_server
 
+from serving.rollout.core.analyse import FAIL, NO_DATA, NOT_APPLICABLE, PASS, PENDING
+from serving.rollout.core.record import CANCELED, PROMOTED, ROLLED_BACK
+from serving.rollout.core.spec import CHECK_NAMES
+
 LOG = logging.getLogger("plinth.rollout")
 ROLLOUT_WEIGHT = Gauge("plinth_rollout_weight", "Current canary traffic weight, percent.", ["model_name"])
 ROLLOUT_CHECKS = Counter("plinth_rollout_checks", "Analysis check results per interval.", ["check", "result"])
 ROLLOUT_DECISIONS = Counter("plinth_rollout_decisions", "Rollout outcomes.", ["result"])
 
 
+def declare_series() -> None:
+    """Create every check result and decision series at zero.
+
+    A labelled counter series otherwise appears at its first increment, and `increase()` cannot tell that
+    first count from the series' start: the first rollback of a controller's life would never show.
+    """
+    for check in CHECK_NAMES:
+        for result in (PASS, FAIL, NO_DATA, PENDING, NOT_APPLICABLE):
+            ROLLOUT_CHECKS.labels(check, result)
+    for decision in (PROMOTED, ROLLED_BACK, CANCELED):
+        ROLLOUT_DECISIONS.labels(decision)
+
+
 def serve_metrics(port: int) -> None:
     """Expose the controller's metrics on `port` (0 disables); a busy port is reported, not fatal."""
     if not port:
         return
+    declare_series()
     try:
         start_http_server(port)
     except OSError as error:

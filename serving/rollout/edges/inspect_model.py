@@ -49,6 +49,8 @@ class ModelFacts:
     training_data: tuple[str, str] | None = None
     # Whether the MLmodel file was read: without it, "no profile" only means "not known".
     files_read: bool = False
+    # The model's outputs for its input example rows at training time (None: not stored with the model).
+    reference_predictions: tuple[tuple[float, ...], ...] | None = None
 
     @property
     def has_profile(self) -> bool | None:
@@ -92,7 +94,11 @@ def read_files(client: MlflowClient, tracking_uri: str, name: str, version: str)
             InputColumn(str(spec.name), getattr(spec.type, "name", str(spec.type)), bool(spec.required))
             for spec in model.signature.inputs.inputs
         )
-    return ModelFacts(name, version, task, profile, inputs, example, files_read=True)
+    stored = block.get("reference_predictions")
+    expected = tuple(tuple(float(v) for v in (row if isinstance(row, list) else [row])) for row in stored or ())
+    return ModelFacts(
+        name, version, task, profile, inputs, example, files_read=True, reference_predictions=expected or None
+    )
 
 
 def training_data(client: MlflowClient, run_id: str | None) -> tuple[str, str] | None:

@@ -14,6 +14,7 @@ import copy
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
@@ -51,7 +52,7 @@ class ApiPermission(NamedTuple):
 # against the fake API server to this list.
 API_PERMISSIONS: tuple[ApiPermission, ...] = (
     ApiPermission(GROUP, PLURAL, "get", ("route",)),
-    ApiPermission(GROUP, PLURAL, "patch", ("route",)),  # the backend weights
+    ApiPermission(GROUP, PLURAL, "patch", ("route",)),  # the backend weights and the shadow phase's mirror filter
     ApiPermission("apps", "deployments", "get", ("stable", "canary")),
     ApiPermission("apps", "deployments", "patch", ("stable",)),  # the served-version pod annotation
     ApiPermission("apps", "deployments/scale", "patch", ("canary",)),
@@ -82,6 +83,45 @@ def reweigh(rules: list[dict[str, Any]], stable: str, canary: str, weight: int) 
     missing = {stable, canary} - found
     if missing:
         raise RouteError(f"HTTPRoute has no backendRef for Service(s) {', '.join(sorted(missing))}")
+    return updated
+
+
+def mirror_filter(ref: dict[str, Any]) -> dict[str, Any]:
+    """Return the Gateway API `RequestMirror` filter (standard channel) that copies a rule's requests to `ref`.
+
+    Envoy-based gateways send the copy with `-shadow` appended to the Host header; the model service
+    recognises that as well as the local router's `x-plinth-mirror: 1`.
+    """
+    backend = {key: ref[key] for key in ("name", "port") if key in ref}
+    return {"type": "RequestMirror", "requestMirror": {"backendRef": backend}}
+
+
+def is_mirror_to(item: dict[str, Any], canary: str) -> bool:
+    """Return whether a rule filter is a RequestMirror to the canary Service."""
+    backend = item.get("requestMirror", {}).get("backendRef", {})
+    return item.get("type") == "RequestMirror" and backend.get("name") == canary
+
+
+def remirror(rules: list[dict[str, Any]], canary: str, on: bool) -> list[dict[str, Any]]:
+    """Return the rules with a RequestMirror to the canary on every rule that routes to it (`on`), or none.
+
+    Only that filter is added or removed: every other filter of a rule stays as Git set it.
+    """
+    updated, found = copy.deepcopy(rules), False
+    for rule in updated:
+        refs = [ref for ref in rule.get("backendRefs", []) if ref.get("name") == canary]
+        if not refs:
+            continue
+        found = True
+        kept = [item for item in rule.get("filters", []) if not is_mirror_to(item, canary)]
+        if on:
+            kept.append(mirror_filter(refs[0]))
+        if kept:
+            rule["filters"] = kept
+        else:
+            rule.pop("filters", None)
+    if not found:
+        raise RouteError(f"HTTPRoute has no backendRef for Service {canary}")
     return updated
 
 
@@ -138,9 +178,43 @@ class ClusterEdge:
 
     def set_weight(self, weight: int) -> None:
         """Patch the route's backend weights (retrying once on a conflicting concurrent edit)."""
+        self.patch_rules(lambda rules: reweigh(rules, self.stable_service, self.canary_service, weight))
+        self.event(
+            "CanaryWeight",
+            f"canary {self.canary_service} at {weight}%, stable {self.stable_service} at {100 - weight}%",
+        )
+
+    def set_mirror(self, on: bool) -> None:
+        """Add (shadow phase) or remove the route's RequestMirror filter to the canary Service."""
+        self.patch_rules(lambda rules: remirror(rules, self.canary_service, on))
+        what = "mirrors every request to" if on else "no longer mirrors to"
+        self.event("CanaryMirror", f"the route {what} canary {self.canary_service}")
+
+    def route_mirror(self) -> bool:
+        """Return whether the live route mirrors requests to the canary Service."""
+        route = self.custom.get_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, self.httproute)
+        return any(
+            is_mirror_to(item, self.canary_service)
+            for rule in route["spec"].get("rules", [])
+            for item in rule.get("filters", [])
+        )
+
+    def canary_url(self) -> str:
+        """Return the canary Service's in-cluster URL, on the port the route sends it traffic on."""
+        route = self.custom.get_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, self.httproute)
+        ports = [
+            ref.get("port", 80)
+            for rule in route["spec"].get("rules", [])
+            for ref in rule.get("backendRefs", [])
+            if ref.get("name") == self.canary_service
+        ]
+        return f"http://{self.canary_service}.{self.namespace}.svc:{ports[0] if ports else 80}"
+
+    def patch_rules(self, change: Callable[[list[dict[str, Any]]], list[dict[str, Any]]]) -> None:
+        """Merge-patch the route's rules with `change` applied, at the resourceVersion read (one retry on 409)."""
         for attempt in range(2):
             route = self.custom.get_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, self.httproute)
-            rules = reweigh(route["spec"]["rules"], self.stable_service, self.canary_service, weight)
+            rules = change(route["spec"]["rules"])
             patch = {
                 "metadata": {"resourceVersion": route["metadata"]["resourceVersion"]},
                 "spec": {"rules": rules},
@@ -153,10 +227,6 @@ class ClusterEdge:
             except ApiException as error:
                 if error.status != 409 or attempt:
                     raise
-        self.event(
-            "CanaryWeight",
-            f"canary {self.canary_service} at {weight}%, stable {self.stable_service} at {100 - weight}%",
-        )
 
     def scale_canary(self, replicas: int) -> None:
         """Scale the canary Deployment."""

@@ -14,6 +14,7 @@ from mlflow import MlflowClient
 from components.common.signing import UNVERIFIED
 from serving.rollout.core.record import ROLLED_BACK, RolloutRecorder
 from serving.rollout.edges.inspect_model import ModelFacts, inspect_version, task_mismatch, verify_version
+from serving.rollout.edges.pre_traffic import ReferenceRows, reference_rows
 
 LOG = logging.getLogger("plinth.rollout")
 
@@ -76,6 +77,11 @@ class MlflowRegistry:
         """Return whether `version` carries a reference profile (None: not known)."""
         facts = self.facts(version)
         return facts.has_profile if facts else None
+
+    def reference(self, version: str) -> ReferenceRows:
+        """Return the rows (and stored outputs) the pre-traffic check asks `version`'s canary (none: not known)."""
+        facts = self.facts(version)
+        return reference_rows(facts) if facts else ReferenceRows([])
 
     def refusal(self, stable: str, canary: str) -> str | None:
         """Return why `canary` cannot replace `stable` (another task, files that fail their signature), else None."""

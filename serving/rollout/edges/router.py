@@ -1,8 +1,13 @@
 """Local traffic router: a weighted reverse proxy on 127.0.0.1 in front of the stable and canary services.
 
 Each request picks its backend once, when it arrives, so a weight change never touches requests already in
-flight; `drain` waits for a backend's in-flight requests before its process is stopped. A canary that
-fails a request (5xx, refused connection) gets it retried once on the stable.
+flight; `drain` waits for a backend's in-flight requests before its process is stopped. With
+`retry_on_stable`, a canary that fails a request (5xx, refused connection) gets it retried once on the
+stable (the Gateway API standard channel has no such retry, so the benchmark runs without it).
+
+In the shadow phase the router mirrors: every request the stable answers is also sent to the canary, marked
+`x-plinth-mirror: 1`, from a separate bounded pool whose answers are counted and discarded. The user's answer
+never waits for the mirror; when the pool is full (a slow canary) the copy is dropped, not queued.
 """
 
 from __future__ import annotations
@@ -10,16 +15,21 @@ from __future__ import annotations
 import random
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 
+from serving.model_service.settings import MIRROR_HEADER
 from serving.rollout.core.observe import CANARY, STABLE
 
 HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "content-length", "host", "content-encoding"}
 TRACK_HEADER = "x-plinth-track"
 UPSTREAM_TIMEOUT_S = 30.0
+MIRROR_TIMEOUT_S = 5.0
+# Mirrored requests in flight at most: beyond it a copy is dropped, so a slow canary costs no memory or threads.
+MIRROR_SLOTS = 32
 
 
 @dataclass
@@ -29,6 +39,9 @@ class RouterStats:
     answers: dict[str, dict[int, int]] = field(default_factory=lambda: {STABLE: {}, CANARY: {}})
     first_canary_request: float | None = None
     retried_on_stable: int = 0
+    # Mirrored copies by the canary's status (502: no answer), and copies dropped because the pool was full.
+    mirrored: dict[int, int] = field(default_factory=dict)
+    mirror_dropped: int = 0
     # (time, canary weight) at every change, for timelines and time-to-rollback.
     weights: list[tuple[float, int]] = field(default_factory=list)
 
@@ -42,10 +55,15 @@ class WeightedRouter:
         self.retry_on_stable = retry_on_stable
         self.backends = {STABLE: stable_url.rstrip("/"), CANARY: (canary_url or "").rstrip("/")}
         self.weight = 0
+        self.mirror = False
         self.stats = RouterStats()
         self.in_flight: dict[str, int] = {}
         self.lock = threading.Lock()
         self.client = httpx.Client(timeout=UPSTREAM_TIMEOUT_S, limits=httpx.Limits(max_connections=200))
+        # Mirrors use their own connections and threads: a slow canary never holds what users need.
+        self.mirror_client = httpx.Client(timeout=MIRROR_TIMEOUT_S, limits=httpx.Limits(max_connections=MIRROR_SLOTS))
+        self.mirror_pool = ThreadPoolExecutor(max_workers=MIRROR_SLOTS, thread_name_prefix="mirror")
+        self.mirror_slots = threading.BoundedSemaphore(MIRROR_SLOTS)
         self.server = ThreadingHTTPServer(("127.0.0.1", port), self.handler_class())
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, name="router", daemon=True)
@@ -64,7 +82,9 @@ class WeightedRouter:
         """Stop serving and close upstream connections."""
         self.server.shutdown()
         self.server.server_close()
+        self.mirror_pool.shutdown(wait=False, cancel_futures=True)
         self.client.close()
+        self.mirror_client.close()
 
     def set_weight(self, weight: int) -> None:
         """Send `weight` percent of new requests to the canary."""
@@ -72,12 +92,19 @@ class WeightedRouter:
             self.weight = max(0, min(100, weight)) if self.backends[CANARY] else 0
             self.stats.weights.append((time.time(), self.weight))
 
+    def set_mirror(self, on: bool) -> None:
+        """Mirror every request the stable answers to the canary (answers discarded), or stop mirroring."""
+        with self.lock:
+            self.mirror = on and bool(self.backends[CANARY])
+
     def set_backend(self, track: str, url: str | None) -> None:
-        """Point a track at another service (None removes the canary and zeroes its weight)."""
+        """Point a track at another service (None removes the canary, zeroes its weight and stops mirroring)."""
         with self.lock:
             self.backends[track] = (url or "").rstrip("/")
             if track == CANARY and url:
                 self.stats.first_canary_request = None
+            if not self.backends[CANARY]:
+                self.mirror = False
             if not self.backends[CANARY] and self.weight:
                 self.weight = 0
                 self.stats.weights.append((time.time(), 0))
@@ -121,15 +148,43 @@ class WeightedRouter:
         self.release(url, track, response.status_code)
         return response.status_code, response
 
+    def mirror_copy(self, method: str, path: str, headers: dict[str, str], body: bytes) -> None:
+        """Hand a marked copy of the request to the mirror pool, if mirroring; never blocks the caller."""
+        with self.lock:
+            url = self.backends[CANARY] if self.mirror else ""
+        if not url:
+            return
+        if not self.mirror_slots.acquire(blocking=False):
+            with self.lock:
+                self.stats.mirror_dropped += 1
+            return
+        marked = {**headers, MIRROR_HEADER: "1"}
+        self.mirror_pool.submit(self.send_mirror, url + path, method, marked, body)
+
+    def send_mirror(self, url: str, method: str, headers: dict[str, str], body: bytes) -> None:
+        """Send one mirrored copy and count the canary's status; the answer itself is discarded."""
+        try:
+            status = self.mirror_client.request(method, url, headers=headers, content=body).status_code
+        except httpx.HTTPError:
+            status = 502
+        finally:
+            self.mirror_slots.release()
+        with self.lock:
+            self.stats.mirrored[status] = self.stats.mirrored.get(status, 0) + 1
+
     def forward(
         self, method: str, path: str, headers: dict[str, str], body: bytes
     ) -> tuple[int, str, httpx.Response | None]:
-        """Send one request upstream; a canary 5xx or refused connection is retried once on the stable.
+        """Send one request upstream (mirrored to the canary in the shadow phase).
 
-        Like a mesh retry policy (`retryOn: 5xx`): /predict is idempotent, the canary's own metrics still
-        count its failure, and the client gets the stable's answer instead.
+        With `retry_on_stable`, a canary 5xx or refused connection is retried once on the stable, like a
+        mesh retry policy (`retryOn: 5xx`): /predict is idempotent, the canary's own metrics still count
+        its failure, and the client gets the stable's answer instead.
         """
+        headers = {key: value for key, value in headers.items() if key.lower() != MIRROR_HEADER}
         track, url = self.choose()
+        if track == STABLE:
+            self.mirror_copy(method, path, headers, body)
         status, response = self.send(track, url, method, path, headers, body)
         if track == CANARY and self.retry_on_stable and status >= 500:
             with self.lock:

@@ -15,6 +15,7 @@ from pathlib import Path
 from types import TracebackType
 
 from serving.rollout.core.observe import CANARY, STABLE, MetricsSource
+from serving.rollout.edges.pre_traffic import ReferenceRows, check_canary
 from serving.rollout.edges.query_prometheus import PrometheusSource
 from serving.rollout.edges.router import WeightedRouter
 from serving.rollout.edges.scrape_metrics import ScrapeSource
@@ -37,8 +38,10 @@ class LocalStack(AbstractContextManager["LocalStack"]):
         metrics: str = "auto",
         router_port: int = 0,
         extra_scrape: dict[str, str] | None = None,
+        retry_on_stable: bool = True,
     ) -> None:
         self.model_name = model_name
+        self.retry_on_stable = retry_on_stable
         self.tracking_uri = tracking_uri
         self.workdir = workdir
         self.stable: ModelProcess | None = None
@@ -72,7 +75,7 @@ class LocalStack(AbstractContextManager["LocalStack"]):
         stable = ModelProcess(STABLE, self.model_name, stable_version, self.tracking_uri, logs)
         self.stable = stable
         stable.start().wait_ready()
-        self.router = WeightedRouter(stable.url, port=self.router_port).start()
+        self.router = WeightedRouter(stable.url, port=self.router_port, retry_on_stable=self.retry_on_stable).start()
         self.retarget()
         return self
 
@@ -101,6 +104,17 @@ class LocalStack(AbstractContextManager["LocalStack"]):
         """Edge: route `weight` percent of new requests to the canary."""
         assert self.router is not None
         self.router.set_weight(weight)
+
+    def set_mirror(self, on: bool) -> None:
+        """Edge: mirror the stable's requests to the canary (shadow phase), or stop."""
+        assert self.router is not None
+        self.router.set_mirror(on)
+
+    def check_canary(self, reference: ReferenceRows) -> str | None:
+        """Ask the canary its reference rows before any traffic: why it is refused, None when it passed."""
+        if self.canary is None:
+            return "no canary deployed"
+        return check_canary(self.canary.url, reference)
 
     def promote(self) -> None:
         """Edge: the canary process becomes the stable; the old stable drains, then stops."""

@@ -1,13 +1,15 @@
-"""What a rollout cost the clients: time from the canary's first request to weight 0, and failed requests.
+"""What a rollout cost the clients: time from the canary's first request to weight 0, failed and slowed requests.
 
-The demo's summary and the benchmark both report these numbers, computed from the router's weight log and
-the traffic generator's answers, so they measure what a client saw rather than what the controller thinks.
+The demo's summary and the benchmark report these numbers, computed from the router's weight log and the
+traffic generator's answers, so they measure what a client saw rather than what the controller thinks.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
+from serving.rollout.core.observe import CANARY
 from serving.rollout.edges.router import RouterStats
 from serving.rollout.harness.traffic import TrafficLog, failed
 
@@ -41,4 +43,33 @@ def exposure(stats: RouterStats, log: TrafficLog, since: float) -> Exposure | No
         requests=len(answers),
         failed=sum(1 for answer in answers if failed(answer)),
         canary_requests=sum(1 for answer in answers if answer.track == "canary"),
+    )
+
+
+@dataclass(frozen=True)
+class Impact:
+    """What the users sent during a rollout saw: how many failed, how many were slowed, who answered."""
+
+    requests: int
+    failed: int
+    slowed: int
+    canary_answers: int
+
+
+def p99(log: TrafficLog, start: float, end: float) -> float:
+    """Return the 99th percentile of the answered (non-failed) requests' latency sent in [start, end] (NaN: none)."""
+    seconds = sorted(answer.seconds for answer in log.between(start, end) if not failed(answer))
+    if not seconds:
+        return float("nan")
+    return seconds[min(len(seconds) - 1, math.ceil(0.99 * len(seconds)) - 1)]
+
+
+def impact(log: TrafficLog, start: float, end: float, slow_seconds: float) -> Impact:
+    """Count the requests sent in [start, end]: failed (5xx or no answer), slowed (answered after `slow_seconds`)."""
+    answers = log.between(start, end)
+    return Impact(
+        requests=len(answers),
+        failed=sum(1 for answer in answers if failed(answer)),
+        slowed=sum(1 for answer in answers if not failed(answer) and answer.seconds > slow_seconds),
+        canary_answers=sum(1 for answer in answers if answer.track == CANARY),
     )

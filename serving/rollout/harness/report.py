@@ -9,7 +9,7 @@ from serving.rollout.harness.local import LocalStack
 from serving.rollout.harness.measure import Exposure
 from serving.rollout.harness.traffic import TrafficLog, failed
 
-TIMELINE_MARKERS = ("canary weight", "PROMOTED", "ROLLED BACK", "rollout started")
+TIMELINE_MARKERS = ("canary weight", "shadow:", "PROMOTED", "ROLLED BACK", "rollout started")
 
 
 @dataclass

@@ -224,6 +224,21 @@ class FakeCluster:
         """Return the route's backend weights by Service name (the Services are named after the Deployments)."""
         return {ref["name"]: ref["weight"] for ref in self.route["spec"]["rules"][0]["backendRefs"]}
 
+    def mirrored(self) -> list[str]:
+        """Return the Services the route's RequestMirror filters copy requests to (the gateway's shadow traffic)."""
+        return [
+            item["requestMirror"]["backendRef"]["name"]
+            for rule in self.route["spec"]["rules"]
+            for item in rule.get("filters", [])
+            if item.get("type") == "RequestMirror"
+        ]
+
+    def remove_filters(self) -> None:
+        """Drop every filter of the route's rules behind the controller's back (a re-apply of the Git route)."""
+        for rule in self.route["spec"]["rules"]:
+            rule.pop("filters", None)
+        self.stamp(self.route)
+
     def state(self) -> dict[str, Any]:
         """Return the controller's record: `stableVersion` and the decoded `status` (empty before it exists)."""
         found = self.configmaps.get(self.state_name)

@@ -7,7 +7,7 @@ from kubernetes.client.exceptions import ApiException
 
 from serving.rollout.core.reconcile import Desired, StateConflict
 from serving.rollout.core.state import RETRY_ANNOTATION, RolloutStatus, State
-from serving.rollout.edges.kube import SERVED_ANNOTATION, ClusterEdge, RouteError, Stopping, reweigh
+from serving.rollout.edges.kube import SERVED_ANNOTATION, ClusterEdge, RouteError, Stopping, remirror, reweigh
 from serving.rollout.tests.fake_cluster import CANARY, NS, ROUTE, ROUTE_PATH, STABLE, STATE, FakeCluster
 
 
@@ -113,3 +113,29 @@ def test_a_stop_ends_a_wait_for_a_rollout_at_once():
     stop.set()
     with pytest.raises(Stopping, match=CANARY):
         edge.wait_rolled_out(CANARY)
+
+
+def test_the_mirror_filter_is_added_and_removed_alone_and_the_canary_url_follows_the_route():
+    cluster = FakeCluster()
+    header = {"type": "RequestHeaderModifier", "requestHeaderModifier": {"set": [{"name": "x-a", "value": "1"}]}}
+    cluster.route["spec"]["rules"][0]["filters"] = [header]
+    edge = edge_for(cluster)
+    assert not edge.route_mirror()
+    edge.set_mirror(True)
+    assert edge.route_mirror()
+    assert cluster.mirrored() == [CANARY]
+    assert cluster.route["spec"]["rules"][0]["filters"] == [
+        header,
+        {"type": "RequestMirror", "requestMirror": {"backendRef": {"name": CANARY, "port": 80}}},
+    ]
+    edge.set_mirror(True)  # idempotent: still one mirror
+    assert cluster.mirrored() == [CANARY]
+    edge.set_mirror(False)
+    assert cluster.route["spec"]["rules"][0]["filters"] == [header]
+    assert "CanaryMirror" in cluster.reasons()
+    assert edge.canary_url() == f"http://{CANARY}.{NS}.svc:80"
+
+
+def test_a_route_without_the_canary_cannot_be_mirrored():
+    with pytest.raises(RouteError, match="no backendRef for Service clf-canary"):
+        remirror([{"backendRefs": [{"name": STABLE, "port": 80}]}], CANARY, True)

@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from serving.rollout.core.spec import SpecError, load_spec, parse_duration, parse_spec
+from serving.rollout.core.spec import ShadowSpec, SpecError, load_spec, parse_duration, parse_spec
 
 SPEC_DIR = Path(__file__).resolve().parents[1]
 
@@ -61,6 +61,12 @@ def test_parse_duration(text, seconds):
         (lambda d: d["checks"][2].update(minPredictions=0), "checks[2].minPredictions"),
         (lambda d: d["checks"][0].update(minPredictions=10), "checks[0].minPredictions"),
         (lambda d: d["checks"][3].update(minPredictions=-1), "checks[3].minPredictions"),
+        (lambda d: d.update(shadow="yes"), "shadow"),
+        (lambda d: d.update(shadow={"enabled": "no"}), "shadow.enabled"),
+        (lambda d: d.update(shadow={"duration": "soon"}), "shadow.duration"),
+        (lambda d: d.update(shadow={"duration": "1h"}), "shadow.duration"),
+        (lambda d: d.update(shadow={"minRequests": 0}), "shadow.minRequests"),
+        (lambda d: d.update(shadow={"mirror": True}), "shadow.mirror"),
     ],
 )
 def test_bad_spec_names_the_field(mutate, field):
@@ -88,3 +94,18 @@ def test_unreadable_and_invalid_files(tmp_path):
     bad.write_text("steps: [10, 20\n")
     with pytest.raises(SpecError, match="not valid YAML"):
         load_spec(bad)
+
+
+def test_shadow_is_on_by_default_for_one_interval_at_the_spec_minimum():
+    data = valid()
+    data.pop("shadow", None)
+    spec = parse_spec(data)
+    assert spec.shadow == ShadowSpec(enabled=True, duration=spec.interval, min_requests=spec.min_requests)
+
+
+def test_shadow_values_and_turning_it_off():
+    data = valid()
+    data["shadow"] = {"duration": "45s", "minRequests": 50}
+    assert parse_spec(data).shadow == ShadowSpec(enabled=True, duration=45.0, min_requests=50)
+    data["shadow"] = {"enabled": False}
+    assert not parse_spec(data).shadow.enabled

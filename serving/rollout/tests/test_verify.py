@@ -1,7 +1,7 @@
 """The rollout checks a canary's files against their signature before any traffic (real SQLite registry).
 
 v1 stable and v2 canary are registered by plinth's register step (signed, key beside the store); v3 is signed
-too, then one byte of its stored model.pkl is changed; v4 is v2's files registered straight into the
+too, then one byte of its stored model.skops is changed; v4 is v2's files registered straight into the
 registry, unsigned, as any other tool would.
 """
 
@@ -27,9 +27,9 @@ class Store:
         )
         self.client = MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
         stored = Path(self.client.get_model_version_download_uri(MODEL, self.tampered).removeprefix("file://"))
-        data = bytearray((stored / "model.pkl").read_bytes())
+        data = bytearray((stored / "model.skops").read_bytes())
         data[len(data) // 2] ^= 0x01
-        (stored / "model.pkl").write_bytes(bytes(data))
+        (stored / "model.skops").write_bytes(bytes(data))
         files = self.client.get_model_version_download_uri(MODEL, self.canary)
         self.unsigned = str(self.client.create_model_version(MODEL, files).version)
         self.client.set_registered_model_alias(MODEL, CHAMPION, self.stable)
@@ -51,7 +51,7 @@ def test_a_signed_intact_canary_may_be_tried(store):
 
 def test_a_tampered_canary_is_refused_naming_the_file(store):
     reason = store.registry(required=False).refusal(store.stable, store.tampered)
-    assert reason == f"{MODEL} v{store.tampered} refused: model.pkl differs from its signed digest"
+    assert reason == f"{MODEL} v{store.tampered} refused: model.skops differs from its signed digest"
 
 
 def test_an_unsigned_canary_is_refused_only_where_a_signature_is_required(store):
@@ -81,7 +81,7 @@ def test_local_rollout_reads_an_intact_canary(store, monkeypatch):
 
 def test_local_rollout_refuses_a_tampered_canary_with_one_line(store, capsys):
     assert main(args_for(store, store.tampered)) == EXIT_USAGE
-    line = f"plinth rollout: canary {MODEL} v{store.tampered} refused: model.pkl differs from its signed digest"
+    line = f"plinth rollout: canary {MODEL} v{store.tampered} refused: model.skops differs from its signed digest"
     assert capsys.readouterr().err.strip().splitlines() == [line]
 
 

@@ -1,0 +1,118 @@
+"""The PromQL of every dashboard panel, written against the metrics the services and the controller export.
+
+Selectors name the release the way the chart's ServiceMonitor and PrometheusRule do: the series of the two
+model Services `<release>-stable|canary` and of the controller Service `<release>-rollout`, in one namespace;
+`track` comes from the scrape configuration. Every query aggregates to the labels its panel shows (`sum by`,
+`max by`), so a label added to a metric later (say, whether a request was live or mirrored) splits no line.
+"""
+
+from __future__ import annotations
+
+# Grafana template variables, substituted by Grafana (and by the tests, with the local stack's values).
+NAMESPACE = "$namespace"
+RELEASE = "$release"
+RATE_INTERVAL = "$__rate_interval"
+RANGE = "$__range"
+
+SERVING = f'namespace="{NAMESPACE}", service=~"{RELEASE}-(stable|canary)"'
+# Probes and scrapes are not traffic; every other endpoint is (as in the chart's PrometheusRule).
+REQUESTS = f'{SERVING}, endpoint!~"/readyz|/livez|/metrics"'
+CONTROLLER = f'namespace="{NAMESPACE}", service="{RELEASE}-rollout"'
+LATENCY_QUANTILES = (0.5, 0.9, 0.99)
+
+
+def rate(metric: str, selector: str, by: str) -> str:
+    """Return the per-second rate of a counter (or histogram part) summed by the labels `by`."""
+    return f"sum by ({by}) (rate({metric}{{{selector}}}[{RATE_INTERVAL}]))"
+
+
+def request_rate() -> str:
+    """Requests per second per track."""
+    return rate("bentoml_service_request_total", REQUESTS, "track")
+
+
+def error_ratio() -> str:
+    """Share of requests answered 5xx per track; a track that never failed reads 0, not "no data"."""
+    errors = rate("bentoml_service_request_total", f'{REQUESTS}, http_response_code=~"5.."', "track")
+    total = request_rate()
+    return f"({errors} or {total} * 0) / {total}"
+
+
+def rejected_rate() -> str:
+    """Requests refused with a 4xx per second, by track and reason."""
+    return rate("plinth_rejected_requests_total", SERVING, "track, reason")
+
+
+def latency_quantile(quantile: float) -> str:
+    """One request-duration quantile per track, from BentoML's built-in histogram."""
+    buckets = rate("bentoml_service_request_duration_seconds_bucket", REQUESTS, "track, le")
+    return f"histogram_quantile({quantile:g}, {buckets})"
+
+
+def canary_weight() -> str:
+    """The canary's traffic weight in percent, per model, as the controller last set it."""
+    return f"max by (model_name) (plinth_rollout_weight{{{CONTROLLER}}})"
+
+
+def check_results() -> str:
+    """Analysis check results per interval, by check and result."""
+    return f"sum by (check, result) (increase(plinth_rollout_checks_total{{{CONTROLLER}}}[{RATE_INTERVAL}]))"
+
+
+def decisions() -> str:
+    """Rollout outcomes (promoted, rolled back, ...) counted by the controllers seen in the time range.
+
+    The counter's `result` series are born at 1 with the first such decision, which `increase` cannot see, so
+    the panel shows each controller's running total instead of an increase that would miss it.
+    """
+    return f"sum by (result) (max_over_time(plinth_rollout_decisions_total{{{CONTROLLER}}}[{RANGE}]))"
+
+
+def served_versions() -> str:
+    """Which model version each track serves, with its task and whether drift is scored."""
+    return f"max by (track, model_name, model_version, task, drift) (plinth_model_info{{{SERVING}}})"
+
+
+def class_share() -> str:
+    """Share of predicted instances per class and track (classifiers)."""
+    per_class = rate("plinth_predicted_class_total", SERVING, "track, class")
+    per_track = rate("plinth_predicted_class_total", SERVING, "track")
+    return f"{per_class} / ignoring (class) group_left {per_track}"
+
+
+def mean_probability() -> str:
+    """Mean predicted probability per class and track (classifiers with probabilities)."""
+    total = rate("plinth_prediction_probability_sum", SERVING, "track, class")
+    count = rate("plinth_prediction_probability_count", SERVING, "track, class")
+    return f"{total} / {count}"
+
+
+def mean_value() -> str:
+    """Mean predicted value per track (regressors)."""
+    total = rate("plinth_prediction_value_sum", SERVING, "track")
+    count = rate("plinth_prediction_value_count", SERVING, "track")
+    return f"{total} / {count}"
+
+
+def input_drift() -> str:
+    """Population stability index of the recent inputs vs the training reference, per feature and track."""
+    return f"max by (track, feature) (plinth_input_drift_psi{{{SERVING}}})"
+
+
+def unusual_inputs(metric: str) -> str:
+    """Per-second count of one kind of unusual input value, per feature and track."""
+    return rate(metric, SERVING, "track, feature")
+
+
+def namespaces() -> str:
+    """Grafana variable query: the namespaces that run a plinth model service."""
+    return "label_values(plinth_model_info, namespace)"
+
+
+def releases() -> str:
+    """Grafana variable query: the model Services of the namespace (the release is cut out by a regex)."""
+    return f'label_values(plinth_model_info{{namespace="{NAMESPACE}"}}, service)'
+
+
+# Cuts `<release>` out of a `<release>-stable` or `<release>-canary` Service name.
+RELEASE_REGEX = "/^(.+)-(?:stable|canary)$/"

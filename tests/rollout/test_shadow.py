@@ -1,0 +1,110 @@
+"""The pre-traffic check and the shadow phase on real processes: a bad canary never answers a user.
+
+Real `bentoml serve` processes behind the router, a real Prometheus; the drill models carry the reference
+predictions that training stores with every plinth model.
+"""
+
+from collections.abc import Iterator
+
+import pytest
+
+from components.common.tracking import CHAMPION
+from serving.rollout.core.observe import CANARY
+from serving.rollout.core.record import ROLLED_BACK
+from serving.rollout.edges.inspect_model import inspect_version
+from serving.rollout.edges.pre_traffic import reference_rows
+from serving.rollout.harness.local import LocalStack
+from serving.rollout.harness.traffic import TrafficGenerator
+from serving.rollout.harness.train_drill import held_out_instances
+from tests.rollout.conftest import (
+    SEED,
+    SPEC,
+    Registry,
+    Rollout,
+    RouterCounts,
+    dropped,
+    needs_prometheus,
+    start_stack,
+    traffic_for,
+)
+
+pytestmark = [pytest.mark.integration, needs_prometheus]
+SHADOW_SPEC = {**SPEC, "shadow": {"duration": "4s", "minRequests": 5}}
+
+
+@pytest.fixture(scope="module")
+def stack(registry: Registry, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    with start_stack(registry, tmp_path_factory.mktemp("shadow")) as local:
+        yield local
+
+
+@pytest.fixture
+def traffic(stack: LocalStack) -> Iterator[TrafficGenerator]:
+    generator = traffic_for(stack, held_out_instances(SEED))
+    yield generator
+    generator.stop()
+    if stack.canary is not None:
+        stack.rollback()
+
+
+def reference_of(registry: Registry, version: str):
+    return reference_rows(inspect_version(registry.client, registry.uri, registry.model, version))
+
+
+def test_the_served_model_answers_its_stored_reference_predictions(registry, stack):
+    """Training stores the outputs; the service answers the same: the check passes a sound canary."""
+    version = registry.copy(registry.good)
+    reference = reference_of(registry, version)
+    assert reference.expected is not None
+    assert len(reference.expected) == len(reference.rows) > 0
+    stack.deploy_canary(version)
+    try:
+        assert stack.check_canary(reference) is None
+    finally:
+        stack.rollback()
+
+
+def test_wrong_predictions_and_a_killed_canary_are_refused_before_any_traffic(registry, stack, traffic):
+    champion, before = registry.alias(), RouterCounts.of(stack.router.stats)
+    # Another artifact than the one registered: the garbage model's files served under the good version's record.
+    wrong = registry.copy(registry.garbage)
+    stack.deploy_canary(wrong)
+    expected = reference_of(registry, registry.good)
+    rollout = Rollout(stack, registry, wrong, spec=SHADOW_SPEC, pre_traffic=lambda: stack.check_canary(expected))
+    outcome = rollout.start().result()
+    assert outcome.status == ROLLED_BACK
+    assert outcome.reason.startswith("refused before any traffic: canary's answers differ from its registration")
+    killed = registry.copy(registry.good)
+    stack.deploy_canary(killed).kill()
+    reference = reference_of(registry, killed)
+    outcome = Rollout(stack, registry, killed, spec=SHADOW_SPEC, pre_traffic=lambda: stack.check_canary(reference))
+    outcome = outcome.start().result()
+    assert outcome.status == ROLLED_BACK
+    assert "refused before any traffic: canary at http://127.0.0.1:" in outcome.reason
+    assert "did not answer its reference rows" in outcome.reason
+    during = RouterCounts.of(stack.router.stats).since(before)
+    assert sum(during.answers[CANARY].values()) == 0
+    assert stack.router.stats.mirrored == {} or sum(stack.router.stats.mirrored.values()) == 0
+    assert registry.alias(CHAMPION) == champion
+    assert dropped(traffic.stop()) == []
+
+
+def test_a_garbage_canary_is_rolled_back_in_shadow_without_answering_a_user(registry, stack, traffic):
+    champion, version = registry.alias(), registry.copy(registry.garbage)
+    before, mirrored_before = RouterCounts.of(stack.router.stats), sum(stack.router.stats.mirrored.values())
+    stack.deploy_canary(version)
+    reference = reference_of(registry, version)
+    rollout = Rollout(stack, registry, version, spec=SHADOW_SPEC, pre_traffic=lambda: stack.check_canary(reference))
+    outcome = rollout.start().result()
+    assert outcome.status == ROLLED_BACK, rollout.lines
+    assert "prediction-divergence failed" in outcome.reason
+    assert any("at shadow: hold" in line or "at shadow: rollback" in line for line in rollout.lines), rollout.lines
+    assert not any("] canary weight" in line for line in rollout.lines), rollout.lines
+    during = RouterCounts.of(stack.router.stats).since(before)
+    # Judged on mirrored requests only: the canary answered many copies and not one user.
+    assert sum(during.answers[CANARY].values()) == 0
+    assert sum(stack.router.stats.mirrored.values()) - mirrored_before >= 30
+    assert registry.alias(CHAMPION) == champion
+    log = traffic.stop()
+    assert dropped(log) == []
+    assert {answer.track for answer in log.answers} == {"stable"}

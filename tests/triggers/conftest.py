@@ -1,0 +1,78 @@
+"""A real MLflow registry (SQLite) for the trigger record, and a fake training command."""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from components.common import tracking
+from pipelines.triggers.act import Actor
+from pipelines.triggers.policy import Guardrails
+from pipelines.triggers.receive import serve
+from pipelines.triggers.record import EXPERIMENT, TriggerRecord
+from pipelines.triggers.start import LocalStarter
+
+MODEL = "trigger-model"
+RAILS = Guardrails(cool_down=timedelta(hours=1))
+
+
+def fake_command(tmp_path: Path, exit_code: int = 0, block: Path | None = None) -> list[str]:
+    """Return a command that writes its arguments to tmp_path/argv-<pid>, waits for `block` to exist, exits."""
+    script = (
+        "import json, os, sys, time, pathlib\n"
+        f"pathlib.Path({str(tmp_path)!r}, f'argv-{{os.getpid()}}').write_text(json.dumps(sys.argv[1:]))\n"
+        f"block = {str(block) if block else ''!r}\n"
+        "while block and not os.path.exists(block):\n"
+        "    time.sleep(0.05)\n"
+        f"sys.exit({exit_code})\n"
+    )
+    return [sys.executable, "-c", script]
+
+
+@pytest.fixture
+def record(tmp_path: Path) -> TriggerRecord:
+    """The trigger history of MODEL in a fresh SQLite registry."""
+    return TriggerRecord(tracking.connect(f"sqlite:///{tmp_path / 'mlflow.db'}"), MODEL)
+
+
+def alert(feature: str, status: str = "firing", value: str = "0.4") -> dict:
+    return {
+        "status": status,
+        "labels": {"alertname": "PlinthInputDrift", "feature": feature, "track": "stable", "model": "m"},
+        "annotations": {"summary": "drift", "value": value},
+        "startsAt": "2026-11-23T12:00:00.123Z",
+        "endsAt": "0001-01-01T00:00:00Z",
+        "fingerprint": f"fp-{feature}",
+    }
+
+
+def body(*alerts: dict, version: str = "4") -> bytes:
+    return json.dumps({"version": version, "status": "firing", "receiver": "plinth", "alerts": list(alerts)}).encode()
+
+
+class Receiver:
+    """A receiver served from a thread on 127.0.0.1, starting the fake command."""
+
+    def __init__(self, record: TriggerRecord, starter: LocalStarter) -> None:
+        self.record, self.starter = record, starter
+        self.server = serve(Actor(record, starter, RAILS), MODEL, "127.0.0.1", 0)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def logged(self) -> list[dict[str, str]]:
+        experiment = self.record.client.get_experiment_by_name(EXPERIMENT)
+        if experiment is None:
+            return []
+        runs = self.record.client.search_runs([experiment.experiment_id], order_by=["attributes.start_time ASC"])
+        return [run.data.tags for run in runs]
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        for child in self.starter.children.values():
+            child.wait(30)
