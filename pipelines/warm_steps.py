@@ -16,6 +16,7 @@ MODULE...` is the server.
 
 from __future__ import annotations
 
+import atexit
 import importlib
 import json
 import os
@@ -26,12 +27,14 @@ import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import traceback
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 
 WARM_STEPS_ENV = "PLINTH_WARM_STEPS"
 SHIM = Path(__file__).with_name("warm_shim.py")
@@ -107,6 +110,22 @@ def run_step(request: dict[str, object], fds: list[int]) -> int:
     return 0
 
 
+def leave(code: int) -> NoReturn:
+    """End the forked step as the interpreter would, without tearing down the modules it shares with the server.
+
+    Finalising the imported stack costs about 2 s per process (measured after a fork: `sys.exit` 2.0 s,
+    `os._exit` 0.04 s) and changes nothing outside it; what does is kept: non-daemon threads joined, atexit
+    handlers run (MLflow ends an active run, logging flushes its handlers), stdio flushed.
+    """
+    for thread in threading.enumerate():
+        if thread is not threading.main_thread() and not thread.daemon:
+            thread.join()
+    atexit._run_exitfuncs()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 def serve_one(connection: socket.socket) -> None:
     """Take one step from a stand-in: fork it, tell the stand-in its pid, then its wait status."""
     header, fds, _flags, _address = socket.recv_fds(connection, 4, 3)
@@ -116,8 +135,7 @@ def serve_one(connection: socket.socket) -> None:
     sys.stderr.flush()
     pid = os.fork()
     if pid == 0:
-        # The child leaves through the interpreter's normal exit (threads joined, atexit run, stdio flushed).
-        sys.exit(run_step(request, fds))
+        leave(run_step(request, fds))
     for fd in fds:
         os.close(fd)
     send_line(connection, pid)
