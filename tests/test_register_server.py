@@ -7,6 +7,7 @@ import mlflow
 import pytest
 
 from components.common import modeling, signing, tracking
+from components.common.candidate import logged_files_digest
 from components.common.features import split_target
 from components.common.profile import build_profile
 from components.ingest.core import load_source
@@ -31,7 +32,14 @@ def log_candidate(uri: str) -> tuple[str, str, str]:
 
 
 def decision(model_uri: str, run_id: str, alias: str) -> str:
-    winner = {"name": "sklearn", "run_id": run_id, "model_uri": model_uri, "metrics": {}, "task": "binary"}
+    winner = {
+        "name": "sklearn",
+        "run_id": run_id,
+        "model_uri": model_uri,
+        "metrics": {},
+        "task": "binary",
+        "files_digest": logged_files_digest(model_uri),
+    }
     return json.dumps({"passed": True, "alias": alias, "reason": "test", "winner": winner})
 
 
@@ -59,9 +67,10 @@ def test_register_through_server_then_server_down_moves_nothing(mlflow_server, t
     verdict = signing.check(files, tags, key.with_name(signing.PUBLIC_KEY_FILE), True, f"{NAME} v1")
     assert verdict.result == signing.VERIFIED, verdict.message
 
+    again = decision(model_uri, run_id, "champion")
     mlflow_server.stop()
     with pytest.raises(RegistrationError, match="unreachable") as failure:
-        run(decision(model_uri, run_id, "champion"), mlflow_server.uri, NAME, parent, {})
+        run(again, mlflow_server.uri, NAME, parent, {})
     assert "registry unchanged" in str(failure.value)
 
     mlflow_server.start()

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import json
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import mlflow
 import pandas as pd
 
-from components.common import modeling, tracking
+from components.common import modeling, signing, tracking
 from components.common.features import split_target
 from components.common.profile import ReferenceProfile
 from components.common.task import plain_label
@@ -24,6 +26,8 @@ class TrainedCandidate:
     name: str
     run_id: str
     model_uri: str
+    # The manifest digest of the logged files, carried to the register step through the pipeline.
+    files_digest: str
 
     def to_json(self) -> str:
         """Serialise for a KFP string output."""
@@ -56,6 +60,13 @@ def check_classes(model: Any, profile: ReferenceProfile) -> None:
             f"the fitted model's classes {list(fitted)} differ from the task's {list(profile.task.classes)}: "
             "every class must occur in the training rows"
         )
+
+
+def logged_files_digest(model_uri: str) -> str:
+    """Return the manifest digest of a logged model's files, as a version made from them downloads them."""
+    with tempfile.TemporaryDirectory(prefix="plinth-logged-") as tmp:
+        location = tracking.model_files_location(model_uri)
+        return signing.manifest_digest(Path(mlflow.artifacts.download_artifacts(artifact_uri=location, dst_path=tmp)))
 
 
 def train_candidate(
@@ -98,9 +109,10 @@ def train_candidate(
         if prepare_for_saving is not None:
             model = prepare_for_saving(model)
         model_uri = modeling.log_model(model, features, profile, name, extra_packages)
+        files_digest = logged_files_digest(model_uri)
     modeling.save_model(model, model_path, features, profile, name, extra_packages)
     print(
         f"train {name}: {profile.task.describe()}; fitted on {len(features)} rows in {fit_seconds:.2f}s "
         f"on {device}; run {run.info.run_id}"
     )
-    return TrainedCandidate(name, run.info.run_id, model_uri)
+    return TrainedCandidate(name, run.info.run_id, model_uri, files_digest)

@@ -1,11 +1,13 @@
 """Model signatures: what is served is what was evaluated.
 
-The register step hashes every file of a model version's artifact directory (OpenSSF `model-signing`: one
-SHA-256 per file, in an in-toto statement), signs that manifest with an elliptic-curve private key held
-outside MLflow, and stores the signature (a Sigstore bundle) as `model.sig` among the files before the version
-exists. The version's tags record the manifest's digest and the key's fingerprint. Whoever loads a version (the
-model service, the rollout) checks its downloaded files against `model.sig` with the public key before it reads
-any of them: a file changed, added or removed, another key, or a signature of other files is refused.
+The training step records the digest of the files it logged (`manifest_digest`); the register step refuses
+files whose digest has changed since, then hashes every file of the model's artifact directory (OpenSSF
+`model-signing`: one SHA-256 per file, in an in-toto statement), signs that manifest with an elliptic-curve
+private key held outside MLflow, and stores the signature (a Sigstore bundle) as `model.sig` among the files
+before the version exists. The version's tags record the manifest's digest and the key's fingerprint. Whoever
+loads a version (the model service, the rollout) checks its downloaded files against `model.sig` with the public
+key before it reads any of them: a file changed, added or removed, another key, or a signature of other files is
+refused.
 
 Keys: PLINTH_SIGNING_KEY names the private key (PEM); in a cluster, a mounted Secret. On one machine, when it
 is unset, a key pair is made once in `keys/` beside the local SQLite store (`$PLINTH_HOME` for the default
@@ -22,7 +24,11 @@ import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlparse
+
+if TYPE_CHECKING:
+    import model_signing
 
 ENV_SIGNING_KEY = "PLINTH_SIGNING_KEY"
 # The private key's PEM text itself: what a pipeline step gets from a Kubernetes Secret as an environment
@@ -198,11 +204,30 @@ def _statement(signature: Path) -> dict:
     return dict(json.loads(base64.b64decode(bundle["dsseEnvelope"]["payload"])))
 
 
+def _hashing() -> model_signing.hashing.Config:
+    """The manifest's hashing: every file but the signature itself."""
+    import model_signing
+
+    return model_signing.hashing.Config().set_ignored_paths(paths=[SIGNATURE_FILE])
+
+
+def manifest_digest(model_dir: Path) -> str:
+    """Return the digest `sign` would sign for `model_dir` now, without signing.
+
+    The training step records it for the files it logged; the register step refuses files whose digest has
+    changed since, so nobody with edit rights on the experiment can swap them between training and the signature.
+    """
+    root = hashlib.sha256()  # what model-signing's in-toto payload takes as the subject: the files' digests in order
+    for descriptor in _hashing().hash(model_dir).resource_descriptors():
+        root.update(descriptor.digest.digest_value)
+    return f"sha256:{root.hexdigest()}"
+
+
 def sign(model_dir: Path, private_key: Path) -> Signed:
     """Hash every file of `model_dir` (but a previous signature), sign the manifest, write `model.sig` into it."""
     import model_signing
 
-    hashing = model_signing.hashing.Config().set_ignored_paths(paths=[SIGNATURE_FILE])
+    hashing = _hashing()
     signature = model_dir / SIGNATURE_FILE
     signature.unlink(missing_ok=True)
     signer = model_signing.signing.Config().use_elliptic_key_signer(private_key=private_key)

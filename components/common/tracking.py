@@ -62,6 +62,22 @@ def connect(tracking_uri: str) -> MlflowClient:
     return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
 
 
+def model_files_location(model_uri: str) -> str:
+    """Return the artifact location of a model's files: what a registered version of it downloads.
+
+    `model_uri` is `models:/m-…`, `runs:/…` or a plain artifact URI, resolved against the process-wide
+    tracking URI (`connect`).
+    """
+    from mlflow.store.artifact.models_artifact_repo import ModelsArtifactRepository
+    from mlflow.store.artifact.runs_artifact_repo import RunsArtifactRepository
+
+    if ModelsArtifactRepository.is_models_uri(model_uri):
+        return str(ModelsArtifactRepository.get_underlying_uri(model_uri))
+    if RunsArtifactRepository.is_runs_uri(model_uri):
+        return str(RunsArtifactRepository.get_underlying_uri(model_uri))
+    return model_uri
+
+
 def ensure_experiment(client: MlflowClient, name: str, tracking_uri: str) -> str:
     """Return the id of experiment `name`, creating it (with a proper artifact root) if missing."""
     experiment = client.get_experiment_by_name(name)

@@ -28,6 +28,8 @@ class Candidate:
     model_uri: str
     run_id: str
     task: str
+    # The digest of the files the training step logged (`signing.manifest_digest`); register checks it.
+    files_digest: str
 
 
 @dataclass(frozen=True)

@@ -73,23 +73,25 @@ def ensure_reachable(tracking_uri: str) -> None:
         ) from error
 
 
-def sign_artifacts(model_uri: str, private_key: Path) -> signing.Signed:
+def sign_artifacts(model_uri: str, private_key: Path, trained_digest: str) -> signing.Signed:
     """Sign the files at `model_uri` as they are now and store `model.sig` among them.
 
-    `model_uri` (`models:/m-…`, `runs:/…` or a plain artifact URI) is resolved to the directory a version
-    made from it downloads; the signature goes there, so it travels with every download of the version.
+    The files must still be the ones the training step logged (`trained_digest`, carried here through the
+    pipeline's own parameters, not through MLflow): files changed since are refused before anything is
+    written. `model_uri` (`models:/m-…`, `runs:/…` or a plain artifact URI) is resolved to the directory a
+    version made from it downloads; the signature goes there, so it travels with every download of the version.
     """
     from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
-    from mlflow.store.artifact.models_artifact_repo import ModelsArtifactRepository
-    from mlflow.store.artifact.runs_artifact_repo import RunsArtifactRepository
 
-    location = model_uri
-    if ModelsArtifactRepository.is_models_uri(model_uri):
-        location = ModelsArtifactRepository.get_underlying_uri(model_uri)
-    elif RunsArtifactRepository.is_runs_uri(model_uri):
-        location = RunsArtifactRepository.get_underlying_uri(model_uri)
+    location = tracking.model_files_location(model_uri)
     with tempfile.TemporaryDirectory(prefix="plinth-sign-") as tmp:
         files = Path(mlflow.artifacts.download_artifacts(artifact_uri=location, dst_path=tmp))
+        found = signing.manifest_digest(files)
+        if found != trained_digest:
+            raise signing.SigningError(
+                f"the files of {model_uri} changed after training (trained {trained_digest}, now {found}): "
+                "they are not what was evaluated, so they are not signed"
+            )
         signed = signing.sign(files, private_key)
         get_artifact_repository(location).log_artifact(str(files / signing.SIGNATURE_FILE))
     return signed
@@ -103,12 +105,13 @@ def register(
     tags: dict[str, str],
     description: str,
     private_key: Path,
+    trained_digest: str,
 ) -> Registration:
-    """Sign the files of `model_uri`, create a version of `name` from them, tag it, then point `alias` at it."""
+    """Sign the files of `model_uri` (still as trained), create a version of `name`, tag it, then point `alias`."""
     created_model = False
     created: str | None = None
     try:
-        signed = sign_artifacts(model_uri, private_key)
+        signed = sign_artifacts(model_uri, private_key, trained_digest)
         if not client.search_registered_models(filter_string=f"name = '{name}'"):
             client.create_registered_model(name, description="Registered by the plinth training pipeline.")
             created_model = True
@@ -184,7 +187,9 @@ def run(
     description = f"{winner['name']} candidate; gate: {decision['reason']}"
     try:
         key = choose_key(tracking_uri)
-        registration = register(client, winner["model_uri"], model_name, decision["alias"], tags, description, key)
+        registration = register(
+            client, winner["model_uri"], model_name, decision["alias"], tags, description, key, winner["files_digest"]
+        )
     except RegistrationError as error:
         tracking.mark_failed(client, parent_run_id, "register", str(error))
         raise

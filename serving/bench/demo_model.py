@@ -19,6 +19,7 @@ from mlflow.models import infer_signature
 from mlflow.pyfunc.model import PythonModel
 
 from components.common import modeling, tracking
+from components.common.candidate import logged_files_digest
 from components.common.features import split_target
 from components.common.profile import ReferenceProfile, build_profile
 from components.common.task import TAG_TASK, Task, infer_task
@@ -69,7 +70,8 @@ def register_plinth_model(
         model_uri = modeling.log_model(model, features, profile, "sklearn")
     tags = {TAG_TASK: task.tag()}
     key = choose_key(tracking_uri)
-    registration = register(client, model_uri, name, tracking.CHAMPION, tags, "serving model", key)
+    digest = logged_files_digest(model_uri)
+    registration = register(client, model_uri, name, tracking.CHAMPION, tags, "serving model", key, digest)
     return RegisteredModel(tracking_uri, name, registration.version, model, features, task, profile)
 
 
@@ -90,7 +92,10 @@ def register_plain_sklearn(
             serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_CLOUDPICKLE,
         )
     key = choose_key(tracking_uri)
-    registration = register(client, str(info.model_uri), name, tracking.CHAMPION, {}, "plain sklearn model", key)
+    digest = logged_files_digest(str(info.model_uri))
+    registration = register(
+        client, str(info.model_uri), name, tracking.CHAMPION, {}, "plain sklearn model", key, digest
+    )
     return RegisteredModel(tracking_uri, name, registration.version, model, features, task)
 
 
@@ -117,5 +122,6 @@ def register_python_model(tracking_uri: str, name: str, features: pd.DataFrame, 
         )
     tags = {TAG_TASK: task.tag()}
     key = choose_key(tracking_uri)
-    registration = register(client, str(info.model_uri), name, tracking.CHAMPION, tags, "a rule", key)
+    digest = logged_files_digest(str(info.model_uri))
+    registration = register(client, str(info.model_uri), name, tracking.CHAMPION, tags, "a rule", key, digest)
     return RegisteredModel(tracking_uri, name, registration.version, rule, features, task)

@@ -135,3 +135,13 @@ def test_unsigned_versions_and_missing_keys_follow_the_requirement(tmp_path, key
     )
     assert signing.check(files, tags, None, True, "m v1").refused
     assert signing.check(files, tags, None, False, "m v1").result == signing.UNVERIFIED
+
+
+def test_the_manifest_digest_is_what_gets_signed_and_moves_with_any_byte(tmp_path, keys):
+    private, _ = keys
+    files = model_dir(tmp_path)
+    before = signing.manifest_digest(files)
+    assert signing.sign(files, private).digest == before
+    assert signing.manifest_digest(files) == before  # the signature file itself is not part of it
+    flip_one_byte(files / "model.pkl")
+    assert signing.manifest_digest(files) != before

@@ -10,11 +10,18 @@ REGRESSION_TASK = Task(REGRESSION)
 
 def candidate(name: str, auc: float, loss: float = 0.1, accuracy: float = 0.95) -> Candidate:
     metrics = {"roc_auc": auc, "accuracy": accuracy, "f1": 0.9, "f1_macro": 0.9, "log_loss": loss}
-    return Candidate(name, metrics, f"models:/{name}", f"run-{name}", BINARY)
+    return Candidate(name, metrics, f"models:/{name}", f"run-{name}", BINARY, f"sha256:{name}")
 
 
 def regressor(name: str, rmse: float, r2: float) -> Candidate:
-    return Candidate(name, {"rmse": rmse, "mae": rmse * 0.8, "r2": r2}, f"models:/{name}", f"run-{name}", REGRESSION)
+    return Candidate(
+        name,
+        {"rmse": rmse, "mae": rmse * 0.8, "r2": r2},
+        f"models:/{name}",
+        f"run-{name}",
+        REGRESSION,
+        f"sha256:{name}",
+    )
 
 
 def test_winner_has_best_auc_and_ties_go_to_lower_log_loss():

@@ -5,6 +5,7 @@ import mlflow
 import pytest
 
 from components.common import modeling, signing, tracking
+from components.common.candidate import logged_files_digest
 from components.common.task import TAG_TASK
 from components.register.core import RegistrationError, choose_key, register, run, trigger_tags
 from components.train_sklearn.core import build_model
@@ -25,6 +26,7 @@ def store(tmp_path_factory, tables):
         "uri": uri,
         "client": client,
         "model_uri": model_uri,
+        "digest": logged_files_digest(model_uri),
         "experiment": experiment,
         "run_id": run_.info.run_id,
         "key": choose_key(uri),
@@ -39,7 +41,7 @@ def stored_files(client, name: str, version: str) -> Path:
 def test_register_signs_the_files_then_creates_version_then_alias(store):
     client = store["client"]
     tags = {"plinth.data_hash": "abc"}
-    registration = register(client, store["model_uri"], NAME, "champion", tags, "first", store["key"])
+    registration = register(client, store["model_uri"], NAME, "champion", tags, "first", store["key"], store["digest"])
     version = client.get_model_version_by_alias(NAME, "champion")
     assert str(version.version) == registration.version
     assert version.tags["plinth.data_hash"] == "abc"
@@ -62,14 +64,30 @@ def test_failure_after_version_is_created_leaves_registry_as_it_was(store):
     before = {v.version for v in client.search_model_versions(f"name = '{NAME}'")}
     # "v9" is a reserved alias name: MLflow refuses it only after the version exists.
     with pytest.raises(RegistrationError, match="was deleted again, alias 'v9' not moved"):
-        register(client, store["model_uri"], NAME, "v9", {}, "doomed", store["key"])
+        register(client, store["model_uri"], NAME, "v9", {}, "doomed", store["key"], store["digest"])
     assert {v.version for v in client.search_model_versions(f"name = '{NAME}'")} == before
+
+
+def test_files_changed_after_training_are_not_signed_or_registered(store, tables):
+    """Someone with edit rights on the experiment swaps a file between training and registration."""
+    client = store["client"]
+    table = tables["binary"]
+    model = build_model(table.profile, seed=1).fit(table.x_train, table.y_train)
+    with mlflow.start_run(experiment_id=store["experiment"]):
+        model_uri = modeling.log_model(model, table.x_train, table.profile, "sklearn")
+    trained = logged_files_digest(model_uri)
+    files = Path(tracking.model_files_location(model_uri).removeprefix("file://"))
+    (files / "MLmodel").write_text((files / "MLmodel").read_text() + "# changed after the gate\n")
+    with pytest.raises(RegistrationError, match="changed after training"):
+        register(client, model_uri, "swapped-model", "champion", {}, "", store["key"], trained)
+    assert not client.search_registered_models("name = 'swapped-model'")
+    assert not (files / signing.SIGNATURE_FILE).exists()
 
 
 def test_bad_model_uri_creates_nothing(store):
     client = store["client"]
     with pytest.raises(RegistrationError, match=r"before a version was created|registry unchanged|deleted again"):
-        register(client, "models:/m-does-not-exist", "other-model", "champion", {}, "", store["key"])
+        register(client, "models:/m-does-not-exist", "other-model", "champion", {}, "", store["key"], store["digest"])
     assert not client.search_model_versions("name = 'other-model'")
     assert not client.search_registered_models("name = 'other-model'")
 
@@ -77,7 +95,7 @@ def test_bad_model_uri_creates_nothing(store):
 def test_a_failed_first_registration_removes_the_model_it_created(store):
     client = store["client"]
     with pytest.raises(RegistrationError, match="was deleted again, alias 'v9' not moved"):
-        register(client, store["model_uri"], "fresh-model", "v9", {}, "doomed", store["key"])
+        register(client, store["model_uri"], "fresh-model", "v9", {}, "doomed", store["key"], store["digest"])
     assert not client.search_registered_models("name = 'fresh-model'")
 
 
@@ -94,6 +112,7 @@ def test_run_records_lineage_and_closes_parent_run(store, capsys):
             "model_uri": store["model_uri"],
             "metrics": {},
             "task": "binary",
+            "files_digest": store["digest"],
         },
     }
     lineage = {"plinth.git_commit": "deadbeef", "plinth.data_hash": "h"}
@@ -113,7 +132,13 @@ def test_run_records_lineage_and_closes_parent_run(store, capsys):
 def test_run_copies_the_trigger_onto_the_version_and_the_run(store):
     client = store["client"]
     parent = client.create_run(store["experiment"]).info.run_id
-    winner = {"name": "sklearn", "run_id": store["run_id"], "model_uri": store["model_uri"], "task": "binary"}
+    winner = {
+        "name": "sklearn",
+        "run_id": store["run_id"],
+        "model_uri": store["model_uri"],
+        "task": "binary",
+        "files_digest": store["digest"],
+    }
     decision = {"passed": True, "alias": "challenger", "reason": "first model", "winner": {**winner, "metrics": {}}}
     trigger = {"kind": "input_drift", "reason": "PSI of x above 0.25", "values": {"psi.x": 0.4}, "time": "t0"}
     registration = run(json.dumps(decision), store["uri"], NAME, parent, {}, json.dumps(trigger))
