@@ -79,6 +79,8 @@ class Bench:
     def __init__(self, stack: LocalStack, traffic: TrafficGenerator, spec: AnalysisSpec, uri: str) -> None:
         self.stack, self.traffic, self.spec, self.uri = stack, traffic, spec, uri
         self.slow_seconds = math.nan
+        # The control: what the same measure counts in the baseline window, with no canary at all.
+        self.control = Impact(0, 0, 0, 0)
 
     def reference(self, version: str) -> ReferenceRows:
         """Return the version's reference rows, as the CLI reads them from the registry."""
@@ -88,7 +90,9 @@ class Bench:
         """Measure the stable's p99 under the bench traffic; "slowed" is more than SLOW_FACTOR times it."""
         start = time.time()
         time.sleep(BASELINE_S)  # the measurement window itself: traffic runs, nothing else happens
-        self.slow_seconds = SLOW_FACTOR * p99(self.traffic.log, start, time.time())
+        end = time.time()
+        self.slow_seconds = SLOW_FACTOR * p99(self.traffic.log, start, end)
+        self.control = impact(self.traffic.log, start, end, self.slow_seconds)
         return self.slow_seconds / SLOW_FACTOR
 
     def roll_out(self, name: str, version: str, spec: AnalysisSpec, chaos: Chaos, killed: bool = False) -> Row:
@@ -106,8 +110,16 @@ class Bench:
         return Row(name, outcome, users)
 
 
-def render(spec_path: Path, spec: AnalysisSpec, rate: float, stable_p99: float, bad: list[Row], good: list[Row]) -> str:
-    """Return the results as Markdown."""
+def render(
+    spec_path: Path,
+    spec: AnalysisSpec,
+    rate: float,
+    stable_p99: float,
+    control: Impact,
+    bad: list[Row],
+    good: list[Row],
+) -> str:
+    """Return the results as Markdown; `control` is the baseline window counted the same way, with no canary."""
     limits = ", ".join(f"{c.name} {c.failure_limit}" for c in spec.enabled_checks)
     shadow = spec.shadow
     lines = [
@@ -123,6 +135,10 @@ def render(spec_path: Path, spec: AnalysisSpec, rate: float, stable_p99: float, 
         "answered by the canary |",
         "|---|---|---|---|---|---|---|",
     ]
+    lines.append(
+        f"| control: no canary (the baseline window) | - | {BASELINE_S:.1f} s | {control.requests} | "
+        f"{control.failed} | {control.slowed} | 0 |"
+    )
     for row in bad:
         users, reason = row.users, row.outcome.reason
         by = reason.split(":")[0] if reason.startswith("refused") else reason.split(" failed")[0]
@@ -195,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
                 good.append(bench.roll_out("pre-traffic check + shadow", sound, spec, Chaos()))
             finally:
                 traffic.stop()
-    table = render(args.spec, spec, args.rate, stable_p99, bad, good)
+    table = render(args.spec, spec, args.rate, stable_p99, bench.control, bad, good)
     args.output.write_text(table + "\n")
     print(table)
     return 0 if met(bad, good) else 1
