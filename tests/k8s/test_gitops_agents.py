@@ -128,9 +128,12 @@ def test_argo_cd_ignores_exactly_what_the_rollout_controller_steers(prod: list[d
         assert rule["group"] == obj["apiVersion"].rpartition("/")[0]
         assert rule["namespace"] == obj["metadata"]["namespace"]
 
-    (weights,) = rules[("HTTPRoute", route["metadata"]["name"])]["jqPathExpressions"]
+    weights, filters = rules[("HTTPRoute", route["metadata"]["name"])]["jqPathExpressions"]
     assert weights == ".spec.rules[].backendRefs[].weight"
     assert jq_path(weights, route) == [100, 0], "the expression selects every backend weight, nothing else"
+    # The shadow phase's RequestMirror filter: added and removed by the controller, never written in Git.
+    assert filters == ".spec.rules[].filters"
+    assert all("filters" not in rule for rule in route["spec"]["rules"]), "Git never writes the mirror filter"
 
     assert rules[("Deployment", canary["metadata"]["name"])]["jsonPointers"] == ["/spec/replicas"]
     assert "replicas" not in canary["spec"], "Git leaves the canary's size to the controller"
