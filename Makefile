@@ -18,6 +18,7 @@ KFP_HOST ?=
 TRAIN_ARGS ?=
 ROLLOUT_ARGS ?=
 BENCH_ARGS ?=
+CT_ARGS ?=
 FROM ?=
 TO ?=
 APPLY ?=
@@ -122,6 +123,14 @@ mlflow-ui: $(STAMP) ## open the MLflow UI on the local state in $PLINTH_HOME
 .PHONY: demo
 demo: setup ## the loop on one machine: train, serve, canary, promote; then a bad model is rolled back
 	$(PY) -m serving.rollout.harness.demo
+
+.PHONY: demo-ct
+demo-ct: setup ## continuous training in ~5 min: drift -> alert -> retrain -> canary -> promotion; a spurious alert ignored
+	$(PY) -m serving.rollout.harness.ct_demo
+
+.PHONY: ct
+ct: setup ## the CT loop on the champion in PLINTH_HOME: drift alerts retrain, canary and promote (CT_ARGS=--source …)
+	$(PY) -m serving.rollout.harness.ct $(CT_ARGS)
 
 .PHONY: rollout
 rollout: $(STAMP) ## roll the challenger out as a canary against the champion (local services, router on :8080)

@@ -16,6 +16,7 @@ def ingest(
     experiment: str,
     job_name: str,
     dataset: Output[Dataset],
+    trigger: str = "",
 ) -> NamedTuple("IngestOutputs", [("run_id", str), ("data_hash", str)]):  # type: ignore[valid-type]
     """Read the source into a Parquet dataset and open the pipeline's parent MLflow run.
 
@@ -26,6 +27,8 @@ def ingest(
         experiment: MLflow experiment name.
         job_name: Pipeline job name, used as the parent run's name.
         dataset: The ingested data.
+        trigger: What started the run, as pipelines/triggers writes it (JSON; "" when a person did), tagged
+            on the parent run as `plinth.trigger.*` before any later step can stop the pipeline.
 
     Returns:
         run_id: The parent MLflow run id; data_hash: sha256 of the data.
@@ -34,6 +37,6 @@ def ingest(
 
     from components.ingest.core import run
 
-    run_id, data_hash = run(source, target, dataset.path, tracking_uri, experiment, job_name)
+    run_id, data_hash = run(source, target, dataset.path, tracking_uri, experiment, job_name, trigger)
     IngestOutputs = namedtuple("IngestOutputs", ["run_id", "data_hash"])
     return IngestOutputs(run_id, data_hash)

@@ -83,22 +83,35 @@ def dataset_hash(frame: pd.DataFrame) -> str:
 
 
 def run(
-    source: str, target: str, dataset_path: str, tracking_uri: str, experiment: str, job_name: str
+    source: str,
+    target: str,
+    dataset_path: str,
+    tracking_uri: str,
+    experiment: str,
+    job_name: str,
+    trigger: str = "",
 ) -> tuple[str, str]:
     """Step entry: open the pipeline's parent MLflow run, read the source, write it as Parquet.
 
     Returns (parent run id, data hash). The parent run is opened first so that a source that cannot be
-    read still leaves a FAILED run saying why.
+    read still leaves a FAILED run saying why. It carries the trigger's `plinth.trigger.*` tags from the
+    start (register writes the same ones), so a run the gate rejects, or one that fails, still says why it ran.
+
+    Raises:
+        IngestError: the source cannot be read.
+        ValueError: `trigger` is not a JSON object (checked before any run is opened).
     """
     from mlflow.data.pandas_dataset import from_pandas
     from mlflow.entities import DatasetInput, InputTag
     from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 
     from components.common import tracking
+    from components.register.core import trigger_tags
 
+    tags = {tracking.TAG_KIND: "pipeline", **trigger_tags(trigger)}
     client = tracking.connect(tracking_uri)
     experiment_id = tracking.ensure_experiment(client, experiment, tracking_uri)
-    parent = client.create_run(experiment_id, run_name=job_name, tags={tracking.TAG_KIND: "pipeline"})
+    parent = client.create_run(experiment_id, run_name=job_name, tags=tags)
     run_id = parent.info.run_id
     client.log_param(run_id, "source", source)
     client.log_param(run_id, "target", target)

@@ -19,6 +19,7 @@ def validate(
     min_class_share: float,
     max_psi: float,
     max_categories: int,
+    trigger: str,
     report: Output[Markdown],
     profile: Output[Artifact],
 ) -> str:
@@ -36,19 +37,21 @@ def validate(
         min_class_share: Smallest allowed share of any class (0-1), classification only.
         max_psi: Largest allowed population stability index per feature vs the reference.
         max_categories: Most distinct values a categorical feature may have.
+        trigger: What started the run (JSON, "" for a person): input_drift and new_data expect drift.
         report: The validation report (Markdown).
         profile: The reference profile of this data (JSON, with the task), saved with the model.
 
     Returns:
         The task kind: binary, multiclass or regression.
     """
-    from components.validate.core import Thresholds, run
+    from components.validate.core import Thresholds, expects_drift, run
 
     limits = Thresholds(
         max_missing_share=max_missing_share,
         min_class_share=min_class_share,
         max_psi=max_psi,
         max_categories=max_categories,
+        expect_drift=expects_drift(trigger),
     )
     declared = [name.strip() for name in categorical_columns.split(",") if name.strip()]
     decided = run(

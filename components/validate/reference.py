@@ -19,7 +19,18 @@ def check_against_reference(
     limits: Thresholds,
     report: Report,
 ) -> None:
-    """Compare task, schema, kinds, ranges, categories and distributions with the champion's profile."""
+    """Compare task, schema, kinds, ranges, categories and distributions with the champion's profile.
+
+    With `limits.expect_drift`, the distribution checks (ranges, unseen categories, PSI) are recorded with
+    their values and marked expected instead of failing.
+    """
+
+    def distribution(column: str, rule: str, passed: bool, detail: str) -> None:
+        if limits.expect_drift and not passed:
+            report.add(column, rule, True, f"{detail} (expected: this run retrains on drifted data)")
+        else:
+            report.add(column, rule, passed, detail)
+
     same_task = task == reference.task
     report.add(
         reference.target,
@@ -45,7 +56,7 @@ def check_against_reference(
             beyond = (values < expected.minimum - slack) | (values > expected.maximum + slack)
             outside = float(np.mean(beyond)) if values.size else 0.0
             span = f"[{expected.minimum:.4g}, {expected.maximum:.4g}] ± {limits.range_tolerance:.0%}"
-            report.add(
+            distribution(
                 name,
                 "within_reference_range",
                 outside <= limits.max_out_of_range_share,
@@ -57,7 +68,7 @@ def check_against_reference(
             unseen = names[~names.isin(expected.categories)]
             share = len(unseen) / len(names) if len(names) else 0.0
             allowed = expected.bin_shares[-1] + limits.max_unseen_share
-            report.add(
+            distribution(
                 name,
                 "unseen_categories",
                 share <= allowed,
@@ -65,4 +76,4 @@ def check_against_reference(
                 + (f", e.g. {shown(unseen.unique())}" if len(unseen) else ""),
             )
         score = feature_psi(expected, series.to_numpy())
-        report.add(name, "drift_psi", score <= limits.max_psi, f"PSI {score:.3f}, limit {limits.max_psi}")
+        distribution(name, "drift_psi", score <= limits.max_psi, f"PSI {score:.3f}, limit {limits.max_psi}")

@@ -19,3 +19,7 @@ class Thresholds:
     range_tolerance: float = 0.1
     # Share of a categorical feature's values allowed in categories the reference never saw.
     max_unseen_share: float = 0.05
+    # A run retraining because the data moved (an input_drift or new_data trigger) reports the distribution
+    # checks against the champion without failing on them: that drift is why it runs. Schema, kinds, task
+    # and the fixed rules still fail it.
+    expect_drift: bool = False

@@ -68,6 +68,7 @@ def build_pipeline(target: ComputeTarget) -> GraphComponent:
                 tracking_uri=tracking_uri,
                 experiment=experiment,
                 job_name=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
+                trigger=trigger,
             ),
             "ingest",
         )
@@ -83,6 +84,7 @@ def build_pipeline(target: ComputeTarget) -> GraphComponent:
                 min_class_share=min_class_share,
                 max_psi=max_psi,
                 max_categories=max_categories,
+                trigger=trigger,
                 **common,
             ),
             "validate",

@@ -1,8 +1,12 @@
-"""Alertmanager's webhook payload (version "4") → validated alerts → at most one trigger per notification.
+"""Alertmanager's webhook payload (version "4") → validated alerts → at most one trigger per kind and notification.
 
-Only `PlinthInputDrift` (the chart's PrometheusRule on `plinth_input_drift_psi`) maps to a trigger kind
-today. The firing alerts of one notification become one `input_drift` trigger whose values are the PSI per
-feature, read from an alert's `value` annotation (`value: "{{ $value }}"` in the rule) when it has one.
+Two of the chart's alerts map to trigger kinds. `PlinthInputDrift` (on `plinth_input_drift_psi`) becomes an
+`input_drift` trigger whose values are the PSI per feature (`psi.<feature>`). `PlinthLiveQualityLow` (on the
+model service's live quality from ground truth, `plinth_live_correct` / `plinth_live_absolute_error`)
+becomes a `performance_decay` trigger whose value is named by the alert's `metric` label or annotation
+(`accuracy`, `mae`), else `live_quality`, with `.v<model_version>` appended when one notification holds
+alerts for more than one version. Each value is read from the alert's `value` annotation
+(`value: "{{ $value }}"` in the rule) when it has one.
 """
 
 from __future__ import annotations
@@ -15,7 +19,9 @@ from typing import Any
 
 from pipelines.triggers.policy import Trigger
 
-ALERT_KINDS = {"PlinthInputDrift": "input_drift"}
+ALERT_KINDS = {"PlinthInputDrift": "input_drift", "PlinthLiveQualityLow": "performance_decay"}
+# The value name of a performance_decay alert that does not say which metric fell.
+LIVE_QUALITY = "live_quality"
 FIRING, RESOLVED = "firing", "resolved"
 
 
@@ -92,12 +98,34 @@ def _value(alert: Alert) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def to_trigger(alerts: list[Alert], kind: str) -> Trigger:
-    """Return one trigger of `kind` for alerts of that kind: reason names the features, values their PSI."""
+def _drift(alerts: list[Alert]) -> tuple[str, dict[str, float]]:
     features = sorted({alert.labels.get("feature", "?") for alert in alerts})
     tracks = sorted({alert.labels["track"] for alert in alerts if "track" in alert.labels})
     values = {f"psi.{alert.labels.get('feature', '?')}": v for alert in alerts if (v := _value(alert)) is not None}
-    names = sorted({alert.name for alert in alerts})
     where = f" on track {', '.join(tracks)}" if tracks else ""
-    reason = f"{', '.join(names)} {alerts[0].status} for feature(s) {', '.join(features)}{where}"
+    return f"for feature(s) {', '.join(features)}{where}", values
+
+
+def _metric(alert: Alert) -> str:
+    return alert.labels.get("metric") or alert.annotations.get("metric") or LIVE_QUALITY
+
+
+def _decay(alerts: list[Alert]) -> tuple[str, dict[str, float]]:
+    versions = sorted({alert.labels["model_version"] for alert in alerts if "model_version" in alert.labels})
+    several = len(versions) > 1
+    values = {
+        f"{_metric(alert)}.v{alert.labels.get('model_version', '?')}" if several else _metric(alert): v
+        for alert in alerts
+        if (v := _value(alert)) is not None
+    }
+    where = f"for version(s) {', '.join(versions)}" if versions else ""
+    shown = f"({', '.join(f'{name} {value:.4g}' for name, value in sorted(values.items()))})" if values else ""
+    return " ".join(part for part in (where, shown) if part), values
+
+
+def to_trigger(alerts: list[Alert], kind: str) -> Trigger:
+    """Return one trigger of `kind` for alerts of that kind: the reason says where it fired, values how badly."""
+    where, values = _decay(alerts) if kind == "performance_decay" else _drift(alerts)
+    names = sorted({alert.name for alert in alerts})
+    reason = " ".join(part for part in (", ".join(names), alerts[0].status, where) if part)
     return Trigger(kind, reason, values, min(alert.starts_at for alert in alerts))

@@ -9,13 +9,14 @@ start is older than the cool-down. Every other answer says which rail held and u
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from components.common.duration import parse_duration
 
 KINDS = ("schedule", "input_drift", "new_data", "performance_decay")
 START, COALESCE, COOL_DOWN, DAILY_MAX, BACKOFF, IGNORE = (
@@ -26,22 +27,6 @@ START, COALESCE, COOL_DOWN, DAILY_MAX, BACKOFF, IGNORE = (
     "backoff",
     "ignore",
 )
-DURATION = re.compile(r"^(\d+)([smhd])$")
-UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def parse_duration(value: str | int | float) -> timedelta:
-    """Return `value` ("90s", "30m", "6h", "1d" or a number of seconds) as a timedelta.
-
-    Raises:
-        ValueError: the value is neither; the message quotes it.
-    """
-    if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
-        return timedelta(seconds=value)
-    match = DURATION.match(str(value).strip())
-    if match is None:
-        raise ValueError(f"duration {value!r}: expected seconds or a number with s/m/h/d, e.g. 6h")
-    return timedelta(seconds=int(match.group(1)) * UNITS[match.group(2)])
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""The trigger receiver: an Alertmanager webhook that turns firing drift alerts into guarded training runs.
+"""The trigger receiver: an Alertmanager webhook that turns firing drift and live-quality alerts into runs.
 
 `python -m pipelines.triggers.receive --port 9095 --tracking-uri … --model-name …` starts runs locally
 (the `make train` entry point); with `--kfp-host` it submits them to Kubeflow Pipelines. `POST /alerts`
@@ -18,22 +18,16 @@ import logging
 import sys
 from collections import defaultdict
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 from mlflow.exceptions import MlflowException
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
 from requests import RequestException
 
-from components.common import tracking
-from components.common.state import local_tracking_uri, plinth_home
-from pipelines.compile import compiled_path
-from pipelines.training.pipeline import CLUSTER_TRACKING_URI, DEFAULT_MODEL_NAME, PIPELINE_NAME
 from pipelines.triggers.act import Actor, Outcome
 from pipelines.triggers.alerts import ALERT_KINDS, FIRING, Alert, PayloadError, parse, to_trigger
-from pipelines.triggers.policy import IGNORE, Guardrails
-from pipelines.triggers.record import TriggerRecord
-from pipelines.triggers.start import ClusterStarter, LocalStarter, Starter, client_for
+from pipelines.triggers.policy import IGNORE
+from pipelines.triggers.wiring import WiringError, add_arguments, build
 
 LOG = logging.getLogger("plinth.triggers")
 MAX_BODY = 1 << 20
@@ -136,45 +130,21 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0 in a pod)")
     parser.add_argument("--port", type=int, default=9095, help="port to listen on (default: %(default)s)")
-    parser.add_argument(
-        "--tracking-uri",
-        default="",
-        help="MLflow tracking URI (default: the in-cluster MLflow with --kfp-host, else $PLINTH_HOME's)",
-    )
-    parser.add_argument("--model-name", default=DEFAULT_MODEL_NAME, help="registered model to retrain")
-    parser.add_argument("--rails", type=Path, help="guard rails YAML (coolDown, maxRunsPerDay, failureBackoff, …)")
-    parser.add_argument("--kfp-host", default="", help="start runs on this Kubeflow Pipelines endpoint, not locally")
-    parser.add_argument(
-        "--pipeline", type=Path, default=compiled_path("cpu"), help="compiled pipeline (with --kfp-host)"
-    )
-    parser.add_argument("--experiment", default=PIPELINE_NAME, help="KFP experiment of the runs (with --kfp-host)")
-    parser.add_argument("--log-dir", type=Path, help="local runs' logs (default: $PLINTH_HOME/trigger-runs)")
+    add_arguments(parser)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     try:
-        rails = Guardrails.load(args.rails) if args.rails else Guardrails()
-    except (OSError, ValueError) as error:
+        wired = build(args)
+    except WiringError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    starter: Starter
-    if args.kfp_host:
-        tracking_uri = args.tracking_uri or CLUSTER_TRACKING_URI
-        params = {"tracking_uri": tracking_uri, "model_name": args.model_name}
-        starter = ClusterStarter(client_for(args.kfp_host), args.pipeline, args.experiment, params)
-    else:
-        tracking_uri = local_tracking_uri(plinth_home())
-        if args.tracking_uri and args.tracking_uri != tracking_uri:
-            print(f"error: local runs record into {tracking_uri}: set PLINTH_HOME, not --tracking-uri", file=sys.stderr)
-            return 2
-        starter = LocalStarter(args.log_dir or plinth_home() / "trigger-runs", args=["--model-name", args.model_name])
-    actor = Actor(TriggerRecord(tracking.connect(tracking_uri), args.model_name), starter, rails)
-    server = serve(actor, args.model_name, args.host, args.port)
+    server = serve(wired.actor, args.model_name, args.host, args.port)
     LOG.info(
         "trigger receiver for %s on http://%s:%d/alerts (registry %s)",
         args.model_name,
         args.host,
         args.port,
-        tracking_uri,
+        wired.tracking_uri,
     )
     with contextlib.suppress(KeyboardInterrupt):
         server.serve_forever()

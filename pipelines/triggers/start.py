@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -41,9 +41,18 @@ class Starter(Protocol):
 class LocalStarter:
     """Runs the local pipeline entry point as a child process; one log file per run."""
 
-    def __init__(self, log_dir: Path, command: Sequence[str] = LOCAL_COMMAND, args: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        log_dir: Path,
+        command: Sequence[str] = LOCAL_COMMAND,
+        args: Sequence[str] = (),
+        env: Mapping[str, str] | None = None,
+    ) -> None:
         self.log_dir, self.command, self.args = log_dir, list(command), list(args)
+        # The runs' environment (None: this process's); the CT demo points PLINTH_HOME at its own store.
+        self.env = dict(env) if env is not None else None
         self.children: dict[str, subprocess.Popen[bytes]] = {}
+        self.logs: dict[str, Path] = {}
 
     def start(self, trigger: Trigger, decision: str) -> str:
         """Start `command … --trigger JSON` with output to `log_dir/<kind>-<time>.log`; return `local:<pid>`."""
@@ -55,12 +64,14 @@ class LocalStarter:
                     [*self.command, *self.args, "--trigger", trigger.to_json(decision)],
                     stdout=log,
                     stderr=subprocess.STDOUT,
+                    env=self.env,
                     start_new_session=True,
                 )
         except OSError as error:
             raise StartError(f"local run not started: {error}") from error
         run = f"local:{child.pid}"
         self.children[run] = child
+        self.logs[run] = log_path
         return run
 
     def state(self, run: str) -> str | None:

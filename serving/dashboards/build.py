@@ -2,7 +2,8 @@
 
 Built with grafana-foundation-sdk so panels, variables and their JSON shape come from Grafana's own schema
 instead of hand-written JSON. Every panel reads the Prometheus datasource chosen in `$datasource`; the
-`$namespace` and `$release` variables pick one release of the chart (queries.py says how).
+`$namespace` and `$release` variables pick one release of the chart (queries.py says how), and
+`$quality_window` the window live quality is averaged over.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from grafana_foundation_sdk.models.dashboard import (
     DashboardCursorSync,
     DataSourceRef,
     Panel,
+    VariableOption,
     VariableRefresh,
     VariableSort,
 )
@@ -194,22 +196,91 @@ def unusual_inputs() -> Builder[Panel]:
     return graph("Unusual input values", "Per second, per feature and track.", "short", *targets)
 
 
-# Issue 13's "live quality" (ground-truth feedback) and "triggers fired" panels go here once their metrics
-# exist; an empty row is left out of the dashboard.
-LIVE_QUALITY: tuple[PanelFn, ...] = ()
-TRIGGERS_FIRED: tuple[PanelFn, ...] = ()
+def live_accuracy() -> Builder[Panel]:
+    """Live accuracy per track and version, from ground-truth feedback joined to logged predictions."""
+    return (
+        graph(
+            "Live accuracy per version",
+            "Share of labelled predictions that were right (classifiers), over the live quality window.",
+            "percentunit",
+            target(queries.live_accuracy(), "{{track}} v{{model_version}}"),
+        )
+        .min(0)
+        .max(1)
+    )
+
+
+def live_error() -> Builder[Panel]:
+    """Live loss per track and version: log loss (classifiers with probabilities) or MAE (regressors)."""
+    return graph(
+        "Live log loss / MAE per version",
+        "Classifiers: mean log loss of labelled predictions; regressors: mean absolute error. Over the live "
+        "quality window.",
+        "short",
+        target(queries.live_log_loss(), "{{track}} v{{model_version}} log loss", "A"),
+        target(queries.live_absolute_error(), "{{track}} v{{model_version}} MAE", "B"),
+    )
+
+
+def labelled_rows() -> Builder[Panel]:
+    """How many predictions get their label: the evidence behind the quality panels."""
+    return graph(
+        "Labelled rows per second",
+        "Predictions joined to their ground truth per second, per track and version.",
+        "short",
+        target(queries.labelled_rate(), "{{track}} v{{model_version}}"),
+    )
+
+
+def feedback_results() -> Builder[Panel]:
+    """Feedback answers by result: accepted, or why not (malformed, unknown, duplicate, late, misdirected)."""
+    return graph(
+        "Feedback by result",
+        "POST /feedback answers per second, by track and result.",
+        "reqps",
+        target(queries.feedback_rate(), "{{track}} {{result}}"),
+    )
+
+
+def triggers_received() -> Builder[Panel]:
+    """Alerts the trigger receiver got, per trigger kind."""
+    return graph(
+        "Alerts received by trigger kind",
+        "Alerts posted to the trigger receiver, counted since it started (unknown: not a trigger).",
+        "short",
+        target(queries.triggers_received(), "{{kind}}"),
+    )
+
+
+def trigger_decisions() -> Builder[Panel]:
+    """What each trigger became: a started run, or the guard rail that held it back."""
+    query = target(queries.trigger_decisions(), "{{kind}} {{decision}}").instant()
+    return (
+        stat.Panel()
+        .title("Trigger decisions")
+        .description(
+            "Triggers started, coalesced, cooled down, ... by kind, since the receivers seen in the time range started."
+        )
+        .datasource(DATASOURCE)
+        .with_target(query)
+        .unit("short")
+        .span(12)
+        .height(HEIGHT)
+    )
+
+
 ROWS: tuple[tuple[str, tuple[PanelFn, ...]], ...] = (
     ("Traffic and errors", (request_rate, error_ratio, latency, rejected_rate)),
     ("Rollout", (canary_weight, check_results, decisions, served_versions)),
     ("Predictions: stable vs canary", (class_share, mean_prediction)),
     ("Inputs", (input_drift, unusual_inputs)),
-    ("Live quality", LIVE_QUALITY),
-    ("Triggers fired", TRIGGERS_FIRED),
+    ("Live quality", (live_accuracy, live_error, labelled_rows, feedback_results)),
+    ("Triggers", (triggers_received, trigger_decisions)),
 )
 
 
 def variables() -> list[Builder]:
-    """Return the datasource, namespace and release variables, each narrowing the next."""
+    """Return the datasource, namespace and release variables, each narrowing the next, and the quality window."""
     namespace = (
         dash.QueryVariable("namespace")
         .label("Namespace")
@@ -227,11 +298,20 @@ def variables() -> list[Builder]:
         .refresh(VariableRefresh.ON_TIME_RANGE_CHANGED)
         .sort(VariableSort.ALPHABETICAL_ASC)
     )
-    return [dash.DatasourceVariable("datasource").label("Prometheus").type("prometheus"), namespace, release]
+    default = queries.QUALITY_WINDOWS[1]
+    window = (
+        dash.IntervalVariable(queries.QUALITY_WINDOW.removeprefix("$"))
+        .label("Live quality window")
+        .values(",".join(queries.QUALITY_WINDOWS))
+        .options([VariableOption(text=w, value=w, selected=w == default) for w in queries.QUALITY_WINDOWS])
+        .current(VariableOption(text=default, value=default, selected=True))
+    )
+    source = dash.DatasourceVariable("datasource").label("Prometheus").type("prometheus")
+    return [source, namespace, release, window]
 
 
 def build() -> dash.Dashboard:
-    """Return the dashboard builder with every non-empty row."""
+    """Return the dashboard builder, row by row."""
     board = (
         dash.Dashboard(TITLE)
         .uid(UID)
@@ -244,10 +324,9 @@ def build() -> dash.Dashboard:
         .variables(variables())
     )
     for title, panels in ROWS:
-        if panels:
-            board = board.with_row(dash.Row(title))
-            for panel in panels:
-                board = board.with_panel(panel())
+        board = board.with_row(dash.Row(title))
+        for panel in panels:
+            board = board.with_panel(panel())
     return board
 
 

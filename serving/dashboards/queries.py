@@ -1,9 +1,10 @@
 """The PromQL of every dashboard panel, written against the metrics the services and the controller export.
 
-Selectors name the release the way the chart's ServiceMonitor and PrometheusRule do: the series of the two
-model Services `<release>-stable|canary` and of the controller Service `<release>-rollout`, in one namespace;
-`track` comes from the scrape configuration. Every query aggregates to the labels its panel shows (`sum by`,
-`max by`), so a label added to a metric later (say, whether a request was live or mirrored) splits no line.
+Selectors name the release the way the chart's ServiceMonitors and PrometheusRule do: the series of the two
+model Services `<release>-stable|canary`, of the controller Service `<release>-rollout` and of the trigger
+receiver's Service `<release>-trigger-receiver`, in one namespace; `track` comes from the scrape configuration.
+Every query aggregates to the labels its panel shows (`sum by`, `max by`), so a label added to a metric later
+(say, whether a request was live or mirrored) splits no line.
 """
 
 from __future__ import annotations
@@ -13,11 +14,18 @@ NAMESPACE = "$namespace"
 RELEASE = "$release"
 RATE_INTERVAL = "$__rate_interval"
 RANGE = "$__range"
+# Live quality is averaged over a window of the dashboard's own: labels arrive late and sparsely, so a
+# $__rate_interval of a minute would mostly hold no labelled row.
+QUALITY_WINDOW = "$quality_window"
+QUALITY_WINDOWS = ("15m", "1h", "6h", "1d")
 
 SERVING = f'namespace="{NAMESPACE}", service=~"{RELEASE}-(stable|canary)"'
 # Probes and scrapes are not traffic; every other endpoint is (as in the chart's PrometheusRule).
 REQUESTS = f'{SERVING}, endpoint!~"/readyz|/livez|/metrics"'
 CONTROLLER = f'namespace="{NAMESPACE}", service="{RELEASE}-rollout"'
+TRIGGERS = f'namespace="{NAMESPACE}", service="{RELEASE}-trigger-receiver"'
+# Live quality per track and model version: a canary's labelled rows are judged apart from the stable's.
+VERSIONS = "track, model_version"
 LATENCY_QUANTILES = (0.5, 0.9, 0.99)
 
 
@@ -102,6 +110,53 @@ def input_drift() -> str:
 def unusual_inputs(metric: str) -> str:
     """Per-second count of one kind of unusual input value, per feature and track."""
     return rate(metric, SERVING, "track, feature")
+
+
+def live_mean(summary: str) -> str:
+    """Mean of a live-quality Summary per track and version over the quality window (its `_sum / _count`)."""
+    total = f"sum by ({VERSIONS}) (rate({summary}_sum{{{SERVING}}}[{QUALITY_WINDOW}]))"
+    count = f"sum by ({VERSIONS}) (rate({summary}_count{{{SERVING}}}[{QUALITY_WINDOW}]))"
+    return f"{total} / {count}"
+
+
+def live_accuracy() -> str:
+    """Share of labelled rows the model classified right (classifiers: `plinth_live_correct` observes 1 or 0)."""
+    return live_mean("plinth_live_correct")
+
+
+def live_log_loss() -> str:
+    """Mean log loss of the labelled rows (classifiers with probabilities)."""
+    return live_mean("plinth_live_log_loss")
+
+
+def live_absolute_error() -> str:
+    """Mean absolute error of the labelled rows (regressors)."""
+    return live_mean("plinth_live_absolute_error")
+
+
+def labelled_rate() -> str:
+    """Labelled rows per second per track and version, whatever the task (each labelled row is observed once)."""
+    labelled = f'__name__=~"plinth_live_(correct|absolute_error)_count", {SERVING}'
+    return f"sum by ({VERSIONS}) (rate({{{labelled}}}[{RATE_INTERVAL}]))"
+
+
+def feedback_rate() -> str:
+    """Feedback answers per second, by track and result (accepted, or why it was refused)."""
+    return rate("plinth_feedback_total", SERVING, "track, result")
+
+
+def triggers_received() -> str:
+    """Alerts the trigger receiver got, by trigger kind, counted since the receiver started.
+
+    A running count rather than a rate: alerts are rare, and a kind's series is born at 1 with its first alert,
+    which `rate` and `increase` cannot see.
+    """
+    return f"sum by (kind) (plinth_trigger_received_total{{{TRIGGERS}}})"
+
+
+def trigger_decisions() -> str:
+    """Triggers decided (start, coalesce, cool_down, ...) per kind, by the receivers seen in the time range."""
+    return f"sum by (kind, decision) (max_over_time(plinth_trigger_decisions_total{{{TRIGGERS}}}[{RANGE}]))"
 
 
 def namespaces() -> str:

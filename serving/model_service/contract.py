@@ -1,4 +1,4 @@
-"""The published API contract at /docs.json: exactly what /predict accepts and answers, errors included.
+"""The published API contract at /docs.json: exactly what /predict and /feedback accept and answer, errors included.
 
 BentoML publishes a generic spec (OpenAPI 3.0, a request schema from pydantic, a string `detail` in its
 error schema). A client generated from it, or a contract test such as schemathesis, would then disagree
@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from serving.model_service.columns import Column
+from serving.model_service.feedback_route import ERRORS
 from serving.model_service.guard import ASGIApp, Receive, Scope, Send
 from serving.model_service.predictor import ServedTask
 
@@ -73,14 +74,18 @@ def request_schemas(columns: Sequence[Column], max_instances: int) -> dict[str, 
     return {"PredictRequest": request, "Instance": instance}
 
 
+def _label_schema(task: ServedTask) -> dict[str, Any]:
+    """Return the schema of a class label: one of the classes when they are known."""
+    return {"enum": list(task.classes)} if task.classes else {"type": ["string", "integer", "number", "boolean"]}
+
+
 def prediction_schema(task: ServedTask) -> dict[str, Any]:
     """Return the schema of one prediction for the served task."""
     properties: dict[str, Any] = {}
     if task.kind == "regression":
         properties["prediction"] = {"type": "number"}
     else:
-        known = {"enum": list(task.classes)} if task.classes else {"type": ["string", "integer", "number", "boolean"]}
-        properties["label"] = known
+        properties["label"] = _label_schema(task)
         if task.probabilities and task.kind == "binary":
             properties["probability"] = {**_PROBABILITY, "description": f"P(class {task.classes[1]})."}
         if task.probabilities:
@@ -90,7 +95,11 @@ def prediction_schema(task: ServedTask) -> dict[str, Any]:
                 "required": task.class_names,
                 "additionalProperties": False,
             }
-    properties.update(model_name={"type": "string"}, model_version={"type": "string"})
+    properties.update(
+        model_name={"type": "string"},
+        model_version={"type": "string"},
+        request_id={"type": "string", "description": "Give it to POST /feedback with the true label or value."},
+    )
     return {"type": "object", "properties": properties, "required": list(properties), "additionalProperties": False}
 
 
@@ -136,6 +145,61 @@ def _schemas(columns: Sequence[Column], task: ServedTask, max_instances: int) ->
     }
 
 
+def feedback_schemas(task: ServedTask) -> dict[str, Any]:
+    """Return the schemas of `POST /feedback`: the label (or value) for one request id, and its answers."""
+    truth = ("value", {"type": "number"}) if task.kind == "regression" else ("label", _label_schema(task))
+    identifier = {"type": "string", "minLength": 1, "description": "The prediction's request_id."}
+    message = {"type": "string"}
+    return {
+        "FeedbackRequest": {
+            "type": "object",
+            "properties": {"request_id": identifier, truth[0]: truth[1]},
+            "required": ["request_id", truth[0]],
+            "additionalProperties": False,
+        },
+        "FeedbackAccepted": {
+            "type": "object",
+            "properties": {"request_id": message, "result": {"const": "accepted"}, "model_version": message},
+            "required": ["request_id", "result", "model_version"],
+            "additionalProperties": False,
+        },
+        "FeedbackError": {
+            "type": "object",
+            "properties": {"error": {"enum": list(ERRORS)}, "detail": message},
+            "required": ["error", "detail"],
+            "additionalProperties": False,
+        },
+    }
+
+
+_FEEDBACK_STATUSES = {
+    "400": "Malformed (`malformed`): `detail` names the field.",
+    "404": "No prediction with this id is logged here (`unknown`), or feedback is off (`disabled`).",
+    "409": "The prediction already has its label (`duplicate`).",
+    "410": "The prediction is older than PLINTH_FEEDBACK_MAX_AGE or was evicted from a full log (`late`).",
+    "413": "Body over 64 KiB (`malformed`).",
+    "415": "Content-Type other than application/json (`malformed`).",
+    "421": "The id was issued by another replica (`misdirected`): send it to the pod that answered it.",
+    "503": "The prediction log cannot be read (`unavailable`).",
+}
+
+
+def feedback_operation() -> dict[str, Any]:
+    """Return the `POST /feedback` operation (its schemas come from `feedback_schemas`)."""
+    return {
+        "summary": "Label a logged prediction with its ground truth",
+        "operationId": "feedback",
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {"$ref": f"{REF}FeedbackRequest"}}},
+        },
+        "responses": {
+            "200": _answer("Accepted: the live quality metrics of the prediction's version moved.", "FeedbackAccepted"),
+            **{status: _answer(text, "FeedbackError") for status, text in _FEEDBACK_STATUSES.items()},
+        },
+    }
+
+
 def _answer(description: str, schema: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": {"$ref": f"{REF}{schema}"}}}}
 
@@ -148,7 +212,7 @@ def document(
     `example` (a valid request body) is published with the request, for the docs UI and contract tests.
     """
     spec = {**generic, "openapi": OPENAPI_VERSION}
-    spec["components"] = {"schemas": _schemas(columns, task, max_instances)}
+    spec["components"] = {"schemas": {**_schemas(columns, task, max_instances), **feedback_schemas(task)}}
     operation = dict(spec["paths"]["/predict"]["post"])
     responses = {
         "200": _answer("One prediction per instance, in request order.", "PredictResponse"),
@@ -163,7 +227,7 @@ def document(
         },
         responses=responses,
     )
-    spec["paths"] = {**spec["paths"], "/predict": {"post": operation}}
+    spec["paths"] = {**spec["paths"], "/predict": {"post": operation}, "/feedback": {"post": feedback_operation()}}
     return json.dumps(spec).encode()
 
 

@@ -114,7 +114,7 @@ def response_type(task: ServedTask) -> Any:
             fields["probability"] = (float, ...)
         if task.probabilities:
             fields["probabilities"] = (dict[str, float], ...)
-    fields.update(model_name=(str, ...), model_version=(str, ...))
+    fields.update(model_name=(str, ...), model_version=(str, ...), request_id=(str, ...))
     prediction = create_model("Prediction", **fields)
     response = create_model(
         "PredictResponse",
@@ -137,6 +137,7 @@ def answers(task: ServedTask, output: np.ndarray, model_name: str, model_version
     """Return one prediction per row of the model's output, in the task's response shape.
 
     Binary: the label is the positive class when its probability is at least 0.5 (as it always was).
+    Each answer's `request_id` is added afterwards, by `recorder.Recorder.stamp`, which logs it.
     Multiclass: the most probable class. Regression: the value. A classifier without probabilities: its label.
     """
     ident = {"model_name": model_name, "model_version": model_version}

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from components.common import signing
-from components.common.state import local_tracking_uri
+from components.common.duration import parse_duration
+from components.common.state import local_tracking_uri, plinth_home
 from components.common.task import KINDS
 
 ENV_MODEL_NAME = "PLINTH_MODEL_NAME"
@@ -27,6 +28,12 @@ ENV_MAX_INSTANCES = "PLINTH_MAX_INSTANCES"
 ENV_DRIFT_WINDOW = "PLINTH_DRIFT_WINDOW"
 ENV_TIMEOUT_S = "PLINTH_TIMEOUT_S"
 ENV_MAX_CONCURRENCY = "PLINTH_MAX_CONCURRENCY"
+# Ground-truth feedback: `off` disables the prediction log and answers /feedback 404. The log is one SQLite
+# file per model version under the directory, bounded by rows and by the age after which a label is late.
+ENV_FEEDBACK = "PLINTH_FEEDBACK"
+ENV_PREDICTION_LOG_DIR = "PLINTH_PREDICTION_LOG_DIR"
+ENV_PREDICTION_LOG_MAX_ROWS = "PLINTH_PREDICTION_LOG_MAX_ROWS"
+ENV_FEEDBACK_MAX_AGE = "PLINTH_FEEDBACK_MAX_AGE"
 # The header the local rollout router marks a mirrored copy of live traffic with (shadow phase); the service
 # counts such requests apart. A request header, not an environment variable: it lives here so the router and
 # the service share one name without the router importing the service's metrics.
@@ -75,6 +82,31 @@ def _number(env: Mapping[str, str], name: str, default: float, low: float, high:
     return value
 
 
+def _duration(env: Mapping[str, str], name: str, default: float) -> float:
+    """Read seconds (`0.5`, `90`) or a whole number with s/m/h/d (`30m`, `1d`) as seconds."""
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        seconds = float(raw)
+    except ValueError:
+        try:
+            seconds = parse_duration(raw).total_seconds()
+        except ValueError as error:
+            raise SettingsError(f"{name}={raw!r}: expected seconds or a number with s/m/h/d, e.g. 6h") from error
+    if not 0 <= seconds <= 365 * 86400:
+        raise SettingsError(f"{name}={raw!r} must lie between 0 seconds and 365 days")
+    return seconds
+
+
+def _switch(env: Mapping[str, str], name: str) -> bool:
+    """Read an on/off switch that is on unless set to off/false/0."""
+    raw = env.get(name, "").strip().lower()
+    if raw not in ("", "on", "off", "true", "false", "1", "0"):
+        raise SettingsError(f"{name}={raw!r} must be on or off")
+    return raw not in ("off", "false", "0")
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything the service reads from its environment, validated once at start."""
@@ -95,6 +127,10 @@ class Settings:
     task: str | None = None
     verify_key: Path | None = None
     require_signature: bool = False
+    feedback: bool = True
+    prediction_log_dir: Path = Path("predictions")
+    prediction_log_max_rows: int = 100_000
+    feedback_max_age_s: float = 86_400.0
 
     @property
     def model_selector(self) -> str:
@@ -134,4 +170,10 @@ class Settings:
             task=task,
             verify_key=verify_key,
             require_signature=require_signature,
+            feedback=_switch(env, ENV_FEEDBACK),
+            prediction_log_dir=Path(env.get(ENV_PREDICTION_LOG_DIR) or plinth_home() / "predictions"),
+            prediction_log_max_rows=int(
+                _number(env, ENV_PREDICTION_LOG_MAX_ROWS, cls.prediction_log_max_rows, 1, 100_000_000)
+            ),
+            feedback_max_age_s=_duration(env, ENV_FEEDBACK_MAX_AGE, cls.feedback_max_age_s),
         )

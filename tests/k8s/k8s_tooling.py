@@ -33,6 +33,9 @@ CRD_SCHEMAS = {
     ("monitoring.coreos.com/v1", "PrometheusRule"): (
         "prometheusrule-monitoring.coreos.com-v1-prometheus-operator-v0.82.2.json"
     ),
+    ("monitoring.coreos.com/v1alpha1", "AlertmanagerConfig"): (
+        "alertmanagerconfig-monitoring.coreos.com-v1alpha1-crds-catalog.json"
+    ),
 }
 
 # Kinds without a namespace: the controller's admission policy and its binding, the kustomize bases' Namespace.
@@ -90,6 +93,23 @@ VALUE_SETS: dict[str, list[str]] = {
         "mlflow.controllerCredentialsSecret.name=mlflow-controller",
     ],
     "e2e": ["--values", str(Path(__file__).resolve().parent / "e2e" / "values-e2e.yaml")],
+    # The retraining trigger receiver beside the stack, with its own registry login (EDIT) and the live-quality
+    # alert; tests/k8s/test_trigger_receiver.py checks it in detail.
+    "trigger-receiver": [
+        *SIGNING_VALUES,
+        "--set",
+        "triggerReceiver.enabled=true",
+        "--set",
+        "triggerReceiver.kfpHost=http://ml-pipeline.kubeflow.svc.cluster.local:8888",
+        "--set",
+        "mlflow.credentialsSecret.name=mlflow-reader",
+        "--set",
+        "mlflow.controllerCredentialsSecret.name=mlflow-controller",
+        "--set",
+        "triggerReceiver.mlflowCredentialsSecret.name=mlflow-triggers",
+        "--set-json",
+        "prometheusRule.liveQuality.minAccuracy=0.9",
+    ],
     # Without the rollout controller: the stable pinned by value, the canary sized by values; no key, models
     # unsigned (signature checks off).
     "secrets-and-pins": [

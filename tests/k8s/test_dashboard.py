@@ -21,7 +21,8 @@ def test_the_committed_dashboard_is_what_the_generator_writes() -> None:
 
 def test_every_query_reads_one_release_through_the_datasource_variable() -> None:
     dashboard = json.loads(DASHBOARD.read_text())
-    assert [variable["name"] for variable in dashboard["templating"]["list"]] == ["datasource", "namespace", "release"]
+    names = [variable["name"] for variable in dashboard["templating"]["list"]]
+    assert names == ["datasource", "namespace", "release", "quality_window"]
     panels = panels_with_queries(dashboard)
     assert len({panel["id"] for panel in panels}) == len(panels) >= 10
     for panel in panels:
@@ -29,7 +30,8 @@ def test_every_query_reads_one_release_through_the_datasource_variable() -> None
         for target in panel["targets"]:
             expr = target["expr"]
             assert 'namespace="$namespace"' in expr, (panel["title"], expr)
-            assert re.search(r'service=~?"\$release-(\(stable\|canary\)|rollout)"', expr), (panel["title"], expr)
+            selects_release = re.search(r'service=~?"\$release-(\(stable\|canary\)|rollout|trigger-receiver)"', expr)
+            assert selects_release, (panel["title"], expr)
 
 
 def test_the_configmap_carries_the_dashboard_and_the_sidecar_label() -> None:

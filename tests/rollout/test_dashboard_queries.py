@@ -1,15 +1,22 @@
 """Every panel of the chart's Grafana dashboard returns series from a real Prometheus scraping real services.
 
 A local stack (two `bentoml serve` processes behind the weighted router, a local Prometheus) runs a real
-canary rollout under steady traffic, and the controller's own metrics are served from this process. The
-targets are labelled as the chart's ServiceMonitor labels them in a cluster (`namespace`, the Service name
-`<release>-stable|canary|rollout`, `track`), so the dashboard's PromQL runs unchanged: only Grafana's template
-variables are substituted, with this stack's values.
+canary rollout under steady traffic, and the controller's own metrics are served from this process. Both
+model services get ground-truth feedback for some of their answers (the live quality row) and a real trigger
+receiver gets one firing drift alert (the triggers row). The targets are labelled as the chart's
+ServiceMonitors label them in a cluster (`namespace`, the Service name
+`<release>-stable|canary|rollout|trigger-receiver`, `track`), so the dashboard's PromQL runs unchanged: only
+Grafana's template variables are substituted, with this stack's values.
+
+The rollout serves a binary classifier (breast cancer): every panel has series there, the MAE target of "Live log
+loss / MAE per version" excepted (a regressor's). A second test serves a regressor (diabetes) with its own
+feedback: its MAE and labelled rows answer, and the classification targets stay empty.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
 import time
 from collections.abc import Iterator, Mapping
@@ -18,22 +25,38 @@ from typing import Any
 
 import httpx
 import pytest
+from mlflow import MlflowClient
 from prometheus_client import start_http_server
 
+from pipelines.triggers.record import TriggerRecord
+from pipelines.triggers.start import LocalStarter
 from serving.dashboards.__main__ import DASHBOARD
+from serving.model_service.settings import ENV_PREDICTION_LOG_DIR
 from serving.rollout.core.observe import CANARY, STABLE
 from serving.rollout.core.record import PROMOTED
 from serving.rollout.edges.query_prometheus import PrometheusSource
 from serving.rollout.harness.local import LocalStack
 from serving.rollout.harness.prometheus_local import LocalPrometheus
-from serving.rollout.harness.train_drill import held_out_instances
+from serving.rollout.harness.train_drill import (
+    BREAST_CANCER,
+    DrillData,
+    held_out_instances,
+    register_drill_model,
+    split_dataset,
+)
 from tests.rollout.conftest import SEED, Registry, Rollout, needs_prometheus, traffic_for
+from tests.triggers.conftest import MODEL as TRIGGER_MODEL
+from tests.triggers.conftest import Receiver, alert, body, fake_command
 
 pytestmark = [pytest.mark.integration, needs_prometheus]
 
 NAMESPACE, RELEASE = "plinth-test", "plinth-dash"
 # Two scrapes (500 ms apart) and some slack: what Grafana's $__rate_interval is to a 15 s scrape.
 RATE_INTERVAL = "3s"
+# Longer than the rollout: the feedback is posted before it starts.
+QUALITY_WINDOW = "5m"
+LABELLED_ROWS = 20
+DIABETES = DrillData("sklearn:diabetes")
 SPEC: dict[str, Any] = {
     "steps": [50, 100],
     "interval": "2s",
@@ -47,16 +70,19 @@ SPEC: dict[str, Any] = {
 class ClusterLabelledPrometheus(LocalPrometheus):
     """The local Prometheus, with every target labelled as the chart's ServiceMonitor labels it in a cluster."""
 
-    def __init__(self, workdir: Path, controller: str) -> None:
-        self.controller = controller
+    def __init__(self, workdir: Path, others: Mapping[str, str]) -> None:
+        self.others = others
         super().__init__(workdir)
 
     def set_targets(self, tracks: Mapping[str, str]) -> None:
-        """Scrape both tracks as `<release>-<track>` and the controller as `<release>-rollout`."""
+        """Scrape both tracks as `<release>-<track>`, and each other address as `<release>-<its suffix>`."""
         services = [(url.removeprefix("http://").rstrip("/"), {"track": track}, track) for track, url in tracks.items()]
+        others: list[tuple[str, dict[str, str], str]] = [
+            (address, {}, suffix) for suffix, address in self.others.items()
+        ]
         groups = [
             {"targets": [address], "labels": {**labels, "namespace": NAMESPACE, "service": f"{RELEASE}-{suffix}"}}
-            for address, labels, suffix in [*services, (self.controller, {}, "rollout")]
+            for address, labels, suffix in [*services, *others]
         ]
         staging = self.targets_file.with_suffix(".tmp")
         staging.write_text(json.dumps(groups))
@@ -64,11 +90,29 @@ class ClusterLabelledPrometheus(LocalPrometheus):
 
 
 @pytest.fixture
-def stack(registry: Registry, tmp_path: Path) -> Iterator[tuple[Registry, LocalStack]]:
+def receiver(tmp_path: Path) -> Iterator[Receiver]:
+    """A trigger receiver on its own SQLite registry, starting a command that exits at once."""
+    uri = f"sqlite:///{tmp_path / 'triggers.db'}"
+    record = TriggerRecord(MlflowClient(tracking_uri=uri, registry_uri=uri), TRIGGER_MODEL)
+    running = Receiver(record, LocalStarter(tmp_path / "trigger-logs", fake_command(tmp_path)))
+    yield running
+    running.close()
+
+
+@pytest.fixture
+def stack(
+    registry: Registry, receiver: Receiver, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[Registry, LocalStack]]:
     own = registry.fork("dashboard-queries")
+    # The services inherit this process's environment: their prediction logs go to the test's directory.
+    monkeypatch.setenv(ENV_PREDICTION_LOG_DIR, str(tmp_path / "predictions"))
     controller, _ = start_http_server(0, addr="127.0.0.1")
+    others = {
+        "rollout": f"127.0.0.1:{controller.server_port}",
+        "trigger-receiver": receiver.url.removeprefix("http://"),
+    }
     local = LocalStack(own.model, own.uri, tmp_path, metrics="prometheus")
-    local.prometheus = ClusterLabelledPrometheus(tmp_path / "prometheus", f"127.0.0.1:{controller.server_port}")
+    local.prometheus = ClusterLabelledPrometheus(tmp_path / "prometheus", others)
     local.source = PrometheusSource(local.prometheus.url)
     try:
         yield own, local.start(own.champion)
@@ -78,9 +122,33 @@ def stack(registry: Registry, tmp_path: Path) -> Iterator[tuple[Registry, LocalS
         controller.server_close()
 
 
+def label_answers(url: str, source: PrometheusSource, data: DrillData = BREAST_CANCER) -> None:
+    """Predict held-out rows on one service, then post each answer's truth as feedback (a label or a value).
+
+    In two halves with a scrape between, so the live quality counters move between two samples (a series born
+    at its first observation has no earlier sample to rate from).
+    """
+    rows = held_out_instances(SEED, data)[:LABELLED_ROWS]
+    truth = split_dataset(SEED, data)[1][data.target].head(LABELLED_ROWS).tolist()
+    answer = httpx.post(f"{url}/predict", json={"instances": rows}, timeout=30)
+    assert answer.status_code == 200, answer.text
+    for index, (prediction, known) in enumerate(zip(answer.json()["predictions"], truth, strict=True)):
+        if index == LABELLED_ROWS // 2:
+            wait_for_scrapes(source, after=time.time())
+        field = "value" if "prediction" in prediction else "label"
+        posted = httpx.post(f"{url}/feedback", json={"request_id": prediction["request_id"], field: known})
+        assert posted.status_code == 200, posted.text
+        assert posted.json()["result"] == "accepted"
+
+
 def substitute(expr: str, seconds: float) -> str:
     """Replace Grafana's template variables with this stack's values; no variable may be left."""
-    values = {"$namespace": NAMESPACE, "$release": RELEASE, "$__rate_interval": RATE_INTERVAL}
+    values = {
+        "$namespace": NAMESPACE,
+        "$release": RELEASE,
+        "$__rate_interval": RATE_INTERVAL,
+        "$quality_window": QUALITY_WINDOW,
+    }
     values["$__range"] = f"{round(seconds)}s"
     for name, value in values.items():
         expr = expr.replace(name, value)
@@ -123,9 +191,12 @@ def wait_for_scrapes(source: PrometheusSource, after: float, timeout: float = 20
     raise AssertionError(f"prometheus scraped no target after {after:.1f} within {timeout}s")
 
 
-def test_every_panel_returns_series_from_a_rollout_on_real_services(stack: tuple[Registry, LocalStack]) -> None:
+def test_every_panel_returns_series_from_a_rollout_on_real_services(
+    stack: tuple[Registry, LocalStack], receiver: Receiver
+) -> None:
     registry, local = stack
     assert local.prometheus is not None
+    prometheus = PrometheusSource(local.prometheus.url)
     start = time.time()
     traffic = traffic_for(local, held_out_instances(SEED))
     try:
@@ -134,12 +205,16 @@ def test_every_panel_returns_series_from_a_rollout_on_real_services(stack: tuple
         for process in (local.stable, canary):  # one refusal per track, for the 4xx panel
             assert process is not None
             assert httpx.post(f"{process.url}/predict", json={"instances": [{"no such feature": 1}]}).status_code == 400
+            label_answers(process.url, prometheus)
+        drift = {**alert("x"), "labels": {**alert("x")["labels"], "model": TRIGGER_MODEL}}
+        [fired] = httpx.post(f"{receiver.url}/alerts", content=body(drift)).json()["outcomes"]
+        assert fired["decision"] == "start", fired
         outcome = Rollout(local, registry, version, spec=SPEC).start().result()
         assert outcome.status == PROMOTED, outcome.reason
     finally:
         traffic.stop()
     url = local.prometheus.url
-    wait_for_scrapes(PrometheusSource(url), after=time.time())
+    wait_for_scrapes(prometheus, after=time.time())
     end = time.time()
     dashboard = json.loads(DASHBOARD.read_text())
     variables = {variable["name"]: variable for variable in dashboard["templating"]["list"]}
@@ -159,3 +234,53 @@ def test_every_panel_returns_series_from_a_rollout_on_real_services(stack: tuple
     assert max(weights) == 100
     decided = {one["metric"]["result"]: float(one["value"][1]) for one in series["Rollout decisions"]}
     assert decided.get(PROMOTED, 0) >= 1, decided
+    # Both tracks' labelled rows read back as an accuracy, and the drift alert as a started run (the counter is
+    # this process's: other tests of the session may have counted more).
+    accuracy = [float(value) for one in series["Live accuracy per version"] for _, value in one["values"]]
+    assert max(value for value in accuracy if math.isfinite(value)) > 0.8, accuracy
+    decisions = series["Trigger decisions"]
+    started = [
+        float(one["value"][1]) for one in decisions if one["metric"] == {"kind": "input_drift", "decision": "start"}
+    ]
+    assert sum(started) >= 1, decisions
+
+
+def panel_targets(titles: set[str]) -> dict[tuple[str, str], dict]:
+    """Return the dashboard's targets of the panels titled `titles`, by (panel title, refId)."""
+    dashboard = json.loads(DASHBOARD.read_text())
+    return {
+        (panel["title"], target["refId"]): target
+        for panel in dashboard["panels"]
+        if panel["title"] in titles
+        for target in panel["targets"]
+    }
+
+
+def test_the_live_quality_panels_read_a_regressor(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(ENV_PREDICTION_LOG_DIR, str(tmp_path / "predictions"))
+    uri, model = f"sqlite:///{tmp_path / 'mlflow.db'}", "dashboard-regression"
+    version = register_drill_model(uri, model, seed=SEED, data=DIABETES)
+    local = LocalStack(model, uri, tmp_path, metrics="prometheus")
+    local.prometheus = ClusterLabelledPrometheus(tmp_path / "prometheus", {})
+    source = PrometheusSource(local.prometheus.url)
+    local.source = source
+    try:
+        local.start(version)
+        assert local.stable is not None
+        label_answers(local.stable.url, source, DIABETES)
+        wait_for_scrapes(source, after=time.time())
+        # Whole seconds back from now: the range query's last step is `end`, after the last scrape.
+        end = time.time()
+        start = end - 60
+        titles = {"Live accuracy per version", "Live log loss / MAE per version", "Labelled rows per second"}
+        found = {key: query(source.url, target, start, end) for key, target in panel_targets(titles).items()}
+    finally:
+        local.close()
+    # A regressor has no classification series: accuracy and log loss stay empty, MAE and labelled rows answer.
+    assert {key for key, series in found.items() if series} == {
+        ("Live log loss / MAE per version", "B"),
+        ("Labelled rows per second", "A"),
+    }
+    [mae] = found[("Live log loss / MAE per version", "B")]
+    assert mae["metric"] == {"track": STABLE, "model_version": version}
+    assert max(float(value) for _, value in mae["values"] if value != "NaN") > 0

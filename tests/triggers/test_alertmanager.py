@@ -8,29 +8,21 @@ the receiver, so three features crossing the threshold at once make three notifi
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import yaml
-from prometheus_client import CollectorRegistry, Gauge, start_http_server
+from prometheus_client import CollectorRegistry, Gauge
 
 from pipelines.triggers.receive import DECISIONS
 from pipelines.triggers.record import TriggerRecord
 from pipelines.triggers.start import LocalStarter
-from serving.rollout.harness.processes import ManagedProcess, free_port
+from serving.rollout.harness.processes import free_port
 from serving.rollout.tests.http_backend import wait_until
-from tests.triggers.conftest import MODEL, fake_command
-from tests.triggers.test_receive import Receiver
+from tests.triggers.conftest import MODEL, Receiver, fake_command
+from tests.triggers.stack import NEEDS_BINARIES, alertmanager, exporter, prometheus
 
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.skipif(
-        shutil.which("prometheus") is None or shutil.which("prometheus-alertmanager") is None,
-        reason="needs prometheus and prometheus-alertmanager (.ci/install-system-tools.sh)",
-    ),
-]
+pytestmark = [pytest.mark.integration, NEEDS_BINARIES]
 FEATURES = {"radius": 0.41, "area": 0.52, "texture": 0.33}
 RULE = {
     "groups": [
@@ -51,67 +43,12 @@ RULE = {
 }
 
 
-def alertmanager(workdir: Path, port: int, receiver_url: str) -> ManagedProcess:
-    config = {
-        "route": {
-            "receiver": "plinth-triggers",
-            "group_by": ["alertname", "feature"],
-            "group_wait": "1s",
-            "group_interval": "1s",
-            "repeat_interval": "1h",
-        },
-        "receivers": [
-            {"name": "plinth-triggers", "webhook_configs": [{"url": f"{receiver_url}/alerts", "send_resolved": True}]}
-        ],
-    }
-    (workdir / "alertmanager.yml").write_text(yaml.safe_dump(config))
-    argv = [
-        "prometheus-alertmanager",
-        f"--config.file={workdir / 'alertmanager.yml'}",
-        f"--storage.path={workdir / 'am-data'}",
-        f"--web.listen-address=127.0.0.1:{port}",
-        "--cluster.listen-address=",  # one instance: no gossip port
-        "--log.level=warn",
-    ]
-    return ManagedProcess(
-        "alertmanager", argv, workdir / "alertmanager.log", ready_url=f"http://127.0.0.1:{port}/-/ready"
-    )
-
-
-def prometheus(workdir: Path, gauge_port: int, alertmanager_port: int) -> ManagedProcess:
-    port = free_port()
-    (workdir / "rules.yml").write_text(yaml.safe_dump(RULE))
-    config = {
-        "global": {"scrape_interval": "250ms", "evaluation_interval": "250ms"},
-        "rule_files": [str(workdir / "rules.yml")],
-        "alerting": {"alertmanagers": [{"static_configs": [{"targets": [f"127.0.0.1:{alertmanager_port}"]}]}]},
-        "scrape_configs": [
-            {
-                "job_name": "model",
-                "static_configs": [{"targets": [f"127.0.0.1:{gauge_port}"], "labels": {"track": "stable"}}],
-            }
-        ],
-    }
-    (workdir / "prometheus.yml").write_text(yaml.safe_dump(config))
-    argv = [
-        "prometheus",
-        f"--config.file={workdir / 'prometheus.yml'}",
-        f"--storage.tsdb.path={workdir / 'tsdb'}",
-        f"--web.listen-address=127.0.0.1:{port}",
-        "--log.level=warn",
-    ]
-    return ManagedProcess("prometheus", argv, workdir / "prometheus.log", ready_url=f"http://127.0.0.1:{port}/-/ready")
-
-
 @pytest.fixture
 def drift_gauge() -> Iterator[tuple[Gauge, int]]:
     registry = CollectorRegistry()
     gauge = Gauge("plinth_input_drift_psi", "PSI per feature.", ["feature"], registry=registry)
-    port = free_port()
-    server, thread = start_http_server(port, addr="127.0.0.1", registry=registry)
-    yield gauge, port
-    server.shutdown()
-    thread.join(5)
+    with exporter(registry) as port:
+        yield gauge, port
 
 
 def test_a_burst_of_drift_alerts_starts_exactly_one_run(
@@ -126,7 +63,7 @@ def test_a_burst_of_drift_alerts_starts_exactly_one_run(
     try:
         am_port = free_port()
         processes.append(alertmanager(tmp_path, am_port, receiver.url).start().wait_ready(30))
-        processes.append(prometheus(tmp_path, gauge_port, am_port).start().wait_ready(30))
+        processes.append(prometheus(tmp_path, gauge_port, am_port, RULE, {"track": "stable"}).start().wait_ready(30))
         ignored_before = DECISIONS.labels("input_drift", "ignore")._value.get()
 
         for feature, psi in FEATURES.items():  # the burst: three features drift at once

@@ -1,9 +1,22 @@
+import json
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from components.ingest.core import IngestError, dataset_hash, load_source, snake_case
+from components.common import tracking
+from components.ingest.core import IngestError, dataset_hash, load_source, run, snake_case
+from components.register.core import trigger_tags
+
+TRIGGER = json.dumps(
+    {
+        "kind": "new_data",
+        "reason": "data.csv changed: sha256 0123456789ab, champion v1 has fedcba987654",
+        "values": {"rows": 2},
+        "time": "2026-11-23T12:00:00+00:00",
+        "decision": "start",
+    }
+)
 
 
 def test_builtin_dataset_ships_with_snake_case_features():
@@ -58,3 +71,42 @@ def test_hash_tracks_content_and_columns():
 def test_snake_case():
     assert snake_case("mean radius") == "mean_radius"
     assert snake_case("Worst Area (mm)") == "worst_area_mm"
+
+
+def test_run_tags_the_parent_run_with_its_trigger(tmp_path: Path):
+    """A run the gate rejects never reaches register: the parent run must say why it ran from the start."""
+    source = tmp_path / "data.csv"
+    pd.DataFrame({"a": [1.0, 2.0], "label": [0, 1]}).to_csv(source, index=False)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    run_id, digest = run(str(source), "label", str(tmp_path / "data.parquet"), uri, "e", "job", TRIGGER)
+    tags = tracking.connect(uri).get_run(run_id).data.tags
+    assert {key: tags.get(key) for key in trigger_tags(TRIGGER)} == trigger_tags(TRIGGER)
+    assert tags["plinth.trigger.kind"] == "new_data"
+    assert json.loads(tags["plinth.trigger.values"]) == {"rows": 2}
+    assert tags["plinth.data_hash"] == digest
+    assert tags[tracking.TAG_KIND] == "pipeline"
+
+
+def test_an_unreadable_source_still_leaves_a_failed_run_with_its_trigger(tmp_path: Path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    with pytest.raises(IngestError, match="source file not found"):
+        run(str(tmp_path / "absent.csv"), "y", str(tmp_path / "out.parquet"), uri, "e", "job", TRIGGER)
+    client = tracking.connect(uri)
+    experiment = client.get_experiment_by_name("e")
+    assert experiment is not None
+    [failed] = client.search_runs([experiment.experiment_id])
+    assert failed.info.status == "FAILED"
+    assert failed.data.tags["plinth.trigger.kind"] == "new_data"
+
+
+def test_a_run_a_person_started_has_no_trigger_tags(tmp_path: Path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    run_id, _ = run("sklearn:wine", "target", str(tmp_path / "data.parquet"), uri, "e", "job")
+    assert not [key for key in tracking.connect(uri).get_run(run_id).data.tags if key.startswith("plinth.trigger.")]
+
+
+def test_a_garbled_trigger_opens_no_run(tmp_path: Path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    with pytest.raises(ValueError, match="trigger must be a JSON object"):
+        run("sklearn:wine", "target", str(tmp_path / "data.parquet"), uri, "e", "job", "[1]")
+    assert tracking.connect(uri).get_experiment_by_name("e") is None

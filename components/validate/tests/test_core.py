@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -5,7 +7,7 @@ import pytest
 from components.common.profile import build_profile
 from components.common.task import BINARY, MULTICLASS, REGRESSION, infer_task
 from components.ingest.core import load_source
-from components.validate.core import Thresholds, validate
+from components.validate.core import Thresholds, expects_drift, validate
 
 
 @pytest.fixture(scope="module")
@@ -121,6 +123,27 @@ def test_drift_and_range_against_reference(frame):
     shifted = frame.assign(mean_radius=frame.mean_radius * 3)
     outcome = validate(shifted, "target", build_profile(frame, "target"))
     assert failed(outcome) == {("mean_radius", "within_reference_range"), ("mean_radius", "drift_psi")}
+
+
+@pytest.mark.parametrize("kind", ["input_drift", "new_data"])
+def test_a_retrain_triggered_by_drift_reports_the_drift_without_failing_on_it(frame, kind):
+    shifted = frame.assign(mean_radius=frame.mean_radius * 3)
+    limits = Thresholds(expect_drift=expects_drift(json.dumps({"kind": kind, "reason": "r"})))
+    outcome = validate(shifted, "target", build_profile(frame, "target"), limits)
+    assert outcome.report.passed
+    psi = next(c for c in outcome.report.checks if (c.column, c.rule) == ("mean_radius", "drift_psi"))
+    assert "expected: this run retrains on drifted data" in psi.detail
+    # Schema and task still fail such a run: drift is expected, a broken table is not.
+    assert ("(dataset)", "schema_matches_reference") in failed(
+        validate(shifted.drop(columns=["mean_area"]), "target", build_profile(frame, "target"), limits)
+    )
+
+
+@pytest.mark.parametrize(
+    "trigger", ["", "not json", '["a list"]', '{"kind": "schedule"}', '{"kind": "performance_decay"}']
+)
+def test_other_runs_still_fail_on_drift(trigger):
+    assert not expects_drift(trigger)
 
 
 def test_unseen_categories_and_category_drift_against_reference(churn):

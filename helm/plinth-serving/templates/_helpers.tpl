@@ -242,3 +242,30 @@ affinity:
 {{- define "plinth.signingChecksum" -}}
 checksum/signing: {{ include "plinth.signingKey" . | sha256sum }}
 {{- end }}
+
+{{/* The retraining trigger receiver (pipelines/triggers/receive.py): an Alertmanager webhook in the components image. */}}
+{{- define "plinth.triggerReceiverName" -}}
+{{- printf "%s-trigger-receiver" (include "plinth.fullname" . | trunc 46 | trimSuffix "-") }}
+{{- end }}
+
+{{- define "plinth.triggerReceiverSelectorLabels" -}}
+{{ include "plinth.selectorLabels" . }}
+app.kubernetes.io/component: trigger-receiver
+{{- end }}
+
+{{/* The components image (pipelines/images.py COMPONENTS): its version tag is `<appVersion>-python3.11`; a digest, when given, is what the kubelet pulls. */}}
+{{- define "plinth.triggerReceiverImage" -}}
+{{- $image := .Values.triggerReceiver.image }}
+{{- printf "%s:%s" $image.repository ($image.tag | default (printf "%s-python3.11" .Chart.AppVersion)) }}
+{{- with $image.digest }}@{{ . }}{{ end }}
+{{- end }}
+
+{{/* The receiver's login (EDIT on the model: it writes the trigger history tags), never the serving pods' (READ). */}}
+{{- define "plinth.triggerReceiverMlflowEnv" -}}
+{{- $serving := .Values.mlflow.credentialsSecret.name }}
+{{- $receiver := .Values.triggerReceiver.mlflowCredentialsSecret.name }}
+{{- if and $serving (or (not $receiver) (eq $serving $receiver)) }}
+{{- fail "triggerReceiver.mlflowCredentialsSecret.name is required with the trigger receiver while mlflow.credentialsSecret.name is set, and must name another Secret: the serving pods' login is READ-only on the model, the receiver's needs EDIT to write the trigger history tags, e.g. --set triggerReceiver.mlflowCredentialsSecret.name=mlflow-triggers" }}
+{{- end }}
+{{- include "plinth.mlflowEnv" (dict "root" . "login" .Values.triggerReceiver.mlflowCredentialsSecret) }}
+{{- end }}

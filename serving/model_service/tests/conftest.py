@@ -54,6 +54,15 @@ def import_service(env: dict[str, str]) -> ModuleType:
             sys.modules.pop(SERVICE_MODULE, None)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def prediction_log_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Predictions logged by the services these tests start go to a temporary directory, not `.plinth/`."""
+    directory = tmp_path_factory.mktemp("predictions")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(settings.ENV_PREDICTION_LOG_DIR, str(directory))
+        yield directory
+
+
 @pytest.fixture(scope="session")
 def store(tmp_path_factory: pytest.TempPathFactory) -> str:
     return f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"

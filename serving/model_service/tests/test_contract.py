@@ -1,5 +1,8 @@
 """The published OpenAPI contract is exact: schemathesis with every check finds nothing, for two models.
 
+Both operations are fuzzed: /predict, and /feedback, where a generated request id names no logged prediction
+(404), or one issued by another replica (421) or too long ago (410), all published answers to a valid body.
+
 `--checks all` includes positive_data_acceptance (a schema-valid request must be accepted),
 negative_data_rejection (a schema-invalid one must be refused) and response_schema_conformance (every
 answer, errors included, must match its published schema). One configuration is added: a body over
@@ -22,7 +25,7 @@ pytestmark = pytest.mark.integration
 
 CONFIG = """
 [checks.positive_data_acceptance]
-expected-statuses = ["2xx", "3xx", "401", "403", "404", "409", "413", "429", "5xx"]
+expected-statuses = ["2xx", "3xx", "401", "403", "404", "409", "410", "413", "421", "429", "5xx"]
 
 [checks.negative_data_rejection]
 expected-statuses = ["400", "401", "403", "404", "405", "406", "409", "413", "415", "422", "428", "429", "5xx"]
@@ -50,3 +53,5 @@ def test_schemathesis_all_checks_find_nothing(model: str, request: pytest.Fixtur
     assert "No issues found" in result.stdout, report
     assert "Open API 3.1.0" in result.stdout, report
     assert httpx.get(f"{server.url}/readyz", timeout=5).status_code == 200
+    paths = httpx.get(f"{server.url}/docs.json", timeout=5).json()["paths"]
+    assert {"/predict", "/feedback"} <= set(paths)  # both fuzzed: schemathesis runs every published operation

@@ -50,7 +50,7 @@ def test_binary_answer_keeps_its_shape_and_matches_the_model(client: TestClient,
     got = np.array([p["probability"] for p in body["predictions"]])
     np.testing.assert_allclose(got, expected[:, 1], rtol=1e-9, atol=1e-12)
     first = body["predictions"][0]
-    assert list(first) == ["label", "probability", "probabilities", "model_name", "model_version"]
+    assert list(first) == ["label", "probability", "probabilities", "model_name", "model_version", "request_id"]
     assert [p["label"] for p in body["predictions"]] == [int(p >= 0.5) for p in expected[:, 1]]
     assert all(type(p["label"]) is int for p in body["predictions"])
     probabilities = [list(p["probabilities"].values()) for p in body["predictions"]]
@@ -68,7 +68,10 @@ def test_columnar_in_signature_order_equals_records(client: TestClient, register
     records = client.post("/predict", json={"instances": registered.instances(5, 7)}).json()
     response = client.post("/predict", json=columnar)
     assert response.status_code == 200, response.text
-    assert response.json() == records
+    answered = response.json()
+    ids = [p.pop("request_id") for body in (answered, records) for p in body["predictions"]]
+    assert len(set(ids)) == 14  # every prediction gets its own id for /feedback
+    assert answered == records
 
 
 def test_columnar_in_another_order_is_refused_naming_the_order(client: TestClient, registered: RegisteredModel) -> None:
@@ -241,4 +244,5 @@ def test_documented_example_request_is_valid_and_answered(
         "probabilities",
         "model_name",
         "model_version",
+        "request_id",
     }

@@ -143,7 +143,9 @@ def test_plinth_champion_prints_urls_and_a_working_curl(
     for url in (f"{served.url}/predict", f"{served.url}/docs.json", f"{served.url}/metrics"):
         assert url in output
     assert answer["model_name"] == "plinth-classifier"
-    assert set(answer["predictions"][0]) == {"label", "probability", "probabilities", "model_name", "model_version"}  # type: ignore[index]
+    assert set(answer["predictions"][0]) == {  # type: ignore[index]
+        *("label", "probability", "probabilities", "model_name", "model_version", "request_id"),
+    }
     # serve.py gives BentoML a home of its own under PLINTH_HOME, not the user's ~/bentoml.
     assert (home / "bentoml").is_dir()
     assert not (home / "user" / "bentoml").exists()
@@ -175,7 +177,7 @@ def test_python_model_answers_labels_only(home: Path, rule: RegisteredModel, rep
         samples = scrape(served.url)
     assert response.status_code == 200, response.text
     predictions = response.json()["predictions"]
-    assert [set(p) for p in predictions] == [{"label", "model_name", "model_version"}] * len(rows)
+    assert [set(p) for p in predictions] == [{"label", "model_name", "model_version", "request_id"}] * len(rows)
     expected = rule.model.predict(None, rule.features.iloc[:40])
     assert [p["label"] for p in predictions] == expected.tolist()
     yes = int(np.count_nonzero(expected == "yes"))

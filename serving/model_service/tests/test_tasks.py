@@ -50,7 +50,7 @@ def test_multiclass_answers_every_class_and_meters_each(wine_server: Server, win
     predictions = predict(wine_server, wine.instances(0, 60))
     after = scrape(wine_server.url)
     expected = wine.expected(0, 60)
-    assert list(predictions[0]) == ["label", "probabilities", "model_name", "model_version"]
+    assert list(predictions[0]) == ["label", "probabilities", "model_name", "model_version", "request_id"]
     got = np.array([[p["probabilities"][name] for name in names] for p in predictions])
     np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-12)
     labels = [wine.task.classes[i] for i in expected.argmax(axis=1)]
@@ -68,7 +68,7 @@ def test_multiclass_answers_every_class_and_meters_each(wine_server: Server, win
 
 def test_regression_answers_values_into_decile_buckets(diabetes_server: Server, diabetes: RegisteredModel) -> None:
     predictions = predict(diabetes_server, diabetes.instances(0, 50))
-    assert list(predictions[0]) == ["prediction", "model_name", "model_version"]
+    assert list(predictions[0]) == ["prediction", "model_name", "model_version", "request_id"]
     np.testing.assert_allclose([p["prediction"] for p in predictions], diabetes.expected(0, 50), rtol=1e-9)
     samples = scrape(diabetes_server.url)
     bounds = sorted(float(key.split('le="')[1].split('"')[0]) for key in samples if "prediction_value_bucket" in key)
@@ -133,7 +133,9 @@ def test_wrong_types_are_refused_naming_the_column(
 def test_an_integral_number_is_an_integer(churn_server: Server, churn: RegisteredModel) -> None:
     """JSON Schema counts 3.0 as an integer, so the published contract does, and so does the service."""
     as_int, as_float = ({**churn.instances(0, 1)[0], "support_calls": value} for value in (3, 3.0))
-    assert predict(churn_server, [as_float]) == predict(churn_server, [as_int])
+    [from_float], [from_int] = predict(churn_server, [as_float]), predict(churn_server, [as_int])
+    assert from_float.pop("request_id") != from_int.pop("request_id")
+    assert from_float == from_int
 
 
 def test_missing_and_unknown_columns_are_named(churn_server: Server, churn: RegisteredModel) -> None:

@@ -13,7 +13,7 @@ from enum import Enum
 from typing import Any
 
 from serving.rollout.core.divergence import describe, divergence
-from serving.rollout.core.observe import DRIFT_OFF, Observation, Predictions, TrackSample
+from serving.rollout.core.observe import DRIFT_OFF, LiveQuality, Observation, Predictions, TrackSample
 from serving.rollout.core.spec import AnalysisSpec, Check
 
 PASS, FAIL, NO_DATA, PENDING = "pass", "fail", "no_data", "pending"
@@ -55,12 +55,15 @@ class Baseline:
 
     At 100 % canary weight the stable gets no traffic, so its last well-sampled p99 stands in. Predictions
     are summed over the rollout because a model's output distribution does not depend on the weight, and a
-    Jensen-Shannon estimate from a dozen predictions is mostly sampling noise.
+    Jensen-Shannon estimate from a dozen predictions is mostly sampling noise. Ground-truth labels are summed
+    for the same reason, and because they arrive sparse and late.
     """
 
     p99_seconds: float = math.nan
     stable_predictions: Predictions = field(default_factory=Predictions)
     canary_predictions: Predictions = field(default_factory=Predictions)
+    stable_live: LiveQuality = field(default_factory=LiveQuality)
+    canary_live: LiveQuality = field(default_factory=LiveQuality)
 
     def to_record(self) -> dict[str, Any]:
         """Return the baseline as JSON-safe data, for a controller that must survive its own restart."""
@@ -68,6 +71,8 @@ class Baseline:
             "p99_seconds": None if math.isnan(self.p99_seconds) else self.p99_seconds,
             "stable_predictions": self.stable_predictions.to_record(),
             "canary_predictions": self.canary_predictions.to_record(),
+            "stable_live": self.stable_live.to_record(),
+            "canary_live": self.canary_live.to_record(),
         }
 
     @classmethod
@@ -78,6 +83,8 @@ class Baseline:
             p99_seconds=math.nan if p99 is None else float(p99),
             stable_predictions=Predictions.from_record(data.get("stable_predictions", {})),
             canary_predictions=Predictions.from_record(data.get("canary_predictions", {})),
+            stable_live=LiveQuality.from_record(data.get("stable_live", {})),
+            canary_live=LiveQuality.from_record(data.get("canary_live", {})),
         )
 
     def update(self, observation: Observation, min_requests: int) -> None:
@@ -87,6 +94,8 @@ class Baseline:
             self.p99_seconds = stable.p99_seconds
         self.stable_predictions.add(stable.predictions)
         self.canary_predictions.add(observation.canary.predictions)
+        self.stable_live.add(stable.live)
+        self.canary_live.add(observation.canary.live)
 
 
 def _threshold(name: str, value: float, ok: bool, bound: str) -> CheckResult:
@@ -175,6 +184,44 @@ def check_divergence(check: Check, observation: Observation, baseline: Baseline)
     )
 
 
+def check_live_quality(check: Check, baseline: Baseline, shadow: bool) -> CheckResult:
+    """Canary vs stable quality on ground-truth labels summed over the rollout, by the bound for the task.
+
+    Not applicable in the shadow phase: the canary's mirrored answers reach no client, so no label can ever
+    come for them (pending there would hold the phase until the progress deadline).
+
+    Pending until both versions have `minLabelled` labelled rows, including when no label has arrived at all
+    (feedback off and feedback not yet in look the same: the Summaries export nothing before a first label).
+    Pending holds the step without counting a failure, so a rollout whose labels never come rolls back at
+    the progress deadline, as any rollout that stops advancing does. Labels that fit no bound of the spec
+    (a regressor's errors under `maxAccuracyDrop` alone) are no data.
+    """
+    if shadow:
+        detail = "not applicable in the shadow phase: mirrored answers reach no client, no label comes for them"
+        return CheckResult(check.name, NOT_APPLICABLE, math.nan, detail)
+    canary, stable = baseline.canary_live, baseline.stable_live
+    needed = check.min_labelled or 1
+    counts = [0.0 if math.isnan(live.labelled) else live.labelled for live in (canary, stable)]
+    if min(counts) < needed:
+        detail = f"{counts[0]:g} canary / {counts[1]:g} stable labelled rows so far, judging from {needed}"
+        if max(counts) == 0:
+            detail += " (no label yet: feedback off or not in; holds until progressDeadline)"
+        return CheckResult(check.name, PENDING, min(counts), detail)
+    drop, ratio = check.max_accuracy_drop, check.max_mae_ratio
+    if drop is not None and not math.isnan(canary.accuracy) and not math.isnan(stable.accuracy):
+        floor = stable.accuracy - drop
+        # A canary exactly at the bound passes (0.52 - 0.05 is 0.47000000000000003 in floats).
+        ok = canary.accuracy >= floor or math.isclose(canary.accuracy, floor)
+        detail = f"canary accuracy {canary.accuracy:.4g}, stable {stable.accuracy:.4g} (max drop {drop:g})"
+        return CheckResult(check.name, PASS if ok else FAIL, canary.accuracy, detail)
+    if ratio is not None and not math.isnan(canary.mae) and not math.isnan(stable.mae):
+        detail = f"canary MAE {canary.mae:.4g}, stable {stable.mae:.4g} (max {ratio:g} x stable)"
+        return CheckResult(check.name, PASS if canary.mae <= ratio * stable.mae else FAIL, canary.mae, detail)
+    bounds = ", ".join(name for name, bound in (("maxAccuracyDrop", drop), ("maxMaeRatio", ratio)) if bound is not None)
+    detail = f"no values found: the labelled rows of both versions fit no bound of this check ({bounds})"
+    return CheckResult(check.name, NO_DATA, math.nan, detail)
+
+
 def run_check(
     check: Check,
     spec: AnalysisSpec,
@@ -183,6 +230,7 @@ def run_check(
     expected_version: str | None,
     has_profile: bool | None = None,
     min_requests: int | None = None,
+    shadow: bool = False,
 ) -> CheckResult:
     """Evaluate one enabled check against the canary's interval (`min_requests`: the spec's unless given)."""
     canary = observation.canary
@@ -213,6 +261,8 @@ def run_check(
         return check_latency(check, canary, baseline)
     if check.name == "prediction-divergence":
         return check_divergence(check, observation, baseline)
+    if check.name == "live-quality":
+        return check_live_quality(check, baseline, shadow)
     return check_drift(check, canary, baseline, has_profile)
 
 
@@ -238,7 +288,14 @@ class Analysis:
         self.baseline.update(observation, self.spec.min_requests)
         results = tuple(
             run_check(
-                check, self.spec, observation, self.baseline, self.canary_version, self.canary_has_profile, needed
+                check,
+                self.spec,
+                observation,
+                self.baseline,
+                self.canary_version,
+                self.canary_has_profile,
+                needed,
+                shadow,
             )
             for check in self.spec.enabled_checks
         )

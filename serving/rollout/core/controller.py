@@ -208,8 +208,12 @@ class Controller:
         return self.finish(ROLLED_BACK, reason)
 
     def finish(self, status: str, reason: str) -> Outcome:
-        """Count the decision and record it on the version."""
+        """Count the decision and record it on the version.
+
+        The decision's time is taken before the registry writes (tags, history, timeline plot): the traffic
+        has already moved, and the time to rollback is what the users saw, not how long the records took.
+        """
         ROLLOUT_DECISIONS.labels(status).inc()
-        self.recorder.finish(status, reason)
         self.outcome.status, self.outcome.reason, self.outcome.finished = status, reason, time.time()
+        self.recorder.finish(status, reason)
         return self.outcome

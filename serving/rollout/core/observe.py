@@ -26,6 +26,13 @@ DRIFT_ON, DRIFT_OFF = "on", "off"
 CLASS_COUNTER = "plinth_predicted_class_total"
 PROBABILITY_BUCKET = "plinth_prediction_probability_bucket"
 VALUE_BUCKET = "plinth_prediction_value_bucket"
+# Ground truth joined to logged predictions (Summaries labelled by the logged prediction's `model_version`):
+# a classifier's labelled rows and how many were right, a regressor's labelled rows and their absolute errors.
+LIVE_CORRECT_COUNT = "plinth_live_correct_count"
+LIVE_CORRECT_SUM = "plinth_live_correct_sum"
+LIVE_ERROR_COUNT = "plinth_live_absolute_error_count"
+LIVE_ERROR_SUM = "plinth_live_absolute_error_sum"
+LIVE_SAMPLES = (LIVE_CORRECT_COUNT, LIVE_CORRECT_SUM, LIVE_ERROR_COUNT, LIVE_ERROR_SUM)
 
 Buckets = dict[float, float]
 
@@ -112,6 +119,72 @@ def predictions_of(samples: Iterable[tuple[str, Mapping[str, str], float]]) -> P
     return found
 
 
+def add_known(total: float, value: float) -> float:
+    """Return `total + value` where NaN means "never reported": NaN + x is x, x + NaN is x."""
+    if math.isnan(value):
+        return total
+    return value if math.isnan(total) else total + value
+
+
+@dataclass
+class LiveQuality:
+    """Ground truth for one model version: labelled rows, how many were right, the sum of absolute errors.
+
+    NaN is "no such series": a version without labels yet, or feedback off (the Summaries export nothing
+    until their first label). A classifier reports `correct`, a regressor `absolute_error`.
+    """
+
+    labelled: float = NAN
+    correct: float = NAN
+    absolute_error: float = NAN
+
+    @property
+    def accuracy(self) -> float:
+        """Return the share of labelled classification rows that were right, NaN without any."""
+        return self.correct / self.labelled if self.labelled > 0 and not math.isnan(self.correct) else NAN
+
+    @property
+    def mae(self) -> float:
+        """Return the mean absolute error of labelled regression rows, NaN without any."""
+        labelled, error = self.labelled, self.absolute_error
+        return error / labelled if labelled > 0 and not math.isnan(error) else NAN
+
+    def add(self, other: LiveQuality) -> None:
+        """Fold another interval's increases in (labels arrive sparse and late: summed over the rollout)."""
+        self.labelled = add_known(self.labelled, other.labelled)
+        self.correct = add_known(self.correct, other.correct)
+        self.absolute_error = add_known(self.absolute_error, other.absolute_error)
+
+    def to_record(self) -> dict[str, float | None]:
+        """Return the sums as JSON-safe data (None for NaN)."""
+        return {name: None if math.isnan(value) else value for name, value in vars(self).items()}
+
+    @classmethod
+    def from_record(cls, data: Mapping[str, Any]) -> LiveQuality:
+        """Read sums written by `to_record`."""
+        return cls(**{name: NAN if data.get(name) is None else float(data[name]) for name in vars(cls())})
+
+
+def live_quality_of(samples: Iterable[tuple[str, Mapping[str, str], float]], version: str | None) -> LiveQuality:
+    """Return the live-quality increases of one model version in (sample name, labels, value) triples.
+
+    Selected by the `model_version` label, summed over every process and track that exports it: feedback for
+    the stable's answer may reach the canary's process, which exports it under the stable's version. An
+    unknown or ambiguous version (several processes disagreeing, comma-joined) selects nothing.
+    """
+    found = LiveQuality()
+    if not version or "," in version:
+        return found
+    sums = {name: NAN for name in LIVE_SAMPLES}
+    for name, labels, value in samples:
+        if name in sums and labels.get("model_version") == version:
+            sums[name] = add_known(sums[name], value)
+    found.labelled = add_known(sums[LIVE_CORRECT_COUNT], sums[LIVE_ERROR_COUNT])
+    found.correct = sums[LIVE_CORRECT_SUM]
+    found.absolute_error = sums[LIVE_ERROR_SUM]
+    return found
+
+
 @dataclass(frozen=True)
 class TrackSample:
     """One track's signals over the interval."""
@@ -121,6 +194,8 @@ class TrackSample:
     p99_seconds: float = NAN
     predictions: Predictions = field(default_factory=Predictions)
     input_drift: float = NAN
+    # Increases of the track's model version's live-quality Summaries, whichever process exported them.
+    live: LiveQuality = field(default_factory=LiveQuality)
     model_version: str | None = None
     # From `plinth_model_info` labels, None when the service does not say (comma-joined if several).
     task: str | None = None

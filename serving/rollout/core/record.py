@@ -2,7 +2,8 @@
 
 Only the alias move may fail the promotion; every other write is best effort, because a rollout that
 cannot write a tag must still end safe. Tags are what `make promote` reads; the JSON artifact on the
-version's run is the full history (which version served when, weights, check results, why it changed).
+version's run is the full history (which version served when, weights, check results, why it changed), and a
+PNG beside it draws that history as a timeline (`timeline.py`).
 """
 
 from __future__ import annotations
@@ -113,14 +114,31 @@ class RolloutRecorder:
         return recorded
 
     def save_history(self, finished: str) -> None:
-        """Log the history as JSON on the version's run and name it in a tag."""
+        """Log the history as JSON on the version's run, and its timeline as a PNG beside it; tag both."""
         try:
             run_id = self.client.get_model_version(self.model_name, self.version).run_id
             if not run_id:
                 return
-            path = f"rollout/{self.environment}-v{self.version}-{finished.replace(':', '')}.json"
-            self.client.log_text(run_id, json.dumps(self.history, indent=1), path)
+            stem = f"rollout/{self.environment}-v{self.version}-{finished.replace(':', '')}"
+            self.client.log_text(run_id, json.dumps(self.history, indent=1), f"{stem}.json")
         except Exception as error:  # the tags already carry the outcome
             LOG.warning("could not save the rollout history: %s", str(error).splitlines()[0][:200])
             return
-        self.tag(f"{self.prefix}.history", f"runs:/{run_id}/{path}")
+        self.tag(f"{self.prefix}.history", f"runs:/{run_id}/{stem}.json")
+        self.save_timeline(run_id, f"{stem}-timeline.png")
+
+    def save_timeline(self, run_id: str, path: str) -> None:
+        """Draw the history (weight, checks, decision) and log the PNG; a failure to draw is only logged.
+
+        Imported here, not at the top: `timeline` reads this module's outcome names, and matplotlib stays out
+        of the controller's start-up until a rollout ends.
+        """
+        try:
+            from serving.rollout.core.timeline import timeline_figure
+
+            figure = timeline_figure(self.history, f"{self.model_name} v{self.version} in {self.environment}")
+            self.client.log_figure(run_id, figure, path)
+        except Exception as error:  # the JSON history holds the same facts
+            LOG.warning("could not save the rollout timeline: %s", str(error).splitlines()[0][:200])
+            return
+        self.tag(f"{self.prefix}.timeline", f"runs:/{run_id}/{path}")

@@ -15,10 +15,13 @@ from typing import Any
 
 import yaml
 
-CHECK_NAMES = ("success-rate", "latency-p99", "prediction-divergence", "input-drift")
+CHECK_NAMES = ("success-rate", "latency-p99", "prediction-divergence", "input-drift", "live-quality")
 # Rows the canary must have scored before divergence / drift are judged: JS over fewer predictions, or a
 # PSI over fewer rows, is mostly sampling noise.
 DEFAULT_MIN_PREDICTIONS = {"prediction-divergence": 30, "input-drift": 100}
+# Labelled rows each version needs (summed over the rollout) before live quality is judged: an accuracy over
+# a handful of labels swings by tens of points.
+DEFAULT_MIN_LABELLED = 30
 DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 DURATION_PATTERN = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)$")
 
@@ -39,6 +42,9 @@ class Check:
     max_seconds: float | None = None
     max_ratio_to_stable: float | None = None
     min_predictions: int | None = None
+    min_labelled: int | None = None
+    max_accuracy_drop: float | None = None
+    max_mae_ratio: float | None = None
 
 
 @dataclass(frozen=True)
@@ -111,6 +117,7 @@ CHECK_KEYS = {
     "latency-p99": {"maxSeconds", "maxRatioToStable"},
     "prediction-divergence": {"max", "minPredictions"},
     "input-drift": {"max", "minPredictions"},
+    "live-quality": {"minLabelled", "maxAccuracyDrop", "maxMaeRatio"},
 }
 REQUIRED_KEYS = {
     "success-rate": "min",
@@ -118,6 +125,8 @@ REQUIRED_KEYS = {
     "prediction-divergence": "max",
     "input-drift": "max",
 }
+# A check that needs any one of several keys (live quality: a bound for classifiers, one for regressors).
+REQUIRED_ANY_KEYS = {"live-quality": ("maxAccuracyDrop", "maxMaeRatio")}
 
 
 def parse_check(data: Any, field: str) -> Check:
@@ -131,15 +140,21 @@ def parse_check(data: Any, field: str) -> Check:
     unknown = sorted(set(data) - allowed)
     if unknown:
         raise SpecError(f"{field}.{unknown[0]}: unknown key for check {name!r}")
-    required = REQUIRED_KEYS[name]
-    if required not in data:
+    required = REQUIRED_KEYS.get(name)
+    if required is not None and required not in data:
         raise SpecError(f"{field}.{required}: required for check {name!r}")
+    anyof = REQUIRED_ANY_KEYS.get(name, ())
+    if anyof and not any(key in data for key in anyof):
+        raise SpecError(f"{field}.{anyof[0]}: required for check {name!r} (or {', '.join(anyof[1:])})")
     enabled = data.get("enabled", True)
     if not isinstance(enabled, bool):
         raise SpecError(f"{field}.enabled: expected true or false, got {enabled!r}")
     minimum = _number(data, "min", field)
     if minimum is not None and minimum > 1:
         raise SpecError(f"{field}.min: a success rate is a share between 0 and 1, got {minimum!r}")
+    drop = _number(data, "maxAccuracyDrop", field, positive=False)
+    if drop is not None and not 0 <= drop <= 1:
+        raise SpecError(f"{field}.maxAccuracyDrop: an accuracy drop is a share between 0 and 1, got {drop!r}")
     return Check(
         name=name,
         failure_limit=_integer(data.get("failureLimit", 1), f"{field}.failureLimit", 1),
@@ -151,6 +166,11 @@ def parse_check(data: Any, field: str) -> Check:
         min_predictions=_integer(data["minPredictions"], f"{field}.minPredictions", 1)
         if "minPredictions" in data
         else DEFAULT_MIN_PREDICTIONS.get(name),
+        min_labelled=_integer(data.get("minLabelled", DEFAULT_MIN_LABELLED), f"{field}.minLabelled", 1)
+        if name == "live-quality"
+        else None,
+        max_accuracy_drop=drop,
+        max_mae_ratio=_number(data, "maxMaeRatio", field),
     )
 
 

@@ -6,6 +6,7 @@ work for the local router and the cluster, and no query depends on pod names.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 
@@ -13,6 +14,7 @@ import httpx
 
 from serving.rollout.core.observe import (
     CLASS_COUNTER,
+    LIVE_SAMPLES,
     NAN,
     PREDICT_ENDPOINT,
     PROBABILITY_BUCKET,
@@ -21,6 +23,7 @@ from serving.rollout.core.observe import (
     TrackSample,
     empty_observation,
     info_labels,
+    live_quality_of,
     predictions_of,
 )
 
@@ -53,6 +56,20 @@ def track_queries(track: str, window: str) -> dict[str, str]:
         "drift": f"max(last_over_time(plinth_input_drift_psi{own}[{window}]))",
         "info": f"last_over_time(plinth_model_info{own}[{window}])",
     }
+
+
+def live_queries(window: str) -> dict[str, str]:
+    """Return the PromQL of the live-quality increases per model version, over every track and process.
+
+    Not by `track`: the version label is the logged prediction's, and feedback for the stable's answer may
+    be exported by the canary's process.
+    """
+    return {name: f"sum by (model_version) (increase({name}[{window}]))" for name in LIVE_SAMPLES}
+
+
+def window_of(window_seconds: float) -> str:
+    """Return a PromQL range no shorter than MIN_WINDOW_S, in milliseconds."""
+    return f"{round(max(window_seconds, MIN_WINDOW_S) * 1000)}ms"
 
 
 class PrometheusSource:
@@ -100,7 +117,7 @@ class PrometheusSource:
 
     def sample(self, track: str, window_seconds: float) -> TrackSample:
         """Read one track; a target that is down yields an empty sample."""
-        queries = track_queries(track, f"{round(max(window_seconds, MIN_WINDOW_S) * 1000)}ms")
+        queries = track_queries(track, window_of(window_seconds))
         up = self.scalar(queries["up"])
         if up != 1.0:
             return TrackSample(missing=f"{track} target {'not scraped' if math.isnan(up) else 'down'} (up={up:g})")
@@ -123,8 +140,15 @@ class PrometheusSource:
     def observe(self, window_seconds: float) -> Observation:
         """Read both tracks; an unreachable or failing Prometheus means no data, never a pass."""
         try:
+            stable, canary = self.sample("stable", window_seconds), self.sample("canary", window_seconds)
+            live = [
+                (name, series["metric"], float(series["value"][1]))
+                for name, promql in live_queries(window_of(window_seconds)).items()
+                for series in self.query(promql)
+            ]
             return Observation(
-                stable=self.sample("stable", window_seconds), canary=self.sample("canary", window_seconds)
+                stable=dataclasses.replace(stable, live=live_quality_of(live, stable.model_version)),
+                canary=dataclasses.replace(canary, live=live_quality_of(live, canary.model_version)),
             )
         except (httpx.HTTPError, RuntimeError, KeyError, ValueError) as error:
             return empty_observation(f"prometheus at {self.url}: {type(error).__name__}: {error}")

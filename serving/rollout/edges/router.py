@@ -6,8 +6,9 @@ flight; `drain` waits for a backend's in-flight requests before its process is s
 stable (the Gateway API standard channel has no such retry, so the benchmark runs without it).
 
 In the shadow phase the router mirrors: every request the stable answers is also sent to the canary, marked
-`x-plinth-mirror: 1`, from a separate bounded pool whose answers are counted and discarded. The user's answer
-never waits for the mirror; when the pool is full (a slow canary) the copy is dropped, not queued.
+`x-plinth-mirror: 1`, from one event-loop thread (`mirror.py`) whose answers are counted and discarded. The
+user's answer never waits for the mirror; when its bound is reached (a slow canary) the copy is dropped, not
+queued.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from __future__ import annotations
 import random
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -23,6 +23,7 @@ import httpx
 
 from serving.model_service.settings import MIRROR_HEADER
 from serving.rollout.core.observe import CANARY, STABLE
+from serving.rollout.edges.mirror import Mirror
 
 HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "content-length", "host", "content-encoding"}
 TRACK_HEADER = "x-plinth-track"
@@ -55,15 +56,13 @@ class WeightedRouter:
         self.retry_on_stable = retry_on_stable
         self.backends = {STABLE: stable_url.rstrip("/"), CANARY: (canary_url or "").rstrip("/")}
         self.weight = 0
-        self.mirror = False
+        self.mirroring = False
         self.stats = RouterStats()
         self.in_flight: dict[str, int] = {}
         self.lock = threading.Lock()
         self.client = httpx.Client(timeout=UPSTREAM_TIMEOUT_S, limits=httpx.Limits(max_connections=200))
-        # Mirrors use their own connections and threads: a slow canary never holds what users need.
-        self.mirror_client = httpx.Client(timeout=MIRROR_TIMEOUT_S, limits=httpx.Limits(max_connections=MIRROR_SLOTS))
-        self.mirror_pool = ThreadPoolExecutor(max_workers=MIRROR_SLOTS, thread_name_prefix="mirror")
-        self.mirror_slots = threading.BoundedSemaphore(MIRROR_SLOTS)
+        # Mirrors use their own connections and thread: a slow canary never holds what users need.
+        self.mirror = Mirror(MIRROR_SLOTS, MIRROR_TIMEOUT_S, self.count_mirrored)
         self.server = ThreadingHTTPServer(("127.0.0.1", port), self.handler_class())
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, name="router", daemon=True)
@@ -75,6 +74,7 @@ class WeightedRouter:
 
     def start(self) -> WeightedRouter:
         """Serve in a background thread."""
+        self.mirror.start()
         self.thread.start()
         return self
 
@@ -82,9 +82,8 @@ class WeightedRouter:
         """Stop serving and close upstream connections."""
         self.server.shutdown()
         self.server.server_close()
-        self.mirror_pool.shutdown(wait=False, cancel_futures=True)
+        self.mirror.stop()
         self.client.close()
-        self.mirror_client.close()
 
     def set_weight(self, weight: int) -> None:
         """Send `weight` percent of new requests to the canary."""
@@ -95,7 +94,7 @@ class WeightedRouter:
     def set_mirror(self, on: bool) -> None:
         """Mirror every request the stable answers to the canary (answers discarded), or stop mirroring."""
         with self.lock:
-            self.mirror = on and bool(self.backends[CANARY])
+            self.mirroring = on and bool(self.backends[CANARY])
 
     def set_backend(self, track: str, url: str | None) -> None:
         """Point a track at another service (None removes the canary, zeroes its weight and stops mirroring)."""
@@ -104,7 +103,7 @@ class WeightedRouter:
             if track == CANARY and url:
                 self.stats.first_canary_request = None
             if not self.backends[CANARY]:
-                self.mirror = False
+                self.mirroring = False
             if not self.backends[CANARY] and self.weight:
                 self.weight = 0
                 self.stats.weights.append((time.time(), 0))
@@ -149,26 +148,15 @@ class WeightedRouter:
         return response.status_code, response
 
     def mirror_copy(self, method: str, path: str, headers: dict[str, str], body: bytes) -> None:
-        """Hand a marked copy of the request to the mirror pool, if mirroring; never blocks the caller."""
+        """Hand a marked copy of the request to the mirror, if mirroring; never blocks the caller."""
         with self.lock:
-            url = self.backends[CANARY] if self.mirror else ""
-        if not url:
-            return
-        if not self.mirror_slots.acquire(blocking=False):
+            url = self.backends[CANARY] if self.mirroring else ""
+        if url and not self.mirror.send(method, url + path, {**headers, MIRROR_HEADER: "1"}, body):
             with self.lock:
                 self.stats.mirror_dropped += 1
-            return
-        marked = {**headers, MIRROR_HEADER: "1"}
-        self.mirror_pool.submit(self.send_mirror, url + path, method, marked, body)
 
-    def send_mirror(self, url: str, method: str, headers: dict[str, str], body: bytes) -> None:
-        """Send one mirrored copy and count the canary's status; the answer itself is discarded."""
-        try:
-            status = self.mirror_client.request(method, url, headers=headers, content=body).status_code
-        except httpx.HTTPError:
-            status = 502
-        finally:
-            self.mirror_slots.release()
+    def count_mirrored(self, status: int) -> None:
+        """Count one mirrored copy by the canary's status; the answer itself is discarded."""
         with self.lock:
             self.stats.mirrored[status] = self.stats.mirrored.get(status, 0) + 1
 

@@ -7,6 +7,7 @@ so the current value is the delta (as Prometheus' `increase` treats a reset).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping
 
@@ -20,6 +21,7 @@ from serving.rollout.core.observe import (
     Observation,
     TrackSample,
     info_labels,
+    live_quality_of,
     predictions_of,
 )
 
@@ -76,6 +78,21 @@ def summarise(current: Snapshot, increase: Snapshot) -> TrackSample:
     )
 
 
+def with_live_quality(stable: tuple[TrackSample, Snapshot], canary: tuple[TrackSample, Snapshot]) -> Observation:
+    """Return both tracks with live quality selected by each one's model version over both pages' increases.
+
+    Feedback for the stable's answer may reach the canary's process, which exports it under the stable's
+    version: a version's labelled rows are those of every page, whichever track served it.
+    """
+    live = [
+        (name, dict(labels), value) for _, increase in (stable, canary) for (name, labels), value in increase.items()
+    ]
+    return Observation(
+        stable=dataclasses.replace(stable[0], live=live_quality_of(live, stable[0].model_version)),
+        canary=dataclasses.replace(canary[0], live=live_quality_of(live, canary[0].model_version)),
+    )
+
+
 class ScrapeSource:
     """Reads the stable and canary services' /metrics pages and diffs them between calls."""
 
@@ -97,18 +114,18 @@ class ScrapeSource:
         """Take the baseline that the first interval's deltas are computed against."""
         self.previous = {track: snap for track in self.urls if (snap := self.scrape(track)) is not None}
 
-    def sample(self, track: str) -> TrackSample:
-        """Read one track; a service that does not answer yields an empty sample."""
+    def sample(self, track: str) -> tuple[TrackSample, Snapshot]:
+        """Read one track and its increase; a service that does not answer yields an empty sample."""
         current = self.scrape(track)
         if current is None:
-            return TrackSample(missing=f"{track} /metrics at {self.urls[track]} not answering")
+            return TrackSample(missing=f"{track} /metrics at {self.urls[track]} not answering"), {}
         increase = delta(current, self.previous.get(track, {}))
         self.previous[track] = current
-        return summarise(current, increase)
+        return summarise(current, increase), increase
 
     def observe(self, window_seconds: float) -> Observation:
         """Return both tracks' signals since the previous call (the controller calls once per interval)."""
-        return Observation(stable=self.sample("stable"), canary=self.sample("canary"))
+        return with_live_quality(self.sample("stable"), self.sample("canary"))
 
     def set_url(self, track: str, url: str) -> None:
         """Point a track at another process (after promotion the stable moves); its deltas restart."""

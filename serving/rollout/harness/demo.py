@@ -11,9 +11,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import re
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -30,6 +28,7 @@ from serving.rollout.core.spec import load_spec
 from serving.rollout.core.telemetry import serve_metrics
 from serving.rollout.harness.local import LocalStack
 from serving.rollout.harness.measure import exposure
+from serving.rollout.harness.pipeline_progress import run_pipeline
 from serving.rollout.harness.processes import free_port
 from serving.rollout.harness.report import Summary
 from serving.rollout.harness.traffic import TrafficGenerator
@@ -38,11 +37,6 @@ from serving.rollout.harness.train_drill import held_out_instances, register_dri
 FAST_SPEC = Path(__file__).parents[1] / "analysis-fast.yaml"
 MODEL = "plinth-demo"
 CHAMPION_FRACTION = 0.1
-ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
-# kfp.local's progress lines: "Executing task 'split'" and "Task 'split' finished with status SUCCESS".
-TASK_STATUS = re.compile(
-    r"Executing task '(?P<started>[\w-]+)'|Task '(?P<task>[\w-]+)' finished with status (?P<status>\w+)"
-)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -101,7 +95,7 @@ class Demo:
             ]
             env = {**os.environ, "PLINTH_HOME": str(self.home)}
             self.say(f"training with the pipeline: {' '.join(argv[1:])}")
-            returncode, output = self._run_pipeline(argv, env)
+            returncode, output = run_pipeline(argv, env, self.say)
             if returncode == 0:
                 try:
                     return str(connect(self.tracking_uri).get_model_version_by_alias(MODEL, alias).version)
@@ -111,19 +105,6 @@ class Demo:
             why = gate[0] if gate else " | ".join(output[-2:])
             self.say(f"the pipeline proposed no {alias} (exit {returncode}; {why}); registering a drill model")
         return register_drill_model(self.tracking_uri, MODEL, seed=self.args.seed, train_fraction=fraction, alias=alias)
-
-    def _run_pipeline(self, argv: list[str], env: dict[str, str]) -> tuple[int, list[str]]:
-        """Run the pipeline, echoing each step's start and end (kfp's own log is long); return code and lines."""
-        lines = []
-        with subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as child:
-            assert child.stdout is not None
-            for raw in child.stdout:
-                line = ANSI_ESCAPE.sub("", raw).rstrip()
-                lines.append(line)
-                step = TASK_STATUS.search(line)
-                if step:
-                    self.say(f"  pipeline step {step['started'] or step['task']}: {step['status'] or 'running'}")
-        return child.returncode, lines
 
     def rollout(self, stack: LocalStack, traffic: TrafficGenerator, version: str, title: str) -> Outcome:
         """Deploy `version` as the canary and run the analysis with a live progress view."""

@@ -10,6 +10,7 @@ its in-flight requests and only then stops, so no request is dropped.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
 from types import TracebackType
@@ -39,6 +40,8 @@ class LocalStack(AbstractContextManager["LocalStack"]):
         router_port: int = 0,
         extra_scrape: dict[str, str] | None = None,
         retry_on_stable: bool = True,
+        rule_files: Sequence[Path] = (),
+        alertmanager: str | None = None,
     ) -> None:
         self.model_name = model_name
         self.retry_on_stable = retry_on_stable
@@ -55,7 +58,9 @@ class LocalStack(AbstractContextManager["LocalStack"]):
         self.scrape: ScrapeSource | None = None
         self.source: MetricsSource
         if use_prometheus:
-            self.prometheus = LocalPrometheus(workdir / "prometheus", extra_scrape)
+            self.prometheus = LocalPrometheus(
+                workdir / "prometheus", extra_scrape, rule_files=rule_files, alertmanager=alertmanager
+            )
             self.source = PrometheusSource(self.prometheus.url)
         else:
             self.scrape = self.source = ScrapeSource({})

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import yaml
@@ -23,8 +23,13 @@ def prometheus_binary() -> str | None:
     return shutil.which("prometheus")
 
 
-def scrape_config(targets_file: Path, extra_targets: Mapping[str, str] | None = None) -> dict:
-    """Return the Prometheus config: model services from the targets file, plus static extras."""
+def scrape_config(
+    targets_file: Path,
+    extra_targets: Mapping[str, str] | None = None,
+    rule_files: Sequence[Path] = (),
+    alertmanager: str | None = None,
+) -> dict:
+    """Return the Prometheus config: model services from the targets file, static extras, rules and alerting."""
     jobs = [
         {
             "job_name": "plinth-model",
@@ -34,16 +39,28 @@ def scrape_config(targets_file: Path, extra_targets: Mapping[str, str] | None = 
     ]
     for job, address in (extra_targets or {}).items():
         jobs.append({"job_name": job, "scrape_interval": SCRAPE_INTERVAL, "static_configs": [{"targets": [address]}]})
-    return {
+    config: dict = {
         "global": {"scrape_interval": SCRAPE_INTERVAL, "evaluation_interval": SCRAPE_INTERVAL},
         "scrape_configs": jobs,
     }
+    if rule_files:
+        config["rule_files"] = [str(path) for path in rule_files]
+    if alertmanager:
+        config["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": [alertmanager]}]}]}
+    return config
 
 
 class LocalPrometheus(ManagedProcess):
     """A Prometheus process with its config and TSDB in `workdir`."""
 
-    def __init__(self, workdir: Path, extra_targets: Mapping[str, str] | None = None, port: int | None = None) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        extra_targets: Mapping[str, str] | None = None,
+        port: int | None = None,
+        rule_files: Sequence[Path] = (),
+        alertmanager: str | None = None,
+    ) -> None:
         binary = prometheus_binary()
         if binary is None:
             raise FileNotFoundError("prometheus is not installed (apt-get install -y prometheus)")
@@ -54,7 +71,7 @@ class LocalPrometheus(ManagedProcess):
         shutil.rmtree(workdir / "tsdb", ignore_errors=True)
         workdir.mkdir(parents=True, exist_ok=True)
         self.set_targets({})
-        config.write_text(yaml.safe_dump(scrape_config(self.targets_file, extra_targets)))
+        config.write_text(yaml.safe_dump(scrape_config(self.targets_file, extra_targets, rule_files, alertmanager)))
         argv = [
             binary,
             f"--config.file={config}",

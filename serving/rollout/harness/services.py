@@ -59,6 +59,8 @@ class ModelProcess(ManagedProcess):
             # $BENTOML_HOME and wipes them at start, so two services sharing it would mix (and erase) each
             # other's metrics.
             "BENTOML_HOME": str(log_dir / f"bentoml-{track}-{self.port}"),
+            # One prediction log directory for both tracks: feedback for either version joins wherever it lands.
+            "PLINTH_PREDICTION_LOG_DIR": str(log_dir.parent / "predictions"),
             **(chaos or Chaos()).env(),
         }
         argv = [bin_path("bentoml"), "serve", SERVICE_TARGET, "--host", "127.0.0.1", "--port", str(self.port)]

@@ -61,14 +61,18 @@ class TrafficGenerator:
         workers: int = 8,
     ) -> None:
         self.url = url.rstrip("/") + "/predict"
-        batches = [list(instances[i : i + batch]) for i in range(0, len(instances), batch)]
-        self.instances = itertools.cycle(batches)
+        self.use(instances, batch)
         self.rate = rate
         self.log = TrafficLog()
         self.stopped = threading.Event()
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="traffic")
         self.client = httpx.Client(timeout=CLIENT_TIMEOUT_S, limits=httpx.Limits(max_connections=workers))
         self.thread = threading.Thread(target=self.pace, name="traffic-pacer", daemon=True)
+
+    def use(self, instances: Sequence[dict[str, Any]], batch: int = 1) -> None:
+        """Send these rows from now on, `batch` per request (the CT demo switches them when the world drifts)."""
+        batches = [list(instances[i : i + batch]) for i in range(0, len(instances), batch)]
+        self.instances = itertools.cycle(batches)
 
     def send(self, payload: list[dict[str, Any]]) -> None:
         """Send one request and record its answer."""

@@ -3,8 +3,8 @@ import math
 
 import pytest
 
-from serving.rollout.core.analyse import FAIL, NO_DATA, PASS, PENDING, Action, Analysis, Baseline
-from serving.rollout.core.observe import Observation, Predictions, TrackSample, empty_observation
+from serving.rollout.core.analyse import FAIL, NO_DATA, NOT_APPLICABLE, PASS, PENDING, Action, Analysis, Baseline
+from serving.rollout.core.observe import LiveQuality, Observation, Predictions, TrackSample, empty_observation
 from serving.rollout.core.spec import parse_spec
 
 BOUNDS = [0.1 * i for i in range(1, 11)] + [math.inf]
@@ -29,9 +29,14 @@ def binary(buckets: dict[float, float]) -> Predictions:
     return Predictions(classes={"0": buckets[0.5], "1": positives}, probabilities={"1": dict(buckets)})
 
 
-def sample(requests=100.0, errors=0.0, p99=0.05, buckets=CONFIDENT, drift=0.05) -> TrackSample:
+def sample(requests=100.0, errors=0.0, p99=0.05, buckets=CONFIDENT, drift=0.05, live=None) -> TrackSample:
     return TrackSample(
-        requests=requests, errors=errors, p99_seconds=p99, predictions=binary(buckets), input_drift=drift
+        requests=requests,
+        errors=errors,
+        p99_seconds=p99,
+        predictions=binary(buckets),
+        input_drift=drift,
+        live=live or LiveQuality(),
     )
 
 
@@ -179,9 +184,98 @@ def test_a_baseline_survives_its_record_unchanged():
             classes={"a": 3.0, "b": 5.0}, probabilities={"a": {0.5: 2.0, math.inf: 8.0}}, values={1.5: 1.0}
         ),
         canary_predictions=Predictions(values={-2.0: 4.0, math.inf: 9.0}),
+        stable_live=LiveQuality(labelled=40.0, correct=36.0, absolute_error=0.0),
+        canary_live=LiveQuality(labelled=12.0, correct=7.0, absolute_error=0.0),
     )
     record = json.loads(json.dumps(baseline.to_record()))
     assert Baseline.from_record(record) == baseline
     empty = Baseline.from_record({})
     assert math.isnan(empty.p99_seconds)
     assert empty.stable_predictions.total == 0
+    assert math.isnan(empty.canary_live.labelled)
+    assert math.isnan(empty.stable_live.correct)
+
+
+LIVE = {"name": "live-quality", "maxAccuracyDrop": 0.05, "maxMaeRatio": 1.2, "minLabelled": 30, "failureLimit": 2}
+
+
+def classified(labelled: float, correct: float) -> LiveQuality:
+    return LiveQuality(labelled=labelled, correct=correct)
+
+
+def regressed(labelled: float, absolute_error: float) -> LiveQuality:
+    return LiveQuality(labelled=labelled, absolute_error=absolute_error)
+
+
+def live_verdict(analysis: Analysis, stable: LiveQuality, canary: LiveQuality):
+    verdict = analysis.judge(Observation(stable=sample(live=stable), canary=sample(live=canary)))
+    return verdict, next(r for r in verdict.results if r.name == "live-quality")
+
+
+def test_live_quality_passes_within_the_accuracy_drop():
+    analysis = Analysis(spec(checks=[LIVE]))
+    verdict, result = live_verdict(analysis, classified(40, 36), classified(40, 35))
+    assert result.status == PASS
+    assert result.value == pytest.approx(35 / 40)
+    assert verdict.action is Action.ADVANCE
+    _, at_the_bound = live_verdict(Analysis(spec(checks=[LIVE])), classified(100, 52), classified(100, 47))
+    assert at_the_bound.status == PASS
+
+
+def test_live_quality_fails_an_accuracy_drop_then_rolls_back():
+    analysis = Analysis(spec(checks=[LIVE]))
+    verdict, result = live_verdict(analysis, classified(40, 36), classified(40, 30))
+    assert (result.status, verdict.action) == (FAIL, Action.HOLD)
+    assert "canary accuracy 0.75, stable 0.9" in result.detail
+    verdict, _ = live_verdict(analysis, classified(10, 9), classified(10, 7))
+    assert verdict.action is Action.ROLLBACK
+    assert verdict.reason.startswith("live-quality failed 2 time(s)")
+
+
+def test_live_quality_fails_a_mae_ratio():
+    analysis = Analysis(spec(checks=[LIVE]))
+    _, passed = live_verdict(analysis, regressed(50, 100.0), regressed(50, 110.0))
+    assert passed.status == PASS
+    _, failed = live_verdict(analysis, regressed(50, 100.0), regressed(50, 400.0))
+    assert failed.status == FAIL
+    assert failed.value == pytest.approx(510.0 / 100)
+
+
+def test_live_quality_waits_for_min_labelled_on_both_versions_and_sums_them():
+    analysis = Analysis(spec(checks=[LIVE]))
+    verdict, result = live_verdict(analysis, classified(20, 18), classified(40, 10))
+    assert (result.status, verdict.action) == (PENDING, Action.HOLD)
+    assert result.detail.startswith("40 canary / 20 stable labelled rows so far")
+    assert analysis.failures["live-quality"] == 0
+    _, result = live_verdict(analysis, classified(10, 9), LiveQuality())
+    assert result.status == FAIL
+    assert analysis.baseline.stable_live == classified(30, 27)
+    assert analysis.baseline.canary_live.labelled == 40
+
+
+def test_live_quality_without_any_label_is_pending_never_a_failure():
+    analysis = Analysis(spec(checks=[LIVE]))
+    for _ in range(5):
+        verdict, result = live_verdict(analysis, LiveQuality(), LiveQuality())
+        assert (result.status, verdict.action) == (PENDING, Action.HOLD)
+    assert "no label yet" in result.detail
+    assert analysis.failures["live-quality"] == 0
+
+
+def test_live_quality_labels_that_fit_no_bound_are_no_data():
+    accuracy_only = {"name": "live-quality", "maxAccuracyDrop": 0.05, "minLabelled": 30}
+    analysis = Analysis(spec(checks=[accuracy_only]))
+    _, result = live_verdict(analysis, regressed(50, 100.0), regressed(50, 100.0))
+    assert result.status == NO_DATA
+    assert "maxAccuracyDrop" in result.detail
+
+
+def test_live_quality_does_not_hold_the_shadow_phase():
+    analysis = Analysis(spec(checks=[{"name": "success-rate", "min": 0.99}, LIVE]))
+    verdict = analysis.judge(Observation(stable=sample(live=classified(5, 5)), canary=sample()), shadow=True)
+    assert statuses(verdict)["live-quality"] == NOT_APPLICABLE
+    assert verdict.action is Action.ADVANCE
+    assert "not applicable in the shadow phase" in verdict.reason
+    assert analysis.baseline.stable_live.labelled == 5
+    after = analysis.judge(Observation(stable=sample(live=classified(5, 5)), canary=sample()))
+    assert statuses(after)["live-quality"] == PENDING

@@ -14,6 +14,7 @@ import pytest
 
 from serving.model_service.settings import MIRROR_HEADER
 from serving.rollout.core.observe import CANARY, STABLE
+from serving.rollout.edges.mirror import Mirror
 from serving.rollout.edges.router import TRACK_HEADER, WeightedRouter
 from serving.rollout.harness.processes import free_port
 from serving.rollout.tests.http_backend import Backend, wait_until
@@ -111,7 +112,30 @@ def test_mirroring_stops_with_the_canary_and_when_turned_off(stable: Backend) ->
             post(router, client)
         assert len(stable.seen) == 2
         assert canary.seen == []
-        assert router.mirror is False
+        assert router.mirroring is False
     finally:
         router.stop()
+        canary.close()
+
+
+def test_copies_beyond_the_bound_are_dropped_not_queued_and_stop_abandons_the_rest() -> None:
+    held = threading.Event()
+    canary = Backend(CANARY, gate=held)
+    statuses: list[int] = []
+    mirror = Mirror(slots=2, timeout_s=5.0, on_status=statuses.append).start()
+    try:
+        sent = [mirror.send("POST", f"{canary.url}/predict", {}, b"{}") for _ in range(4)]
+        assert sent == [True, True, False, False]
+        assert wait_until(lambda: len(canary.seen) == 2)
+        held.set()
+        assert wait_until(lambda: statuses == [200, 200])
+        assert mirror.send("POST", f"{canary.url}/predict", {}, b"{}")  # slots freed by the answers
+        held.clear()
+        assert wait_until(lambda: len(canary.seen) == 3)
+        mirror.stop()  # one copy still held by the canary: cancelled, not counted, and stop returns
+        assert statuses == [200, 200]
+        assert not mirror.thread.is_alive()
+    finally:
+        held.set()
+        mirror.stop()
         canary.close()

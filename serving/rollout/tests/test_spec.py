@@ -1,3 +1,4 @@
+import re
 from pathlib import Path
 
 import pytest
@@ -109,3 +110,33 @@ def test_shadow_values_and_turning_it_off():
     assert parse_spec(data).shadow == ShadowSpec(enabled=True, duration=45.0, min_requests=50)
     data["shadow"] = {"enabled": False}
     assert not parse_spec(data).shadow.enabled
+
+
+def test_live_quality_is_optional_and_parsed():
+    data = valid()
+    assert "live-quality" not in {c["name"] for c in data["checks"]}
+    data["checks"].append({"name": "live-quality", "maxAccuracyDrop": 0.02, "maxMaeRatio": 1.1, "failureLimit": 2})
+    live = next(c for c in parse_spec(data).enabled_checks if c.name == "live-quality")
+    assert (live.max_accuracy_drop, live.max_mae_ratio, live.min_labelled, live.failure_limit) == (0.02, 1.1, 30, 2)
+    data["checks"][-1] = {"name": "live-quality", "maxMaeRatio": 1.5, "minLabelled": 200, "enabled": False}
+    off = next(c for c in parse_spec(data).checks if c.name == "live-quality")
+    assert (off.enabled, off.max_accuracy_drop, off.min_labelled) == (False, None, 200)
+
+
+@pytest.mark.parametrize(
+    ("entry", "field"),
+    [
+        ({"name": "live-quality", "minLabelled": 50}, "checks[4].maxAccuracyDrop"),
+        ({"name": "live-quality", "maxAccuracyDrop": 0.02, "max": 0.1}, "checks[4].max"),
+        ({"name": "live-quality", "maxAccuracyDrop": 1.5}, "checks[4].maxAccuracyDrop"),
+        ({"name": "live-quality", "maxAccuracyDrop": -0.1}, "checks[4].maxAccuracyDrop"),
+        ({"name": "live-quality", "maxMaeRatio": 0}, "checks[4].maxMaeRatio"),
+        ({"name": "live-quality", "maxMaeRatio": 1.2, "minLabelled": 0}, "checks[4].minLabelled"),
+        ({"name": "success-rate", "min": 0.9, "maxAccuracyDrop": 0.1}, "checks[4].maxAccuracyDrop"),
+    ],
+)
+def test_bad_live_quality_names_the_field(entry, field):
+    data = valid()
+    data["checks"].append(entry)
+    with pytest.raises(SpecError, match=rf"^{re.escape(field)}:"):
+        parse_spec(data)

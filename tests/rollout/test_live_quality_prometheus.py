@@ -1,0 +1,100 @@
+"""PrometheusSource reports live quality per model version from a real Prometheus scraping two exporters.
+
+The stable's process serves version 1, the canary's version 2; the canary's process also exports labels of
+version 1 (feedback for the stable's answers that reached it through the shared prediction log).
+
+`increase` extrapolates to the window's end (up to half as much again over three scrapes), never below the
+true increase of counters born at zero: the tests wait for at least the true labelled rows, which one
+process alone cannot reach, and compare ratios of a Summary's sum to its count, which share one scrape (each
+version's processes get the same accuracy or error, so a sum over differently extrapolated targets keeps it).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from serving.rollout.core.observe import CANARY, STABLE, Observation
+from serving.rollout.edges.query_prometheus import PrometheusSource
+from serving.rollout.harness.prometheus_local import LocalPrometheus
+from serving.rollout.tests.live_exporter import LiveExporter
+from tests.rollout.conftest import needs_prometheus
+
+pytestmark = [pytest.mark.integration, needs_prometheus]
+
+
+class Stack:
+    """Prometheus scraping one exporter per track, and the source reading it."""
+
+    def __init__(self, workdir: Path, task: str) -> None:
+        self.stable = LiveExporter("1", task, ["1"])
+        self.canary = LiveExporter("2", task, ["1", "2"])
+        self.prometheus = LocalPrometheus(workdir)
+        self.source = PrometheusSource(self.prometheus.url)
+        self.started = time.time()
+
+    def start(self) -> None:
+        """Serve both exporters, start Prometheus, and wait until it has scraped each twice."""
+        urls = {STABLE: self.stable.serve(), CANARY: self.canary.serve()}
+        self.prometheus.start()
+        self.prometheus.set_targets(urls)
+        for track, url in urls.items():
+            assert self.source.wait_for_target(track, url.removeprefix("http://")), f"{track} never scraped"
+
+    def observe(self) -> Observation:
+        """Read both tracks over a window that covers the exporters' whole life."""
+        return self.source.observe(time.time() - self.started + 2.0)
+
+    def wait_for(self, stable: float, canary: float, timeout: float = 20.0) -> Observation:
+        """Poll until both tracks report at least these labelled rows (the last increments were scraped)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = self.observe()
+            if found.stable.live.labelled >= stable and found.canary.live.labelled >= canary:
+                return found
+            time.sleep(0.25)
+        raise AssertionError(f"labelled rows never reached {stable}/{canary}: {self.observe()}")
+
+    def close(self) -> None:
+        self.prometheus.stop()
+        self.stable.close()
+        self.canary.close()
+
+
+@pytest.fixture
+def stack(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Stack]:
+    running = Stack(tmp_path, getattr(request, "param", "binary"))
+    try:
+        running.start()
+        yield running
+    finally:
+        running.close()
+
+
+def test_accuracy_rows_are_counted_by_version_whichever_process_exported_them(stack: Stack) -> None:
+    stack.stable.classified("1", right=9, wrong=1)
+    stack.canary.classified("1", right=27, wrong=3)
+    stack.canary.classified("2", right=12, wrong=8)
+    # Version 1 reaches 40 rows only with the canary's process's 30; version 2 at 0.6 and version 1 at 0.9
+    # show that no process's rows went to the other version.
+    found = stack.wait_for(stable=40, canary=20)
+    assert found.stable.model_version == "1"
+    assert found.canary.model_version == "2"
+    assert found.stable.live.accuracy == pytest.approx(0.9, abs=0.01)
+    assert found.canary.live.accuracy == pytest.approx(0.6, abs=0.01)
+    assert math.isnan(found.canary.live.mae)
+
+
+@pytest.mark.parametrize("stack", ["regression"], indirect=True)
+def test_absolute_errors_are_counted_by_version(stack: Stack) -> None:
+    stack.stable.regressed("1", [2.0] * 10)
+    stack.canary.regressed("1", [2.0] * 10)
+    stack.canary.regressed("2", [5.0] * 30)
+    found = stack.wait_for(stable=20, canary=30)
+    assert found.stable.live.mae == pytest.approx(2.0, abs=0.05)
+    assert found.canary.live.mae == pytest.approx(5.0, abs=0.05)
+    assert math.isnan(found.stable.live.accuracy)
