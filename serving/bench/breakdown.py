@@ -20,6 +20,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
@@ -61,13 +62,18 @@ def guard_call(guard: Any, body: bytes) -> Callable[[], object]:
     return lambda: loop.run_until_complete(guard(scope, receive, send))
 
 
-def stages() -> dict[str, float]:
-    """Time each stage of the request path on one row of the configured model; {stage: median µs}."""
+def stages(metrics_dir: str) -> dict[str, float]:
+    """Time each stage of the request path on one row of the configured model; {stage: median µs}.
+
+    The prediction log is written under `metrics_dir` (a temporary directory), as the service writes it.
+    """
     from serving.model_service import schema, service
     from serving.model_service.columns import FrameBuilder
     from serving.model_service.drift import InputMonitor
+    from serving.model_service.feedback import PredictionLog
     from serving.model_service.guard import PredictGuard
     from serving.model_service.monitor import OutputMonitor
+    from serving.model_service.recorder import Recorder
 
     model, predictor, task = service.MODEL, service.PREDICTOR, service.TASK
     body = json.dumps(service.EXAMPLE_INPUT).encode()
@@ -82,6 +88,11 @@ def stages() -> dict[str, float]:
     target = model.profile.target_profile if model.profile else None
     outputs = OutputMonitor(task, target.bin_edges if target else None)
     answers = schema.answers(task, output, model.name, model.version)
+    settings = service.SETTINGS
+    log = PredictionLog(Path(metrics_dir) / "predictions", model.name, settings.prediction_log_max_rows, 3600.0)
+    recorder = Recorder(log, model.name, model.version, task)
+    recorder.start()
+    recorder.stamp(answers)
     response_type = cast("bentoml.Service[Any]", service.ModelService).apis["predict"].output_spec
 
     async def app(scope: Any, receive: Any, send: Any) -> None:
@@ -96,6 +107,7 @@ def stages() -> dict[str, float]:
         "input monitor (drift window, ranges)": lambda: inputs.observe(batch),
         "output metrics (classes, probabilities)": lambda: outputs.observe(output),
         "answers (response objects)": lambda: schema.answers(task, output, model.name, model.version),
+        "request id + prediction log write": lambda: recorder.stamp(answers),
         "response validation + JSON": lambda: response_type(answers).model_dump_json(),
     }
     result = {name: median_us(call) for name, call in timed.items()}
@@ -106,8 +118,10 @@ def stages() -> dict[str, float]:
 def measure(env: dict[str, str]) -> dict[str, float]:
     """Run the breakdown in a fresh process with `env` (the service's model variables); {stage: median µs}."""
     command = [sys.executable, "-m", "serving.bench.breakdown"]
-    out = subprocess.run(command, env=env, capture_output=True, text=True, check=True).stdout
-    stages: dict[str, float] = json.loads(out.strip().splitlines()[-1])
+    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"the stage breakdown failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
+    stages: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
     return stages
 
 
@@ -115,7 +129,7 @@ def main() -> None:
     """Print the stage timings as JSON (metrics in a temporary multiprocess directory, as in the server)."""
     with tempfile.TemporaryDirectory(prefix="plinth-breakdown-") as metrics:
         os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", metrics)
-        print(json.dumps(stages()))
+        print(json.dumps(stages(metrics)))
 
 
 if __name__ == "__main__":
