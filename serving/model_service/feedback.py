@@ -13,15 +13,18 @@ rather than one per write. Age: rows older than `max_age_s` can no longer be lab
 at most once a second per process. Row ids grow with time and only the oldest rows are ever deleted, so the
 row count is `max(id) - min(id) + 1`, two index lookups instead of a table scan.
 
-A request id is `<version>.<replica>.<32 hex>`: the version whose log holds it, a stable 8-hex hash of the
-host name (a pod's name), and a UUID version 7 (48 bits of Unix milliseconds, then random bits). The issue
-time in the id is what tells a label for a prediction that was evicted (late, 410) from one for an id that
-was never issued (unknown, 404) without keeping anything about evicted rows.
+A request id is `<version>.<replica>.<32 hex>`: the version whose log holds it, the replica that logged it,
+and a UUID version 7 (48 bits of Unix milliseconds, then random bits). The replica is, in a pod given its
+IPv4 address in PLINTH_POD_IP, that address in 8 hex, so that another replica can forward a label to it;
+elsewhere a stable 8-hex hash of the host name. The issue time in the id is what tells a label for a
+prediction that was evicted (late, 410) from one for an id that was never issued (unknown, 404) without
+keeping anything about evicted rows.
 """
 
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import json
 import os
 import re
@@ -58,9 +61,25 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 _INSERT = "INSERT INTO predictions (request_id, time_ms, prediction) VALUES (?, ?, ?)"
 
 
-def replica_of(hostname: str | None = None) -> str:
-    """Return the 8-hex hash of the host name that marks the ids this replica issues (stable across restarts)."""
+def replica_of(hostname: str | None = None, pod_ip: str = "") -> str:
+    """Return the 8-hex tag of the ids this replica issues: its IPv4 pod address, else a host name hash."""
+    if names_address(pod_ip):  # an IPv6 pod's ids name no address: a misdirected label is refused (421)
+        return f"{int(ipaddress.IPv4Address(pod_ip)):08x}"
     return hashlib.blake2s((hostname or socket.gethostname()).encode(), digest_size=4).hexdigest()
+
+
+def names_address(pod_ip: str) -> bool:
+    """Return whether ids issued with this pod address carry it (an IPv4 address), so labels can be forwarded."""
+    try:
+        ipaddress.IPv4Address(pod_ip)
+    except ValueError:
+        return False
+    return True
+
+
+def replica_address(replica: str) -> str:
+    """Return the IPv4 address a pod's replica tag spells (see `replica_of`)."""
+    return str(ipaddress.IPv4Address(int(replica, 16)))
 
 
 def new_id(version: str, replica: str, now_ms: int) -> str:

@@ -7,7 +7,11 @@ order, each answer counted in `plinth_feedback_total` by result:
 - 415 / 413 / 400 `malformed`: not JSON, over MAX_BODY_BYTES, not an object, an unknown field, no string
   `request_id`, not exactly one of `label` (classifiers: one of the model's classes) or `value` (regression:
   a finite number); `detail` names the field.
-- 421 `misdirected`: the id was issued by another replica (each pod logs its own predictions).
+- forwarded: the id was issued by another replica whose pod address it carries (each pod logs its own
+  predictions): the body goes to that replica's `/feedback`, marked `x-plinth-forwarded`, and its answer is
+  the answer (it counts the result); a replica that does not answer took its log with it: 410 `late`.
+- 421 `misdirected`: the id was issued by another replica and cannot be forwarded (no pod address here or in
+  the id, or the body was already forwarded once).
 - 404 `unknown`: no prediction log for the id's version here, or no such id in it.
 - 409 `duplicate`: the prediction already has its label.
 - 410 `late`: the prediction is older than the age bound, or was evicted (its id's issue time is older
@@ -27,8 +31,9 @@ import time
 from typing import Any
 
 import anyio
+import httpx
 
-from serving.model_service.feedback import PredictionLog, parse_id, replica_of
+from serving.model_service.feedback import PredictionLog, names_address, parse_id, replica_address, replica_of
 from serving.model_service.guard import ASGIApp, Receive, Scope, Send
 from serving.model_service.monitor import (
     FEEDBACK,
@@ -40,6 +45,8 @@ from serving.model_service.monitor import (
 from serving.model_service.predictor import ServedTask
 
 MAX_BODY_BYTES = 65_536
+FORWARDED_HEADER = "x-plinth-forwarded"
+FORWARD_TIMEOUT_S = 2.0
 MIN_PROBABILITY = 1e-15
 FIELDS = ("request_id", "label", "value")
 ERRORS = ("malformed", "unknown", "duplicate", "late", "misdirected", "disabled", "unavailable")
@@ -113,20 +120,53 @@ def truth_of(task: ServedTask, field: str, given: Any) -> str | float:
     raise Refusal(400, "malformed", f"label: {given!r} is not one of the model's classes {list(task.classes)}")
 
 
+class Forwarder:
+    """Sends a label to the replica that logged its prediction, at the pod address its request id carries."""
+
+    def __init__(self, port: int, timeout_s: float = FORWARD_TIMEOUT_S) -> None:
+        self.port, self.timeout_s = port, timeout_s
+
+    def send(self, replica: str, body: bytes) -> tuple[int, dict[str, Any]]:
+        """Return the other replica's status and answer; refuse as late when it does not answer."""
+        address = replica_address(replica)
+        headers = {"content-type": "application/json", FORWARDED_HEADER: "1"}
+        try:
+            answer = httpx.post(
+                f"http://{address}:{self.port}/feedback", content=body, headers=headers, timeout=self.timeout_s
+            )
+            return answer.status_code, answer.json()
+        except (httpx.HTTPError, ValueError) as error:
+            raise Refusal(
+                410,
+                "late",
+                f"request_id: the replica that answered it ({address}) does not answer ({type(error).__name__}): "
+                "its prediction log is gone with it",
+            ) from error
+
+
 class Judge:
     """Decides one feedback against the prediction logs and moves the live metrics of accepted ones."""
 
     def __init__(
-        self, log: PredictionLog | None, model_name: str, model_version: str, task: ServedTask, max_age_s: float
+        self,
+        log: PredictionLog | None,
+        model_name: str,
+        model_version: str,
+        task: ServedTask,
+        max_age_s: float,
+        pod_ip: str = "",
+        forwarder: Forwarder | None = None,
     ) -> None:
         self.log = log
         self.model_name = model_name
         self.version = model_version
         self.task = task
         self.max_age_ms = int(max_age_s * 1000)
-        self.replica = replica_of()
+        self.replica = replica_of(pod_ip=pod_ip)
+        # Only a replica that knows its own pod address issues ids that name one, and forwards to them.
+        self.forwarder = forwarder if names_address(pod_ip) else None
 
-    def decide(self, body: bytes) -> tuple[int, dict[str, Any]]:
+    def decide(self, body: bytes, forwarded: bool = False) -> tuple[int, dict[str, Any]]:
         """Return the status and JSON answer to a feedback body (blocking: run it off the event loop)."""
         if self.log is None:
             detail = "feedback is off here (PLINTH_FEEDBACK=off, or the model was refused)"
@@ -136,6 +176,8 @@ class Judge:
             request_id, field, given = read_body(body)
             issued = parse_id(request_id)
             if issued is not None and issued[1] != self.replica:
+                if self.forwarder is not None and not forwarded:
+                    return self.forwarder.send(issued[1], body)  # the replica that logged it counts the result
                 raise Refusal(421, "misdirected", f"request_id: issued by replica {issued[1]}, this is {self.replica}")
             task = self.log.task(issued[0]) if issued is not None else None
             if task is not None and issued is not None:
@@ -225,7 +267,8 @@ class FeedbackRoute:
                 return self._refuse(413, f"body: over {MAX_BODY_BYTES} bytes")
             if not message.get("more_body", False):
                 break
-        return await anyio.to_thread.run_sync(self.judge.decide, b"".join(chunks))
+        forwarded = FORWARDED_HEADER.encode() in headers
+        return await anyio.to_thread.run_sync(self.judge.decide, b"".join(chunks), forwarded)
 
     def _refuse(self, status: int, detail: str) -> tuple[int, dict[str, Any]]:
         FEEDBACK.labels(self.judge.model_name, self.judge.version, "malformed").inc()

@@ -33,11 +33,13 @@ LOGGED_KEYS = ("label", "probabilities", "prediction")
 class Recorder:
     """Stamps answers with request ids and writes them to the served version's log (when feedback is on)."""
 
-    def __init__(self, log: PredictionLog | None, model_name: str, model_version: str, task: ServedTask) -> None:
+    def __init__(
+        self, log: PredictionLog | None, model_name: str, model_version: str, task: ServedTask, pod_ip: str = ""
+    ) -> None:
         self.log = log
         self.version = model_version
         self.task = task
-        self.replica = replica_of()
+        self.replica = replica_of(pod_ip=pod_ip)
         self.labels = (model_name, model_version)
         self._warned_at = -WARN_EVERY_S
         self._unreported = 0

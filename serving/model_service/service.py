@@ -28,7 +28,7 @@ from serving.model_service import batching, contract, examples, registry, schema
 from serving.model_service.columns import FrameBuilder
 from serving.model_service.drift import InputMonitor
 from serving.model_service.feedback import PredictionLog
-from serving.model_service.feedback_route import FeedbackRoute, Judge
+from serving.model_service.feedback_route import FeedbackRoute, Forwarder, Judge
 from serving.model_service.guard import PredictGuard
 from serving.model_service.monitor import MODEL_INFO, MODEL_VERIFICATION, OutputMonitor
 from serving.model_service.predictor import Predictor, RefusedPredictor, check_output, open_predictor
@@ -103,7 +103,7 @@ class ModelService:
         self.inputs = InputMonitor(MODEL.columns, MODEL.profile, SETTINGS.drift_window)
         target = MODEL.profile.target_profile if MODEL.profile else None
         self.outputs = OutputMonitor(TASK, target.bin_edges if target else None)
-        self.recorder = Recorder(LOG, MODEL.name, MODEL.version, TASK)
+        self.recorder = Recorder(LOG, MODEL.name, MODEL.version, TASK, SETTINGS.pod_ip)
         self.recorder.start()
         MODEL_INFO.labels(MODEL.name, MODEL.version, TASK.kind, DRIFT).set(1)
         if DRIFT == "off":
@@ -172,6 +172,15 @@ cast("bentoml.Service[ModelService]", ModelService).add_asgi_middleware(
     refusal=None if REFUSED is None else str(REFUSED),
 )
 cast("bentoml.Service[ModelService]", ModelService).add_asgi_middleware(
-    FeedbackRoute, judge=Judge(LOG, MODEL.name, MODEL.version, TASK, SETTINGS.feedback_max_age_s)
+    FeedbackRoute,
+    judge=Judge(
+        LOG,
+        MODEL.name,
+        MODEL.version,
+        TASK,
+        SETTINGS.feedback_max_age_s,
+        SETTINGS.pod_ip,
+        Forwarder(SETTINGS.peer_port),
+    ),
 )
 cast("bentoml.Service[ModelService]", ModelService).add_asgi_middleware(contract.PublishedContract, build=_contract)

@@ -34,6 +34,10 @@ ENV_FEEDBACK = "PLINTH_FEEDBACK"
 ENV_PREDICTION_LOG_DIR = "PLINTH_PREDICTION_LOG_DIR"
 ENV_PREDICTION_LOG_MAX_ROWS = "PLINTH_PREDICTION_LOG_MAX_ROWS"
 ENV_FEEDBACK_MAX_AGE = "PLINTH_FEEDBACK_MAX_AGE"
+# In a pod: its IPv4 address (the downward API's status.podIP) and the port its peers serve on. Each pod logs
+# its own predictions; a label that reaches another replica is forwarded there, one hop.
+ENV_POD_IP = "PLINTH_POD_IP"
+ENV_PEER_PORT = "PLINTH_PEER_PORT"
 # The header the local rollout router marks a mirrored copy of live traffic with (shadow phase); the service
 # counts such requests apart. A request header, not an environment variable: it lives here so the router and
 # the service share one name without the router importing the service's metrics.
@@ -131,6 +135,8 @@ class Settings:
     prediction_log_dir: Path = Path("predictions")
     prediction_log_max_rows: int = 100_000
     feedback_max_age_s: float = 86_400.0
+    pod_ip: str = ""
+    peer_port: int = 3000
 
     @property
     def model_selector(self) -> str:
@@ -176,4 +182,6 @@ class Settings:
                 _number(env, ENV_PREDICTION_LOG_MAX_ROWS, cls.prediction_log_max_rows, 1, 100_000_000)
             ),
             feedback_max_age_s=_duration(env, ENV_FEEDBACK_MAX_AGE, cls.feedback_max_age_s),
+            pod_ip=env.get(ENV_POD_IP, "").strip(),
+            peer_port=int(_number(env, ENV_PEER_PORT, cls.peer_port, 1, 65535)),
         )

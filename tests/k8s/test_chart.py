@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import json
 import re
 import shutil
 import subprocess
@@ -439,15 +440,35 @@ def test_hpa_scales_only_the_stable_track() -> None:
     assert spread["labelSelector"]["matchLabels"]["plinth.dev/track"] == "canary"
 
 
-def test_network_policy_admits_only_gateway_prometheus_and_the_test_pod() -> None:
+def test_network_policy_admits_only_gateway_prometheus_the_test_pod_and_peers() -> None:
     policy = named(render("default"), "NetworkPolicy", "release-plinth-serving-serving")
     sources = policy["spec"]["ingress"][0]["from"]
     gateway = {"kubernetes.io/metadata.name": "envoy-gateway-system"}  # Envoy Gateway's data plane
     assert sources[0] == {"namespaceSelector": {"matchLabels": gateway}}
     assert sources[1]["podSelector"] == {"matchLabels": {"app.kubernetes.io/name": "prometheus"}}
     assert sources[2]["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "helm-test"
-    egress_ports = [port["port"] for rule in policy["spec"]["egress"] for port in rule["ports"]]
-    assert egress_ports == [53, 53, 5000]
+    # The other serving pods, and only them besides DNS and MLflow: a label is forwarded to the pod that logged it.
+    selector = {"app.kubernetes.io/name": "plinth-serving", "app.kubernetes.io/instance": "release"}
+    peers = {"podSelector": {"matchLabels": {**selector, "app.kubernetes.io/component": "serving"}}}
+    assert sources[3:] == [peers]
+    egress = policy["spec"]["egress"]
+    assert [port["port"] for rule in egress for port in rule["ports"]] == [53, 53, 5000, "http"]
+    assert egress[-1]["to"] == [peers]
+
+
+def test_feedback_clients_are_admitted_and_no_peers_without_feedback() -> None:
+    clients = [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "labelling"}}}]
+    result = render_with("--set-json", f"feedback.clients={json.dumps(clients)}")
+    assert result.returncode == 0, result.stderr
+    policy = named(load_documents(result.stdout), "NetworkPolicy", "release-plinth-serving-serving")
+    assert policy["spec"]["ingress"][0]["from"][-1] == clients[0]
+    off = render_with("--set", "feedback.enabled=false")
+    assert off.returncode == 0, off.stderr
+    policy = named(load_documents(off.stdout), "NetworkPolicy", "release-plinth-serving-serving")
+    assert len(policy["spec"]["ingress"][0]["from"]) == 3
+    assert [port["port"] for rule in policy["spec"]["egress"] for port in rule["ports"]] == [53, 53, 5000]
+    pod = named(load_documents(off.stdout), "Deployment", "release-plinth-serving-stable")["spec"]["template"]
+    assert "PLINTH_POD_IP" not in env_of(pod["spec"]["containers"][0])
 
 
 def test_helm_test_pod_calls_readyz_and_predict() -> None:

@@ -120,10 +120,10 @@ def repo_root() -> Path:
     return Path(__file__).resolve().parents[3]
 
 
-def serve_command(port: int) -> list[str]:
+def serve_command(port: int, host: str = "127.0.0.1") -> list[str]:
     return [
         *(sys.executable, "-m", "bentoml", "serve", f"{SERVICE_MODULE}:ModelService"),
-        *("--host", "127.0.0.1", "--port", str(port)),
+        *("--host", host, "--port", str(port)),
     ]
 
 
@@ -142,17 +142,21 @@ def server_env(home: Path, env: dict[str, str], workers: int | None = 1) -> dict
 class Server(ManagedProcess):
     """A real `bentoml serve` process on 127.0.0.1, with its own BentoML home (metrics files); started at once."""
 
-    def __init__(self, env: dict[str, str], home: Path, port: int, workers: int | None = 1) -> None:
-        self.url = f"http://127.0.0.1:{port}"
-        command = serve_command(port)
+    def __init__(
+        self, env: dict[str, str], home: Path, port: int, workers: int | None = 1, host: str = "127.0.0.1"
+    ) -> None:
+        self.url = f"http://{host}:{port}"
+        command = serve_command(port, host)
         env = server_env(home, env, workers)
         super().__init__("bentoml serve", command, home / "server.log", env, f"{self.url}/readyz")
         self.start()
 
 
 @contextlib.contextmanager
-def running_server(env: dict[str, str], home: Path, workers: int | None = 1) -> Iterator[Server]:
-    server = Server(env, home, free_port(), workers)
+def running_server(
+    env: dict[str, str], home: Path, workers: int | None = 1, host: str = "127.0.0.1", port: int | None = None
+) -> Iterator[Server]:
+    server = Server(env, home, port or free_port(), workers, host)
     try:
         server.wait_ready()
         yield server

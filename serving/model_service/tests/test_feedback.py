@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,8 @@ import pytest
 from serving.bench.demo_model import RegisteredModel
 from serving.model_service import settings
 from serving.model_service.feedback import new_id, parse_id
+from serving.model_service.feedback_route import FORWARDED_HEADER
+from serving.rollout.harness.processes import free_port
 
 from .conftest import Server, env_for, metric, running_server, scrape
 
@@ -149,3 +152,55 @@ def test_feedback_off_answers_404_and_logs_nothing(registered: RegisteredModel, 
         response = send(server, {"request_id": prediction["request_id"], "label": 1})
     assert (response.status_code, response.json()["error"]) == (404, "disabled")
     assert not (tmp_path / "log").exists()
+
+
+def test_a_label_that_reaches_another_replica_is_forwarded_to_the_one_that_logged_it(
+    registered: RegisteredModel, tmp_path: Path
+) -> None:
+    """Two pods, as the chart runs them: each logs its own predictions, and ids carry the pod's address."""
+    port = free_port()
+    pods: dict[str, Server] = {}
+    with ExitStack() as stack:
+        for address in ("127.0.0.1", "127.0.0.2"):  # two loopback addresses, one port: two pods' view
+            env = env_for(
+                registered,
+                **{
+                    settings.ENV_PREDICTION_LOG_DIR: str(tmp_path / address / "log"),
+                    settings.ENV_POD_IP: address,
+                    settings.ENV_PEER_PORT: str(port),
+                },
+            )
+            pods[address] = stack.enter_context(running_server(env, tmp_path / address, host=address, port=port))
+        first, second = pods["127.0.0.1"], pods["127.0.0.2"]
+        [answered, lost] = predict(second, registered.instances(0, 2))
+        assert (parse_id(answered["request_id"]) or ("", "", 0))[1] == "7f000002"  # 127.0.0.2 in hex
+        ident = {"model_name": registered.name, "model_version": registered.version}
+        before = {name: scrape(pod.url) for name, pod in pods.items()}
+
+        accepted = send(first, {"request_id": answered["request_id"], "label": answered["label"]})
+        again = send(first, {"request_id": answered["request_id"], "label": answered["label"]})
+
+        assert accepted.status_code == 200, accepted.text
+        assert accepted.json()["result"] == "accepted"
+        assert (again.status_code, again.json()["error"]) == (409, "duplicate")
+        after = {name: scrape(pod.url) for name, pod in pods.items()}
+        moved = {
+            name: metric(after[name], "plinth_live_correct_count", **ident)
+            - metric(before[name], "plinth_live_correct_count", **ident)
+            for name in pods
+        }
+        assert moved == {"127.0.0.1": 0, "127.0.0.2": 1}  # scored where it was logged, counted once
+        assert counted(after["127.0.0.1"], registered, "accepted") == counted(
+            before["127.0.0.1"], registered, "accepted"
+        )
+
+        second.stop()  # the pod is gone, and its log with it
+        gone = send(first, {"request_id": lost["request_id"], "label": lost["label"]})
+        assert (gone.status_code, gone.json()["error"]) == (410, "late"), gone.text
+        assert "does not answer" in gone.json()["detail"]
+        forwarded_once = httpx.post(
+            f"{first.url}/feedback",
+            json={"request_id": lost["request_id"], "label": lost["label"]},
+            headers={FORWARDED_HEADER: "1"},
+        )
+        assert (forwarded_once.status_code, forwarded_once.json()["error"]) == (421, "misdirected")  # no loops

@@ -12,7 +12,14 @@ from typing import Any
 import pytest
 
 from serving.model_service import feedback, settings
-from serving.model_service.feedback import PredictionLog, new_id, parse_id, replica_of
+from serving.model_service.feedback import (
+    PredictionLog,
+    names_address,
+    new_id,
+    parse_id,
+    replica_address,
+    replica_of,
+)
 from serving.model_service.feedback_route import Judge, Refusal, read_body
 from serving.model_service.predictor import ServedTask
 from serving.model_service.recorder import Recorder
@@ -182,3 +189,13 @@ def test_settings_read_the_feedback_knobs(tmp_path: Path) -> None:
         settings.Settings.from_env({**env, settings.ENV_FEEDBACK_MAX_AGE: "soon"})
     with pytest.raises(settings.SettingsError, match=settings.ENV_FEEDBACK):
         settings.Settings.from_env({**env, settings.ENV_FEEDBACK: "maybe"})
+
+
+def test_a_pods_ids_carry_its_ipv4_address_and_other_hosts_a_hash() -> None:
+    assert replica_of(pod_ip="10.1.2.3") == "0a010203"
+    assert replica_address(replica_of(pod_ip="10.1.2.3")) == "10.1.2.3"
+    assert names_address("10.1.2.3")
+    assert not names_address("fd00::1")
+    assert not names_address("")
+    hashed = replica_of("pod-a", pod_ip="fd00::1")  # IPv6: no address in the id, the host name's hash
+    assert hashed == replica_of("pod-a") != replica_of("pod-b")
