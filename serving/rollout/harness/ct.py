@@ -50,7 +50,7 @@ from serving.rollout.harness.processes import free_port
 
 ENVIRONMENT = "local"
 ROLLOUT_STATUS_TAG = f"plinth.rollout.{ENVIRONMENT}.status"
-FAST_SPEC = Path(__file__).parents[1] / "analysis-fast.yaml"
+CT_SPEC = Path(__file__).parents[1] / "analysis-ct.yaml"
 POLL_S = 1.0
 
 
@@ -68,7 +68,7 @@ class LoopConfig:
     target: str = "target"
     seed: int = 42
     rails: Guardrails = field(default_factory=Guardrails)
-    spec: Path = FAST_SPEC
+    spec: Path = CT_SPEC
     rule: DriftRule = field(default_factory=DriftRule)
     router_port: int = 0
 
@@ -319,7 +319,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--target", default="target", help="target column of the source")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--rails", type=Path, help="guard rails YAML (coolDown, maxRunsPerDay, …)")
-    parser.add_argument("--spec", type=Path, default=FAST_SPEC, help="canary analysis spec")
+    parser.add_argument("--spec", type=Path, default=CT_SPEC, help="canary analysis spec")
     parser.add_argument("--max-psi", type=float, default=DriftRule.max_psi, help="drift alert threshold (PSI)")
     parser.add_argument("--alert-for", default=DriftRule.hold, help="how long drift must hold before it alerts")
     parser.add_argument("--router-port", type=int, default=0, help="router port (default: a free one)")

@@ -29,7 +29,7 @@ from components.common.tracking import CHAMPION
 from components.ingest.core import load_source
 from pipelines.triggers.policy import BACKOFF, COALESCE, COOL_DOWN, DAILY_MAX, START
 from pipelines.triggers.start import FAILED
-from serving.rollout.harness.ct import FAST_SPEC, ContinuousTraining, Event, LoopConfig
+from serving.rollout.harness.ct import CT_SPEC, ContinuousTraining, Event, LoopConfig
 from serving.rollout.harness.new_world import recalibrated, write_source
 from serving.rollout.harness.pipeline_progress import run_pipeline
 from serving.rollout.harness.sample_rows import records
@@ -210,7 +210,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--home", type=Path, help="where each run gets a fresh directory (default: $PLINTH_HOME/demo-ct)"
     )
-    parser.add_argument("--spec", type=Path, default=FAST_SPEC, help="analysis spec (default: the fast one)")
+    parser.add_argument("--spec", type=Path, default=CT_SPEC, help="analysis spec (default: analysis-ct.yaml)")
     parser.add_argument("--rate", type=float, default=50.0, help="synthetic requests per second")
     parser.add_argument("--seed", type=int, default=42)
     return parser.parse_args(argv)

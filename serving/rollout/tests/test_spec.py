@@ -13,7 +13,7 @@ def valid() -> dict:
     return yaml.safe_load((SPEC_DIR / "analysis.yaml").read_text())
 
 
-@pytest.mark.parametrize("name", ["analysis.yaml", "analysis-fast.yaml"])
+@pytest.mark.parametrize("name", ["analysis.yaml", "analysis-fast.yaml", "analysis-bench.yaml", "analysis-ct.yaml"])
 def test_shipped_specs_load(name):
     spec = load_spec(SPEC_DIR / name)
     assert spec.steps[-1] == 100
