@@ -143,6 +143,31 @@ def tool(name: str) -> str:
     return found
 
 
+def assert_promtool_alerts(
+    promtool: str, workdir: Path, inputs: list[dict[str, str]], eval_time: str, expected: dict[str, list[Any]]
+) -> None:
+    """`promtool test rules` on workdir/rules.yaml: at `eval_time` the input series fire exactly `expected`."""
+    tests = {
+        "rule_files": ["rules.yaml"],
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": inputs,
+                "alert_rule_test": [
+                    {"eval_time": eval_time, "alertname": name, "exp_alerts": alerts}
+                    for name, alerts in expected.items()
+                ],
+            }
+        ],
+    }
+    (workdir / "tests.yaml").write_text(yaml.safe_dump(tests))
+    result = subprocess.run(
+        [promtool, "test", "rules", "tests.yaml"], cwd=workdir, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 def run(args: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
     """Run a tool and return the finished process; output is captured as text."""
     env = {**os.environ, "PATH": f"{os.environ.get('PATH', '')}{os.pathsep}{LOCAL_BIN}"}

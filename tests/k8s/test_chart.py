@@ -18,6 +18,7 @@ from k8s_tooling import (
     EXAMPLE_PUBLIC_KEY,
     NAMESPACE,
     VALUE_SETS,
+    assert_promtool_alerts,
     env_of,
     kinds,
     load_documents,
@@ -407,24 +408,7 @@ def test_prediction_alerts_fire_per_class_and_for_regression(tmp_path) -> None:
             }
         ],
     }
-    tests = {
-        "rule_files": ["rules.yaml"],
-        "evaluation_interval": "1m",
-        "tests": [
-            {
-                "interval": "1m",
-                "input_series": inputs,
-                "alert_rule_test": [
-                    {"eval_time": "25m", "alertname": name, "exp_alerts": alerts} for name, alerts in expected.items()
-                ],
-            }
-        ],
-    }
-    (tmp_path / "tests.yaml").write_text(yaml.safe_dump(tests))
-    result = subprocess.run(
-        [promtool, "test", "rules", "tests.yaml"], cwd=tmp_path, capture_output=True, text=True, check=False
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
+    assert_promtool_alerts(promtool, tmp_path, inputs, "25m", expected)
 
 
 def test_hpa_scales_only_the_stable_track() -> None:

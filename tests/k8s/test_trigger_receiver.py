@@ -26,6 +26,7 @@ import pytest
 import yaml
 from k8s_tooling import (
     NAMESPACE,
+    assert_promtool_alerts,
     env_of,
     load_documents,
     named,
@@ -365,22 +366,7 @@ def test_live_quality_fires_per_version_only_on_enough_labelled_rows(tmp_path: P
             },
         },
     ]
-    tests = {
-        "rule_files": ["rules.yaml"],
-        "evaluation_interval": "1m",
-        "tests": [
-            {
-                "interval": "1m",
-                "input_series": inputs,
-                "alert_rule_test": [{"eval_time": "90m", "alertname": "PlinthLiveQualityLow", "exp_alerts": expected}],
-            }
-        ],
-    }
-    (tmp_path / "tests.yaml").write_text(yaml.safe_dump(tests))
-    result = subprocess.run(
-        [promtool, "test", "rules", "tests.yaml"], cwd=tmp_path, capture_output=True, text=True, check=False
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
+    assert_promtool_alerts(promtool, tmp_path, inputs, "90m", {"PlinthLiveQualityLow": expected})
 
 
 def test_the_receiver_names_each_live_quality_value_by_the_rules_metric_label() -> None:

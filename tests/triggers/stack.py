@@ -1,6 +1,6 @@
 """A real Prometheus and Alertmanager on 127.0.0.1 in front of the receiver, shared by the alert-driven tests.
 
-Prometheus scrapes an in-test `prometheus_client` exporter and evaluates the test's rules every 250 ms;
+Prometheus (the local stack's) scrapes an in-test `prometheus_client` exporter and evaluates the test's rules;
 Alertmanager groups per alert name and feature (1 s) and posts each group to the receiver's `/alerts`.
 """
 
@@ -17,7 +17,8 @@ import yaml
 from prometheus_client import CollectorRegistry, start_http_server
 
 from serving.rollout.harness.alerting import LocalAlertmanager
-from serving.rollout.harness.processes import ManagedProcess, free_port
+from serving.rollout.harness.processes import free_port
+from serving.rollout.harness.prometheus_local import LocalPrometheus
 
 NEEDS_BINARIES = pytest.mark.skipif(
     shutil.which("prometheus") is None or shutil.which("prometheus-alertmanager") is None,
@@ -31,28 +32,21 @@ def alertmanager(workdir: Path, port: int, receiver_url: str) -> LocalAlertmanag
 
 
 def prometheus(
-    workdir: Path, exporter_port: int, alertmanager_port: int, rules: dict[str, Any], labels: dict[str, str]
-) -> ManagedProcess:
-    """Return (not started) a Prometheus scraping the exporter (with `labels`) and alerting on `rules`."""
-    port = free_port()
-    (workdir / "rules.yml").write_text(yaml.safe_dump(rules))
-    config = {
-        "global": {"scrape_interval": "250ms", "evaluation_interval": "250ms"},
-        "rule_files": [str(workdir / "rules.yml")],
-        "alerting": {"alertmanagers": [{"static_configs": [{"targets": [f"127.0.0.1:{alertmanager_port}"]}]}]},
-        "scrape_configs": [
-            {"job_name": "model", "static_configs": [{"targets": [f"127.0.0.1:{exporter_port}"], "labels": labels}]}
-        ],
-    }
-    (workdir / "prometheus.yml").write_text(yaml.safe_dump(config))
-    argv = [
-        "prometheus",
-        f"--config.file={workdir / 'prometheus.yml'}",
-        f"--storage.tsdb.path={workdir / 'tsdb'}",
-        f"--web.listen-address=127.0.0.1:{port}",
-        "--log.level=warn",
-    ]
-    return ManagedProcess("prometheus", argv, workdir / "prometheus.log", ready_url=f"http://127.0.0.1:{port}/-/ready")
+    workdir: Path, exporter_port: int, alertmanager_port: int, rules: dict[str, Any], track: str | None
+) -> LocalPrometheus:
+    """Return (not started) the local stack's Prometheus scraping the exporter (as `track` when given), alerting."""
+    rule_file = workdir / "rules.yml"
+    rule_file.write_text(yaml.safe_dump(rules))
+    address = f"127.0.0.1:{exporter_port}"
+    server = LocalPrometheus(
+        workdir / "prometheus",
+        None if track else {"model": address},
+        rule_files=[rule_file],
+        alertmanager=f"127.0.0.1:{alertmanager_port}",
+    )
+    if track:
+        server.set_targets({track: f"http://{address}"})
+    return server
 
 
 @contextmanager
