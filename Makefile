@@ -122,23 +122,23 @@ mlflow-ui: $(STAMP) ## open the MLflow UI on the local state in $PLINTH_HOME
 
 .PHONY: demo
 demo: setup ## the loop on one machine: train, serve, canary, promote; then a bad model is rolled back
-	$(PY) -m serving.rollout.harness.demo
+	$(PY) -m serving.embedded.demo
 
 .PHONY: demo-ct
 demo-ct: setup ## continuous training in ~5 min: drift -> alert -> retrain -> canary -> promotion; a spurious alert ignored
-	$(PY) -m serving.rollout.harness.ct_demo
+	$(PY) -m serving.embedded.ct_demo
 
 .PHONY: ct
 ct: setup ## the CT loop on the champion in PLINTH_HOME: drift alerts retrain, canary and promote (CT_ARGS=--source …)
-	$(PY) -m serving.rollout.harness.ct $(CT_ARGS)
+	$(PY) -m serving.embedded.ct $(CT_ARGS)
 
 .PHONY: rollout
 rollout: $(STAMP) ## roll the challenger out as a canary against the champion (local services, router on :8080)
-	$(PY) -m serving.rollout --mode local --spec serving/rollout/analysis-fast.yaml --traffic 60 $(ROLLOUT_ARGS)
+	$(PY) -m serving.embedded.rollout --spec serving/rollout/analysis-fast.yaml --traffic 60 $(ROLLOUT_ARGS)
 
 .PHONY: bench-rollout
 bench-rollout: $(STAMP) ## per bad canary kind: failed/slowed user requests, time to rollback; shadow's promotion cost
-	$(PY) -m serving.rollout.harness.bench
+	$(PY) -m serving.embedded.bench
 
 .PHONY: serve
 serve: $(STAMP) ## serve the champion of PLINTH_HOME on 127.0.0.1:PORT (default 3000); prints API, docs, metrics URLs

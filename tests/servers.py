@@ -6,7 +6,7 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-from serving.rollout.harness.processes import ManagedProcess, free_port
+from serving.embedded.processes import ManagedProcess, free_port
 
 
 class MlflowServer:

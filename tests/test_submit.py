@@ -1,7 +1,7 @@
 import pytest
 
 from pipelines.submit import main, parse_params
-from serving.rollout.harness.processes import free_port
+from serving.embedded.processes import free_port
 
 
 def test_unset_host_is_one_clear_line(capsys):

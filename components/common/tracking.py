@@ -21,8 +21,21 @@ TAG_VERSION = "plinth.registered.version"
 TAG_ALIAS = "plinth.registered.alias"
 CHAMPION = "champion"
 CHALLENGER = "challenger"
+# A rollout's outcome as the controller records it on the canary's model version (`plinth.rollout.<env>.status`),
+# read by `make promote`, `make status` and the retraining triggers: the registry's vocabulary, not the controller's.
+IN_PROGRESS, PROMOTED, ROLLED_BACK = "in_progress", "promoted", "rolled_back"
+# Cluster outcomes that are not an analysis verdict: the first version an environment serves, and a rollout
+# whose desired version Git took back before it ended.
+INITIALIZED, CANCELED = "initialized", "canceled"
+REJECTED_TAG = "plinth.rejected"
+SERVING_ALIAS_PREFIX = "serving-"
 # What MLflow exports into the environment when its default tracking / registry URI is set.
 MLFLOW_URI_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+
+
+def serving_alias(environment: str) -> str:
+    """Return the registry alias that records what `environment`'s stable serves (`serving-staging`)."""
+    return f"{SERVING_ALIAS_PREFIX}{environment}"
 
 
 def artifact_root(tracking_uri: str) -> str | None:

@@ -25,9 +25,9 @@ from datetime import UTC, date, datetime, timedelta
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
+from components.common.tracking import IN_PROGRESS as ROLLOUT_IN_PROGRESS
 from components.register.core import TRIGGER_TAG_PREFIX, trigger_tags
 from pipelines.triggers.policy import Decision, Guardrails, History, Lease, Trigger
-from serving.rollout.core.record import IN_PROGRESS as ROLLOUT_IN_PROGRESS
 
 LAST_STARTED = TRIGGER_TAG_PREFIX + "last_started"
 RUNS_BY_DAY = TRIGGER_TAG_PREFIX + "runs_by_day"

@@ -26,8 +26,8 @@ from components.common.task import TAG_TASK, Task, infer_task
 from components.ingest.core import load_source
 from components.register.core import choose_key, register
 from components.train_sklearn.core import build_model
-from serving.rollout.harness.sample_rows import json_value
-from serving.rollout.harness.train_drill import BREAST_CANCER, DrillData
+from serving.embedded.train_drill import BREAST_CANCER, DrillData
+from serving.rollout.edges.sample_rows import json_value
 
 Instance = dict[str, Any]
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import psutil
 
-from serving.rollout.harness.processes import ManagedProcess
+from serving.embedded.processes import ManagedProcess
 
 
 @dataclass(frozen=True)

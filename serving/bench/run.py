@@ -41,9 +41,9 @@ from serving.bench import breakdown
 from serving.bench.demo_model import RegisteredModel, register_plain_sklearn, register_plinth_model
 from serving.bench.load import LoadResult, Target, combine, hey, rss_mib, serving
 from serving.bench.report import AfterBurst, InProcess, Sustained, render, write_readme
+from serving.embedded.train_drill import BREAST_CANCER, DrillData
 from serving.model_service import settings
 from serving.model_service.settings import Settings
-from serving.rollout.harness.train_drill import BREAST_CANCER, DrillData
 
 README = Path(__file__).resolve().parents[1] / "model_service" / "README.md"
 RESULTS = Path(__file__).resolve().parent / "results.md"

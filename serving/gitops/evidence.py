@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from serving.rollout.core.record import PROMOTED, serving_alias
+from components.common.tracking import PROMOTED, serving_alias
 
 
 class EvidenceError(RuntimeError):

@@ -31,6 +31,7 @@ from pathlib import Path
 
 from mlflow import MlflowClient
 
+from components.common.tracking import serving_alias
 from serving.gitops import image_pin, overlay, registry
 from serving.gitops.evidence import (
     EvidenceError,
@@ -39,7 +40,6 @@ from serving.gitops.evidence import (
     successful_rollout,
 )
 from serving.gitops.tools import ToolMissingError, find_tool
-from serving.rollout.core.record import serving_alias
 
 REFUSED = 1
 BAD_INPUT = 2

@@ -1,14 +1,8 @@
-"""`python -m serving.rollout`: one local rollout (processes + router), or the in-cluster reconcile loop.
+"""`python -m serving.rollout --mode cluster`: the chart's rollout controller, the in-cluster reconcile loop.
 
-`--mode local` runs one rollout of `challenger` against `champion` and exits: 0 promoted, 3 rolled back,
-2 bad arguments or spec, or a rollout refused before it started (a version that is not there, a canary that
-solves another task than the stable or whose files fail their signature check, no traffic that fits the
-model). SIGINT/SIGTERM stop the analysis,
-which then rolls back, so an interrupted local rollout still ends with all traffic on the stable.
-
-`--mode cluster` is the chart's controller: it reconciles Git's desired version against what the stable
-serves until SIGTERM, which it answers by stopping between steps with its record intact (a restart resumes,
-never rolls back); see core/reconcile.py.
+It reconciles Git's desired version against what the stable serves until SIGTERM, which it answers by
+stopping between steps with its record intact (a restart resumes, never rolls back); see core/reconcile.py.
+One rollout on this machine (local processes and a router) is `make rollout`: `python -m serving.embedded.rollout`.
 """
 
 from __future__ import annotations
@@ -22,31 +16,31 @@ import threading
 from pathlib import Path
 
 from mlflow import MlflowClient
-from mlflow.exceptions import MlflowException
 
 from components.common import signing
-from components.common.state import local_tracking_uri, plinth_home
-from components.common.tracking import CHALLENGER, CHAMPION, connect
-from serving.gitops.registry import redact
-from serving.rollout.core.controller import Controller, Outcome
-from serving.rollout.core.record import PROMOTED, RolloutRecorder
+from components.common.state import local_tracking_uri
+from components.common.tracking import connect
 from serving.rollout.core.spec import SpecError, load_spec
 from serving.rollout.core.telemetry import serve_metrics
-from serving.rollout.edges.inspect_model import ModelFacts, inspect_version, task_mismatch, verify_version
-from serving.rollout.edges.pre_traffic import check_canary, reference_rows
-from serving.rollout.harness.local import METRICS_CHOICES, LocalStack
-from serving.rollout.harness.sample_rows import Row, TrafficError, traffic_rows
+from serving.rollout.edges.pre_traffic import check_canary
 
 LOG = logging.getLogger("plinth.rollout")
 DEFAULT_SPEC = Path(__file__).with_name("analysis.yaml")
 DEFAULT_MODEL = "plinth-classifier"
-EXIT_PROMOTED, EXIT_USAGE, EXIT_ROLLED_BACK = 0, 2, 3
+EXIT_USAGE = 2
+CLUSTER_FLAGS = (
+    "namespace",
+    "httproute",
+    "stable_service",
+    "canary_service",
+    "canary_deployment",
+    "prometheus_url",
+    "state_configmap",
+)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """Return the argument parser (the Helm chart uses the cluster flags verbatim)."""
-    parser = argparse.ArgumentParser(prog="python -m serving.rollout", description=__doc__)
-    parser.add_argument("--mode", choices=("local", "cluster"), default="local")
+def add_common_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags every rollout entry point shares: spec, model, environment, registry, metrics port."""
     parser.add_argument("--spec", type=Path, default=DEFAULT_SPEC, help="analysis spec YAML")
     parser.add_argument("--model-name", default=os.environ.get("PLINTH_MODEL_NAME", DEFAULT_MODEL))
     parser.add_argument("--environment", default="local", help="names the registry tags (local, staging…)")
@@ -55,31 +49,15 @@ def build_parser() -> argparse.ArgumentParser:
         default=os.environ.get("MLFLOW_TRACKING_URI"),
         help="MLflow tracking/registry URI (default: the local SQLite store)",
     )
-    parser.add_argument("--stable-version", help="local: version the stable serves (default: alias champion)")
-    parser.add_argument("--canary-version", help="local: version to roll out (default: alias challenger)")
     parser.add_argument("--metrics-port", type=int, default=9100, help="controller /metrics port, 0 = off")
-    local = parser.add_argument_group("local mode")
-    local.add_argument("--router-port", type=int, default=8080, help="port of the weighted router")
-    local.add_argument(
-        "--metrics",
-        choices=METRICS_CHOICES,
-        default="auto",
-        help="local Prometheus (auto: when installed) or the services' /metrics directly",
-    )
-    local.add_argument(
-        "--traffic",
-        type=float,
-        default=0.0,
-        help="send this many synthetic requests/s through the router, rows that fit the stable model",
-    )
-    local.add_argument(
-        "--traffic-source",
-        help="rows for --traffic: a CSV/Parquet path, sklearn:<name> or synthetic:churn (default: the data the "
-        "stable was trained on where its run recorded it, else rows drawn from its reference profile or input example)",
-    )
-    local.add_argument("--traffic-target", help="column of --traffic-source to drop (the target)")
-    local.add_argument("--workdir", type=Path, help="logs and Prometheus data (default: $PLINTH_HOME/rollout)")
-    cluster = parser.add_argument_group("cluster mode")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the argument parser (the Helm chart uses these flags verbatim)."""
+    parser = argparse.ArgumentParser(prog="python -m serving.rollout", description=__doc__)
+    parser.add_argument("--mode", choices=("cluster",), default="cluster", help="the one mode: in a cluster")
+    add_common_arguments(parser)
+    cluster = parser.add_argument_group("cluster")
     cluster.add_argument("--namespace")
     cluster.add_argument("--httproute")
     cluster.add_argument("--stable-service")
@@ -92,119 +70,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-class Refused(Exception):
-    """The rollout cannot start; the message is the one line the user reads."""
+def configure_logging() -> None:
+    """One line per event, timestamped; the HTTP client's per-request lines off."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
-def resolve_version(client: MlflowClient, model_name: str, given: str | None, alias: str) -> str:
-    """Return `given` (checked to exist), or the version `alias` points to.
-
-    Raises:
-        Refused: the model, the alias or the version is not in the registry.
-    """
-    try:
-        if given:
-            return str(client.get_model_version(model_name, given).version)
-        return str(client.get_model_version_by_alias(model_name, alias).version)
-    except MlflowException as error:
-        what = f"version {given}" if given else f"alias {alias}"
-        raise Refused(f"no {what} of {model_name}: {str(error).splitlines()[0]}") from error
-
-
-def read_versions(args: argparse.Namespace, client: MlflowClient, tracking_uri: str) -> tuple[ModelFacts, ModelFacts]:
-    """Return what the registry says about the stable and the canary version.
-
-    Raises:
-        Refused: a version is missing, the canary solves another task than the stable, or its files fail
-            their signature check (PLINTH_VERIFY_KEY, PLINTH_REQUIRE_SIGNATURE: as the model service reads them).
-    """
-    try:
-        versions = [
-            resolve_version(client, args.model_name, given, alias)
-            for given, alias in ((args.stable_version, CHAMPION), (args.canary_version, CHALLENGER))
-        ]
-    except Refused as error:
-        raise Refused(f"{error} (registry {redact(tracking_uri)})") from error
-    verify_canary(client, tracking_uri, args.model_name, versions[1])
-    stable, canary = (inspect_version(client, tracking_uri, args.model_name, version) for version in versions)
-    mismatch = task_mismatch(stable, canary)
-    if mismatch:
-        raise Refused(mismatch)
-    return stable, canary
-
-
-def verify_canary(client: MlflowClient, tracking_uri: str, model_name: str, version: str) -> None:
-    """Check the canary's files against their signature as its model service will, before anything reads them.
-
-    Raises:
-        Refused: the files fail the check, are unsigned where PLINTH_REQUIRE_SIGNATURE=true, or cannot be fetched.
-    """
-    try:
-        key, required = signing.verify_key(tracking_uri), signing.signature_required()
-        verdict = verify_version(client, tracking_uri, model_name, version, key, required)
-    except signing.SigningError as error:
-        raise Refused(str(error)) from error
-    except (MlflowException, OSError) as error:
-        first = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise Refused(f"canary {model_name} v{version} not verified: {first}") from error
-    if verdict.refused:
-        raise Refused(f"canary {verdict.message}")
-    if verdict.result == signing.UNVERIFIED:
-        LOG.warning("canary %s", verdict.message)
-
-
-def traffic(args: argparse.Namespace, stable: ModelFacts) -> list[Row]:
-    """Return the rows that `--traffic` sends (none without it).
-
-    Raises:
-        Refused: no rows that fit the stable model can be made.
-    """
-    if not args.traffic:
-        return []
-    try:
-        rows, origin = traffic_rows(stable, args.traffic_source, args.traffic_target)
-    except (TrafficError, OSError, ValueError) as error:
-        raise Refused(f"no traffic for {args.model_name} v{stable.version}: {error}") from error
-    LOG.info("traffic: %g requests/s, %s", args.traffic, origin)
-    return rows
-
-
-def run_local(
-    args: argparse.Namespace,
-    client: MlflowClient,
-    tracking_uri: str,
-    stop: threading.Event,
-    stable: ModelFacts,
-    canary: ModelFacts,
-) -> Outcome:
-    """Start stable, canary, router and metrics locally, run the rollout, stop everything."""
-    from serving.rollout.harness.traffic import TrafficGenerator
-
-    spec = load_spec(args.spec)
-    rows = traffic(args, stable)
-    workdir = args.workdir or plinth_home() / "rollout"
-    with LocalStack(args.model_name, tracking_uri, workdir, args.metrics, args.router_port) as stack:
-        stack.start(stable.version)
-        stack.deploy_canary(canary.version)
-        LOG.info("router on %s (stable v%s, canary v%s)", stack.url, stable.version, canary.version)
-        generator = TrafficGenerator(stack.url, rows, args.traffic).start() if rows else None
-        try:
-            recorder = RolloutRecorder(client, args.model_name, canary.version, args.environment)
-            reference = reference_rows(canary)
-            controller = Controller(
-                spec,
-                stack.source,
-                stack,
-                recorder,
-                args.model_name,
-                stop,
-                canary_has_profile=canary.has_profile,
-                pre_traffic=lambda: stack.check_canary(reference),
-            )
-            return controller.run(stable.version)
-        finally:
-            if generator:
-                generator.stop()
+def stop_on_signals() -> threading.Event:
+    """Return an event that SIGINT and SIGTERM set."""
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    return stop
 
 
 def run_cluster(args: argparse.Namespace, client: MlflowClient, tracking_uri: str, stop: threading.Event) -> None:
@@ -248,21 +125,11 @@ def run_cluster(args: argparse.Namespace, client: MlflowClient, tracking_uri: st
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Parse arguments, run one rollout and return the exit status."""
+    """Parse arguments and reconcile until SIGTERM."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    required = (
-        "namespace",
-        "httproute",
-        "stable_service",
-        "canary_service",
-        "canary_deployment",
-        "prometheus_url",
-        "state_configmap",
-    )
-    missing = [f"--{name.replace('_', '-')}" for name in required if args.mode == "cluster" and not getattr(args, name)]
+    configure_logging()
+    missing = [f"--{name.replace('_', '-')}" for name in CLUSTER_FLAGS if not getattr(args, name)]
     if missing:
         parser.error(f"--mode cluster needs {', '.join(missing)}")
     try:
@@ -270,20 +137,9 @@ def main(argv: list[str] | None = None) -> int:
     except SpecError as error:
         print(f"plinth rollout: bad spec {args.spec}: {error}", file=sys.stderr)
         return EXIT_USAGE
-    stop = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
+    stop = stop_on_signals()
     tracking_uri = args.tracking_uri or local_tracking_uri()
     client = connect(tracking_uri)
-    if args.mode == "cluster":
-        serve_metrics(args.metrics_port)
-        run_cluster(args, client, tracking_uri, stop)
-        return 0
-    try:
-        stable, canary = read_versions(args, client, tracking_uri)
-        serve_metrics(args.metrics_port)
-        outcome = run_local(args, client, tracking_uri, stop, stable, canary)
-    except Refused as error:
-        print(f"plinth rollout: {error}", file=sys.stderr)
-        return EXIT_USAGE
-    return EXIT_PROMOTED if outcome.status == PROMOTED else EXIT_ROLLED_BACK
+    serve_metrics(args.metrics_port)
+    run_cluster(args, client, tracking_uri, stop)
+    return 0

@@ -28,11 +28,10 @@ from kubernetes.client.exceptions import ApiException
 from mlflow import MlflowClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from components.common.tracking import CHALLENGER, CHAMPION
+from components.common.tracking import CHALLENGER, CHAMPION, serving_alias
 from serving.gitops import overlay, registry
 from serving.gitops.tools import ToolMissingError, find_tool
 from serving.model_service.settings import DEFAULT_PORT, ENV_PORT
-from serving.rollout.core.record import serving_alias
 from serving.rollout.core.state import State
 
 LOCAL = "local"

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from serving.rollout.harness import ct
-from serving.rollout.harness.alerting import DRIFT_ALERT, DriftRule
+from serving.embedded import ct
+from serving.embedded.alerting import DRIFT_ALERT, DriftRule
 from tests.k8s.k8s_tooling import named, render
 
 

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from serving.rollout.harness.processes import ManagedProcess
+from serving.embedded.processes import ManagedProcess
 from tests.docs.readme import ROOT, Block
 
 # Directories a bare shell does not have on PATH: the Makefile adds them itself where a verb needs them.

@@ -19,7 +19,7 @@ from mlflow import MlflowClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from components.common.state import local_tracking_uri
-from serving.rollout.harness.processes import free_port
+from serving.embedded.processes import free_port
 from tests.docs.as_typed import Typed, UserShell, tree_unchanged
 from tests.docs.readme import Block, Claim, claim
 

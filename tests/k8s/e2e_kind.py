@@ -19,8 +19,8 @@ from pathlib import Path
 
 from k8s_tooling import LOCAL_BIN, ROOT
 
+from serving.embedded.processes import free_port
 from serving.gitops.overlay import DESIRED_FILE, rewrite_desired
-from serving.rollout.harness.processes import free_port
 
 CLUSTER = "plinth-e2e"
 NAMESPACE = "plinth"

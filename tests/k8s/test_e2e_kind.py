@@ -289,7 +289,7 @@ def analysis_interval_s() -> float:
 @contextlib.contextmanager
 def traffic() -> Iterator[dict[str, int]]:
     """Send held-out rows to /predict through the Gateway until the block ends; count the answers."""
-    from serving.rollout.harness.train_drill import held_out_instances
+    from serving.embedded.train_drill import held_out_instances
 
     rows = held_out_instances(seed=1)
     counts = {"ok": 0, "failed": 0}
@@ -339,7 +339,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     reason = missing_prerequisite()
     if reason:
         pytest.skip(reason)
-    from serving.rollout.harness.train_drill import register_drill_model
+    from serving.embedded.train_drill import register_drill_model
 
     overlay = build_overlay(tmp_path_factory.mktemp("gitops"))
     with pytest.MonkeyPatch.context() as patch, kind_cluster():

@@ -43,7 +43,7 @@ from test_network_policy import open_peers
 from pipelines.images import COMPONENTS, DEFAULT_REGISTRY
 from pipelines.triggers.alerts import ALERT_KINDS, FIRING, Alert, to_trigger
 from pipelines.triggers.policy import Guardrails
-from serving.rollout.harness.processes import ManagedProcess, free_port
+from serving.embedded.processes import ManagedProcess, free_port
 
 RECEIVER = "release-plinth-serving-trigger-receiver"
 KFP_HOST = "http://ml-pipeline.kubeflow.svc.cluster.local:8888"

@@ -22,14 +22,14 @@ from mlflow import MlflowClient
 
 from components.common.task import TAG_TASK
 from components.common.tracking import CHAMPION, connect
+from serving.embedded.local import LocalStack
+from serving.embedded.traffic import Answer, TrafficGenerator, TrafficLog
+from serving.embedded.train_drill import BREAST_CANCER, DrillData, register_drill_model
 from serving.rollout.core.controller import Controller, Outcome
 from serving.rollout.core.observe import CANARY, STABLE, MetricsSource
 from serving.rollout.core.record import RolloutRecorder
 from serving.rollout.core.spec import parse_spec
 from serving.rollout.edges.router import RouterStats
-from serving.rollout.harness.local import LocalStack
-from serving.rollout.harness.traffic import Answer, TrafficGenerator, TrafficLog
-from serving.rollout.harness.train_drill import BREAST_CANCER, DrillData, register_drill_model
 
 MODEL = "rollout-faults"
 SEED = 11

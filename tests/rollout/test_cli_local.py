@@ -1,4 +1,4 @@
-"""`make rollout` and `python -m serving.rollout --mode local`, run as a user types them.
+"""`make rollout` and `python -m serving.embedded.rollout`, run as a user types them.
 
 A scrubbed environment (PATH without the project's .venv, HOME, PLINTH_HOME and nothing else: no
 MLFLOW_TRACKING_URI, no PLINTH_MODEL_*), from the repository root, against a fresh PLINTH_HOME whose
@@ -13,8 +13,8 @@ import pytest
 
 from components.common.state import local_tracking_uri
 from components.common.tracking import CHALLENGER, CHAMPION, connect
-from serving.rollout.harness.processes import free_port
-from serving.rollout.harness.train_drill import register_drill_model, register_plain_model
+from serving.embedded.processes import free_port
+from serving.embedded.train_drill import register_drill_model, register_plain_model
 from tests.docs.as_typed import bare_path
 from tests.rollout.conftest import needs_prometheus
 
@@ -69,9 +69,7 @@ def test_a_model_without_plinth_metadata_is_rolled_out_to_a_decision(tmp_path):
     argv = [
         str(PYTHON),
         "-m",
-        "serving.rollout",
-        "--mode",
-        "local",
+        "serving.embedded.rollout",
         "--spec",
         "serving/rollout/analysis-fast.yaml",
         "--traffic",

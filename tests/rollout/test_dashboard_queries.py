@@ -28,22 +28,22 @@ import pytest
 from mlflow import MlflowClient
 from prometheus_client import start_http_server
 
+from components.common.tracking import PROMOTED
 from pipelines.triggers.record import TriggerRecord
 from pipelines.triggers.start import LocalStarter
 from serving.dashboards.__main__ import DASHBOARD
-from serving.model_service.settings import ENV_PREDICTION_LOG_DIR
-from serving.rollout.core.observe import CANARY, STABLE
-from serving.rollout.core.record import PROMOTED
-from serving.rollout.edges.query_prometheus import PrometheusSource
-from serving.rollout.harness.local import LocalStack
-from serving.rollout.harness.prometheus_local import LocalPrometheus
-from serving.rollout.harness.train_drill import (
+from serving.embedded.local import LocalStack
+from serving.embedded.prometheus_local import LocalPrometheus
+from serving.embedded.train_drill import (
     BREAST_CANCER,
     DrillData,
     held_out_instances,
     register_drill_model,
     split_dataset,
 )
+from serving.model_service.settings import ENV_PREDICTION_LOG_DIR
+from serving.rollout.core.observe import CANARY, STABLE
+from serving.rollout.edges.query_prometheus import PrometheusSource
 from tests.rollout.conftest import SEED, Registry, Rollout, needs_prometheus, traffic_for
 from tests.triggers.conftest import MODEL as TRIGGER_MODEL
 from tests.triggers.conftest import Receiver, alert, body, fake_command

@@ -11,15 +11,14 @@ from collections.abc import Iterator
 import pytest
 from mlflow import MlflowClient
 
-from components.common.tracking import CHAMPION
+from components.common.tracking import CHAMPION, PROMOTED, REJECTED_TAG, ROLLED_BACK
+from serving.embedded.local import LocalStack
+from serving.embedded.processes import free_port
+from serving.embedded.services import Chaos
+from serving.embedded.traffic import TrafficGenerator
+from serving.embedded.train_drill import held_out_instances
 from serving.rollout.core.observe import CANARY, STABLE
-from serving.rollout.core.record import PROMOTED, REJECTED_TAG, ROLLED_BACK
 from serving.rollout.edges.scrape_metrics import ScrapeSource
-from serving.rollout.harness.local import LocalStack
-from serving.rollout.harness.processes import free_port
-from serving.rollout.harness.services import Chaos
-from serving.rollout.harness.traffic import TrafficGenerator
-from serving.rollout.harness.train_drill import held_out_instances
 from tests.rollout.conftest import (
     SEED,
     SLOW_CANARY_MS,

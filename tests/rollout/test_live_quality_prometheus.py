@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
+from serving.embedded.prometheus_local import LocalPrometheus
 from serving.rollout.core.observe import CANARY, STABLE, Observation
 from serving.rollout.edges.query_prometheus import PrometheusSource
-from serving.rollout.harness.prometheus_local import LocalPrometheus
 from serving.rollout.tests.live_exporter import LiveExporter
 from tests.rollout.conftest import needs_prometheus
 

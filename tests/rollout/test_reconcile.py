@@ -21,20 +21,19 @@ import yaml
 from mlflow import MlflowClient
 
 from components.common import signing
-from components.common.tracking import CHAMPION, connect
+from components.common.tracking import CHAMPION, REJECTED_TAG, connect, serving_alias
 from serving.bench.demo_model import register_plinth_model
+from serving.embedded.train_drill import DrillData, register_drill_model
 from serving.gitops import overlay
 from serving.gitops.registry import Registry
 from serving.gitops.tools import find_tool
 from serving.rollout.cli import build_parser
 from serving.rollout.core.observe import Observation, Predictions, TrackSample
 from serving.rollout.core.reconcile import Reconciler, StateConflict
-from serving.rollout.core.record import REJECTED_TAG, serving_alias
 from serving.rollout.core.spec import AnalysisSpec, ShadowSpec, parse_spec
 from serving.rollout.core.state import RETRY_ANNOTATION
 from serving.rollout.edges.kube import ClusterEdge
 from serving.rollout.edges.mlflow_registry import MlflowRegistry
-from serving.rollout.harness.train_drill import DrillData, register_drill_model
 from serving.rollout.retry import RetryRefused, request_retry
 from serving.rollout.status import Coordinates, Row, Status
 from serving.rollout.status import main as status_main

@@ -22,14 +22,13 @@ from pathlib import Path
 import pytest
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from components.common.tracking import CHAMPION
+from components.common.tracking import CHAMPION, REJECTED_TAG
+from serving.embedded.prometheus_local import LocalPrometheus
 from serving.model_service.monitor import PROBABILITY_BUCKETS
 from serving.rollout.core.observe import CANARY, PREDICT_ENDPOINT, STABLE
 from serving.rollout.core.reconcile import Reconciler
-from serving.rollout.core.record import REJECTED_TAG
 from serving.rollout.core.spec import parse_spec
 from serving.rollout.edges.query_prometheus import PrometheusSource
-from serving.rollout.harness.prometheus_local import LocalPrometheus
 from serving.rollout.tests.fake_cluster import FakeCluster
 from tests.rollout.conftest import needs_prometheus
 from tests.rollout.test_reconcile import ENV, MODEL, Versions, World

@@ -8,14 +8,13 @@ from collections.abc import Iterator
 
 import pytest
 
-from components.common.tracking import CHAMPION
+from components.common.tracking import CHAMPION, ROLLED_BACK
+from serving.embedded.local import LocalStack
+from serving.embedded.traffic import TrafficGenerator
+from serving.embedded.train_drill import held_out_instances
 from serving.rollout.core.observe import CANARY
-from serving.rollout.core.record import ROLLED_BACK
 from serving.rollout.edges.inspect_model import inspect_version
 from serving.rollout.edges.pre_traffic import reference_rows
-from serving.rollout.harness.local import LocalStack
-from serving.rollout.harness.traffic import TrafficGenerator
-from serving.rollout.harness.train_drill import held_out_instances
 from tests.rollout.conftest import (
     SEED,
     SPEC,

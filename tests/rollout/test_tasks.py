@@ -13,15 +13,14 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from components.common.tracking import CHAMPION
+from components.common.tracking import CHAMPION, PROMOTED, ROLLED_BACK
+from serving.embedded.local import LocalStack
+from serving.embedded.traffic import Answer, TrafficGenerator, TrafficLog
+from serving.embedded.train_drill import DrillData
 from serving.rollout.core.observe import CANARY, STABLE, VALUE_BUCKET
-from serving.rollout.core.record import PROMOTED, ROLLED_BACK
 from serving.rollout.edges.inspect_model import inspect_version
+from serving.rollout.edges.sample_rows import traffic_rows
 from serving.rollout.edges.scrape_metrics import ScrapeSource
-from serving.rollout.harness.local import LocalStack
-from serving.rollout.harness.sample_rows import traffic_rows
-from serving.rollout.harness.traffic import Answer, TrafficGenerator, TrafficLog
-from serving.rollout.harness.train_drill import DrillData
 from tests.rollout.conftest import Registry, Rollout, dropped, needs_prometheus, start_stack, traffic_for
 
 pytestmark = [pytest.mark.integration, needs_prometheus]

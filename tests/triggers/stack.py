@@ -16,9 +16,9 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry, start_http_server
 
-from serving.rollout.harness.alerting import LocalAlertmanager
-from serving.rollout.harness.processes import free_port
-from serving.rollout.harness.prometheus_local import LocalPrometheus
+from serving.embedded.alerting import LocalAlertmanager
+from serving.embedded.processes import free_port
+from serving.embedded.prometheus_local import LocalPrometheus
 
 NEEDS_BINARIES = pytest.mark.skipif(
     shutil.which("prometheus") is None or shutil.which("prometheus-alertmanager") is None,

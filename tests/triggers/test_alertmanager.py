@@ -17,7 +17,7 @@ from prometheus_client import CollectorRegistry, Gauge
 from pipelines.triggers.receive import DECISIONS
 from pipelines.triggers.record import TriggerRecord
 from pipelines.triggers.start import LocalStarter
-from serving.rollout.harness.processes import free_port
+from serving.embedded.processes import free_port
 from serving.rollout.tests.http_backend import wait_until
 from tests.triggers.conftest import MODEL, Receiver, fake_command
 from tests.triggers.stack import NEEDS_BINARIES, alertmanager, exporter, prometheus

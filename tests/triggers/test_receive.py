@@ -15,7 +15,7 @@ from pipelines.triggers.receive import DECISIONS, REJECTED
 from pipelines.triggers.receive import main as receive_main
 from pipelines.triggers.record import TriggerRecord
 from pipelines.triggers.start import LocalStarter
-from serving.rollout.harness.processes import ManagedProcess, free_port
+from serving.embedded.processes import ManagedProcess, free_port
 from tests.triggers.conftest import MODEL, Receiver, alert, body, fake_command
 
 

@@ -22,9 +22,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from starlette.testclient import TestClient
 
 from serving.bench.demo_model import RegisteredModel, register_plinth_model
+from serving.embedded.processes import ManagedProcess, free_port
+from serving.embedded.train_drill import DrillData
 from serving.model_service import settings
-from serving.rollout.harness.processes import ManagedProcess, free_port
-from serving.rollout.harness.train_drill import DrillData
 
 SERVICE_MODULE = "serving.model_service.service"
 WINE = DrillData("sklearn:wine")

@@ -16,10 +16,10 @@ import httpx
 import pytest
 
 from serving.bench.demo_model import RegisteredModel
+from serving.embedded.processes import free_port
 from serving.model_service import settings
 from serving.model_service.feedback import new_id, parse_id
 from serving.model_service.feedback_route import FORWARDED_HEADER
-from serving.rollout.harness.processes import free_port
 
 from .conftest import Server, env_for, metric, running_server, scrape
 

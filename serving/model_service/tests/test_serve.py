@@ -32,7 +32,7 @@ from serving.bench.demo_model import (
     register_plinth_model,
     register_python_model,
 )
-from serving.rollout.harness.processes import free_port
+from serving.embedded.processes import free_port
 
 from .conftest import CHURN, metric, scrape
 

@@ -26,7 +26,7 @@ from serving.model_service.guard import PredictGuard
 from serving.model_service.monitor import MAX_CLASS_LABELS, OTHER_CLASS, OutputMonitor
 from serving.model_service.predictor import ServedTask
 from serving.model_service.schema import request_model
-from serving.rollout.harness.sample_rows import records
+from serving.rollout.edges.sample_rows import records
 
 
 @pytest.fixture(scope="module")

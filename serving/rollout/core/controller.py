@@ -13,9 +13,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from components.common.tracking import PROMOTED, ROLLED_BACK
 from serving.rollout.core.analyse import Action, Analysis, Verdict
 from serving.rollout.core.observe import MetricsSource
-from serving.rollout.core.record import PROMOTED, ROLLED_BACK, RolloutRecorder
+from serving.rollout.core.record import RolloutRecorder
 from serving.rollout.core.spec import AnalysisSpec
 from serving.rollout.core.telemetry import ROLLOUT_CHECKS, ROLLOUT_DECISIONS, ROLLOUT_WEIGHT
 

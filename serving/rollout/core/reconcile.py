@@ -33,10 +33,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from components.common.tracking import CANCELED, INITIALIZED, PROMOTED, ROLLED_BACK
 from serving.rollout.core.analyse import Action, Analysis, Baseline
 from serving.rollout.core.controller import judged
 from serving.rollout.core.observe import MetricsSource
-from serving.rollout.core.record import CANCELED, INITIALIZED, PROMOTED, ROLLED_BACK, RolloutRecorder, now_iso
+from serving.rollout.core.record import RolloutRecorder, now_iso
 from serving.rollout.core.spec import AnalysisSpec
 from serving.rollout.core.state import CANCELED as PHASE_CANCELED
 from serving.rollout.core.state import (

@@ -15,20 +15,16 @@ from typing import Any
 
 from mlflow import MlflowClient
 
-from components.common.tracking import CHALLENGER, CHAMPION
+from components.common.tracking import (
+    CHALLENGER,
+    CHAMPION,
+    IN_PROGRESS,
+    REJECTED_TAG,
+    ROLLED_BACK,
+    serving_alias,
+)
 
 LOG = logging.getLogger("plinth.rollout")
-IN_PROGRESS, PROMOTED, ROLLED_BACK = "in_progress", "promoted", "rolled_back"
-# Cluster outcomes that are not an analysis verdict: the first version an environment serves, and a rollout
-# whose desired version Git took back before it ended.
-INITIALIZED, CANCELED = "initialized", "canceled"
-REJECTED_TAG = "plinth.rejected"
-SERVING_ALIAS_PREFIX = "serving-"
-
-
-def serving_alias(environment: str) -> str:
-    """Return the registry alias that records what `environment`'s stable serves (`serving-staging`)."""
-    return f"{SERVING_ALIAS_PREFIX}{environment}"
 
 
 def now_iso() -> str:

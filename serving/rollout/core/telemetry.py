@@ -6,8 +6,8 @@ import logging
 
 from prometheus_client import Counter, Gauge, start_http_server
 
+from components.common.tracking import CANCELED, PROMOTED, ROLLED_BACK
 from serving.rollout.core.analyse import FAIL, NO_DATA, NOT_APPLICABLE, PASS, PENDING
-from serving.rollout.core.record import CANCELED, PROMOTED, ROLLED_BACK
 from serving.rollout.core.spec import CHECK_NAMES
 
 LOG = logging.getLogger("plinth.rollout")

@@ -12,7 +12,8 @@ from pathlib import Path
 from mlflow import MlflowClient
 
 from components.common.signing import UNVERIFIED
-from serving.rollout.core.record import ROLLED_BACK, RolloutRecorder
+from components.common.tracking import ROLLED_BACK
+from serving.rollout.core.record import RolloutRecorder
 from serving.rollout.edges.inspect_model import ModelFacts, inspect_version, task_mismatch, verify_version
 from serving.rollout.edges.pre_traffic import ReferenceRows, reference_rows
 

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 
 from serving.rollout.edges.inspect_model import ModelFacts
-from serving.rollout.harness.sample_rows import Row, records
+from serving.rollout.edges.sample_rows import Row, records
 
 CHECK_TIMEOUT_S = 10.0
 # Serialisation and BLAS differences between the training process and the service, not a model change.

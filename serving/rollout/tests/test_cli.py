@@ -1,7 +1,7 @@
 import subprocess
 import sys
 
-from serving.rollout.cli import EXIT_USAGE, main
+from serving.embedded.rollout import EXIT_USAGE, main
 
 
 def test_bad_spec_fails_with_one_line_naming_the_field(tmp_path, capsys):

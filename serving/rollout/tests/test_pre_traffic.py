@@ -5,9 +5,9 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from serving.embedded.processes import free_port
 from serving.rollout.edges.inspect_model import InputColumn, ModelFacts
 from serving.rollout.edges.pre_traffic import ReferenceRows, check_canary, reference_rows
-from serving.rollout.harness.processes import free_port
 from serving.rollout.tests.http_backend import Backend
 
 ROWS = [{"x": 1.0}, {"x": 2.0}]

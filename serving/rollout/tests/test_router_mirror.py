@@ -12,11 +12,11 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from serving.embedded.processes import free_port
 from serving.model_service.settings import MIRROR_HEADER
 from serving.rollout.core.observe import CANARY, STABLE
 from serving.rollout.edges.mirror import Mirror
 from serving.rollout.edges.router import TRACK_HEADER, WeightedRouter
-from serving.rollout.harness.processes import free_port
 from serving.rollout.tests.http_backend import Backend, wait_until
 
 

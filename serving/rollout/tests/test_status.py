@@ -2,7 +2,7 @@
 
 from prometheus_client import CollectorRegistry, Gauge, start_http_server
 
-from serving.rollout.harness.processes import free_port
+from serving.embedded.processes import free_port
 from serving.rollout.status import Row, render_table, served_locally
 
 

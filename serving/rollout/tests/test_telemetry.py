@@ -5,9 +5,9 @@ from __future__ import annotations
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from serving.embedded.processes import free_port
 from serving.rollout.core.spec import CHECK_NAMES
 from serving.rollout.core.telemetry import serve_metrics
-from serving.rollout.harness.processes import free_port
 
 
 def test_decision_and_check_series_are_served_before_the_first_rollout() -> None:

@@ -16,9 +16,10 @@ import pytest
 from mlflow import MlflowClient
 from PIL import Image
 
+from components.common.tracking import PROMOTED, ROLLED_BACK
 from serving.rollout.core.controller import Controller
 from serving.rollout.core.observe import Observation, TrackSample
-from serving.rollout.core.record import PROMOTED, ROLLED_BACK, RolloutRecorder
+from serving.rollout.core.record import RolloutRecorder
 from serving.rollout.core.spec import parse_spec
 from serving.rollout.core.timeline import shadow_span, weights
 

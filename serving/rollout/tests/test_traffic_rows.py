@@ -8,10 +8,10 @@ import pytest
 
 from components.common.profile import feature_psi
 from components.common.tracking import CHALLENGER, CHAMPION, connect
-from serving.rollout.cli import EXIT_USAGE, main
+from serving.embedded.rollout import EXIT_USAGE, main
+from serving.embedded.train_drill import DrillData, register_drill_model, register_plain_model
 from serving.rollout.edges.inspect_model import ModelFacts, inspect_version
-from serving.rollout.harness.sample_rows import TrafficError, traffic_rows
-from serving.rollout.harness.train_drill import DrillData, register_drill_model, register_plain_model
+from serving.rollout.edges.sample_rows import TrafficError, traffic_rows
 
 CHURN = DrillData("synthetic:churn", "churned")
 

@@ -13,7 +13,7 @@ from mlflow import MlflowClient
 from components.common import signing
 from components.common.tracking import CHALLENGER, CHAMPION
 from serving.bench.demo_model import register_plinth_model
-from serving.rollout.cli import EXIT_USAGE, Refused, build_parser, main, read_versions
+from serving.embedded.rollout import EXIT_USAGE, Refused, build_parser, main, read_versions
 from serving.rollout.edges.mlflow_registry import MlflowRegistry
 
 MODEL = "verified-rollout"

@@ -39,14 +39,14 @@ from pipelines.triggers.policy import Guardrails, Trigger
 from pipelines.triggers.receive import serve
 from pipelines.triggers.record import TriggerRecord
 from pipelines.triggers.start import FAILED, RUNNING, SUCCEEDED, LocalStarter
+from serving.embedded.alerting import DriftRule, LocalAlertmanager
+from serving.embedded.local import LocalStack
+from serving.embedded.pipeline_progress import step_line
+from serving.embedded.processes import free_port
 from serving.rollout.core import controller
 from serving.rollout.core.record import RolloutRecorder
 from serving.rollout.core.spec import load_spec
 from serving.rollout.core.telemetry import serve_metrics
-from serving.rollout.harness.alerting import DriftRule, LocalAlertmanager
-from serving.rollout.harness.local import LocalStack
-from serving.rollout.harness.pipeline_progress import step_line
-from serving.rollout.harness.processes import free_port
 
 ENVIRONMENT = "local"
 ROLLOUT_STATUS_TAG = f"plinth.rollout.{ENVIRONMENT}.status"
@@ -313,7 +313,7 @@ class ContinuousTraining(AbstractContextManager["ContinuousTraining"]):
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """Parse `make ct`'s flags."""
-    parser = argparse.ArgumentParser(prog="python -m serving.rollout.harness.ct", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m serving.embedded.ct", description=__doc__)
     parser.add_argument("--model-name", default=DEFAULT_MODEL_NAME, help="registered model to serve and retrain")
     parser.add_argument("--source", default="sklearn:breast_cancer", help="training source of triggered runs")
     parser.add_argument("--target", default="target", help="target column of the source")

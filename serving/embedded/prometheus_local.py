@@ -13,7 +13,7 @@ from pathlib import Path
 
 import yaml
 
-from serving.rollout.harness.processes import ManagedProcess, free_port
+from serving.embedded.processes import ManagedProcess, free_port
 
 SCRAPE_INTERVAL = "500ms"
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from serving.rollout.harness.processes import ManagedProcess, bin_path, free_port
+from serving.embedded.processes import ManagedProcess, bin_path, free_port
 
 SERVICE_TARGET = "serving.model_service.service:ModelService"
 

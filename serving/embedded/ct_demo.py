@@ -29,11 +29,11 @@ from components.common.tracking import CHAMPION
 from components.ingest.core import load_source
 from pipelines.triggers.policy import BACKOFF, COALESCE, COOL_DOWN, DAILY_MAX, START
 from pipelines.triggers.start import FAILED
-from serving.rollout.harness.ct import CT_SPEC, ContinuousTraining, Event, LoopConfig
-from serving.rollout.harness.new_world import recalibrated, write_source
-from serving.rollout.harness.pipeline_progress import run_pipeline
-from serving.rollout.harness.sample_rows import records
-from serving.rollout.harness.traffic import TrafficGenerator
+from serving.embedded.ct import CT_SPEC, ContinuousTraining, Event, LoopConfig
+from serving.embedded.new_world import recalibrated, write_source
+from serving.embedded.pipeline_progress import run_pipeline
+from serving.embedded.traffic import TrafficGenerator
+from serving.rollout.edges.sample_rows import records
 
 MODEL = "plinth-ct-demo"
 TARGET = "target"
@@ -206,7 +206,7 @@ class CtDemo:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """Parse the demo's flags."""
-    parser = argparse.ArgumentParser(prog="python -m serving.rollout.harness.ct_demo", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m serving.embedded.ct_demo", description=__doc__)
     parser.add_argument(
         "--home", type=Path, help="where each run gets a fresh directory (default: $PLINTH_HOME/demo-ct)"
     )

@@ -15,13 +15,13 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from types import TracebackType
 
+from serving.embedded.prometheus_local import LocalPrometheus, prometheus_binary
+from serving.embedded.services import Chaos, ModelProcess
 from serving.rollout.core.observe import CANARY, STABLE, MetricsSource
 from serving.rollout.edges.pre_traffic import ReferenceRows, check_canary
 from serving.rollout.edges.query_prometheus import PrometheusSource
 from serving.rollout.edges.router import WeightedRouter
 from serving.rollout.edges.scrape_metrics import ScrapeSource
-from serving.rollout.harness.prometheus_local import LocalPrometheus, prometheus_binary
-from serving.rollout.harness.services import Chaos, ModelProcess
 
 LOG = logging.getLogger("plinth.rollout")
 # auto: a local Prometheus when the binary is installed, else the services' /metrics read directly.

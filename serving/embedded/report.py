@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from serving.embedded.local import LocalStack
+from serving.embedded.measure import Exposure
+from serving.embedded.traffic import TrafficLog, failed
 from serving.rollout.core.controller import Outcome
-from serving.rollout.harness.local import LocalStack
-from serving.rollout.harness.measure import Exposure
-from serving.rollout.harness.traffic import TrafficLog, failed
 
 TIMELINE_MARKERS = ("canary weight", "shadow:", "PROMOTED", "ROLLED BACK", "rollout started")
 

@@ -1,4 +1,4 @@
-"""`python -m serving.rollout.harness.demo`: the whole loop on one machine, the first thing a newcomer runs.
+"""`python -m serving.embedded.demo`: the whole loop on one machine, the first thing a newcomer runs.
 
 Train a champion and serve it, train a better challenger and roll it out as a canary behind the router
 under synthetic traffic (held-out rows) until it is promoted; then register a deliberately bad challenger
@@ -22,17 +22,17 @@ from mlflow.exceptions import MlflowException
 
 from components.common.state import local_tracking_uri, plinth_home
 from components.common.tracking import CHALLENGER, CHAMPION, connect
+from serving.embedded.local import LocalStack
+from serving.embedded.measure import exposure
+from serving.embedded.pipeline_progress import run_pipeline
+from serving.embedded.processes import free_port
+from serving.embedded.report import Summary
+from serving.embedded.traffic import TrafficGenerator
+from serving.embedded.train_drill import held_out_instances, register_drill_model
 from serving.rollout.core.controller import Controller, Outcome
 from serving.rollout.core.record import RolloutRecorder
 from serving.rollout.core.spec import load_spec
 from serving.rollout.core.telemetry import serve_metrics
-from serving.rollout.harness.local import LocalStack
-from serving.rollout.harness.measure import exposure
-from serving.rollout.harness.pipeline_progress import run_pipeline
-from serving.rollout.harness.processes import free_port
-from serving.rollout.harness.report import Summary
-from serving.rollout.harness.traffic import TrafficGenerator
-from serving.rollout.harness.train_drill import held_out_instances, register_drill_model
 
 FAST_SPEC = Path(__file__).parents[1] / "analysis-fast.yaml"
 MODEL = "plinth-demo"
@@ -41,7 +41,7 @@ CHAMPION_FRACTION = 0.1
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """Parse the demo's flags."""
-    parser = argparse.ArgumentParser(prog="python -m serving.rollout.harness.demo", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m serving.embedded.demo", description=__doc__)
     parser.add_argument("--home", type=Path, help="where each run gets a fresh directory (default: $PLINTH_HOME/demo)")
     parser.add_argument("--spec", type=Path, default=FAST_SPEC, help="analysis spec (default: the fast one)")
     parser.add_argument(

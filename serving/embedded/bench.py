@@ -1,4 +1,4 @@
-"""`python -m serving.rollout.harness.bench`: what a bad canary costs users, what the shadow phase costs a good one.
+"""`python -m serving.embedded.bench`: what a bad canary costs users, what the shadow phase costs a good one.
 
 Each bad kind (every request 500, +800 ms, garbage predictions, the process killed at rollout start) goes
 through the same local stack and analysis under steady traffic, with the router's retry-on-stable off
@@ -21,17 +21,17 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from components.common.tracking import CHAMPION, connect
+from components.common.tracking import CHAMPION, PROMOTED, ROLLED_BACK, connect
+from serving.embedded.local import METRICS_CHOICES, LocalStack
+from serving.embedded.measure import Impact, impact, p99
+from serving.embedded.services import Chaos
+from serving.embedded.traffic import TrafficGenerator
+from serving.embedded.train_drill import held_out_instances, register_drill_model
 from serving.rollout.core.controller import Controller, Outcome
-from serving.rollout.core.record import PROMOTED, ROLLED_BACK, RolloutRecorder
+from serving.rollout.core.record import RolloutRecorder
 from serving.rollout.core.spec import AnalysisSpec, ShadowSpec, load_spec
 from serving.rollout.edges.inspect_model import inspect_version
 from serving.rollout.edges.pre_traffic import ReferenceRows, reference_rows
-from serving.rollout.harness.local import METRICS_CHOICES, LocalStack
-from serving.rollout.harness.measure import Impact, impact, p99
-from serving.rollout.harness.services import Chaos
-from serving.rollout.harness.traffic import TrafficGenerator
-from serving.rollout.harness.train_drill import held_out_instances, register_drill_model
 
 BENCH_SPEC = Path(__file__).parents[1] / "analysis-bench.yaml"
 RESULTS = Path(__file__).with_name("bench-results.md")
@@ -188,7 +188,7 @@ def met(bad: list[Row], good: list[Row]) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     """Run every case once and write the tables to bench-results.md (and stdout)."""
-    parser = argparse.ArgumentParser(prog="python -m serving.rollout.harness.bench", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m serving.embedded.bench", description=__doc__)
     parser.add_argument("--spec", type=Path, default=BENCH_SPEC)
     parser.add_argument("--rate", type=float, default=100.0, help="synthetic requests per second")
     parser.add_argument("--metrics", choices=METRICS_CHOICES, default="auto")

@@ -9,9 +9,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from serving.embedded.traffic import TrafficLog, failed
 from serving.rollout.core.observe import CANARY
 from serving.rollout.edges.router import RouterStats
-from serving.rollout.harness.traffic import TrafficLog, failed
 
 
 @dataclass(frozen=True)

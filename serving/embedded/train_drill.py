@@ -21,7 +21,7 @@ from components.common.task import AUTO, TAG_TASK, infer_task
 from components.common.tracking import connect, ensure_experiment
 from components.ingest.core import load_source
 from components.train_sklearn.core import build_model
-from serving.rollout.harness.sample_rows import records
+from serving.rollout.edges.sample_rows import records
 
 EXPERIMENT = "plinth-rollout-drills"
 HOLDOUT_SHARE = 0.3

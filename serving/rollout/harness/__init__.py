@@ -1,1 +1,0 @@
-"""The one-machine harness: local stack, processes, traffic, demo, benchmark and drills."""
