@@ -108,7 +108,6 @@ def run_cluster(args: argparse.Namespace, client: MlflowClient, tracking_uri: st
         args.stable_deployment or args.stable_service,
         args.state_configmap,
         canary_pods=args.canary_replicas,
-        stop=stop,
     )
     try:
         verify_key, required = signing.verify_key(tracking_uri), signing.signature_required()

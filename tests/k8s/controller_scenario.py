@@ -34,8 +34,6 @@ def edge_for(cluster: FakeCluster, objects: list[dict[str, Any]]) -> ClusterEdge
         flags["--canary-deployment"],
         flags["--stable-deployment"],
         flags["--state-configmap"],
-        ready_timeout=5,
-        poll=0.01,
     )
 
 
@@ -47,6 +45,7 @@ def drive_a_rollout(edge: ClusterEdge) -> None:
     assert edge.served_annotation() is None
     edge.stop_canary()
     edge.start_canary()
+    assert edge.canary_ready().ready
     edge.set_mirror(True)  # the shadow phase: the route mirrors to the canary at weight 0
     assert edge.route_mirror()
     edge.set_mirror(False)
@@ -58,6 +57,7 @@ def drive_a_rollout(edge: ClusterEdge) -> None:
     assert state is not None
     edge.write_state(State(stable_version="2", status=state.status, resource_version=state.resource_version))
     edge.serve_on_stable("2")
+    assert edge.stable_ready().ready
     edge.set_weight(0)
     edge.stop_canary()
     state = edge.read_state()

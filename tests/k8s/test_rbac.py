@@ -69,17 +69,16 @@ def request_attributes(method: str, path: str) -> tuple[str, str, str, str | Non
 
 
 def client_methods_in_kube() -> set[str]:
-    """Every `self.custom|apps|core.<method>(...)` call in edges/kube.py."""
+    """Every `self.custom|apps|core.<method>` in edges/kube.py, called there or handed to `ClusterEdge.call`."""
     tree = ast.parse(Path(kube.__file__).read_text())
     return {
-        node.func.attr
+        node.attr
         for node in ast.walk(tree)
-        if isinstance(node, ast.Call)
-        and isinstance(node.func, ast.Attribute)
-        and isinstance(node.func.value, ast.Attribute)
-        and isinstance(node.func.value.value, ast.Name)
-        and node.func.value.value.id == "self"
-        and node.func.value.attr in {"custom", "apps", "core"}
+        if isinstance(node, ast.Attribute)
+        and isinstance(node.value, ast.Attribute)
+        and isinstance(node.value.value, ast.Name)
+        and node.value.value.id == "self"
+        and node.value.attr in {"custom", "apps", "core"}
     }
 
 

@@ -156,7 +156,7 @@ class World:
 
     def restart(self) -> Reconciler:
         """A new controller pod: nothing carried over but the cluster and the registry."""
-        edge = ClusterEdge(self.cluster.api(), NS, ROUTE, STABLE, CANARY, CANARY, STABLE, STATE, poll=0.001)
+        edge = ClusterEdge(self.cluster.api(), NS, ROUTE, STABLE, CANARY, CANARY, STABLE, STATE)
         # The public key beside the store; unsigned versions (the drill models) are allowed, as on one machine.
         key = signing.verify_key(self.registry.uri, env={})
         records = MlflowRegistry(self.registry.client, self.registry.uri, MODEL, ENV, key, require_signature=False)
@@ -487,7 +487,6 @@ def test_the_story_through_the_staging_overlay_as_rendered_and_applied(registry:
         args.canary_deployment,
         args.stable_deployment,
         args.state_configmap,
-        poll=0.001,
     )
     records = MlflowRegistry(registry.client, registry.uri, MODEL, args.environment)
     lines: list[str] = []

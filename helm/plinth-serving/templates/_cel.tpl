@@ -26,11 +26,13 @@
 ((!has({{ $n }}) || {{ $n }}.all(k, k == {{ $k }} || (has({{ $o }}) && k in {{ $o }} && {{ $o }}[k] == {{ $n }}[k]))) && (!has({{ $o }}) || {{ $o }}.all(k, k == {{ $k }} || (has({{ $n }}) && k in {{ $n }}))))
 {{- end }}
 
-{{/* Filter `f` is the shadow phase's mirror, exactly as the controller writes it: a RequestMirror of every
-     request to the canary Service on the route's port, and nothing more (no share, no other backend).
+{{/* Filter `f` is the shadow phase's mirror, as the controller writes it and the API server stores it: a
+     RequestMirror of every request to the canary Service on the route's port, and nothing more (no share, no
+     other backend). The Gateway API CRD schema defaults a backendRef's `group` to "" and `kind` to Service
+     before admission sees the object, so those two may be absent or hold exactly their defaults.
      dict "canary" "<service>" "port" 3000 */}}
 {{- define "plinth.cel.isMirror" -}}
-(has(f.type) && f.type == "RequestMirror" && has(f.requestMirror) && has(f.requestMirror.backendRef) && has(f.requestMirror.backendRef.name) && f.requestMirror.backendRef.name == {{ .canary | quote }} && has(f.requestMirror.backendRef.port) && f.requestMirror.backendRef.port == {{ .port }} && !has(f.requestMirror.backendRef.group) && !has(f.requestMirror.backendRef.kind) && !has(f.requestMirror.backendRef.namespace) && !has(f.requestMirror.percent) && !has(f.requestMirror.fraction))
+(has(f.type) && f.type == "RequestMirror" && has(f.requestMirror) && has(f.requestMirror.backendRef) && has(f.requestMirror.backendRef.name) && f.requestMirror.backendRef.name == {{ .canary | quote }} && has(f.requestMirror.backendRef.port) && f.requestMirror.backendRef.port == {{ .port }} && (!has(f.requestMirror.backendRef.group) || f.requestMirror.backendRef.group == "") && (!has(f.requestMirror.backendRef.kind) || f.requestMirror.backendRef.kind == "Service") && !has(f.requestMirror.backendRef.namespace) && !has(f.requestMirror.percent) && !has(f.requestMirror.fraction))
 {{- end }}
 
 {{/* The rules' filters of `new` and `old` are equal once the shadow phase's mirror (isMirror) is taken out of

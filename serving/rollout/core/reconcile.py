@@ -19,6 +19,13 @@ or its alias), what the stable serves and the rollout record (one ConfigMap, `st
 - cancel: Git took the desired version back (or moved on) mid-analysis: weight 0, canary stopped, not rejected;
 - blocked: desired was rolled back here; it stays rolled back, without a fake spec change, until a retry.
 
+Nothing waits inside a tick: the canary is scaled up and the stable stamped, and later ticks read their
+Deployments' rollout status; a canary that is not ready holds the rollout before any traffic, a stable that has
+not rolled out holds the promotion. The progress deadline bounds both, and every refusal: a write the cluster
+keeps refusing (an admission denial, 403, 404, 422, 5xx) is counted, said once as a log line and an Event,
+and ends the rollout (rolled back) after REFUSAL_LIMIT refusals in a row that no retry can change, or at the
+deadline; a rollback whose own writes are refused leaves the rollout blocked, said the same way.
+
 A stop (SIGTERM: node drain, `helm upgrade`) ends the loop between steps and leaves the record as it is, so
 the next controller resumes: a restart is never a rollback. Every record write carries the resourceVersion
 it read; a conflict (another writer) drops the tick and the next one starts from the fresh record.
@@ -51,13 +58,38 @@ from serving.rollout.core.state import (
     State,
 )
 from serving.rollout.core.state import INITIALIZED as PHASE_INITIALIZED
-from serving.rollout.core.telemetry import ROLLOUT_DECISIONS, ROLLOUT_WEIGHT
+from serving.rollout.core.telemetry import ROLLOUT_DECISIONS, ROLLOUT_REFUSALS, ROLLOUT_WEIGHT
 
 LOG = logging.getLogger("plinth.rollout")
+# HTTP answers that no retry changes (bad request, forbidden, not found, method, media type, invalid; an
+# admission policy's denial is one of these): this many in a row end the rollout before its deadline.
+PERMANENT = frozenset({400, 403, 404, 405, 415, 422})
+REFUSAL_LIMIT = 3
 
 
 class StateConflict(RuntimeError):
     """The record changed since it was read (HTTP 409); the tick is dropped and redone from a fresh read."""
+
+
+class ClusterRefusal(RuntimeError):
+    """The API server refused a call with an answer that is not a conflict; `call` names it, `status` is HTTP's."""
+
+    def __init__(self, call: str, status: int, message: str) -> None:
+        super().__init__(f"{call}: HTTP {status}{': ' + message if message else ''}")
+        self.call, self.status, self.message = call, status, message
+
+    @property
+    def permanent(self) -> bool:
+        """Whether retrying the same call cannot succeed (as opposed to a 5xx or a timeout)."""
+        return self.status in PERMANENT
+
+
+@dataclass(frozen=True)
+class Readiness:
+    """Whether a Deployment's current pods are all up and available; `stuck` says why they never will be."""
+
+    ready: bool
+    stuck: str | None = None
 
 
 @dataclass(frozen=True)
@@ -96,7 +128,10 @@ class ClusterView(Protocol):
         """Add or remove the route's mirror of live traffic to the canary."""
 
     def start_canary(self) -> None:
-        """Scale the canary up (if it is not) and wait until it is ready."""
+        """Scale the canary up (if it is not); return at once."""
+
+    def canary_ready(self) -> Readiness:
+        """Return whether the canary's pods are all up to date and available."""
 
     def canary_replicas(self) -> int:
         """Return the canary Deployment's desired replicas."""
@@ -105,7 +140,10 @@ class ClusterView(Protocol):
         """Scale the canary to 0."""
 
     def serve_on_stable(self, version: str) -> None:
-        """Roll the stable out so that its pods load `version` from the record, and wait until they do."""
+        """Roll the stable out so that its pods load `version` from the record; return at once."""
+
+    def stable_ready(self) -> Readiness:
+        """Return whether the stable's pods are all up to date and available."""
 
     def event(self, reason: str, message: str, warning: bool = False) -> None:
         """Emit a Kubernetes Event about the rollout."""
@@ -128,6 +166,15 @@ class Registry(Protocol):
 
     def recorder(self, version: str) -> RolloutRecorder:
         """Return the recorder that writes `version`'s rollout tags in this environment."""
+
+
+def where(status: RolloutStatus) -> str:
+    """Say where a rollout stands, for a deadline's reason."""
+    if status.phase == PROMOTING:
+        return "while the stable rolled out the new version"
+    if not status.checked:
+        return "before any traffic (the canary was not ready)"
+    return "in the shadow phase" if status.shadow else f"at {status.weight}%"
 
 
 class Reconciler:
@@ -158,6 +205,9 @@ class Reconciler:
         self.analysing: str | None = None
         self.recorders: dict[str, RolloutRecorder] = {}
         self.last_line = ""
+        # The last refusal said, and how many permanent ones came in a row (a completed tick resets it).
+        self.last_refusal = ""
+        self.refusals = 0
 
     def say(self, line: str, once: bool = False) -> None:
         """Log one line; with `once`, only when it differs from the previous line (idle ticks stay quiet)."""
@@ -190,6 +240,15 @@ class Reconciler:
         return self.registry.resolve(desired.alias) if desired.alias else None
 
     def tick(self) -> None:
+        """One pass of the loop; a call the cluster refuses is counted, said once and may end the rollout."""
+        try:
+            self.reconcile()
+        except ClusterRefusal as error:
+            self.refused(error)
+            return
+        self.refusals = 0
+
+    def reconcile(self) -> None:
         """Read desired, serving and the record, and take the one action they call for."""
         desired = self.desired_version()
         state = self.view.read_state() or State()
@@ -203,12 +262,36 @@ class Reconciler:
             self.initialize(state, desired)
         elif status.phase == PROGRESSING and status.canary_version != desired:
             self.cancel(state, desired)
+        elif status.phase in (PROGRESSING, PROMOTING) and self.overdue(status):
+            refused = f"; the cluster refused {self.last_refusal}" if self.last_refusal else ""
+            deadline = f"progress deadline {self.spec.progress_deadline:g}s exceeded {where(status)}"
+            self.roll_back(state, deadline + refused)
         elif status.phase == PROMOTING:
             self.promote(state)
         elif status.phase == PROGRESSING:
             self.analyse(state)
         else:
             self.settle(state, desired)
+
+    def overdue(self, status: RolloutStatus) -> bool:
+        """Whether the rollout (or its promotion, timed from its own start) has run past the progress deadline."""
+        since = status.promoting_since if status.phase == PROMOTING else status.started_at
+        return self.clock() - since > self.spec.progress_deadline
+
+    def refused(self, error: ClusterRefusal) -> None:
+        """Count a refusal, say it once (log line and Event), and end a rollout that permanent ones keep stopping."""
+        ROLLOUT_REFUSALS.labels(str(error.status)).inc()
+        self.refusals = self.refusals + 1 if error.permanent else 0
+        if str(error) != self.last_refusal:
+            self.last_refusal = str(error)
+            self.say(f"the cluster refused {error}")
+            self.view.event("Refused", f"the cluster refused {error}", warning=True)
+        if self.refusals < REFUSAL_LIMIT:
+            return
+        state = self.view.read_state()
+        if state is not None and state.status.phase in (PROGRESSING, PROMOTING):
+            self.refusals = 0
+            self.roll_back(state, f"the cluster refused {error} ({REFUSAL_LIMIT} times in a row)")
 
     def settle(self, state: State, desired: str) -> None:
         """No rollout runs: record a pending outcome, then idle, stay blocked or start one."""
@@ -314,6 +397,17 @@ class Reconciler:
         )
         self.view.event("RolloutStarted", f"v{desired} against stable v{state.stable_version} ({why})")
         self.view.start_canary()
+        self.before_traffic(state)
+
+    def before_traffic(self, state: State) -> None:
+        """Once the canary's pods are ready, the pre-traffic check; until then, hold (the deadline bounds it)."""
+        readiness = self.view.canary_ready()
+        if readiness.stuck:
+            self.roll_back(state, f"the canary never became ready: {readiness.stuck}")
+            return
+        if not readiness.ready:
+            self.say(f"v{state.status.canary_version}: waiting for the canary's pods to be ready", True)
+            return
         self.first_traffic(state)
 
     def first_traffic(self, state: State) -> None:
@@ -378,7 +472,7 @@ class Reconciler:
         if status.checked:
             self.apply_route(status)
         else:
-            self.first_traffic(state)
+            self.before_traffic(state)
 
     def apply_weight(self, weight: int) -> None:
         """Set the route and the gauge."""
@@ -393,7 +487,7 @@ class Reconciler:
             self.resume(state)
             return
         if not status.checked:
-            self.first_traffic(state)
+            self.before_traffic(state)
             return
         live, mirror = self.view.route_weight(), self.view.route_mirror()
         if live != status.weight or mirror != status.shadow:
@@ -406,9 +500,6 @@ class Reconciler:
             self.apply_route(status)
             return
         where = "shadow" if status.shadow else f"{status.weight}%"
-        if self.clock() - status.started_at > self.spec.progress_deadline:
-            self.roll_back(state, f"progress deadline {self.spec.progress_deadline:g}s exceeded at {where}")
-            return
         verdict = self.analysis.judge(self.source.observe(self.spec.interval), status.shadow)
         status.iterations += 1
         status.failed_checks = dict(self.analysis.failures)
@@ -434,17 +525,29 @@ class Reconciler:
             self.apply_weight(status.weight)
             self.view.event("CanaryWeight", f"v{version} advanced to {status.weight}%")
         else:
-            status.phase = PROMOTING
+            status.phase, status.promoting_since = PROMOTING, self.clock()
             status.message = f"all {len(self.spec.steps)} steps passed analysis; the stable takes v{version}"
             self.promote(self.write(state))
 
     def promote(self, state: State) -> None:
-        """Make the stable serve the canary's version, then take the canary out; idempotent when resumed."""
+        """Make the stable serve the canary's version, then take the canary out; idempotent when resumed.
+
+        The canary keeps its traffic until the stable's new pods are all available; a stable that never gets
+        there is rolled back at the deadline (or at once, when its Deployment says it is stuck).
+        """
         status = state.status
         version = status.canary_version or ""
-        state.stable_version = version
-        state = self.write(state)
+        if state.stable_version != version:
+            state.stable_version = version
+            state = self.write(state)
         self.view.serve_on_stable(version)
+        readiness = self.view.stable_ready()
+        if readiness.stuck:
+            self.roll_back(state, f"the stable did not roll out v{version}: {readiness.stuck}")
+            return
+        if not readiness.ready:
+            self.say(f"promoting v{version}: waiting for the stable's pods to load it", True)
+            return
         self.return_to_stable()
         reason = f"all {len(self.spec.steps)} steps passed analysis"
         self.finish(state, SUCCEEDED, PROMOTED, reason)
@@ -452,16 +555,39 @@ class Reconciler:
         self.view.event("Promoted", f"the stable serves v{version}; canary scaled to 0")
 
     def roll_back(self, state: State, reason: str) -> None:
-        """Weight 0, canary stopped, the stable untouched, the version rejected in this environment."""
-        version = state.status.canary_version or ""
-        self.return_to_stable()
-        state.status.rejected[version] = reason
-        self.finish(state, FAILED, ROLLED_BACK, reason)
+        """Weight 0, canary stopped, the stable on what it served before, the version rejected here.
+
+        A rollback the cluster refuses to carry out is still recorded (the version stays rejected, the idle loop
+        keeps repairing the route) and said as BLOCKED, with the refusal.
+        """
+        status = state.status
+        version = status.canary_version or ""
+        reverted = status.phase == PROMOTING and status.stable_at_start not in (None, state.stable_version)
+        if reverted:
+            state.stable_version = status.stable_at_start
+        blocked = self.carry_out(self.return_to_stable)
+        status.reject(version, reason)
+        self.finish(state, FAILED, ROLLED_BACK, reason if blocked is None else f"{reason}; BLOCKED: {blocked}")
+        if reverted and blocked is None:
+            blocked = self.carry_out(lambda: self.view.serve_on_stable(state.stable_version or ""))
+        if blocked:
+            self.say(f"BLOCKED: v{version} rolled back on record, but the cluster refused {blocked} - {reason}")
+            self.view.event("RolloutBlocked", f"v{version}: {reason}; the cluster refused {blocked}", warning=True)
+            return
         self.say(
             f"ROLLED BACK v{version}: canary weight 0, canary stopped, "
             f"the stable still serves v{state.stable_version} - {reason}"
         )
         self.view.event("RolledBack", f"v{version}: {reason}", warning=True)
+
+    def carry_out(self, action: Callable[[], None]) -> ClusterRefusal | None:
+        """Run a cluster action; return the refusal that stopped it (counted), None when it went through."""
+        try:
+            action()
+        except ClusterRefusal as error:
+            ROLLOUT_REFUSALS.labels(str(error.status)).inc()
+            return error
+        return None
 
     def cancel(self, state: State, desired: str) -> None:
         """Git no longer wants the version under analysis: stop it without judging it."""

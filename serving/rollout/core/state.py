@@ -22,6 +22,9 @@ RETRY_ANNOTATION = "plinth.dev/retry"
 INITIALIZED, PROGRESSING, PROMOTING = "initialized", "progressing", "promoting"
 SUCCEEDED, FAILED, CANCELED = "succeeded", "failed", "canceled"
 RUNNING = (PROGRESSING, PROMOTING)
+# The record is one ConfigMap (1 MiB at most): it keeps the latest rejections, each reason cut short. Older ones
+# are still on the registry's versions (`plinth.rejected`), which the loop asks too.
+MAX_REJECTED, MAX_REASON = 50, 500
 
 
 @dataclass
@@ -55,12 +58,21 @@ class RolloutStatus:
     shadow: bool = False
     shadow_since: float = 0.0
     started_at: float = 0.0
+    # When the stable started rolling out the promoted version: the deadline of a promotion runs from here.
+    promoting_since: float = 0.0
     last_transition: str = ""
     message: str = ""
     resumed: int = 0
     # Versions rolled back in this environment, with the reason: never started again until a retry.
     rejected: dict[str, str] = field(default_factory=dict)
     outcome: Outcome | None = None
+
+    def reject(self, version: str, reason: str) -> None:
+        """Record `version` as rolled back here, keeping only the latest MAX_REJECTED rejections."""
+        self.rejected.pop(version, None)
+        self.rejected[version] = reason[:MAX_REASON]
+        while len(self.rejected) > MAX_REJECTED:
+            self.rejected.pop(next(iter(self.rejected)))
 
     @classmethod
     def from_json(cls, text: str) -> RolloutStatus:

@@ -14,6 +14,8 @@ LOG = logging.getLogger("plinth.rollout")
 ROLLOUT_WEIGHT = Gauge("plinth_rollout_weight", "Current canary traffic weight, percent.", ["model_name"])
 ROLLOUT_CHECKS = Counter("plinth_rollout_checks", "Analysis check results per interval.", ["check", "result"])
 ROLLOUT_DECISIONS = Counter("plinth_rollout_decisions", "Rollout outcomes.", ["result"])
+# Calls the API server refused (an admission denial, 403, 404, 422, 5xx), by HTTP status: alert on any increase.
+ROLLOUT_REFUSALS = Counter("plinth_rollout_refusals", "API calls the cluster refused.", ["code"])
 
 
 def declare_series() -> None:

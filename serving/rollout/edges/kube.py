@@ -6,14 +6,18 @@ set by a JSON merge patch of the route's rules carrying the resourceVersion read
 concurrent edit makes the API answer 409 and the patch is redone on the fresh object instead of silently
 overwriting it; record writes carry theirs the same way. Every change is also an Event on the HTTPRoute
 (`kubectl describe httproute`).
+
+Nothing here waits: starting the canary or rolling the stable out only asks for it, and the loop reads the
+Deployment's rollout status on its next ticks, so no tick lasts longer than its few API calls (each bounded
+by `request_timeout`). An API answer that is not a conflict (an admission denial, 403, 404, 422, 5xx) is
+raised as `ClusterRefusal`, naming the call and the API server's reason, for the loop to count and end on.
 """
 
 from __future__ import annotations
 
 import copy
+import json
 import logging
-import threading
-import time
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -22,7 +26,7 @@ from typing import Any, NamedTuple
 from kubernetes.client import ApiClient, AppsV1Api, CoreV1Api, CustomObjectsApi
 from kubernetes.client.exceptions import ApiException
 
-from serving.rollout.core.reconcile import Desired, StateConflict
+from serving.rollout.core.reconcile import ClusterRefusal, Desired, Readiness, StateConflict
 from serving.rollout.core.state import RETRY_ANNOTATION, State
 
 LOG = logging.getLogger("plinth.rollout")
@@ -31,9 +35,8 @@ GROUP, VERSION, PLURAL = "gateway.networking.k8s.io", "v1", "httproutes"
 SERVED_ANNOTATION = "plinth.dev/served-version"
 MODEL_VERSION_ENV, MODEL_ALIAS_ENV = "PLINTH_MODEL_VERSION", "PLINTH_MODEL_ALIAS"
 COMPONENT = "plinth-rollout"
-POLL_S = 2.0
-# A Deployment that has not rolled out in this long (image pull, model download, probes) is stuck.
-READY_TIMEOUT_S = 600.0
+# Connect and read timeout of every API call, seconds: a tick never hangs on an API server that does not answer.
+REQUEST_TIMEOUT_S = 5.0
 
 
 class ApiPermission(NamedTuple):
@@ -62,10 +65,6 @@ API_PERMISSIONS: tuple[ApiPermission, ...] = (
     ApiPermission("", "configmaps", "create", ()),
     ApiPermission("", "events", "create", ()),
 )
-
-
-class Stopping(RuntimeError):
-    """The controller is stopping; the wait it was in is abandoned, the record stands."""
 
 
 class RouteError(RuntimeError):
@@ -125,6 +124,26 @@ def remirror(rules: list[dict[str, Any]], canary: str, on: bool) -> list[dict[st
     return updated
 
 
+def refusal(call: str, error: ApiException) -> ClusterRefusal:
+    """Return the refusal of `call` with the API server's own words (its Status message, else the reason)."""
+    message = error.reason or ""
+    try:
+        body = json.loads(error.body or "{}")
+    except ValueError:
+        body = {}
+    if isinstance(body, dict) and body.get("message"):
+        message = str(body["message"])
+    return ClusterRefusal(call, error.status or 0, message.splitlines()[0][:300] if message else "")
+
+
+def stalled(deployment: Any) -> str | None:
+    """Return why a Deployment will not finish rolling out on its own (its Progressing condition), else None."""
+    for condition in deployment.status.conditions or []:
+        if condition.type == "Progressing" and condition.reason == "ProgressDeadlineExceeded":
+            return f"Deployment {deployment.metadata.name}: ProgressDeadlineExceeded: {condition.message or ''}".strip()
+    return None
+
+
 class ClusterEdge:
     """The reconcile loop's view of a cluster: HTTPRoute weights, the two Deployments, the record, Events."""
 
@@ -139,18 +158,23 @@ class ClusterEdge:
         stable_deployment: str,
         state_configmap: str,
         canary_pods: int = 1,
-        ready_timeout: float = READY_TIMEOUT_S,
-        poll: float = POLL_S,
-        stop: threading.Event | None = None,
+        request_timeout: float = REQUEST_TIMEOUT_S,
     ) -> None:
         self.custom, self.apps, self.core = CustomObjectsApi(api), AppsV1Api(api), CoreV1Api(api)
         self.namespace, self.httproute = namespace, httproute
         self.stable_service, self.canary_service = stable_service, canary_service
         self.canary_deployment, self.stable_deployment = canary_deployment, stable_deployment
         self.state_configmap, self.canary_pods = state_configmap, canary_pods
-        self.ready_timeout, self.poll = ready_timeout, poll
-        # Set on SIGTERM: a wait for a rollout gives up at once (the record already says what to resume).
-        self.stop = stop or threading.Event()
+        self.timeout = request_timeout
+
+    def call(self, what: str, method: Callable[..., Any], *args: Any, passthrough: tuple[int, ...] = ()) -> Any:
+        """Make one API call within the request timeout; any refusal but `passthrough` is a ClusterRefusal."""
+        try:
+            return method(*args, _request_timeout=self.timeout)
+        except ApiException as error:
+            if error.status in passthrough:
+                raise
+            raise refusal(what, error) from error
 
     def event(self, reason: str, message: str, warning: bool = False) -> None:
         """Emit an Event on the HTTPRoute; a failure to emit is logged, never fatal."""
@@ -164,7 +188,7 @@ class ClusterEdge:
                 "namespace": self.namespace,
             },
             "reason": reason,
-            "message": message,
+            "message": message[:1024],
             "type": "Warning" if warning else "Normal",
             "firstTimestamp": now.isoformat(),
             "lastTimestamp": now.isoformat(),
@@ -172,9 +196,23 @@ class ClusterEdge:
             "source": {"component": COMPONENT},
         }
         try:
-            self.core.create_namespaced_event(self.namespace, body)
+            self.core.create_namespaced_event(self.namespace, body, _request_timeout=self.timeout)
         except ApiException as error:
             LOG.warning("could not emit event %s: %s %s", reason, error.status, error.reason)
+
+    def route(self) -> dict[str, Any]:
+        """Return the live HTTPRoute."""
+        return dict(
+            self.call(
+                f"get HTTPRoute {self.httproute}",
+                self.custom.get_namespaced_custom_object,
+                GROUP,
+                VERSION,
+                self.namespace,
+                PLURAL,
+                self.httproute,
+            )
+        )
 
     def set_weight(self, weight: int) -> None:
         """Patch the route's backend weights (retrying once on a conflicting concurrent edit)."""
@@ -192,19 +230,17 @@ class ClusterEdge:
 
     def route_mirror(self) -> bool:
         """Return whether the live route mirrors requests to the canary Service."""
-        route = self.custom.get_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, self.httproute)
         return any(
             is_mirror_to(item, self.canary_service)
-            for rule in route["spec"].get("rules", [])
+            for rule in self.route()["spec"].get("rules", [])
             for item in rule.get("filters", [])
         )
 
     def canary_url(self) -> str:
         """Return the canary Service's in-cluster URL, on the port the route sends it traffic on."""
-        route = self.custom.get_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, self.httproute)
         ports = [
             ref.get("port", 80)
-            for rule in route["spec"].get("rules", [])
+            for rule in self.route()["spec"].get("rules", [])
             for ref in rule.get("backendRefs", [])
             if ref.get("name") == self.canary_service
         ]
@@ -213,47 +249,56 @@ class ClusterEdge:
     def patch_rules(self, change: Callable[[list[dict[str, Any]]], list[dict[str, Any]]]) -> None:
         """Merge-patch the route's rules with `change` applied, at the resourceVersion read (one retry on 409)."""
         for attempt in range(2):
-            route = self.custom.get_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, self.httproute)
+            route = self.route()
             rules = change(route["spec"]["rules"])
             patch = {
                 "metadata": {"resourceVersion": route["metadata"]["resourceVersion"]},
                 "spec": {"rules": rules},
             }
             try:
-                self.custom.patch_namespaced_custom_object(
-                    GROUP, VERSION, self.namespace, PLURAL, self.httproute, patch
+                self.call(
+                    f"patch HTTPRoute {self.httproute}",
+                    self.custom.patch_namespaced_custom_object,
+                    GROUP,
+                    VERSION,
+                    self.namespace,
+                    PLURAL,
+                    self.httproute,
+                    patch,
+                    passthrough=(409,),
                 )
-                break
+                return
             except ApiException as error:
-                if error.status != 409 or attempt:
-                    raise
+                if attempt:
+                    raise refusal(f"patch HTTPRoute {self.httproute}", error) from error
 
     def scale_canary(self, replicas: int) -> None:
         """Scale the canary Deployment."""
-        self.apps.patch_namespaced_deployment_scale(
-            self.canary_deployment, self.namespace, {"spec": {"replicas": replicas}}
+        self.call(
+            f"patch Deployment {self.canary_deployment}/scale",
+            self.apps.patch_namespaced_deployment_scale,
+            self.canary_deployment,
+            self.namespace,
+            {"spec": {"replicas": replicas}},
         )
 
-    def wait_rolled_out(self, name: str) -> None:
-        """Poll a Deployment until its current generation is fully updated and available."""
-        deadline = time.monotonic() + self.ready_timeout
-        while time.monotonic() < deadline:
-            deployment = self.apps.read_namespaced_deployment_status(name, self.namespace)
-            status, wanted = deployment.status, deployment.spec.replicas or 0
-            if (
-                (status.observed_generation or 0) >= (deployment.metadata.generation or 0)
-                and (status.updated_replicas or 0) >= wanted
-                and (status.available_replicas or 0) >= wanted
-                and (status.replicas or 0) == wanted
-            ):
-                return
-            if self.stop.wait(self.poll):
-                raise Stopping(f"stopped while waiting for Deployment {name} to roll out")
-        raise TimeoutError(f"Deployment {name} not rolled out after {self.ready_timeout:.0f}s")
+    def readiness(self, name: str) -> Readiness:
+        """Read whether a Deployment's current generation is fully updated and available, or why it is stuck."""
+        deployment = self.call(
+            f"get Deployment {name}/status", self.apps.read_namespaced_deployment_status, name, self.namespace
+        )
+        status, wanted = deployment.status, deployment.spec.replicas or 0
+        ready = (
+            (status.observed_generation or 0) >= (deployment.metadata.generation or 0)
+            and (status.updated_replicas or 0) >= wanted
+            and (status.available_replicas or 0) >= wanted
+            and (status.replicas or 0) == wanted
+        )
+        return Readiness(ready=ready, stuck=None if ready else stalled(deployment))
 
     def deployment(self, name: str) -> Any:
         """Return a Deployment as the client's model object."""
-        return self.apps.read_namespaced_deployment(name, self.namespace)
+        return self.call(f"get Deployment {name}", self.apps.read_namespaced_deployment, name, self.namespace)
 
     def read_desired(self) -> Desired:
         """Return the model version (or alias) that Git put on the canary Deployment's serving container."""
@@ -266,11 +311,15 @@ class ClusterEdge:
     def read_state(self) -> State | None:
         """Return the record from its ConfigMap, None when the controller has not created it yet."""
         try:
-            found = self.core.read_namespaced_config_map(self.state_configmap, self.namespace)
-        except ApiException as error:
-            if error.status == 404:
-                return None
-            raise
+            found = self.call(
+                f"get ConfigMap {self.state_configmap}",
+                self.core.read_namespaced_config_map,
+                self.state_configmap,
+                self.namespace,
+                passthrough=(404,),
+            )
+        except ApiException:
+            return None
         meta = found.metadata
         return State.from_configmap(found.data, meta.annotations, meta.resource_version)
 
@@ -281,17 +330,28 @@ class ClusterEdge:
             if state.resource_version is None:
                 metadata["labels"] = {"app.kubernetes.io/managed-by": COMPONENT}
                 body = {"metadata": metadata, "data": state.data()}
-                written = self.core.create_namespaced_config_map(self.namespace, body)
+                written = self.call(
+                    f"create ConfigMap {self.state_configmap}",
+                    self.core.create_namespaced_config_map,
+                    self.namespace,
+                    body,
+                    passthrough=(409,),
+                )
             else:
                 metadata["resourceVersion"] = state.resource_version
                 if clear_retry:
                     metadata["annotations"] = {RETRY_ANNOTATION: None}
                 body = {"metadata": metadata, "data": state.data()}
-                written = self.core.patch_namespaced_config_map(self.state_configmap, self.namespace, body)
+                written = self.call(
+                    f"patch ConfigMap {self.state_configmap}",
+                    self.core.patch_namespaced_config_map,
+                    self.state_configmap,
+                    self.namespace,
+                    body,
+                    passthrough=(409,),
+                )
         except ApiException as error:
-            if error.status == 409:
-                raise StateConflict(f"ConfigMap {self.state_configmap}: {error.reason}") from error
-            raise
+            raise StateConflict(f"ConfigMap {self.state_configmap}: {error.reason}") from error
         retry = None if clear_retry else state.retry
         return replace(state, retry=retry, resource_version=written.metadata.resource_version)
 
@@ -302,8 +362,7 @@ class ClusterEdge:
 
     def route_weight(self) -> int:
         """Return the canary backend's weight on the live route (0 when it has none)."""
-        route = self.custom.get_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, self.httproute)
-        for rule in route["spec"].get("rules", []):
+        for rule in self.route()["spec"].get("rules", []):
             for ref in rule.get("backendRefs", []):
                 if ref.get("name") == self.canary_service:
                     return int(ref.get("weight", 1))
@@ -314,10 +373,13 @@ class ClusterEdge:
         return int(self.deployment(self.canary_deployment).spec.replicas or 0)
 
     def start_canary(self) -> None:
-        """Scale the canary up when it is down, and wait until it is ready."""
+        """Scale the canary up when it is down; `canary_ready` says when its pods are there."""
         if self.canary_replicas() == 0:
             self.scale_canary(self.canary_pods)
-        self.wait_rolled_out(self.canary_deployment)
+
+    def canary_ready(self) -> Readiness:
+        """Return whether the canary's pods are all up to date and available."""
+        return self.readiness(self.canary_deployment)
 
     def stop_canary(self) -> None:
         """Scale the canary to 0 pods."""
@@ -325,11 +387,21 @@ class ClusterEdge:
             self.scale_canary(0)
 
     def serve_on_stable(self, version: str) -> None:
-        """Stamp `version` on the stable's pod template (its pods then reload from the record) and wait.
+        """Stamp `version` on the stable's pod template: its pods then reload from the record.
 
         The stamp is the version, not a time: re-stamping the same version changes nothing, so a promotion
-        resumed after a controller restart does not restart the stable twice.
+        resumed after a controller restart does not restart the stable twice. `stable_ready` says when the
+        stable's new pods are all there.
         """
         patch = {"spec": {"template": {"metadata": {"annotations": {SERVED_ANNOTATION: version}}}}}
-        self.apps.patch_namespaced_deployment(self.stable_deployment, self.namespace, patch)
-        self.wait_rolled_out(self.stable_deployment)
+        self.call(
+            f"patch Deployment {self.stable_deployment}",
+            self.apps.patch_namespaced_deployment,
+            self.stable_deployment,
+            self.namespace,
+            patch,
+        )
+
+    def stable_ready(self) -> Readiness:
+        """Return whether the stable's pods are all up to date and available."""
+        return self.readiness(self.stable_deployment)

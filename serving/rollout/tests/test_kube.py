@@ -1,18 +1,16 @@
 """The cluster edge against the real kubernetes client, over the stateful fake API server underneath it."""
 
-import threading
 
 import pytest
-from kubernetes.client.exceptions import ApiException
 
-from serving.rollout.core.reconcile import Desired, StateConflict
+from serving.rollout.core.reconcile import ClusterRefusal, Desired, Readiness, StateConflict
 from serving.rollout.core.state import RETRY_ANNOTATION, RolloutStatus, State
-from serving.rollout.edges.kube import SERVED_ANNOTATION, ClusterEdge, RouteError, Stopping, remirror, reweigh
+from serving.rollout.edges.kube import SERVED_ANNOTATION, ClusterEdge, RouteError, remirror, reweigh
 from serving.rollout.tests.fake_cluster import CANARY, NS, ROUTE, ROUTE_PATH, STABLE, STATE, FakeCluster
 
 
 def edge_for(cluster: FakeCluster) -> ClusterEdge:
-    return ClusterEdge(cluster.api(), NS, ROUTE, STABLE, CANARY, CANARY, STABLE, STATE, ready_timeout=5, poll=0.01)
+    return ClusterEdge(cluster.api(), NS, ROUTE, STABLE, CANARY, CANARY, STABLE, STATE)
 
 
 def test_set_weight_merge_patches_the_route_with_its_resource_version_and_emits_an_event():
@@ -39,12 +37,14 @@ def test_a_conflicting_edit_is_retried_on_the_fresh_route():
     assert patches[0] != patches[1]
 
 
-def test_repeated_conflicts_surface_as_an_error():
+def test_repeated_conflicts_surface_as_a_refusal():
     cluster = FakeCluster()
     cluster.route_conflicts = 2
-    with pytest.raises(ApiException) as error:
+    with pytest.raises(ClusterRefusal) as error:
         edge_for(cluster).set_weight(50)
     assert error.value.status == 409
+    assert error.value.call == f"patch HTTPRoute {ROUTE}"
+    assert not error.value.permanent  # a conflict is redone on the next tick, not counted towards a rollback
     assert cluster.weights()[CANARY] == 0
 
 
@@ -105,14 +105,20 @@ def test_the_canary_starts_and_stops_by_scale():
     assert edge.route_weight() == 0
 
 
-def test_a_stop_ends_a_wait_for_a_rollout_at_once():
+def test_readiness_is_read_from_the_deployment_status_without_waiting():
     cluster = FakeCluster()
-    stop = threading.Event()
-    edge = ClusterEdge(cluster.api(), NS, ROUTE, STABLE, CANARY, CANARY, STABLE, STATE, ready_timeout=600, stop=stop)
-    cluster.deployments[CANARY]["status"]["availableReplicas"] = 0  # never becomes ready
-    stop.set()
-    with pytest.raises(Stopping, match=CANARY):
-        edge.wait_rolled_out(CANARY)
+    edge = edge_for(cluster)
+    assert edge.canary_ready() == Readiness(ready=True)
+    status = cluster.deployments[CANARY]["status"]
+    status["availableReplicas"] = 0  # the pods are not up yet
+    assert edge.canary_ready() == Readiness(ready=False)
+    status["conditions"] = [
+        {"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded", "message": "timed out"}
+    ]
+    readiness = edge.canary_ready()
+    assert not readiness.ready
+    assert readiness.stuck == f"Deployment {CANARY}: ProgressDeadlineExceeded: timed out"
+    assert edge.stable_ready() == Readiness(ready=True)
 
 
 def test_the_mirror_filter_is_added_and_removed_alone_and_the_canary_url_follows_the_route():
