@@ -340,6 +340,7 @@ def test_prometheus_rules_cover_the_alerts_and_pass_promtool(tmp_path) -> None:
         "PlinthPredictionShift",
         "PlinthInputDrift",
         "PlinthRolloutFailed",
+        "PlinthRolloutRefused",
     ]
     exprs = " ".join(entry["expr"] for group in rule["spec"]["groups"] for entry in group["rules"])
     for metric in (
@@ -349,6 +350,7 @@ def test_prometheus_rules_cover_the_alerts_and_pass_promtool(tmp_path) -> None:
         "plinth_prediction_value_sum",
         "plinth_input_drift_psi",
         "plinth_rollout_decisions_total",
+        "plinth_rollout_refusals_total",
     ):
         assert metric in exprs
     promtool = shutil.which("promtool")
@@ -358,7 +360,7 @@ def test_prometheus_rules_cover_the_alerts_and_pass_promtool(tmp_path) -> None:
     rules_file.write_text(yaml.safe_dump({"groups": rule["spec"]["groups"]}))
     result = subprocess.run([promtool, "check", "rules", str(rules_file)], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 6 rules found" in result.stdout
+    assert "SUCCESS: 7 rules found" in result.stdout
 
 
 def prediction_series(metric: str, expr: str, track: str, means: dict[str, float]) -> list[dict[str, str]]:
@@ -409,6 +411,39 @@ def test_prediction_alerts_fire_per_class_and_for_regression(tmp_path) -> None:
         ],
     }
     assert_promtool_alerts(promtool, tmp_path, inputs, "25m", expected)
+
+
+def test_a_refused_controller_fires_its_alert_and_a_quiet_one_does_not(tmp_path) -> None:
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.skip("promtool not installed (Debian package `prometheus`): the alert rules cannot be evaluated")
+    rule = named(render("default"), "PrometheusRule", "release-plinth-serving")
+    refused = next(
+        entry
+        for group in rule["spec"]["groups"]
+        for entry in group["rules"]
+        if entry["alert"] == "PlinthRolloutRefused"
+    )
+    (tmp_path / "rules.yaml").write_text(yaml.safe_dump({"groups": rule["spec"]["groups"]}))
+    namespace = re.search(r'namespace="([^"]+)"', refused["expr"]).group(1)  # type: ignore[union-attr]
+    inputs = [
+        # Declared at 0 from the controller's start (telemetry.declare_series), then three admission denials.
+        {
+            "series": f'plinth_rollout_refusals_total{{namespace="{namespace}", code="422"}}',
+            "values": "0x10 1 2 3 3x20",
+        },
+        {"series": f'plinth_rollout_refusals_total{{namespace="{namespace}", code="403"}}', "values": "0x35"},
+    ]
+    model = refused["labels"]["model"]
+    summary = refused["annotations"]["summary"].replace("{{ $labels.code }}", "422")
+    expected = [
+        {
+            "exp_labels": {"severity": "warning", "model": model, "code": "422", "namespace": namespace},
+            "exp_annotations": {"summary": summary},
+        }
+    ]
+    assert_promtool_alerts(promtool, tmp_path, inputs, "15m", {"PlinthRolloutRefused": expected})
+    assert_promtool_alerts(promtool, tmp_path, inputs, "34m", {"PlinthRolloutRefused": []})
 
 
 def test_hpa_scales_only_the_stable_track() -> None:

@@ -16,6 +16,7 @@ ROLLOUT_CHECKS = Counter("plinth_rollout_checks", "Analysis check results per in
 ROLLOUT_DECISIONS = Counter("plinth_rollout_decisions", "Rollout outcomes.", ["result"])
 # Calls the API server refused (an admission denial, 403, 404, 422, 5xx), by HTTP status: alert on any increase.
 ROLLOUT_REFUSALS = Counter("plinth_rollout_refusals", "API calls the cluster refused.", ["code"])
+REFUSAL_CODES = (400, 403, 404, 409, 415, 422, 429, 500, 503, 504)
 
 
 def declare_series() -> None:
@@ -29,6 +30,8 @@ def declare_series() -> None:
             ROLLOUT_CHECKS.labels(check, result)
     for decision in (PROMOTED, ROLLED_BACK, CANCELED):
         ROLLOUT_DECISIONS.labels(decision)
+    for code in REFUSAL_CODES:
+        ROLLOUT_REFUSALS.labels(str(code))
 
 
 def serve_metrics(port: int) -> None:

@@ -23,3 +23,5 @@ def test_decision_and_check_series_are_served_before_the_first_rollout() -> None
         assert (("plinth_rollout_decisions_total", (("result", decision),))) in samples
     checks = {dict(labels)["check"] for name, labels in samples if name == "plinth_rollout_checks_total"}
     assert checks == set(CHECK_NAMES)
+    refusals = {dict(labels)["code"] for name, labels in samples if name == "plinth_rollout_refusals_total"}
+    assert {"403", "404", "422", "500", "503"} <= refusals
