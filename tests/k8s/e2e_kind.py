@@ -17,8 +17,10 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import httpx
 from k8s_tooling import LOCAL_BIN, ROOT
 
+from pipelines.images import COMPONENTS, IMAGES, MLFLOW
 from serving.embedded.processes import free_port
 from serving.gitops.overlay import DESIRED_FILE, rewrite_desired
 
@@ -28,13 +30,38 @@ NAMESPACE = "plinth"
 # fullnameOverride makes every object's name start with it.
 RELEASE = "plinth-classifier"
 STAGING = ROOT / "manifests" / "overlays" / "staging"
-SERVING_IMAGE = "ghcr.io/plinth-mlops/plinth-serving:0.1.0"
-MLFLOW_IMAGE = "ghcr.io/plinth-mlops/mlflow:3.17.2"
-GATEWAY_API = "https://github.com/kubernetes-sigs/gateway-api/releases/download/v1.2.1/standard-install.yaml"
-ENVOY_GATEWAY_CHART = ("oci://docker.io/envoyproxy/gateway-helm", "v1.2.6")
-PROMETHEUS_CHART = ("https://prometheus-community.github.io/helm-charts", "kube-prometheus-stack", "66.3.1")
+PLATFORM = ROOT / "manifests" / "platform"
+# The registry the committed overlays name (`make images` tags into the local store with it, `kind load` copies).
+REGISTRY = "ghcr.io/plinth-mlops"
+# Set by .github/workflows/e2e.yaml after its own `make images` step: only `kind load` them here.
+ENV_PREBUILT = "PLINTH_E2E_IMAGES_PREBUILT"
+# Set by .github/workflows/e2e.yaml: there, a missing Docker or kind fails the e2e instead of skipping it.
+ENV_REQUIRED = "PLINTH_E2E_REQUIRED"
+# Where the controller's logs, the events and the rollout timelines go (the workflow uploads the folder).
+ENV_ARTIFACTS = "PLINTH_E2E_ARTIFACTS"
+# kind v0.27.0 and its own default node image, pinned by digest (pkg/apis/config/defaults/image.go at that tag):
+# Kubernetes 1.32, where the chart's ValidatingAdmissionPolicy (admissionregistration.k8s.io/v1, GA in 1.30)
+# is served, and inside Envoy Gateway v1.3's supported range (1.29-1.32). The workflow installs this kind.
+KIND_VERSION = "v0.27.0"
+KIND_NODE_IMAGE = "kindest/node:v1.32.2@sha256:f226345927d7e348497136874b6d207e0b32cc52154ad8323129352923a3142f"
+# The Gateway API release whose HTTPRoute schema the chart is validated against (tests/k8s/schemas).
+GATEWAY_API_VERSION = "v1.2.1"
+GATEWAY_API = (
+    f"https://github.com/kubernetes-sigs/gateway-api/releases/download/{GATEWAY_API_VERSION}/standard-install.yaml"
+)
+# Envoy Gateway: backend weights are HTTPRoute core, RequestMirror (the controller's shadow phase) is among the
+# extended features it passes conformance for; v1.3 is the release built against Gateway API v1.2.1 (its
+# compatibility matrix), one Helm chart, and its data plane runs in envoy-gateway-system, the namespace the
+# chart's NetworkPolicy admits by default (networkPolicy.gatewayNamespaceLabels).
+ENVOY_GATEWAY_CHART = ("oci://docker.io/envoyproxy/gateway-helm", "v1.3.3")
+GATEWAY_NAMESPACE = "envoy-gateway-system"
+# kube-prometheus-stack 76.5.1 runs Prometheus Operator v0.84.1, the ServiceMonitor schema the chart is checked
+# against; with it a Prometheus (prometheus-operated.monitoring, the controller's prometheusUrl).
+PROMETHEUS_CHART = ("https://prometheus-community.github.io/helm-charts", "kube-prometheus-stack", "76.5.1")
 E2E_DIR = Path(__file__).resolve().parent / "e2e"
 ADMIN_PASSWORD = "plinth-e2e-admin"  # a throwaway cluster's password, never a real one
+# The two registry logins of manifests/README.md ("Two registry logins"): Secret name, user, grant on the model.
+LOGINS = {"mlflow-reader": ("plinth-reader", "READ"), "mlflow-controller": ("plinth-controller", "EDIT")}
 
 
 def which(name: str) -> str | None:
@@ -80,7 +107,7 @@ def helm(*args: str, timeout: int = 600, check: bool = True) -> subprocess.Compl
 def kind_cluster() -> Iterator[None]:
     """Create the kind cluster and delete it afterwards, whatever happened in between."""
     sh("kind", "delete", "cluster", "--name", CLUSTER, check=False)
-    sh("kind", "create", "cluster", "--name", CLUSTER, "--wait", "180s")
+    sh("kind", "create", "cluster", "--name", CLUSTER, "--image", KIND_NODE_IMAGE, "--wait", "180s")
     try:
         yield
     finally:
@@ -88,26 +115,18 @@ def kind_cluster() -> Iterator[None]:
 
 
 def build_and_load_images() -> None:
-    sh("docker", "build", "-f", "serving/Dockerfile", "-t", SERVING_IMAGE, ".", timeout=1800)
-    sh("docker", "build", "-t", MLFLOW_IMAGE, "manifests/platform/mlflow", timeout=900)
-    for image in (SERVING_IMAGE, MLFLOW_IMAGE):
-        sh("kind", "load", "docker-image", image, "--name", CLUSTER)
+    """`make images` (local store, this machine's platform) unless the workflow did, then `kind load` all three."""
+    if os.environ.get(ENV_PREBUILT) != "1":
+        sh("make", "images", f"REGISTRY={REGISTRY}", timeout=3600)
+    for image in IMAGES:
+        sh("kind", "load", "docker-image", image.reference(REGISTRY), "--name", CLUSTER, timeout=900)
 
 
 def install_gateway() -> None:
     kubectl("apply", "--server-side", "-f", GATEWAY_API)
     chart, version = ENVOY_GATEWAY_CHART
-    helm(
-        "install",
-        "eg",
-        chart,
-        "--version",
-        version,
-        "-n",
-        "envoy-gateway-system",
-        "--create-namespace",
-        "--wait",
-    )
+    # The chart's crds/ also hold Gateway API CRDs; Helm leaves the standard ones applied above as they are.
+    helm("install", "eg", chart, "--version", version, "-n", GATEWAY_NAMESPACE, "--create-namespace", "--wait")
     kubectl("create", "namespace", "gateway-system")
     kubectl("apply", "-f", str(E2E_DIR / "gateway.yaml"))
     kubectl(
@@ -149,7 +168,31 @@ def install_prometheus() -> None:
     )
 
 
-def install_mlflow() -> None:
+def platform_overlay(directory: Path) -> Path:
+    """Write an overlay of a copy of manifests/platform that pulls the images this run built; return its folder.
+
+    The copy is the real one; the overlay only moves its two images to the tags `make images` gave them (the
+    committed pins may name a digest or another release).
+    """
+    shutil.copytree(PLATFORM, directory / "platform")
+    overlay = directory / "platform-e2e"
+    overlay.mkdir()
+    images = "".join(
+        f'  - name: {REGISTRY}/{image.name}\n    newName: {REGISTRY}/{image.name}\n    newTag: "{image.tag}"\n'
+        for image in (MLFLOW, COMPONENTS)
+    )
+    (overlay / "kustomization.yaml").write_text(
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - ../platform\n"
+        f"images:\n{images}"
+    )
+    return overlay
+
+
+def install_platform(directory: Path) -> None:
+    """manifests/platform (MLflow with basic-auth, the pipeline upload Job) with the admin Secret it needs.
+
+    The upload Job has no Kubeflow Pipelines to reach in this cluster: it fails and retries, and nothing waits on it.
+    """
     kubectl("create", "namespace", "plinth-platform")
     kubectl(
         "-n",
@@ -161,8 +204,50 @@ def install_mlflow() -> None:
         f"--from-literal=password={ADMIN_PASSWORD}",
         f"--from-literal=flask-secret-key={secrets.token_hex(32)}",
     )
-    kubectl("apply", "-n", "plinth-platform", "-k", "manifests/platform/mlflow")
-    kubectl("-n", "plinth-platform", "rollout", "status", "deploy/mlflow", "--timeout=300s")
+    kubectl("apply", "-k", str(platform_overlay(directory)))
+    kubectl("-n", "plinth-platform", "rollout", "status", "deploy/mlflow", "--timeout=300s", timeout=360)
+
+
+def create_logins(url: str, model: str, experiment_id: str) -> dict[str, str]:
+    """Make the two registry users with the admin REST calls of manifests/README.md; return Secret -> password.
+
+    Each gets its grant on the model and READ on the experiment that holds the model files.
+    """
+    passwords: dict[str, str] = {}
+    for secret, (user, permission) in LOGINS.items():
+        password = secrets.token_hex(24)
+        admin_post(url, "/api/2.0/mlflow/users/create", {"username": user, "password": password})
+        for resource_type, resource_id, granted in (
+            ("registered_model", model, permission),
+            ("experiment", experiment_id, "READ"),
+        ):
+            body = {"username": user, "resource_type": resource_type, "resource_id": resource_id}
+            admin_post(url, "/api/3.0/mlflow/users/permissions/grant", {**body, "permission": granted})
+        passwords[secret] = password
+    return passwords
+
+
+def admin_post(url: str, path: str, body: dict[str, str]) -> None:
+    response = httpx.post(f"{url}{path}", json=body, auth=("admin", ADMIN_PASSWORD), timeout=30)
+    if response.status_code != 200:
+        raise AssertionError(f"{path}: {response.status_code} {response.text}")
+
+
+def collect_artifacts(directory: Path, killed_logs: dict[str, str]) -> None:
+    """Write what a failed run is read from: the controller's logs (killed pods' too), events, pods, the route."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for pod, text in killed_logs.items():
+        (directory / f"controller-{pod}.log").write_text(text)
+    captures = {
+        "controller.log": ("logs", f"deploy/{RELEASE}-rollout", "-n", NAMESPACE, "--timestamps", "--all-containers"),
+        "events.txt": ("get", "events", "-A", "--sort-by=.lastTimestamp", "-o", "wide"),
+        "pods.txt": ("get", "pods", "-A", "-o", "wide"),
+        "httproute.yaml": ("get", "httproute", "-n", NAMESPACE, "-o", "yaml"),
+        "rollout-state.yaml": ("get", "configmap", f"{RELEASE}-rollout-state", "-n", NAMESPACE, "-o", "yaml"),
+    }
+    for name, args in captures.items():
+        result = kubectl(*args, check=False, timeout=120)
+        (directory / name).write_text(result.stdout + result.stderr)
 
 
 def build_overlay(directory: Path) -> Path:
@@ -246,12 +331,3 @@ def wait_for(condition: Callable[[], bool], *, timeout: float, what: str, every:
             return
         time.sleep(every)
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-
-
-def mlflow_env(url: str) -> dict[str, str]:
-    return {
-        **os.environ,
-        "MLFLOW_TRACKING_USERNAME": "admin",
-        "MLFLOW_TRACKING_PASSWORD": ADMIN_PASSWORD,
-        "MLFLOW_TRACKING_URI": url,
-    }
