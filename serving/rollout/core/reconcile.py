@@ -276,7 +276,8 @@ class Reconciler:
     def overdue(self, status: RolloutStatus) -> bool:
         """Whether the rollout (or its promotion, timed from its own start) has run past the progress deadline."""
         since = status.promoting_since if status.phase == PROMOTING else status.started_at
-        return self.clock() - since > self.spec.progress_deadline
+        # A promotion recorded by a controller that kept no promotion start gets one on its next tick.
+        return bool(since) and self.clock() - since > self.spec.progress_deadline
 
     def refused(self, error: ClusterRefusal) -> None:
         """Count a refusal, say it once (log line and Event), and end a rollout that permanent ones keep stopping."""
@@ -537,9 +538,11 @@ class Reconciler:
         """
         status = state.status
         version = status.canary_version or ""
-        if state.stable_version != version:
+        if state.stable_version != version or not status.promoting_since:
             state.stable_version = version
+            status.promoting_since = status.promoting_since or self.clock()
             state = self.write(state)
+            status = state.status
         self.view.serve_on_stable(version)
         readiness = self.view.stable_ready()
         if readiness.stuck:
