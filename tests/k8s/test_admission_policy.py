@@ -1,98 +1,38 @@
 """The rollout controller's ValidatingAdmissionPolicy, its CEL evaluated with cel-python on the chart's objects.
 
-`AdmissionPolicy` plays the API server's part: the binding's namespace selector and the policy's resource rules
-decide whether a request is matched, the matchConditions whether it is the controller's, and every validation
-must then be true; an evaluation error denies, as `failurePolicy: Fail` does. Variables are evaluated only when
-a validation reads them, as the API server does. What cel-python cannot check is the API server's type-checking
-environment; the chart's CEL is written to need none of it (no list or map literals of mixed types, no optional
-syntax, no extension functions).
+The evaluator is the API server stand-in's (tests/apiserver/admission.py): the binding's namespace selector and
+the policy's resource rules decide whether a request is matched, the matchConditions whether it is the
+controller's, and every validation must then be true; an evaluation error denies, as `failurePolicy: Fail` does.
+Here each edit is reviewed directly; the last tests drive a whole rollout through the stand-in, where the policy
+runs in front of every write on the objects as the API server stores them (CRD defaults applied).
 """
 
 from __future__ import annotations
 
 import copy
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
-import celpy
 import jsonschema
 import pytest
-from celpy import celtypes
-from celpy.evaluation import CELEvalError
 from controller_scenario import CONTROLLER, drive_a_rollout, edge_for
 from k8s_tooling import NAMESPACE, named, render, validate_object
-from urllib3 import HTTPResponse
 
+from serving.rollout.core.reconcile import ClusterRefusal
 from serving.rollout.edges.kube import SERVED_ANNOTATION, remirror
 from serving.rollout.tests.fake_cluster import FakeCluster
+from tests.apiserver import admission
+from tests.apiserver.admission import Verdict
 
 POLICY = f"{NAMESPACE}-{CONTROLLER}"
 CONTROLLER_USER = f"system:serviceaccount:{NAMESPACE}:{CONTROLLER}"
 ROUTE, STABLE, CANARY = "release-plinth-serving", "release-plinth-serving-stable", "release-plinth-serving-canary"
-RESOURCES = {
-    "HTTPRoute": ("gateway.networking.k8s.io", "v1", "httproutes"),
-    "Deployment": ("apps", "v1", "deployments"),
-}
-ENV = celpy.Environment()
 
 
-class LazyVariables(celtypes.MapType):
-    """The policy's `variables`: each evaluated on first read; an error becomes a CEL error value."""
+class AdmissionPolicy(admission.AdmissionPolicy):
+    """The stand-in's policy, reviewing as the chart's controller in the chart's namespace unless told otherwise."""
 
-    def __init__(self, evaluate: dict[str, Callable[[], Any]]) -> None:
-        super().__init__({celtypes.StringType(name): celtypes.BoolType(False) for name in evaluate})
-        self.evaluate, self.values = evaluate, {}
-
-    def __getitem__(self, key: Any) -> Any:
-        name = str(key)
-        if name not in self.values:
-            try:
-                self.values[name] = self.evaluate[name]()
-            except CELEvalError as error:
-                self.values[name] = error
-        return self.values[name]
-
-
-@dataclass(frozen=True)
-class Verdict:
-    matched: bool
-    denied: list[str]
-
-    @property
-    def allowed(self) -> bool:
-        return not self.denied
-
-
-class AdmissionPolicy:
-    """A rendered ValidatingAdmissionPolicy and its binding, applied to one request at a time."""
-
-    def __init__(self, policy: dict[str, Any], binding: dict[str, Any]) -> None:
-        self.policy, self.binding = policy["spec"], binding["spec"]
-        assert self.binding["policyName"] == policy["metadata"]["name"]
-        self.conditions = [self.compile(c["expression"]) for c in self.policy["matchConditions"]]
-        self.variables = {v["name"]: self.compile(v["expression"]) for v in self.policy.get("variables", [])}
-        self.validations = [(self.compile(v["expression"]), v["message"]) for v in self.policy["validations"]]
-
-    @staticmethod
-    def compile(expression: str) -> celpy.Runner:
-        return ENV.program(ENV.compile(expression))
-
-    def matches(self, operation: str, resource: tuple[str, str, str], namespace: str) -> bool:
-        """The binding's namespace selector and the policy's resource rules (API groups, resources, operations)."""
-        selector = self.binding["matchResources"]["namespaceSelector"]["matchLabels"]
-        if selector != {"kubernetes.io/metadata.name": namespace}:
-            return False
-        group, version, plural = resource
-        return any(
-            group in rule["apiGroups"]
-            and ("*" in rule["apiVersions"] or version in rule["apiVersions"])
-            and plural in rule["resources"]
-            and operation in rule["operations"]
-            for rule in self.policy["matchConstraints"]["resourceRules"]
-        )
-
-    def review(
+    def review(  # type: ignore[override]
         self,
         new: dict[str, Any] | None,
         old: dict[str, Any] | None,
@@ -101,38 +41,7 @@ class AdmissionPolicy:
         operation: str = "UPDATE",
         namespace: str = NAMESPACE,
     ) -> Verdict:
-        """Return whether the request is matched and, if so, the messages of the validations it fails."""
-        obj = new if new is not None else old
-        assert obj is not None
-        resource = RESOURCES[obj["kind"]]
-        if not self.matches(operation, resource, namespace):
-            return Verdict(False, [])
-        request = {
-            "operation": operation,
-            "name": obj["metadata"]["name"],
-            "namespace": namespace,
-            "resource": dict(zip(("group", "version", "resource"), resource, strict=True)),
-            "userInfo": {"username": user},
-        }
-        activation: dict[str, Any] = {
-            "request": celpy.json_to_cel(request),
-            "object": celpy.json_to_cel(new),
-            "oldObject": celpy.json_to_cel(old),
-        }
-        if not all(condition.evaluate(activation) for condition in self.conditions):
-            return Verdict(False, [])
-        activation["variables"] = LazyVariables(
-            {name: (lambda program=program: program.evaluate(activation)) for name, program in self.variables.items()}
-        )
-        denied = []
-        for program, message in self.validations:
-            try:
-                passed = bool(program.evaluate(activation))
-            except CELEvalError as error:  # failurePolicy: Fail
-                passed, message = False, f"error: {error}"
-            if not passed:
-                denied.append(message)
-        return Verdict(True, denied)
+        return super().review(new, old, user=user, operation=operation, namespace=namespace)
 
 
 @pytest.fixture(scope="module")
@@ -330,41 +239,48 @@ def test_the_controller_may_not_create_delete_or_touch_other_objects(
     ]
 
 
-class AdmittingCluster(FakeCluster):
-    """The fake API server with the policy in front of it: every route and Deployment write is reviewed."""
-
-    def __init__(self, policy: AdmissionPolicy, manifests: list[dict[str, Any]]) -> None:
-        super().__init__(manifests=manifests)
-        self.policy, self.verdicts = policy, []
-
-    def request(self, method: str, url: str, body: Any = None, headers: Any = None, **kwargs: Any) -> HTTPResponse:
-        target = self.written(method, url)
-        before = copy.deepcopy(target()) if target else None
-        response = super().request(method, url, body, headers, **kwargs)
-        if target and response.status == 200:
-            self.verdicts.append((url, self.policy.review(copy.deepcopy(target()), before)))
-        return response
-
-    def written(self, method: str, url: str) -> Callable[[], dict[str, Any]] | None:
-        """The object a PATCH changes, when it is the route or a Deployment (not its scale subresource)."""
-        if method != "PATCH":
-            return None
-        if "/httproutes/" in url:
-            return lambda: self.route
-        name = url.partition("/deployments/")[2]
-        if name and "/" not in name:
-            return lambda: self.deployments[name]
-        return None
-
-
-def test_every_write_of_a_real_rollout_passes_the_policy(
-    policy: AdmissionPolicy, objects: list[dict[str, Any]]
-) -> None:
-    cluster = AdmittingCluster(policy, objects)
+def test_every_write_of_a_real_rollout_passes_the_policy(objects: list[dict[str, Any]]) -> None:
+    """The stand-in runs the chart's policy in front of every write, on the defaulted objects it stores."""
+    cluster = FakeCluster(manifests=objects)
+    assert [p.name for p in cluster.server.policies] == [POLICY]
     drive_a_rollout(edge_for(cluster, objects))
-    reviewed = {url.rsplit("/", 1)[-1] for url, _ in cluster.verdicts}
-    assert reviewed == {ROUTE, STABLE}, "the weights and the stable's stamp (the canary moves by its scale)"
-    assert all(verdict.matched and verdict.allowed for _, verdict in cluster.verdicts), cluster.verdicts
+    reviews = cluster.server.reviews
+    assert {name for _, _, name, _, _, _ in reviews} == {ROUTE, STABLE}, "the canary moves by its scale"
+    assert all(verdict.matched and verdict.allowed for *_, verdict in reviews), reviews
+    mirrored = cluster.server.requests
+    assert any(body.get("spec", {}).get("rules", [{}])[0].get("filters") for _, _, body, _ in mirrored)
+
+
+def before_the_fix(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The chart's objects with the policy as it was before it allowed the CRD's backendRef defaults."""
+    fixed = {
+        '(!has(f.requestMirror.backendRef.group) || f.requestMirror.backendRef.group == "")': (
+            "!has(f.requestMirror.backendRef.group)"
+        ),
+        '(!has(f.requestMirror.backendRef.kind) || f.requestMirror.backendRef.kind == "Service")': (
+            "!has(f.requestMirror.backendRef.kind)"
+        ),
+    }
+    old = copy.deepcopy(objects)
+    policy = named(old, "ValidatingAdmissionPolicy", POLICY)
+    for validation in policy["spec"]["validations"]:
+        for new, was in fixed.items():
+            validation["expression"] = validation["expression"].replace(new, was)
+    assert "!has(f.requestMirror.backendRef.group) &&" in str(policy), "the fix is no longer written this way"
+    return old
+
+
+def test_the_stand_in_shows_the_defaulted_mirror_that_the_old_policy_denied(objects: list[dict[str, Any]]) -> None:
+    """The bug the kind stand-in hid: the API server defaults the mirror's backendRef, the old policy denied it."""
+    cluster = FakeCluster(manifests=before_the_fix(objects))
+    edge = edge_for(cluster, objects)
+    edge.start_canary()
+    with pytest.raises(ClusterRefusal) as refused:
+        edge.set_mirror(True)
+    assert refused.value.status == 403
+    assert f"ValidatingAdmissionPolicy '{POLICY}' with binding '{POLICY}' denied request" in refused.value.message
+    assert f"on HTTPRoute {ROUTE} the rollout controller may change only" in refused.value.message
+    assert cluster.mirrored() == []
 
 
 def test_the_policy_is_a_value(objects: list[dict[str, Any]]) -> None:

@@ -1,45 +1,49 @@
-"""A stateful in-memory stand-in for the few API objects the controller touches, under the real client.
+"""The controller's cluster for its tests: a façade over the strict API server stand-in (tests/apiserver).
 
-It replaces only the kubernetes client's urllib3 pool manager: request building, serialization, content
-types and error mapping are the real client's. It keeps an HTTPRoute, the stable and canary Deployments
-(spec, scale, status), ConfigMaps and Events, with resourceVersions and 409s as the API server has them, and
-plays the Deployment controller and the kubelet: a Deployment whose pod template changes, or which scales up
-from zero, "starts pods" that resolve their model version from their env exactly as the chart wires it
-(a literal value, or a configMapKeyRef into the controller's record, else the alias).
+Under the real kubernetes client it keeps an HTTPRoute, the stable and canary Deployments (spec, scale,
+status), ConfigMaps and Events, as the API server keeps them: CRD and core defaults applied and every write
+validated, patches by Content-Type, resourceVersions and 409s, and the chart's ValidatingAdmissionPolicy in
+front of every write when the manifests carry it. Behind it the stand-in plays the Deployment controller and
+the kubelet: a Deployment whose pod template changes, or which scales up from zero, "starts pods" that resolve
+their model version from their env exactly as the chart wires it (a literal value, or a configMapKeyRef into
+the controller's record, else the alias). The façade's own methods are what people and GitOps agents do
+behind the controller's back; they write through the same server as those users.
 """
 
 from __future__ import annotations
 
 import copy
-import itertools
+import importlib
 import json
+import sys
+from functools import cache
 from typing import Any
-from urllib.parse import urlparse
 
-from kubernetes.client import ApiClient, Configuration
+from kubernetes.client import ApiClient
 from urllib3 import HTTPResponse
+
+from tests.apiserver.admission import install
+from tests.apiserver.resources import CONFIGMAP, DEPLOYMENT, EVENT, HTTPROUTE, Resource
+from tests.apiserver.server import ApiServer
+from tests.apiserver.transport import Transport, api_client
 
 NS = "models"
 ROUTE = "clf"
 STABLE, CANARY = "clf-stable", "clf-canary"
 STATE = "clf-rollout-state"
 ROUTE_PATH = f"/apis/gateway.networking.k8s.io/v1/namespaces/{NS}/httproutes/{ROUTE}"
+# Who writes besides the controller: a GitOps agent applying Git, and a person with kubectl.
+AGENT = "system:serviceaccount:flux-system:kustomize-controller"
+ADMIN = "kubernetes-admin"
+IMAGE = "ghcr.io/plinth/serving:1.0.0"
 
 
-def merge(target: dict[str, Any], patch: dict[str, Any]) -> None:
-    """Apply a JSON merge patch (RFC 7386) in place: maps merge, null deletes, anything else replaces."""
-    for key, value in patch.items():
-        if value is None:
-            target.pop(key, None)
-        elif isinstance(value, dict) and isinstance(target.get(key), dict):
-            merge(target[key], value)
-        else:
-            target[key] = copy.deepcopy(value)
-
-
-def serving_container(env: list[dict[str, Any]]) -> dict[str, Any]:
+def serving_container(env: list[dict[str, Any]], app: str = "clf") -> dict[str, Any]:
     """Return a pod template with one `serving` container carrying `env`."""
-    return {"metadata": {"labels": {"app": "clf"}}, "spec": {"containers": [{"name": "serving", "env": env}]}}
+    return {
+        "metadata": {"labels": {"app": app}},
+        "spec": {"containers": [{"name": "serving", "image": IMAGE, "env": env}]},
+    }
 
 
 def stable_env() -> list[dict[str, Any]]:
@@ -58,167 +62,182 @@ def canary_env(desired: str | None) -> list[dict[str, Any]]:
     return env + ([{"name": "PLINTH_MODEL_VERSION", "value": desired}] if desired else [])
 
 
-class FakeCluster:
-    """The API objects in memory, every request recorded as (method, path, body, content type)."""
+def hand_made(desired: str | None) -> list[dict[str, Any]]:
+    """The route and the two Deployments of the unit tests, as valid objects."""
+    route = {
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "HTTPRoute",
+        "metadata": {"name": ROUTE, "namespace": NS},
+        "spec": {
+            "rules": [
+                {
+                    "backendRefs": [
+                        {"name": STABLE, "port": 80, "weight": 100},
+                        {"name": CANARY, "port": 80, "weight": 0},
+                    ]
+                }
+            ]
+        },
+    }
+    return [route, deployment(STABLE, 2, stable_env()), deployment(CANARY, 1, canary_env(desired))]
 
-    def __init__(self, desired: str | None = "1", manifests: list[dict[str, Any]] | None = None) -> None:
-        """Start with the hand-made objects above, or with those of rendered manifests (`kubectl kustomize`)."""
-        self.versions = itertools.count(100)
-        self.requests: list[tuple[str, str, dict[str, Any], str]] = []
-        self.events: list[dict[str, Any]] = []
-        self.configmaps: dict[str, dict[str, Any]] = {}
+
+def deployment(name: str, replicas: int, env: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": NS, "labels": {"plinth.dev/track": name.rsplit("-", 1)[-1]}},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": name}},
+            "template": serving_container(env, name),
+        },
+    }
+
+
+def controller_user(manifests: list[dict[str, Any]]) -> str | None:
+    """The controller's identity as the manifests run it: its Deployment's service account."""
+    for obj in manifests:
+        if obj["kind"] == "Deployment" and "--state-configmap" in str(obj["spec"]["template"]["spec"]["containers"]):
+            account = obj["spec"]["template"]["spec"].get("serviceAccountName", "default")
+            return f"system:serviceaccount:{obj['metadata'].get('namespace', 'default')}:{account}"
+    return None
+
+
+class FakeCluster:
+    """The API objects behind a strict stand-in, every request recorded as (method, path, body, content type)."""
+
+    def __init__(
+        self, desired: str | None = "1", manifests: list[dict[str, Any]] | None = None, user: str | None = None
+    ) -> None:
+        """Start with the hand-made objects above, or with those of rendered manifests (`kubectl kustomize`).
+
+        Manifests holding a ValidatingAdmissionPolicy and its binding install them: every write is reviewed.
+        `user` is the controller's identity (default: the service account its Deployment in `manifests` runs as).
+        """
+        self.namespace, self.stable, self.canary, self.state_name = NS, STABLE, CANARY, STATE
+        self.route_name = ROUTE
+        found = controller_user(manifests or [])
+        self.server = ApiServer(user or found or f"system:serviceaccount:{NS}:clf-rollout")
         # Route and record patches to refuse with 409 (as if someone else edited the object just before).
         self.route_conflicts = 0
         self.state_conflicts = 0
-        self.route = self.stamp(
-            {
-                "apiVersion": "gateway.networking.k8s.io/v1",
-                "kind": "HTTPRoute",
-                "metadata": {"name": ROUTE, "namespace": NS},
-                "spec": {
-                    "rules": [
-                        {
-                            "backendRefs": [
-                                {"name": STABLE, "port": 80, "weight": 100},
-                                {"name": CANARY, "port": 80, "weight": 0},
-                            ]
-                        }
-                    ]
-                },
-            }
-        )
-        self.deployments = {
-            STABLE: self.new_deployment(STABLE, 2, stable_env()),
-            CANARY: self.new_deployment(CANARY, 1, canary_env(desired)),
-        }
-        self.namespace, self.stable, self.canary, self.state_name = NS, STABLE, CANARY, STATE
-        if manifests:
-            self.load(manifests)
-        # What each Deployment's pods loaded when they started (None: no pods).
-        self.serving: dict[str, str | None] = {name: self.resolve(name) for name in self.deployments}
-        self.rollouts = dict.fromkeys(self.deployments, 0)
+        self.manifests = copy.deepcopy(manifests or [])
+        self.load(manifests or hand_made(desired))
+        self.server.policies = install(manifests or [])
+
+    @classmethod
+    def from_chart(cls, value_set: str = "default") -> FakeCluster:
+        """A cluster holding the chart's objects as `helm template` renders them (policy installed)."""
+        return cls(manifests=[copy.deepcopy(o) for o in chart_objects(value_set)])
+
+    @property
+    def requests(self) -> list[tuple[str, str, Any, str]]:
+        return self.server.requests
+
+    @property
+    def route(self) -> dict[str, Any]:
+        return self.server.store.get(HTTPROUTE, self.namespace, self.route_name)
+
+    @property
+    def deployments(self) -> dict[str, dict[str, Any]]:
+        return self.server.store.bucket(DEPLOYMENT, self.namespace)
+
+    @property
+    def configmaps(self) -> dict[str, dict[str, Any]]:
+        return self.server.store.bucket(CONFIGMAP, self.namespace)
+
+    @property
+    def events(self) -> list[dict[str, Any]]:
+        return list(self.server.store.bucket(EVENT, self.namespace).values())
+
+    @property
+    def serving(self) -> dict[str, str | None]:
+        """What each Deployment's pods loaded when they started (None: no pods)."""
+        return self.server.workloads.serving
+
+    @property
+    def rollouts(self) -> dict[str, int]:
+        return self.server.workloads.rollouts
 
     def load(self, manifests: list[dict[str, Any]]) -> None:
-        """Take the route, the serving Deployments and the record's name from rendered manifests, as applied."""
+        """Apply the route, the serving Deployments and ConfigMaps of rendered manifests, as a GitOps agent would."""
         route = next(obj for obj in manifests if obj["kind"] == "HTTPRoute")
-        self.route = self.stamp(copy.deepcopy(route))
-        self.namespace = route["metadata"]["namespace"]
-        self.deployments = {}
+        self.namespace = route["metadata"].get("namespace", NS)
+        self.route_name = route["metadata"]["name"]
+        self.server.store.add_namespace(self.namespace)
         for obj in manifests:
-            if obj["kind"] != "Deployment":
-                continue
-            command = obj["spec"]["template"]["spec"]["containers"][0].get("command", [])
-            if "--state-configmap" in command:
-                self.state_name = command[command.index("--state-configmap") + 1]
-            track = obj["metadata"].get("labels", {}).get("plinth.dev/track")
-            if track is None:
-                continue
-            deployment = copy.deepcopy(obj)
-            deployment["spec"].setdefault("replicas", 1)  # the API server's default for an omitted field
-            deployment["metadata"]["generation"] = 1
-            self.settle(deployment)
-            self.deployments[obj["metadata"]["name"]] = self.stamp(deployment)
-            setattr(self, track, obj["metadata"]["name"])
+            if obj["kind"] == "Deployment":
+                command = obj["spec"]["template"]["spec"]["containers"][0].get("command", [])
+                if "--state-configmap" in command:
+                    self.state_name = command[command.index("--state-configmap") + 1]
+                track = obj["metadata"].get("labels", {}).get("plinth.dev/track")
+                if track in ("stable", "canary"):
+                    setattr(self, track, obj["metadata"]["name"])
+        self.apply(manifests, first=True)
 
-    def apply(self, manifests: list[dict[str, Any]]) -> None:
-        """`kubectl apply -k` of a re-rendered overlay: what it sets wins, what it omits stays as it is live.
+    def apply(self, manifests: list[dict[str, Any]], first: bool = False) -> None:
+        """`kubectl apply --server-side --force-conflicts` of a re-rendered overlay, as Flux applies it.
 
-        The route's rules are the manifest's again (weights included); a Deployment keeps the replicas the
-        controller scaled it to when the manifest omits them, and the pod-template annotations another
-        manager wrote (the controller's served-version stamp); a changed template rolls the Deployment.
+        What the manifest sets wins; what it omits and another manager owns stays (the replicas the controller
+        scaled to, the controller's served-version stamp); a changed pod template rolls the Deployment.
         """
-        route = next(obj for obj in manifests if obj["kind"] == "HTTPRoute")
-        self.route["spec"] = copy.deepcopy(route["spec"])
-        self.stamp(self.route)
         for obj in manifests:
             name = obj["metadata"]["name"]
-            if obj["kind"] != "Deployment" or name not in self.deployments:
+            kind = {"HTTPRoute": HTTPROUTE, "Deployment": DEPLOYMENT, "ConfigMap": CONFIGMAP}.get(obj["kind"])
+            if kind is None or (kind is DEPLOYMENT and name not in (self.stable, self.canary)):
                 continue
-            live = self.deployments[name]
-            template = copy.deepcopy(obj["spec"]["template"])
-            kept = live["spec"]["template"]["metadata"].get("annotations", {})
-            template["metadata"]["annotations"] = {**kept, **template["metadata"].get("annotations", {})}
-            if "replicas" in obj["spec"]:
-                live["spec"]["replicas"] = obj["spec"]["replicas"]
-            if template != live["spec"]["template"]:
-                live["spec"]["template"] = template
-                self.rolled(name)
+            if not first and kind is not HTTPROUTE and name not in self.server.store.bucket(kind, self.namespace):
+                continue
+            body = copy.deepcopy(obj)
+            body["metadata"].pop("namespace", None)
+            self.call(
+                "PATCH",
+                kind,
+                name,
+                body,
+                "application/apply-patch+yaml",
+                AGENT,
+                fieldManager="kustomize-controller",
+                force="true",
+            )
 
-    def stamp(self, obj: dict[str, Any]) -> dict[str, Any]:
-        """Give an object a fresh resourceVersion, as every write does."""
-        obj["metadata"]["resourceVersion"] = str(next(self.versions))
-        return obj
-
-    def new_deployment(self, name: str, replicas: int, env: list[dict[str, Any]]) -> dict[str, Any]:
-        """Return a rolled-out Deployment."""
-        deployment = {
-            "apiVersion": "apps/v1",
-            "kind": "Deployment",
-            "metadata": {"name": name, "namespace": NS, "generation": 1},
-            "spec": {
-                "replicas": replicas,
-                "selector": {"matchLabels": {"app": name}},
-                "template": serving_container(env),
-            },
-        }
-        self.settle(deployment)
-        return self.stamp(deployment)
-
-    @staticmethod
-    def settle(deployment: dict[str, Any]) -> None:
-        """Play the Deployment controller: the current generation is fully rolled out and available."""
-        replicas = deployment["spec"]["replicas"]
-        deployment["status"] = {
-            "observedGeneration": deployment["metadata"]["generation"],
-            "replicas": replicas,
-            "updatedReplicas": replicas,
-            "availableReplicas": replicas,
-            "readyReplicas": replicas,
-        }
+    def call(
+        self, method: str, resource: Resource, name: str, body: Any, content_type: str, user: str, **query: str
+    ) -> dict[str, Any]:
+        """One request as `user` (a person or an agent); a refusal fails the test that made it."""
+        group = f"apis/{resource.group}" if resource.group else "api"
+        path = f"/{group}/{resource.version}/namespaces/{self.namespace}/{resource.plural}/{name}"
+        headers = {"Content-Type": content_type, "User-Agent": "kubectl/v1.33.0"}
+        status, answer = self.server.handle(method, path, query, headers, json.dumps(body).encode(), user, record=False)
+        assert status < 300, answer
+        return answer
 
     def resolve(self, name: str) -> str | None:
         """Return the model a new pod of `name` loads: its PLINTH_MODEL_VERSION, else `alias:<alias>`."""
-        deployment = self.deployments[name]
-        if not deployment["spec"]["replicas"]:
-            return None
-        container = next(c for c in deployment["spec"]["template"]["spec"]["containers"] if c["name"] == "serving")
-        values = {item["name"]: item for item in container["env"]}
-        version = values.get("PLINTH_MODEL_VERSION", {})
-        if "value" in version:
-            return str(version["value"])
-        ref = version.get("valueFrom", {}).get("configMapKeyRef")
-        if ref:
-            found = self.configmaps.get(ref["name"], {}).get("data", {}).get(ref["key"])
-            if found:
-                return str(found)
-        return f"alias:{values['PLINTH_MODEL_ALIAS']['value']}"
+        return self.server.workloads.resolve(self.deployments[name])
 
     def restart_pods(self, name: str) -> None:
         """Evict every pod of `name`: the replacements resolve their model again."""
-        self.serving[name] = self.resolve(name)
+        self.server.workloads.restart_pods(self.deployments[name])
+        self.server.workloads.settle(self.deployments[name])
 
     def set_desired(self, version: str | None) -> None:
         """Apply an overlay whose desired version is `version` (what `kubectl apply -k` / a GitOps agent does)."""
-        deployment = self.deployments[self.canary]
-        container = next(c for c in deployment["spec"]["template"]["spec"]["containers"] if c["name"] == "serving")
-        env = [item for item in container["env"] if item["name"] != "PLINTH_MODEL_VERSION"]
-        container["env"] = env + ([{"name": "PLINTH_MODEL_VERSION", "value": version}] if version else [])
-        self.rolled(self.canary)
-
-    def rolled(self, name: str) -> None:
-        """The pod template changed: new generation, new pods."""
-        deployment = self.deployments[name]
-        deployment["metadata"]["generation"] += 1
-        self.settle(deployment)
-        self.stamp(deployment)
-        self.rollouts[name] += 1
-        self.restart_pods(name)
+        entry: dict[str, Any] = {"name": "PLINTH_MODEL_VERSION", "value": version}
+        if version is None:
+            entry = {"name": "PLINTH_MODEL_VERSION", "$patch": "delete"}
+        body = {"spec": {"template": {"spec": {"containers": [{"name": "serving", "env": [entry]}]}}}}
+        self.call("PATCH", DEPLOYMENT, self.canary, body, "application/strategic-merge-patch+json", AGENT)
 
     def set_weights(self, stable: int, canary: int) -> None:
         """Set the route's weights behind the controller's back (a re-apply, or a crash before its patch)."""
-        for ref in self.route["spec"]["rules"][0]["backendRefs"]:
+        rules = copy.deepcopy(self.route["spec"]["rules"])
+        for ref in rules[0]["backendRefs"]:
             ref["weight"] = stable if ref["name"] == self.stable else canary
-        self.stamp(self.route)
+        self.call(
+            "PATCH", HTTPROUTE, self.route_name, {"spec": {"rules": rules}}, "application/merge-patch+json", ADMIN
+        )
 
     def weights(self) -> dict[str, int]:
         """Return the route's backend weights by Service name (the Services are named after the Deployments)."""
@@ -235,9 +254,10 @@ class FakeCluster:
 
     def remove_filters(self) -> None:
         """Drop every filter of the route's rules behind the controller's back (a re-apply of the Git route)."""
-        for rule in self.route["spec"]["rules"]:
-            rule.pop("filters", None)
-        self.stamp(self.route)
+        rules = [{k: v for k, v in rule.items() if k != "filters"} for rule in self.route["spec"]["rules"]]
+        self.call(
+            "PATCH", HTTPROUTE, self.route_name, {"spec": {"rules": rules}}, "application/merge-patch+json", ADMIN
+        )
 
     def state(self) -> dict[str, Any]:
         """Return the controller's record: `stableVersion` and the decoded `status` (empty before it exists)."""
@@ -249,107 +269,32 @@ class FakeCluster:
 
     def annotate_state(self, key: str, value: str) -> None:
         """`kubectl annotate configmap <record> key=value --overwrite`."""
-        merge(self.configmaps[self.state_name], {"metadata": {"annotations": {key: value}}})
-        self.stamp(self.configmaps[self.state_name])
+        body = {"metadata": {"annotations": {key: value}}}
+        self.call("PATCH", CONFIGMAP, self.state_name, body, "application/merge-patch+json", ADMIN)
 
     def reasons(self) -> list[str]:
         """Return the reasons of the Events emitted so far."""
         return [event["reason"] for event in self.events]
 
     def api(self) -> ApiClient:
-        """Return a real API client whose transport is this fake."""
-        client = ApiClient(Configuration(host="https://k8s.invalid"))
+        """Return a real API client whose transport is this fake (as the controller)."""
+        client = api_client(self.server)
         client.rest_client.pool_manager = self
         return client
 
-    def request(self, method: str, url: str, body: Any = None, headers: Any = None, **_: Any) -> HTTPResponse:
-        """Answer one HTTP request of the client."""
-        path = urlparse(url).path
-        payload: dict[str, Any] = json.loads(body) if body else {}
-        self.requests.append((method, path, payload, (headers or {}).get("Content-Type", "")))
-        route = self.route["metadata"]
-        deployments = f"/apis/apps/v1/namespaces/{self.namespace}/deployments/"
-        configmaps = f"/api/v1/namespaces/{self.namespace}/configmaps"
-        if path == f"/apis/gateway.networking.k8s.io/v1/namespaces/{route['namespace']}/httproutes/{route['name']}":
-            return self.route_call(method, payload)
-        if path.startswith(deployments):
-            return self.deployment_call(method, path[len(deployments) :], payload)
-        if path.startswith(configmaps):
-            return self.configmap_call(method, path[len(configmaps) :].strip("/"), payload)
-        if path == f"/api/v1/namespaces/{self.namespace}/events" and method == "POST":
-            self.events.append(payload)
-            return self.answer(
-                201, {**payload, "metadata": {"name": f"e{len(self.events)}", "namespace": self.namespace}}
-            )
-        return self.answer(404, {"kind": "Status", "reason": "NotFound", "message": path})
+    def request(self, method: str, url: str, body: Any = None, headers: Any = None, **kwargs: Any) -> HTTPResponse:
+        """Answer one HTTP request of the client, after the scripted concurrent edits of the route or record."""
+        if method == "PATCH" and f"/httproutes/{self.route_name}" in url and self.route_conflicts:
+            self.route_conflicts -= 1
+            self.server.store.touch(HTTPROUTE, self.namespace, self.route_name)
+        if method == "PATCH" and f"/configmaps/{self.state_name}" in url and self.state_conflicts:
+            self.state_conflicts -= 1
+            self.server.store.touch(CONFIGMAP, self.namespace, self.state_name)
+        return Transport(self.server).request(method, url, body=body, headers=headers, **kwargs)
 
-    def conflict_with(self, current: dict[str, Any], patch: dict[str, Any]) -> bool:
-        """Whether a patch carries a resourceVersion precondition that no longer holds."""
-        wanted = patch.get("metadata", {}).get("resourceVersion")
-        return wanted is not None and wanted != current["metadata"]["resourceVersion"]
 
-    def route_call(self, method: str, patch: dict[str, Any]) -> HTTPResponse:
-        """GET or merge-PATCH the route (409 on a stale resourceVersion or a scripted concurrent edit)."""
-        if method == "PATCH":
-            if self.route_conflicts:
-                self.route_conflicts -= 1
-                self.stamp(self.route)
-                return self.answer(409, {"kind": "Status", "reason": "Conflict", "code": 409})
-            if self.conflict_with(self.route, patch):
-                return self.answer(409, {"kind": "Status", "reason": "Conflict", "code": 409})
-            merge(self.route, {key: value for key, value in patch.items() if key != "metadata"})
-            self.stamp(self.route)
-        return self.answer(200, self.route)
-
-    def deployment_call(self, method: str, rest: str, patch: dict[str, Any]) -> HTTPResponse:
-        """GET a Deployment (or its status/scale), PATCH its template or its scale."""
-        name, _, sub = rest.partition("/")
-        deployment = self.deployments[name]
-        if method == "PATCH" and sub == "scale":
-            replicas = patch["spec"]["replicas"]
-            was = deployment["spec"]["replicas"]
-            deployment["spec"]["replicas"] = replicas
-            self.settle(deployment)
-            self.stamp(deployment)
-            if not was or not replicas:
-                self.restart_pods(name)
-            return self.answer(200, {"kind": "Scale", "spec": {"replicas": replicas}, "status": {"replicas": replicas}})
-        if method == "PATCH":
-            before = copy.deepcopy(deployment["spec"]["template"])
-            merge(deployment, patch)
-            if deployment["spec"]["template"] != before:
-                self.rolled(name)
-        return self.answer(200, deployment)
-
-    def configmap_call(self, method: str, name: str, body: dict[str, Any]) -> HTTPResponse:
-        """GET, POST (create) or merge-PATCH a ConfigMap, with AlreadyExists and resourceVersion conflicts."""
-        if method == "POST":
-            name = body["metadata"]["name"]
-            if name in self.configmaps:
-                return self.answer(409, {"kind": "Status", "reason": "AlreadyExists", "code": 409})
-            self.configmaps[name] = self.stamp({"apiVersion": "v1", "kind": "ConfigMap", **copy.deepcopy(body)})
-            return self.answer(201, self.configmaps[name])
-        found = self.configmaps.get(name)
-        if found is None:
-            return self.answer(404, {"kind": "Status", "reason": "NotFound", "code": 404})
-        if method == "PATCH":
-            if self.state_conflicts:
-                self.state_conflicts -= 1
-                self.stamp(found)
-            if self.conflict_with(found, body):
-                return self.answer(409, {"kind": "Status", "reason": "Conflict", "code": 409})
-            body = copy.deepcopy(body)
-            body.get("metadata", {}).pop("resourceVersion", None)
-            merge(found, body)
-            self.stamp(found)
-        return self.answer(200, found)
-
-    @staticmethod
-    def answer(status: int, data: dict[str, Any]) -> HTTPResponse:
-        """Return an HTTP response with a JSON body."""
-        return HTTPResponse(
-            body=json.dumps(data).encode(),
-            status=status,
-            headers={"Content-Type": "application/json"},
-            preload_content=True,
-        )
+@cache
+def chart_objects(value_set: str = "default") -> tuple[dict[str, Any], ...]:
+    """The chart rendered by helm with one of tests/k8s's value sets (rendered once per process)."""
+    tooling = sys.modules.get("k8s_tooling") or importlib.import_module("tests.k8s.k8s_tooling")
+    return tuple(tooling.render(value_set))

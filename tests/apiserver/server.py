@@ -1,0 +1,375 @@
+"""The request router: method, path, query, headers and body in; HTTP status and JSON (or a `Status`) out.
+
+It follows the API server's handler chain for what the controller touches: fault knobs (in place of
+authentication and RBAC), the 3 MiB body limit, 404 for a missing namespace or object, the patch type chosen
+by Content-Type (415 for strategic merge on a custom resource or an unknown type), the resourceVersion
+precondition (409), defaulting, validation (422), the 1 MiB object limit, the installed admission policies
+with the defaulted object and oldObject, and only then storage with a new resourceVersion and, on a spec
+change, a new generation. Deployments' /status and /scale subresources behave as in apps/v1.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any
+
+import yaml
+
+from tests.apiserver import apply, patch, schema
+from tests.apiserver.admission import AdmissionPolicy, Verdict
+from tests.apiserver.defaults import apply_defaults
+from tests.apiserver.errors import (
+    MAX_BODY_BYTES,
+    MAX_OBJECT_BYTES,
+    ApiError,
+    already_exists,
+    bad_request,
+    conflict,
+    invalid,
+    too_large,
+    unsupported_media,
+)
+from tests.apiserver.faults import Faults
+from tests.apiserver.resources import DEPLOYMENT, RESOURCES, Resource
+from tests.apiserver.store import Clock, Store
+from tests.apiserver.workloads import Workloads
+
+VERBS = {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
+DEFAULT_USER = "system:serviceaccount:plinth:release-plinth-serving-rollout"
+
+
+class ApiServer:
+    """The stand-in API server: a store, its workloads, fault knobs and admission policies."""
+
+    def __init__(self, user: str = DEFAULT_USER) -> None:
+        self.user = user
+        self.clock = Clock()
+        self.store = Store(self.clock)
+        self.workloads = Workloads(self.store)
+        self.faults = Faults()
+        self.policies: list[AdmissionPolicy] = []
+        # Every matched admission review: (policy, resource, name, subresource, operation, verdict).
+        self.reviews: list[tuple[str, str, str, str, str, Verdict]] = []
+        self.requests: list[tuple[str, str, Any, str]] = []
+
+    def handle(
+        self,
+        method: str,
+        path: str,
+        query: dict[str, str],
+        headers: dict[str, str],
+        body: bytes | None,
+        user: str | None = None,
+        record: bool = True,
+    ) -> tuple[int, dict[str, Any]]:
+        """Answer one request; every refusal is the API server's Status (`record`: log it in `requests`)."""
+        content_type = next((v for k, v in headers.items() if k.lower() == "content-type"), "")
+        try:
+            if body is not None and len(body) > MAX_BODY_BYTES:
+                raise too_large()
+            decoded = self.decode(body, content_type)
+            if record:
+                self.requests.append((method, path, decoded, content_type))
+            agent = next((v for k, v in headers.items() if k.lower() == "user-agent"), "")
+            return self.route(method, path, query, content_type, decoded, user or self.user, agent.split("/")[0])
+        except ApiError as error:
+            return error.code, error.status()
+
+    @staticmethod
+    def decode(body: bytes | None, content_type: str) -> Any:
+        if not body:
+            return {}
+        try:
+            if content_type == "application/apply-patch+yaml":
+                return yaml.safe_load(body)
+            return json.loads(body)
+        except (ValueError, yaml.YAMLError) as error:
+            raise bad_request(f"error decoding the request body: {error}") from error
+
+    def route(
+        self, method: str, path: str, query: dict[str, str], content_type: str, body: Any, user: str, agent: str
+    ) -> tuple[int, dict[str, Any]]:
+        resource, namespace, name, sub = parse(path)
+        verb = ("get" if name else "list") if method == "GET" else VERBS.get(method, method.lower())
+        self.faults.check(verb, resource, namespace, name, sub, user)
+        self.store.check_namespace(namespace)
+        manager = query.get("fieldManager") or agent or "unknown"
+        if method == "GET":
+            return 200, self.read(resource, namespace, name, sub)
+        if method == "POST" and not name:
+            return 201, self.create(resource, namespace, body, user, manager)
+        if method == "PUT":
+            old = self.store.get(resource, namespace, name)
+            return 200, self.write(resource, namespace, name, sub, old, self.replace(old, sub, body), user, manager)
+        if method == "PATCH":
+            return self.patch(resource, namespace, name, sub, query, content_type, body, user, manager)
+        if method == "DELETE":
+            return 200, self.delete(resource, namespace, name, user)
+        raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
+
+    def read(self, resource: Resource, namespace: str, name: str, sub: str) -> dict[str, Any]:
+        if not name:
+            items = [copy.deepcopy(o) for o in self.store.bucket(resource, namespace).values()]
+            return {"kind": f"{resource.kind}List", "apiVersion": resource.api_version, "metadata": {}, "items": items}
+        found = self.store.get(resource, namespace, name)
+        if resource is DEPLOYMENT and self.workloads.read(found):
+            self.store.touch(resource, namespace, name)
+        return scale_of(found) if sub == "scale" else copy.deepcopy(found)
+
+    def create(self, resource: Resource, namespace: str, body: Any, user: str, manager: str) -> dict[str, Any]:
+        new = identify(resource, copy.deepcopy(body))
+        meta = new.setdefault("metadata", {})
+        if not meta.get("name") and meta.get("generateName"):
+            meta["name"] = self.store.generate_name(meta["generateName"])
+        if self.store.find(resource, namespace, meta.get("name", "")) is not None:
+            raise already_exists(resource, meta["name"])
+        return self.write(resource, namespace, meta.get("name", ""), "", None, new, user, manager)
+
+    def replace(self, old: dict[str, Any], sub: str, body: Any) -> dict[str, Any]:
+        if sub == "scale":
+            return with_scale(old, body)
+        return copy.deepcopy(body)
+
+    def patch(
+        self,
+        resource: Resource,
+        namespace: str,
+        name: str,
+        sub: str,
+        query: dict[str, str],
+        content_type: str,
+        body: Any,
+        user: str,
+        manager: str,
+    ) -> tuple[int, dict[str, Any]]:
+        old = self.store.find(resource, namespace, name)
+        if content_type == "application/apply-patch+yaml":
+            if "fieldManager" not in query:
+                raise bad_request(
+                    'PatchOptions.meta.k8s.io "" is invalid: fieldManager: Required value: is required for apply patch'
+                )
+            applied = identify(resource, copy.deepcopy(body))
+            if applied.get("metadata", {}).get("name") != name:
+                raise bad_request(
+                    f"the name of the object ({applied.get('metadata', {}).get('name')}) does not match "
+                    f"the name on the URL ({name})"
+                )
+            force = query.get("force", "false").lower() == "true"
+            base = (
+                old
+                if old is not None
+                else {"apiVersion": resource.api_version, "kind": resource.kind, "metadata": {"name": name}}
+            )
+            new = apply.server_side_apply(
+                base, applied, query["fieldManager"], force, schema.root(resource), resource.is_crd, self.clock.stamp()
+            )
+            return (200 if old else 201), self.write(
+                resource, namespace, name, sub, old, new, user, manager, applied=True
+            )
+        if old is None:
+            raise self.missing(resource, name)
+        current: dict[str, Any] = scale_of(old) if sub == "scale" else copy.deepcopy(old)
+        if content_type == "application/merge-patch+json":
+            result = patch.merge_patch(current, body)
+        elif content_type == "application/json-patch+json":
+            result = patch.json_patch(current, body)
+        elif content_type == "application/strategic-merge-patch+json" and not resource.is_crd:
+            node = schema.root(resource) if sub != "scale" else {}
+            result = patch.strategic_merge(current, body, node)
+        else:
+            accepted = tuple(t for t in apply_types(resource))
+            raise unsupported_media(content_type, accepted)
+        if not isinstance(result, dict):
+            raise bad_request("the patch does not result in an object")
+        new = with_scale(old, result) if sub == "scale" else result
+        stored = self.write(resource, namespace, name, sub, old, new, user, manager)
+        return 200, scale_of(stored) if sub == "scale" else stored
+
+    def missing(self, resource: Resource, name: str) -> ApiError:
+        from tests.apiserver.errors import not_found
+
+        return not_found(resource, name)
+
+    def write(
+        self,
+        resource: Resource,
+        namespace: str,
+        name: str,
+        sub: str,
+        old: dict[str, Any] | None,
+        new: dict[str, Any],
+        user: str,
+        manager: str,
+        applied: bool = False,
+    ) -> dict[str, Any]:
+        """Precondition, defaults, validation, size, admission, then storage (the API server's order)."""
+        new = identify(resource, new)
+        meta = new.setdefault("metadata", {})
+        if meta.get("name", name) != name and old is not None:
+            raise bad_request(
+                f"the name of the object ({meta.get('name')}) does not match the name on the URL ({name})"
+            )
+        if meta.get("namespace", namespace) != namespace:
+            raise bad_request("the namespace of the provided object does not match the namespace sent on the request")
+        if old is not None:
+            wanted = meta.get("resourceVersion")
+            if wanted and wanted != old["metadata"]["resourceVersion"]:
+                raise conflict(resource, name)
+            for key in ("uid", "creationTimestamp", "generation"):
+                if key in old["metadata"]:
+                    meta[key] = old["metadata"][key]
+                else:
+                    meta.pop(key, None)
+            if sub == "status":
+                new = {**copy.deepcopy(old), "status": new.get("status")}
+                meta = new["metadata"]
+            elif "status" in resource.subresources:
+                new["status"] = copy.deepcopy(old.get("status"))
+                if new["status"] is None:
+                    new.pop("status")
+        elif "status" in resource.subresources:
+            new.pop("status", None)
+        meta["name"], meta["namespace"] = name, namespace
+        if not applied:
+            meta["managedFields"] = copy.deepcopy((old or {}).get("metadata", {}).get("managedFields") or [])
+        apply_defaults(resource.kind, new, schema.root(resource) if resource.is_crd else None)
+        causes = schema.validate(resource, new, old)
+        if not causes and schema.object_size(new) > MAX_OBJECT_BYTES:
+            causes = [
+                {
+                    "reason": "FieldValueTooLong",
+                    "message": f"Too long: must have at most {MAX_OBJECT_BYTES} bytes",
+                    "field": "",
+                }
+            ]
+        if causes:
+            raise invalid(resource, name, causes)
+        if not applied:
+            apply.track_update(
+                old, new, manager, schema.root(resource), resource.is_crd, self.clock.stamp(), resource.api_version, sub
+            )
+        self.generation(resource, old, new)
+        self.admit(resource, namespace, name, sub, "CREATE" if old is None else "UPDATE", new, old, user)
+        before = copy.deepcopy(old)
+        stored = self.store.put(resource, namespace, new, created=old is None)
+        if resource is DEPLOYMENT and sub != "status":
+            self.workloads.written(before, stored)
+        return copy.deepcopy(stored)
+
+    def admit(
+        self,
+        resource: Resource,
+        namespace: str,
+        name: str,
+        sub: str,
+        operation: str,
+        new: dict[str, Any] | None,
+        old: dict[str, Any] | None,
+        user: str,
+    ) -> None:
+        """Every installed policy reviews the request; the first denial refuses it (failurePolicy Fail)."""
+        labels = self.store.namespaces[namespace]
+        for policy in self.policies:
+            verdict = policy.review(
+                new, old, user=user, namespace=namespace, operation=operation, sub_resource=sub, namespace_labels=labels
+            )
+            if verdict.matched:
+                self.reviews.append((policy.name, resource.plural, name, sub, operation, verdict))
+            if verdict.denied:
+                raise policy.refusal(verdict, resource, name)
+
+    @staticmethod
+    def generation(resource: Resource, old: dict[str, Any] | None, new: dict[str, Any]) -> None:
+        """Generation 1 on create, +1 on a spec change (a Deployment's annotations too), for kinds that keep one."""
+        if resource.kind not in ("Deployment", "HTTPRoute"):
+            return
+        meta = new["metadata"]
+        if old is None:
+            meta["generation"] = 1
+            return
+        body = {k: v for k, v in new.items() if k not in ("metadata", "status")}
+        was = {k: v for k, v in old.items() if k not in ("metadata", "status")}
+        annotations = resource is DEPLOYMENT and meta.get("annotations") != old["metadata"].get("annotations")
+        meta["generation"] = old["metadata"].get("generation", 1) + (1 if body != was or annotations else 0)
+
+    def delete(self, resource: Resource, namespace: str, name: str, user: str) -> dict[str, Any]:
+        old = self.store.get(resource, namespace, name)
+        self.admit(resource, namespace, name, "", "DELETE", None, old, user)
+        self.store.remove(resource, namespace, name)
+        if resource is DEPLOYMENT:
+            self.workloads.serving[name] = None
+        details = {"name": name, "kind": resource.plural, "uid": old["metadata"].get("uid")}
+        return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": details}
+
+
+def apply_types(resource: Resource) -> list[str]:
+    """The patch types a kind takes: strategic merge only for built-in kinds."""
+    types = ["application/json-patch+json", "application/merge-patch+json", "application/apply-patch+yaml"]
+    return types if resource.is_crd else [*types, "application/strategic-merge-patch+json"]
+
+
+def identify(resource: Resource, obj: Any) -> dict[str, Any]:
+    """Fill apiVersion and kind from the URL where the body leaves them out; refuse a body of another kind."""
+    if not isinstance(obj, dict):
+        raise bad_request("the body of the request must be an object")
+    version = obj.setdefault("apiVersion", resource.api_version)
+    kind = obj.setdefault("kind", resource.kind)
+    if (version != resource.api_version or kind != resource.kind) and kind != "Scale":
+        raise bad_request(
+            f"the API version in the data ({obj['apiVersion']}) does not match the expected API version "
+            f"({resource.api_version})"
+        )
+    return obj
+
+
+def parse(path: str) -> tuple[Resource, str, str, str]:
+    """`/apis/apps/v1/namespaces/ns/deployments/name/scale` as (resource, namespace, name, subresource)."""
+    parts = path.strip("/").split("/")
+    group, rest = ("", parts[2:]) if parts[0] == "api" else (parts[1], parts[3:])
+    version = parts[1] if parts[0] == "api" else parts[2] if len(parts) > 2 else ""
+    resource = RESOURCES.get((group, rest[2] if len(rest) > 2 else ""))
+    if len(rest) < 3 or rest[0] != "namespaces" or resource is None or resource.version != version or len(rest) > 5:
+        raise ApiError(404, "NotFound", "the server could not find the requested resource", {})
+    name, sub = (rest[3:4] or [""])[0], (rest[4:5] or [""])[0]
+    if sub and sub not in resource.subresources:
+        raise ApiError(404, "NotFound", "the server could not find the requested resource", {})
+    return resource, rest[1], name, sub
+
+
+def scale_of(deployment: dict[str, Any]) -> dict[str, Any]:
+    """The autoscaling/v1 Scale of a Deployment."""
+    meta = deployment["metadata"]
+    labels = deployment["spec"].get("selector", {}).get("matchLabels", {})
+    return {
+        "kind": "Scale",
+        "apiVersion": "autoscaling/v1",
+        "metadata": {
+            k: meta[k] for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp") if k in meta
+        },
+        "spec": {"replicas": deployment["spec"].get("replicas", 1)},
+        "status": {
+            "replicas": deployment.get("status", {}).get("replicas", 0),
+            "selector": ",".join(f"{k}={v}" for k, v in sorted(labels.items())),
+        },
+    }
+
+
+def with_scale(deployment: dict[str, Any], scale: dict[str, Any]) -> dict[str, Any]:
+    """The Deployment with a written Scale's replicas (and its resourceVersion as precondition)."""
+    replicas = (scale.get("spec") or {}).get("replicas")
+    if not isinstance(replicas, int) or replicas < 0:
+        raise ApiError(
+            422,
+            "Invalid",
+            f'Scale.autoscaling "{deployment["metadata"]["name"]}" is invalid: spec.replicas: '
+            f"Invalid value: {json.dumps(replicas)}: must be greater than or equal to 0",
+        )
+    new = copy.deepcopy(deployment)
+    new["spec"]["replicas"] = replicas
+    new["metadata"]["resourceVersion"] = (scale.get("metadata") or {}).get("resourceVersion") or deployment["metadata"][
+        "resourceVersion"
+    ]
+    new["metadata"].pop("managedFields", None)
+    new["metadata"]["managedFields"] = copy.deepcopy(deployment["metadata"].get("managedFields") or [])
+    return new
