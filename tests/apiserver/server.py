@@ -30,7 +30,7 @@ from tests.apiserver.errors import (
     too_large,
     unsupported_media,
 )
-from tests.apiserver.faults import Faults
+from tests.apiserver.faults import Faults, Refusal
 from tests.apiserver.resources import DEPLOYMENT, RESOURCES, Resource
 from tests.apiserver.store import Clock, Store
 from tests.apiserver.workloads import Workloads
@@ -52,6 +52,73 @@ class ApiServer:
         # Every matched admission review: (policy, resource, name, subresource, operation, verdict).
         self.reviews: list[tuple[str, str, str, str, str, Verdict]] = []
         self.requests: list[tuple[str, str, Any, str]] = []
+
+    def api(self, user: str | None = None) -> Any:
+        """A real kubernetes ApiClient over this stand-in, as `user` (default: the server's user)."""
+        from tests.apiserver.transport import api_client
+
+        return api_client(self, user)
+
+    # Fault knobs, each what a test needs to make the cluster refuse, fail or stall.
+
+    def deny(
+        self,
+        verb: str | None = None,
+        resource: str | None = None,
+        name: str | None = None,
+        subresource: str | None = None,
+        code: int = 403,
+        message: str | None = None,
+        times: int | None = None,
+    ) -> None:
+        """Refuse matching requests (None matches anything) with `code`, `times` times (None: until cleared)."""
+        self.faults.refuse(Refusal(verb, resource, name, subresource, code, message, times))
+
+    def clear_denials(self) -> None:
+        """Forget every refusal still in force."""
+        self.faults.refusals.clear()
+
+    def unreachable(self, requests: int) -> None:
+        """The next `requests` requests fail to connect (urllib3's MaxRetryError, as with a down API server)."""
+        self.faults.unreachable = requests
+
+    def remove(self, plural: str, namespace: str, name: str) -> None:
+        """Delete an object behind everyone's back (it then answers 404)."""
+        resource = next(r for r in RESOURCES.values() if r.plural == plural)
+        self.store.remove(resource, namespace, name)
+
+    def touch(self, plural: str, namespace: str, name: str) -> None:
+        """Somebody else writes the object: a new resourceVersion, so a precondition on the old one fails."""
+        self.store.touch(next(r for r in RESOURCES.values() if r.plural == plural), namespace, name)
+
+    def never_ready(self, namespace: str, name: str) -> None:
+        """Pods the Deployment starts from now on never become available."""
+        self.workloads.never.add((namespace, name))
+
+    def roll_slowly(self, namespace: str, name: str, reads_per_pod: int) -> None:
+        """Pods the Deployment starts become available one per `reads_per_pod` reads of it."""
+        self.workloads.slow[(namespace, name)] = reads_per_pod
+
+    def ready_now(self, namespace: str, name: str) -> None:
+        """Undo never_ready/roll_slowly: the Deployment's pods all become available."""
+        self.workloads.never.discard((namespace, name))
+        self.workloads.slow.pop((namespace, name), None)
+        self.settle(namespace, name)
+
+    def advance_rollout(self, namespace: str, name: str, pods: int = 1) -> None:
+        """`pods` more of the Deployment's new pods become available."""
+        if self.workloads.advance(self.store.get(DEPLOYMENT, namespace, name), pods):
+            self.store.touch(DEPLOYMENT, namespace, name)
+
+    def advance(self, seconds: float) -> None:
+        """Let stand-in time pass (progress deadlines are measured on it)."""
+        self.clock.advance(seconds)
+        for namespace, name in list(self.workloads.progress):
+            self.settle(namespace, name)
+
+    def settle(self, namespace: str, name: str) -> None:
+        if self.workloads.settle(self.store.get(DEPLOYMENT, namespace, name)):
+            self.store.touch(DEPLOYMENT, namespace, name)
 
     def handle(
         self,
@@ -162,7 +229,14 @@ class ApiServer:
                 else {"apiVersion": resource.api_version, "kind": resource.kind, "metadata": {"name": name}}
             )
             new = apply.server_side_apply(
-                base, applied, query["fieldManager"], force, schema.root(resource), resource.is_crd, self.clock.stamp()
+                base,
+                applied,
+                query["fieldManager"],
+                force,
+                schema.root(resource),
+                resource.is_crd,
+                self.clock.stamp(),
+                lambda obj: defaulted(resource, obj),
             )
             return (200 if old else 201), self.write(
                 resource, namespace, name, sub, old, new, user, manager, applied=True
@@ -301,6 +375,13 @@ class ApiServer:
             self.workloads.serving[name] = None
         details = {"name": name, "kind": resource.plural, "uid": old["metadata"].get("uid")}
         return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": details}
+
+
+def defaulted(resource: Resource, obj: dict[str, Any]) -> dict[str, Any]:
+    """A defaulted copy of an object, as the API server would store it."""
+    found = copy.deepcopy(obj)
+    apply_defaults(resource.kind, found, schema.root(resource) if resource.is_crd else None)
+    return found
 
 
 def apply_types(resource: Resource) -> list[str]:
