@@ -186,6 +186,15 @@ def test_the_node_image_serves_the_admission_policy_and_the_crds_are_the_schemas
     assert "shadow" in yaml.safe_load((E2E_DIR / "values-e2e.yaml").read_text())["rolloutController"]["analysis"]
 
 
+def test_the_e2e_grants_the_registry_logins_as_the_manifests_readme_documents() -> None:
+    docs = (ROOT / "manifests" / "README.md").read_text()
+    documented = " ".join(f"{user}:{on_model}" for user, on_model, _ in LOGINS.values())
+    assert f"for grant in {documented}; do" in docs
+    experiment_grant = re.search(r'\\"experiment\\",\s+\\"resource_id\\": [^,]+, \\"permission\\": \\"(\w+)', docs)
+    assert experiment_grant is not None
+    assert {on_experiment for *_, on_experiment in LOGINS.values()} == {experiment_grant.group(1)}
+
+
 def test_the_workflow_installs_the_kind_the_e2e_pins() -> None:
     workflow = (ROOT / ".github" / "workflows" / "e2e.yaml").read_text()
     assert f"sigs.k8s.io/kind@{KIND_VERSION}" in workflow
@@ -407,9 +416,12 @@ def watching() -> Iterator[Seen]:
 
     def sample() -> None:
         while not stop.is_set():
-            current = record()
-            if current is not None:
-                seen.samples.append((time.monotonic(), current.phase, current.weight, mirrors()))
+            try:
+                current = record()
+                if current is not None:
+                    seen.samples.append((time.monotonic(), current.phase, current.weight, mirrors()))
+            except AssertionError:  # one failed kubectl call (the API server busy): the next sample tells
+                pass
             stop.wait(1.0)
 
     worker = threading.Thread(target=sample, daemon=True)
@@ -518,7 +530,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                     assert experiment is not None
                     passwords = create_logins(MLFLOW_LOCAL, MODEL, experiment.experiment_id)
                     kubectl("create", "namespace", NAMESPACE)
-                    for secret, (user, _) in LOGINS.items():
+                    for secret, (user, *_) in LOGINS.items():
                         kubectl(
                             "-n",
                             NAMESPACE,
