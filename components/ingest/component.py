@@ -21,7 +21,9 @@ def ingest(
     """Read the source into a Parquet dataset and open the pipeline's parent MLflow run.
 
     Args:
-        source: `sklearn:breast_cancer` (a dataset shipped in a package) or a .csv/.parquet path.
+        source: `sklearn:breast_cancer` (a dataset shipped in a package), or a .csv/.parquet file or a folder
+            of (hive-partitioned) Parquet files, as a path or an `s3://`, `gs://` or `abfs://` URL; credentials
+            come from the environment (the Secret `pipelines.compile --data-secret` names).
         target: Name of the label column.
         tracking_uri: MLflow tracking URI.
         experiment: MLflow experiment name.

@@ -1,21 +1,18 @@
-"""Ingest: turn a source (a packaged dataset or a user's file) into one DataFrame, without downloads."""
+"""Ingest: turn a source (a packaged dataset, a file, a folder or an object-store URL) into one DataFrame."""
 
 from __future__ import annotations
 
 import hashlib
 import re
-from pathlib import Path
 
 import pandas as pd
+
+from components.ingest.read import IngestError as IngestError
+from components.ingest.read import read_table, redact
 
 BUILTIN_PREFIX = "sklearn:"
 SYNTHETIC_PREFIX = "synthetic:"
 BUILTIN_TARGET = "target"
-SUPPORTED_SUFFIXES = (".csv", ".parquet", ".pq")
-
-
-class IngestError(ValueError):
-    """The source cannot be read; the message says what to fix."""
 
 
 def snake_case(name: str) -> str:
@@ -43,20 +40,6 @@ def load_builtin(name: str) -> pd.DataFrame:
     return frame.rename(columns={column: snake_case(column) for column in frame.columns})
 
 
-def load_file(path: Path) -> pd.DataFrame:
-    """Read a CSV or Parquet file as it is; validation judges its content later."""
-    if not path.is_file():
-        raise IngestError(f"source file not found: {path} (give an existing .csv or .parquet path)")
-    if path.suffix.lower() not in SUPPORTED_SUFFIXES:
-        raise IngestError(f"unsupported file type {path.suffix!r} for {path}; use .csv or .parquet")
-    try:
-        if path.suffix.lower() == ".csv":
-            return pd.read_csv(path)
-        return pd.read_parquet(path)
-    except (ValueError, OSError, pd.errors.ParserError) as error:
-        raise IngestError(f"cannot parse {path}: {error}") from error
-
-
 def load_synthetic(name: str) -> pd.DataFrame:
     """Generate a packaged synthetic table (`synthetic:churn`: mixed types and missing values)."""
     from components.ingest.synthetic import churn_table
@@ -66,17 +49,35 @@ def load_synthetic(name: str) -> pd.DataFrame:
     return churn_table()
 
 
+def is_packaged(source: str) -> bool:
+    """Return whether `source` names a dataset shipped in a package (no file, no lineage source)."""
+    return source.startswith((BUILTIN_PREFIX, SYNTHETIC_PREFIX))
+
+
 def load_source(source: str) -> pd.DataFrame:
-    """Load `sklearn:<name>` or `synthetic:churn` from the package, or a CSV/Parquet file path."""
+    """Load `sklearn:<name>` or `synthetic:churn` from the package, else the table at a path or URL.
+
+    A path or URL is a CSV or Parquet file, or a folder of Parquet files with `key=value/` partitions, on
+    this machine or in an object store (`s3://`, `gs://`, `abfs://`; `components/ingest/read.py`).
+
+    Raises:
+        IngestError: one line naming the source (credentials masked) and why it cannot be read.
+    """
     if source.startswith(BUILTIN_PREFIX):
         return load_builtin(source.removeprefix(BUILTIN_PREFIX))
     if source.startswith(SYNTHETIC_PREFIX):
         return load_synthetic(source.removeprefix(SYNTHETIC_PREFIX))
-    return load_file(Path(source))
+    return read_table(source)
 
 
 def dataset_hash(frame: pd.DataFrame) -> str:
-    """Return a content hash of the data (values, column names and order) for lineage tags."""
+    """Return a content hash of the data (values, column names and order) for lineage tags.
+
+    It hashes what was read, not where it lay: the same table gives the same hash from a local file, an S3
+    object or a GCS copy, and any changed value, column or row order gives a new one. Ingest reads every
+    byte anyway, so hashing the content costs one pass over the frame in memory; object-store ETags would be
+    cheaper but differ between stores (and between single and multipart uploads of the same bytes).
+    """
     digest = hashlib.sha256(",".join(map(str, frame.columns)).encode())
     digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
     return digest.hexdigest()
@@ -113,7 +114,7 @@ def run(
     experiment_id = tracking.ensure_experiment(client, experiment, tracking_uri)
     parent = client.create_run(experiment_id, run_name=job_name, tags=tags)
     run_id = parent.info.run_id
-    client.log_param(run_id, "source", source)
+    client.log_param(run_id, "source", redact(source))
     client.log_param(run_id, "target", target)
     try:
         frame = load_source(source)
@@ -123,11 +124,11 @@ def run(
     digest = dataset_hash(frame)
     frame.to_parquet(dataset_path, index=False)
     client.set_tag(run_id, "plinth.data_hash", digest)
-    # MLflow resolves file paths as dataset sources; a packaged dataset has no such source.
-    origin = {} if source.startswith((BUILTIN_PREFIX, SYNTHETIC_PREFIX)) else {"source": source}
+    # MLflow resolves paths and URLs as dataset sources; a packaged dataset has no such source.
+    origin = {} if is_packaged(source) else {"source": source}
     context = InputTag(key=MLFLOW_DATASET_CONTEXT, value="training")
     with tracking.integer_columns_checked():
         dataset = from_pandas(frame, targets=target, name=source, **origin)._to_mlflow_entity()
     client.log_inputs(run_id, datasets=[DatasetInput(dataset, tags=[context])])
-    print(f"ingest: {len(frame)} rows x {frame.shape[1]} columns from {source} (sha256 {digest[:12]})")
+    print(f"ingest: {len(frame)} rows x {frame.shape[1]} columns from {redact(source)} (sha256 {digest[:12]})")
     return run_id, digest

@@ -1,6 +1,6 @@
 """Where the pipeline's steps run on a cluster and what they get from it (node pools, keys, accelerators).
 
-Node pools, tolerations, resources, accelerators and the signing key's Secret are kept apart from the
+Node pools, tolerations, resources, accelerators and the Secrets (signing key, data credentials) are kept apart from the
 pipeline's data flow, so the CPU and GPU variants differ in exactly these settings.
 kfp.local ignores all of it (it runs no Kubernetes), so a local run signs with its own key; only the
 environment variables (`without_pickles`) apply there too.
@@ -14,6 +14,23 @@ from kfp import kubernetes
 from kfp.dsl import PipelineTask
 
 from components.common.modeling import ENV_ALLOW_PICKLE
+
+# The standard variables of the object stores ingest reads (components/ingest/read.py), taken from the data
+# Secret's keys of the same names. GOOGLE_APPLICATION_CREDENTIALS names a file: put the key JSON in the Secret
+# too (say as `gcs.json`) and set it to DATA_SECRET_MOUNT + "/gcs.json".
+DATA_CREDENTIAL_KEYS = (
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_DEFAULT_REGION",
+    "AWS_ENDPOINT_URL",
+    "GOOGLE_APPLICATION_CREDENTIALS",
+    "AZURE_STORAGE_CONNECTION_STRING",
+    "AZURE_STORAGE_ACCOUNT_NAME",
+    "AZURE_STORAGE_ACCOUNT_KEY",
+    "AZURE_STORAGE_SAS_TOKEN",
+)
+DATA_SECRET_MOUNT = "/var/run/secrets/plinth-data"
 
 
 @dataclass(frozen=True)
@@ -33,6 +50,9 @@ class ComputeTarget:
     memory_limit: str = "4G"
     # Secret (key `private.pem`) with the private key the register step signs model versions with.
     signing_secret: str = "plinth-signing-key"
+    # Secret with the object-store credentials ingest reads the source with ("" for none): each key named in
+    # DATA_CREDENTIAL_KEYS becomes that environment variable; the Secret and every key are optional.
+    data_secret: str = "plinth-data"
 
     @property
     def name(self) -> str:
@@ -75,4 +95,19 @@ def with_signing_key(task: PipelineTask, target: ComputeTarget) -> PipelineTask:
     kubernetes.use_secret_as_env(
         task, secret_name=target.signing_secret, secret_key_to_env={"private.pem": "PLINTH_SIGNING_KEY_PEM"}
     )
+    return task
+
+
+def with_data_credentials(task: PipelineTask, target: ComputeTarget) -> PipelineTask:
+    """Give the ingest step the object-store credentials of the data Secret, as the standard variables.
+
+    Optional throughout: without the Secret (or a key) the step runs without that variable, which is what a
+    packaged dataset, a public bucket or a node's workload identity needs. The Secret is also mounted at
+    DATA_SECRET_MOUNT, for the credential files (a GCS service-account key) the variables point at.
+    """
+    if not target.data_secret:
+        return task
+    keys = {key: key for key in DATA_CREDENTIAL_KEYS}
+    kubernetes.use_secret_as_env(task, secret_name=target.data_secret, secret_key_to_env=keys, optional=True)
+    kubernetes.use_secret_as_volume(task, secret_name=target.data_secret, mount_path=DATA_SECRET_MOUNT, optional=True)
     return task

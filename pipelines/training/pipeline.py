@@ -18,6 +18,7 @@ from pipelines.training.compute import (
     ComputeTarget,
     on_accelerator_pool,
     on_cpu_pool,
+    with_data_credentials,
     with_signing_key,
     without_pickles,
 )
@@ -172,6 +173,7 @@ def build_pipeline(target: ComputeTarget) -> GraphComponent:
             )
         for step in (ingested, checked, splits):
             on_cpu_pool(step, target)
+        with_data_credentials(ingested, target)
         for step in (*evaluated.values(), decided):  # the steps that load models
             without_pickles(step)
 

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from components.common import tracking
-from components.ingest.core import IngestError, dataset_hash, load_source, run, snake_case
+from components.ingest.core import IngestError, dataset_hash, load_source, redact, run, snake_case
 from components.register.core import trigger_tags
 
 TRIGGER = json.dumps(
@@ -110,3 +110,39 @@ def test_a_garbled_trigger_opens_no_run(tmp_path: Path):
     with pytest.raises(ValueError, match="trigger must be a JSON object"):
         run("sklearn:wine", "target", str(tmp_path / "data.parquet"), uri, "e", "job", "[1]")
     assert tracking.connect(uri).get_experiment_by_name("e") is None
+
+
+def test_a_partitioned_parquet_folder_reads_as_one_table(tmp_path: Path):
+    root = tmp_path / "table"
+    for region, rows in {"eu": [1.0, 2.0], "us": [3.0]}.items():
+        (root / f"region={region}").mkdir(parents=True)
+        pd.DataFrame({"a": rows, "label": [0, 1][: len(rows)]}).to_parquet(root / f"region={region}" / "p.parquet")
+    (root / "_SUCCESS").write_text("")
+    frame = load_source(str(root))
+    assert frame["a"].tolist() == [1.0, 2.0, 3.0]
+    assert frame["region"].tolist() == ["eu", "eu", "us"]
+    assert dataset_hash(frame) == dataset_hash(load_source(str(root) + "/"))
+
+
+def test_an_empty_folder_is_a_clear_error(tmp_path: Path):
+    with pytest.raises(IngestError, match=r"^cannot parse .*no Parquet files"):
+        load_source(str(tmp_path))
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        ("s3://AKIA:secret@bucket/x.csv", "s3://***@bucket/x.csv"),
+        ("read https://u:p@host/x?sig=abc&se=1 now", "read https://***@host/x?*** now"),
+        ("abfs://container@account.dfs.core.windows.net/t", "abfs://container@account.dfs.core.windows.net/t"),
+        ("/data/plain.csv", "/data/plain.csv"),
+    ],
+)
+def test_redact_masks_credentials_and_tokens(text: str, masked: str):
+    assert redact(text) == masked
+
+
+def test_a_local_path_with_odd_characters_is_not_a_url(tmp_path: Path):
+    path = tmp_path / "what?@.csv"
+    pd.DataFrame({"a": [1]}).to_csv(path, index=False)
+    assert load_source(str(path))["a"].tolist() == [1]
