@@ -30,7 +30,8 @@ from tests.apiserver.errors import (
     too_large,
     unsupported_media,
 )
-from tests.apiserver.faults import Faults, Refusal
+from tests.apiserver.faults import Faults
+from tests.apiserver.knobs import Knobs
 from tests.apiserver.resources import DEPLOYMENT, RESOURCES, Resource
 from tests.apiserver.store import Clock, Store
 from tests.apiserver.workloads import Workloads
@@ -39,7 +40,7 @@ VERBS = {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"
 DEFAULT_USER = "system:serviceaccount:plinth:release-plinth-serving-rollout"
 
 
-class ApiServer:
+class ApiServer(Knobs):
     """The stand-in API server: a store, its workloads, fault knobs and admission policies."""
 
     def __init__(self, user: str = DEFAULT_USER) -> None:
@@ -58,67 +59,6 @@ class ApiServer:
         from tests.apiserver.transport import api_client
 
         return api_client(self, user)
-
-    # Fault knobs, each what a test needs to make the cluster refuse, fail or stall.
-
-    def deny(
-        self,
-        verb: str | None = None,
-        resource: str | None = None,
-        name: str | None = None,
-        subresource: str | None = None,
-        code: int = 403,
-        message: str | None = None,
-        times: int | None = None,
-    ) -> None:
-        """Refuse matching requests (None matches anything) with `code`, `times` times (None: until cleared)."""
-        self.faults.refuse(Refusal(verb, resource, name, subresource, code, message, times))
-
-    def clear_denials(self) -> None:
-        """Forget every refusal still in force."""
-        self.faults.refusals.clear()
-
-    def unreachable(self, requests: int) -> None:
-        """The next `requests` requests fail to connect (urllib3's MaxRetryError, as with a down API server)."""
-        self.faults.unreachable = requests
-
-    def remove(self, plural: str, namespace: str, name: str) -> None:
-        """Delete an object behind everyone's back (it then answers 404)."""
-        resource = next(r for r in RESOURCES.values() if r.plural == plural)
-        self.store.remove(resource, namespace, name)
-
-    def touch(self, plural: str, namespace: str, name: str) -> None:
-        """Somebody else writes the object: a new resourceVersion, so a precondition on the old one fails."""
-        self.store.touch(next(r for r in RESOURCES.values() if r.plural == plural), namespace, name)
-
-    def never_ready(self, namespace: str, name: str) -> None:
-        """Pods the Deployment starts from now on never become available."""
-        self.workloads.never.add((namespace, name))
-
-    def roll_slowly(self, namespace: str, name: str, reads_per_pod: int) -> None:
-        """Pods the Deployment starts become available one per `reads_per_pod` reads of it."""
-        self.workloads.slow[(namespace, name)] = reads_per_pod
-
-    def ready_now(self, namespace: str, name: str) -> None:
-        """Undo never_ready/roll_slowly: the Deployment's pods all become available."""
-        self.workloads.never.discard((namespace, name))
-        self.workloads.slow.pop((namespace, name), None)
-        self.settle(namespace, name)
-
-    def advance_rollout(self, namespace: str, name: str, pods: int = 1) -> None:
-        """`pods` more of the Deployment's new pods become available."""
-        if self.workloads.advance(self.store.get(DEPLOYMENT, namespace, name), pods):
-            self.store.touch(DEPLOYMENT, namespace, name)
-
-    def advance(self, seconds: float) -> None:
-        """Let stand-in time pass (progress deadlines are measured on it)."""
-        self.clock.advance(seconds)
-        for namespace, name in list(self.workloads.progress):
-            self.settle(namespace, name)
-
-    def settle(self, namespace: str, name: str) -> None:
-        if self.workloads.settle(self.store.get(DEPLOYMENT, namespace, name)):
-            self.store.touch(DEPLOYMENT, namespace, name)
 
     def handle(
         self,
