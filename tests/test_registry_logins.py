@@ -16,6 +16,8 @@ import pytest
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
+from components.common.tracking import PROMOTED
+from serving.rollout.core.record import ROLLOUT_EXPERIMENT, RolloutRecorder
 from tests.servers import MlflowServer
 
 pytestmark = pytest.mark.integration
@@ -118,6 +120,17 @@ def test_the_reader_reads_and_downloads_and_only_the_controller_moves_aliases_an
     assert client.get_model_version_by_alias(MODEL, "serving-staging").version == version
     assert client.get_model_version(MODEL, version).tags == {"plinth.rollout.staging.status": "promoted"}
     assert_denied(client.delete_registered_model, MODEL)  # EDIT, not MANAGE
+    # The rollout's history and timeline go to its own run in an experiment the controller creates and owns,
+    # never onto the training run (READ only: the gate's evidence stays as training left it).
+    recorder = RolloutRecorder(client, MODEL, version, "staging")
+    recorder.begin("0")
+    assert recorder.finish(PROMOTED, "all steps passed")
+    tags = client.get_model_version(MODEL, version).tags
+    assert tags["plinth.rollout.staging.timeline"].startswith("runs:/")
+    history_run = client.get_run(tags["plinth.rollout.staging.history"].split("/")[1])
+    assert client.get_experiment(history_run.info.experiment_id).name == ROLLOUT_EXPERIMENT
+    training_run = client.get_model_version(MODEL, version).run_id
+    assert_denied(client.log_param, training_run, "tampered", "1")
 
     login(monkeypatch, "nobody")  # an unknown login sees nothing
     with pytest.raises(MlflowException):

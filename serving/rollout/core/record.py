@@ -2,8 +2,8 @@
 
 Only the alias move may fail the promotion; every other write is best effort, because a rollout that
 cannot write a tag must still end safe. Tags are what `make promote` reads; the JSON artifact on the
-version's run is the full history (which version served when, weights, check results, why it changed), and a
-PNG beside it draws that history as a timeline (`timeline.py`).
+rollout's own run (experiment `plinth-rollouts`) is the full history (which version served when, weights,
+check results, why it changed), and a PNG beside it draws that history as a timeline (`timeline.py`).
 """
 
 from __future__ import annotations
@@ -25,6 +25,8 @@ from components.common.tracking import (
 )
 
 LOG = logging.getLogger("plinth.rollout")
+# The experiment every rollout's history (JSON) and timeline (PNG) is logged to, one run per rollout.
+ROLLOUT_EXPERIMENT = "plinth-rollouts"
 
 
 def now_iso() -> str:
@@ -110,11 +112,25 @@ class RolloutRecorder:
         return recorded
 
     def save_history(self, finished: str) -> None:
-        """Log the history as JSON on the version's run, and its timeline as a PNG beside it; tag both."""
+        """Log the history as JSON in a run of the rollouts' own experiment, its timeline as a PNG beside it; tag both.
+
+        Not on the version's training run: the controller's registry login may edit the model (aliases, tags),
+        not the training experiment, whose runs are the evidence the gate and the signature rest on. It creates
+        ROLLOUT_EXPERIMENT and so owns it; the run names the version and its training run.
+        """
         try:
-            run_id = self.client.get_model_version(self.model_name, self.version).run_id
-            if not run_id:
-                return
+            version = self.client.get_model_version(self.model_name, self.version)
+            run_id = self.client.create_run(
+                self.rollout_experiment(),
+                run_name=f"{self.model_name} v{self.version} {self.environment}",
+                tags={
+                    "plinth.kind": "rollout",
+                    "plinth.model": self.model_name,
+                    "plinth.version": self.version,
+                    "plinth.environment": self.environment,
+                    "plinth.training_run": version.run_id or "",
+                },
+            ).info.run_id
             stem = f"rollout/{self.environment}-v{self.version}-{finished.replace(':', '')}"
             self.client.log_text(run_id, json.dumps(self.history, indent=1), f"{stem}.json")
         except Exception as error:  # the tags already carry the outcome
@@ -122,12 +138,19 @@ class RolloutRecorder:
             return
         self.tag(f"{self.prefix}.history", f"runs:/{run_id}/{stem}.json")
         self.save_timeline(run_id, f"{stem}-timeline.png")
+        self.client.set_terminated(run_id)
+
+    def rollout_experiment(self) -> str:
+        """Return the id of the experiment that holds rollout histories, creating it on first use."""
+        found = self.client.get_experiment_by_name(ROLLOUT_EXPERIMENT)
+        if found is not None:
+            return str(found.experiment_id)
+        return str(self.client.create_experiment(ROLLOUT_EXPERIMENT))
 
     def save_timeline(self, run_id: str, path: str) -> None:
         """Draw the history (weight, checks, decision) and log the PNG; a failure to draw is only logged.
 
-        Imported here, not at the top: `timeline` reads this module's outcome names, and matplotlib stays out
-        of the controller's start-up until a rollout ends.
+        Imported here, not at the top: matplotlib stays out of the controller's start-up until a rollout ends.
         """
         try:
             from serving.rollout.core.timeline import timeline_figure

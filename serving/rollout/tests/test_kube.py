@@ -1,6 +1,5 @@
 """The cluster edge against the real kubernetes client, over the stateful fake API server underneath it."""
 
-
 import pytest
 
 from serving.rollout.core.reconcile import ClusterRefusal, Desired, Readiness, StateConflict
@@ -132,7 +131,11 @@ def test_the_mirror_filter_is_added_and_removed_alone_and_the_canary_url_follows
     assert cluster.mirrored() == [CANARY]
     assert cluster.route["spec"]["rules"][0]["filters"] == [
         header,
-        {"type": "RequestMirror", "requestMirror": {"backendRef": {"name": CANARY, "port": 80}}},
+        # As the API server stores the controller's filter: the Gateway API CRD defaults group and kind.
+        {
+            "type": "RequestMirror",
+            "requestMirror": {"backendRef": {"group": "", "kind": "Service", "name": CANARY, "port": 80}},
+        },
     ]
     edge.set_mirror(True)  # idempotent: still one mirror
     assert cluster.mirrored() == [CANARY]

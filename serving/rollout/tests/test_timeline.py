@@ -19,7 +19,7 @@ from PIL import Image
 from components.common.tracking import PROMOTED, ROLLED_BACK
 from serving.rollout.core.controller import Controller
 from serving.rollout.core.observe import Observation, TrackSample
-from serving.rollout.core.record import RolloutRecorder
+from serving.rollout.core.record import ROLLOUT_EXPERIMENT, RolloutRecorder
 from serving.rollout.core.spec import parse_spec
 from serving.rollout.core.timeline import shadow_span, weights
 
@@ -100,8 +100,13 @@ def logged_png(client: MlflowClient, tmp_path: Path) -> np.ndarray:
     tags = client.get_model_version(MODEL, "1").tags
     history, timeline = tags[f"{PREFIX}.history"], tags[f"{PREFIX}.timeline"]
     assert timeline == history.removesuffix(".json") + "-timeline.png"
-    run_id = client.get_model_version(MODEL, "1").run_id
-    assert run_id is not None
+    run_id = history.split("/")[1]
+    run = client.get_run(run_id)  # the rollout's own run, not the training run the gate's evidence is on
+    assert client.get_experiment(run.info.experiment_id).name == ROLLOUT_EXPERIMENT
+    assert run.info.run_id != client.get_model_version(MODEL, "1").run_id
+    assert run.data.tags["plinth.version"] == "1"
+    assert run.data.tags["plinth.training_run"] == client.get_model_version(MODEL, "1").run_id
+    assert run.info.status == "FINISHED"
     paths = {artifact.path for artifact in client.list_artifacts(run_id, "rollout")}
     assert {path.rsplit("/", 1)[1] for path in paths} == {history.rsplit("/", 1)[1], timeline.rsplit("/", 1)[1]}
     local = client.download_artifacts(run_id, timeline.split("/", 2)[2], str(tmp_path / "download"))
@@ -149,8 +154,7 @@ def test_a_history_that_cannot_be_drawn_still_records_the_outcome(client: Mlflow
     tags = client.get_model_version(MODEL, "1").tags
     assert tags[f"{PREFIX}.status"] == ROLLED_BACK
     assert f"{PREFIX}.timeline" not in tags
-    run_id = client.get_model_version(MODEL, "1").run_id
-    assert run_id is not None
+    run_id = tags[f"{PREFIX}.history"].split("/")[1]
     saved = client.download_artifacts(run_id, tags[f"{PREFIX}.history"].split("/", 2)[2])
     assert json.loads(Path(saved).read_text())[-1]["reason"] == "canary answered 500"
 
