@@ -197,13 +197,13 @@ def unusual_inputs() -> Builder[Panel]:
 
 
 def live_accuracy() -> Builder[Panel]:
-    """Live accuracy per track and version, from ground-truth feedback joined to logged predictions."""
+    """Live accuracy per version, from ground-truth labels joined to stored predictions (the live-quality exporter)."""
     return (
         graph(
             "Live accuracy per version",
             "Share of labelled predictions that were right (classifiers), over the live quality window.",
             "percentunit",
-            target(queries.live_accuracy(), "{{track}} v{{model_version}}"),
+            target(queries.live_accuracy(), "v{{model_version}}"),
         )
         .min(0)
         .max(1)
@@ -211,14 +211,14 @@ def live_accuracy() -> Builder[Panel]:
 
 
 def live_error() -> Builder[Panel]:
-    """Live loss per track and version: log loss (classifiers with probabilities) or MAE (regressors)."""
+    """Live loss per version: log loss (classifiers with probabilities) or MAE (regressors)."""
     return graph(
         "Live log loss / MAE per version",
         "Classifiers: mean log loss of labelled predictions; regressors: mean absolute error. Over the live "
         "quality window.",
         "short",
-        target(queries.live_log_loss(), "{{track}} v{{model_version}} log loss", "A"),
-        target(queries.live_absolute_error(), "{{track}} v{{model_version}} MAE", "B"),
+        target(queries.live_log_loss(), "v{{model_version}} log loss", "A"),
+        target(queries.live_absolute_error(), "v{{model_version}} MAE", "B"),
     )
 
 
@@ -226,14 +226,14 @@ def labelled_rows() -> Builder[Panel]:
     """How many predictions get their label: the evidence behind the quality panels."""
     return graph(
         "Labelled rows per second",
-        "Predictions joined to their ground truth per second, per track and version.",
+        "Predictions joined to their ground truth per second, per version (whichever track answered them).",
         "short",
-        target(queries.labelled_rate(), "{{track}} v{{model_version}}"),
+        target(queries.labelled_rate(), "v{{model_version}}"),
     )
 
 
 def feedback_results() -> Builder[Panel]:
-    """Feedback answers by result: accepted, or why not (malformed, unknown, duplicate, late, misdirected)."""
+    """Feedback answers by result: accepted, or why not (malformed, unknown, duplicate, late, store_unavailable)."""
     return graph(
         "Feedback by result",
         "POST /feedback answers per second, by track and result.",

@@ -24,8 +24,10 @@ SERVING = f'namespace="{NAMESPACE}", service=~"{RELEASE}-(stable|canary)"'
 REQUESTS = f'{SERVING}, endpoint!~"/readyz|/livez|/metrics"'
 CONTROLLER = f'namespace="{NAMESPACE}", service="{RELEASE}-rollout"'
 TRIGGERS = f'namespace="{NAMESPACE}", service="{RELEASE}-trigger-receiver"'
-# Live quality per track and model version: a canary's labelled rows are judged apart from the stable's.
-VERSIONS = "track, model_version"
+# Live quality comes from the one exporter that reads the prediction store (`<release>-live-quality`), per
+# model version: a canary's labelled rows are judged apart from the stable's, whichever pod took the label.
+LIVE = f'namespace="{NAMESPACE}", service="{RELEASE}-live-quality"'
+VERSIONS = "model_version"
 LATENCY_QUANTILES = (0.5, 0.9, 0.99)
 
 
@@ -113,9 +115,9 @@ def unusual_inputs(metric: str) -> str:
 
 
 def live_mean(summary: str) -> str:
-    """Mean of a live-quality Summary per track and version over the quality window (its `_sum / _count`)."""
-    total = f"sum by ({VERSIONS}) (rate({summary}_sum{{{SERVING}}}[{QUALITY_WINDOW}]))"
-    count = f"sum by ({VERSIONS}) (rate({summary}_count{{{SERVING}}}[{QUALITY_WINDOW}]))"
+    """Mean of a live-quality Summary per version over the quality window (its `_sum / _count`)."""
+    total = f"sum by ({VERSIONS}) (rate({summary}_sum{{{LIVE}}}[{QUALITY_WINDOW}]))"
+    count = f"sum by ({VERSIONS}) (rate({summary}_count{{{LIVE}}}[{QUALITY_WINDOW}]))"
     return f"{total} / {count}"
 
 
@@ -135,8 +137,8 @@ def live_absolute_error() -> str:
 
 
 def labelled_rate() -> str:
-    """Labelled rows per second per track and version, whatever the task (each labelled row is observed once)."""
-    labelled = f'__name__=~"plinth_live_(correct|absolute_error)_count", {SERVING}'
+    """Labelled rows per second per version, whatever the task (each labelled row is counted once)."""
+    labelled = f'__name__=~"plinth_live_(correct|absolute_error)_count", {LIVE}'
     return f"sum by ({VERSIONS}) (rate({{{labelled}}}[{RATE_INTERVAL}]))"
 
 

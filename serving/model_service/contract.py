@@ -174,27 +174,28 @@ def feedback_schemas(task: ServedTask) -> dict[str, Any]:
 
 _FEEDBACK_STATUSES = {
     "400": "Malformed (`malformed`): `detail` names the field.",
-    "404": "No prediction with this id is logged here (`unknown`), or feedback is off (`disabled`).",
+    "404": "No prediction with this id is in the store (`unknown`), or feedback is off (`disabled`).",
     "409": "The prediction already has its label (`duplicate`).",
-    "410": "The prediction is older than PLINTH_FEEDBACK_MAX_AGE or was evicted from a full log (`late`).",
+    "410": "The prediction is older than PLINTH_FEEDBACK_MAX_AGE, or was purged for it (`late`).",
     "413": "Body over 64 KiB (`malformed`).",
     "415": "Content-Type other than application/json (`malformed`).",
-    "421": "The id was issued by another replica (`misdirected`): send it to the pod that answered it.",
-    "503": "The prediction log cannot be read (`unavailable`).",
+    "503": "The prediction store cannot be reached; the label was not stored, send it again (`store_unavailable`).",
 }
 
 
 def feedback_operation() -> dict[str, Any]:
     """Return the `POST /feedback` operation (its schemas come from `feedback_schemas`)."""
     return {
-        "summary": "Label a logged prediction with its ground truth",
+        "summary": "Label a stored prediction with its ground truth",
         "operationId": "feedback",
         "requestBody": {
             "required": True,
             "content": {"application/json": {"schema": {"$ref": f"{REF}FeedbackRequest"}}},
         },
         "responses": {
-            "200": _answer("Accepted: the live quality metrics of the prediction's version moved.", "FeedbackAccepted"),
+            "200": _answer(
+                "Accepted: the label is stored; live quality counts it for its version.", "FeedbackAccepted"
+            ),
             **{status: _answer(text, "FeedbackError") for status, text in _FEEDBACK_STATUSES.items()},
         },
     }

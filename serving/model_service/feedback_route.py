@@ -1,4 +1,4 @@
-"""`POST /feedback`: join a late ground-truth label to its logged prediction and score it live.
+"""`POST /feedback`: join a late ground-truth label to its stored prediction, and store it with its scores.
 
 An ASGI route rather than a BentoML API, so that every refusal gets its exact status and the body
 `{"error": reason, "detail": "..."}` (BentoML answers 500 to a body of the wrong type). Checks run in this
@@ -7,49 +7,43 @@ order, each answer counted in `plinth_feedback_total` by result:
 - 415 / 413 / 400 `malformed`: not JSON, over MAX_BODY_BYTES, not an object, an unknown field, no string
   `request_id`, not exactly one of `label` (classifiers: one of the model's classes) or `value` (regression:
   a finite number); `detail` names the field.
-- forwarded: the id was issued by another replica whose pod address it carries (each pod logs its own
-  predictions): the body goes to that replica's `/feedback`, marked `x-plinth-forwarded`, and its answer is
-  the answer (it counts the result); a replica that does not answer took its log with it: 410 `late`.
-- 421 `misdirected`: the id was issued by another replica and cannot be forwarded (no pod address here or in
-  the id, or the body was already forwarded once).
-- 404 `unknown`: no prediction log for the id's version here, or no such id in it.
+- 404 `unknown`: no prediction with this id is in the store (one written a moment ago by another worker or
+  replica is waited for, up to SETTLE_S after its id's issue time).
 - 409 `duplicate`: the prediction already has its label.
-- 410 `late`: the prediction is older than the age bound, or was evicted (its id's issue time is older
-  than the oldest row still logged).
-- 200 `accepted`: the label is stored and the live metrics of the prediction's version move.
+- 410 `late`: the prediction is older than the age bound (or was purged for age: its id's issue time says so).
+- 200 `accepted`: the label is stored, with what it scored (right or wrong, log loss, absolute error); the
+  live-quality exporter (`live_quality.py`) reads it from the store.
 
-With `PLINTH_FEEDBACK=off` (or a refused model) the route answers 404 `disabled`; a log that cannot be
-read answers 503 `unavailable` and counts in `plinth_prediction_log_errors_total`.
+Any replica of any version accepts any label: the store is shared. With `PLINTH_FEEDBACK=off` (or a refused
+model) the route answers 404 `disabled`; a store that cannot be reached answers 503 `store_unavailable` and
+counts in `plinth_prediction_store_errors_total{operation="read"}`.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import sqlite3
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
-import httpx
 
-from serving.model_service.feedback import PredictionLog, names_address, parse_id, replica_address, replica_of
+from serving.model_service.feedback import parse_id
 from serving.model_service.guard import ASGIApp, Receive, Scope, Send
-from serving.model_service.monitor import (
-    FEEDBACK,
-    LIVE_ABSOLUTE_ERROR,
-    LIVE_CORRECT,
-    LIVE_LOG_LOSS,
-    PREDICTION_LOG_ERRORS,
-)
+from serving.model_service.monitor import FEEDBACK, STORE_ERRORS
 from serving.model_service.predictor import ServedTask
+from serving.model_service.store import Found, PredictionStore, Scores, StoreError
+
+if TYPE_CHECKING:
+    from serving.model_service.recorder import Recorder
 
 MAX_BODY_BYTES = 65_536
-FORWARDED_HEADER = "x-plinth-forwarded"
-FORWARD_TIMEOUT_S = 2.0
+# A label for an id issued less than this long ago may find its prediction still queued in a writer.
+SETTLE_S = 2.0
+SETTLE_POLL_S = 0.05
 MIN_PROBABILITY = 1e-15
 FIELDS = ("request_id", "label", "value")
-ERRORS = ("malformed", "unknown", "duplicate", "late", "misdirected", "disabled", "unavailable")
+ERRORS = ("malformed", "unknown", "duplicate", "late", "disabled", "store_unavailable")
 
 
 class Refusal(Exception):
@@ -120,106 +114,86 @@ def truth_of(task: ServedTask, field: str, given: Any) -> str | float:
     raise Refusal(400, "malformed", f"label: {given!r} is not one of the model's classes {list(task.classes)}")
 
 
-class Forwarder:
-    """Sends a label to the replica that logged its prediction, at the pod address its request id carries."""
-
-    def __init__(self, port: int, timeout_s: float = FORWARD_TIMEOUT_S) -> None:
-        self.port, self.timeout_s = port, timeout_s
-
-    def send(self, replica: str, body: bytes) -> tuple[int, dict[str, Any]]:
-        """Return the other replica's status and answer; refuse as late when it does not answer."""
-        address = replica_address(replica)
-        headers = {"content-type": "application/json", FORWARDED_HEADER: "1"}
-        try:
-            answer = httpx.post(
-                f"http://{address}:{self.port}/feedback", content=body, headers=headers, timeout=self.timeout_s
-            )
-            return answer.status_code, answer.json()
-        except (httpx.HTTPError, ValueError) as error:
-            raise Refusal(
-                410,
-                "late",
-                f"request_id: the replica that answered it ({address}) does not answer ({type(error).__name__}): "
-                "its prediction log is gone with it",
-            ) from error
-
-
 class Judge:
-    """Decides one feedback against the prediction logs and moves the live metrics of accepted ones."""
+    """Decides one feedback against the prediction store and stores the accepted label with its scores."""
 
     def __init__(
-        self,
-        log: PredictionLog | None,
-        model_name: str,
-        model_version: str,
-        task: ServedTask,
-        max_age_s: float,
-        pod_ip: str = "",
-        forwarder: Forwarder | None = None,
+        self, store: PredictionStore | None, model_name: str, model_version: str, task: ServedTask, max_age_s: float
     ) -> None:
-        self.log = log
+        self.store = store
         self.model_name = model_name
         self.version = model_version
         self.task = task
         self.max_age_ms = int(max_age_s * 1000)
-        self.replica = replica_of(pod_ip=pod_ip)
-        # Only a replica that knows its own pod address issues ids that name one, and forwards to them.
-        self.forwarder = forwarder if names_address(pod_ip) else None
+        # This worker's writer (set when the worker starts): its queue is flushed before an id is called unknown.
+        self.recorder: Recorder | None = None
 
-    def decide(self, body: bytes, forwarded: bool = False) -> tuple[int, dict[str, Any]]:
+    def decide(self, body: bytes) -> tuple[int, dict[str, Any]]:
         """Return the status and JSON answer to a feedback body (blocking: run it off the event loop)."""
-        if self.log is None:
+        if self.store is None:
             detail = "feedback is off here (PLINTH_FEEDBACK=off, or the model was refused)"
             return 404, {"error": "disabled", "detail": detail}
         version = self.version
         try:
             request_id, field, given = read_body(body)
             issued = parse_id(request_id)
-            if issued is not None and issued[1] != self.replica:
-                if self.forwarder is not None and not forwarded:
-                    return self.forwarder.send(issued[1], body)  # the replica that logged it counts the result
-                raise Refusal(421, "misdirected", f"request_id: issued by replica {issued[1]}, this is {self.replica}")
-            task = self.log.task(issued[0]) if issued is not None else None
-            if task is not None and issued is not None:
-                version = issued[0]
-            truth = truth_of(task or self.task, field, given)
-            if task is None or issued is None:
-                raise Refusal(404, "unknown", "request_id: no prediction with this id was logged here")
-            self._join(version, request_id, issued[2], task, truth)
+            found = self._find(request_id, issued[1]) if issued is not None else None
+            if found is not None:
+                version = found.model_version
+            task = found.task if found is not None and found.task is not None else self.task
+            truth = truth_of(task, field, given)
+            self._join(request_id, issued, found, task, truth)
         except Refusal as refusal:
             FEEDBACK.labels(self.model_name, version, refusal.reason).inc()
             return refusal.status, {"error": refusal.reason, "detail": refusal.detail}
-        except (sqlite3.Error, OSError) as error:
-            PREDICTION_LOG_ERRORS.labels(self.model_name, version).inc()
-            return 503, {"error": "unavailable", "detail": f"the prediction log cannot be read: {error}"}
+        except StoreError as error:
+            STORE_ERRORS.labels(self.model_name, version, "read").inc()
+            FEEDBACK.labels(self.model_name, version, "store_unavailable").inc()
+            return 503, {"error": "store_unavailable", "detail": f"the label was not stored: {error}"}
         FEEDBACK.labels(self.model_name, version, "accepted").inc()
         return 200, {"request_id": request_id, "result": "accepted", "model_version": version}
 
-    def _join(self, version: str, request_id: str, issued_ms: int, task: ServedTask, truth: str | float) -> None:
-        """Label the logged prediction and score it, or refuse: unknown, late or duplicate."""
-        assert self.log is not None
-        logged, oldest_ms = self.log.find(version, request_id)
-        now_ms = int(time.time() * 1000)
-        if logged is None:
-            if now_ms - issued_ms >= self.max_age_ms or (oldest_ms is not None and issued_ms <= oldest_ms):
-                raise Refusal(410, "late", "request_id: the prediction was dropped from the log (too old or full)")
-            raise Refusal(404, "unknown", "request_id: no prediction with this id was logged here")
-        if logged.labelled:
+    def _find(self, request_id: str, issued_ms: int) -> Found | None:
+        """Return the stored prediction; one issued moments ago may still be queued: flush ours, wait for others'."""
+        assert self.store is not None
+        found = self.store.find(request_id)
+        if found is not None or self.store.now_ms() - issued_ms > SETTLE_S * 1000:
+            return found
+        if self.recorder is not None:
+            self.recorder.flush()
+        deadline = time.monotonic() + SETTLE_S
+        while (found := self.store.find(request_id)) is None and time.monotonic() < deadline:
+            time.sleep(SETTLE_POLL_S)  # another replica's writer flushes every FLUSH_S
+        return found
+
+    def _join(
+        self, request_id: str, issued: tuple[str, int] | None, found: Found | None, task: ServedTask, truth: str | float
+    ) -> None:
+        """Store the label with its scores, or refuse: unknown, late or duplicate."""
+        assert self.store is not None
+        now_ms = self.store.now_ms()
+        if found is None:
+            if issued is not None and now_ms - issued[1] >= self.max_age_ms:
+                raise Refusal(410, "late", "request_id: the prediction was purged (older than the age bound)")
+            raise Refusal(404, "unknown", "request_id: no prediction with this id is in the store")
+        if found.labelled:
             raise Refusal(409, "duplicate", "request_id: this prediction already has its label")
-        if now_ms - logged.time_ms >= self.max_age_ms:
+        if now_ms - found.created_at >= self.max_age_ms:
             raise Refusal(410, "late", f"request_id: the prediction is older than {self.max_age_ms / 1000:g} s")
-        if not self.log.label(version, request_id, truth):  # labelled by another worker since it was read
+        if not self.store.label(request_id, found, truth, score(task, found.answer, truth)):
             raise Refusal(409, "duplicate", "request_id: this prediction already has its label")
-        labels = (self.model_name, version)
-        prediction = logged.prediction
-        if isinstance(truth, float):
-            LIVE_ABSOLUTE_ERROR.labels(*labels).observe(abs(float(prediction["prediction"]) - truth))
-            return
-        LIVE_CORRECT.labels(*labels).observe(1.0 if str(prediction["label"]) == truth else 0.0)
-        probabilities = prediction.get("probabilities")
-        if task.probabilities and isinstance(probabilities, dict):
-            probability = float(probabilities.get(truth, 0.0))
-            LIVE_LOG_LOSS.labels(*labels).observe(-math.log(max(probability, MIN_PROBABILITY)))
+
+
+def score(task: ServedTask, answer: dict[str, Any], truth: str | float) -> Scores:
+    """Return what a label says of the stored answer: right or wrong and log loss, or the absolute error."""
+    if isinstance(truth, float):
+        return Scores(abs_error=abs(float(answer["prediction"]) - truth))
+    correct = 1.0 if str(answer["label"]) == truth else 0.0
+    probabilities = answer.get("probabilities")
+    if task.probabilities and isinstance(probabilities, dict):
+        probability = float(probabilities.get(truth, 0.0))
+        return Scores(correct=correct, log_loss=-math.log(max(probability, MIN_PROBABILITY)))
+    return Scores(correct=correct)
 
 
 async def _answer(send: Send, status: int, payload: dict[str, Any], headers: list[tuple[bytes, bytes]]) -> None:
@@ -250,10 +224,10 @@ class FeedbackRoute:
         await _answer(send, status, payload, [])
 
     async def _decide(self, scope: Scope, receive: Receive) -> tuple[int, dict[str, Any]]:
-        """Check the media type and size, then judge the body in a worker thread (SQLite blocks)."""
+        """Check the media type and size, then judge the body in a worker thread (the store blocks)."""
         headers = dict(scope["headers"])
         media_type = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
-        if self.judge.log is not None and media_type != b"application/json":
+        if self.judge.store is not None and media_type != b"application/json":
             shown = media_type.decode("latin-1") or "none"
             return self._refuse(415, f"Content-Type: must be application/json, got {shown}")
         chunks, size = [], 0
@@ -267,8 +241,7 @@ class FeedbackRoute:
                 return self._refuse(413, f"body: over {MAX_BODY_BYTES} bytes")
             if not message.get("more_body", False):
                 break
-        forwarded = FORWARDED_HEADER.encode() in headers
-        return await anyio.to_thread.run_sync(self.judge.decide, b"".join(chunks), forwarded)
+        return await anyio.to_thread.run_sync(self.judge.decide, b"".join(chunks))
 
     def _refuse(self, status: int, detail: str) -> tuple[int, dict[str, Any]]:
         FEEDBACK.labels(self.judge.model_name, self.judge.version, "malformed").inc()

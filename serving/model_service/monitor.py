@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from prometheus_client import Counter, Gauge, Histogram, Summary
+from prometheus_client import Counter, Gauge, Histogram
 
 from components.common.task import BINARY, REGRESSION
 from serving.model_service.predictor import ServedTask
@@ -63,42 +63,42 @@ MIRRORED_REQUESTS = Counter(
     "Requests to /predict that were mirrored copies of live traffic (a shadow phase), by status class.",
     ["code"],
 )
-# Ground truth joined to logged predictions (`feedback.py`); `model_version` is the logged prediction's.
-FEEDBACK_RESULTS = ("accepted", "malformed", "unknown", "duplicate", "late", "misdirected")
+# Ground truth joined to stored predictions (`feedback_route.py`); `model_version` is the stored prediction's.
+# Live quality is not computed here: `live_quality.py` reads it from the store (one component, every label).
+FEEDBACK_RESULTS = ("accepted", "malformed", "unknown", "duplicate", "late", "store_unavailable")
 FEEDBACK = Counter(
     "plinth_feedback",
     "Feedback (ground-truth labels) received on /feedback, by result: accepted, or why it was refused.",
     ["model_name", "model_version", "result"],
 )
-LIVE_CORRECT = Summary(
-    "plinth_live_correct",
-    "1 per labelled classification prediction that was right, 0 per wrong one: accuracy = _sum / _count.",
+# The prediction store (`store.py`, written in batches by `recorder.py`): what this process queued and wrote.
+STORE_DROP_REASONS = ("buffer_full", "rejected")
+STORE_OPERATIONS = ("write", "read")
+STORE_WRITTEN = Counter(
+    "plinth_prediction_store_written",
+    "Predictions written to the prediction store (in batches, off the request path).",
     ["model_name", "model_version"],
 )
-LIVE_LOG_LOSS = Summary(
-    "plinth_live_log_loss",
-    "Log loss per labelled prediction of a classifier with probabilities (clipped at 1e-15): mean = _sum / _count.",
-    ["model_name", "model_version"],
-)
-LIVE_ABSOLUTE_ERROR = Summary(
-    "plinth_live_absolute_error",
-    "Absolute error per labelled regression prediction: MAE = _sum / _count.",
-    ["model_name", "model_version"],
-)
-PREDICTION_LOG_ROWS = Gauge(
-    "plinth_prediction_log_rows",
-    "Predictions held in the on-disk prediction log, awaiting or holding their label.",
-    ["model_name", "model_version"],
-    multiprocess_mode="livemax",
-)
-PREDICTION_LOG_EVICTED = Counter(
-    "plinth_prediction_log_evicted",
-    "Logged predictions dropped before any label came: `reason` rows (the log was full) or age (too old to label).",
+STORE_DROPPED = Counter(
+    "plinth_prediction_store_dropped",
+    "Predictions answered but never stored: `reason` buffer_full (the store was down longer than the queue "
+    "holds) or rejected (the store refused the row).",
     ["model_name", "model_version", "reason"],
 )
-PREDICTION_LOG_ERRORS = Counter(
-    "plinth_prediction_log_errors",
-    "Prediction-log reads or writes that failed (disk full, I/O error); the predictions were still answered.",
+STORE_ERRORS = Counter(
+    "plinth_prediction_store_errors",
+    "Prediction-store operations that failed (`operation` write or read); the predictions were still answered.",
+    ["model_name", "model_version", "operation"],
+)
+STORE_PENDING = Gauge(
+    "plinth_prediction_store_pending",
+    "Predictions queued in the serving processes, not yet written to the store.",
+    ["model_name", "model_version"],
+    multiprocess_mode="livesum",
+)
+STORE_PURGED = Counter(
+    "plinth_prediction_store_purged",
+    "Stored predictions (with their labels) deleted by this service's writers: older than PLINTH_FEEDBACK_MAX_AGE.",
     ["model_name", "model_version"],
 )
 _VALUE_HISTOGRAM: list[Histogram] = []

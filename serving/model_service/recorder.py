@@ -1,95 +1,214 @@
-"""The predict side of ground-truth feedback: give every prediction a request id and log it.
+"""The predict side of ground-truth feedback: a request id per prediction, written to the store in batches.
 
-Logging must never cost an answer: a batch that cannot be written (disk full, I/O error, a lock held past
-its timeout) is still answered, with its ids, and the failure is counted in
-`plinth_prediction_log_errors_total` and logged at WARNING at most once a minute per worker (with how many
-failures that line stands for), so it is never silent and never floods the log.
+The predict path only stamps ids and appends to a bounded in-memory queue (one per worker process); a
+background thread writes what is queued in one transaction every FLUSH_S or as soon as FLUSH_ROWS are
+waiting, and every PURGE_EVERY_S deletes one batch of predictions older than the age bound. Logging must
+never cost an answer: while the store is down, rows stay queued (a failed batch goes back to the front) up
+to `max_pending`; past it the oldest are dropped and counted in
+`plinth_prediction_store_dropped_total{reason="buffer_full"}`. A failure is logged at WARNING at most once a
+minute per worker, with how many failures that line stands for. When the store answers again the queue
+drains.
 """
 
 from __future__ import annotations
 
-import json
+import collections
 import logging
-import sqlite3
+import threading
 import time
 from typing import Any
 
-from serving.model_service.feedback import PredictionLog, new_id, replica_of
+from sqlalchemy.exc import IntegrityError
+
+from serving.model_service.feedback import new_id
 from serving.model_service.monitor import (
     FEEDBACK,
     FEEDBACK_RESULTS,
-    PREDICTION_LOG_ERRORS,
-    PREDICTION_LOG_EVICTED,
-    PREDICTION_LOG_ROWS,
+    STORE_DROP_REASONS,
+    STORE_DROPPED,
+    STORE_ERRORS,
+    STORE_OPERATIONS,
+    STORE_PENDING,
+    STORE_PURGED,
+    STORE_WRITTEN,
 )
 from serving.model_service.predictor import ServedTask
+from serving.model_service.store import Prediction, PredictionStore, StoreError
 
 logger = logging.getLogger("plinth.model_service.feedback")
 WARN_EVERY_S = 60.0
 # What a later label is scored against: the answered label and probabilities, or the predicted value.
 LOGGED_KEYS = ("label", "probabilities", "prediction")
+# The writer thread flushes this often, or at once when this many rows wait; one transaction per flush.
+FLUSH_S = 0.2
+FLUSH_ROWS = 500
+# One worker's writer purges one batch of too-old predictions this often.
+PURGE_EVERY_S = 60.0
+# After a failed flush the writer waits this long, doubling up to RETRY_MAX_S, before trying again.
+RETRY_S = 0.5
+RETRY_MAX_S = 5.0
 
 
 class Recorder:
-    """Stamps answers with request ids and writes them to the served version's log (when feedback is on)."""
+    """Stamps answers with request ids and queues them for the store (when feedback is on)."""
 
     def __init__(
-        self, log: PredictionLog | None, model_name: str, model_version: str, task: ServedTask, pod_ip: str = ""
+        self,
+        store: PredictionStore | None,
+        model_name: str,
+        model_version: str,
+        task: ServedTask,
+        max_pending: int = 50_000,
     ) -> None:
-        self.log = log
+        self.store = store
+        self.model_name = model_name
         self.version = model_version
         self.task = task
-        self.replica = replica_of(pod_ip=pod_ip)
+        self.max_pending = max_pending
         self.labels = (model_name, model_version)
+        self._pending: collections.deque[Prediction] = collections.deque()
+        self._wake = threading.Condition()
+        self._writing = threading.Lock()  # one flush at a time: the thread's, or a caller's `flush()`
+        self._closed = False
+        self._registered = False
+        self._thread: threading.Thread | None = None
         self._warned_at = -WARN_EVERY_S
         self._unreported = 0
+        self._purged_at = time.monotonic()
 
     def start(self) -> None:
-        """Open the version's log and create its metric series at zero (in the worker, once)."""
+        """Create the metric series at zero and start the writer thread (in the worker, once)."""
         for result in FEEDBACK_RESULTS:
             FEEDBACK.labels(*self.labels, result)
-        for reason in ("rows", "age"):
-            PREDICTION_LOG_EVICTED.labels(*self.labels, reason)
-        PREDICTION_LOG_ERRORS.labels(*self.labels)
-        if self.log is None:
+        for reason in STORE_DROP_REASONS:
+            STORE_DROPPED.labels(*self.labels, reason)
+        for operation in STORE_OPERATIONS:
+            STORE_ERRORS.labels(*self.labels, operation)
+        STORE_WRITTEN.labels(*self.labels)
+        STORE_PURGED.labels(*self.labels)
+        STORE_PENDING.labels(*self.labels).set(0)
+        if self.store is None:
             return
-        try:
-            PREDICTION_LOG_ROWS.labels(*self.labels).set(self.log.open(self.version, self.task))
-        except (sqlite3.Error, OSError) as error:
-            self._failed(error)
+        self._thread = threading.Thread(target=self._run, name="plinth-prediction-writer", daemon=True)
+        self._thread.start()
 
     def stamp(self, answers: list[dict[str, Any]]) -> None:
-        """Give each answer its `request_id` and log the batch in one write."""
-        now_ms = int(time.time() * 1000)
+        """Give each answer its `request_id` and queue the batch for the store (never blocks on it)."""
+        now_ms = int(time.time() * 1000) if self.store is None else self.store.now_ms()
         rows = []
         for answer in answers:
-            request_id = new_id(self.version, self.replica, now_ms)
-            rows.append((request_id, now_ms, json.dumps({key: answer[key] for key in LOGGED_KEYS if key in answer})))
+            request_id = new_id(self.version, now_ms)
             answer["request_id"] = request_id
-        if self.log is None:
+            logged = {key: answer[key] for key in LOGGED_KEYS if key in answer}
+            rows.append(Prediction(request_id, self.model_name, self.version, now_ms, logged))
+        if self.store is None:
             return
-        try:
-            written = self.log.write(self.version, rows)
-        except (sqlite3.Error, OSError) as error:
-            self._failed(error)
-            return
-        if written.evicted:
-            PREDICTION_LOG_EVICTED.labels(*self.labels, "rows").inc(written.evicted)
-        if written.expired:
-            PREDICTION_LOG_EVICTED.labels(*self.labels, "age").inc(written.expired)
-        PREDICTION_LOG_ROWS.labels(*self.labels).set(written.rows)
+        with self._wake:
+            self._pending.extend(rows)
+            over = len(self._pending) - self.max_pending
+            if over > 0:  # the store has been down for a while: the oldest rows go, counted
+                for _ in range(over):
+                    self._pending.popleft()
+                STORE_DROPPED.labels(*self.labels, "buffer_full").inc(over)
+            if len(self._pending) >= FLUSH_ROWS:
+                self._wake.notify()
 
-    def _failed(self, error: Exception) -> None:
-        """Count a failed write; log it at most once per WARN_EVERY_S, with the failures since the last line."""
-        PREDICTION_LOG_ERRORS.labels(*self.labels).inc()
+    def pending(self) -> int:
+        """Return the rows queued in this process and not yet written."""
+        return len(self._pending)
+
+    def flush(self) -> bool:
+        """Write everything queued now, in this thread; return whether the store took it (or nothing was queued)."""
+        if self.store is None:
+            return True
+        with self._writing:
+            if not self._registered:
+                self.store.register(self.model_name, self.version, self.task)
+                self._registered = True
+            while True:
+                with self._wake:
+                    batch = [self._pending.popleft() for _ in range(min(len(self._pending), FLUSH_ROWS * 10))]
+                if not batch:
+                    break
+                try:
+                    self._write(batch)
+                except StoreError:
+                    with self._wake:  # back to the front, in order, within the bound
+                        room = max(0, self.max_pending - len(self._pending))
+                        kept = batch[len(batch) - room :] if room < len(batch) else batch
+                        self._pending.extendleft(reversed(kept))
+                        if len(kept) < len(batch):
+                            STORE_DROPPED.labels(*self.labels, "buffer_full").inc(len(batch) - len(kept))
+                    raise
+            STORE_PENDING.labels(*self.labels).set(len(self._pending))
+        return True
+
+    def _write(self, batch: list[Prediction]) -> None:
+        """Write one batch; a row the store refuses (an id already there) is dropped, the rest written."""
+        assert self.store is not None
+        try:
+            self.store.write(batch)
+        except IntegrityError:
+            for row in batch:
+                try:
+                    self.store.write([row])
+                except IntegrityError:
+                    STORE_DROPPED.labels(*self.labels, "rejected").inc()
+        STORE_WRITTEN.labels(*self.labels).inc(len(batch))
+
+    def _run(self) -> None:
+        """The writer thread: flush on time or size, purge now and then, back off while the store is down."""
+        retry = RETRY_S
+        while not self._closed:
+            with self._wake:
+                if len(self._pending) < FLUSH_ROWS and not self._closed:
+                    self._wake.wait(FLUSH_S)
+            try:
+                self.flush()
+                self._purge()
+                retry = RETRY_S
+            except StoreError as error:
+                self.failed("write", error)
+                STORE_PENDING.labels(*self.labels).set(len(self._pending))
+                with self._wake:
+                    if not self._closed:
+                        self._wake.wait(retry)
+                retry = min(retry * 2, RETRY_MAX_S)
+
+    def _purge(self) -> None:
+        """Delete one batch of predictions past the age bound, at most once per PURGE_EVERY_S."""
+        assert self.store is not None
+        if time.monotonic() - self._purged_at < PURGE_EVERY_S:
+            return
+        self._purged_at = time.monotonic()
+        purged = self.store.purge()
+        if purged:
+            STORE_PURGED.labels(*self.labels).inc(purged)
+
+    def failed(self, operation: str, error: Exception) -> None:
+        """Count a failed store operation; log it at most once per WARN_EVERY_S, with the failures since the last."""
+        STORE_ERRORS.labels(*self.labels, operation).inc()
         self._unreported += 1
         now = time.monotonic()
         if now - self._warned_at < WARN_EVERY_S:
             return
         logger.warning(
-            "prediction log %s: %s (%d write(s) failed since the last warning; predictions are still answered)",
-            self.log.path(self.version) if self.log else "-",
+            "%s (%d store operation(s) failed since the last warning; %d prediction(s) queued; "
+            "predictions are still answered)",
             error,
             self._unreported,
+            len(self._pending),
         )
         self._warned_at, self._unreported = now, 0
+
+    def close(self, timeout_s: float = 5.0) -> None:
+        """Stop the writer thread after one last flush attempt."""
+        with self._wake:
+            self._closed = True
+            self._wake.notify()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+        try:
+            self.flush()
+        except StoreError as error:
+            self.failed("write", error)

@@ -9,8 +9,9 @@ prediction stops the worker before it ever reports ready. A version whose files 
 is not read at all: the service starts without it, logs one line, sets
 `plinth_model_verification{result="failed"}`, answers /predict 503, and never reports ready.
 
-Every prediction is answered with a `request_id` and written to the version's prediction log, so that its
-ground-truth label can come later on `POST /feedback` (`recorder.py`, `feedback.py`, `feedback_route.py`).
+Every prediction is answered with a `request_id` and queued for the shared prediction store (written in
+batches off the request path), so that its ground-truth label can come later on `POST /feedback`, on any
+replica (`recorder.py`, `store.py`, `feedback_route.py`).
 """
 
 from __future__ import annotations
@@ -27,13 +28,13 @@ from components.common.signing import UNVERIFIED
 from serving.model_service import batching, contract, examples, registry, schema
 from serving.model_service.columns import FrameBuilder
 from serving.model_service.drift import InputMonitor
-from serving.model_service.feedback import PredictionLog
-from serving.model_service.feedback_route import FeedbackRoute, Forwarder, Judge
+from serving.model_service.feedback_route import FeedbackRoute, Judge
 from serving.model_service.guard import PredictGuard
 from serving.model_service.monitor import MODEL_INFO, MODEL_VERIFICATION, OutputMonitor
 from serving.model_service.predictor import Predictor, RefusedPredictor, check_output, open_predictor
 from serving.model_service.recorder import Recorder
 from serving.model_service.settings import Settings, SettingsError
+from serving.model_service.store import PredictionStore
 
 # Adaptive batching: rows from concurrent requests are scored together, up to this many rows per call.
 MAX_BATCH_SIZE = 256
@@ -64,14 +65,13 @@ except (SettingsError, registry.ModelLoadError, ValueError) as error:
 TASK = PREDICTOR.task
 DRIFT = "on" if MODEL.profile is not None else "off"
 EXAMPLE_INPUT = {"instances": WARM_UP_ROWS[:1]}
-# The prediction log (connections open lazily, in each worker); none when feedback is off or the model refused.
-LOG = (
-    PredictionLog(
-        SETTINGS.prediction_log_dir, MODEL.name, SETTINGS.prediction_log_max_rows, SETTINGS.feedback_max_age_s
-    )
+# The prediction store (connections open lazily, in each worker); none when feedback is off or the model refused.
+STORE = (
+    PredictionStore(SETTINGS.prediction_store, SETTINGS.feedback_max_age_s)
     if SETTINGS.feedback and REFUSED is None
     else None
 )
+JUDGE = Judge(STORE, MODEL.name, MODEL.version, TASK, SETTINGS.feedback_max_age_s)
 if TYPE_CHECKING:
     PredictResponseBody = list[dict[str, Any]]
 else:
@@ -103,8 +103,9 @@ class ModelService:
         self.inputs = InputMonitor(MODEL.columns, MODEL.profile, SETTINGS.drift_window)
         target = MODEL.profile.target_profile if MODEL.profile else None
         self.outputs = OutputMonitor(TASK, target.bin_edges if target else None)
-        self.recorder = Recorder(LOG, MODEL.name, MODEL.version, TASK, SETTINGS.pod_ip)
+        self.recorder = Recorder(STORE, MODEL.name, MODEL.version, TASK, SETTINGS.prediction_store_buffer)
         self.recorder.start()
+        JUDGE.recorder = self.recorder
         MODEL_INFO.labels(MODEL.name, MODEL.version, TASK.kind, DRIFT).set(1)
         if DRIFT == "off":
             logger.warning("%s v%s has no reference profile: input drift is not scored", MODEL.name, MODEL.version)
@@ -138,8 +139,9 @@ class ModelService:
     def predict(self, instances: list[Any]) -> PredictResponseBody:
         """Predict each instance (records or columnar; the response per task is in the README).
 
-        Each prediction gets a `request_id` and is logged for `POST /feedback`. A batch mixes requests, so a
-        mirrored (shadow) copy cannot be told apart here and is logged too: its ids are never labelled.
+        Each prediction gets a `request_id` and is queued for the store, for `POST /feedback`. A batch mixes
+        requests, so a mirrored (shadow) copy cannot be told apart here and is stored too: its ids are never
+        labelled.
         """
         if REFUSED is not None:
             raise ServiceUnavailable(str(REFUSED))
@@ -173,14 +175,6 @@ cast("bentoml.Service[ModelService]", ModelService).add_asgi_middleware(
 )
 cast("bentoml.Service[ModelService]", ModelService).add_asgi_middleware(
     FeedbackRoute,
-    judge=Judge(
-        LOG,
-        MODEL.name,
-        MODEL.version,
-        TASK,
-        SETTINGS.feedback_max_age_s,
-        SETTINGS.pod_ip,
-        Forwarder(SETTINGS.peer_port),
-    ),
+    judge=JUDGE,
 )
 cast("bentoml.Service[ModelService]", ModelService).add_asgi_middleware(contract.PublishedContract, build=_contract)

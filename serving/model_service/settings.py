@@ -28,16 +28,15 @@ ENV_MAX_INSTANCES = "PLINTH_MAX_INSTANCES"
 ENV_DRIFT_WINDOW = "PLINTH_DRIFT_WINDOW"
 ENV_TIMEOUT_S = "PLINTH_TIMEOUT_S"
 ENV_MAX_CONCURRENCY = "PLINTH_MAX_CONCURRENCY"
-# Ground-truth feedback: `off` disables the prediction log and answers /feedback 404. The log is one SQLite
-# file per model version under the directory, bounded by rows and by the age after which a label is late.
+# Ground-truth feedback: `off` stores nothing and answers /feedback 404. The prediction store is ONE setting
+# for every process that reads or writes it (the services, the live-quality exporter): an SQLite path or a
+# postgresql:// URL; predictions older than the age bound are late and purged.
 ENV_FEEDBACK = "PLINTH_FEEDBACK"
-ENV_PREDICTION_LOG_DIR = "PLINTH_PREDICTION_LOG_DIR"
-ENV_PREDICTION_LOG_MAX_ROWS = "PLINTH_PREDICTION_LOG_MAX_ROWS"
+ENV_PREDICTION_STORE = "PLINTH_PREDICTION_STORE"
 ENV_FEEDBACK_MAX_AGE = "PLINTH_FEEDBACK_MAX_AGE"
-# In a pod: its IPv4 address (the downward API's status.podIP) and the port its peers serve on. Each pod logs
-# its own predictions; a label that reaches another replica is forwarded there, one hop.
-ENV_POD_IP = "PLINTH_POD_IP"
-ENV_PEER_PORT = "PLINTH_PEER_PORT"
+# Predictions queued per worker while the store is slow or down; past it the oldest are dropped (counted).
+ENV_PREDICTION_STORE_BUFFER = "PLINTH_PREDICTION_STORE_BUFFER"
+DEFAULT_FEEDBACK_MAX_AGE_S = 30 * 86_400.0
 # The header the local rollout router marks a mirrored copy of live traffic with (shadow phase); the service
 # counts such requests apart. A request header, not an environment variable: it lives here so the router and
 # the service share one name without the router importing the service's metrics.
@@ -111,6 +110,22 @@ def _switch(env: Mapping[str, str], name: str) -> bool:
     return raw not in ("off", "false", "0")
 
 
+def prediction_store(env: Mapping[str, str] | None = None) -> str:
+    """Return the prediction store setting: PLINTH_PREDICTION_STORE, else `$PLINTH_HOME/predictions.sqlite`."""
+    env = os.environ if env is None else env
+    raw = env.get(ENV_PREDICTION_STORE, "").strip()
+    if raw and not raw.startswith(("postgresql://", "postgres://", "postgresql+", "sqlite:")) and "://" in raw:
+        raise SettingsError(
+            f"{ENV_PREDICTION_STORE}: expected an SQLite path or a postgresql:// URL, got {raw.split('://')[0]}://..."
+        )
+    return raw or str(plinth_home() / "predictions.sqlite")
+
+
+def feedback_max_age_s(env: Mapping[str, str] | None = None) -> float:
+    """Return PLINTH_FEEDBACK_MAX_AGE in seconds (default 30 days)."""
+    return _duration(os.environ if env is None else env, ENV_FEEDBACK_MAX_AGE, DEFAULT_FEEDBACK_MAX_AGE_S)
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything the service reads from its environment, validated once at start."""
@@ -132,11 +147,9 @@ class Settings:
     verify_key: Path | None = None
     require_signature: bool = False
     feedback: bool = True
-    prediction_log_dir: Path = Path("predictions")
-    prediction_log_max_rows: int = 100_000
-    feedback_max_age_s: float = 86_400.0
-    pod_ip: str = ""
-    peer_port: int = 3000
+    prediction_store: str = "predictions.sqlite"
+    prediction_store_buffer: int = 50_000
+    feedback_max_age_s: float = DEFAULT_FEEDBACK_MAX_AGE_S
 
     @property
     def model_selector(self) -> str:
@@ -177,11 +190,9 @@ class Settings:
             verify_key=verify_key,
             require_signature=require_signature,
             feedback=_switch(env, ENV_FEEDBACK),
-            prediction_log_dir=Path(env.get(ENV_PREDICTION_LOG_DIR) or plinth_home() / "predictions"),
-            prediction_log_max_rows=int(
-                _number(env, ENV_PREDICTION_LOG_MAX_ROWS, cls.prediction_log_max_rows, 1, 100_000_000)
+            prediction_store=prediction_store(env),
+            prediction_store_buffer=int(
+                _number(env, ENV_PREDICTION_STORE_BUFFER, cls.prediction_store_buffer, 1, 10_000_000)
             ),
             feedback_max_age_s=_duration(env, ENV_FEEDBACK_MAX_AGE, cls.feedback_max_age_s),
-            pod_ip=env.get(ENV_POD_IP, "").strip(),
-            peer_port=int(_number(env, ENV_PEER_PORT, cls.peer_port, 1, 65535)),
         )

@@ -93,6 +93,18 @@ VALUE_SETS: dict[str, list[str]] = {
         "mlflow.controllerCredentialsSecret.name=mlflow-controller",
     ],
     "e2e": ["--values", str(Path(__file__).resolve().parent / "e2e" / "values-e2e.yaml")],
+    # Ground-truth feedback on: the shared prediction store (a CloudNativePG cluster's Secret and pods) and the
+    # one live-quality exporter reading it.
+    "feedback-store": [
+        *SIGNING_VALUES,
+        "--set",
+        "feedback.enabled=true",
+        "--set",
+        "feedback.store.secretName=plinth-predictions-app",
+        "--set-json",
+        'feedback.store.peers=[{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": '
+        '"plinth-platform"}}, "podSelector": {"matchLabels": {"cnpg.io/cluster": "plinth-predictions"}}}]',
+    ],
     # The retraining trigger receiver beside the stack, with its own registry login (EDIT) and the live-quality
     # alert; tests/k8s/test_trigger_receiver.py checks it in detail.
     "trigger-receiver": [

@@ -459,35 +459,73 @@ def test_hpa_scales_only_the_stable_track() -> None:
     assert spread["labelSelector"]["matchLabels"]["plinth.dev/track"] == "canary"
 
 
-def test_network_policy_admits_only_gateway_prometheus_the_test_pod_and_peers() -> None:
+STORE = ["--set", "feedback.enabled=true", "--set", "feedback.store.secretName=plinth-predictions-app"]
+STORE_PEER = {
+    "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "plinth-platform"}},
+    "podSelector": {"matchLabels": {"cnpg.io/cluster": "plinth-predictions"}},
+}
+WITH_STORE = [*STORE, "--set-json", f"feedback.store.peers={json.dumps([STORE_PEER])}"]
+
+
+def test_network_policy_admits_only_gateway_prometheus_and_the_test_pod() -> None:
     policy = named(render("default"), "NetworkPolicy", "release-plinth-serving-serving")
     sources = policy["spec"]["ingress"][0]["from"]
     gateway = {"kubernetes.io/metadata.name": "envoy-gateway-system"}  # Envoy Gateway's data plane
     assert sources[0] == {"namespaceSelector": {"matchLabels": gateway}}
     assert sources[1]["podSelector"] == {"matchLabels": {"app.kubernetes.io/name": "prometheus"}}
     assert sources[2]["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "helm-test"
-    # The other serving pods, and only them besides DNS and MLflow: a label is forwarded to the pod that logged it.
-    selector = {"app.kubernetes.io/name": "plinth-serving", "app.kubernetes.io/instance": "release"}
-    peers = {"podSelector": {"matchLabels": {**selector, "app.kubernetes.io/component": "serving"}}}
-    assert sources[3:] == [peers]
+    assert len(sources) == 3  # no pod-to-pod rule: labels are never forwarded between replicas
     egress = policy["spec"]["egress"]
-    assert [port["port"] for rule in egress for port in rule["ports"]] == [53, 53, 5000, "http"]
-    assert egress[-1]["to"] == [peers]
+    assert [port["port"] for rule in egress for port in rule["ports"]] == [53, 53, 5000]
 
 
-def test_feedback_clients_are_admitted_and_no_peers_without_feedback() -> None:
+def test_feedback_needs_a_store_secret_and_its_peers() -> None:
+    no_secret = render_with(
+        "--set", "feedback.enabled=true", "--set-json", f"feedback.store.peers={json.dumps([STORE_PEER])}"
+    )
+    assert no_secret.returncode != 0
+    assert "feedback.store.secretName is required" in no_secret.stderr
+    no_peers = render_with(*STORE)
+    assert no_peers.returncode != 0
+    assert "feedback.store.peers is required" in no_peers.stderr
+
+
+def test_feedback_reads_the_store_url_from_its_secret_and_runs_one_exporter() -> None:
     clients = [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "labelling"}}}]
-    result = render_with("--set-json", f"feedback.clients={json.dumps(clients)}")
+    result = render_with(*WITH_STORE, "--set-json", f"feedback.clients={json.dumps(clients)}")
     assert result.returncode == 0, result.stderr
-    policy = named(load_documents(result.stdout), "NetworkPolicy", "release-plinth-serving-serving")
-    assert policy["spec"]["ingress"][0]["from"][-1] == clients[0]
-    off = render_with("--set", "feedback.enabled=false")
-    assert off.returncode == 0, off.stderr
-    policy = named(load_documents(off.stdout), "NetworkPolicy", "release-plinth-serving-serving")
-    assert len(policy["spec"]["ingress"][0]["from"]) == 3
-    assert [port["port"] for rule in policy["spec"]["egress"] for port in rule["ports"]] == [53, 53, 5000]
-    pod = named(load_documents(off.stdout), "Deployment", "release-plinth-serving-stable")["spec"]["template"]
-    assert "PLINTH_POD_IP" not in env_of(pod["spec"]["containers"][0])
+    objects = load_documents(result.stdout)
+    policy = named(objects, "NetworkPolicy", "release-plinth-serving-serving")
+    assert policy["spec"]["ingress"][0]["from"][3:] == clients
+    assert policy["spec"]["egress"][-1] == {"to": [STORE_PEER], "ports": [{"port": 5432, "protocol": "TCP"}]}
+    store = {"secretKeyRef": {"name": "plinth-predictions-app", "key": "uri"}}
+    for name in (
+        "release-plinth-serving-stable",
+        "release-plinth-serving-canary",
+        "release-plinth-serving-live-quality",
+    ):
+        pod = named(objects, "Deployment", name)["spec"]["template"]
+        env = {entry["name"]: entry for entry in pod["spec"]["containers"][0]["env"]}
+        assert env["PLINTH_PREDICTION_STORE"]["valueFrom"] == store, name
+        assert env["PLINTH_FEEDBACK_MAX_AGE"]["value"] == "30d"
+        assert "PLINTH_POD_IP" not in env
+        assert not [v for v in pod["spec"].get("volumes", []) if v["name"] == "predictions"]
+    exporter = named(objects, "Deployment", "release-plinth-serving-live-quality")
+    assert exporter["spec"]["replicas"] == 1
+    assert exporter["spec"]["strategy"] == {"type": "Recreate"}
+    assert exporter["spec"]["template"]["spec"]["containers"][0]["command"][:3] == [
+        "python",
+        "-m",
+        "serving.model_service.live_quality",
+    ]
+    live_policy = named(objects, "NetworkPolicy", "release-plinth-serving-live-quality")
+    assert [rule["to"] for rule in live_policy["spec"]["egress"]][-1] == [STORE_PEER]
+    monitor = named(objects, "ServiceMonitor", "release-plinth-serving")
+    assert "live-metrics" in [endpoint["port"] for endpoint in monitor["spec"]["endpoints"]]
+    off = render("default")
+    assert not [o for o in off if o["metadata"]["name"].endswith("-live-quality")]
+    stable = named(off, "Deployment", "release-plinth-serving-stable")["spec"]["template"]
+    assert env_of(stable["spec"]["containers"][0])["PLINTH_FEEDBACK"]["value"] == "off"
 
 
 def test_helm_test_pod_calls_readyz_and_predict() -> None:

@@ -55,6 +55,8 @@ LIVE_QUALITY = [
     "prometheusRule.liveQuality.maxMae=3.5",
 ]
 SERVING_SELECTOR = 'namespace="plinth", service="release-plinth-serving-stable"'
+# Live quality is exported by the one exporter that reads the prediction store, not by the serving pods.
+LIVE_SELECTOR = 'namespace="plinth", service="release-plinth-serving-live-quality"'
 
 
 def rendered(*args: str) -> list[dict[str, Any]]:
@@ -320,12 +322,12 @@ def test_the_rules_carry_the_value_literal_and_pass_promtool(tmp_path: Path) -> 
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"SUCCESS: {len(rules)} rules found" in result.stdout
-    assert len(rules) == 8
+    assert len(rules) == 9  # the serving alerts, both live-quality ones and the two rollout alerts
 
 
 def live_series(metric: str, version: str, rows_per_minute: float, mean: float) -> list[dict[str, str]]:
     """Input series for `promtool test rules`: a Summary's _sum and _count over 100 minutes."""
-    labels = f'{SERVING_SELECTOR}, model_name="plinth-classifier", model_version="{version}"'
+    labels = f'{LIVE_SELECTOR}, model_name="plinth-classifier", model_version="{version}"'
     return [
         {"series": f"{metric}_sum{{{labels}}}", "values": f"0+{rows_per_minute * mean:g}x100"},
         {"series": f"{metric}_count{{{labels}}}", "values": f"0+{rows_per_minute:g}x100"},

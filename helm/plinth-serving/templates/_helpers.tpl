@@ -269,3 +269,39 @@ app.kubernetes.io/component: trigger-receiver
 {{- end }}
 {{- include "plinth.mlflowEnv" (dict "root" . "login" .Values.triggerReceiver.mlflowCredentialsSecret) }}
 {{- end }}
+
+{{/* The live-quality exporter: one Deployment reading the prediction store (feedback on only). */}}
+{{- define "plinth.liveQualityName" -}}
+{{- printf "%s-live-quality" (include "plinth.fullname" . | trunc 50 | trimSuffix "-") }}
+{{- end }}
+
+{{- define "plinth.liveQualitySelectorLabels" -}}
+{{ include "plinth.selectorLabels" . }}
+app.kubernetes.io/component: live-quality
+{{- end }}
+
+{{/* PLINTH_PREDICTION_STORE (from the Secret named in values, never the URL itself) and the age bound. */}}
+{{- define "plinth.predictionStoreEnv" -}}
+{{- $store := .Values.feedback.store }}
+{{- $name := required "feedback.store.secretName is required with feedback.enabled: an existing Secret holding the postgresql:// URL of the shared prediction store (see the chart README, \"Prediction store\")" $store.secretName }}
+- name: PLINTH_PREDICTION_STORE
+  valueFrom:
+    secretKeyRef:
+      name: {{ $name }}
+      key: {{ $store.secretKey }}
+- name: PLINTH_FEEDBACK_MAX_AGE
+  value: {{ .Values.feedback.maxAge | quote }}
+{{- end }}
+
+{{/* Egress to the prediction store's PostgreSQL (feedback on and NetworkPolicies on). */}}
+{{- define "plinth.egressStore" -}}
+{{- $store := .Values.feedback.store }}
+{{- if not $store.peers }}
+{{- fail "feedback.store.peers is required with feedback.enabled and networkPolicy.enabled: where PostgreSQL runs, e.g. --set-json 'feedback.store.peers=[{\"namespaceSelector\":{\"matchLabels\":{\"kubernetes.io/metadata.name\":\"plinth-platform\"}},\"podSelector\":{\"matchLabels\":{\"cnpg.io/cluster\":\"plinth-predictions\"}}}]' (or an ipBlock for a managed database)" }}
+{{- end }}
+- to:
+    {{- toYaml $store.peers | nindent 4 }}
+  ports:
+    - port: {{ $store.port }}
+      protocol: TCP
+{{- end }}

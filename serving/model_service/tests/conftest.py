@@ -55,12 +55,12 @@ def import_service(env: dict[str, str]) -> ModuleType:
 
 
 @pytest.fixture(scope="session", autouse=True)
-def prediction_log_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """Predictions logged by the services these tests start go to a temporary directory, not `.plinth/`."""
-    directory = tmp_path_factory.mktemp("predictions")
+def prediction_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Predictions stored by the services these tests start go to a temporary SQLite file, not `.plinth/`."""
+    path = tmp_path_factory.mktemp("predictions") / "predictions.sqlite"
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv(settings.ENV_PREDICTION_LOG_DIR, str(directory))
-        yield directory
+        patch.setenv(settings.ENV_PREDICTION_STORE, str(path))
+        yield path
 
 
 @pytest.fixture(scope="session")
