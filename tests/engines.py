@@ -156,7 +156,7 @@ class PostgresServer:
 
     def wait_ready(self, timeout: float = READY_TIMEOUT_S) -> None:
         """Poll until a real login succeeds; fail fast if the server exits."""
-        import psycopg2
+        import psycopg
 
         assert self.process is not None
         deadline = time.monotonic() + timeout
@@ -164,9 +164,9 @@ class PostgresServer:
             if not self.process.alive():
                 raise ProcessError(f"postgres exited before it was ready:\n{self.process.log_tail()}")
             try:
-                psycopg2.connect(self.dsn("postgres"), connect_timeout=2).close()
+                psycopg.connect(self.dsn("postgres"), connect_timeout=2).close()
                 return
-            except psycopg2.OperationalError:
+            except psycopg.OperationalError:
                 time.sleep(0.2)
         raise ProcessError(f"postgres not ready on 127.0.0.1:{self.port} after {timeout:.0f}s")
 
@@ -176,15 +176,10 @@ class PostgresServer:
 
     def create_database(self, name: str) -> str:
         """Create a database (a fresh name per test keeps tests apart); return its URI."""
-        import psycopg2
+        import psycopg
 
-        connection = psycopg2.connect(self.dsn("postgres"))
-        try:
-            connection.autocommit = True
-            with connection.cursor() as cursor:
-                cursor.execute(f'CREATE DATABASE "{name}"')
-        finally:
-            connection.close()
+        with psycopg.connect(self.dsn("postgres"), autocommit=True) as connection:
+            connection.execute(f'CREATE DATABASE "{name}"')
         return self.dsn(name)
 
     def stop(self) -> None:
@@ -224,9 +219,9 @@ def postgres() -> Iterator[PostgresServer]:
     if binaries is None:
         missing("PostgreSQL server binaries (initdb) not found: apt-get install postgresql")
     try:
-        import psycopg2  # noqa: F401
+        import psycopg  # noqa: F401
     except ImportError:
-        missing("psycopg2 not installed: install the dev extra (psycopg2-binary)")
+        missing("psycopg not installed: install the dev extra (psycopg[binary])")
     assert binaries is not None
     server = PostgresServer(binaries)
     try:

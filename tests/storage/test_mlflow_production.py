@@ -1,0 +1,159 @@
+"""MLflow in production mode, for real: the platform's server command on PostgreSQL and S3, two replicas.
+
+The command, environment and basic-auth config are the ones manifests/platform/mlflow runs (read from its
+deployment.yaml, the init container's render_auth_config.py run as the pod runs it), with the Secrets' values
+pointing at the session's PostgreSQL and moto S3 servers. A model logged and registered through one replica is
+read back through the other, its files lie in the bucket and its rows in the database.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import psycopg
+import pytest
+import yaml
+from mlflow import MlflowClient
+from sklearn.linear_model import LogisticRegression
+
+from serving.embedded.processes import ManagedProcess, bin_path, free_port
+from tests.engines import MotoS3Server, PostgresServer
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[2]
+PLATFORM = ROOT / "manifests" / "platform" / "mlflow"
+ADMIN = ("admin", "admin-password-of-this-test")
+MODEL = "plinth-production-check"
+
+
+def pod_spec() -> dict:
+    return yaml.safe_load((PLATFORM / "deployment.yaml").read_text())["spec"]["template"]["spec"]
+
+
+def server_command(port: int, env: dict[str, str]) -> list[str]:
+    """The Deployment's command with $(VAR) expanded as the kubelet does, on 127.0.0.1:`port`."""
+    [container] = pod_spec()["containers"]
+    command = [re.sub(r"\$\((\w+)\)", lambda match: env[match[1]], part) for part in container["command"]]
+    command[command.index("--host") + 1] = "127.0.0.1"
+    command[command.index("--port") + 1] = str(port)
+    hosts = command.index("--allowed-hosts") + 1
+    command[hosts] += f",127.0.0.1:{port}"
+    return [bin_path("mlflow"), *command[1:], "--workers", "1"]
+
+
+@dataclass
+class Platform:
+    """The two replicas and where they keep their state."""
+
+    replicas: list[Replica]
+    database: str
+    bucket: str
+
+
+class Replica:
+    """One MLflow server process running the platform's command."""
+
+    def __init__(self, root: Path, env: dict[str, str]) -> None:
+        self.port = free_port()
+        self.uri = f"http://127.0.0.1:{self.port}"
+        log = root / f"mlflow-{self.port}.log"
+        self.process = ManagedProcess("mlflow server", server_command(self.port, env), log, env=env)
+        self.process.ready_url = f"{self.uri}/health"
+
+
+@pytest.fixture
+def platform(
+    postgres: PostgresServer, s3_server: MotoS3Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Platform]:
+    name = f"mlflow_{uuid.uuid4().hex[:8]}"
+    bucket = name.replace("_", "-")
+    database = postgres.create_database(name)
+    s3_server.create_bucket(bucket)
+    # The pod's environment: what deployment.yaml takes from the Secrets and the ConfigMap mlflow-storage.
+    env = {
+        "MLFLOW_BACKEND_STORE_URI": database,
+        "MLFLOW_ARTIFACTS_DESTINATION": f"s3://{bucket}/artifacts",
+        **s3_server.credentials.env(),
+        "MLFLOW_AUTH_ADMIN_PASSWORD": ADMIN[1],
+        "MLFLOW_FLASK_SERVER_SECRET_KEY": "csrf-key-of-this-test",
+        "MLFLOW_AUTH_DATABASE_URI": database,
+    }
+    env.pop("AWS_ENDPOINT_URL")  # the pod has only MLFLOW_S3_ENDPOINT_URL: the server must find S3 by that
+    [init] = pod_spec()["initContainers"]
+    rendered = tmp_path / "basic_auth.ini"
+    script, source = init["command"][1], init["command"][2]
+    assert (script, source) == ("/opt/plinth/render_auth_config.py", "/etc/mlflow/basic_auth.ini")
+    done = subprocess.run(
+        [sys.executable, str(PLATFORM / "render_auth_config.py"), str(PLATFORM / "basic_auth.ini"), str(rendered)],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    assert oct(rendered.stat().st_mode & 0o777) == "0o600", "the rendered file holds the database password"
+    env["MLFLOW_AUTH_CONFIG_PATH"] = str(rendered)
+    # The test's own client must not reach S3 itself: with --serve-artifacts every file goes through the server.
+    for variable in ("AWS_ENDPOINT_URL", "MLFLOW_S3_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", ADMIN[0])
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", ADMIN[1])
+    started = [Replica(tmp_path, env) for _ in range(2)]
+    try:
+        for replica in started:  # one after the other: the first migrates the empty database
+            replica.process.start().wait_ready()
+        yield Platform(started, name, bucket)
+    finally:
+        for replica in started:
+            replica.process.stop()
+
+
+def test_a_model_registered_through_one_replica_reads_back_through_the_other(
+    platform: Platform, postgres: PostgresServer, s3_server: MotoS3Server
+):
+    first, second = platform.replicas
+    x = np.array([[0.0, 1.0], [1.0, 0.0], [0.2, 0.9], [0.9, 0.1]])
+    y = np.array([0, 1, 0, 1])
+    model = LogisticRegression().fit(x, y)
+    mlflow.set_tracking_uri(first.uri)
+    try:
+        mlflow.set_experiment("production-check")
+        with mlflow.start_run() as run:
+            mlflow.log_metric("accuracy", 1.0)
+            info = mlflow.sklearn.log_model(
+                model,
+                name="model",
+                registered_model_name=MODEL,
+                serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_SKOPS,
+                skops_trusted_types=["numpy.dtype"],
+            )
+        version = info.registered_model_version
+        MlflowClient(first.uri).set_registered_model_alias(MODEL, "champion", str(version))
+
+        other = MlflowClient(second.uri)
+        assert other.get_model_version_by_alias(MODEL, "champion").run_id == run.info.run_id
+        assert other.get_run(run.info.run_id).data.metrics["accuracy"] == 1.0
+        mlflow.set_tracking_uri(second.uri)
+        loaded = mlflow.sklearn.load_model(f"models:/{MODEL}@champion")
+        assert loaded.predict(x).tolist() == y.tolist()
+    finally:
+        mlflow.set_tracking_uri(None)
+
+    artifact_root = other.get_run(run.info.run_id).info.artifact_uri
+    assert artifact_root.startswith("mlflow-artifacts:/"), "clients go through the server, not to S3"
+    listed = s3_server.client().list_objects_v2(Bucket=platform.bucket, Prefix="artifacts/")
+    keys = [item["Key"] for item in listed["Contents"]]
+    assert any(key.endswith("/MLmodel") for key in keys), keys
+    with psycopg.connect(postgres.dsn(platform.database)) as connection, connection.cursor() as cursor:
+        cursor.execute("SELECT name FROM registered_models")
+        assert cursor.fetchall() == [(MODEL,)]
+        cursor.execute("SELECT username FROM users")
+        assert (ADMIN[0],) in cursor.fetchall(), "basic-auth's users live in the same PostgreSQL"
