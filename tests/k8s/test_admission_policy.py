@@ -20,7 +20,7 @@ from k8s_tooling import NAMESPACE, named, render, validate_object
 
 from serving.rollout.core.reconcile import ClusterRefusal
 from serving.rollout.edges.kube import SERVED_ANNOTATION, remirror
-from serving.rollout.tests.fake_cluster import FakeCluster
+from serving.rollout.tests.fake_cluster import FakeCluster, before_the_mirror_fix
 from tests.apiserver import admission
 from tests.apiserver.admission import Verdict
 
@@ -251,28 +251,9 @@ def test_every_write_of_a_real_rollout_passes_the_policy(objects: list[dict[str,
     assert any(body.get("spec", {}).get("rules", [{}])[0].get("filters") for _, _, body, _ in mirrored)
 
 
-def before_the_fix(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The chart's objects with the policy as it was before it allowed the CRD's backendRef defaults."""
-    fixed = {
-        '(!has(f.requestMirror.backendRef.group) || f.requestMirror.backendRef.group == "")': (
-            "!has(f.requestMirror.backendRef.group)"
-        ),
-        '(!has(f.requestMirror.backendRef.kind) || f.requestMirror.backendRef.kind == "Service")': (
-            "!has(f.requestMirror.backendRef.kind)"
-        ),
-    }
-    old = copy.deepcopy(objects)
-    policy = named(old, "ValidatingAdmissionPolicy", POLICY)
-    for validation in policy["spec"]["validations"]:
-        for new, was in fixed.items():
-            validation["expression"] = validation["expression"].replace(new, was)
-    assert "!has(f.requestMirror.backendRef.group) &&" in str(policy), "the fix is no longer written this way"
-    return old
-
-
 def test_the_stand_in_shows_the_defaulted_mirror_that_the_old_policy_denied(objects: list[dict[str, Any]]) -> None:
     """The bug the kind stand-in hid: the API server defaults the mirror's backendRef, the old policy denied it."""
-    cluster = FakeCluster(manifests=before_the_fix(objects))
+    cluster = FakeCluster(manifests=before_the_mirror_fix(objects))
     edge = edge_for(cluster, objects)
     edge.start_canary()
     with pytest.raises(ClusterRefusal) as refused:

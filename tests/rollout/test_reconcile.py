@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import shutil
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -37,9 +38,15 @@ from serving.rollout.edges.mlflow_registry import MlflowRegistry
 from serving.rollout.retry import RetryRefused, request_retry
 from serving.rollout.status import Coordinates, Row, Status
 from serving.rollout.status import main as status_main
-from serving.rollout.tests.fake_cluster import CANARY, NS, ROUTE, ROUTE_PATH, STABLE, STATE, FakeCluster
+from serving.rollout.tests.fake_cluster import FakeCluster
 
 pytestmark = pytest.mark.integration
+
+# The chart's objects as `helm template release helm/plinth-serving` renders them (FakeCluster.from_chart): every
+# scenario runs on them, with the chart's ValidatingAdmissionPolicy in front of every controller write.
+NS, ROUTE, STATE = "plinth", "release-plinth-serving", "release-plinth-serving-rollout-state"
+STABLE, CANARY = f"{ROUTE}-stable", f"{ROUTE}-canary"
+ROUTE_PATH = f"/apis/gateway.networking.k8s.io/v1/namespaces/{NS}/httproutes/{ROUTE}"
 
 MODEL, ENV, SEED = "reconciled", "staging", 5
 SPEC = parse_spec(
@@ -147,9 +154,15 @@ class World:
         registry: Versions,
         spec: AnalysisSpec = SPEC,
         pre_traffic: Callable[[str], str | None] | None = None,
+        manifests: list[dict] | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
-        self.registry, self.spec, self.pre_traffic = registry, spec, pre_traffic
-        self.cluster = FakeCluster(desired=registry.champion)
+        self.registry, self.spec, self.pre_traffic, self.clock = registry, spec, pre_traffic, clock
+        self.cluster = FakeCluster(manifests=manifests) if manifests else FakeCluster.from_chart()
+        assert (self.cluster.namespace, self.cluster.route_name, self.cluster.state_name) == (NS, ROUTE, STATE)
+        assert (self.cluster.stable, self.cluster.canary) == (STABLE, CANARY)
+        assert self.cluster.server.policies, "the chart's admission policy reviews every controller write"
+        self.cluster.set_desired(registry.champion)
         self.source = ScriptedSource(self.cluster, bad={registry.garbage})
         self.lines: list[str] = []
         self.controller = self.restart()
@@ -161,7 +174,15 @@ class World:
         key = signing.verify_key(self.registry.uri, env={})
         records = MlflowRegistry(self.registry.client, self.registry.uri, MODEL, ENV, key, require_signature=False)
         self.controller = Reconciler(
-            self.spec, edge, self.source, records, MODEL, ENV, on_line=self.lines.append, pre_traffic=self.pre_traffic
+            self.spec,
+            edge,
+            self.source,
+            records,
+            MODEL,
+            ENV,
+            on_line=self.lines.append,
+            pre_traffic=self.pre_traffic,
+            clock=self.clock,
         )
         return self.controller
 

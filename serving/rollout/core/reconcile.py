@@ -304,6 +304,7 @@ class Reconciler:
             return
         rejected = status.rejected.get(desired) or self.registry.rejected(desired)
         if rejected and state.retry != desired:
+            self.hold_stable()
             self.say(
                 f"v{desired} was rolled back in {self.environment} ({rejected}); it stays rolled back until a retry: "
                 f"`make retry ENV={self.environment}` or annotate the record {RETRY_ANNOTATION}={desired}",
@@ -356,6 +357,13 @@ class Reconciler:
 
     def idle(self, state: State) -> None:
         """Desired is served: hold the route at 0 % canary and the canary at 0 pods, repairing any drift."""
+        self.hold_stable()
+        self.say(
+            f"idle: the stable serves v{state.stable_version}, which is what {self.environment} should serve", True
+        )
+
+    def hold_stable(self) -> None:
+        """No rollout runs: all traffic on the stable, no mirror, no canary pods (a reset or a blocked rollback)."""
         if self.view.route_weight() != 0:
             self.say("idle, but the route sends traffic to the canary: back to 0 %")
             self.view.set_weight(0)
@@ -365,9 +373,6 @@ class Reconciler:
         if self.view.canary_replicas() != 0:
             self.view.stop_canary()
         ROLLOUT_WEIGHT.labels(self.model_name).set(0)
-        self.say(
-            f"idle: the stable serves v{state.stable_version}, which is what {self.environment} should serve", True
-        )
 
     def start(self, state: State, desired: str, retried: bool) -> None:
         """Record a new rollout, start the canary, check it, then mirror to it (shadow) or send its first weight."""

@@ -298,3 +298,26 @@ def chart_objects(value_set: str = "default") -> tuple[dict[str, Any], ...]:
     """The chart rendered by helm with one of tests/k8s's value sets (rendered once per process)."""
     tooling = sys.modules.get("k8s_tooling") or importlib.import_module("tests.k8s.k8s_tooling")
     return tuple(tooling.render(value_set))
+
+
+def before_the_mirror_fix(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The chart's objects with the admission policy as it was before it allowed the CRD's backendRef defaults.
+
+    The bug a kinder stand-in hid: the API server defaults the mirror filter's backendRef (`group: ""`, `kind:
+    Service`) before admission, and this policy then denied the controller's shadow-phase patch.
+    """
+    fixed = {
+        '(!has(f.requestMirror.backendRef.group) || f.requestMirror.backendRef.group == "")': (
+            "!has(f.requestMirror.backendRef.group)"
+        ),
+        '(!has(f.requestMirror.backendRef.kind) || f.requestMirror.backendRef.kind == "Service")': (
+            "!has(f.requestMirror.backendRef.kind)"
+        ),
+    }
+    old = copy.deepcopy(objects)
+    policy = next(obj for obj in old if obj["kind"] == "ValidatingAdmissionPolicy")
+    for validation in policy["spec"]["validations"]:
+        for new, was in fixed.items():
+            validation["expression"] = validation["expression"].replace(new, was)
+    assert "!has(f.requestMirror.backendRef.group) &&" in str(policy), "the fix is no longer written this way"
+    return old
