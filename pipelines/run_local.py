@@ -2,6 +2,9 @@
 
 `python -m pipelines.run_local` (what `make train` runs) executes pipelines/compiled/training-cpu.yaml, the
 same file a cluster runs, with every step as a local subprocess, then prints what happened and where to look.
+`--tracking-uri http://…` uses a remote MLflow server instead (its login from MLFLOW_TRACKING_USERNAME and
+MLFLOW_TRACKING_PASSWORD; the signing key from PLINTH_SIGNING_KEY, as on a cluster); `--source s3://…` reads
+data from an object store with the credentials of the standard environment (components/ingest/README.md).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from kfp import components, local
 
 from components.common.state import local_tracking_uri, plinth_home
 from components.common.task import AUTO, BINARY_METRICS, OVERRIDES, REGRESSION_METRICS
+from components.ingest.read import redact
 from pipelines.compile import compiled_path
 from pipelines.summary import failure_summary, run_summary
 from pipelines.training.pipeline import DEFAULT_MODEL_NAME, PIPELINE_NAME
@@ -38,7 +42,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--source",
         default="sklearn:breast_cancer",
-        help="sklearn:breast_cancer|wine|diabetes, synthetic:churn, or a .csv/.parquet path",
+        help="sklearn:breast_cancer|wine|diabetes, synthetic:churn, a .csv/.parquet file or a Parquet folder "
+        "(hive partitions), as a path or an s3://, gs:// or abfs:// URL",
+    )
+    parser.add_argument(
+        "--tracking-uri",
+        default="",
+        help="MLflow tracking server to record to (default: SQLite in $PLINTH_HOME)",
     )
     parser.add_argument("--target", default="target", help="target column (the label, or the value to predict)")
     parser.add_argument(
@@ -77,10 +87,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     home = plinth_home()
     home.mkdir(parents=True, exist_ok=True)
-    tracking_uri = local_tracking_uri(home)
+    tracking_uri = args.tracking_uri or local_tracking_uri(home)
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(home / "pipeline-runs"))
     pipeline = components.load_component_from_file(str(args.pipeline))
-    print(f"plinth: running {args.pipeline.name} locally; state in {home}")
+    print(f"plinth: running {args.pipeline.name} locally; state in {home}; tracking {redact(tracking_uri)}")
     started = time.time()
     try:
         with warm_steps():

@@ -178,9 +178,10 @@ def read_table(source: str) -> pd.DataFrame:
     try:
         info = filesystem.info(path)
     except FileNotFoundError as error:
-        what = "source" if is_remote(source) else "source file"
-        hint = "give an existing .csv or .parquet file, or a folder of Parquet files"
-        raise IngestError(f"{what} not found: {shown} ({hint})") from error
+        if is_remote(source):
+            hint = "give an existing .csv or .parquet object, or a prefix holding Parquet files"
+            raise IngestError(f"source not found: {shown} ({hint})") from error
+        raise IngestError(f"source file not found: {shown} (give an existing .csv or .parquet path)") from error
     except Exception as error:
         raise IngestError(f"cannot read {shown}: {reason(error)}") from error
     is_folder = info.get("type") == "directory"

@@ -1,6 +1,7 @@
 """The new_data trigger: the training source no longer holds the data the champion was trained on.
 
-`python -m pipelines.triggers.new_data --source data.csv --target label --model-name M [--every 5m]` hashes
+`python -m pipelines.triggers.new_data --source data.csv --target label --model-name M [--every 5m]` (or
+`--source s3://bucket/table/`, a partitioned Parquet folder in an object store) hashes
 the source exactly as the ingest step does (`load_source`, then `dataset_hash`), compares the hash with the
 champion's `plinth.data_hash` lineage tag and, when they differ, acts through the same `Actor` as the alert
 receiver, so one set of guard rails sees every trigger kind. The run it starts trains on that source.
@@ -26,7 +27,7 @@ from requests import RequestException
 
 from components.common.duration import parse_duration
 from components.common.tracking import champion_version
-from components.ingest.core import IngestError, dataset_hash, load_source
+from components.ingest.core import IngestError, dataset_hash, load_source, redact
 from pipelines.triggers.act import Actor
 from pipelines.triggers.policy import Trigger
 from pipelines.triggers.wiring import WiringError, add_arguments, build
@@ -104,7 +105,12 @@ def check_and_act(actor: Actor, source: str, model_name: str, target: str = "") 
 def build_parser() -> argparse.ArgumentParser:
     """Return the command line's parser: the source flags, then the flags every trigger entry point takes."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--source", required=True, help="the training source: a .csv/.parquet path or sklearn:<name>")
+    parser.add_argument(
+        "--source",
+        required=True,
+        help="the training source: a .csv/.parquet file or Parquet folder, as a path or an s3://, gs://, abfs:// URL"
+        " (credentials from the standard environment), or sklearn:<name>",
+    )
     parser.add_argument("--target", default="", help="its label column, passed on to the run (default: the run's)")
     parser.add_argument("--every", default="", help="check again after this long (90s, 5m, 1h) until Ctrl-C")
     add_arguments(parser)
@@ -132,7 +138,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"error: {error}", file=sys.stderr)
                 return 1
             except (MlflowException, RequestException, OSError) as error:
-                print(f"error: registry {wired.tracking_uri}: {str(error).splitlines()[0][:200]}", file=sys.stderr)
+                reason = redact(str(error).splitlines()[0][:200])
+                print(f"error: registry {redact(wired.tracking_uri)}: {reason}", file=sys.stderr)
                 if every is None:
                     return 1
             if every is None:

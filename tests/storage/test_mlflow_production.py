@@ -70,8 +70,15 @@ class Replica:
         self.process.ready_url = f"{self.uri}/health"
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def platform(
+    postgres: PostgresServer, s3_server: MotoS3Server, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Platform]:
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        yield from start_platform(postgres, s3_server, tmp_path_factory.mktemp("platform"), monkeypatch)
+
+
+def start_platform(
     postgres: PostgresServer, s3_server: MotoS3Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Platform]:
     name = f"mlflow_{uuid.uuid4().hex[:8]}"
@@ -157,3 +164,45 @@ def test_a_model_registered_through_one_replica_reads_back_through_the_other(
         assert cursor.fetchall() == [(MODEL,)]
         cursor.execute("SELECT username FROM users")
         assert (ADMIN[0],) in cursor.fetchall(), "basic-auth's users live in the same PostgreSQL"
+
+
+def test_make_train_reads_s3_and_records_to_the_production_server(
+    platform: Platform, s3_server: MotoS3Server, s3_env, tmp_path: Path
+):
+    """`make train TRAIN_ARGS="--source s3://… --tracking-uri http://…"`, as its runner (make would re-run setup)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from components.ingest.core import dataset_hash, load_source
+
+    bucket = s3_server.create_bucket(f"train-{uuid.uuid4().hex[:8]}")
+    frame = load_source("sklearn:breast_cancer")
+    frame.to_parquet(tmp_path / "table.parquet", index=False)
+    s3_server.client().upload_file(str(tmp_path / "table.parquet"), bucket.removeprefix("s3://"), "table.parquet")
+    source = f"{bucket}/table.parquet"
+    # A remote registry gets no key made on the fly: the signing key is given, as on a cluster.
+    key = ec.generate_private_key(ec.SECP256R1())
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    env = {**os.environ, "PLINTH_HOME": str(tmp_path / "home"), "PLINTH_SIGNING_KEY_PEM": pem.decode()}
+    args = ["--source", source, "--tracking-uri", platform.replicas[0].uri, "--model-name", "s3-trained"]
+    done = subprocess.run(
+        [sys.executable, "-m", "pipelines.run_local", *args], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    client = MlflowClient(platform.replicas[1].uri)
+    champion = client.get_model_version_by_alias("s3-trained", "champion")
+    assert champion.tags["plinth.data_hash"] == dataset_hash(frame), "the same bytes hash the same from S3"
+    run = client.get_run(champion.run_id)
+    parent = client.get_run(run.data.tags.get("mlflow.parentRunId", run.info.run_id))
+    assert parent.data.params["source"] == source
+    assert not (tmp_path / "home" / "mlflow.db").exists(), "nothing went to the local SQLite"
+
+    missing = subprocess.run(
+        [sys.executable, "-m", "pipelines.run_local", *args[2:], "--source", f"{bucket}/absent.parquet"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert missing.returncode == 1
+    assert f"source not found: {bucket}/absent.parquet" in missing.stderr
