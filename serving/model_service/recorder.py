@@ -7,11 +7,12 @@ never cost an answer: while the store is down, rows stay queued (a failed batch 
 to `max_pending`; past it the oldest are dropped and counted in
 `plinth_prediction_store_dropped_total{reason="buffer_full"}`. A failure is logged at WARNING at most once a
 minute per worker, with how many failures that line stands for. When the store answers again the queue
-drains.
+drains. A worker that stops gracefully writes its queue first (one try, at exit).
 """
 
 from __future__ import annotations
 
+import atexit
 import collections
 import logging
 import threading
@@ -91,6 +92,7 @@ class Recorder:
             return
         self._thread = threading.Thread(target=self._run, name="plinth-prediction-writer", daemon=True)
         self._thread.start()
+        atexit.register(self.close)  # a worker stopped gracefully (SIGTERM) writes what it still holds
 
     def stamp(self, answers: list[dict[str, Any]]) -> None:
         """Give each answer its `request_id` and queue the batch for the store (never blocks on it)."""

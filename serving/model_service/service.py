@@ -125,6 +125,13 @@ class ModelService:
             raise registry.ModelLoadError(f"warm-up prediction on {EXAMPLE_SOURCE} failed: {error}") from error
         check_output(TASK, output, len(instances))
 
+    @bentoml.on_shutdown
+    def write_queued_predictions(self) -> None:
+        """On a graceful stop (SIGTERM), write what the worker still holds for the store (one try)."""
+        recorder = getattr(self, "recorder", None)
+        if recorder is not None:
+            recorder.close()
+
     def __is_ready__(self) -> bool:
         """Report ready only once the model is loaded and its warm-up prediction passed."""
         return self.ready

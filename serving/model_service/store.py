@@ -139,7 +139,7 @@ class Window:
 def store_url(setting: str) -> str:
     """Return the SQLAlchemy URL of a store setting: an SQLite path or URL, or a postgresql:// URL."""
     if setting.startswith(("postgresql://", "postgres://")):
-        return "postgresql+psycopg2://" + setting.split("://", 1)[1]
+        return "postgresql+psycopg://" + setting.split("://", 1)[1]
     if setting.startswith(("postgresql+", "sqlite:")):
         return setting
     return f"sqlite:///{Path(setting).expanduser().resolve()}"

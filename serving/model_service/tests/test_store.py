@@ -88,7 +88,7 @@ def test_request_ids_are_unique_sortable_and_old_ones_still_parse() -> None:
 
 def test_store_setting_is_a_path_or_a_postgresql_url(tmp_path: Path) -> None:
     assert store_url(str(tmp_path / "p.sqlite")) == f"sqlite:///{tmp_path / 'p.sqlite'}"
-    assert store_url("postgresql://u:p@db:5432/plinth") == "postgresql+psycopg2://u:p@db:5432/plinth"
+    assert store_url("postgresql://u:p@db:5432/plinth") == "postgresql+psycopg://u:p@db:5432/plinth"
     env = {settings.ENV_PREDICTION_STORE: "mysql://x/y"}
     with pytest.raises(settings.SettingsError, match="PLINTH_PREDICTION_STORE"):
         settings.Settings.from_env(env)
