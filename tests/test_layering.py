@@ -38,29 +38,26 @@ def platform_modules(folder: str) -> dict[str, set[str]]:
     }
 
 
-def test_the_controller_never_imports_the_stack_that_runs_it_on_one_machine() -> None:
-    offenders = {
-        module: sorted(name for name in names if name.startswith("serving.embedded"))
-        for module, names in platform_modules("serving/rollout").items()
+def importers(folder: str, prefix: str) -> dict[str, list[str]]:
+    """The modules under `folder` that import a module under `prefix`, with what they import of it."""
+    found = {
+        module: sorted(name for name in names if name.startswith(prefix))
+        for module, names in platform_modules(folder).items()
     }
-    assert {module: names for module, names in offenders.items() if names} == {}
+    return {module: names for module, names in found.items() if names}
+
+
+def test_the_controller_never_imports_the_stack_that_runs_it_on_one_machine() -> None:
+    assert importers("serving/rollout", "serving.embedded") == {}
 
 
 def test_nothing_in_the_platform_imports_the_one_machine_stack() -> None:
     for folder in ("components", "pipelines", "serving/model_service", "serving/gitops", "serving/dashboards"):
-        offenders = {
-            module: sorted(name for name in names if name.startswith("serving.embedded"))
-            for module, names in platform_modules(folder).items()
-        }
-        assert {module: names for module, names in offenders.items() if names} == {}, folder
+        assert importers(folder, "serving.embedded") == {}, folder
 
 
 def test_the_retraining_triggers_do_not_reach_into_the_controller() -> None:
-    offenders = {
-        module: sorted(name for name in names if name.startswith("serving.rollout"))
-        for module, names in platform_modules("pipelines").items()
-    }
-    assert {module: names for module, names in offenders.items() if names} == {}
+    assert importers("pipelines", "serving.rollout") == {}
 
 
 def test_the_controllers_modules_import_each_other_without_a_circle() -> None:

@@ -19,15 +19,15 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from components.common import signing
-from components.common.state import local_tracking_uri, plinth_home
-from components.common.tracking import CHALLENGER, CHAMPION, PROMOTED, connect
+from components.common.state import plinth_home
+from components.common.tracking import CHALLENGER, CHAMPION, PROMOTED
 from serving.embedded.local import METRICS_CHOICES, LocalStack
 from serving.embedded.traffic import TrafficGenerator
 from serving.gitops.registry import redact
-from serving.rollout.cli import EXIT_USAGE, add_common_arguments, configure_logging, stop_on_signals
+from serving.rollout.cli import EXIT_USAGE, add_common_arguments, configure_logging, prepare
 from serving.rollout.core.controller import Controller, Outcome
 from serving.rollout.core.record import RolloutRecorder
-from serving.rollout.core.spec import SpecError, load_spec
+from serving.rollout.core.spec import load_spec
 from serving.rollout.core.telemetry import serve_metrics
 from serving.rollout.edges.inspect_model import ModelFacts, inspect_version, task_mismatch, verify_version
 from serving.rollout.edges.pre_traffic import reference_rows
@@ -183,14 +183,10 @@ def main(argv: list[str] | None = None) -> int:
     """Parse arguments, run one rollout and return the exit status."""
     args = build_parser().parse_args(argv)
     configure_logging()
-    try:
-        load_spec(args.spec)
-    except SpecError as error:
-        print(f"plinth rollout: bad spec {args.spec}: {error}", file=sys.stderr)
+    prepared = prepare(args)
+    if prepared is None:
         return EXIT_USAGE
-    stop = stop_on_signals()
-    tracking_uri = args.tracking_uri or local_tracking_uri()
-    client = connect(tracking_uri)
+    client, tracking_uri, stop = prepared
     try:
         stable, canary = read_versions(args, client, tracking_uri)
         serve_metrics(args.metrics_port)

@@ -76,6 +76,17 @@ def configure_logging() -> None:
     logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
+def prepare(args: argparse.Namespace) -> tuple[MlflowClient, str, threading.Event] | None:
+    """Check the spec (None, after one line naming the field, when it is bad), connect the registry, catch signals."""
+    try:
+        load_spec(args.spec)
+    except SpecError as error:
+        print(f"plinth rollout: bad spec {args.spec}: {error}", file=sys.stderr)
+        return None
+    tracking_uri = args.tracking_uri or local_tracking_uri()
+    return connect(tracking_uri), tracking_uri, stop_on_signals()
+
+
 def stop_on_signals() -> threading.Event:
     """Return an event that SIGINT and SIGTERM set."""
     stop = threading.Event()
@@ -131,14 +142,10 @@ def main(argv: list[str] | None = None) -> int:
     missing = [f"--{name.replace('_', '-')}" for name in CLUSTER_FLAGS if not getattr(args, name)]
     if missing:
         parser.error(f"--mode cluster needs {', '.join(missing)}")
-    try:
-        load_spec(args.spec)
-    except SpecError as error:
-        print(f"plinth rollout: bad spec {args.spec}: {error}", file=sys.stderr)
+    prepared = prepare(args)
+    if prepared is None:
         return EXIT_USAGE
-    stop = stop_on_signals()
-    tracking_uri = args.tracking_uri or local_tracking_uri()
-    client = connect(tracking_uri)
+    client, tracking_uri, stop = prepared
     serve_metrics(args.metrics_port)
     run_cluster(args, client, tracking_uri, stop)
     return 0

@@ -87,6 +87,35 @@ def tick_until(world: World, clock: Clock, phase: str, step: float = 1.0, limit:
     raise AssertionError(f"not {phase} after {limit} ticks: {world.cluster.state()}\n" + "\n".join(world.lines))
 
 
+def ticks(world: World, clock: Clock, count: int) -> None:
+    """`count` intervals: the clock moves one second, the controller ticks."""
+    for _ in range(count):
+        clock.advance(1)
+        world.controller.tick()
+
+
+def at_first_step(world: World, registry: Versions) -> None:
+    """Git desires the good version; one tick later the canary has the first step's traffic."""
+    world.desire(registry.good)
+    world.controller.tick()
+    assert world.cluster.weights()[CANARY] == SPEC.steps[0]
+
+
+def promoting_slowly(world: World, clock: Clock, registry: Versions) -> None:
+    """The good version passes every step while the stable's new pods come up one per thousand reads."""
+    world.desire(registry.good)
+    world.cluster.server.roll_slowly(NS, STABLE, reads_per_pod=1_000)
+    tick_until(world, clock, "promoting")
+
+
+def promoted_after_shadow(world: World, clock: Clock, registry: Versions) -> None:
+    """The shadow phase lasts its duration, then the good version steps up to promotion, nothing refused."""
+    clock.advance(SHADOW_SPEC.shadow.duration)
+    tick_until(world, clock, "succeeded")
+    world.assert_serving(registry.good)
+    assert "Refused" not in world.cluster.reasons()
+
+
 def controller_requests(world: World) -> int:
     return len(world.cluster.requests)
 
@@ -119,15 +148,11 @@ def test_the_fixed_policy_lets_the_shadow_phase_through_on_the_defaulted_route(
 ) -> None:
     world, clock = make_world(SHADOW_SPEC)
     world.desire(registry.good)
-    clock.advance(1)
-    world.controller.tick()
+    ticks(world, clock, 1)
     assert world.cluster.mirrored() == [CANARY]
     stored = world.cluster.route["spec"]["rules"][0]["filters"][-1]["requestMirror"]["backendRef"]
     assert (stored["group"], stored["kind"]) == ("", "Service"), "the stand-in defaults as the API server does"
-    clock.advance(SHADOW_SPEC.shadow.duration)
-    tick_until(world, clock, "succeeded")
-    world.assert_serving(registry.good)
-    assert "Refused" not in world.cluster.reasons()
+    promoted_after_shadow(world, clock, registry)
 
 
 def test_a_canary_that_never_becomes_ready_gets_no_traffic_and_ends_when_its_deployment_says_it_is_stuck(
@@ -137,9 +162,7 @@ def test_a_canary_that_never_becomes_ready_gets_no_traffic_and_ends_when_its_dep
     world.desire(registry.good)
     world.cluster.server.never_ready(NS, CANARY)
     sent = controller_requests(world)
-    for _ in range(3):
-        clock.advance(1)
-        world.controller.tick()
+    ticks(world, clock, 3)
     record = world.cluster.state()
     assert (record["phase"], record["checked"]) == ("progressing", False)
     assert world.cluster.weights()[CANARY] == 0
@@ -176,14 +199,10 @@ def test_a_write_refused_for_a_passing_reason_ends_at_the_deadline_naming_it(
     make_world: Callable[..., tuple[World, Clock]], registry: Versions
 ) -> None:
     world, clock = make_world()
-    world.desire(registry.good)
-    world.controller.tick()
-    assert world.cluster.weights()[CANARY] == SPEC.steps[0]
+    at_first_step(world, registry)
     world.cluster.server.deny("patch", "httproutes", ROUTE, code=503, times=1_000)
     before = refusals(503)
-    for _ in range(5):  # the analysis advances the step; the route patch is refused, retried every interval
-        clock.advance(1)
-        world.controller.tick()
+    ticks(world, clock, 5)  # the analysis advances the step; the route patch is refused, retried every interval
     assert world.phase() == "progressing"
     clock.advance(DEADLINE)
     world.cluster.server.clear_denials()
@@ -201,9 +220,7 @@ def test_a_rollback_the_cluster_refuses_is_recorded_and_said_as_blocked_then_rep
     make_world: Callable[..., tuple[World, Clock]], registry: Versions
 ) -> None:
     world, clock = make_world()
-    world.desire(registry.good)
-    world.controller.tick()
-    assert world.cluster.weights()[CANARY] == SPEC.steps[0]
+    at_first_step(world, registry)
     world.cluster.server.deny("patch", "httproutes", ROUTE, code=403)  # RBAC taken away, say
     tick_until(world, clock, "failed")
     record = world.cluster.state()
@@ -212,9 +229,7 @@ def test_a_rollback_the_cluster_refuses_is_recorded_and_said_as_blocked_then_rep
     assert "RolloutBlocked" in world.cluster.reasons()
     assert world.cluster.weights()[CANARY] == SPEC.steps[0], "the cluster kept the canary's traffic"
     said = world.cluster.reasons().count("Refused")
-    for _ in range(3):  # idle ticks keep trying to repair the route, without saying it again
-        clock.advance(1)
-        world.controller.tick()
+    ticks(world, clock, 3)  # idle ticks keep trying to repair the route, without saying it again
     assert world.cluster.reasons().count("Refused") == said
     assert world.phase() == "failed", "a rollback on record stays one"
     world.cluster.server.clear_denials()
@@ -230,9 +245,7 @@ def test_a_stable_that_never_rolls_out_is_rolled_back_and_the_record_names_the_o
     world.desire(registry.good)
     world.cluster.server.never_ready(NS, STABLE)
     tick_until(world, clock, "promoting")
-    for _ in range(2):
-        clock.advance(1)
-        world.controller.tick()
+    ticks(world, clock, 2)
     assert world.phase() == "promoting"
     assert world.cluster.weights()[CANARY] == 100, "the canary serves until the stable's pods are all there"
     assert world.cluster.state()["stableVersion"] == registry.good
@@ -253,9 +266,7 @@ def test_a_controller_restarted_while_the_stable_rolls_out_finishes_the_promotio
     make_world: Callable[..., tuple[World, Clock]], registry: Versions
 ) -> None:
     world, clock = make_world()
-    world.desire(registry.good)
-    world.cluster.server.roll_slowly(NS, STABLE, reads_per_pod=1_000)
-    tick_until(world, clock, "promoting")
+    promoting_slowly(world, clock, registry)
     stable_rollouts = world.cluster.rollouts[STABLE]
     world.restart()  # a new controller pod: the record says promoting
     clock.advance(1)
@@ -273,9 +284,7 @@ def test_a_controller_upgraded_mid_promotion_gives_the_promotion_its_own_deadlin
 ) -> None:
     """A record written before promotions had their own start time is not rolled back for lacking one."""
     world, clock = make_world()
-    world.desire(registry.good)
-    world.cluster.server.roll_slowly(NS, STABLE, reads_per_pod=1_000)
-    tick_until(world, clock, "promoting")
+    promoting_slowly(world, clock, registry)
     status = json.loads(world.cluster.configmaps[world.cluster.state_name]["data"]["status"])
     del status["promoting_since"]  # as the previous controller wrote it
     body = {"data": {"status": json.dumps(status)}}
@@ -333,8 +342,7 @@ def test_a_gitops_agents_server_side_apply_in_the_shadow_phase_is_repaired_not_j
 ) -> None:
     world, clock = make_world(SHADOW_SPEC)
     world.desire(registry.good)
-    clock.advance(1)
-    world.controller.tick()
+    ticks(world, clock, 1)
     assert world.cluster.mirrored() == [CANARY]
     route = next(obj for obj in chart_objects() if obj["kind"] == "HTTPRoute")
     world.cluster.apply([copy.deepcopy(route)])  # Flux: kubectl apply --server-side --force-conflicts of Git
@@ -348,10 +356,7 @@ def test_a_gitops_agents_server_side_apply_in_the_shadow_phase_is_repaired_not_j
     assert world.judged() == judged, "the interval the agent reset is not judged"
     assert any("(a re-apply?)" in line for line in world.lines)
     world.cluster.apply([copy.deepcopy(route)])  # the next sync: applied again, repaired again
-    clock.advance(SHADOW_SPEC.shadow.duration)
-    tick_until(world, clock, "succeeded")
-    world.assert_serving(registry.good)
-    assert "Refused" not in world.cluster.reasons()
+    promoted_after_shadow(world, clock, registry)
 
 
 def test_an_api_server_briefly_unreachable_costs_ticks_not_the_rollout(

@@ -407,14 +407,19 @@ class Reconciler:
 
     def before_traffic(self, state: State) -> None:
         """Once the canary's pods are ready, the pre-traffic check; until then, hold (the deadline bounds it)."""
-        readiness = self.view.canary_ready()
+        version = state.status.canary_version
+        waiting = f"v{version}: waiting for the canary's pods to be ready"
+        if not self.waits(state, self.view.canary_ready(), "the canary never became ready", waiting):
+            self.first_traffic(state)
+
+    def waits(self, state: State, readiness: Readiness, stuck: str, waiting: str) -> bool:
+        """Whether a Deployment is not ready yet: one its controller says is stuck rolls back, else say `waiting`."""
         if readiness.stuck:
-            self.roll_back(state, f"the canary never became ready: {readiness.stuck}")
-            return
+            self.roll_back(state, f"{stuck}: {readiness.stuck}")
+            return True
         if not readiness.ready:
-            self.say(f"v{state.status.canary_version}: waiting for the canary's pods to be ready", True)
-            return
-        self.first_traffic(state)
+            self.say(waiting, True)
+        return not readiness.ready
 
     def first_traffic(self, state: State) -> None:
         """Run the pre-traffic check (once per rollout, recorded), then open the shadow phase or the first step."""
@@ -549,12 +554,8 @@ class Reconciler:
             state = self.write(state)
             status = state.status
         self.view.serve_on_stable(version)
-        readiness = self.view.stable_ready()
-        if readiness.stuck:
-            self.roll_back(state, f"the stable did not roll out v{version}: {readiness.stuck}")
-            return
-        if not readiness.ready:
-            self.say(f"promoting v{version}: waiting for the stable's pods to load it", True)
+        waiting = f"promoting v{version}: waiting for the stable's pods to load it"
+        if self.waits(state, self.view.stable_ready(), f"the stable did not roll out v{version}", waiting):
             return
         self.return_to_stable()
         reason = f"all {len(self.spec.steps)} steps passed analysis"
