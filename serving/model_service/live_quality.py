@@ -8,7 +8,9 @@ seconds and serves on /metrics, per model and version:
   last one read (re-reading the last RESCAN ids, so a label committed late by a slower transaction is not
   skipped, and none is counted twice). The names and labels are those the serving pods exported before,
   so the rollout's live-quality check, the `PlinthLiveQualityLow` alert and the dashboard read them with
-  `rate`/`increase`. At start the totals begin with every label the store still holds (a restart is a
+  `rate`/`increase`. Every version that wrote predictions has its task's series from the first refresh, at
+  0 until its first label (a series born at its first label has no earlier sample to rate from). At start
+  the totals begin with every label the store still holds (a restart is a
   counter reset, which `rate` and `increase` handle).
 - `plinth_live_quality{metric, by, window}`: accuracy, log loss or MAE of the labels whose label time
   (`by="label_time"`) or prediction time (`by="prediction_time"`) lies within each `--windows` window, and
@@ -36,6 +38,7 @@ from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamil
 from prometheus_client.registry import Collector
 
 from components.common.duration import parse_duration
+from serving.model_service.predictor import ServedTask
 from serving.model_service.settings import feedback_max_age_s, prediction_store
 from serving.model_service.store import BY_COLUMNS, Labelled, PredictionStore, StoreError, Window, shown
 
@@ -61,6 +64,15 @@ class Totals:
 
     sums: dict[str, float] = field(default_factory=lambda: {"correct": 0.0, "log_loss": 0.0, "abs_error": 0.0})
     counts: dict[str, int] = field(default_factory=lambda: {"correct": 0, "log_loss": 0, "abs_error": 0})
+    task: ServedTask | None = None
+
+    def exports(self, score: str) -> bool:
+        """Whether this version has the series of `score`: its task scores it, or a label already did."""
+        if self.counts[score] or self.task is None:
+            return self.counts[score] > 0
+        if self.task.kind == "regression":
+            return score == "abs_error"
+        return score == "correct" or (score == "log_loss" and self.task.probabilities)
 
     def add(self, label: Labelled) -> None:
         """Add one label's scores."""
@@ -88,6 +100,7 @@ class LiveQuality(Collector):
     def refresh(self) -> bool:
         """Read new labels and the windows from the store; False (counted, values kept) when it cannot."""
         try:
+            versions = self.store.versions()
             labels = self._new_labels()
             windowed = [
                 (by, name, window)
@@ -100,6 +113,8 @@ class LiveQuality(Collector):
             logger.warning("live quality: %s (values kept from the last refresh)", error)
             return False
         with self._lock:
+            for key, task in versions.items():
+                self.totals.setdefault(key, Totals()).task = task
             for label in labels:
                 self.totals.setdefault((label.model_name, label.model_version), Totals()).add(label)
             self.windowed = windowed
@@ -128,7 +143,7 @@ class LiveQuality(Collector):
             for name, score, text in SUMMARIES:
                 family = SummaryMetricFamily(name, text, labels=LABELS)
                 for (model, version), totals in sorted(self.totals.items()):
-                    if totals.counts[score]:
+                    if totals.exports(score):
                         family.add_metric([model, version], totals.counts[score], totals.sums[score])
                 yield family
             quality = GaugeMetricFamily(

@@ -324,6 +324,12 @@ class PredictionStore:
             return False
         return True
 
+    def versions(self) -> dict[tuple[str, str], ServedTask]:
+        """Return the task of every (model, version) that has written predictions here."""
+        query = sa.select(VERSIONS.c.model_name, VERSIONS.c.model_version, VERSIONS.c.task)
+        rows = self._run(lambda connection: connection.execute(query).all())
+        return {(row.model_name, row.model_version): task_from_json(row.task) for row in rows}
+
     def labels_after(self, low_id: int, limit: int = 50_000) -> list[Labelled]:
         """Return labels with an id above `low_id`, in id order (the exporter's running totals)."""
         query = (

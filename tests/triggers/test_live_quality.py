@@ -1,7 +1,8 @@
 """Live quality under its threshold, through a real Prometheus and Alertmanager, starts one performance_decay run.
 
-The exporter is the model service's live-quality Summary (`plinth_live_correct`: 1 per labelled row answered
-right, 0 per row answered wrong) served by prometheus_client in the test. The rule is the shape of the
+The exporter stands in for the live-quality exporter (`serving/model_service/live_quality.py`;
+`plinth_live_correct`: 1 per labelled row answered right, 0 per row answered wrong) served by prometheus_client
+in the test. The rule is the shape of the
 chart's `PlinthLiveQualityLow` (labels `model`, `severity`, `metric`, annotation `value`); it compares the running
 accuracy rather than a rate over a window, so the test need not keep feedback flowing while Prometheus scrapes.
 """
