@@ -16,8 +16,9 @@ from typing import Any
 
 import yaml
 
-from tests.apiserver import apply, patch, schema
+from tests.apiserver import apply, fields, patch, schema
 from tests.apiserver.admission import AdmissionPolicy, Verdict
+from tests.apiserver.builtin import default
 from tests.apiserver.defaults import apply_defaults
 from tests.apiserver.errors import (
     MAX_BODY_BYTES,
@@ -32,11 +33,27 @@ from tests.apiserver.errors import (
 )
 from tests.apiserver.faults import Faults
 from tests.apiserver.knobs import Knobs
-from tests.apiserver.resources import DEPLOYMENT, RESOURCES, Resource
+from tests.apiserver.paths import parse
+from tests.apiserver.resources import DEPLOYMENT, NAMESPACE, Resource
+from tests.apiserver.scale import scale_of, with_scale
 from tests.apiserver.store import Clock, Store
 from tests.apiserver.workloads import Workloads
 
 VERBS = {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
+# Built-in kinds whose registry strategy keeps metadata.generation (every custom resource does).
+GENERATIONS = {
+    "Deployment",
+    "StatefulSet",
+    "DaemonSet",
+    "Job",
+    "CronJob",
+    "PodDisruptionBudget",
+    "HorizontalPodAutoscaler",
+    "NetworkPolicy",
+    "Ingress",
+    "ValidatingAdmissionPolicy",
+    "ValidatingAdmissionPolicyBinding",
+}
 DEFAULT_USER = "system:serviceaccount:plinth:release-plinth-serving-rollout"
 
 
@@ -53,6 +70,11 @@ class ApiServer(Knobs):
         # Every matched admission review: (policy, resource, name, subresource, operation, verdict).
         self.reviews: list[tuple[str, str, str, str, str, Verdict]] = []
         self.requests: list[tuple[str, str, Any, str]] = []
+        # Whether the request being handled is a dry run (`dryRun=All`): every check, nothing stored.
+        self.dry_run = False
+        # Warnings of the request being handled (the HTTP layer sends them as `Warning` headers).
+        self.warnings: list[str] = []
+        self.field_validation = ""
 
     def api(self, user: str | None = None) -> Any:
         """A real kubernetes ApiClient over this stand-in, as `user` (default: the server's user)."""
@@ -72,6 +94,7 @@ class ApiServer(Knobs):
     ) -> tuple[int, dict[str, Any]]:
         """Answer one request; every refusal is the API server's Status (`record`: log it in `requests`)."""
         content_type = next((v for k, v in headers.items() if k.lower() == "content-type"), "")
+        self.warnings, self.dry_run, self.field_validation = [], False, ""
         try:
             if body is not None and len(body) > MAX_BODY_BYTES:
                 raise too_large()
@@ -100,7 +123,13 @@ class ApiServer(Knobs):
         resource, namespace, name, sub = parse(path)
         verb = ("get" if name else "list") if method == "GET" else VERBS.get(method, method.lower())
         self.faults.check(verb, resource, namespace, name, sub, user)
-        self.store.check_namespace(namespace)
+        if resource.namespaced and (namespace or method != "GET"):
+            self.store.check_namespace(namespace)
+        if query.get("dryRun", "All") != "All":
+            raise bad_request(f'Invalid value: {json.dumps(query["dryRun"])}: supported values: "All"')
+        options = body if method == "DELETE" and isinstance(body, dict) else {}  # DeleteOptions carry it
+        self.dry_run = method != "GET" and ("dryRun" in query or "All" in (options.get("dryRun") or []))
+        self.field_validation = fields.mode_of(query)
         manager = query.get("fieldManager") or agent or "unknown"
         if method == "GET":
             return 200, self.read(resource, namespace, name, sub)
@@ -117,7 +146,8 @@ class ApiServer(Knobs):
 
     def read(self, resource: Resource, namespace: str, name: str, sub: str) -> dict[str, Any]:
         if not name:
-            items = [copy.deepcopy(o) for o in self.store.bucket(resource, namespace).values()]
+            spaces = [namespace] if namespace or not resource.namespaced else sorted(self.store.namespaces)
+            items = [copy.deepcopy(o) for ns in spaces for o in self.store.bucket(resource, ns).values()]
             return {"kind": f"{resource.kind}List", "apiVersion": resource.api_version, "metadata": {}, "items": items}
         found = self.store.get(resource, namespace, name)
         if resource is DEPLOYMENT and self.workloads.read(found):
@@ -244,11 +274,17 @@ class ApiServer(Knobs):
                     new.pop("status")
         elif "status" in resource.subresources:
             new.pop("status", None)
-        meta["name"], meta["namespace"] = name, namespace
+        meta["name"] = name
+        if resource.namespaced:
+            meta["namespace"] = namespace
         if not applied:
             meta["managedFields"] = copy.deepcopy((old or {}).get("metadata", {}).get("managedFields") or [])
         apply_defaults(resource.kind, new, schema.root(resource) if resource.is_crd else None)
-        causes = schema.validate(resource, new, old)
+        default(resource.kind, new, old)
+        causes, warnings = fields.undeclared(schema.validate(resource, new, old), new, self.field_validation)
+        self.warnings += warnings
+        if warnings or self.field_validation == "Ignore":
+            causes = schema.validate(resource, new, old)
         if not causes and schema.object_size(new) > MAX_OBJECT_BYTES:
             causes = [
                 {
@@ -265,10 +301,13 @@ class ApiServer(Knobs):
             )
         self.generation(resource, old, new)
         self.admit(resource, namespace, name, sub, "CREATE" if old is None else "UPDATE", new, old, user)
+        if self.dry_run:
+            return self.store.dry(resource, namespace, new, created=old is None)
         before = copy.deepcopy(old)
         stored = self.store.put(resource, namespace, new, created=old is None)
         if resource is DEPLOYMENT and sub != "status":
             self.workloads.written(before, stored)
+        self.stored(resource, stored)
         return copy.deepcopy(stored)
 
     def admit(
@@ -283,8 +322,8 @@ class ApiServer(Knobs):
         user: str,
     ) -> None:
         """Every installed policy reviews the request; the first denial refuses it (failurePolicy Fail)."""
-        labels = self.store.namespaces[namespace]
-        for policy in self.policies:
+        labels = self.store.namespaces[namespace] if resource.namespaced else {}
+        for policy in [*self.policies, *self.store.policies()]:
             verdict = policy.review(
                 new, old, user=user, namespace=namespace, operation=operation, sub_resource=sub, namespace_labels=labels
             )
@@ -293,10 +332,15 @@ class ApiServer(Knobs):
             if verdict.denied:
                 raise policy.refusal(verdict, resource, name)
 
+    def stored(self, resource: Resource, obj: dict[str, Any]) -> None:
+        """What a stored object changes in the server itself: a Namespace's labels (namespace selectors)."""
+        if resource is NAMESPACE:
+            self.store.namespaces[obj["metadata"]["name"]] = dict(obj["metadata"].get("labels") or {})
+
     @staticmethod
     def generation(resource: Resource, old: dict[str, Any] | None, new: dict[str, Any]) -> None:
         """Generation 1 on create, +1 on a spec change (a Deployment's annotations too), for kinds that keep one."""
-        if resource.kind not in ("Deployment", "HTTPRoute"):
+        if not resource.is_crd and resource.kind not in GENERATIONS:
             return
         meta = new["metadata"]
         if old is None:
@@ -310,10 +354,14 @@ class ApiServer(Knobs):
     def delete(self, resource: Resource, namespace: str, name: str, user: str) -> dict[str, Any]:
         old = self.store.get(resource, namespace, name)
         self.admit(resource, namespace, name, "", "DELETE", None, old, user)
+        details = {"name": name, "kind": resource.plural, "uid": old["metadata"].get("uid")}
+        if self.dry_run:
+            return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": details}
         self.store.remove(resource, namespace, name)
+        if resource is NAMESPACE:
+            self.store.drop_namespace(name)
         if resource is DEPLOYMENT:
             self.workloads.serving[name] = None
-        details = {"name": name, "kind": resource.plural, "uid": old["metadata"].get("uid")}
         return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": details}
 
 
@@ -321,6 +369,7 @@ def defaulted(resource: Resource, obj: dict[str, Any]) -> dict[str, Any]:
     """A defaulted copy of an object, as the API server would store it."""
     found = copy.deepcopy(obj)
     apply_defaults(resource.kind, found, schema.root(resource) if resource.is_crd else None)
+    default(resource.kind, found, None)
     return found
 
 
@@ -342,55 +391,3 @@ def identify(resource: Resource, obj: Any) -> dict[str, Any]:
             f"({resource.api_version})"
         )
     return obj
-
-
-def parse(path: str) -> tuple[Resource, str, str, str]:
-    """`/apis/apps/v1/namespaces/ns/deployments/name/scale` as (resource, namespace, name, subresource)."""
-    parts = path.strip("/").split("/")
-    group, rest = ("", parts[2:]) if parts[0] == "api" else (parts[1], parts[3:])
-    version = parts[1] if parts[0] == "api" else parts[2] if len(parts) > 2 else ""
-    resource = RESOURCES.get((group, rest[2] if len(rest) > 2 else ""))
-    if len(rest) < 3 or rest[0] != "namespaces" or resource is None or resource.version != version or len(rest) > 5:
-        raise ApiError(404, "NotFound", "the server could not find the requested resource", {})
-    name, sub = (rest[3:4] or [""])[0], (rest[4:5] or [""])[0]
-    if sub and sub not in resource.subresources:
-        raise ApiError(404, "NotFound", "the server could not find the requested resource", {})
-    return resource, rest[1], name, sub
-
-
-def scale_of(deployment: dict[str, Any]) -> dict[str, Any]:
-    """The autoscaling/v1 Scale of a Deployment."""
-    meta = deployment["metadata"]
-    labels = deployment["spec"].get("selector", {}).get("matchLabels", {})
-    return {
-        "kind": "Scale",
-        "apiVersion": "autoscaling/v1",
-        "metadata": {
-            k: meta[k] for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp") if k in meta
-        },
-        "spec": {"replicas": deployment["spec"].get("replicas", 1)},
-        "status": {
-            "replicas": deployment.get("status", {}).get("replicas", 0),
-            "selector": ",".join(f"{k}={v}" for k, v in sorted(labels.items())),
-        },
-    }
-
-
-def with_scale(deployment: dict[str, Any], scale: dict[str, Any]) -> dict[str, Any]:
-    """The Deployment with a written Scale's replicas (and its resourceVersion as precondition)."""
-    replicas = (scale.get("spec") or {}).get("replicas")
-    if not isinstance(replicas, int) or replicas < 0:
-        raise ApiError(
-            422,
-            "Invalid",
-            f'Scale.autoscaling "{deployment["metadata"]["name"]}" is invalid: spec.replicas: '
-            f"Invalid value: {json.dumps(replicas)}: must be greater than or equal to 0",
-        )
-    new = copy.deepcopy(deployment)
-    new["spec"]["replicas"] = replicas
-    new["metadata"]["resourceVersion"] = (scale.get("metadata") or {}).get("resourceVersion") or deployment["metadata"][
-        "resourceVersion"
-    ]
-    new["metadata"].pop("managedFields", None)
-    new["metadata"]["managedFields"] = copy.deepcopy(deployment["metadata"].get("managedFields") or [])
-    return new

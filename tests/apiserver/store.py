@@ -7,13 +7,15 @@ depends on time (a Deployment's progress deadline, managedFields' times) needs n
 
 from __future__ import annotations
 
+import copy
 import itertools
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from tests.apiserver.admission import AdmissionPolicy, install
 from tests.apiserver.errors import ApiError, not_found
-from tests.apiserver.resources import Resource
+from tests.apiserver.resources import BY_KIND, NAMESPACE, Resource
 
 START = datetime(2025, 1, 1, tzinfo=UTC)
 
@@ -42,10 +44,32 @@ class Store:
         self.namespaces: dict[str, dict[str, str]] = {}
         self.versions = itertools.count(100)
         self.names = itertools.count(1)
+        self.installed: tuple[tuple[str, ...], list[AdmissionPolicy]] = ((), [])
 
     def add_namespace(self, name: str, labels: dict[str, str] | None = None) -> None:
         """Create a namespace (with the kubernetes.io/metadata.name label the API server sets)."""
         self.namespaces[name] = {**(labels or {}), "kubernetes.io/metadata.name": name}
+        meta = {"name": name, "labels": dict(self.namespaces[name])}
+        found = {"apiVersion": "v1", "kind": "Namespace", "metadata": meta, "spec": {"finalizers": ["kubernetes"]}}
+        self.put(NAMESPACE, "", {**found, "status": {"phase": "Active"}}, created=True)
+
+    def drop_namespace(self, name: str) -> None:
+        """A deleted namespace takes its objects along (at once: the stand-in has no termination phase)."""
+        self.namespaces.pop(name, None)
+        for buckets in self.objects.values():
+            buckets.pop(name, None)
+
+    def policies(self) -> list[AdmissionPolicy]:
+        """The ValidatingAdmissionPolicies stored with their bindings (compiled once per set of versions)."""
+        stored = [
+            o
+            for kind in ("ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding")
+            for o in self.bucket(BY_KIND[("admissionregistration.k8s.io/v1", kind)], "").values()
+        ]
+        versions = tuple(o["metadata"]["resourceVersion"] for o in stored)
+        if versions != self.installed[0]:
+            self.installed = (versions, install(stored))
+        return self.installed[1]
 
     def bucket(self, resource: Resource, namespace: str) -> dict[str, dict[str, Any]]:
         """The live dict of one resource's objects in one namespace, by name."""
@@ -77,7 +101,8 @@ class Store:
         if created:
             meta["uid"] = str(uuid.UUID(int=next(self.names)))
             meta["creationTimestamp"] = self.clock.stamp()
-        meta["namespace"] = namespace
+        if resource.namespaced:
+            meta["namespace"] = namespace
         meta["resourceVersion"] = str(next(self.versions))
         bucket = self.bucket(resource, namespace)
         if meta["name"] in bucket and bucket[meta["name"]] is not obj:
@@ -87,6 +112,18 @@ class Store:
             return bucket[meta["name"]]
         bucket[meta["name"]] = obj
         return obj
+
+    def dry(self, resource: Resource, namespace: str, obj: dict[str, Any], created: bool) -> dict[str, Any]:
+        """The object as `put` would store it, stored nowhere (a dry run: no resourceVersion on create)."""
+        found = copy.deepcopy(obj)
+        meta = found.setdefault("metadata", {})
+        if created:
+            meta["uid"] = str(uuid.uuid4())
+            meta["creationTimestamp"] = self.clock.stamp()
+            meta.pop("resourceVersion", None)
+        if resource.namespaced:
+            meta["namespace"] = namespace
+        return found
 
     def touch(self, resource: Resource, namespace: str, name: str) -> None:
         """A write by somebody else that changes nothing but the resourceVersion."""
