@@ -16,12 +16,12 @@ from pathlib import Path
 from types import TracebackType
 
 from serving.embedded.prometheus_local import LocalPrometheus, prometheus_binary
-from serving.embedded.services import Chaos, ModelProcess
+from serving.embedded.services import Chaos, LiveQualityProcess, ModelProcess
 from serving.rollout.core.observe import CANARY, STABLE, MetricsSource
 from serving.rollout.edges.pre_traffic import ReferenceRows, check_canary
 from serving.rollout.edges.query_prometheus import PrometheusSource
 from serving.rollout.edges.router import WeightedRouter
-from serving.rollout.edges.scrape_metrics import ScrapeSource
+from serving.rollout.edges.scrape_metrics import LIVE, ScrapeSource
 
 LOG = logging.getLogger("plinth.rollout")
 # auto: a local Prometheus when the binary is installed, else the services' /metrics read directly.
@@ -52,18 +52,21 @@ class LocalStack(AbstractContextManager["LocalStack"]):
         self.prometheus: LocalPrometheus | None = None
         self.router: WeightedRouter | None = None
         self.router_port = router_port
+        # Live quality comes from the labels in the shared store, through its one exporter, as in a cluster.
+        self.live_quality = LiveQualityProcess(workdir / "logs")
         use_prometheus = metrics == "prometheus" or (metrics == "auto" and prometheus_binary() is not None)
         if metrics == "auto" and not use_prometheus:
             LOG.warning("prometheus binary not found: reading the services' /metrics directly instead")
         self.scrape: ScrapeSource | None = None
         self.source: MetricsSource
         if use_prometheus:
+            scrape = {**(extra_scrape or {}), "plinth-live-quality": self.live_quality.url.removeprefix("http://")}
             self.prometheus = LocalPrometheus(
-                workdir / "prometheus", extra_scrape, rule_files=rule_files, alertmanager=alertmanager
+                workdir / "prometheus", scrape, rule_files=rule_files, alertmanager=alertmanager
             )
             self.source = PrometheusSource(self.prometheus.url)
         else:
-            self.scrape = self.source = ScrapeSource({})
+            self.scrape = self.source = ScrapeSource({LIVE: self.live_quality.url})
 
     @property
     def url(self) -> str:
@@ -76,6 +79,7 @@ class LocalStack(AbstractContextManager["LocalStack"]):
         """Start Prometheus (if used), the stable service and the router in front of it."""
         if self.prometheus is not None:
             self.prometheus.start().wait_ready()
+        self.live_quality.start().wait_ready()
         logs = self.workdir / "logs"
         stable = ModelProcess(STABLE, self.model_name, stable_version, self.tracking_uri, logs)
         self.stable = stable
@@ -148,7 +152,7 @@ class LocalStack(AbstractContextManager["LocalStack"]):
         if self.router is not None:
             self.router.stop()
             self.router = None
-        for proc in (self.canary, self.stable, self.prometheus):
+        for proc in (self.canary, self.stable, self.live_quality, self.prometheus):
             if proc is not None:
                 proc.stop()
 

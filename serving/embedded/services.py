@@ -6,12 +6,20 @@ itself implements them, the rollout only sets the variables.
 
 from __future__ import annotations
 
+import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from serving.embedded.processes import ManagedProcess, bin_path, free_port
 
 SERVICE_TARGET = "serving.model_service.service:ModelService"
+PREDICTION_STORE_ENV = "PLINTH_PREDICTION_STORE"
+
+
+def prediction_store_of(log_dir: Path) -> str:
+    """Return the store the local stack's processes share: PLINTH_PREDICTION_STORE, else a file beside its logs."""
+    return os.environ.get(PREDICTION_STORE_ENV) or str(log_dir.parent / "predictions.sqlite")
 
 
 @dataclass(frozen=True)
@@ -59,8 +67,9 @@ class ModelProcess(ManagedProcess):
             # $BENTOML_HOME and wipes them at start, so two services sharing it would mix (and erase) each
             # other's metrics.
             "BENTOML_HOME": str(log_dir / f"bentoml-{track}-{self.port}"),
-            # One prediction log directory for both tracks: feedback for either version joins wherever it lands.
-            "PLINTH_PREDICTION_LOG_DIR": str(log_dir.parent / "predictions"),
+            # One prediction store for both tracks (and the live-quality exporter): a label joins whichever
+            # process it lands on. A store set for this shell (`postgresql://…`) is kept.
+            PREDICTION_STORE_ENV: prediction_store_of(log_dir),
             **(chaos or Chaos()).env(),
         }
         argv = [bin_path("bentoml"), "serve", SERVICE_TARGET, "--host", "127.0.0.1", "--port", str(self.port)]
@@ -75,4 +84,24 @@ class ModelProcess(ManagedProcess):
     @property
     def url(self) -> str:
         """Return the service's base URL."""
+        return f"http://127.0.0.1:{self.port}"
+
+
+class LiveQualityProcess(ManagedProcess):
+    """The one live-quality exporter: labels in the shared store become `plinth_live_*` metrics on /metrics."""
+
+    def __init__(self, log_dir: Path, port: int | None = None, interval_s: float = 1.0) -> None:
+        self.port = port or free_port()
+        argv = [sys.executable, "-m", "serving.model_service.live_quality", "--port", str(self.port)]
+        super().__init__(
+            f"live-quality exporter (:{self.port})",
+            [*argv, "--interval", f"{interval_s:g}"],
+            log_dir / f"live-quality-{self.port}.log",
+            {PREDICTION_STORE_ENV: prediction_store_of(log_dir)},
+            f"{self.url}/metrics",
+        )
+
+    @property
+    def url(self) -> str:
+        """Return the exporter's base URL."""
         return f"http://127.0.0.1:{self.port}"

@@ -28,6 +28,8 @@ from serving.rollout.core.observe import (
 Series = tuple[str, frozenset[tuple[str, str]]]
 Snapshot = dict[Series, float]
 SCRAPE_TIMEOUT_S = 3.0
+# The key of the live-quality exporter's page among the URLs (beside the tracks "stable" and "canary").
+LIVE = "live-quality"
 
 
 def parse_snapshot(text: str) -> Snapshot:
@@ -78,15 +80,16 @@ def summarise(current: Snapshot, increase: Snapshot) -> TrackSample:
     )
 
 
-def with_live_quality(stable: tuple[TrackSample, Snapshot], canary: tuple[TrackSample, Snapshot]) -> Observation:
-    """Return both tracks with live quality selected by each one's model version over both pages' increases.
+def with_live_quality(
+    stable: tuple[TrackSample, Snapshot], canary: tuple[TrackSample, Snapshot], exporter: Snapshot | None = None
+) -> Observation:
+    """Return both tracks with live quality selected by each one's model version over every page's increases.
 
-    Feedback for the stable's answer may reach the canary's process, which exports it under the stable's
-    version: a version's labelled rows are those of every page, whichever track served it.
+    The live-quality exporter's page (`exporter`) carries every version's labels from the shared store; a
+    version's labelled rows are those of every page read, whichever process exported them.
     """
-    live = [
-        (name, dict(labels), value) for _, increase in (stable, canary) for (name, labels), value in increase.items()
-    ]
+    pages = (stable[1], canary[1], exporter or {})
+    live = [(name, dict(labels), value) for increase in pages for (name, labels), value in increase.items()]
     return Observation(
         stable=dataclasses.replace(stable[0], live=live_quality_of(live, stable[0].model_version)),
         canary=dataclasses.replace(canary[0], live=live_quality_of(live, canary[0].model_version)),
@@ -94,7 +97,7 @@ def with_live_quality(stable: tuple[TrackSample, Snapshot], canary: tuple[TrackS
 
 
 class ScrapeSource:
-    """Reads the stable and canary services' /metrics pages and diffs them between calls."""
+    """Reads the stable's, the canary's and the live-quality exporter's (LIVE) /metrics, diffed between calls."""
 
     def __init__(self, urls: Mapping[str, str], timeout: float = SCRAPE_TIMEOUT_S) -> None:
         self.urls = dict(urls)
@@ -125,7 +128,8 @@ class ScrapeSource:
 
     def observe(self, window_seconds: float) -> Observation:
         """Return both tracks' signals since the previous call (the controller calls once per interval)."""
-        return with_live_quality(self.sample("stable"), self.sample("canary"))
+        exporter = self.sample(LIVE)[1] if LIVE in self.urls else None
+        return with_live_quality(self.sample("stable"), self.sample("canary"), exporter)
 
     def set_url(self, track: str, url: str) -> None:
         """Point a track at another process (after promotion the stable moves); its deltas restart."""
