@@ -1,7 +1,8 @@
 """PrometheusSource reports live quality per model version from a real Prometheus scraping two exporters.
 
-The stable's process serves version 1, the canary's version 2; the canary's process also exports labels of
-version 1 (feedback for the stable's answers that reached it through the shared prediction log).
+The stable's process serves version 1, the canary's version 2; the canary's page also carries labels of
+version 1: a version's labels are summed over every page that exports them, whichever process that is (in a
+cluster and on one machine that is the one live-quality exporter, which this test splits in two on purpose).
 
 `increase` extrapolates to the window's end (up to half as much again over three scrapes), never below the
 true increase of counters born at zero: the tests wait for at least the true labelled rows, which one
