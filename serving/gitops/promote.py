@@ -14,9 +14,14 @@
    versions and the evidence. When the source overlay pins the serving image by digest (kustomization.yaml
    `images:`, serving.gitops.image_pin) and the target's pin differs, the source's pin moves along in the
    same commit, so the target runs the image the version was analysed with;
-3. shows `kubectl diff -k` of the target overlay and, with `--apply`, runs `kubectl apply -k`. Without
-   `--apply` a GitOps agent (Argo CD, Flux) watching the repository applies the commit; either way the
-   target's rollout controller then rolls the version out there.
+3. shows `kubectl diff --server-side -k` of the target overlay and, with `--apply`, runs
+   `kubectl apply --server-side --field-manager=plinth-promote -k`. Without `--apply` a GitOps agent (Argo CD,
+   Flux) watching the repository applies the commit; either way the target's rollout controller then rolls the
+   version out there.
+
+Server-side apply, not client-side: the objects are shared with GitOps agents and the rollout controller, and
+field ownership makes the API server refuse (409, naming the owner) a change to a field another manager owns,
+where client-side apply would silently overwrite it (a route weight mid-rollout); nothing forces conflicts.
 
 Checks run in this order: bad arguments (exit 2), a dirty tree, then the registry evidence (exit 1).
 Exit status: 0 promoted (or nothing to do), 1 refused or failed, 2 bad input.
@@ -127,9 +132,13 @@ def move_desired(kubectl: str, repo: Path, target: str, version: str) -> Path:
     return path
 
 
+FIELD_MANAGER = "plinth-promote"
+
+
 def kubectl_k(kubectl: str, verb: str, directory: Path) -> subprocess.CompletedProcess[str]:
-    """Run `kubectl <verb> -k <directory>` and return the finished process."""
-    return subprocess.run([kubectl, verb, "-k", str(directory)], capture_output=True, text=True, check=False)
+    """Run `kubectl <verb> --server-side --field-manager=plinth-promote -k <directory>`, return the finished process."""
+    command = [kubectl, verb, "--server-side", f"--field-manager={FIELD_MANAGER}", "-k", str(directory)]
+    return subprocess.run(command, capture_output=True, text=True, check=False)
 
 
 def show_diff_and_apply(kubectl: str, directory: Path, apply: bool) -> None:

@@ -3,49 +3,41 @@
 What moves is what staging SERVES (the registry alias `serving-staging`, set by its rollout controller on
 promotion), written as prod's desired version (desired.yaml, the canary Deployment).
 
-kubectl is real for `kustomize`; `diff` and `apply` need a cluster, so a fake kubectl on PATH records those
-calls (the boundary) and forwards everything else to the real binary. The tests of the default registry run
-the command the way a user does: a subprocess with a scrubbed environment (PATH, HOME, LANG, PLINTH_HOME).
+kubectl is real throughout: `kustomize`, and `diff` and `apply` (server-side, as promote runs them) against the
+API server stand-in over HTTPS (tests/apiserver, the `standin` fixture), which holds prod as an earlier
+promotion left it; the tests assert what the cluster then holds. A cluster that is down is the stand-in
+stopped; a render failure is a broken overlay. The tests of the default registry run the command the way a
+user does: a subprocess with a scrubbed environment (PATH, HOME, LANG, PLINTH_HOME).
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
-import stat
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 from k8s_tooling import ROOT, tool
 from mlflow import MlflowClient
 
 from components.common.state import local_tracking_uri
 from serving.gitops import promote, registry
+from tests.apiserver.fixtures import Standin
+from tests.apiserver.resources import BY_KIND, DEPLOYMENT, HTTPROUTE
 
 MODEL = "plinth-classifier"
 DESIRED = Path("manifests/overlays/prod/desired.yaml")
 STAGING_DESIRED = Path("manifests/overlays/staging/desired.yaml")
 SERVING_STAGING = "serving-staging"
-FAKE_KUBECTL = """#!/usr/bin/env bash
-echo "$*" >> "$FAKE_KUBECTL_LOG"
-case "$1" in
-  kustomize)
-    if [[ -n "${FAKE_KUSTOMIZE_FAIL_FOR:-}" && "$2" == *"$FAKE_KUSTOMIZE_FAIL_FOR"* ]]; then
-      echo "error: simulated render failure" >&2; exit 1
-    fi
-    exec "$REAL_KUBECTL" "$@" ;;
-  diff)
-    if [[ "${FAKE_NO_CLUSTER:-}" == 1 ]]; then
-      echo "The connection to the server localhost:8080 was refused" >&2; exit 2
-    fi
-    echo "-  value: \\"1\\""; echo "+  value: \\"2\\""; exit 1 ;;
-  apply) echo "deployment.apps/plinth-classifier-canary configured" ;;
-esac
-"""
+PROD = Path("manifests/overlays/prod")
+CANARY = "plinth-classifier-canary"
 
 
 @pytest.fixture(scope="module")
@@ -95,20 +87,43 @@ def repo(tmp_path: Path) -> Path:
     return repo
 
 
+def holding_prod(repo: Path, standin: Standin, monkeypatch: pytest.MonkeyPatch) -> Standin:
+    """The stand-in holding prod as an earlier promotion applied it (v1), reached through $KUBECONFIG."""
+    command = ("apply", "--server-side", f"--field-manager={promote.FIELD_MANAGER}", "-k", str(repo / PROD))
+    applied = standin.kubectl(*command)
+    assert applied.returncode == 0, applied.stderr
+    assert canary_version(standin) == "1"
+    monkeypatch.setenv("KUBECONFIG", str(standin.kubeconfig))
+    standin.http.paths.clear()
+    return standin
+
+
 @pytest.fixture
-def kubectl_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Put the fake kubectl first on PATH and return the file it logs its arguments to."""
-    bin_dir = tmp_path / "fakebin"
-    bin_dir.mkdir()
-    fake = bin_dir / "kubectl"
-    fake.write_text(FAKE_KUBECTL)
-    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
-    log = tmp_path / "kubectl.log"
-    log.touch()
-    monkeypatch.setenv("REAL_KUBECTL", tool("kubectl"))
-    monkeypatch.setenv("FAKE_KUBECTL_LOG", str(log))
-    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
-    return log
+def cluster(repo: Path, standin: Standin, monkeypatch: pytest.MonkeyPatch) -> Standin:
+    """The stand-in holding prod (v1) as the kubeconfig's current cluster."""
+    return holding_prod(repo, standin, monkeypatch)
+
+
+@pytest.fixture
+def kubectl_log(repo: Path, standin: Standin, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The same cluster under the name test_promote_image.py asks for; returns its kubeconfig."""
+    return holding_prod(repo, standin, monkeypatch).kubeconfig
+
+
+def canary_version(cluster: Standin) -> str:
+    """The PLINTH_MODEL_VERSION of prod's canary Deployment as the cluster holds it."""
+    deployment = cluster.api.store.get(DEPLOYMENT, "plinth", CANARY)
+    env = deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+    return str(next(item["value"] for item in env if item["name"] == "PLINTH_MODEL_VERSION"))
+
+
+def holds(stored: Any, rendered: Any) -> bool:
+    """Whether a stored value carries every rendered field with its value (defaults may add fields)."""
+    if isinstance(rendered, dict):
+        return isinstance(stored, dict) and all(k in stored and holds(stored[k], v) for k, v in rendered.items())
+    if isinstance(rendered, list):
+        return isinstance(stored, list) and len(stored) == len(rendered) and all(map(holds, stored, rendered))
+    return bool(stored == rendered)
 
 
 @contextlib.contextmanager
@@ -140,7 +155,7 @@ def run_promote(repo: Path, uri: str, *extra: str) -> int:
 
 
 def test_promotion_moves_only_prods_desired_version_commits_evidence_and_shows_the_diff(
-    repo: Path, tracking_uri: str, kubectl_log: Path, capsys: pytest.CaptureFixture[str]
+    repo: Path, tracking_uri: str, cluster: Standin, capsys: pytest.CaptureFixture[str]
 ) -> None:
     before = (repo / DESIRED).read_text()
     assert run_promote(repo, tracking_uri) == 0
@@ -154,21 +169,79 @@ def test_promotion_moves_only_prods_desired_version_commits_evidence_and_shows_t
     assert "plinth.rollout.staging.status=promoted" in message
     assert "all checks passed at 100%" in message
     assert git(repo, "status", "--porcelain") == ""
-    calls = kubectl_log.read_text().splitlines()
-    assert f"diff -k {repo / 'manifests/overlays/prod'}" in calls
-    assert not [call for call in calls if call.startswith("apply")]
+    writes = [path for method, path in cluster.http.paths if method in ("PATCH", "POST", "PUT", "DELETE")]
+    assert writes, "kubectl diff asked the cluster"
+    assert all("dryRun=All" in path for path in writes), "kubectl diff only dry-runs"
+    assert all("fieldManager=plinth-promote" in path for path in writes)
+    assert canary_version(cluster) == "1", "without --apply the cluster is left to the GitOps agent"
     out = capsys.readouterr().out
-    assert '+  value: "2"' in out
+    assert '-          value: "1"' in out
+    assert '+          value: "2"' in out
     assert "promoted plinth-classifier v2 staging -> prod" in out
 
 
-def test_apply_runs_kubectl_apply_on_the_target_overlay(repo: Path, tracking_uri: str, kubectl_log: Path) -> None:
+def test_apply_lands_the_promoted_overlay_in_the_cluster_defaulted_and_owned_by_promote(
+    repo: Path, tracking_uri: str, cluster: Standin, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert run_promote(repo, tracking_uri, "--apply") == 0
-    assert f"apply -k {repo / 'manifests/overlays/prod'}" in kubectl_log.read_text().splitlines()
+    assert "deployment.apps/plinth-classifier-canary serverside-applied" in capsys.readouterr().out
+    assert canary_version(cluster) == "2"
+    canary = cluster.api.store.get(DEPLOYMENT, "plinth", CANARY)
+    assert canary["metadata"]["generation"] == 2, "the template changed once"
+    assert canary["spec"]["strategy"]["type"] == "RollingUpdate", "stored with the API server's defaults"
+    assert canary["spec"]["template"]["spec"]["containers"][0]["terminationMessagePath"] == "/dev/termination-log"
+    owners = {e["manager"]: e["operation"] for e in canary["metadata"]["managedFields"]}
+    assert owners == {"plinth-promote": "Apply"}
+    rendered = list(
+        yaml.safe_load_all(
+            subprocess.run(
+                [tool("kubectl"), "kustomize", str(repo / PROD)], capture_output=True, text=True, check=True
+            ).stdout
+        )
+    )
+    assert len(rendered) > 20
+    for obj in rendered:
+        resource = BY_KIND[(obj["apiVersion"], obj["kind"])]
+        namespace = obj["metadata"].get("namespace", "") if resource.namespaced else ""
+        stored = cluster.api.store.get(resource, namespace, obj["metadata"]["name"])
+        assert holds({k: v for k, v in stored.items() if k != "status"}, obj), (
+            f"{obj['kind']} {obj['metadata']['name']}"
+        )
+    diff = cluster.kubectl("diff", "--server-side", "--field-manager=plinth-promote", "-k", str(repo / PROD))
+    assert diff.returncode == 0, "the cluster now matches Git: " + diff.stdout + diff.stderr
+
+
+def test_apply_is_refused_where_the_rollout_controller_owns_a_field_and_nothing_is_overwritten(
+    repo: Path, tracking_uri: str, cluster: Standin, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Mid-rollout the controller has moved the route's weights: promote's apply does not take them back."""
+    route_path = "/apis/gateway.networking.k8s.io/v1/namespaces/plinth/httproutes/plinth-classifier"
+    route = cluster.api.store.get(HTTPROUTE, "plinth", "plinth-classifier")
+    backends = [{**ref, "weight": 90 if ref["weight"] else 10} for ref in route["spec"]["rules"][0]["backendRefs"]]
+    patch = {"spec": {"rules": [{**route["spec"]["rules"][0], "backendRefs": backends}]}}
+    status, _ = cluster.api.handle(
+        "PATCH",
+        route_path,
+        {"fieldManager": "plinth-rollout"},
+        {"Content-Type": "application/merge-patch+json"},
+        json.dumps(patch).encode(),
+        user="system:serviceaccount:plinth:plinth-classifier-rollout",
+    )
+    assert status == 200
+    assert run_promote(repo, tracking_uri, "--apply") == 1
+    captured = capsys.readouterr()
+    assert 'conflict with "plinth-rollout"' in captured.out + captured.err
+    assert desired_in(repo) == "2", "the commit stands"
+    weights = [
+        r["weight"]
+        for r in cluster.api.store.get(HTTPROUTE, "plinth", "plinth-classifier")["spec"]["rules"][0]["backendRefs"]
+    ]
+    assert sorted(weights) == [10, 90], "the controller's weights are not overwritten"
+    assert canary_version(cluster) == "1"
 
 
 def test_promoting_again_is_a_no_op(
-    repo: Path, tracking_uri: str, kubectl_log: Path, capsys: pytest.CaptureFixture[str]
+    repo: Path, tracking_uri: str, cluster: Standin, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert run_promote(repo, tracking_uri) == 0
     head = git(repo, "rev-parse", "HEAD")
@@ -180,7 +253,7 @@ def test_promoting_again_is_a_no_op(
 
 
 def test_what_staging_serves_moves_not_what_its_overlay_desires(
-    repo: Path, tracking_uri: str, kubectl_log: Path, capsys: pytest.CaptureFixture[str]
+    repo: Path, tracking_uri: str, cluster: Standin, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Staging desires v4 (still rolling out there) while its stable serves v2: prod gets v2."""
     set_staging_desired(repo, "4")
@@ -201,7 +274,6 @@ def test_what_staging_serves_moves_not_what_its_overlay_desires(
 def test_refuses_a_version_whose_staging_rollout_did_not_succeed(
     repo: Path,
     tracking_uri: str,
-    kubectl_log: Path,
     capsys: pytest.CaptureFixture[str],
     version: str,
     message: str,
@@ -215,7 +287,7 @@ def test_refuses_a_version_whose_staging_rollout_did_not_succeed(
 
 
 def test_refuses_when_staging_has_promoted_nothing_yet(
-    repo: Path, tracking_uri: str, kubectl_log: Path, capsys: pytest.CaptureFixture[str]
+    repo: Path, tracking_uri: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     head = git(repo, "rev-parse", "HEAD")
     with staging_serves(tracking_uri, None):
@@ -229,7 +301,7 @@ def test_refuses_when_staging_has_promoted_nothing_yet(
 
 
 def test_overlays_of_two_different_models_are_refused(
-    repo: Path, tracking_uri: str, kubectl_log: Path, capsys: pytest.CaptureFixture[str]
+    repo: Path, tracking_uri: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = repo / DESIRED
     path.write_text(path.read_text() + '            - name: PLINTH_MODEL_NAME\n              value: "other-model"\n')
@@ -239,7 +311,7 @@ def test_overlays_of_two_different_models_are_refused(
 
 
 def test_an_unknown_model_is_refused_naming_the_registry(
-    repo: Path, tracking_uri: str, kubectl_log: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path
+    repo: Path, tracking_uri: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     empty = local_tracking_uri(tmp_path / "other-home")
     (tmp_path / "other-home").mkdir()
@@ -250,9 +322,7 @@ def test_an_unknown_model_is_refused_naming_the_registry(
     assert f"[registry: {empty} (--tracking-uri)]" in err
 
 
-def test_refuses_a_dirty_working_tree(
-    repo: Path, tracking_uri: str, kubectl_log: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_refuses_a_dirty_working_tree(repo: Path, tracking_uri: str, capsys: pytest.CaptureFixture[str]) -> None:
     (repo / "notes.txt").write_text("uncommitted")
     assert run_promote(repo, tracking_uri) == 1
     assert "not clean" in capsys.readouterr().err
@@ -260,7 +330,7 @@ def test_refuses_a_dirty_working_tree(
 
 
 def test_a_desired_version_that_no_longer_renders_is_put_back_and_not_committed(
-    repo: Path, tracking_uri: str, kubectl_log: Path, monkeypatch: pytest.MonkeyPatch
+    repo: Path, tracking_uri: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     before = (repo / DESIRED).read_text()
     head = git(repo, "rev-parse", "HEAD")
@@ -286,31 +356,36 @@ def test_a_desired_version_that_no_longer_renders_is_put_back_and_not_committed(
     ]
 
 
-def test_a_render_failure_reported_by_kubectl_is_refused(
-    repo: Path, tracking_uri: str, kubectl_log: Path, monkeypatch: pytest.MonkeyPatch, capsys
-) -> None:
-    monkeypatch.setenv("FAKE_KUSTOMIZE_FAIL_FOR", "overlays/prod")
+def test_a_render_failure_reported_by_kubectl_is_refused(repo: Path, tracking_uri: str, capsys) -> None:
+    kustomization = repo / PROD / "kustomization.yaml"
+    kustomization.write_text(
+        kustomization.read_text().replace("  - ../../base\n", "  - ../../base\n  - missing.yaml\n")
+    )
+    git(repo, "commit", "--quiet", "-am", "prod lists a file that is not there")
     assert run_promote(repo, tracking_uri) == 1
-    assert "simulated render failure" in capsys.readouterr().err
+    assert "missing.yaml" in capsys.readouterr().err
     assert desired_in(repo) == "1"
 
 
-def test_no_cluster_is_reported_and_the_commit_stands(
-    repo: Path, tracking_uri: str, kubectl_log: Path, monkeypatch: pytest.MonkeyPatch, capsys
-) -> None:
-    monkeypatch.setenv("FAKE_NO_CLUSTER", "1")
+def test_no_cluster_is_reported_and_the_commit_stands(repo: Path, tracking_uri: str, cluster: Standin, capsys) -> None:
+    address = cluster.http.url.removeprefix("https://")
+    cluster.http.stop()
     assert run_promote(repo, tracking_uri) == 0
-    assert "no cluster reachable" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert f"kubectl diff: no cluster reachable (The connection to the server {address} was refused" in out
     assert desired_in(repo) == "2"
     assert run_promote(repo, tracking_uri, "--apply") == 0  # already promoted: nothing to apply
 
 
 def test_apply_without_a_cluster_fails_after_the_commit(
-    repo: Path, tracking_uri: str, kubectl_log: Path, monkeypatch: pytest.MonkeyPatch, capsys
+    repo: Path, tracking_uri: str, cluster: Standin, capsys
 ) -> None:
-    monkeypatch.setenv("FAKE_NO_CLUSTER", "1")
+    cluster.http.stop()
     assert run_promote(repo, tracking_uri, "--apply") == 1
-    assert "--apply needs a reachable cluster" in capsys.readouterr().err
+    err = capsys.readouterr().err.strip()
+    assert err.splitlines() == [err], "one line"
+    assert "--apply needs a reachable cluster" in err
+    assert canary_version(cluster) == "1"
     assert desired_in(repo) == "2"
     assert git(repo, "status", "--porcelain") == ""
 
