@@ -111,6 +111,9 @@ def start_platform(
     # The test's own client must not reach S3 itself: with --serve-artifacts every file goes through the server.
     for variable in ("AWS_ENDPOINT_URL", "MLFLOW_S3_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
         monkeypatch.delenv(variable, raising=False)
+    # Nor may the servers inherit a tracking or registry URI from the test run's environment.
+    for variable in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):
+        monkeypatch.delenv(variable, raising=False)
     monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", ADMIN[0])
     monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", ADMIN[1])
     started = [Replica(tmp_path, env) for _ in range(2)]
@@ -130,7 +133,9 @@ def test_a_model_registered_through_one_replica_reads_back_through_the_other(
     x = np.array([[0.0, 1.0], [1.0, 0.0], [0.2, 0.9], [0.9, 0.1]])
     y = np.array([0, 1, 0, 1])
     model = LogisticRegression().fit(x, y)
+    # Both URIs: an earlier test's components.common.tracking.connect leaves its registry URI set process-wide.
     mlflow.set_tracking_uri(first.uri)
+    mlflow.set_registry_uri(first.uri)
     try:
         mlflow.set_experiment("production-check")
         with mlflow.start_run() as run:
@@ -143,16 +148,18 @@ def test_a_model_registered_through_one_replica_reads_back_through_the_other(
                 skops_trusted_types=["numpy.dtype"],
             )
         version = info.registered_model_version
-        MlflowClient(first.uri).set_registered_model_alias(MODEL, "champion", str(version))
+        MlflowClient(first.uri, first.uri).set_registered_model_alias(MODEL, "champion", str(version))
 
-        other = MlflowClient(second.uri)
+        other = MlflowClient(second.uri, second.uri)
         assert other.get_model_version_by_alias(MODEL, "champion").run_id == run.info.run_id
         assert other.get_run(run.info.run_id).data.metrics["accuracy"] == 1.0
         mlflow.set_tracking_uri(second.uri)
+        mlflow.set_registry_uri(second.uri)
         loaded = mlflow.sklearn.load_model(f"models:/{MODEL}@champion")
         assert loaded.predict(x).tolist() == y.tolist()
     finally:
         mlflow.set_tracking_uri(None)
+        mlflow.set_registry_uri(None)
 
     artifact_root = other.get_run(run.info.run_id).info.artifact_uri
     assert artifact_root.startswith("mlflow-artifacts:/"), "clients go through the server, not to S3"
@@ -189,7 +196,7 @@ def test_make_train_reads_s3_and_records_to_the_production_server(
         [sys.executable, "-m", "pipelines.run_local", *args], cwd=ROOT, env=env, capture_output=True, text=True
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    client = MlflowClient(platform.replicas[1].uri)
+    client = MlflowClient(platform.replicas[1].uri, platform.replicas[1].uri)
     champion = client.get_model_version_by_alias("s3-trained", "champion")
     assert champion.tags["plinth.data_hash"] == dataset_hash(frame), "the same bytes hash the same from S3"
     run = client.get_run(champion.run_id)
