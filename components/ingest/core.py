@@ -7,6 +7,7 @@ import re
 
 import pandas as pd
 
+from components.ingest import production
 from components.ingest.read import IngestError as IngestError
 from components.ingest.read import read_table, redact
 
@@ -59,6 +60,8 @@ def load_source(source: str) -> pd.DataFrame:
 
     A path or URL is a CSV or Parquet file, or a folder of Parquet files with `key=value/` partitions, on
     this machine or in an object store (`s3://`, `gs://`, `abfs://`; `components/ingest/read.py`).
+    `production:<archive>?model=<name>&since=<YYYY-MM-DD>` is the labelled production window of a payload
+    archive (`components/ingest/production.py`).
 
     Raises:
         IngestError: one line naming the source (credentials masked) and why it cannot be read.
@@ -67,6 +70,8 @@ def load_source(source: str) -> pd.DataFrame:
         return load_builtin(source.removeprefix(BUILTIN_PREFIX))
     if source.startswith(SYNTHETIC_PREFIX):
         return load_synthetic(source.removeprefix(SYNTHETIC_PREFIX))
+    if production.is_production(source):
+        return production.load_production(source)
     return read_table(source)
 
 
@@ -114,7 +119,8 @@ def run(
     experiment_id = tracking.ensure_experiment(client, experiment, tracking_uri)
     parent = client.create_run(experiment_id, run_name=job_name, tags=tags)
     run_id = parent.info.run_id
-    client.log_param(run_id, "source", redact(source))
+    shown = production.describe(source) if production.is_production(source) else redact(source)
+    client.log_param(run_id, "source", shown)
     client.log_param(run_id, "target", target)
     try:
         frame = load_source(source)
@@ -125,10 +131,10 @@ def run(
     frame.to_parquet(dataset_path, index=False)
     client.set_tag(run_id, "plinth.data_hash", digest)
     # MLflow resolves paths and URLs as dataset sources; a packaged dataset has no such source.
-    origin = {} if is_packaged(source) else {"source": source}
+    origin = {} if is_packaged(source) else {"source": production.lineage(source)}
     context = InputTag(key=MLFLOW_DATASET_CONTEXT, value="training")
     with tracking.integer_columns_checked():
         dataset = from_pandas(frame, targets=target, name=source, **origin)._to_mlflow_entity()
     client.log_inputs(run_id, datasets=[DatasetInput(dataset, tags=[context])])
-    print(f"ingest: {len(frame)} rows x {frame.shape[1]} columns from {redact(source)} (sha256 {digest[:12]})")
+    print(f"ingest: {len(frame)} rows x {frame.shape[1]} columns from {shown} (sha256 {digest[:12]})")
     return run_id, digest

@@ -35,6 +35,7 @@ from serving.model_service.predictor import ServedTask
 from serving.model_service.store import Found, PredictionStore, Scores, StoreError
 
 if TYPE_CHECKING:
+    from serving.model_service.archive import PayloadArchive
     from serving.model_service.recorder import Recorder
 
 MAX_BODY_BYTES = 65_536
@@ -127,6 +128,8 @@ class Judge:
         self.max_age_ms = int(max_age_s * 1000)
         # This worker's writer (set when the worker starts): its queue is flushed before an id is called unknown.
         self.recorder: Recorder | None = None
+        # The payload archive an accepted label is also written to (set when the worker starts), if any.
+        self.archive: PayloadArchive | None = None
 
     def decide(self, body: bytes) -> tuple[int, dict[str, Any]]:
         """Return the status and JSON answer to a feedback body (blocking: run it off the event loop)."""
@@ -151,6 +154,9 @@ class Judge:
             FEEDBACK.labels(self.model_name, version, "store_unavailable").inc()
             return 503, {"error": "store_unavailable", "detail": f"the label was not stored: {error}"}
         FEEDBACK.labels(self.model_name, version, "accepted").inc()
+        if self.archive is not None:  # a class with its JSON type (1, not "1"), or the finite value
+            archived = truth if isinstance(truth, float) else given
+            self.archive.label(self.model_name, version, request_id, archived, self.store.now_ms())
         return 200, {"request_id": request_id, "result": "accepted", "model_version": version}
 
     def _find(self, request_id: str, issued_ms: int) -> Found | None:

@@ -8,6 +8,9 @@ to `max_pending`; past it the oldest are dropped and counted in
 `plinth_prediction_store_dropped_total{reason="buffer_full"}`. A failure is logged at WARNING at most once a
 minute per worker, with how many failures that line stands for. When the store answers again the queue
 drains. A worker that stops gracefully writes its queue first (one try, at exit).
+
+With a payload archive (`archive.py`), `stamp` also hands it a reference to the batch's inputs and answers:
+one append to its own bounded queue, converted and written as Parquet by its own thread.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
+from serving.model_service.archive import PayloadArchive
 from serving.model_service.feedback import new_id
 from serving.model_service.monitor import (
     FEEDBACK,
@@ -60,8 +64,10 @@ class Recorder:
         model_version: str,
         task: ServedTask,
         max_pending: int = 50_000,
+        archive: PayloadArchive | None = None,
     ) -> None:
         self.store = store
+        self.archive = archive
         self.model_name = model_name
         self.version = model_version
         self.task = task
@@ -88,14 +94,19 @@ class Recorder:
         STORE_WRITTEN.labels(*self.labels)
         STORE_PURGED.labels(*self.labels)
         STORE_PENDING.labels(*self.labels).set(0)
+        if self.archive is not None:
+            self.archive.start()
         if self.store is None:
             return
         self._thread = threading.Thread(target=self._run, name="plinth-prediction-writer", daemon=True)
         self._thread.start()
         atexit.register(self.close)  # a worker stopped gracefully (SIGTERM) writes what it still holds
 
-    def stamp(self, answers: list[dict[str, Any]]) -> None:
-        """Give each answer its `request_id` and queue the batch for the store (never blocks on it)."""
+    def stamp(self, answers: list[dict[str, Any]], inputs: Any = None) -> None:
+        """Give each answer its `request_id` and queue the batch for the store (never blocks on it).
+
+        `inputs` (the served batch) goes, with the answers, to the payload archive when there is one.
+        """
         now_ms = int(time.time() * 1000) if self.store is None else self.store.now_ms()
         rows = []
         for answer in answers:
@@ -103,6 +114,8 @@ class Recorder:
             answer["request_id"] = request_id
             logged = {key: answer[key] for key in LOGGED_KEYS if key in answer}
             rows.append(Prediction(request_id, self.model_name, self.version, now_ms, logged))
+        if self.archive is not None and inputs is not None:
+            self.archive.predictions(self.model_name, self.version, now_ms, inputs, answers)
         if self.store is None:
             return
         with self._wake:
@@ -204,7 +217,9 @@ class Recorder:
         self._warned_at, self._unreported = now, 0
 
     def close(self, timeout_s: float = 5.0) -> None:
-        """Stop the writer thread after one last flush attempt."""
+        """Stop the writer thread after one last flush attempt (and the archive's)."""
+        if self.archive is not None:
+            self.archive.close()
         with self._wake:
             self._closed = True
             self._wake.notify()

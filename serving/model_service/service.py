@@ -11,7 +11,9 @@ is not read at all: the service starts without it, logs one line, sets
 
 Every prediction is answered with a `request_id` and queued for the shared prediction store (written in
 batches off the request path), so that its ground-truth label can come later on `POST /feedback`, on any
-replica (`recorder.py`, `store.py`, `feedback_route.py`).
+replica (`recorder.py`, `store.py`, `feedback_route.py`). With `PLINTH_PAYLOAD_ARCHIVE`, its inputs and
+answers (and every accepted label) are also written as partitioned Parquet, the production dataset
+(`archive.py`).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from bentoml.exceptions import InvalidArgument, ServiceUnavailable
 
 from components.common.signing import UNVERIFIED
 from serving.model_service import batching, contract, examples, registry, schema
+from serving.model_service.archive import PayloadArchive
 from serving.model_service.columns import FrameBuilder
 from serving.model_service.drift import InputMonitor
 from serving.model_service.feedback_route import FeedbackRoute, Judge
@@ -103,9 +106,10 @@ class ModelService:
         self.inputs = InputMonitor(MODEL.columns, MODEL.profile, SETTINGS.drift_window)
         target = MODEL.profile.target_profile if MODEL.profile else None
         self.outputs = OutputMonitor(TASK, target.bin_edges if target else None)
-        self.recorder = Recorder(STORE, MODEL.name, MODEL.version, TASK, SETTINGS.prediction_store_buffer)
+        archive = PayloadArchive(SETTINGS.payload_archive) if SETTINGS.payload_archive else None
+        self.recorder = Recorder(STORE, MODEL.name, MODEL.version, TASK, SETTINGS.prediction_store_buffer, archive)
         self.recorder.start()
-        JUDGE.recorder = self.recorder
+        JUDGE.recorder, JUDGE.archive = self.recorder, archive
         MODEL_INFO.labels(MODEL.name, MODEL.version, TASK.kind, DRIFT).set(1)
         if DRIFT == "off":
             logger.warning("%s v%s has no reference profile: input drift is not scored", MODEL.name, MODEL.version)
@@ -162,7 +166,7 @@ class ModelService:
         self.inputs.observe(batch)
         self.outputs.observe(output)
         answers = schema.answers(TASK, output, MODEL.name, MODEL.version)
-        self.recorder.stamp(answers)
+        self.recorder.stamp(answers, batch)
         return answers
 
 

@@ -37,6 +37,10 @@ ENV_FEEDBACK_MAX_AGE = "PLINTH_FEEDBACK_MAX_AGE"
 # Predictions queued per worker while the store is slow or down; past it the oldest are dropped (counted).
 ENV_PREDICTION_STORE_BUFFER = "PLINTH_PREDICTION_STORE_BUFFER"
 DEFAULT_FEEDBACK_MAX_AGE_S = 30 * 86_400.0
+# The payload archive (`archive.py`): a directory or an fsspec URL (s3://, gs://, abfs://) that every prediction
+# and label is written to as Parquet; empty or `off`: no archive. Unset: `$PLINTH_HOME/payloads` (one machine;
+# the chart always sets it).
+ENV_PAYLOAD_ARCHIVE = "PLINTH_PAYLOAD_ARCHIVE"
 # The header the local rollout router marks a mirrored copy of live traffic with (shadow phase); the service
 # counts such requests apart. A request header, not an environment variable: it lives here so the router and
 # the service share one name without the router importing the service's metrics.
@@ -121,6 +125,23 @@ def prediction_store(env: Mapping[str, str] | None = None) -> str:
     return raw or str(plinth_home() / "predictions.sqlite")
 
 
+def payload_archive(env: Mapping[str, str] | None = None) -> str:
+    """Return the payload archive setting ("" = off): PLINTH_PAYLOAD_ARCHIVE, else `$PLINTH_HOME/payloads`."""
+    env = os.environ if env is None else env
+    if ENV_PAYLOAD_ARCHIVE not in env:
+        return str(plinth_home() / "payloads")
+    raw = env[ENV_PAYLOAD_ARCHIVE].strip()
+    if raw.lower() in ("", "off"):
+        return ""
+    from components.ingest.read import IngestError, check_url
+
+    try:
+        check_url(raw)
+    except IngestError as error:
+        raise SettingsError(f"{ENV_PAYLOAD_ARCHIVE}: {error}") from None
+    return raw
+
+
 def feedback_max_age_s(env: Mapping[str, str] | None = None) -> float:
     """Return PLINTH_FEEDBACK_MAX_AGE in seconds (default 30 days)."""
     return _duration(os.environ if env is None else env, ENV_FEEDBACK_MAX_AGE, DEFAULT_FEEDBACK_MAX_AGE_S)
@@ -150,6 +171,7 @@ class Settings:
     prediction_store: str = "predictions.sqlite"
     prediction_store_buffer: int = 50_000
     feedback_max_age_s: float = DEFAULT_FEEDBACK_MAX_AGE_S
+    payload_archive: str = ""
 
     @property
     def model_selector(self) -> str:
@@ -195,4 +217,5 @@ class Settings:
                 _number(env, ENV_PREDICTION_STORE_BUFFER, cls.prediction_store_buffer, 1, 10_000_000)
             ),
             feedback_max_age_s=_duration(env, ENV_FEEDBACK_MAX_AGE, cls.feedback_max_age_s),
+            payload_archive=payload_archive(env),
         )
