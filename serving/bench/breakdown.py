@@ -70,6 +70,7 @@ def stages(metrics_dir: str) -> dict[str, float]:
     apart, per row of a FLUSH_ROWS batch: it runs off the request path but on the same worker's CPU.
     """
     from serving.model_service import schema, service
+    from serving.model_service.archive import PayloadArchive
     from serving.model_service.columns import FrameBuilder
     from serving.model_service.drift import InputMonitor
     from serving.model_service.guard import PredictGuard
@@ -92,6 +93,7 @@ def stages(metrics_dir: str) -> dict[str, float]:
     answers = schema.answers(task, output, model.name, model.version)
     store = PredictionStore(str(Path(metrics_dir) / "predictions.sqlite"), service.SETTINGS.feedback_max_age_s)
     recorder = Recorder(store, model.name, model.version, task)  # its thread is not started: flushes are timed
+    archive = PayloadArchive(str(Path(metrics_dir) / "payloads"), max_rows=10**9)  # its thread is not started
 
     def enqueue() -> None:
         recorder.stamp(answers)
@@ -119,6 +121,9 @@ def stages(metrics_dir: str) -> dict[str, float]:
         "output metrics (classes, probabilities)": lambda: outputs.observe(output),
         "answers (response objects)": lambda: schema.answers(task, output, model.name, model.version),
         "request id + prediction-store enqueue": enqueue,
+        "payload-archive enqueue (inputs + answers)": lambda: archive.predictions(
+            model.name, model.version, 0, batch, answers
+        ),
         "response validation + JSON": lambda: response_type(answers).model_dump_json(),
     }
     result = {name: median_us(call) for name, call in timed.items()}
