@@ -178,8 +178,10 @@ def install_prometheus() -> None:
 def platform_overlay(directory: Path) -> Path:
     """Write an overlay of a copy of manifests/platform that pulls the images this run built; return its folder.
 
-    The copy is the real one; the overlay only moves its two images to the tags `make images` gave them (the
-    committed pins may name a digest or another release).
+    The copy is the real one; the overlay moves its two images to the tags `make images` gave them (the
+    committed pins may name a digest or another release) and takes the small-cluster MLflow component (SQLite on
+    a volume, one replica): the production default wants a PostgreSQL and an object store this cluster lacks,
+    and tests/storage runs that mode against real ones.
     """
     shutil.copytree(PLATFORM, directory / "platform")
     overlay = directory / "platform-e2e"
@@ -190,6 +192,7 @@ def platform_overlay(directory: Path) -> Path:
     )
     (overlay / "kustomization.yaml").write_text(
         "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - ../platform\n"
+        "components:\n  - ../platform/components/mlflow-sqlite\n"
         f"images:\n{images}"
     )
     return overlay
