@@ -7,6 +7,7 @@ the controller calls is a value without a default, and MLflow answers only the n
 from __future__ import annotations
 
 import ipaddress
+import json
 from typing import Any
 
 import pytest
@@ -97,6 +98,29 @@ def test_the_api_server_is_required_with_one_clear_message() -> None:
     assert "kubectl get endpoints kubernetes -n default" in result.stderr
     for off in ("rolloutController.enabled=false", "networkPolicy.enabled=false"):
         assert render_with("--set", off, cluster=False).returncode == 0, off
+
+
+def test_the_serving_pods_reach_the_payload_archive_only_where_they_are_told() -> None:
+    refused = render_with("--set", "feedback.archive.url=s3://archive/plinth")
+    assert refused.returncode != 0
+    assert "feedback.archive.peers is required" in refused.stderr
+    minio = {
+        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kubeflow"}},
+        "podSelector": {"matchLabels": {"app": "minio"}},
+    }
+    result = render_with(
+        "--set",
+        "feedback.archive.url=s3://archive/plinth",
+        "--set-json",
+        f"feedback.archive.peers={json.dumps([minio])}",
+        "--set",
+        "feedback.archive.port=9000",
+    )
+    assert result.returncode == 0, result.stderr
+    policy = named(load_documents(result.stdout), "NetworkPolicy", "release-plinth-serving-serving")
+    assert {"to": [minio], "ports": [{"port": 9000, "protocol": "TCP"}]} in policy["spec"]["egress"]
+    without = named(render("default"), "NetworkPolicy", "release-plinth-serving-serving")
+    assert all(rule.get("ports") != [{"port": 9000, "protocol": "TCP"}] for rule in without["spec"]["egress"])
 
 
 def test_the_controller_reaches_the_api_server_it_is_given_and_no_other() -> None:

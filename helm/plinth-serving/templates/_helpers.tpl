@@ -305,3 +305,16 @@ app.kubernetes.io/component: live-quality
     - port: {{ $store.port }}
       protocol: TCP
 {{- end }}
+
+{{/* Egress to the payload archive's object store, when one is named. */}}
+{{- define "plinth.egressArchive" -}}
+{{- $archive := .Values.feedback.archive }}
+{{- if not $archive.peers }}
+{{- fail "feedback.archive.peers is required with feedback.archive.url and networkPolicy.enabled: where the object store is, e.g. --set-json 'feedback.archive.peers=[{\"namespaceSelector\":{\"matchLabels\":{\"kubernetes.io/metadata.name\":\"kubeflow\"}},\"podSelector\":{\"matchLabels\":{\"app\":\"minio\"}}}]' --set feedback.archive.port=9000 for Kubeflow's MinIO, or an ipBlock of your cloud store's ranges" }}
+{{- end }}
+- to:
+    {{- toYaml $archive.peers | nindent 4 }}
+  ports:
+    - port: {{ $archive.port }}
+      protocol: TCP
+{{- end }}
