@@ -15,13 +15,15 @@
    `images:`, serving.gitops.image_pin) and the target's pin differs, the source's pin moves along in the
    same commit, so the target runs the image the version was analysed with;
 3. shows `kubectl diff --server-side -k` of the target overlay and, with `--apply`, runs
-   `kubectl apply --server-side --field-manager=plinth-promote -k`. Without `--apply` a GitOps agent (Argo CD,
-   Flux) watching the repository applies the commit; either way the target's rollout controller then rolls the
-   version out there.
+   `kubectl apply --server-side --force-conflicts --field-manager=plinth-promote -k`. Without `--apply` a GitOps
+   agent (Argo CD, Flux) watching the repository applies the commit; either way the target's rollout controller
+   then rolls the version out there.
 
-Server-side apply, not client-side: the objects are shared with GitOps agents and the rollout controller, and
-field ownership makes the API server refuse (409, naming the owner) a change to a field another manager owns,
-where client-side apply would silently overwrite it (a route weight mid-rollout); nothing forces conflicts.
+Server-side apply, as Flux applies: the objects are shared with GitOps agents and the rollout controller, and
+each field's manager is recorded (`plinth-promote` for what Git sets). Conflicts are forced, as Flux forces
+them: the only field another manager changes is the route's weights and mirror, which the controller moves
+during a rollout; a promotion changes the desired version, which cancels that rollout anyway (weight 0), and
+the controller takes the route back on its next write. Refusing would leave a promotion half applied.
 
 Checks run in this order: bad arguments (exit 2), a dirty tree, then the registry evidence (exit 1).
 Exit status: 0 promoted (or nothing to do), 1 refused or failed, 2 bad input.
@@ -136,8 +138,9 @@ FIELD_MANAGER = "plinth-promote"
 
 
 def kubectl_k(kubectl: str, verb: str, directory: Path) -> subprocess.CompletedProcess[str]:
-    """Run `kubectl <verb> --server-side --field-manager=plinth-promote -k <directory>`, return the finished process."""
-    command = [kubectl, verb, "--server-side", f"--field-manager={FIELD_MANAGER}", "-k", str(directory)]
+    """Run `kubectl <verb> --server-side --force-conflicts --field-manager=plinth-promote -k <directory>`."""
+    flags = ["--server-side", "--force-conflicts", f"--field-manager={FIELD_MANAGER}"]
+    command = [kubectl, verb, *flags, "-k", str(directory)]
     return subprocess.run(command, capture_output=True, text=True, check=False)
 
 
@@ -150,16 +153,17 @@ def show_diff_and_apply(kubectl: str, directory: Path, apply: bool) -> None:
     else:
         detail = (diff.stderr.strip().splitlines() or ["no output"])[-1]
         print(
-            f"kubectl diff: no cluster reachable ({detail}); the commit stands, Argo CD / Flux or "
-            f"`kubectl apply -k {directory}` will roll it out"
+            f"kubectl diff: the cluster could not be compared ({detail}); the commit stands, Argo CD / Flux or "
+            f"`make promote … APPLY=1` once it answers will roll it out"
         )
         if apply:
-            raise PromotionError(f"--apply needs a reachable cluster: {detail}")
+            raise PromotionError(f"--apply needs a cluster that answers the diff: {detail}")
         return
     if apply:
         result = kubectl_k(kubectl, "apply", directory)
         if result.returncode != 0:
-            raise PromotionError(f"kubectl apply -k {directory} failed (the commit stands): {result.stderr.strip()}")
+            detail = result.stderr.strip()
+            raise PromotionError(f"kubectl apply --server-side -k {directory} failed (the commit stands): {detail}")
         print(result.stdout.strip())
 
 
@@ -218,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--from", dest="source", required=True, help="environment the version comes from")
     parser.add_argument("--to", dest="target", required=True, help="environment whose desired version moves")
-    parser.add_argument("--apply", action="store_true", help="run `kubectl apply -k` on the target overlay")
+    parser.add_argument("--apply", action="store_true", help="apply the target overlay (kubectl apply --server-side)")
     parser.add_argument("--repo", type=Path, default=Path.cwd(), help="the GitOps repository (default: here)")
     parser.add_argument(
         "--tracking-uri",

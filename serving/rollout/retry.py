@@ -41,7 +41,7 @@ def request_retry(api: ApiClient, namespace: str, configmap: str, version: str |
         version = outcome.version if outcome and outcome.version in rejected else None
     if version is None or version not in rejected:
         known = ", ".join(f"v{v}" for v in rejected) or "none"
-        what = f"v{version} is" if version else "nothing is"
+        what = f"v{version} is not" if version else "nothing is"
         raise RetryRefused(f"{what} rolled back in this environment (rolled back: {known}): nothing to retry")
     patch = {"metadata": {"resourceVersion": state.resource_version, "annotations": {RETRY_ANNOTATION: version}}}
     try:

@@ -87,7 +87,7 @@ def test_retry_annotates_the_record_as_the_person_who_asked(prod: Standin, tmp_p
         prod, tmp_path, "serving.rollout.retry", "--environment", "prod", "--version", "2", "--context", "admin"
     )
     assert again.returncode == 1
-    assert "(rolled back: v3): nothing to retry" in again.stderr
+    assert "v2 is not rolled back in this environment (rolled back: v3): nothing to retry" in again.stderr
     assert prod.api.store.get(CONFIGMAP, NAMESPACE, RECORD)["metadata"]["annotations"] == {RETRY_ANNOTATION: "3"}
 
 

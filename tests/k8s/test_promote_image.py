@@ -10,11 +10,12 @@ from pathlib import Path
 import pytest
 import yaml
 from k8s_tooling import tool
-from test_promote import DESIRED, desired_in, git, kubectl_log, plinth_home, repo, run_promote, tracking_uri
+from test_promote import DESIRED, cluster, desired_in, git, plinth_home, repo, run_promote, tracking_uri
 
 from serving.gitops import image_pin, overlay
+from tests.apiserver.fixtures import Standin
 
-__all__ = ["kubectl_log", "plinth_home", "repo", "tracking_uri"]  # fixtures, shared with test_promote.py
+__all__ = ["cluster", "plinth_home", "repo", "tracking_uri"]  # fixtures, shared with test_promote.py
 
 DIGEST = "sha256:" + "5e" * 32
 PIN = image_pin.ImagePin("registry.example.com/team/plinth-serving", "0.1.0", DIGEST)
@@ -33,7 +34,7 @@ def prod_images(repo: Path) -> set[str]:
 
 
 def test_the_staging_digest_moves_to_prod_with_the_version_in_one_commit(
-    repo: Path, tracking_uri: str, kubectl_log: Path, capsys: pytest.CaptureFixture[str]
+    repo: Path, tracking_uri: str, cluster: Standin, capsys: pytest.CaptureFixture[str]
 ) -> None:
     pin_staging(repo)
     before = (repo / PROD / image_pin.KUSTOMIZATION).read_text()
@@ -52,7 +53,7 @@ def test_the_staging_digest_moves_to_prod_with_the_version_in_one_commit(
 
 
 def test_a_new_digest_alone_moves_and_then_nothing_is_left_to_promote(
-    repo: Path, tracking_uri: str, kubectl_log: Path, capsys: pytest.CaptureFixture[str]
+    repo: Path, tracking_uri: str, cluster: Standin, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert run_promote(repo, tracking_uri) == 0
     assert image_pin.read_pin(repo / PROD) == image_pin.ImagePin(None, "0.1.0", None), "no digest: the pin stays"
@@ -66,7 +67,7 @@ def test_a_new_digest_alone_moves_and_then_nothing_is_left_to_promote(
 
 
 def test_a_pin_that_does_not_render_is_put_back_and_nothing_is_committed(
-    repo: Path, tracking_uri: str, kubectl_log: Path, capsys: pytest.CaptureFixture[str]
+    repo: Path, tracking_uri: str, cluster: Standin, capsys: pytest.CaptureFixture[str]
 ) -> None:
     pin_staging(repo, image_pin.ImagePin("Not A Valid/Name", "0.1.0", DIGEST))
     before = (repo / PROD / image_pin.KUSTOMIZATION).read_text()
