@@ -26,7 +26,6 @@ import collections
 import json
 import logging
 import threading
-import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -38,12 +37,12 @@ from prometheus_client import Counter
 
 from components.ingest.production import INPUT_PREFIX, KEY_COLUMNS, LABELS_DIR
 from components.ingest.read import open_filesystem, protocol, redact
+from serving.model_service.throttle import ThrottledFailures
 
 logger = logging.getLogger("plinth.model_service.archive")
 FLUSH_S = 60.0
 FLUSH_ROWS = 10_000
 MAX_ROWS = 100_000
-WARN_EVERY_S = 60.0
 RETRY_S = 1.0
 RETRY_MAX_S = 60.0
 DROP_REASONS = ("buffer_full", "unwritable")
@@ -175,8 +174,7 @@ class PayloadArchive:
         self._writing = threading.Lock()
         self._closed = False
         self._thread: threading.Thread | None = None
-        self._warned_at = -WARN_EVERY_S
-        self._unreported = 0
+        self._failures = ThrottledFailures()
 
     # The request path: append a reference, nothing else.
     def predictions(self, model: str, version: str, at_ms: int, inputs: Any, answers: Sequence[dict[str, Any]]) -> None:
@@ -284,20 +282,18 @@ class PayloadArchive:
         ARCHIVE_WRITTEN.labels(kind).inc(table.num_rows)
 
     def _failed(self, error: Exception) -> None:
-        """Log a failure at most once per WARN_EVERY_S, with the failures since the last line."""
-        self._unreported += 1
-        now = time.monotonic()
-        if now - self._warned_at < WARN_EVERY_S:
+        """Log a failure at most once a minute, with the failures since the last line."""
+        count = self._failures.failed()
+        if count is None:
             return
         logger.warning(
             "payload archive %s: %s (%d failure(s) since the last warning; %d row(s) queued; "
             "predictions are still answered)",
             self.shown,
             redact(" ".join(str(error).split()))[:300],
-            self._unreported,
+            count,
             self._rows,
         )
-        self._warned_at, self._unreported = now, 0
 
     def _run(self) -> None:
         """The writer thread: flush on time or size, back off while the storage fails."""

@@ -39,9 +39,9 @@ from serving.model_service.monitor import (
 )
 from serving.model_service.predictor import ServedTask
 from serving.model_service.store import Prediction, PredictionStore, StoreError
+from serving.model_service.throttle import ThrottledFailures
 
 logger = logging.getLogger("plinth.model_service.feedback")
-WARN_EVERY_S = 60.0
 # What a later label is scored against: the answered label and probabilities, or the predicted value.
 LOGGED_KEYS = ("label", "probabilities", "prediction")
 # The writer thread flushes this often, or at once when this many rows wait; one transaction per flush.
@@ -79,8 +79,7 @@ class Recorder:
         self._closed = False
         self._registered = False
         self._thread: threading.Thread | None = None
-        self._warned_at = -WARN_EVERY_S
-        self._unreported = 0
+        self._failures = ThrottledFailures()
         self._purged_at = time.monotonic()
 
     def start(self) -> None:
@@ -201,20 +200,18 @@ class Recorder:
             STORE_PURGED.labels(*self.labels).inc(purged)
 
     def failed(self, operation: str, error: Exception) -> None:
-        """Count a failed store operation; log it at most once per WARN_EVERY_S, with the failures since the last."""
+        """Count a failed store operation; log it at most once a minute, with the failures since the last."""
         STORE_ERRORS.labels(*self.labels, operation).inc()
-        self._unreported += 1
-        now = time.monotonic()
-        if now - self._warned_at < WARN_EVERY_S:
+        count = self._failures.failed()
+        if count is None:
             return
         logger.warning(
             "%s (%d store operation(s) failed since the last warning; %d prediction(s) queued; "
             "predictions are still answered)",
             error,
-            self._unreported,
+            count,
             len(self._pending),
         )
-        self._warned_at, self._unreported = now, 0
 
     def close(self, timeout_s: float = 5.0) -> None:
         """Stop the writer thread after one last flush attempt (and the archive's)."""

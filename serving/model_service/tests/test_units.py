@@ -232,3 +232,13 @@ def test_a_list_shaped_error_gets_the_published_shape() -> None:
     assert response.status_code == 400
     assert response.json() == {"error": "the model cannot score these instances"}
     assert int(response.headers["content-length"]) == len(response.content)
+
+
+def test_a_repeating_failure_is_said_once_a_minute_with_its_count() -> None:
+    from serving.model_service.throttle import ThrottledFailures
+
+    failures = ThrottledFailures(every_s=3600.0)
+    assert failures.failed() == 1  # the first one is said at once
+    assert [failures.failed() for _ in range(4)] == [None] * 4
+    failures.warned_at -= 3600.0  # an hour later
+    assert failures.failed() == 5  # the four held back, and this one
