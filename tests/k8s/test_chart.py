@@ -303,7 +303,10 @@ def test_controller_runs_the_contract_command_with_the_analysis_spec() -> None:
         "--environment": "$(PLINTH_ENVIRONMENT)",
         "--metrics-port": "9100",
     }
-    assert env_of(pod["containers"][0])["PLINTH_ENVIRONMENT"]["value"] == "staging"
+    env = env_of(pod["containers"][0])
+    assert env["PLINTH_ENVIRONMENT"]["value"] == "staging"
+    # No tick waits minutes on a registry that does not answer (MLflow's default: 120 s, 7 retries).
+    assert (env["MLFLOW_HTTP_REQUEST_TIMEOUT"]["value"], env["MLFLOW_HTTP_REQUEST_MAX_RETRIES"]["value"]) == ("10", "1")
     assert pod["serviceAccountName"] == "release-plinth-serving-rollout"
     config = named(objects, "ConfigMap", "release-plinth-serving-rollout")
     analysis = yaml.safe_load(config["data"]["analysis.yaml"])
