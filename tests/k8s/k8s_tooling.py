@@ -104,6 +104,16 @@ VALUE_SETS: dict[str, list[str]] = {
         "--set-json",
         'feedback.store.peers=[{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": '
         '"plinth-platform"}}, "podSelector": {"matchLabels": {"cnpg.io/cluster": "plinth-predictions"}}}]',
+        # … and the payload archive in Kubeflow's MinIO, its keys from a Secret.
+        "--set",
+        "feedback.archive.url=s3://plinth-payloads/production",
+        "--set",
+        "feedback.archive.credentialsSecret=plinth-payloads-s3",
+        "--set-json",
+        'feedback.archive.peers=[{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": '
+        '"kubeflow"}}, "podSelector": {"matchLabels": {"app": "minio"}}}]',
+        "--set",
+        "feedback.archive.port=9000",
     ],
     # The retraining trigger receiver beside the stack, with its own registry login (EDIT) and the live-quality
     # alert; tests/k8s/test_trigger_receiver.py checks it in detail.

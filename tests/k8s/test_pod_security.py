@@ -6,7 +6,9 @@ import pytest
 from k8s_tooling import VALUE_SETS, named, pod_specs, render, restricted_violations
 
 # The trigger receiver (pipelines/triggers/receive.py) has no model to load: one /healthz answers both probes.
-PROBE_PATHS = {"trigger-receiver": ("/healthz", "/healthz")}
+# Components that are no BentoML service: the receiver's own health path, and the live-quality exporter, a
+# prometheus-client server whose /metrics answering is its health (a store it cannot read keeps its last values).
+PROBE_PATHS = {"trigger-receiver": ("/healthz", "/healthz"), "live-quality": ("/metrics", "/metrics")}
 
 
 def test_the_checker_catches_a_violating_pod() -> None:
