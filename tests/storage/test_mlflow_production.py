@@ -19,6 +19,7 @@ from pathlib import Path
 
 import mlflow
 import numpy as np
+import pandas as pd
 import psycopg
 import pytest
 import yaml
@@ -26,6 +27,7 @@ from mlflow import MlflowClient
 from sklearn.linear_model import LogisticRegression
 
 from serving.embedded.processes import ManagedProcess, bin_path, free_port
+from serving.rollout.tests.http_backend import wait_until
 from tests.engines import MotoS3Server, PostgresServer
 
 pytestmark = pytest.mark.integration
@@ -173,14 +175,23 @@ def test_a_model_registered_through_one_replica_reads_back_through_the_other(
         assert (ADMIN[0],) in cursor.fetchall(), "basic-auth's users live in the same PostgreSQL"
 
 
-def test_make_train_reads_s3_and_records_to_the_production_server(
-    platform: Platform, s3_server: MotoS3Server, s3_env, tmp_path: Path
-):
+@dataclass
+class Trained:
+    """What `make train` from a bucket left: the table, the source URL, the runner's arguments and environment."""
+
+    frame: pd.DataFrame
+    source: str
+    args: list[str]
+    env: dict[str, str]
+    public_key: Path
+
+
+def train_from_s3(platform: Platform, s3_server: MotoS3Server, tmp_path: Path, model: str) -> Trained:
     """`make train TRAIN_ARGS="--source s3://… --tracking-uri http://…"`, as its runner (make would re-run setup)."""
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec
 
-    from components.ingest.core import dataset_hash, load_source
+    from components.ingest.core import load_source
 
     bucket = s3_server.create_bucket(f"train-{uuid.uuid4().hex[:8]}")
     frame = load_source("sklearn:breast_cancer")
@@ -190,26 +201,124 @@ def test_make_train_reads_s3_and_records_to_the_production_server(
     # A remote registry gets no key made on the fly: the signing key is given, as on a cluster.
     key = ec.generate_private_key(ec.SECP256R1())
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    public_key = tmp_path / "public.pem"
+    public_key.write_bytes(
+        key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
     env = {**os.environ, "PLINTH_HOME": str(tmp_path / "home"), "PLINTH_SIGNING_KEY_PEM": pem.decode()}
-    args = ["--source", source, "--tracking-uri", platform.replicas[0].uri, "--model-name", "s3-trained"]
+    args = ["--source", source, "--tracking-uri", platform.replicas[0].uri, "--model-name", model]
     done = subprocess.run(
         [sys.executable, "-m", "pipelines.run_local", *args], cwd=ROOT, env=env, capture_output=True, text=True
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return Trained(frame, source, args, env, public_key)
+
+
+def test_make_train_reads_s3_and_records_to_the_production_server(
+    platform: Platform, s3_server: MotoS3Server, s3_env, tmp_path: Path
+):
+    from components.ingest.core import dataset_hash
+
+    trained = train_from_s3(platform, s3_server, tmp_path, "s3-trained")
     client = MlflowClient(platform.replicas[1].uri, platform.replicas[1].uri)
     champion = client.get_model_version_by_alias("s3-trained", "champion")
-    assert champion.tags["plinth.data_hash"] == dataset_hash(frame), "the same bytes hash the same from S3"
+    assert champion.tags["plinth.data_hash"] == dataset_hash(trained.frame), "the same bytes hash the same from S3"
     run = client.get_run(champion.run_id)
     parent = client.get_run(run.data.tags.get("mlflow.parentRunId", run.info.run_id))
-    assert parent.data.params["source"] == source
+    assert parent.data.params["source"] == trained.source
     assert not (tmp_path / "home" / "mlflow.db").exists(), "nothing went to the local SQLite"
 
+    absent = trained.source.replace("table.parquet", "absent.parquet")
     missing = subprocess.run(
-        [sys.executable, "-m", "pipelines.run_local", *args[2:], "--source", f"{bucket}/absent.parquet"],
+        [sys.executable, "-m", "pipelines.run_local", *trained.args[2:], "--source", absent],
         cwd=ROOT,
-        env=env,
+        env=trained.env,
         capture_output=True,
         text=True,
     )
     assert missing.returncode == 1
-    assert f"source not found: {bucket}/absent.parquet" in missing.stderr
+    assert f"source not found: {absent}" in missing.stderr
+
+
+def make_serve(trained: Trained, registry: str, store: str, home: Path) -> ManagedProcess:
+    """`make serve` (python -m serving.model_service.serve) on a free port, on the production registry and store."""
+    port = free_port()
+    env = {
+        "PORT": str(port),
+        "PLINTH_HOME": str(home),
+        "BENTOML_HOME": str(home / "bentoml"),
+        "MLFLOW_TRACKING_URI": registry,
+        "PLINTH_MODEL_NAME": "s3-served",
+        "PLINTH_VERIFY_KEY": str(trained.public_key),
+        "PLINTH_REQUIRE_SIGNATURE": "true",
+        "PLINTH_PREDICTION_STORE": store,
+        "PLINTH_PAYLOAD_ARCHIVE": "off",
+    }
+    process = ManagedProcess(
+        f"make serve :{port}",
+        [sys.executable, "-m", "serving.model_service.serve"],
+        home / "serve.log",
+        env,
+        f"http://127.0.0.1:{port}/readyz",
+    )
+    process.start().wait_ready()
+    return process
+
+
+def test_the_production_loop_trains_from_a_bucket_serves_two_replicas_and_joins_every_label_on_a_third(
+    platform: Platform, s3_server: MotoS3Server, s3_env, postgres: PostgresServer, tmp_path: Path
+):
+    """Issue scenario: S3 table -> MLflow on PostgreSQL + S3 -> two replicas on one PostgreSQL store; both stop;
+    a new one takes every label, each joins once, and the one live-quality exporter counts it."""
+    import httpx
+
+    trained = train_from_s3(platform, s3_server, tmp_path, "s3-served")
+    store = postgres.create_database(f"store_{uuid.uuid4().hex[:8]}")
+    registry = platform.replicas[1].uri
+    rows = trained.frame.drop(columns=["target"]).head(12)
+    truths = trained.frame["target"].head(12).tolist()
+    answered = []
+    replicas = [make_serve(trained, registry, store, tmp_path / name) for name in ("a", "b")]
+    try:
+        for replica, part in zip(replicas, (rows.iloc[:6], rows.iloc[6:]), strict=True):
+            url = replica.ready_url.removesuffix("/readyz")
+            response = httpx.post(f"{url}/predict", json={"instances": part.to_dict("records")}, timeout=60)
+            assert response.status_code == 200, response.text
+            answered += response.json()["predictions"]
+    finally:
+        for replica in replicas:
+            replica.stop()
+    fresh = make_serve(trained, registry, store, tmp_path / "c")
+    exporter_port = free_port()
+    exporter = ManagedProcess(
+        "live-quality exporter",
+        [sys.executable, "-m", "serving.model_service.live_quality", "--port", str(exporter_port), "--interval", "1"],
+        tmp_path / "live-quality.log",
+        {"PLINTH_PREDICTION_STORE": store},
+        f"http://127.0.0.1:{exporter_port}/metrics",
+    )
+    try:
+        url = fresh.ready_url.removesuffix("/readyz")
+        labelled = [
+            httpx.post(f"{url}/feedback", json={"request_id": p["request_id"], "label": truth}, timeout=30)
+            for p, truth in zip(answered, truths, strict=True)
+        ]
+        assert [r.status_code for r in labelled] == [200] * 12, [r.text for r in labelled]
+        again = httpx.post(f"{url}/feedback", json={"request_id": answered[0]["request_id"], "label": 1}, timeout=30)
+        assert again.status_code == 409
+        exporter.start().wait_ready()
+        right = sum(p["label"] == truth for p, truth in zip(answered, truths, strict=True))
+
+        def counted() -> bool:
+            text = httpx.get(f"http://127.0.0.1:{exporter_port}/metrics", timeout=10).text
+            found = re.search(r'plinth_live_correct_count\{[^}]*model_name="s3-served"[^}]*\} (\S+)', text)
+            return found is not None and float(found.group(1)) == 12.0
+
+        assert wait_until(counted, 30), "the exporter counts each label once"
+        text = httpx.get(f"http://127.0.0.1:{exporter_port}/metrics", timeout=10).text
+        found = re.search(r'plinth_live_correct_sum\{[^}]*model_name="s3-served"[^}]*\} (\S+)', text)
+        assert found is not None
+        assert float(found.group(1)) == float(right)
+    finally:
+        exporter.stop()
+        fresh.stop()
