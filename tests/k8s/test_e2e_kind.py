@@ -22,6 +22,7 @@ import contextlib
 import json
 import os
 import re
+import secrets
 import threading
 import time
 import urllib.request
@@ -541,12 +542,30 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                             f"--from-literal=username={user}",
                             f"--from-literal=password={passwords[secret]}",
                         )
+                    create_state_secrets()
                     yield Stack(client, overlay, killed_logs)
                 finally:
                     save_rollout_pictures(client, artifacts)
         finally:
             collect_artifacts(artifacts, killed_logs)
     assert CLUSTER not in sh("kind", "get", "clusters").stdout.split()
+
+
+def create_state_secrets() -> None:
+    """The Secrets the base names for the prediction store and the payload archive, pointing where nothing runs.
+
+    This cluster has neither a PostgreSQL nor a MinIO: the story runs with the store and the archive down, which
+    costs no prediction (the answer is served, the loss counted); tests/feedback and tests/archive cover them up.
+    """
+    store = "postgresql://plinth:unused@plinth-predictions-rw.plinth.svc:5432/app"
+    kubectl("-n", NAMESPACE, "create", "secret", "generic", "plinth-predictions-app", f"--from-literal=uri={store}")
+    archive = {
+        "AWS_ACCESS_KEY_ID": "e2e",
+        "AWS_SECRET_ACCESS_KEY": secrets.token_hex(16),
+        "AWS_ENDPOINT_URL": "http://minio-service.kubeflow.svc:9000",
+    }
+    literals = [f"--from-literal={key}={value}" for key, value in archive.items()]
+    kubectl("-n", NAMESPACE, "create", "secret", "generic", "plinth-payloads", *literals)
 
 
 def wait_finished(client: MlflowClient, version: str, started: str | None = None) -> str:
