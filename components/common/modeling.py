@@ -16,6 +16,7 @@ variable false, and leaves any other format to MLflow, which honours it.
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Sequence
 from importlib.metadata import version
 from pathlib import Path
@@ -191,12 +192,23 @@ def load_model(uri_or_path: str) -> Any:
         ValueError: the model has no sklearn flavor, or its file names a type outside TRUSTED_TYPES.
         mlflow.exceptions.MlflowException: a pickle, with MLFLOW_ALLOW_PICKLE_DESERIALIZATION false.
     """
+    local = Path(uri_or_path)
+    if local.is_dir():
+        return load_local_model(local, uri_or_path)
+    # Into a copy, never the stored files: for a local artifact store MLflow would hand back the stored model
+    # directory itself and write its `registered_model_meta` there, a file the version's signature does not
+    # cover, so the model service would then refuse the champion.
+    with tempfile.TemporaryDirectory(prefix="plinth-model-") as copy:
+        return load_local_model(
+            Path(mlflow.artifacts.download_artifacts(artifact_uri=uri_or_path, dst_path=copy)), uri_or_path
+        )
+
+
+def load_local_model(local: Path, uri_or_path: str) -> Any:
+    """Load the model in the directory `local` (`uri_or_path` names it in errors)."""
     import skops.io
     from skops.io.exceptions import UntrustedTypesFoundException
 
-    local = Path(uri_or_path)
-    if not local.is_dir():
-        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri_or_path))
     model = Model.load(str(local / "MLmodel"))
     flavor = model.flavors.get(mlflow.sklearn.FLAVOR_NAME)
     if flavor is None:

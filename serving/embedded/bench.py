@@ -33,7 +33,7 @@ from serving.rollout.core.spec import AnalysisSpec, ShadowSpec, load_spec
 from serving.rollout.edges.inspect_model import inspect_version
 from serving.rollout.edges.pre_traffic import ReferenceRows, reference_rows
 
-BENCH_SPEC = Path(__file__).parents[1] / "analysis-bench.yaml"
+BENCH_SPEC = Path(__file__).parents[1] / "rollout" / "analysis-bench.yaml"
 RESULTS = Path(__file__).with_name("bench-results.md")
 MODEL = "plinth-bench"
 TARGET_ROLLBACK_S, TARGET_PROMOTION_RATIO, SLOW_FACTOR = 15.0, 1.5, 2.0

@@ -50,7 +50,7 @@ from serving.rollout.core.telemetry import serve_metrics
 
 ENVIRONMENT = "local"
 ROLLOUT_STATUS_TAG = f"plinth.rollout.{ENVIRONMENT}.status"
-CT_SPEC = Path(__file__).parents[1] / "analysis-ct.yaml"
+CT_SPEC = Path(__file__).parents[1] / "rollout" / "analysis-ct.yaml"
 POLL_S = 1.0
 
 

@@ -34,7 +34,7 @@ from serving.rollout.core.record import RolloutRecorder
 from serving.rollout.core.spec import load_spec
 from serving.rollout.core.telemetry import serve_metrics
 
-FAST_SPEC = Path(__file__).parents[1] / "analysis-fast.yaml"
+FAST_SPEC = Path(__file__).parents[1] / "rollout" / "analysis-fast.yaml"
 MODEL = "plinth-demo"
 CHAMPION_FRACTION = 0.1
 

@@ -305,12 +305,15 @@ def test_the_live_quality_panels_read_a_regressor(tmp_path: Path, live_exporter:
         local.start(version)
         assert local.stable is not None
         label_answers(local.stable.url, source, DIABETES)
-        wait_for_scrapes(source, after=time.time())
-        # Whole seconds back from now: the range query's last step is `end`, after the last scrape.
-        end = time.time()
-        start = end - 60
         titles = {"Live accuracy per version", "Live log loss / MAE per version", "Labelled rows per second"}
-        found = {key: query(source.url, target, start, end) for key, target in panel_targets(titles).items()}
+        found: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        deadline = time.monotonic() + 30
+        # A readiness poll: on a loaded machine the exporter's read of the store can land a scrape later.
+        while time.monotonic() < deadline and not found.get(("Labelled rows per second", "A")):
+            wait_for_scrapes(source, after=time.time())
+            # Whole seconds back from now: the range query's last step is `end`, after the last scrape.
+            end = time.time()
+            found = {key: query(source.url, target, end - 60, end) for key, target in panel_targets(titles).items()}
     finally:
         local.close()
     # A regressor has no classification series: accuracy and log loss stay empty, MAE and labelled rows answer.

@@ -96,3 +96,25 @@ def test_a_model_without_the_sklearn_flavor_is_not_a_plinth_model(tmp_path: Path
     (tmp_path / "MLmodel").write_text("flavors:\n  python_function:\n    loader_module: elsewhere\n")
     with pytest.raises(ValueError, match="not a plinth model"):
         modeling.load_model(str(tmp_path))
+
+
+def test_loading_a_registered_version_leaves_its_stored_files_as_they_were_signed(tables, tmp_path: Path) -> None:
+    """MLflow writes `registered_model_meta` into the directory it downloads a `models:/` URI to; with a local
+    artifact store and no destination that is the stored version itself, which its signature would then refuse."""
+    from components.common.tracking import connect, ensure_experiment
+
+    table = tables["multiclass"]
+    model = CANDIDATES["sklearn"](table.profile).fit(table.x_train, table.y_train)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = connect(uri)
+    experiment = ensure_experiment(client, "serialization", uri)
+    with mlflow.start_run(experiment_id=experiment) as run:
+        modeling.save_model(model, str(tmp_path / "model"), table.x_train, table.profile, "sklearn")
+        mlflow.log_artifacts(str(tmp_path / "model"), "model")
+    client.create_registered_model("stored")
+    version = client.create_model_version("stored", f"{run.info.artifact_uri}/model", run.info.run_id)
+    stored = Path(client.get_model_version_download_uri("stored", version.version).removeprefix("file://"))
+    before = sorted(path.name for path in stored.iterdir())
+    loaded = modeling.load_model(f"models:/stored/{version.version}")
+    assert sorted(path.name for path in stored.iterdir()) == before, "nothing written into the stored version"
+    np.testing.assert_array_equal(loaded.predict(table.x_test), model.predict(table.x_test))

@@ -21,6 +21,7 @@ from components.common.tracking import (
     IN_PROGRESS,
     REJECTED_TAG,
     ROLLED_BACK,
+    ensure_experiment,
     serving_alias,
 )
 
@@ -121,7 +122,7 @@ class RolloutRecorder:
         try:
             version = self.client.get_model_version(self.model_name, self.version)
             run_id = self.client.create_run(
-                self.rollout_experiment(),
+                ensure_experiment(self.client, ROLLOUT_EXPERIMENT, self.client.tracking_uri),
                 run_name=f"{self.model_name} v{self.version} {self.environment}",
                 tags={
                     "plinth.kind": "rollout",
@@ -139,13 +140,6 @@ class RolloutRecorder:
         self.tag(f"{self.prefix}.history", f"runs:/{run_id}/{stem}.json")
         self.save_timeline(run_id, f"{stem}-timeline.png")
         self.client.set_terminated(run_id)
-
-    def rollout_experiment(self) -> str:
-        """Return the id of the experiment that holds rollout histories, creating it on first use."""
-        found = self.client.get_experiment_by_name(ROLLOUT_EXPERIMENT)
-        if found is not None:
-            return str(found.experiment_id)
-        return str(self.client.create_experiment(ROLLOUT_EXPERIMENT))
 
     def save_timeline(self, run_id: str, path: str) -> None:
         """Draw the history (weight, checks, decision) and log the PNG; a failure to draw is only logged.

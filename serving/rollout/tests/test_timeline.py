@@ -16,7 +16,7 @@ import pytest
 from mlflow import MlflowClient
 from PIL import Image
 
-from components.common.tracking import PROMOTED, ROLLED_BACK
+from components.common.tracking import PROMOTED, ROLLED_BACK, artifact_root
 from serving.rollout.core.controller import Controller
 from serving.rollout.core.observe import Observation, TrackSample
 from serving.rollout.core.record import ROLLOUT_EXPERIMENT, RolloutRecorder
@@ -102,7 +102,10 @@ def logged_png(client: MlflowClient, tmp_path: Path) -> np.ndarray:
     assert timeline == history.removesuffix(".json") + "-timeline.png"
     run_id = history.split("/")[1]
     run = client.get_run(run_id)  # the rollout's own run, not the training run the gate's evidence is on
-    assert client.get_experiment(run.info.experiment_id).name == ROLLOUT_EXPERIMENT
+    experiment = client.get_experiment(run.info.experiment_id)
+    assert experiment.name == ROLLOUT_EXPERIMENT
+    # Beside the SQLite store, never ./mlruns in whatever directory the controller runs in.
+    assert experiment.artifact_location == artifact_root(client.tracking_uri)
     assert run.info.run_id != client.get_model_version(MODEL, "1").run_id
     assert run.data.tags["plinth.version"] == "1"
     assert run.data.tags["plinth.training_run"] == client.get_model_version(MODEL, "1").run_id
