@@ -30,7 +30,8 @@ def test_every_query_reads_one_release_through_the_datasource_variable() -> None
         for target in panel["targets"]:
             expr = target["expr"]
             assert 'namespace="$namespace"' in expr, (panel["title"], expr)
-            selects_release = re.search(r'service=~?"\$release-(\(stable\|canary\)|rollout|trigger-receiver|live-quality)"', expr)
+            services = r"(\(stable\|canary\)|rollout|trigger-receiver|live-quality)"
+            selects_release = re.search(r'service=~?"\$release-' + services + '"', expr)
             assert selects_release, (panel["title"], expr)
 
 
