@@ -19,9 +19,7 @@ import pytest
 from serving.bench.demo_model import RegisteredModel
 from serving.embedded.processes import free_port
 from serving.model_service import settings
-from serving.model_service.live_quality import LiveQuality
-from serving.model_service.store import PredictionStore
-from serving.model_service.tests.conftest import Server, env_for, metric, running_server, scrape
+from serving.model_service.tests.conftest import Server, env_for, metric, refreshed_quality, running_server, scrape
 from tests.engines import PostgresServer
 
 pytestmark = pytest.mark.integration
@@ -62,12 +60,7 @@ def test_every_label_joins_once_on_a_replica_that_never_saw_it(
     assert [(r.status_code, r.json()["error"]) for r in again] == [(409, "duplicate")] * 12
     ident = {"model_name": model.name, "model_version": model.version}
     assert metric(counts, "plinth_feedback_total", **ident, result="accepted") == 12
-    store = PredictionStore(database, settings.DEFAULT_FEEDBACK_MAX_AGE_S)
-    try:
-        quality = LiveQuality(store, {"1h": 3600.0})
-        assert quality.refresh()
-    finally:
-        store.close()
+    quality = refreshed_quality(database)
     totals = quality.totals[(model.name, model.version)]
     assert (totals.counts["correct"], totals.sums["correct"]) == (12, 8.0)  # each label counted exactly once
     [window] = [w for by, _, w in quality.windowed if by == "label_time"]

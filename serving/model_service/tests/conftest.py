@@ -25,6 +25,8 @@ from serving.bench.demo_model import RegisteredModel, register_plinth_model
 from serving.embedded.processes import ManagedProcess, free_port
 from serving.embedded.train_drill import DrillData
 from serving.model_service import settings
+from serving.model_service.live_quality import LiveQuality
+from serving.model_service.store import PredictionStore
 
 SERVICE_MODULE = "serving.model_service.service"
 WINE = DrillData("sklearn:wine")
@@ -204,3 +206,14 @@ def metric(samples: dict[str, float], name: str, **labels: str) -> float:
         if head == name and set(filter(None, rest.rstrip("}").split(","))) == wanted:
             return value
     return 0.0
+
+
+def refreshed_quality(setting: str) -> LiveQuality:
+    """The live-quality exporter's collector after one read of the store `setting` (as the one exporter reads it)."""
+    store = PredictionStore(setting, settings.DEFAULT_FEEDBACK_MAX_AGE_S)
+    try:
+        quality = LiveQuality(store, {"1h": 3600.0})
+        assert quality.refresh()
+    finally:
+        store.close()
+    return quality

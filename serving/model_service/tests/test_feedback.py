@@ -18,10 +18,8 @@ import pytest
 from serving.bench.demo_model import RegisteredModel
 from serving.model_service import settings
 from serving.model_service.feedback import new_id, parse_id
-from serving.model_service.live_quality import LiveQuality
-from serving.model_service.store import PredictionStore
 
-from .conftest import Server, env_for, metric, running_server, scrape
+from .conftest import Server, env_for, metric, refreshed_quality, running_server, scrape
 
 pytestmark = pytest.mark.integration
 
@@ -49,12 +47,7 @@ def counted(samples: dict[str, float], model: RegisteredModel, result: str, vers
 
 def live(setting: str, model: RegisteredModel) -> tuple[dict[str, float], dict[str, int]]:
     """Return the exporter's running sums and counts of `model`'s version, read from the store now."""
-    store = PredictionStore(setting, settings.DEFAULT_FEEDBACK_MAX_AGE_S)
-    try:
-        quality = LiveQuality(store, {"1h": 3600.0})
-        assert quality.refresh()
-    finally:
-        store.close()
+    quality = refreshed_quality(setting)
     totals = quality.totals.get((model.name, model.version))
     return (totals.sums, totals.counts) if totals else ({}, {})
 
