@@ -9,12 +9,13 @@ a secret (`s3://key:secret@bucket/x`, a `?sig=` token) is refused, and every mes
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
 import pandas as pd
+
+from components.common.redact import redact
 
 CSV_SUFFIXES = (".csv",)
 PARQUET_SUFFIXES = (".parquet", ".pq")
@@ -31,28 +32,13 @@ REMOTE_PROTOCOLS = {
 }
 # S3-compatible endpoints (MinIO, SeaweedFS): the AWS SDK's variables first, then MLflow's.
 S3_ENDPOINT_VARIABLES = ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", "MLFLOW_S3_ENDPOINT_URL")
-MASK = "***"
 REASON_CHARS = 300
 # Connect quickly and retry little: an unreachable store should fail the step in seconds, saying so.
 S3_CONFIG = {"connect_timeout": 10, "read_timeout": 60, "retries": {"max_attempts": 3, "mode": "standard"}}
 
-# User info with a colon is `user:secret` (or `key:secret`); without one it is a name (abfs's container@account).
-_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^/@\s:]*:[^/@\s]*)@")
-_QUERY = re.compile(r"(?P<url>[A-Za-z][A-Za-z0-9+.-]*://[^\s?#'\"]*)\?[^\s#'\"]*")
-
 
 class IngestError(ValueError):
     """The source cannot be read; the message is one line naming the (masked) source and what to fix."""
-
-
-def redact(text: str) -> str:
-    """Mask credentials in every URL of `text`: a `user:secret` user-info part and any query string.
-
-    `s3://key:secret@bucket/x` -> `s3://***@bucket/x`, `https://h/x?sig=abc` -> `https://h/x?***`; abfs's
-    `container@account` names no secret and stays.
-    """
-    text = _USERINFO.sub(lambda match: f"{match['scheme']}{MASK}@", text)
-    return _QUERY.sub(lambda match: f"{match['url']}?{MASK}", text)
 
 
 def protocol(source: str) -> str:

@@ -10,8 +10,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
+from components.common.redact import redact
 from components.common.state import ENV_PLINTH_HOME, local_tracking_uri, plinth_home
 
 ENV_TRACKING_URI = "MLFLOW_TRACKING_URI"
@@ -31,17 +31,6 @@ class Registry:
     def describe(self) -> str:
         """Return the registry for a message: origin and URI, with any password in the URI masked."""
         return f"{redact(self.uri)} ({self.origin})"
-
-
-def redact(uri: str) -> str:
-    """Return `uri` with the password of its user-info masked (a tracking URI may carry credentials)."""
-    parts = urlsplit(uri)
-    if parts.password is None:
-        return uri
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
 
 
 def resolve(given: str | None) -> Registry:

@@ -472,7 +472,7 @@ def test_checks_run_in_order_bad_arguments_then_dirty_tree_then_registry(
 
 def test_a_password_in_the_registry_uri_is_never_printed() -> None:
     where = registry.Registry("https://ci:s3cret@mlflow.example:5000/path", "--tracking-uri")
-    assert where.describe() == "https://ci:***@mlflow.example:5000/path (--tracking-uri)"
+    assert where.describe() == "https://***@mlflow.example:5000/path (--tracking-uri)"
     assert registry.redact("sqlite:////tmp/x/mlflow.db") == "sqlite:////tmp/x/mlflow.db"
 
 
