@@ -13,7 +13,7 @@ from typing import Any
 import mlflow
 import pandas as pd
 
-from components.common import modeling, signing, tracking
+from components.common import attest, modeling, signing, tracking
 from components.common.features import split_target
 from components.common.profile import ReferenceProfile
 from components.common.task import plain_label
@@ -110,6 +110,7 @@ def train_candidate(
             model = prepare_for_saving(model)
         model_uri = modeling.log_model(model, features, profile, name, extra_packages)
         files_digest = logged_files_digest(model_uri)
+        mlflow.set_tag(attest.TAG_FILES_DIGEST, files_digest)  # what the signer compares the files with
     modeling.save_model(model, model_path, features, profile, name, extra_packages)
     print(
         f"train {name}: {profile.task.describe()}; fitted on {len(features)} rows in {fit_seconds:.2f}s "

@@ -31,21 +31,22 @@ if TYPE_CHECKING:
     import model_signing
 
 ENV_SIGNING_KEY = "PLINTH_SIGNING_KEY"
-# The private key's PEM text itself: what a pipeline step gets from a Kubernetes Secret as an environment
-# variable (kfp-kubernetes `use_secret_as_env`), which kfp.local ignores, so a local run signs with its own key.
-ENV_SIGNING_KEY_PEM = "PLINTH_SIGNING_KEY_PEM"
 ENV_VERIFY_KEY = "PLINTH_VERIFY_KEY"
 ENV_REQUIRE_SIGNATURE = "PLINTH_REQUIRE_SIGNATURE"
 SIGNATURE_FILE = "model.sig"
+# What the signer states about the files it signs (name, version, runs, gate evidence); one of the signed files.
+STATEMENT_FILE = "plinth-statement.json"
 TAG_DIGEST = "plinth.signature.digest"
 TAG_KEY = "plinth.signature.key"
 KEY_DIR = "keys"
 PRIVATE_KEY_FILE = "signing-key.pem"
 PUBLIC_KEY_FILE = "signing-key.pub.pem"
 # What checking a version's files can end in (the `result` label of plinth_model_verification); the model
-# service also refuses, before loading, files that are a pickle where pickles are not allowed (`predictor.py`).
+# service also refuses, before loading, files that are a pickle where pickles are not allowed (`predictor.py`),
+# and the service and the rollout refuse a model whose loader module is not allow-listed (`loaders.py`).
 VERIFIED, UNVERIFIED, FAILED, PICKLE_REFUSED = "verified", "unverified", "failed", "pickle_refused"
-RESULTS = (VERIFIED, UNVERIFIED, FAILED, PICKLE_REFUSED)
+LOADER_REFUSED = "loader_refused"
+RESULTS = (VERIFIED, UNVERIFIED, FAILED, PICKLE_REFUSED, LOADER_REFUSED)
 TRUE_WORDS, FALSE_WORDS = ("true", "1", "yes", "on"), ("false", "0", "no", "off", "")
 
 
@@ -79,7 +80,7 @@ class Verdict:
     @property
     def refused(self) -> bool:
         """Return True when the version must not be loaded."""
-        return self.result in (FAILED, PICKLE_REFUSED)
+        return self.result in (FAILED, PICKLE_REFUSED, LOADER_REFUSED)
 
 
 NOT_CHECKED = Verdict(UNVERIFIED, "its files were not checked")
@@ -138,6 +139,9 @@ def _make_local_key(directory: Path) -> bool:
 def signing_key(store_uri: str, env: Mapping[str, str] | None = None) -> tuple[Path, bool]:
     """Return the private key to sign with, and whether it was just made.
 
+    Only a signer holds one (`components/common/attest.py`): the register step on one machine, or the signer
+    service in its own namespace, never a pipeline step in a cluster.
+
     Raises:
         SigningError: PLINTH_SIGNING_KEY names no file, or it is unset and the store is not a local one.
     """
@@ -147,25 +151,14 @@ def signing_key(store_uri: str, env: Mapping[str, str] | None = None) -> tuple[P
         if not Path(configured).is_file():
             raise SigningError(f"{ENV_SIGNING_KEY}={configured} is not a file")
         return Path(configured), False
-    pem = env.get(ENV_SIGNING_KEY_PEM, "").strip()
-    if pem:
-        return _private_file(pem), False
     directory = local_key_dir(store_uri)
     if directory is None:
         raise SigningError(
-            f"no signing key: set {ENV_SIGNING_KEY} (a PEM file) or {ENV_SIGNING_KEY_PEM} (its text) to an "
-            "elliptic-curve private key; a key is made on its own only for a local SQLite store"
+            f"no signing key: set {ENV_SIGNING_KEY} (a PEM file) to an elliptic-curve private key; a key is made "
+            "on its own only for a local SQLite store"
         )
     created = _make_local_key(directory)
     return directory / PRIVATE_KEY_FILE, created
-
-
-def _private_file(pem: str) -> Path:
-    """Write a private key's PEM text to a file only its owner can read, and return the file."""
-    handle, path = tempfile.mkstemp(prefix="plinth-signing-", suffix=".pem")
-    with os.fdopen(handle, "w") as sink:
-        sink.write(pem + "\n")
-    return Path(path)
 
 
 def verify_key(store_uri: str, env: Mapping[str, str] | None = None) -> Path | None:
@@ -261,8 +254,10 @@ def first_difference(model_dir: Path, signature: Path) -> str:
     return "the files differ from the signature"
 
 
-def verify(model_dir: Path, public_key: Path, digest: str) -> None:
+def verify(model_dir: Path, public_key: Path, digest: str | None) -> None:
     """Check `model_dir` against its `model.sig`, signed by `public_key`'s key over the manifest `digest`.
+
+    `digest` is the version's tag; None when the tag is gone, and then the bundle alone decides.
 
     Raises:
         VerificationError: no signature, a signature by another key or over other files, or a file that
@@ -283,19 +278,42 @@ def verify(model_dir: Path, public_key: Path, digest: str) -> None:
         detail = str(error).strip().splitlines()[0][:160] if str(error).strip() else type(error).__name__
         raise VerificationError(f"signature invalid ({detail})") from error
     signed = f"sha256:{_statement(signature)['subject'][0]['digest']['sha256']}"
-    if signed != digest:
+    if digest is not None and signed != digest:
         raise VerificationError(f"signature is over other files ({signed}) than the version's ({digest})")
 
 
-def check(model_dir: Path, tags: Mapping[str, str], public_key: Path | None, required: bool, what: str) -> Verdict:
-    """Decide whether the files of a version (`what`, e.g. "m v3") may be loaded; reads none of them but to hash.
+def bound_to(model_dir: Path, name: str, version: str) -> None:
+    """Check that the verified files' statement names this version: signed files copied to another are refused.
 
-    A version is signed when its tags carry the digest the register step recorded. An unsigned version (any
-    model registered another way, e.g. from a notebook) is refused when a signature is required and allowed,
-    unverified, otherwise; so is a signed one when there is no public key to check it with.
+    Raises:
+        VerificationError: no statement among the signed files, or one for another name or version.
     """
-    digest = tags.get(TAG_DIGEST)
-    if not digest:
+    path = model_dir / STATEMENT_FILE
+    if not path.is_file():
+        raise VerificationError(f"the signed files carry no {STATEMENT_FILE}: the signature binds no version")
+    try:
+        statement = json.loads(path.read_text())
+        signed_for = (str(statement["name"]), str(statement["version"]))
+    except (ValueError, KeyError, TypeError) as error:
+        raise VerificationError(f"{STATEMENT_FILE} cannot be read ({type(error).__name__})") from error
+    if signed_for != (name, str(version)):
+        raise VerificationError(f"signed for {signed_for[0]} v{signed_for[1]}, not {name} v{version}")
+
+
+def check(
+    model_dir: Path, tags: Mapping[str, str], public_key: Path | None, required: bool, name: str, version: str
+) -> Verdict:
+    """Decide whether the files of version `version` of `name` may be loaded; reads none of them but to hash.
+
+    A version is signed when its tags carry the digest the signer recorded OR its files carry `model.sig`:
+    removing the tag does not make tampered files "unverified". Signed files must verify with the key and
+    their statement must name this very version. An unsigned version (any model registered another way,
+    e.g. from a notebook) is refused when a signature is required and allowed, unverified, otherwise; so is a
+    signed one when there is no public key to check it with.
+    """
+    what = f"{name} v{version}"
+    digest = tags.get(TAG_DIGEST) or None
+    if digest is None and not (model_dir / SIGNATURE_FILE).is_file():
         if required:
             return Verdict(FAILED, f"{what} refused: it is not signed and {ENV_REQUIRE_SIGNATURE}=true")
         return Verdict(UNVERIFIED, f"{what} is not signed: its files are loaded unverified")
@@ -305,6 +323,7 @@ def check(model_dir: Path, tags: Mapping[str, str], public_key: Path | None, req
         return Verdict(UNVERIFIED, f"{what} is signed but {ENV_VERIFY_KEY} is unset: its files are loaded unverified")
     try:
         verify(model_dir, public_key, digest)
+        bound_to(model_dir, name, version)
     except VerificationError as error:
         return Verdict(FAILED, f"{what} refused: {error}")
     return Verdict(VERIFIED, f"{what} verified against its signature (key {tags.get(TAG_KEY, 'unrecorded')})")

@@ -174,7 +174,7 @@ def run(
     """Step entry: choose the winner, score the champion, decide, and record the decision on the parent run."""
     import json
 
-    from components.common import tracking
+    from components.common import attest, tracking
     from components.common.candidate import load_profile_file
 
     task = load_profile_file(profile_path).task
@@ -199,7 +199,10 @@ def run(
     client.set_tag(parent_run_id, tracking.TAG_WINNER, winner.name)
     client.set_tag(parent_run_id, tracking.TAG_DECISION, "passed" if decision.passed else "rejected")
     client.set_tag(parent_run_id, tracking.TAG_REASON, decision.reason)
-    client.set_tag(parent_run_id, "plinth.gate.primary_metric", primary)
+    client.set_tag(parent_run_id, attest.TAG_PRIMARY, primary)
+    # What the signer reads before it signs the winner: which run won, by which margin (components/common/attest.py).
+    client.set_tag(parent_run_id, attest.TAG_WINNER_RUN, winner.run_id)
+    client.set_tag(parent_run_id, attest.TAG_MARGIN, str(config.margin))
     for key, value in winner.metrics.items():
         client.log_metric(parent_run_id, f"winner_{key}", value)
     print(f"gate: {'PASSED' if decision.passed else 'REJECTED'}: {decision.reason}")

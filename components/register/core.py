@@ -1,17 +1,20 @@
-"""Register: a new model version with lineage tags; the alias move comes last and alone.
+"""Register: a new model version with lineage tags, signed by a signer, then the alias move, last and alone.
 
 From the user's view the registry changes in one step: either the alias points at the new version, or
 nothing changed (a version created before a failure is deleted again, and the error says so).
 
-Before the version exists, its files are signed (`components/common/signing.py`): `model.sig` is stored
-among them and the version is created with the manifest's digest and the key's fingerprint as tags, so
-whoever loads the version later can tell whether its files are still the ones registered here.
+The order: create the version (lineage and gate tags, no alias) -> ask a signer to sign (name, version) -> move
+the alias. The signer (`components/common/attest.py`) checks the version for itself and writes the statement,
+`model.sig` and the signature tags; a refusal deletes the version again and fails the step with its reason.
+On one machine (a local SQLite store) this step is the signer, with the key under `$PLINTH_HOME/keys`; anywhere
+else it holds no key and asks the signer service at PLINTH_SIGNER_URL (`serving/signer/`).
 """
 
 from __future__ import annotations
 
 import json
-import tempfile
+import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,10 +23,13 @@ import requests
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from components.common import signing, tracking
+from components.common import attest, signing, tracking
 from components.common.task import TAG_TASK
 
 REACHABILITY_TIMEOUT_S = 5
+ENV_SIGNER_URL = "PLINTH_SIGNER_URL"
+# Downloading, hashing and uploading a model's files: a minute is generous for plinth's models.
+SIGNER_TIMEOUT_S = 120
 # What started the run (pipelines/triggers): one tag per field, on the version and on the pipeline's run.
 TRIGGER_TAG_PREFIX = "plinth.trigger."
 TRIGGER_FIELDS = ("kind", "reason", "values", "time", "decision")
@@ -73,28 +79,40 @@ def ensure_reachable(tracking_uri: str) -> None:
         ) from error
 
 
-def sign_artifacts(model_uri: str, private_key: Path, trained_digest: str) -> signing.Signed:
-    """Sign the files at `model_uri` as they are now and store `model.sig` among them.
+# Signs version (name, version) and returns its signature, or raises with the signer's reason.
+Signer = Callable[[str, str], signing.Signed]
 
-    The files must still be the ones the training step logged (`trained_digest`, carried here through the
-    pipeline's own parameters, not through MLflow): files changed since are refused before anything is
-    written. `model_uri` (`models:/m-…`, `runs:/…` or a plain artifact URI) is resolved to the directory a
-    version made from it downloads; the signature goes there, so it travels with every download of the version.
-    """
-    from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 
-    location = tracking.model_files_location(model_uri)
-    with tempfile.TemporaryDirectory(prefix="plinth-sign-") as tmp:
-        files = Path(mlflow.artifacts.download_artifacts(artifact_uri=location, dst_path=tmp))
-        found = signing.manifest_digest(files)
-        if found != trained_digest:
-            raise signing.SigningError(
-                f"the files of {model_uri} changed after training (trained {trained_digest}, now {found}): "
-                "they are not what was evaluated, so they are not signed"
-            )
-        signed = signing.sign(files, private_key)
-        get_artifact_repository(location).log_artifact(str(files / signing.SIGNATURE_FILE))
-    return signed
+class SignerRefused(ValueError):
+    """The signer would not sign the version; the message is its reason."""
+
+
+def local_signer(client: MlflowClient, key: Path) -> Signer:
+    """Return a signer that signs in this process (one machine: the key lies beside the local store)."""
+
+    def sign(name: str, version: str) -> signing.Signed:
+        return attest.sign_version(client, name, version, key)
+
+    return sign
+
+
+def remote_signer(url: str) -> Signer:
+    """Return a signer that asks the signer service at `url` (it holds the key; this step holds none)."""
+
+    def sign(name: str, version: str) -> signing.Signed:
+        answer = requests.post(
+            f"{url.rstrip('/')}/sign", json={"name": name, "version": version}, timeout=SIGNER_TIMEOUT_S
+        )
+        try:
+            body = answer.json()
+        except ValueError:
+            body = {}
+        if answer.status_code != 200:
+            reason = body.get("error") if isinstance(body, dict) else None
+            raise SignerRefused(f"the signer at {url} answered {answer.status_code}: {reason or answer.text[:200]}")
+        return signing.Signed(str(body["digest"]), str(body["key"]))
+
+    return sign
 
 
 def register(
@@ -104,22 +122,21 @@ def register(
     alias: str,
     tags: dict[str, str],
     description: str,
-    private_key: Path,
-    trained_digest: str,
+    sign: Signer,
 ) -> Registration:
-    """Sign the files of `model_uri` (still as trained), create a version of `name`, tag it, then point `alias`."""
+    """Create a version of `name` from `model_uri`, tag it, have it signed, then point `alias` at it."""
     created_model = False
     created: str | None = None
     try:
-        signed = sign_artifacts(model_uri, private_key, trained_digest)
         if not client.search_registered_models(filter_string=f"name = '{name}'"):
             client.create_registered_model(name, description="Registered by the plinth training pipeline.")
             created_model = True
-        version = mlflow.register_model(model_uri, name, tags={**tags, **signed.tags()})
+        version = mlflow.register_model(model_uri, name, tags=tags)
         created = str(version.version)
         client.update_model_version(name, created, description=description)
+        signed = sign(name, created)
         client.set_registered_model_alias(name, alias, created)
-    except (MlflowException, requests.RequestException, OSError, ValueError) as error:
+    except (MlflowException, requests.RequestException, OSError, ValueError, KeyError) as error:
         raise RegistrationError(_failure_message(client, name, created, created_model, alias, error)) from error
     return Registration(name, created, alias, signed.digest)
 
@@ -144,22 +161,28 @@ def _failure_message(
     return f"registering {name} failed ({error}); v{created} was deleted again, alias {alias!r} not moved"
 
 
-def choose_key(tracking_uri: str) -> Path:
-    """Return the key to sign with (PLINTH_SIGNING_KEY, else this machine's, made once and announced).
+def choose_signer(client: MlflowClient, tracking_uri: str, env: Mapping[str, str] | None = None) -> Signer:
+    """Return who signs: the signer service at PLINTH_SIGNER_URL, else this process for a local SQLite store.
 
     Raises:
-        RegistrationError: no key is configured for a registry that is not a local SQLite store.
+        RegistrationError: no signer URL for a registry that is not a local SQLite store.
     """
-    try:
-        key, created = signing.signing_key(tracking_uri)
-    except signing.SigningError as error:
-        raise RegistrationError(f"{error}; registry unchanged") from error
+    env = os.environ if env is None else env
+    url = env.get(ENV_SIGNER_URL, "").strip()
+    if url:
+        return remote_signer(url)
+    if signing.local_key_dir(tracking_uri) is None:
+        raise RegistrationError(
+            f"no signer: set {ENV_SIGNER_URL} to the signer service (serving/signer) for the registry at "
+            f"{tracking_uri}; registry unchanged"
+        )
+    key, created = signing.signing_key(tracking_uri, env)
     if created:
         print(
-            f"register: {signing.ENV_SIGNING_KEY} is unset: made this machine's signing key {key} "
+            f"register: made this machine's signing key {key} "
             f"(public key {key.with_name(signing.PUBLIC_KEY_FILE)}, which serving verifies with)"
         )
-    return key
+    return local_signer(client, key)
 
 
 def run(
@@ -170,7 +193,7 @@ def run(
     lineage: dict[str, str],
     trigger: str = "",
 ) -> Registration:
-    """Step entry: sign and register the gate's winner, and record the result (and its trigger) on the parent run."""
+    """Step entry: register the gate's winner, have it signed, record the result (and its trigger) on the parent run."""
     decision = json.loads(decision_json)
     winner = decision["winner"]
     ensure_reachable(tracking_uri)
@@ -186,10 +209,8 @@ def run(
     }
     description = f"{winner['name']} candidate; gate: {decision['reason']}"
     try:
-        key = choose_key(tracking_uri)
-        registration = register(
-            client, winner["model_uri"], model_name, decision["alias"], tags, description, key, winner["files_digest"]
-        )
+        signer = choose_signer(client, tracking_uri)
+        registration = register(client, winner["model_uri"], model_name, decision["alias"], tags, description, signer)
     except RegistrationError as error:
         tracking.mark_failed(client, parent_run_id, "register", str(error))
         raise

@@ -23,6 +23,7 @@ def model_dir(root: Path) -> Path:
     (files / "MLmodel").write_text("flavors: {}\n")
     (files / "model.pkl").write_bytes(bytes(range(256)) * 4)
     (files / "sub" / "extra.json").write_text("{}")
+    (files / signing.STATEMENT_FILE).write_text('{"name": "m", "version": "1"}')
     return files
 
 
@@ -53,16 +54,6 @@ def test_a_configured_key_wins_and_a_server_store_needs_one(tmp_path, keys):
         signing.verify_key("http://mlflow:5000", {signing.ENV_VERIFY_KEY: "/nope"})
 
 
-def test_a_key_given_as_text_signs_what_its_public_half_verifies(tmp_path, keys):
-    private, public = keys
-    pem = {signing.ENV_SIGNING_KEY_PEM: private.read_text()}
-    written, created = signing.signing_key("http://mlflow:5000", pem)
-    assert not created
-    assert stat.S_IMODE(os.stat(written).st_mode) == 0o600
-    files, tags = signed_model(tmp_path / "text", written)
-    signing.verify(files, public, tags[signing.TAG_DIGEST])
-
-
 @pytest.mark.parametrize(("raw", "required"), [("", False), ("false", False), ("TRUE", True), ("1", True)])
 def test_require_signature_reads_boolean_words(raw, required):
     assert signing.signature_required({signing.ENV_REQUIRE_SIGNATURE: raw}) is required
@@ -77,7 +68,7 @@ def test_signed_files_verify_and_the_tags_name_digest_and_key(tmp_path, keys):
     files, tags = signed_model(tmp_path, keys[0])
     assert tags[signing.TAG_DIGEST].startswith("sha256:")
     assert tags[signing.TAG_KEY] == signing.key_id(keys[1].read_bytes())
-    verdict = signing.check(files, tags, keys[1], True, "m v1")
+    verdict = signing.check(files, tags, keys[1], True, "m", "1")
     assert verdict.result == signing.VERIFIED
     # Signing again (the same files registered twice) gives the same digest.
     assert signing.sign(files, keys[0]).tags() == tags
@@ -102,7 +93,7 @@ def flip_one_byte(path: Path) -> None:
 def test_tampered_files_are_refused_naming_the_first_difference(tmp_path, keys, tamper, reason):
     files, tags = signed_model(tmp_path, keys[0])
     tamper(files)
-    verdict = signing.check(files, tags, keys[1], False, "m v1")
+    verdict = signing.check(files, tags, keys[1], False, "m", "1")
     assert verdict.refused
     assert verdict.message.startswith(f"m v1 refused: {reason}")
 
@@ -110,7 +101,7 @@ def test_tampered_files_are_refused_naming_the_first_difference(tmp_path, keys, 
 def test_another_key_is_refused(tmp_path, keys):
     files, tags = signed_model(tmp_path, keys[0])
     other, _ = signing.signing_key(STORE.format(root=tmp_path / "other"), env={})
-    verdict = signing.check(files, tags, other.with_name(signing.PUBLIC_KEY_FILE), False, "m v1")
+    verdict = signing.check(files, tags, other.with_name(signing.PUBLIC_KEY_FILE), False, "m", "1")
     assert verdict.refused
     assert "signature invalid (Key mismatch" in verdict.message
 
@@ -120,21 +111,22 @@ def test_another_models_files_and_signature_are_refused(tmp_path, keys):
     files, tags = signed_model(tmp_path, keys[0])
     flip_one_byte(files / "model.pkl")
     signing.sign(files, keys[0])
-    verdict = signing.check(files, tags, keys[1], False, "m v1")
+    verdict = signing.check(files, tags, keys[1], False, "m", "1")
     assert verdict.refused
     assert "signature is over other files" in verdict.message
 
 
 def test_unsigned_versions_and_missing_keys_follow_the_requirement(tmp_path, keys):
     files, tags = signed_model(tmp_path, keys[0])
-    assert signing.check(files, {}, keys[1], True, "m v1").refused
-    unsigned = signing.check(files, {}, keys[1], False, "m v1")
+    plain = model_dir(tmp_path / "plain")  # no model.sig and no digest tag: registered some other way
+    assert signing.check(plain, {}, keys[1], True, "m", "1").refused
+    unsigned = signing.check(plain, {}, keys[1], False, "m", "1")
     assert (unsigned.result, unsigned.message) == (
         signing.UNVERIFIED,
         "m v1 is not signed: its files are loaded unverified",
     )
-    assert signing.check(files, tags, None, True, "m v1").refused
-    assert signing.check(files, tags, None, False, "m v1").result == signing.UNVERIFIED
+    assert signing.check(files, tags, None, True, "m", "1").refused
+    assert signing.check(files, tags, None, False, "m", "1").result == signing.UNVERIFIED
 
 
 def test_the_manifest_digest_is_what_gets_signed_and_moves_with_any_byte(tmp_path, keys):

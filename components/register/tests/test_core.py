@@ -1,13 +1,19 @@
 import json
 from pathlib import Path
 
-import mlflow
 import pytest
 
-from components.common import modeling, signing, tracking
-from components.common.candidate import logged_files_digest
+from components.common import signing, tracking
 from components.common.task import TAG_TASK
-from components.register.core import RegistrationError, choose_key, register, run, trigger_tags
+from components.register.core import (
+    RegistrationError,
+    choose_signer,
+    local_signer,
+    register,
+    run,
+    trigger_tags,
+)
+from components.register.tests.pipeline_run import Trained, trained
 from components.train_sklearn.core import build_model
 
 NAME = "unit-model"
@@ -20,17 +26,12 @@ def store(tmp_path_factory, tables):
     experiment = tracking.ensure_experiment(client, "unit", uri)
     table = tables["binary"]
     model = build_model(table.profile, seed=0).fit(table.x_train, table.y_train)
-    with mlflow.start_run(experiment_id=experiment) as run_:
-        model_uri = modeling.log_model(model, table.x_train, table.profile, "sklearn")
-    return {
-        "uri": uri,
-        "client": client,
-        "model_uri": model_uri,
-        "digest": logged_files_digest(model_uri),
-        "experiment": experiment,
-        "run_id": run_.info.run_id,
-        "key": choose_key(uri),
-    }
+    key, _ = signing.signing_key(uri, env={})
+
+    def candidate(won: bool = True) -> Trained:
+        return trained(client, experiment, model, table.x_train, table.profile, won=won)
+
+    return {"uri": uri, "client": client, "experiment": experiment, "key": key, "candidate": candidate}
 
 
 def stored_files(client, name: str, version: str) -> Path:
@@ -38,111 +39,100 @@ def stored_files(client, name: str, version: str) -> Path:
     return Path(client.get_model_version_download_uri(name, version).removeprefix("file://"))
 
 
-def test_register_signs_the_files_then_creates_version_then_alias(store):
-    client = store["client"]
-    tags = {"plinth.data_hash": "abc"}
-    registration = register(client, store["model_uri"], NAME, "champion", tags, "first", store["key"], store["digest"])
+def versions(client, name: str) -> set[str]:
+    return {str(v.version) for v in client.search_model_versions(f"name = '{name}'")}
+
+
+def test_register_creates_the_version_then_signs_it_then_moves_the_alias(store):
+    client, winner = store["client"], store["candidate"]()
+    signer = local_signer(client, store["key"])
+    registration = register(client, winner.model_uri, NAME, "champion", {"plinth.data_hash": "abc"}, "first", signer)
     version = client.get_model_version_by_alias(NAME, "champion")
     assert str(version.version) == registration.version
     assert version.tags["plinth.data_hash"] == "abc"
     assert version.description == "first"
-    # The signature lies among the version's files in the store; its digest and key are the version's tags.
+    # The statement and the signature lie among the version's files; digest and key are the version's tags.
     files = stored_files(client, NAME, registration.version)
     assert (files / signing.SIGNATURE_FILE).is_file()
+    statement = json.loads((files / signing.STATEMENT_FILE).read_text())
+    assert (statement["name"], statement["version"], statement["run_id"]) == (NAME, registration.version, winner.run_id)
+    assert statement["pipeline_run_id"] == winner.parent
+    assert statement["gate"]["metrics"] == {"roc_auc": 0.99}
     assert version.tags[signing.TAG_DIGEST] == registration.digest
     public = store["key"].with_name(signing.PUBLIC_KEY_FILE)
     assert version.tags[signing.TAG_KEY] == signing.key_id(public.read_bytes())
-    assert signing.check(files, version.tags, public, True, "v").result == signing.VERIFIED
+    verdict = signing.check(files, version.tags, public, True, NAME, registration.version)
+    assert verdict.result == signing.VERIFIED, verdict.message
 
 
 def test_the_local_key_lives_beside_the_sqlite_store(store):
     assert store["key"] == Path(store["uri"].removeprefix("sqlite:///")).parent / "keys" / signing.PRIVATE_KEY_FILE
 
 
+def test_a_signer_refusal_deletes_the_version_and_names_the_reason(store):
+    """The gate chose another run: the signer refuses, the version goes again, the alias stays."""
+    client, loser = store["client"], store["candidate"](won=False)
+    before = versions(client, NAME)
+    with pytest.raises(RegistrationError, match=r"is not the gate's winner.*deleted again, alias 'challenger' not"):
+        register(client, loser.model_uri, NAME, "challenger", {}, "doomed", local_signer(client, store["key"]))
+    assert versions(client, NAME) == before
+    assert "challenger" not in client.get_registered_model(NAME).aliases
+
+
 def test_failure_after_version_is_created_leaves_registry_as_it_was(store):
-    client = store["client"]
-    before = {v.version for v in client.search_model_versions(f"name = '{NAME}'")}
+    client, winner = store["client"], store["candidate"]()
+    before = versions(client, NAME)
     # "v9" is a reserved alias name: MLflow refuses it only after the version exists.
     with pytest.raises(RegistrationError, match="was deleted again, alias 'v9' not moved"):
-        register(client, store["model_uri"], NAME, "v9", {}, "doomed", store["key"], store["digest"])
-    assert {v.version for v in client.search_model_versions(f"name = '{NAME}'")} == before
+        register(client, winner.model_uri, NAME, "v9", {}, "doomed", local_signer(client, store["key"]))
+    assert versions(client, NAME) == before
 
 
-def test_files_changed_after_training_are_not_signed_or_registered(store, tables):
+def test_files_changed_after_training_are_not_signed_or_registered(store):
     """Someone with edit rights on the experiment swaps a file between training and registration."""
-    client = store["client"]
-    table = tables["binary"]
-    model = build_model(table.profile, seed=1).fit(table.x_train, table.y_train)
-    with mlflow.start_run(experiment_id=store["experiment"]):
-        model_uri = modeling.log_model(model, table.x_train, table.profile, "sklearn")
-    trained = logged_files_digest(model_uri)
-    files = Path(tracking.model_files_location(model_uri).removeprefix("file://"))
+    client, winner = store["client"], store["candidate"]()
+    files = Path(tracking.model_files_location(winner.model_uri).removeprefix("file://"))
     (files / "MLmodel").write_text((files / "MLmodel").read_text() + "# changed after the gate\n")
-    with pytest.raises(RegistrationError, match="changed after training"):
-        register(client, model_uri, "swapped-model", "champion", {}, "", store["key"], trained)
+    with pytest.raises(RegistrationError, match=r"not what run \w+ trained"):
+        register(client, winner.model_uri, "swapped-model", "champion", {}, "", local_signer(client, store["key"]))
     assert not client.search_registered_models("name = 'swapped-model'")
     assert not (files / signing.SIGNATURE_FILE).exists()
+    assert not (files / signing.STATEMENT_FILE).exists()
 
 
 def test_bad_model_uri_creates_nothing(store):
     client = store["client"]
     with pytest.raises(RegistrationError, match=r"before a version was created|registry unchanged|deleted again"):
-        register(client, "models:/m-does-not-exist", "other-model", "champion", {}, "", store["key"], store["digest"])
+        register(
+            client, "models:/m-does-not-exist", "other-model", "champion", {}, "", local_signer(client, store["key"])
+        )
     assert not client.search_model_versions("name = 'other-model'")
     assert not client.search_registered_models("name = 'other-model'")
 
 
-def test_a_failed_first_registration_removes_the_model_it_created(store):
-    client = store["client"]
-    with pytest.raises(RegistrationError, match="was deleted again, alias 'v9' not moved"):
-        register(client, store["model_uri"], "fresh-model", "v9", {}, "doomed", store["key"], store["digest"])
-    assert not client.search_registered_models("name = 'fresh-model'")
-
-
 def test_run_records_lineage_and_closes_parent_run(store, capsys):
-    client = store["client"]
-    parent = client.create_run(store["experiment"]).info.run_id
-    decision = {
-        "passed": True,
-        "alias": "challenger",
-        "reason": "beats champion",
-        "winner": {
-            "name": "sklearn",
-            "run_id": store["run_id"],
-            "model_uri": store["model_uri"],
-            "metrics": {},
-            "task": "binary",
-            "files_digest": store["digest"],
-        },
-    }
+    client, winner = store["client"], store["candidate"]()
+    decision = winner.decision("challenger", "beats champion")
     lineage = {"plinth.git_commit": "deadbeef", "plinth.data_hash": "h"}
-    registration = run(json.dumps(decision), store["uri"], NAME, parent, lineage)
+    registration = run(json.dumps(decision), store["uri"], NAME, winner.parent, lineage)
     assert f"(files signed, {registration.digest})" in capsys.readouterr().out
     version = client.get_model_version(NAME, registration.version)
     assert version.aliases == ["challenger"]
     assert version.tags["plinth.git_commit"] == "deadbeef"
-    assert version.tags["plinth.pipeline_run_id"] == parent
+    assert version.tags["plinth.pipeline_run_id"] == winner.parent
     assert version.tags[TAG_TASK] == "binary"
-    parent_run = client.get_run(parent)
+    parent_run = client.get_run(winner.parent)
     assert parent_run.info.status == "FINISHED"
     assert parent_run.data.tags[tracking.TAG_VERSION] == registration.version
     assert not any(tag.startswith("plinth.trigger.") for tag in version.tags)  # a person started it
 
 
 def test_run_copies_the_trigger_onto_the_version_and_the_run(store):
-    client = store["client"]
-    parent = client.create_run(store["experiment"]).info.run_id
-    winner = {
-        "name": "sklearn",
-        "run_id": store["run_id"],
-        "model_uri": store["model_uri"],
-        "task": "binary",
-        "files_digest": store["digest"],
-    }
-    decision = {"passed": True, "alias": "challenger", "reason": "first model", "winner": {**winner, "metrics": {}}}
+    client, winner = store["client"], store["candidate"]()
     trigger = {"kind": "input_drift", "reason": "PSI of x above 0.25", "values": {"psi.x": 0.4}, "time": "t0"}
-    registration = run(json.dumps(decision), store["uri"], NAME, parent, {}, json.dumps(trigger))
-    for tags in (client.get_model_version(NAME, registration.version).tags, client.get_run(parent).data.tags):
+    decision = winner.decision("challenger", "first model")
+    registration = run(json.dumps(decision), store["uri"], NAME, winner.parent, {}, json.dumps(trigger))
+    for tags in (client.get_model_version(NAME, registration.version).tags, client.get_run(winner.parent).data.tags):
         assert tags["plinth.trigger.kind"] == "input_drift"
         assert tags["plinth.trigger.reason"] == "PSI of x above 0.25"
         assert json.loads(tags["plinth.trigger.values"]) == {"psi.x": 0.4}
@@ -154,10 +144,11 @@ def test_trigger_tags_refuse_a_trigger_that_is_not_an_object():
         trigger_tags("[1]")
 
 
-def test_a_server_registry_without_a_signing_key_is_left_unchanged(store, monkeypatch):
-    monkeypatch.delenv(signing.ENV_SIGNING_KEY, raising=False)
-    with pytest.raises(RegistrationError, match=r"set PLINTH_SIGNING_KEY.*registry unchanged"):
-        choose_key("http://mlflow.example:5000")
+def test_a_server_registry_without_a_signer_url_is_left_unchanged(store):
+    """In a cluster the step holds no key: even a configured key file does not make it sign in-process."""
+    env = {signing.ENV_SIGNING_KEY: str(store["key"])}
+    with pytest.raises(RegistrationError, match=r"set PLINTH_SIGNER_URL .*registry unchanged"):
+        choose_signer(store["client"], "http://mlflow.example:5000", env)
 
 
 def test_unreachable_server_fails_fast(tmp_path: Path):
