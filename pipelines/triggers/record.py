@@ -1,10 +1,12 @@
-"""Where the trigger history lives: tags on the MLflow registered model, and one MLflow run per trigger.
+"""Where the trigger history lives: tags on the `plinth-triggers` MLflow experiment, and one run per trigger.
 
 The receiver keeps no state of its own, so a restarted receiver, or a second replica, reads the same
-history. The registered model carries the guard rails' state (`plinth.trigger.last_started`,
-`plinth.trigger.runs_by_day`, `plinth.trigger.in_progress`, `plinth.trigger.last_failed`,
-`plinth.trigger.consecutive_failures`); every trigger, whatever was decided, becomes a finished run in the
-`plinth-triggers` experiment tagged with its kind, reason, values, time, decision and the run it started.
+history. The experiment carries the guard rails' state of each model it records for (`plinth.trigger.
+last_started`, `runs_by_day`, `in_progress`, `last_failed`, `consecutive_failures`, each suffixed with
+`/<model>`); every trigger, whatever was decided, becomes a finished run in it tagged with its kind, reason,
+values, time, decision and the run it started. The history is kept off the registered model on purpose: a
+login that may write the model's tags may also move its aliases and forge the tags promotion trusts, so the
+receiver's login needs EDIT on this experiment and only READ on the model (to see a rollout in progress).
 
 Two receivers racing: MLflow has no compare-and-set on tags, so `claim` is an optimistic check-then-set.
 It writes an in-progress lease with a fresh token, reads the tag back and starts only if its own token is
@@ -23,7 +25,6 @@ import uuid
 from datetime import UTC, date, datetime, timedelta
 
 from mlflow import MlflowClient
-from mlflow.exceptions import MlflowException
 
 from components.common.tracking import IN_PROGRESS as ROLLOUT_IN_PROGRESS
 from components.register.core import TRIGGER_TAG_PREFIX, trigger_tags
@@ -39,11 +40,12 @@ STARTED_RUN = TRIGGER_TAG_PREFIX + "started_run"
 MODEL_TAG = TRIGGER_TAG_PREFIX + "model"
 EXPERIMENT = "plinth-triggers"
 STARTING = "starting"
-# Days of run counts kept on the model: enough for "today", small enough for a tag.
+# Days of run counts kept per model: enough for "today", small enough for a tag.
 DAYS_KEPT = 7
 # Versions checked for a rollout in progress: a rollout is always of one of the newest versions.
 RECENT_VERSIONS = 5
 ROLLOUT_STATUS = re.compile(r"^plinth\.rollout\.[^.]+\.status$")
+UNSAFE_KEY_CHARS = re.compile(r"[^\w.\- ]")
 
 
 def _time(value: str | None) -> datetime | None:
@@ -59,24 +61,25 @@ class TriggerRecord:
 
     def __init__(self, client: MlflowClient, model_name: str, experiment: str = EXPERIMENT) -> None:
         self.client, self.model_name, self.experiment = client, model_name, experiment
+        self._experiment: str | None = None
+
+    def _experiment_id(self) -> str:
+        if self._experiment is None:
+            found = self.client.get_experiment_by_name(self.experiment)
+            self._experiment = found.experiment_id if found else self.client.create_experiment(self.experiment)
+        return str(self._experiment)
+
+    def _key(self, key: str) -> str:
+        """Return the experiment tag of `key` for this model (tag keys allow word characters, . - / and spaces)."""
+        return f"{key}/{UNSAFE_KEY_CHARS.sub('_', self.model_name)}"
 
     def _tags(self) -> dict[str, str]:
-        try:
-            return dict(self.client.get_registered_model(self.model_name).tags)
-        except MlflowException as error:
-            if error.error_code != "RESOURCE_DOES_NOT_EXIST":
-                raise
-        try:  # the same registered model the register step would create, so it finds it and adds versions
-            self.client.create_registered_model(
-                self.model_name, description="Registered by the plinth training pipeline."
-            )
-        except MlflowException as error:
-            if error.error_code != "RESOURCE_ALREADY_EXISTS":
-                raise
-        return {}
+        tags = self.client.get_experiment(self._experiment_id()).tags
+        keys = (LAST_STARTED, RUNS_BY_DAY, LEASE, LAST_FAILED, FAILURES)
+        return {key: tags[self._key(key)] for key in keys if self._key(key) in tags}
 
     def _set(self, key: str, value: str) -> None:
-        self.client.set_registered_model_tag(self.model_name, key, value)
+        self.client.set_experiment_tag(self._experiment_id(), self._key(key), value)
 
     def rollout_in_progress(self) -> str | None:
         """Return the version whose rollout is in progress in any environment, else None."""
@@ -145,8 +148,7 @@ class TriggerRecord:
 
     def log(self, trigger: Trigger, decision: Decision, run: str = "") -> str:
         """Record one trigger and what was decided as a finished run of the triggers experiment; return its id."""
-        experiment = self.client.get_experiment_by_name(self.experiment)
-        experiment_id = experiment.experiment_id if experiment else self.client.create_experiment(self.experiment)
+        experiment_id = self._experiment_id()
         tags = {
             **trigger_tags(trigger.to_json(decision.action)),
             DECISION_REASON: decision.reason,

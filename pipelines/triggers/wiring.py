@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from components.common import tracking
 from components.common.state import local_tracking_uri, plinth_home
@@ -30,6 +31,18 @@ class Wired:
 
     actor: Actor
     tracking_uri: str
+
+
+def without_userinfo(uri: str) -> str:
+    """Return `uri` without its `user:password@` part.
+
+    A KFP run parameter is stored in the KFP database and shown in its UI to everyone who may list runs, so the
+    URI the steps get carries no credentials: they log in with MLFLOW_TRACKING_USERNAME/PASSWORD from a Secret.
+    """
+    parts = urlsplit(uri)
+    if "@" not in parts.netloc:
+        return uri
+    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -62,7 +75,7 @@ def build(args: argparse.Namespace, source: str = "", target: str = "") -> Wired
     starter: Starter
     if args.kfp_host:
         tracking_uri = args.tracking_uri or CLUSTER_TRACKING_URI
-        params = {"tracking_uri": tracking_uri, "model_name": args.model_name}
+        params = {"tracking_uri": without_userinfo(tracking_uri), "model_name": args.model_name}
         params |= {"source": source} if source else {}
         params |= {"target_column": target} if target else {}
         starter = ClusterStarter(client_for(args.kfp_host), args.pipeline, args.experiment, params)

@@ -4,11 +4,13 @@ The rule is the chart's `PlinthInputDrift` (helm/plinth-serving/templates/promet
 same expression, labels and `value` annotation; only its `for` is shorter by default, so a drift on one
 machine alerts in seconds rather than the cluster's minutes. Alertmanager is the Debian package
 `prometheus-alertmanager`, configured like the cluster's route: one notification group per feature, posted
-to the trigger receiver with `send_resolved`.
+to the trigger receiver with `send_resolved` and the receiver's bearer token, which Alertmanager reads from an
+owner-only file beside its config (`http_config.authorization.credentials_file`), never from the config itself.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,6 +63,7 @@ class LocalAlertmanager(ManagedProcess):
         self,
         workdir: Path,
         webhook_url: str,
+        token: str,
         group_wait: str = "1s",
         group_interval: str = "5s",
         port: int | None = None,
@@ -70,6 +73,16 @@ class LocalAlertmanager(ManagedProcess):
             raise FileNotFoundError("alertmanager is not installed (apt-get install -y prometheus-alertmanager)")
         self.port = port or free_port()
         workdir.mkdir(parents=True, exist_ok=True)
+        token_file = workdir / "receiver-token"
+        token_file.unlink(missing_ok=True)
+        descriptor = os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as out:
+            out.write(token)
+        webhook = {
+            "url": webhook_url,
+            "send_resolved": True,
+            "http_config": {"authorization": {"type": "Bearer", "credentials_file": str(token_file)}},
+        }
         config = {
             "route": {
                 "receiver": "plinth-triggers",
@@ -78,9 +91,7 @@ class LocalAlertmanager(ManagedProcess):
                 "group_interval": group_interval,
                 "repeat_interval": "1h",
             },
-            "receivers": [
-                {"name": "plinth-triggers", "webhook_configs": [{"url": webhook_url, "send_resolved": True}]}
-            ],
+            "receivers": [{"name": "plinth-triggers", "webhook_configs": [webhook]}],
         }
         (workdir / "alertmanager.yml").write_text(yaml.safe_dump(config))
         # A fresh notification log: silences and sent notifications of an earlier run must not apply here.

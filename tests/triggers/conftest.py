@@ -1,4 +1,4 @@
-"""A real MLflow registry (SQLite) for the trigger record, and a fake training command."""
+"""A real MLflow registry (SQLite) for the trigger record, a fake training command, and a receiver in a thread."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import pytest
 
 from components.common import tracking
 from pipelines.triggers.act import Actor
+from pipelines.triggers.auth import RateLimit, new_token
 from pipelines.triggers.policy import Guardrails
 from pipelines.triggers.receive import serve
 from pipelines.triggers.record import EXPERIMENT, TriggerRecord
@@ -58,11 +59,23 @@ def body(*alerts: dict, version: str = "4") -> bytes:
 class Receiver:
     """A receiver served from a thread on 127.0.0.1, starting the fake command."""
 
-    def __init__(self, record: TriggerRecord, starter: LocalStarter) -> None:
-        self.record, self.starter = record, starter
-        self.server = serve(Actor(record, starter, RAILS), MODEL, "127.0.0.1", 0)
+    def __init__(
+        self,
+        record: TriggerRecord,
+        starter: LocalStarter,
+        limit: RateLimit | None = None,
+        socket_timeout: float = 10.0,
+    ) -> None:
+        self.record, self.starter, self.token = record, starter, new_token()
+        actor = Actor(record, starter, RAILS)
+        self.server = serve(actor, MODEL, "127.0.0.1", 0, token=self.token, limit=limit, socket_timeout=socket_timeout)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """Return the Authorization header the receiver's Alertmanager sends."""
+        return {"Authorization": f"Bearer {self.token}"}
 
     def logged(self) -> list[dict[str, str]]:
         experiment = self.record.client.get_experiment_by_name(EXPERIMENT)
@@ -70,6 +83,11 @@ class Receiver:
             return []
         runs = self.record.client.search_runs([experiment.experiment_id], order_by=["attributes.start_time ASC"])
         return [run.data.tags for run in runs]
+
+    def runs(self) -> int:
+        """Return how many runs the registry holds in any experiment (a refused request must add none)."""
+        experiments = [e.experiment_id for e in self.record.client.search_experiments()]
+        return len(self.record.client.search_runs(experiments)) if experiments else 0
 
     def close(self) -> None:
         self.server.shutdown()

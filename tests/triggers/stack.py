@@ -26,9 +26,9 @@ NEEDS_BINARIES = pytest.mark.skipif(
 )
 
 
-def alertmanager(workdir: Path, port: int, receiver_url: str) -> LocalAlertmanager:
+def alertmanager(workdir: Path, port: int, receiver_url: str, token: str) -> LocalAlertmanager:
     """Return (not started) the CT loop's Alertmanager, sending every group, resolved ones too, each second."""
-    return LocalAlertmanager(workdir, f"{receiver_url}/alerts", group_interval="1s", port=port)
+    return LocalAlertmanager(workdir, f"{receiver_url}/alerts", token, group_interval="1s", port=port)
 
 
 def prometheus(

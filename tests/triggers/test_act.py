@@ -91,7 +91,7 @@ def test_the_history_survives_a_restart_and_a_stale_lease_expires(record: Trigge
 
 
 def test_a_rollout_in_progress_coalesces(record: TriggerRecord, tmp_path: Path):
-    record.read()  # creates the registered model
+    record.client.create_registered_model(MODEL)  # the register step's; the record never creates it
     version = record.client.create_model_version(MODEL, source=str(tmp_path))
     record.client.set_model_version_tag(MODEL, version.version, "plinth.rollout.staging.status", "in_progress")
     starter = LocalStarter(tmp_path / "logs", fake_command(tmp_path))
@@ -119,9 +119,9 @@ class RacingClient:
     def __getattr__(self, name: str):
         return getattr(self.client, name)
 
-    def set_registered_model_tag(self, name: str, key: str, value: str) -> None:
-        self.client.set_registered_model_tag(name, key, value)
-        if key == LEASE and value:
+    def set_experiment_tag(self, experiment_id: str, key: str, value: str) -> None:
+        self.client.set_experiment_tag(experiment_id, key, value)
+        if key.startswith(f"{LEASE}/") and value:
             self.other.claim(RAILS, NOW)
 
 

@@ -62,7 +62,7 @@ def test_a_burst_of_drift_alerts_starts_exactly_one_run(
     processes = []
     try:
         am_port = free_port()
-        processes.append(alertmanager(tmp_path, am_port, receiver.url).start().wait_ready(30))
+        processes.append(alertmanager(tmp_path, am_port, receiver.url, receiver.token).start().wait_ready(30))
         processes.append(prometheus(tmp_path, gauge_port, am_port, RULE, "stable").start().wait_ready(30))
         ignored_before = DECISIONS.labels("input_drift", "ignore")._value.get()
 

@@ -57,7 +57,7 @@ def test_low_live_accuracy_starts_one_performance_decay_run_with_its_value(recor
     try:
         with exporter(registry) as port:
             am_port = free_port()
-            processes.append(alertmanager(tmp_path, am_port, receiver.url).start().wait_ready(30))
+            processes.append(alertmanager(tmp_path, am_port, receiver.url, receiver.token).start().wait_ready(30))
             processes.append(prometheus(tmp_path, port, am_port, RULE, None).start().wait_ready(30))
             for right in [1] * 6 + [0] * 4:  # ground truth came back: 6 of 10 answers right
                 correct.labels(MODEL, "3").observe(right)

@@ -34,12 +34,15 @@ def model_alert(feature: str, status: str = "firing") -> dict:
 
 def test_a_bad_notification_gets_a_400_naming_the_field(receiver: Receiver):
     rejected = REJECTED._value.get()
-    answer = httpx.post(f"{receiver.url}/alerts", content=body({**model_alert("x"), "startsAt": 5}))
+    answer = httpx.post(
+        f"{receiver.url}/alerts", headers=receiver.headers, content=body({**model_alert("x"), "startsAt": 5})
+    )
     assert answer.status_code == 400
     assert answer.json() == {"error": "alerts[0].startsAt: expected str, got int"}
-    assert httpx.post(f"{receiver.url}/webhook", content=body()).status_code == 404
+    assert httpx.post(f"{receiver.url}/webhook", headers=receiver.headers, content=body()).status_code == 404
     connection = http.client.HTTPConnection("127.0.0.1", receiver.server.server_address[1], timeout=10)
     connection.putrequest("POST", "/alerts")
+    connection.putheader("Authorization", receiver.headers["Authorization"])
     connection.putheader("Content-Length", str(2 << 20))
     connection.endheaders()
     too_big = connection.getresponse()
@@ -55,7 +58,9 @@ def test_resolved_and_foreign_alerts_are_ignored(receiver: Receiver):
     before = DECISIONS.labels("input_drift", "ignore")._value.get()
     other = alert("y")  # model "m": another receiver's model
     foreign = {**model_alert("z"), "labels": {"alertname": "PlinthHighErrorRate", "model": MODEL}}
-    answer = httpx.post(f"{receiver.url}/alerts", content=body(model_alert("x", "resolved"), other, foreign))
+    answer = httpx.post(
+        f"{receiver.url}/alerts", headers=receiver.headers, content=body(model_alert("x", "resolved"), other, foreign)
+    )
     assert answer.status_code == 200
     [outcome] = answer.json()["outcomes"]
     assert outcome["decision"] == "ignore"
@@ -67,11 +72,15 @@ def test_resolved_and_foreign_alerts_are_ignored(receiver: Receiver):
 
 
 def test_a_firing_drift_alert_starts_one_run(receiver: Receiver):
-    answer = httpx.post(f"{receiver.url}/alerts", content=body(model_alert("x"), model_alert("y")))
+    answer = httpx.post(
+        f"{receiver.url}/alerts", headers=receiver.headers, content=body(model_alert("x"), model_alert("y"))
+    )
     [outcome] = answer.json()["outcomes"]
     assert outcome["decision"] == "start"
     assert outcome["run"] in receiver.starter.children
-    again = httpx.post(f"{receiver.url}/alerts", content=body(model_alert("x"))).json()["outcomes"]
+    again = httpx.post(f"{receiver.url}/alerts", headers=receiver.headers, content=body(model_alert("x"))).json()[
+        "outcomes"
+    ]
     assert again[0]["decision"] in ("coalesce", "cool_down")
     metrics = httpx.get(f"{receiver.url}/metrics").text
     assert 'plinth_trigger_decisions_total{decision="start",kind="input_drift"}' in metrics
@@ -90,7 +99,12 @@ def test_the_command_line_serves_on_plinth_home(tmp_path: Path):
     )
     try:
         server.start().wait_ready(60)
-        answer = httpx.post(f"http://127.0.0.1:{port}/alerts", content=body(model_alert("x", "resolved")))
+        token = (tmp_path / "home" / "trigger-token").read_text()  # generated: a local receiver has one too
+        assert (tmp_path / "home" / "trigger-token").stat().st_mode & 0o077 == 0
+        resolved = body(model_alert("x", "resolved"))
+        assert httpx.post(f"http://127.0.0.1:{port}/alerts", content=resolved).status_code == 401
+        auth = {"Authorization": f"Bearer {token}"}
+        answer = httpx.post(f"http://127.0.0.1:{port}/alerts", headers=auth, content=resolved)
         assert answer.json()["outcomes"][0]["decision"] == "ignore"
     finally:
         server.stop()
