@@ -35,6 +35,7 @@ from components.common.state import local_tracking_uri, plinth_home
 from components.common.tracking import CHALLENGER, CHAMPION, connect
 from pipelines.training.pipeline import DEFAULT_MODEL_NAME
 from pipelines.triggers.act import Actor, Outcome
+from pipelines.triggers.auth import new_token
 from pipelines.triggers.policy import Guardrails, Trigger
 from pipelines.triggers.receive import serve
 from pipelines.triggers.record import TriggerRecord
@@ -127,10 +128,11 @@ class ContinuousTraining(AbstractContextManager["ContinuousTraining"]):
         )
         record = TriggerRecord(self.client, config.model_name)
         self.actor = ReportingActor(record, self.starter, config.rails, self._decided)
-        self.receiver = serve(self.actor, config.model_name, "127.0.0.1", 0)
+        token = new_token()  # this process's receiver and its Alertmanager share it; nothing else may post
+        self.receiver = serve(self.actor, config.model_name, "127.0.0.1", 0, token=token)
         receiver_address = f"127.0.0.1:{self.receiver.server_address[1]}"
         self.receiver_thread = threading.Thread(target=self.receiver.serve_forever, name="receiver", daemon=True)
-        self.alertmanager = LocalAlertmanager(workdir / "alertmanager", f"http://{receiver_address}/alerts")
+        self.alertmanager = LocalAlertmanager(workdir / "alertmanager", f"http://{receiver_address}/alerts", token)
         metrics_port = free_port()
         serve_metrics(metrics_port)
         self.stack = LocalStack(

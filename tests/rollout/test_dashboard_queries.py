@@ -245,7 +245,7 @@ def test_every_panel_returns_series_from_a_rollout_on_real_services(
             assert httpx.post(f"{process.url}/predict", json={"instances": [{"no such feature": 1}]}).status_code == 400
             label_answers(process.url, prometheus)
         drift = {**alert("x"), "labels": {**alert("x")["labels"], "model": TRIGGER_MODEL}}
-        [fired] = httpx.post(f"{receiver.url}/alerts", content=body(drift)).json()["outcomes"]
+        [fired] = httpx.post(f"{receiver.url}/alerts", content=body(drift), headers=receiver.headers).json()["outcomes"]
         assert fired["decision"] == "start", fired
         outcome = Rollout(local, registry, version, spec=SPEC).start().result()
         assert outcome.status == PROMOTED, outcome.reason
