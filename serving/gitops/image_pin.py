@@ -7,6 +7,11 @@ each as one `images:` entry of its kustomization.yaml: `newName` (your registry)
 `make promote` carries the serving pin on to the next environment with the model version (a source that
 pins a digest moves its pin along), so each environment runs the code that was analysed before it. Entries
 are rewritten line by line: comments and everything else in the files stay as they were.
+
+Pinning also makes digests the default from then on: every environment overlay gets the Kustomization
+annotation `plinth.dev/image-pins: digest-required` (kustomize keeps a Kustomization's own metadata out of
+what it renders), and `make promote` refuses to move a version into such an environment unless the image it
+would run there is pinned by digest. A tag can be moved; once your images are yours, no overlay goes back to one.
 """
 
 from __future__ import annotations
@@ -37,6 +42,9 @@ from serving.gitops.tools import ToolMissingError, find_tool
 KUSTOMIZATION = "kustomization.yaml"
 # The serving image as the base manifests name it; overlays' `images:` entries match this name.
 SERVING_IMAGE = f"{DEFAULT_REGISTRY}/{SERVING.name}"
+# The Kustomization annotation that makes an environment take the serving image by digest only.
+IMAGE_PINS_ANNOTATION = "plinth.dev/image-pins"
+DIGEST_REQUIRED = "digest-required"
 # Where the platform pins the other two images, relative to the repository root.
 PLATFORM_PINS = ((MLFLOW, Path("manifests/platform/mlflow")), (COMPONENTS, Path("manifests/platform/pipeline-upload")))
 
@@ -91,6 +99,42 @@ def rewrite_pin(text: str, pin: ImagePin) -> str:
     return updated
 
 
+def digest_required(directory: Path) -> bool:
+    """Return whether the kustomization in `directory` takes images by digest only (its own annotation)."""
+    return digest_required_text((directory / KUSTOMIZATION).read_text())
+
+
+def require_digests(directory: Path) -> Path | None:
+    """Annotate the kustomization in `directory` as taking images by digest only; None when it already is.
+
+    The annotation goes into the Kustomization's own `metadata:` (written after `kind: Kustomization` when
+    there is none); comments and the rest of the file stay as they were.
+    """
+    if digest_required(directory):
+        return None
+    path = directory / KUSTOMIZATION
+    text = path.read_text()
+    data = yaml.safe_load(text) or {}
+    line = f"    {IMAGE_PINS_ANNOTATION}: {DIGEST_REQUIRED}\n"
+    if "metadata" not in data:
+        head = "metadata:\n  annotations:\n"
+        updated, count = re.subn(r"(?m)^kind: Kustomization\n", lambda m: m[0] + head + line, text)
+    elif "annotations" not in (data["metadata"] or {}):
+        updated, count = re.subn(r"(?m)^metadata:\n", lambda m: m[0] + "  annotations:\n" + line, text)
+    else:
+        updated, count = re.subn(r"(?m)^  annotations:\n", lambda m: m[0] + line, text)
+    if count != 1 or not digest_required_text(updated):
+        raise OverlayError(f"cannot annotate {path} with {IMAGE_PINS_ANNOTATION}: add it under metadata.annotations")
+    write_atomically(path, updated)
+    return path
+
+
+def digest_required_text(text: str) -> bool:
+    """Return whether kustomization text carries the digest-only annotation."""
+    annotations = ((yaml.safe_load(text) or {}).get("metadata") or {}).get("annotations") or {}
+    return annotations.get(IMAGE_PINS_ANNOTATION) == DIGEST_REQUIRED
+
+
 def rendered_images(rendered: str, name: str) -> set[str]:
     """Return the images of every workload's containers in rendered manifests whose name contains `name`."""
     images = set()
@@ -121,7 +165,9 @@ def pin_recorded(kubectl: str, repo: Path, environment: str, record: Record) -> 
         raise OverlayError(f"unknown environment {environment!r} (known: {', '.join(known_environments(repo))})")
     pins = [(recorded_pin(record, SERVING), overlay_dir(repo, environment))]
     pins += [(recorded_pin(record, image), repo / directory) for image, directory in PLATFORM_PINS]
-    return [move_pin(kubectl, directory, pin) for pin, directory in pins if read_pin(directory, pin.name) != pin]
+    moved = [move_pin(kubectl, directory, pin) for pin, directory in pins if read_pin(directory, pin.name) != pin]
+    marked = (require_digests(overlay_dir(repo, name)) for name in known_environments(repo))
+    return list(dict.fromkeys([*moved, *(path for path in marked if path is not None)]))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,7 +13,9 @@
    version (restoring the old file when it does not), and commits that one file with a message naming the
    versions and the evidence. When the source overlay pins the serving image by digest (kustomization.yaml
    `images:`, serving.gitops.image_pin) and the target's pin differs, the source's pin moves along in the
-   same commit, so the target runs the image the version was analysed with;
+   same commit, so the target runs the image the version was analysed with. A target whose kustomization is
+   annotated `plinth.dev/image-pins: digest-required` (what `make pin-images` writes into every overlay)
+   takes a version only together with a digest pin: a source that pins its image by tag alone is refused;
 3. shows `kubectl diff --server-side -k` of the target overlay and, with `--apply`, runs
    `kubectl apply --server-side --force-conflicts --field-manager=plinth-promote -k`. Without `--apply` a GitOps
    agent (Argo CD, Flux) watching the repository applies the commit; either way the target's rollout controller
@@ -25,7 +27,8 @@ them: the only field another manager changes is the route's weights and mirror, 
 during a rollout; a promotion changes the desired version, which cancels that rollout anyway (weight 0), and
 the controller takes the route back on its next write. Refusing would leave a promotion half applied.
 
-Checks run in this order: bad arguments (exit 2), a dirty tree, then the registry evidence (exit 1).
+Checks run in this order: bad arguments (exit 2), a dirty tree, a tag-only image for a digest-only target, then
+the registry evidence (exit 1).
 Exit status: 0 promoted (or nothing to do), 1 refused or failed, 2 bad input.
 """
 
@@ -119,6 +122,20 @@ def image_to_carry(repo: Path, source: str, target: str) -> image_pin.ImagePin |
     return pin
 
 
+def check_digest_pin(repo: Path, source: str, target: str) -> None:
+    """Refuse a promotion into a digest-only environment from a source whose serving image has no digest."""
+    if not image_pin.digest_required(overlay.overlay_dir(repo, target)):
+        return
+    pin = image_pin.read_pin(overlay.overlay_dir(repo, source))
+    if pin is None or not pin.digest:
+        shown = pin.reference() if pin else "the base's image"
+        raise PromotionError(
+            f"{target} takes the serving image by digest only ({image_pin.IMAGE_PINS_ANNOTATION}: "
+            f"{image_pin.DIGEST_REQUIRED} in its {image_pin.KUSTOMIZATION}) but {source} runs {shown} by tag: "
+            f"run make images PUSH=1 and make pin-images ENV={source}, commit, let {source} roll out, then promote"
+        )
+
+
 def move_desired(kubectl: str, repo: Path, target: str, version: str) -> Path:
     """Rewrite the target's desired version and prove it renders; put the old file back when it does not."""
     path = overlay.overlay_dir(repo, target) / overlay.DESIRED_FILE
@@ -180,6 +197,7 @@ def promote(repo: Path, source: str, target: str, tracking_uri: str | None, appl
     """
     check_input(repo, source, target)
     check_clean(repo)
+    check_digest_pin(repo, source, target)
     where = registry.resolve(tracking_uri)
     kubectl = find_tool("kubectl")
     model_name = overlay.rendered_desired(overlay.render(kubectl, overlay.overlay_dir(repo, source))).model_name

@@ -42,14 +42,20 @@ def test_staging_and_the_platform_run_the_recorded_digests(
     component = pinned(COMPONENTS.name, COMPONENTS.tag)
     assert image_pin.rendered_images(platform, COMPONENTS.name) == {component}
     assert f"value: {component}" in platform, "the upload Job compiles the pipeline against the image it runs"
+    prod_before = rendered(repo, "manifests/overlays/prod")
     changed = sorted(git(repo, "status", "--porcelain").split()[1::2])
     assert changed == [
+        "manifests/overlays/prod/kustomization.yaml",
         "manifests/overlays/staging/kustomization.yaml",
         "manifests/platform/mlflow/kustomization.yaml",
         "manifests/platform/pipeline-upload/kustomization.yaml",
     ]
-    assert "3 files changed" in capsys.readouterr().out
+    assert "4 files changed" in capsys.readouterr().out
     assert image_pin.read_pin(repo / "manifests/overlays/prod") == image_pin.ImagePin(None, "0.1.0", None)
+    for environment in ("staging", "prod"):  # from now on every overlay takes its image by digest only
+        assert image_pin.digest_required(repo / "manifests/overlays" / environment)
+    assert rendered(repo, "manifests/overlays/prod") == prod_before, "the annotation is the Kustomization's own"
+    assert image_pin.IMAGE_PINS_ANNOTATION not in staging
     assert image_pin.main(["--env", "staging", "--repo", str(repo), "--record", str(record_at(tmp_path))]) == 0
     assert "0 files changed" in capsys.readouterr().out
 

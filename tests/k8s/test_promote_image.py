@@ -80,6 +80,30 @@ def test_a_pin_that_does_not_render_is_put_back_and_nothing_is_committed(
     assert "promote: prod renders images" in capsys.readouterr().err
 
 
+def require_digests(repo: Path) -> None:
+    for environment in (STAGING, PROD):
+        image_pin.require_digests(repo / environment)
+    git(repo, "commit", "--quiet", "-am", "every environment takes images by digest (what make pin-images writes)")
+
+
+def test_a_digest_only_target_refuses_a_version_whose_image_is_pinned_by_tag(
+    repo: Path, tracking_uri: str, cluster: Standin, capsys: pytest.CaptureFixture[str]
+) -> None:
+    require_digests(repo)
+    head = git(repo, "rev-parse", "HEAD")
+    assert run_promote(repo, tracking_uri) == 1
+    assert desired_in(repo) == "1", "prod's desired version did not move"
+    assert git(repo, "rev-parse", "HEAD") == head
+    assert git(repo, "status", "--porcelain") == ""
+    error = capsys.readouterr().err
+    assert "prod takes the serving image by digest only" in error
+    assert "make pin-images ENV=staging" in error
+    pin_staging(repo)
+    assert run_promote(repo, tracking_uri) == 0
+    assert desired_in(repo) == "2"
+    assert image_pin.read_pin(repo / PROD) == PIN
+
+
 def test_rewriting_the_pin_keeps_the_rest_of_the_file_and_refuses_a_bad_digest() -> None:
     text = (Path(__file__).parents[2] / PROD / image_pin.KUSTOMIZATION).read_text()
     rewritten = image_pin.rewrite_pin(text, PIN)
