@@ -45,8 +45,9 @@ MODEL_INFO = Gauge(
 MODEL_VERIFICATION = Gauge(
     "plinth_model_verification",
     "Always 1; `result` says how the version's files fared against their signature before anything was loaded: "
-    "verified, unverified (unsigned or no public key, allowed here), failed (refused: never ready) or "
-    "pickle_refused (a pickle while MLFLOW_ALLOW_PICKLE_DESERIALIZATION is false: never ready).",
+    "verified, unverified (unsigned or no public key, allowed here), failed (refused: never ready), "
+    "pickle_refused (a pickle while MLFLOW_ALLOW_PICKLE_DESERIALIZATION is false: never ready) or "
+    "loader_refused (a loader module neither plinth's nor allow-listed: never imported, never ready).",
     ["model_name", "model_version", "result"],
     multiprocess_mode="max",
 )

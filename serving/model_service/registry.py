@@ -3,8 +3,9 @@
 What the service needs to know before it can define its API comes from here: the input columns (the
 signature), the reference profile of a plinth model (absent for anyone else's model), and the version's
 registry tags (`plinth.task`). Before any of the fetched files is read, they are checked against the
-signature the register step stored with them (`components/common/signing.py`); a version that fails is
-refused, and nothing of it is loaded.
+signature the register step stored with them (`components/common/signing.py`), and the loader their MLmodel
+names against the allow-list (`components/common/loaders.py`); a version that fails either is refused, and
+nothing of it is loaded or imported.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from mlflow.models import Model
 from components.common import signing
 from components.common.modeling import METADATA_KEY, profile_from_metadata
 from components.common.profile import ReferenceProfile
+from components.common.redact import redact
 from serving.model_service.columns import Column, read_columns
 from serving.model_service.settings import Settings
 
@@ -106,9 +108,10 @@ def fetch(settings: Settings) -> ModelRef:
     """Resolve the alias (or pinned version) in the registry and fetch that version's files.
 
     Raises:
-        ModelRefused: the files fail their signature check, or are unsigned where a signature is required.
+        ModelRefused: the files fail their signature check, or are unsigned where a signature is required, or
+            their loader is not plinth's nor allow-listed (`components/common/loaders.py`).
         ModelLoadError: the registry, the model, the alias or the version is missing, or the model has no
-            signature the service can serve (the message names the column).
+            signature the service can serve (the message names the column); the registry URI in it is redacted.
     """
     from mlflow.exceptions import MlflowException
 
@@ -122,15 +125,21 @@ def fetch(settings: Settings) -> ModelRef:
         tags = {str(key): str(value) for key, value in (found.tags or {}).items()}
         local_dir = _download(settings, client, version, f"{found.source}|{found.creation_timestamp}")
         # Every start checks the files it is about to read, cached ones included: the cache is a directory too.
-        what = f"{settings.model_name} v{version}"
-        verdict = signing.check(local_dir, tags, settings.verify_key, settings.require_signature, what)
+        verdict = signing.check(
+            local_dir, tags, settings.verify_key, settings.require_signature, settings.model_name, version
+        )
         if verdict.refused:
             raise ModelRefused(settings.model_name, version, verdict)
+        # Before anything imports the model's loader (its MLmodel is read as YAML only).
+        refusal = settings.loader_policy.check(local_dir, settings.model_name, version)
+        if refusal is not None:
+            raise ModelRefused(settings.model_name, version, refusal)
         mlmodel = Model.load(str(local_dir / "MLmodel"))
         metadata = mlmodel.metadata or {}
         profile = profile_from_metadata(metadata, str(local_dir)) if METADATA_KEY in metadata else None
         columns = read_columns(mlmodel.signature, profile)
     except (MlflowException, OSError, ValueError, KeyError, TypeError) as error:
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ModelLoadError(f"cannot load {settings.model_selector} from {settings.registry_uri}: {reason}") from error
+        shown = redact(f"cannot load {settings.model_selector} from {settings.registry_uri}: {reason}")
+        raise ModelLoadError(shown) from error
     return ModelRef(settings.model_name, version, local_dir, mlmodel, columns, profile, tags, verdict)

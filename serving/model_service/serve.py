@@ -13,6 +13,7 @@ import os
 import shlex
 import sys
 
+from components.common.redact import redact
 from components.common.state import plinth_home
 from serving.model_service import examples, registry, schema
 from serving.model_service.settings import DEFAULT_PORT, ENV_PORT, Settings, SettingsError
@@ -37,7 +38,8 @@ def main() -> None:
         raise SystemExit(f"plinth: {error}") from None
     port = int(os.environ.get(ENV_PORT) or DEFAULT_PORT)
     base = f"http://127.0.0.1:{port}"
-    print(f"plinth: serving {model.name} v{model.version} ({settings.model_selector}) from {settings.tracking_uri}")
+    shown = redact(settings.tracking_uri)
+    print(f"plinth: serving {model.name} v{model.version} ({settings.model_selector}) from {shown}")
     print(f"  predict   POST {base}/predict")
     print(f"  API docs  {base}/  (OpenAPI spec: {base}/docs.json)")
     print(f"  metrics   {base}/metrics")

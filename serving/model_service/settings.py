@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from components.common import signing
+from components.common import loaders, signing
 from components.common.duration import parse_duration
 from components.common.state import local_tracking_uri, plinth_home
 from components.common.task import KINDS
@@ -50,6 +50,9 @@ ENV_TASK = "PLINTH_TASK"
 # The public key (PEM) that model files are verified with, and whether an unsigned model is refused.
 ENV_VERIFY_KEY = signing.ENV_VERIFY_KEY
 ENV_REQUIRE_SIGNATURE = signing.ENV_REQUIRE_SIGNATURE
+# Loaders beyond plinth's own that may run, and models allowed whatever their loader (`loaders.py`).
+ENV_ALLOWED_LOADERS = loaders.ENV_ALLOWED_LOADERS
+ENV_ALLOWED_FOREIGN_MODELS = loaders.ENV_ALLOWED_FOREIGN_MODELS
 # Chaos knobs for rollout drills: both off unless set, never set them for real traffic.
 ENV_CHAOS_ERROR_RATE = "PLINTH_CHAOS_ERROR_RATE"
 ENV_CHAOS_LATENCY_MS = "PLINTH_CHAOS_LATENCY_MS"
@@ -167,6 +170,7 @@ class Settings:
     task: str | None = None
     verify_key: Path | None = None
     require_signature: bool = False
+    loader_policy: loaders.LoaderPolicy = field(default_factory=loaders.LoaderPolicy)
     feedback: bool = True
     prediction_store: str = "predictions.sqlite"
     prediction_store_buffer: int = 50_000
@@ -192,7 +196,8 @@ class Settings:
         try:
             verify_key = signing.verify_key(registry_uri, env)
             require_signature = signing.signature_required(env)
-        except signing.SigningError as error:
+            loader_policy = loaders.LoaderPolicy.from_env(env)
+        except (signing.SigningError, ValueError) as error:
             raise SettingsError(str(error)) from error
         return cls(
             model_name=env.get(ENV_MODEL_NAME) or DEFAULT_MODEL_NAME,
@@ -211,6 +216,7 @@ class Settings:
             task=task,
             verify_key=verify_key,
             require_signature=require_signature,
+            loader_policy=loader_policy,
             feedback=_switch(env, ENV_FEEDBACK),
             prediction_store=prediction_store(env),
             prediction_store_buffer=int(

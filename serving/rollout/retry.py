@@ -3,7 +3,9 @@
 A version rolled back in an environment stays rolled back there, across controller restarts and re-applies
 of the same Git state, until somebody asks. Asking is one annotation on the controller's record,
 `plinth.dev/retry: "<version>"` (what `kubectl annotate` would write); the controller starts exactly one new
-rollout of that version and clears the annotation. No fake change of the spec, no commit.
+rollout of that version and clears the annotation. No fake change of the spec, no commit. A version whose files
+are those of a rolled-back one (the same manifest digest, registered again) is rejected in its own name and
+retried the same way; without `--version`, that held-back version is the one retried.
 
 Exit status: 0 requested, 1 refused (nothing rolled back to retry, no record, cluster unreachable), 2 bad input.
 """
@@ -36,9 +38,10 @@ def request_retry(api: ApiClient, namespace: str, configmap: str, version: str |
         raise RetryRefused(f"no record {namespace}/{configmap}: {error.status} {error.reason}") from error
     state = State.from_configmap(found.data, found.metadata.annotations, found.metadata.resource_version)
     rejected = state.status.rejected
-    if version is None:
+    if version is None:  # a version held back as a copy of rolled-back files, else the last one rolled back
         outcome = state.status.outcome
-        version = outcome.version if outcome and outcome.version in rejected else None
+        held = state.status.held
+        version = held if held in rejected else outcome.version if outcome and outcome.version in rejected else None
     if version is None or version not in rejected:
         known = ", ".join(f"v{v}" for v in rejected) or "none"
         what = f"v{version} is not" if version else "nothing is"
@@ -55,7 +58,9 @@ def main(argv: list[str] | None = None) -> int:
     """Parse, find the environment's record through its overlay, request the retry."""
     parser = argparse.ArgumentParser(prog="python -m serving.rollout.retry", description=__doc__)
     parser.add_argument("--environment", required=True, help="the overlay's name (staging, prod)")
-    parser.add_argument("--version", help="the rolled-back version to retry (default: the last one)")
+    parser.add_argument(
+        "--version", help="the rolled-back version to retry (default: the one held back as a copy, else the last one)"
+    )
     parser.add_argument("--context", help="kubeconfig context of the environment's cluster (default: current)")
     parser.add_argument("--repo", type=Path, default=Path.cwd(), help="the GitOps repository (default: here)")
     args = parser.parse_args(argv)

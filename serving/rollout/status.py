@@ -28,6 +28,7 @@ from kubernetes.client.exceptions import ApiException
 from mlflow import MlflowClient
 from prometheus_client.parser import text_string_to_metric_families
 
+from components.common.redact import redact
 from components.common.tracking import CHALLENGER, CHAMPION, serving_alias
 from serving.gitops import overlay, registry
 from serving.gitops.tools import ToolMissingError, find_tool
@@ -67,7 +68,7 @@ def kubeconfig_client(context: str | None) -> ApiClient:
 
 def first_line(error: BaseException) -> str:
     """Return the first line of an error, short."""
-    return (str(error).strip().splitlines() or [type(error).__name__])[0][:160]
+    return redact((str(error).strip().splitlines() or [type(error).__name__])[0])[:160]
 
 
 def controller_args(rendered: str) -> dict[str, str]:

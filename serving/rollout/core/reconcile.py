@@ -17,7 +17,8 @@ or its alias), what the stable serves and the rollout record (one ConfigMap, `st
   and judges the current step only on intervals observed after the restart: no step is ever passed on less
   evidence than the spec demands;
 - cancel: Git took the desired version back (or moved on) mid-analysis: weight 0, canary stopped, not rejected;
-- blocked: desired was rolled back here; it stays rolled back, without a fake spec change, until a retry.
+- blocked: desired was rolled back here, or its files are those of a version rolled back here (the same manifest
+  digest registered again as another version); it stays rolled back, without a fake spec change, until a retry.
 
 Nothing waits inside a tick: the canary is scaled up and the stable stamped, and later ticks read their
 Deployments' rollout status; a canary that is not ready holds the rollout before any traffic, a stable that has
@@ -36,10 +37,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from components.common.redact import first_line, redact
 from components.common.tracking import CANCELED, INITIALIZED, PROMOTED, ROLLED_BACK
 from serving.rollout.core.analyse import Action, Analysis, Baseline
 from serving.rollout.core.controller import judged
@@ -158,6 +161,9 @@ class Registry(Protocol):
     def rejected(self, version: str) -> str | None:
         """Return why `version` was rolled back in this environment per the registry, None if it was not."""
 
+    def digest(self, version: str) -> str | None:
+        """Return the manifest digest of `version`'s files (`plinth.signature.digest`), None: unsigned or unknown."""
+
     def has_profile(self, version: str) -> bool | None:
         """Return whether `version` carries a reference profile (None: not known)."""
 
@@ -227,8 +233,8 @@ class Reconciler:
             except Exception as error:  # an API or registry hiccup: the record is intact, try again
                 if self.stop.is_set():
                     break  # a wait cut short by SIGTERM: nothing failed
-                LOG.exception("reconcile failed")
-                self.say(f"reconcile failed, retrying next interval: {type(error).__name__}: {error}")
+                LOG.error("reconcile failed: %s", redact("".join(traceback.format_exception(error))))
+                self.say(f"reconcile failed, retrying next interval: {type(error).__name__}: {redact(str(error))}")
             self.stop.wait(self.spec.interval)
         self.say("controller stopping; the record stays as it is and the next controller resumes from it")
 
@@ -302,16 +308,37 @@ class Reconciler:
         if desired == state.stable_version:
             self.idle(state)
             return
-        rejected = status.rejected.get(desired) or self.registry.rejected(desired)
+        rejected = state.status.rejected.get(desired) or self.registry.rejected(desired)
+        if not rejected:
+            rejected = self.same_files(state, desired, record=state.retry != desired)
         if rejected and state.retry != desired:
             self.hold_stable()
             self.say(
                 f"v{desired} was rolled back in {self.environment} ({rejected}); it stays rolled back until a retry: "
-                f"`make retry ENV={self.environment}` or annotate the record {RETRY_ANNOTATION}={desired}",
+                f"`make retry ENV={self.environment} VERSION={desired}` or annotate the record "
+                f"{RETRY_ANNOTATION}={desired}",
                 True,
             )
             return
         self.start(state, desired, retried=bool(rejected))
+
+    def same_files(self, state: State, desired: str, record: bool) -> str | None:
+        """Return why `desired` is rejected as a copy of a version rolled back here (same manifest digest), else None.
+
+        With `record`, written as a rejection of `desired` itself, naming the earlier version: `make status`
+        shows it and `make retry` clears it like any other.
+        """
+        digest = self.registry.digest(desired)
+        earlier = state.status.rejected_as(digest, desired)
+        if earlier is None:
+            return None
+        why = state.status.rejected.get(earlier) or "rolled back"
+        reason = f"its files are those of v{earlier} (manifest {digest}), rolled back here: {why}"
+        if record:
+            state.status.reject(desired, reason)
+            state.status.held = desired
+            self.write(state)
+        return reason
 
     def write(self, state: State, clear_retry: bool = False) -> State:
         """Write the record and keep the fresh resourceVersion."""
@@ -330,7 +357,9 @@ class Reconciler:
         if served:
             state.stable_version = served
             state.status = RolloutStatus(
-                rejected=state.status.rejected, message=f"record recovered: stable serves v{served}"
+                rejected=state.status.rejected,
+                rejected_digests=state.status.rejected_digests,
+                message=f"record recovered: stable serves v{served}",
             )
             self.write(state)
             self.say(
@@ -376,7 +405,11 @@ class Reconciler:
 
     def start(self, state: State, desired: str, retried: bool) -> None:
         """Record a new rollout, start the canary, check it, then mirror to it (shadow) or send its first weight."""
-        rejected = {v: r for v, r in state.status.rejected.items() if v != desired}
+        digest = self.registry.digest(desired)
+        forgiven = RolloutStatus(
+            rejected=dict(state.status.rejected), rejected_digests=dict(state.status.rejected_digests)
+        )
+        forgiven.forgive(desired, digest if retried else None)
         refused = self.registry.refusal(state.stable_version or "", desired)
         shadow = self.spec.shadow.enabled
         first = 0 if shadow else self.spec.steps[0]
@@ -388,7 +421,9 @@ class Reconciler:
             weight=first,
             shadow=shadow,
             started_at=self.clock(),
-            rejected=rejected,
+            rejected=forgiven.rejected,
+            rejected_digests=forgiven.rejected_digests,
+            canary_digest=digest,
             message=f"{why}: v{desired} against stable v{state.stable_version}",
         )
         state = self.write(state, clear_retry=state.retry is not None)
@@ -575,7 +610,7 @@ class Reconciler:
         if reverted:
             state.stable_version = status.stable_at_start
         blocked = self.carry_out(self.return_to_stable)
-        status.reject(version, reason)
+        status.reject(version, reason, status.canary_digest)
         self.finish(state, FAILED, ROLLED_BACK, reason if blocked is None else f"{reason}; BLOCKED: {blocked}")
         if reverted and blocked is None:
             blocked = self.carry_out(lambda: self.view.serve_on_stable(state.stable_version or ""))
@@ -635,7 +670,7 @@ class Reconciler:
             recorded = recorder.finish(outcome.status, outcome.reason)
         except Exception as error:  # the registry is down: the cluster already acted, record it later
             recorded = False
-            LOG.warning("registry write failed: %s", str(error).splitlines()[0][:200])
+            LOG.warning("registry write failed: %s", first_line(error))
         if not recorded:
             self.say(f"the registry did not record v{outcome.version} {outcome.status}; retrying next interval", True)
             return state

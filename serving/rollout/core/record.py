@@ -15,6 +15,7 @@ from typing import Any
 
 from mlflow import MlflowClient
 
+from components.common.redact import first_line
 from components.common.tracking import (
     CHALLENGER,
     CHAMPION,
@@ -52,7 +53,7 @@ class RolloutRecorder:
             self.client.set_model_version_tag(self.model_name, self.version, key, value)
             return True
         except Exception as error:  # any registry failure is logged, the rollout goes on
-            LOG.warning("registry write failed (%s=%s): %s", key, value, str(error).splitlines()[0][:200])
+            LOG.warning("registry write failed (%s=%s): %s", key, value, first_line(error))
             return False
 
     def event(self, kind: str, **fields: Any) -> None:
@@ -77,7 +78,7 @@ class RolloutRecorder:
         try:
             self.client.delete_registered_model_alias(self.model_name, CHALLENGER)
         except Exception as error:  # a stale challenger alias is harmless
-            LOG.warning("could not clear alias %s: %s", CHALLENGER, str(error).splitlines()[0][:200])
+            LOG.warning("could not clear alias %s: %s", CHALLENGER, first_line(error))
 
     def move_serving(self, champion_too: bool) -> None:
         """Point `serving-<environment>` at the version; with `champion_too`, `champion` as well, forward only.
@@ -135,7 +136,7 @@ class RolloutRecorder:
             stem = f"rollout/{self.environment}-v{self.version}-{finished.replace(':', '')}"
             self.client.log_text(run_id, json.dumps(self.history, indent=1), f"{stem}.json")
         except Exception as error:  # the tags already carry the outcome
-            LOG.warning("could not save the rollout history: %s", str(error).splitlines()[0][:200])
+            LOG.warning("could not save the rollout history: %s", first_line(error))
             return
         self.tag(f"{self.prefix}.history", f"runs:/{run_id}/{stem}.json")
         self.save_timeline(run_id, f"{stem}-timeline.png")
@@ -152,6 +153,6 @@ class RolloutRecorder:
             figure = timeline_figure(self.history, f"{self.model_name} v{self.version} in {self.environment}")
             self.client.log_figure(run_id, figure, path)
         except Exception as error:  # the JSON history holds the same facts
-            LOG.warning("could not save the rollout timeline: %s", str(error).splitlines()[0][:200])
+            LOG.warning("could not save the rollout timeline: %s", first_line(error))
             return
         self.tag(f"{self.prefix}.timeline", f"runs:/{run_id}/{path}")

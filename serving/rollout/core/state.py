@@ -2,7 +2,8 @@
 
 Two keys: `stableVersion` (what the stable track serves: the stable pods read it through a configMapKeyRef,
 so a restarted or evicted stable pod loads the promoted version, never Git's desired one nor a moved alias)
-and `status` (JSON: phase, canary version, weight, step, failed checks, rejected versions, last outcome).
+and `status` (JSON: phase, canary version, weight, step, failed checks, rejected versions and the manifest
+digests of their files, last outcome). A record written before digests were kept reads as one without any.
 A retry request is the annotation `plinth.dev/retry: "<version>"`, which the controller clears when it
 starts that version's new rollout. Outcomes also go to MLflow tags; this record is what survives the
 controller's own restarts.
@@ -65,14 +66,37 @@ class RolloutStatus:
     resumed: int = 0
     # Versions rolled back in this environment, with the reason: never started again until a retry.
     rejected: dict[str, str] = field(default_factory=dict)
+    # The manifest digest (`plinth.signature.digest`) of each rolled-back version's files -> that version: the
+    # same files registered again as another version are rejected too.
+    rejected_digests: dict[str, str] = field(default_factory=dict)
+    # The digest of the canary's files, read when its rollout started (None: unsigned, or not known).
+    canary_digest: str | None = None
+    # A desired version held back as a copy of a rolled-back one's files (what `make retry` retries by default).
+    held: str | None = None
     outcome: Outcome | None = None
 
-    def reject(self, version: str, reason: str) -> None:
-        """Record `version` as rolled back here, keeping only the latest MAX_REJECTED rejections."""
+    def reject(self, version: str, reason: str, digest: str | None = None) -> None:
+        """Record `version` (and its files' `digest`) as rolled back here, keeping the latest MAX_REJECTED of each."""
         self.rejected.pop(version, None)
         self.rejected[version] = reason[:MAX_REASON]
         while len(self.rejected) > MAX_REJECTED:
             self.rejected.pop(next(iter(self.rejected)))
+        if digest:
+            self.rejected_digests.pop(digest, None)
+            self.rejected_digests[digest] = version
+            while len(self.rejected_digests) > MAX_REJECTED:
+                self.rejected_digests.pop(next(iter(self.rejected_digests)))
+
+    def rejected_as(self, digest: str | None, version: str) -> str | None:
+        """Return the other version rolled back here whose files had `digest`, None when there is none."""
+        earlier = self.rejected_digests.get(digest) if digest else None
+        return earlier if earlier is not None and earlier != version else None
+
+    def forgive(self, version: str, digest: str | None) -> None:
+        """A retry of `version`: forget its rejection, and that of its files' digest."""
+        self.rejected.pop(version, None)
+        if digest:
+            self.rejected_digests.pop(digest, None)
 
     @classmethod
     def from_json(cls, text: str) -> RolloutStatus:

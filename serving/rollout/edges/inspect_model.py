@@ -10,6 +10,7 @@ has at most a signature and an input example, and every field says "unknown" rat
 from __future__ import annotations
 
 import logging
+import shutil
 import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -18,8 +19,10 @@ import pandas as pd
 from mlflow import MlflowClient
 
 from components.common import signing
+from components.common.loaders import LOADER_REFUSED, MLMODEL_FILE, LoaderPolicy
 from components.common.modeling import METADATA_KEY
 from components.common.profile import ReferenceProfile
+from components.common.redact import first_line
 from components.common.task import TAG_TASK, Task
 
 LOG = logging.getLogger("plinth.rollout")
@@ -128,12 +131,12 @@ def inspect_version(client: MlflowClient, tracking_uri: str, name: str, version:
     try:
         facts = read_files(client, tracking_uri, name, version)
     except Exception as error:  # any registry, download or parse failure: the facts stay unknown
-        LOG.warning("cannot read the files of %s v%s: %s", name, version, str(error).splitlines()[0][:200])
+        LOG.warning("cannot read the files of %s v%s: %s", name, version, first_line(error))
         facts = ModelFacts(name, version)
     try:
         facts = replace(facts, training_data=training_data(client, found.run_id))
     except Exception as error:  # a deleted run, a registry without runs: only the default traffic is lost
-        LOG.warning("cannot read the training run of %s v%s: %s", name, version, str(error).splitlines()[0][:200])
+        LOG.warning("cannot read the training run of %s v%s: %s", name, version, first_line(error))
     tag = found.tags.get(TAG_TASK)
     return replace(facts, task=tag) if tag else facts
 
@@ -148,10 +151,60 @@ def task_mismatch(stable: ModelFacts, canary: ModelFacts) -> str | None:
     return None
 
 
+def files_digest(client: MlflowClient, tracking_uri: str, name: str, version: str) -> str:
+    """Return the manifest digest of a version's model files as trained: its signature and statement left out.
+
+    What identifies "the same files" across versions: the same files registered again as another version have
+    the same digest, signed or not (a signature's statement names its own version, so the signed digest and the
+    `plinth.signature.digest` tag differ from version to version).
+
+    Raises:
+        MlflowException, OSError: the version or its files cannot be fetched.
+    """
+    import mlflow
+
+    with tempfile.TemporaryDirectory(prefix="plinth-digest-") as tmp:
+        source = client.get_model_version_download_uri(name, version)
+        fetched = mlflow.artifacts.download_artifacts(artifact_uri=source, dst_path=tmp, tracking_uri=tracking_uri)
+        files = Path(fetched)
+        if not files.is_relative_to(tmp):  # never edit the stored files themselves
+            files = Path(shutil.copytree(files, Path(tmp) / "copy"))
+        (files / signing.STATEMENT_FILE).unlink(missing_ok=True)
+        return signing.manifest_digest(files)
+
+
+def loader_refusal(
+    client: MlflowClient, tracking_uri: str, name: str, version: str, policy: LoaderPolicy | None = None
+) -> signing.Verdict | None:
+    """Return why the loader the version's MLmodel names must not run (`loaders.py`), None when it may.
+
+    Only the MLmodel file is fetched and read as YAML: nothing of the model is imported here. `policy` defaults
+    to the process's PLINTH_ALLOWED_LOADERS / PLINTH_ALLOWED_FOREIGN_MODELS; one that cannot be read refuses.
+
+    Raises:
+        MlflowException, OSError: the MLmodel file cannot be fetched (nothing is known then).
+    """
+    try:
+        policy = LoaderPolicy.from_env() if policy is None else policy
+    except ValueError as error:
+        return signing.Verdict(LOADER_REFUSED, f"{name} v{version} refused: {error}")
+    if name in policy.models:
+        return None
+    with tempfile.TemporaryDirectory(prefix="plinth-loader-") as tmp:
+        _download(client, tracking_uri, name, version, MLMODEL_FILE, Path(tmp))
+        return policy.check(Path(tmp), name, version)
+
+
 def verify_version(
-    client: MlflowClient, tracking_uri: str, name: str, version: str, public_key: Path | None, required: bool
+    client: MlflowClient,
+    tracking_uri: str,
+    name: str,
+    version: str,
+    public_key: Path | None,
+    required: bool,
+    policy: LoaderPolicy | None = None,
 ) -> signing.Verdict:
-    """Fetch all of a version's files and check them against their signature, as the model service will.
+    """Fetch all of a version's files and check its loader and its signature, as the model service will.
 
     Raises:
         MlflowException, OSError: the version or its files cannot be fetched (nothing is known then).
@@ -159,12 +212,14 @@ def verify_version(
     import mlflow
 
     found = client.get_model_version(name, version)
+    refused = loader_refusal(client, tracking_uri, name, version, policy)
+    if refused is not None:
+        return refused
     tags = {str(key): str(value) for key, value in (found.tags or {}).items()}
-    what = f"{name} v{version}"
-    if not tags.get(signing.TAG_DIGEST) or public_key is None:  # decided by the tags and the key alone
-        return signing.check(Path(), tags, public_key, required, what)
+    if public_key is None:  # decided by the tags and the key alone; a signature file without its tag still counts
+        return signing.check(Path(), tags, public_key, required, name, version)
     with tempfile.TemporaryDirectory(prefix="plinth-verify-") as tmp:
         files = mlflow.artifacts.download_artifacts(
             artifact_uri=client.get_model_version_download_uri(name, version), dst_path=tmp, tracking_uri=tracking_uri
         )
-        return signing.check(Path(files), tags, public_key, required, what)
+        return signing.check(Path(files), tags, public_key, required, name, version)

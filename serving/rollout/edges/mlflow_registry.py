@@ -11,10 +11,17 @@ from pathlib import Path
 
 from mlflow import MlflowClient
 
+from components.common.redact import redact
 from components.common.signing import UNVERIFIED
 from components.common.tracking import ROLLED_BACK
 from serving.rollout.core.record import RolloutRecorder
-from serving.rollout.edges.inspect_model import ModelFacts, inspect_version, task_mismatch, verify_version
+from serving.rollout.edges.inspect_model import (
+    ModelFacts,
+    files_digest,
+    inspect_version,
+    task_mismatch,
+    verify_version,
+)
 from serving.rollout.edges.pre_traffic import ReferenceRows, reference_rows
 
 LOG = logging.getLogger("plinth.rollout")
@@ -22,7 +29,7 @@ LOG = logging.getLogger("plinth.rollout")
 
 def first_line(error: Exception) -> str:
     """Return an error's first line, short enough for a log line."""
-    return (str(error).splitlines() or [type(error).__name__])[0][:200]
+    return redact((str(error).splitlines() or [type(error).__name__])[0])[:200]
 
 
 class MlflowRegistry:
@@ -43,6 +50,8 @@ class MlflowRegistry:
         self.verify_key, self.require_signature = verify_key, require_signature
         # What a version's MLmodel says (task, profile) is read once; its files' signature is checked per rollout.
         self.known: dict[str, ModelFacts] = {}
+        # The digest of each version's files (what a rejection by digest compares), computed once per version.
+        self.digests: dict[str, str] = {}
 
     def resolve(self, alias: str) -> str | None:
         """Return the version `alias` points to, None when it points nowhere or the registry is down."""
@@ -63,6 +72,16 @@ class MlflowRegistry:
         if tags.get(f"{prefix}.status") != ROLLED_BACK:
             return None
         return tags.get(f"{prefix}.reason") or "rolled back (no reason recorded)"
+
+    def digest(self, version: str) -> str | None:
+        """Return the manifest digest of `version`'s files as trained (`files_digest`), None when unknown; once each."""
+        if version not in self.digests:
+            try:
+                self.digests[version] = files_digest(self.client, self.tracking_uri, self.model_name, version)
+            except Exception as error:  # unknown: only the record's rejections by version number apply
+                LOG.warning("files of %s v%s not hashed: %s", self.model_name, version, first_line(error))
+                return None
+        return self.digests[version]
 
     def facts(self, version: str) -> ModelFacts | None:
         """Return what the registry says about `version` (task, profile), None when it cannot be read."""
