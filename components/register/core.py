@@ -162,27 +162,33 @@ def _failure_message(
 
 
 def choose_signer(client: MlflowClient, tracking_uri: str, env: Mapping[str, str] | None = None) -> Signer:
-    """Return who signs: the signer service at PLINTH_SIGNER_URL, else this process for a local SQLite store.
+    """Return who signs: this process for a local SQLite store (one machine), else the service at PLINTH_SIGNER_URL.
+
+    A local store is signed with the key beside it even where the compiled pipeline names the cluster's signer:
+    kfp.local runs every step as the user, who holds that key anyway.
 
     Raises:
         RegistrationError: no signer URL for a registry that is not a local SQLite store.
     """
     env = os.environ if env is None else env
+    if signing.local_key_dir(tracking_uri) is not None:
+        try:
+            key, created = signing.signing_key(tracking_uri, env)
+        except signing.SigningError as error:
+            raise RegistrationError(f"{error}; registry unchanged") from error
+        if created:
+            print(
+                f"register: made this machine's signing key {key} "
+                f"(public key {key.with_name(signing.PUBLIC_KEY_FILE)}, which serving verifies with)"
+            )
+        return local_signer(client, key)
     url = env.get(ENV_SIGNER_URL, "").strip()
-    if url:
-        return remote_signer(url)
-    if signing.local_key_dir(tracking_uri) is None:
+    if not url:
         raise RegistrationError(
             f"no signer: set {ENV_SIGNER_URL} to the signer service (serving/signer) for the registry at "
             f"{tracking_uri}; registry unchanged"
         )
-    key, created = signing.signing_key(tracking_uri, env)
-    if created:
-        print(
-            f"register: made this machine's signing key {key} "
-            f"(public key {key.with_name(signing.PUBLIC_KEY_FILE)}, which serving verifies with)"
-        )
-    return local_signer(client, key)
+    return remote_signer(url)
 
 
 def run(

@@ -1,9 +1,11 @@
-"""Where the pipeline's steps run on a cluster and what they get from it (node pools, keys, accelerators).
+"""Where the pipeline's steps run on a cluster and what they get from it (node pools, accelerators, credentials).
 
-Node pools, tolerations, resources, accelerators and the Secrets (signing key, data credentials) are kept apart from the
-pipeline's data flow, so the CPU and GPU variants differ in exactly these settings.
-kfp.local ignores all of it (it runs no Kubernetes), so a local run signs with its own key; only the
-environment variables (`without_pickles`) apply there too.
+Node pools, tolerations, resources, accelerators, the data Secret and the signer's address are kept apart from the
+pipeline's data flow, so the CPU and GPU variants differ in exactly these settings. No step gets the signing key:
+the register step gets the signer service's URL (PLINTH_SIGNER_URL), and the key lives in the signer's own
+namespace (manifests/platform/signer). kfp.local ignores the Kubernetes settings; the environment variables
+(`without_pickles`, `with_signer`) apply there too, and a local SQLite store is signed in-process with the
+machine's own key whatever PLINTH_SIGNER_URL says (components/register).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from kfp import kubernetes
 from kfp.dsl import PipelineTask
 
 from components.common.modeling import ENV_ALLOW_PICKLE
+from components.register.core import ENV_SIGNER_URL
 
 # The standard variables of the object stores ingest reads (components/ingest/read.py), taken from the data
 # Secret's keys of the same names. GOOGLE_APPLICATION_CREDENTIALS names a file: put the key JSON in the Secret
@@ -48,8 +51,8 @@ class ComputeTarget:
     cpu_limit: str = "2"
     memory_request: str = "1G"
     memory_limit: str = "4G"
-    # Secret (key `private.pem`) with the private key the register step signs model versions with.
-    signing_secret: str = "plinth-signing-key"
+    # The signer service the register step asks to sign a new version (serving/signer; it alone holds the key).
+    signer_url: str = "http://plinth-signer.plinth-signing.svc:8080"
     # Secret with the object-store credentials ingest reads the source with ("" for none): each key named in
     # DATA_CREDENTIAL_KEYS becomes that environment variable; the Secret and every key are optional.
     data_secret: str = "plinth-data"
@@ -90,11 +93,9 @@ def without_pickles(task: PipelineTask) -> PipelineTask:
     return task
 
 
-def with_signing_key(task: PipelineTask, target: ComputeTarget) -> PipelineTask:
-    """Give the register step the private key from its Secret, as PLINTH_SIGNING_KEY_PEM (never in an image)."""
-    kubernetes.use_secret_as_env(
-        task, secret_name=target.signing_secret, secret_key_to_env={"private.pem": "PLINTH_SIGNING_KEY_PEM"}
-    )
+def with_signer(task: PipelineTask, target: ComputeTarget) -> PipelineTask:
+    """Tell the register step where the signer is (PLINTH_SIGNER_URL); it gets no key, nor any Secret of it."""
+    task.set_env_variable(ENV_SIGNER_URL, target.signer_url)
     return task
 
 

@@ -19,7 +19,7 @@ from pipelines.training.compute import (
     on_accelerator_pool,
     on_cpu_pool,
     with_data_credentials,
-    with_signing_key,
+    with_signer,
     without_pickles,
 )
 
@@ -151,7 +151,7 @@ def build_pipeline(target: ComputeTarget) -> GraphComponent:
             target,
         )
         with dsl.If(decided.outputs["Output"] == True, name="gate-passed"):  # noqa: E712 (KFP condition)
-            with_signing_key(
+            with_signer(
                 on_cpu_pool(
                     _step(
                         register(
