@@ -171,6 +171,7 @@ def make_handler(
                 self._answer(400, {"error": str(error)})
                 return
             except (MlflowException, RequestException, OSError) as error:
+                LOG.warning("registry unavailable (503, Alertmanager retries): %s", _first_line(error))
                 self._answer(503, {"error": f"registry unavailable, retry: {_first_line(error)}"})
                 return
             except Exception as error:  # a garbled history tag, a bug: said, logged, retried by Alertmanager
