@@ -14,14 +14,16 @@ MASK = "***"
 
 # User info with a colon is `user:secret` (or `key:secret`); without one it is a name (abfs's container@account).
 _USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^/@\s:]*:[^/@\s]*)@")
-_QUERY = re.compile(r"(?P<url>[A-Za-z][A-Za-z0-9+.-]*://[^\s?#'\"]*)\?[^\s#'\"]*")
+# A query string after a URL, or after a bare path that starts a word (urllib3's "Max retries exceeded with url:
+# /api?token=..." repeats the path and query without the host).
+_QUERY = re.compile(r"(?P<url>(?:[A-Za-z][A-Za-z0-9+.-]*://|(?<![^\s(=])/)[^\s?#'\"]*)\?[^\s#'\"]*")
 
 
 def redact(text: str) -> str:
     """Mask credentials in every URL of `text`: a `user:secret` user-info part and any query string.
 
-    `s3://key:secret@bucket/x` -> `s3://***@bucket/x`, `https://h/x?sig=abc` -> `https://h/x?***`; abfs's
-    `container@account` names no secret and stays.
+    `s3://key:secret@bucket/x` -> `s3://***@bucket/x`, `https://h/x?sig=abc` -> `https://h/x?***`,
+    `url: /x?sig=abc` -> `url: /x?***`; abfs's `container@account` names no secret and stays.
     """
     text = _USERINFO.sub(lambda match: f"{match['scheme']}{MASK}@", text)
     return _QUERY.sub(lambda match: f"{match['url']}?{MASK}", text)

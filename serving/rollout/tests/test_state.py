@@ -28,3 +28,32 @@ def test_a_record_written_before_promotions_had_their_own_deadline_still_reads()
     old = '{"phase": "promoting", "canary_version": "3", "started_at": 12.5}'
     status = RolloutStatus.from_json(old)
     assert (status.phase, status.canary_version, status.promoting_since) == ("promoting", "3", 0.0)
+
+
+def test_a_record_written_before_digests_were_kept_still_reads_and_rejects_by_number() -> None:
+    old = '{"phase": "failed", "canary_version": "3", "rejected": {"3": "success-rate failed"}}'
+    status = RolloutStatus.from_json(old)
+    assert (status.rejected, status.rejected_digests, status.canary_digest, status.held) == (
+        {"3": "success-rate failed"}, {}, None, None,
+    )  # fmt: skip
+    assert status.rejected_as("sha256:aa", "7") is None
+
+
+def test_the_digest_of_a_rejected_version_rejects_its_copies_and_a_retry_forgets_both() -> None:
+    status = RolloutStatus()
+    status.reject("3", "success-rate failed", "sha256:aa")
+    again = RolloutStatus.from_json(status.to_json())
+    assert again.rejected_as("sha256:aa", "7") == "3"
+    assert again.rejected_as("sha256:aa", "3") is None  # a version is no copy of itself
+    assert again.rejected_as("sha256:bb", "7") is None
+    again.forgive("7", "sha256:aa")
+    assert again.rejected_as("sha256:aa", "7") is None
+
+
+def test_the_record_keeps_the_latest_rejected_digests() -> None:
+    status = RolloutStatus()
+    for version in range(1, 201):
+        status.reject(str(version), "bad", f"sha256:{version:064x}")
+    assert len(status.rejected_digests) == MAX_REJECTED
+    assert status.rejected_as(f"sha256:{200:064x}", "999") == "200"
+    assert status.rejected_as(f"sha256:{1:064x}", "999") is None
