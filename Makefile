@@ -78,10 +78,11 @@ lock: ## re-resolve and hash requirements*.lock (make setup, the images); needs 
 	echo 'checkov==3.3.30' | $(UV_COMPILE) - -o .ci/checkov.lock
 
 # Tiers: plain `pytest` = unit + integration (quick loop); `slow` = the README's commands run as typed
-# (tests/docs); `e2e` = kind. CI (`.ci/run`) is `make test`: everything but e2e.
+# (tests/docs); `e2e` = kind. CI (`.ci/run`) is `make test`: everything but e2e; its log ends with the 25
+# slowest test phases (setup, call, teardown), so a test that grows shows in the CI log that made it grow.
 .PHONY: test
 test: setup lint ## lint, then every test but the kind e2e, README tier included (what CI runs)
-	$(PY) -m pytest -m 'not e2e'
+	$(PY) -m pytest -m 'not e2e' --durations=25
 
 .PHONY: test-slow
 test-slow: setup ## only the slow tier: the README's commands, typed as written (tests/docs)

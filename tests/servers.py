@@ -8,6 +8,10 @@ from pathlib import Path
 
 from serving.embedded.processes import ManagedProcess, free_port
 
+# MLflow's job execution (GenAI jobs: a job runner and seven huey consumers, each a Python importing mlflow)
+# serves no test of a registry; off, a server start costs one process instead of nine. `env` can turn it on.
+NO_JOBS = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+
 
 class MlflowServer:
     """`mlflow server` with a SQLite backend; can be stopped and started again on the same store.
@@ -18,7 +22,7 @@ class MlflowServer:
     def __init__(self, root: Path, app_name: str | None = None, env: Mapping[str, str] | None = None) -> None:
         self.root = root
         self.app_name = app_name
-        self.env = dict(env or {})
+        self.env = {**NO_JOBS, **(env or {})}
         self.port = free_port()
         self.uri = f"http://127.0.0.1:{self.port}"
         self.process: ManagedProcess | None = None
