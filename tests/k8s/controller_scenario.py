@@ -41,7 +41,7 @@ def drive_a_rollout(edge: ClusterEdge) -> None:
     """What the reconcile loop does over one rollout that promotes: every kind of call ClusterEdge makes."""
     assert edge.read_state() is None
     assert edge.read_desired().alias == "challenger"
-    edge.write_state(State(status=RolloutStatus(phase="initialized")))
+    edge.write_state(State(stable_version="1", status=RolloutStatus(phase="initialized", canary_version="1")))
     assert edge.served_annotation() is None
     edge.stop_canary()
     edge.start_canary()
@@ -55,7 +55,10 @@ def drive_a_rollout(edge: ClusterEdge) -> None:
         assert edge.route_weight() == weight
     state = edge.read_state()
     assert state is not None
-    edge.write_state(State(stable_version="2", status=state.status, resource_version=state.resource_version))
+    # As the loop records a promotion: first the phase, then the stable version (the admission policy holds it).
+    promoting = RolloutStatus(phase="promoting", canary_version="2", stable_at_start="1")
+    state = edge.write_state(State(stable_version="1", status=promoting, resource_version=state.resource_version))
+    edge.write_state(State(stable_version="2", status=promoting, resource_version=state.resource_version))
     edge.serve_on_stable("2")
     assert edge.stable_ready().ready
     edge.set_weight(0)

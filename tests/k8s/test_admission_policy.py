@@ -29,6 +29,7 @@ from tests.apiserver.resources import DEPLOYMENT, HTTPROUTE
 POLICY = f"{NAMESPACE}-{CONTROLLER}"
 CONTROLLER_USER = f"system:serviceaccount:{NAMESPACE}:{CONTROLLER}"
 ROUTE, STABLE, CANARY = "release-plinth-serving", "release-plinth-serving-stable", "release-plinth-serving-canary"
+STATE = "release-plinth-serving-rollout-state"
 
 
 class AdmissionPolicy(admission.AdmissionPolicy):
@@ -118,12 +119,6 @@ ALLOWED: dict[str, tuple[str, str, Callable[[dict[str, Any]], Any]]] = {
         lambda r: (set_weights(r, 0, 100), r["metadata"].update(generation=7, managedFields=[{"manager": "x"}])),
     ),
     "stable served-version stamp": ("Deployment", STABLE, lambda d: annotate(d, SERVED_ANNOTATION, "3")),
-    "canary replicas": ("Deployment", CANARY, lambda d: d["spec"].update(replicas=0)),
-    "stable replicas and stamp": (
-        "Deployment",
-        STABLE,
-        lambda d: (d["spec"].update(replicas=4), annotate(d, SERVED_ANNOTATION, "4")),
-    ),
 }
 
 DENIED: dict[str, tuple[str, str, Callable[[dict[str, Any]], Any]]] = {
@@ -158,19 +153,29 @@ DENIED: dict[str, tuple[str, str, Callable[[dict[str, Any]], Any]]] = {
         lambda r: r["metadata"]["annotations"].pop("kustomize.toolkit.fluxcd.io/ssa"),
     ),
     "image": ("Deployment", STABLE, lambda d: container(d).update(image="ghcr.io/attacker/miner:1")),
-    "serviceAccountName": ("Deployment", CANARY, lambda d: pod(d).update(serviceAccountName="default")),
+    "serviceAccountName": ("Deployment", STABLE, lambda d: pod(d).update(serviceAccountName="default")),
     "new volume": (
         "Deployment",
         STABLE,
         lambda d: pod(d)["volumes"].append({"name": "host", "hostPath": {"path": "/"}}),
     ),
-    "env": ("Deployment", CANARY, lambda d: container(d)["env"].append({"name": "PLINTH_MODEL_VERSION", "value": "9"})),
+    "env": ("Deployment", STABLE, lambda d: container(d)["env"].append({"name": "PLINTH_MODEL_VERSION", "value": "9"})),
     "another pod annotation": ("Deployment", STABLE, lambda d: annotate(d, "sidecar.istio.io/inject", "false")),
     "pod label": ("Deployment", STABLE, lambda d: d["spec"]["template"]["metadata"]["labels"].update(extra="x")),
     "strategy": ("Deployment", STABLE, lambda d: d["spec"].update(strategy={"type": "Recreate"})),
-    "paused": ("Deployment", CANARY, lambda d: d["spec"].update(paused=True)),
+    "paused": ("Deployment", STABLE, lambda d: d["spec"].update(paused=True)),
     "deployment label": ("Deployment", STABLE, lambda d: d["metadata"]["labels"].update(extra="x")),
+    # The canary moves only by its scale; the stable's replicas are not the controller's to change.
+    "canary replicas by its spec": ("Deployment", CANARY, lambda d: d["spec"].update(replicas=0)),
+    "stable replicas and stamp": (
+        "Deployment",
+        STABLE,
+        lambda d: (d["spec"].update(replicas=4), annotate(d, SERVED_ANNOTATION, "4")),
+    ),
+    "stamp that is not a version": ("Deployment", STABLE, lambda d: annotate(d, SERVED_ANNOTATION, "4; x")),
 }
+# What a denial says: the validation that names what the controller may change, or that fences metadata.
+DENIAL_WORDS = ("may change only", "may not change the metadata")
 
 
 def test_the_rendered_policy_and_binding_are_valid_objects(objects: list[dict[str, Any]]) -> None:
@@ -205,8 +210,8 @@ def test_the_controller_may_change_nothing_else(
     old = live(objects, kind, name)
     verdict = policy.review(changed(old, edit), old)
     assert verdict.matched
-    assert len(verdict.denied) == 1, verdict.denied
-    assert "may change only" in verdict.denied[0]
+    assert len(verdict.denied) == (1 if name != CANARY else 3), verdict.denied  # the canary's: name, spec, replicas
+    assert any(words in verdict.denied[0] for words in DENIAL_WORDS), verdict.denied
 
 
 def stored_and_replaced(kind: str, name: str, edit: Callable[[dict[str, Any]], Any]) -> tuple[FakeCluster, int, str]:
@@ -239,7 +244,7 @@ def test_the_stand_in_denies_every_other_change_to_the_defaulted_objects(case: s
     cluster, status, message = stored_and_replaced(kind, name, edit)
     assert status in (403, 422), message
     # Refused by the policy, or before it by the schema (a rule without a Service port, say): never stored.
-    assert "may change only" in message or ("is invalid" in message and status == 422), message
+    assert any(words in message for words in DENIAL_WORDS) or ("is invalid" in message and status == 422), message
     assert cluster.server.store.get(resource, NAMESPACE, name)["spec"] == before["spec"]
 
 
@@ -273,8 +278,9 @@ def test_the_controller_may_not_create_delete_or_touch_other_objects(
     assert not policy.review(None, route, operation="DELETE").allowed
     assert not policy.review(stable, None, operation="CREATE").allowed
     other = changed(stable, lambda d: d["metadata"].update(name="someone-else"))
-    assert policy.review(changed(other, lambda d: d["spec"].update(replicas=9)), other).denied == [
-        f"the rollout controller may change only HTTPRoute {ROUTE} and Deployments {STABLE} and {CANARY}"
+    assert policy.review(changed(other, lambda d: d["spec"].update(replicas=9)), other).denied[:1] == [
+        f"the rollout controller may change only HTTPRoute {ROUTE}, Deployment {STABLE}, the scale of Deployment "
+        f"{CANARY} and ConfigMap {STATE}"
     ]
 
 
@@ -284,7 +290,11 @@ def test_every_write_of_a_real_rollout_passes_the_policy(objects: list[dict[str,
     assert [p.name for p in cluster.server.policies] == [POLICY]
     drive_a_rollout(edge_for(cluster, objects))
     reviews = cluster.server.reviews
-    assert {name for _, _, name, _, _, _ in reviews} == {ROUTE, STABLE}, "the canary moves by its scale"
+    reviewed = {(plural, name, sub) for _, plural, name, sub, _, _ in reviews if plural != "events"}
+    assert reviewed == {("httproutes", ROUTE, ""), ("deployments", STABLE, ""), ("deployments", CANARY, "scale")} | {
+        ("configmaps", STATE, "")
+    }, "the canary moves by its scale; the record and the Events are reviewed too"
+    assert any(plural == "events" for _, plural, *_ in reviews)
     assert all(verdict.matched and verdict.allowed for *_, verdict in reviews), reviews
     mirrored = cluster.server.requests
     assert any(body.get("spec", {}).get("rules", [{}])[0].get("filters") for _, _, body, _ in mirrored)

@@ -41,3 +41,32 @@
 {{- $m := include "plinth.cel.isMirror" . -}}
 ({{ .new }}.map(r, has(r.filters) && r.filters.exists(f, !{{ $m }})) == {{ .old }}.map(r, has(r.filters) && r.filters.exists(f, !{{ $m }})) && {{ .new }}.filter(r, has(r.filters) && r.filters.exists(f, !{{ $m }})).map(r, r.filters.filter(f, !{{ $m }})) == {{ .old }}.filter(r, has(r.filters) && r.filters.exists(f, !{{ $m }})).map(r, r.filters.filter(f, !{{ $m }})))
 {{- end }}
+
+{{/* Every field of `new`'s and `old`'s ObjectMeta is the same but those the API server sets on a write
+     (managedFields, resourceVersion, generation, uid, creationTimestamp) and those in `except` (a list).
+     Listed one by one: ObjectMeta is a typed object in the API server, so no comprehension over its keys.
+     dict "new" "object.metadata" "old" "oldObject.metadata" "except" (list "annotations") */}}
+{{- define "plinth.cel.sameMeta" -}}
+{{- $args := . }}
+{{- $fields := list "name" "generateName" "namespace" "selfLink" "deletionTimestamp" "deletionGracePeriodSeconds" "ownerReferences" "finalizers" "labels" "annotations" }}
+{{- $same := list }}
+{{- range $field := $fields }}
+{{- if not (has $field ($args.except | default list)) }}
+{{- $same = append $same (include "plinth.cel.same" (dict "new" $args.new "old" $args.old "field" $field)) }}
+{{- end }}
+{{- end -}}
+({{ join " && " $same }})
+{{- end }}
+
+{{/* The annotation `key` of `new` is absent, or as it was on `old`: it may be removed, never set or changed. */}}
+{{- define "plinth.cel.removedOrKept" -}}
+{{- $k := .key | quote -}}
+(!has({{ .new }}.annotations) || !({{ $k }} in {{ .new }}.annotations) || (has({{ .old }}.annotations) && {{ $k }} in {{ .old }}.annotations && {{ .old }}.annotations[{{ $k }}] == {{ .new }}.annotations[{{ $k }}]))
+{{- end }}
+
+{{/* The record's `status` (serving/rollout/core/state.py: JSON, indent 1, sorted keys, so each top-level key
+     is a line of its own and no string value holds a newline) says `key` is the string `value`, a CEL string
+     expression that is digits or a fixed word, so it cannot widen the match. dict "status" "..." "key" "phase" "value" "'promoting'" */}}
+{{- define "plinth.cel.recordSays" -}}
+{{ .status }}.contains('\n "{{ .key }}": "' + {{ .value }} + '",\n')
+{{- end }}
