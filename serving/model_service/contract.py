@@ -147,7 +147,8 @@ def _schemas(columns: Sequence[Column], task: ServedTask, max_instances: int) ->
 
 def feedback_schemas(task: ServedTask) -> dict[str, Any]:
     """Return the schemas of `POST /feedback`: the label (or value) for one request id, and its answers."""
-    truth = ("value", {"type": "number"}) if task.kind == "regression" else ("label", _label_schema(task))
+    label = _label_schema(task) if task.classes else {**_label_schema(task), "maxLength": 256}  # MAX_LABEL_CHARS
+    truth = ("value", {"type": "number"}) if task.kind == "regression" else ("label", label)
     identifier = {"type": "string", "minLength": 1, "description": "The prediction's request_id."}
     message = {"type": "string"}
     return {
@@ -177,8 +178,10 @@ _FEEDBACK_STATUSES = {
     "404": "No prediction with this id is in the store (`unknown`), or feedback is off (`disabled`).",
     "409": "The prediction already has its label (`duplicate`).",
     "410": "The prediction is older than PLINTH_FEEDBACK_MAX_AGE, or was purged for it (`late`).",
-    "413": "Body over 64 KiB (`malformed`).",
+    "401": "No `Authorization: Bearer <token>` of a labelling client (`unauthenticated`); nothing was read.",
+    "413": "Body over 4 KiB (`malformed`).",
     "415": "Content-Type other than application/json (`malformed`).",
+    "429": "The client is over its rate (`rate_limited`): send it again after `Retry-After` seconds.",
     "503": "The prediction store cannot be reached; the label was not stored, send it again (`store_unavailable`).",
 }
 
@@ -188,6 +191,7 @@ def feedback_operation() -> dict[str, Any]:
     return {
         "summary": "Label a stored prediction with its ground truth",
         "operationId": "feedback",
+        "security": [{"labellingClient": []}],
         "requestBody": {
             "required": True,
             "content": {"application/json": {"schema": {"$ref": f"{REF}FeedbackRequest"}}},
@@ -214,6 +218,9 @@ def document(
     """
     spec = {**generic, "openapi": OPENAPI_VERSION}
     spec["components"] = {"schemas": {**_schemas(columns, task, max_instances), **feedback_schemas(task)}}
+    spec["components"]["securitySchemes"] = {"labellingClient": {"type": "http", "scheme": "bearer"}}
+    feedback = feedback_operation()
+    feedback["responses"]["429"]["headers"] = {"Retry-After": {"schema": {"type": "string"}, "required": True}}
     operation = dict(spec["paths"]["/predict"]["post"])
     responses = {
         "200": _answer("One prediction per instance, in request order.", "PredictResponse"),
@@ -228,7 +235,7 @@ def document(
         },
         responses=responses,
     )
-    spec["paths"] = {**spec["paths"], "/predict": {"post": operation}, "/feedback": {"post": feedback_operation()}}
+    spec["paths"] = {**spec["paths"], "/predict": {"post": operation}, "/feedback": {"post": feedback}}
     return json.dumps(spec).encode()
 
 

@@ -9,6 +9,13 @@ The PSI is published once a fiftieth of the window has arrived since the last ti
 default 500): one-row requests then pay for the score and its gauges a tenth as often, and the gauges lag
 the window by less than 2 % of its rows.
 A model without a profile (anyone else's) has no drift bins: only its missing values are counted.
+
+No single caller fills the window: each request adds at most `rows_per_request` of its rows, sampled at
+random (`per_request.py`), and the PSI is published only once the window spans `min_requests` distinct
+requests (`PLINTH_DRIFT_ROWS_PER_REQUEST`, default 10; `PLINTH_DRIFT_MIN_REQUESTS`, default 50). Before that
+the gauge is absent, which neither fires `PlinthInputDrift` nor passes the canary's input-drift check
+("missing never counts as success"); if the window ever spans fewer again, the gauges read NaN, which does
+neither either. With the defaults a full window (500 rows, at most 10 a request) always spans 50 requests.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from prometheus_client import Counter, Gauge
 
 from components.common.profile import ReferenceProfile, psi
 from serving.model_service.columns import Batch, Column
+from serving.model_service.per_request import sampled
 
 # Rows a window must hold before its PSI is published: fewer rows give a noisy, alarming score.
 DRIFT_MIN_ROWS = 50
@@ -46,7 +54,15 @@ MISSING_VALUES = Counter("plinth_missing_values", "Null values received in optio
 class InputMonitor:
     """Counts unusual inputs and keeps a sliding window of binned rows for the drift score."""
 
-    def __init__(self, columns: Sequence[Column], profile: ReferenceProfile | None, window: int) -> None:
+    def __init__(
+        self,
+        columns: Sequence[Column],
+        profile: ReferenceProfile | None,
+        window: int,
+        rows_per_request: int = 10,
+        min_requests: int = 50,
+        seed: int | None = None,
+    ) -> None:
         self.optional = [(c.name, MISSING_VALUES.labels(c.name)) for c in columns if c.optional]
         self.enabled = profile is not None
         features = profile.feature_names if profile else []
@@ -68,6 +84,14 @@ class InputMonitor:
         for row, s in enumerate(stats):
             self.expected[row, : s.n_bins] = s.expected_shares()
         self.window = np.zeros((window, len(stats)), dtype=np.int32)
+        # The request each window row came from (numbered in arrival order): rows of one request are
+        # contiguous and leave in order, so the window spans newest - oldest + 1 requests.
+        self.request_of = np.zeros(window, dtype=np.int64)
+        self.requests = 0
+        self.rows_per_request = rows_per_request
+        self.min_requests = min(min_requests, window)
+        self.rng = np.random.default_rng(seed)
+        self.withheld = False
         self.counts = np.zeros((len(stats), width), dtype=np.int64)
         self.offsets = np.arange(len(stats)) * width
         self.filled = self.cursor = self.unpublished = 0
@@ -78,8 +102,8 @@ class InputMonitor:
         self.features = features
         self.drift: list[Gauge] = []  # created with the first published score: no series before then
 
-    def observe(self, batch: Batch) -> None:
-        """Record one validated batch."""
+    def observe(self, batch: Batch, first_rows: Sequence[int] = (0,)) -> None:
+        """Record one validated batch whose requests begin at `first_rows` (at most a few rows of each)."""
         for name, counter in self.optional:
             missing = int(np.count_nonzero(pd.isna(batch.column(name))))
             if missing:
@@ -94,14 +118,34 @@ class InputMonitor:
             unseen = int(np.count_nonzero(bins[:, index] == len(stats.categories)))
             if unseen:
                 counter.inc(unseen)
+        rows, owner = sampled(first_rows, batch.rows, self.rows_per_request, self.rng)
         with self.lock:
-            self._push(bins[-len(self.window) :])
-            self.unpublished += batch.rows
-            if self.filled >= min(DRIFT_MIN_ROWS, len(self.window)) and self.unpublished >= self.publish_rows:
-                self.unpublished = 0
+            keep = slice(-len(self.window), None)
+            self._push(bins[rows][keep], self.requests + owner[keep])
+            self.requests += int(owner[-1]) + 1
+            self.unpublished += len(rows)
+            if self.spanned() < self.min_requests:
+                self._withhold()
+            elif self.filled >= min(DRIFT_MIN_ROWS, len(self.window)) and self.unpublished >= self.publish_rows:
+                self.unpublished, self.withheld = 0, False
                 self.drift = self.drift or [INPUT_DRIFT_PSI.labels(name) for name in self.features]
                 for gauge, score in zip(self.drift, self.psi().tolist(), strict=True):
                     gauge.set(score)
+
+    def spanned(self) -> int:
+        """Return how many distinct requests the window's rows come from."""
+        if not self.filled:
+            return 0
+        oldest = self.cursor if self.filled == len(self.window) else 0
+        newest = (self.cursor - 1) % len(self.window)
+        return int(self.request_of[newest] - self.request_of[oldest]) + 1
+
+    def _withhold(self) -> None:
+        """A window of too few requests scores nothing: published gauges read NaN (never before the first)."""
+        if self.drift and not self.withheld:
+            for gauge in self.drift:
+                gauge.set(float("nan"))
+            self.withheld = True
 
     def _numeric_bins(self, batch: Batch) -> np.ndarray:
         """Count out-of-range values and return the drift bins of every numeric feature."""
@@ -115,14 +159,15 @@ class InputMonitor:
         bins = np.count_nonzero(values[:, :, None] > self.edges[None, :, :], axis=2)
         return np.where(np.isnan(values), self.missing_bin, bins)
 
-    def _push(self, bins: np.ndarray) -> None:
-        """Write binned rows (at most a window's worth) into the ring buffer and update the bin counts."""
+    def _push(self, bins: np.ndarray, requests: np.ndarray) -> None:
+        """Write binned rows (at most a window's worth) and their request numbers into the ring buffer."""
         size, count = len(self.window), len(bins)
         positions = (self.cursor + np.arange(count)) % size
         evicted = max(0, self.filled + count - size)
         if evicted:
             self.counts -= self._histogram(self.window[positions[count - evicted :]])
         self.window[positions] = bins
+        self.request_of[positions] = requests
         self.counts += self._histogram(bins)
         self.filled = min(size, self.filled + count)
         self.cursor = (self.cursor + count) % size

@@ -2,11 +2,15 @@
 
 An ASGI route rather than a BentoML API, so that every refusal gets its exact status and the body
 `{"error": reason, "detail": "..."}` (BentoML answers 500 to a body of the wrong type). Checks run in this
-order, each answer counted in `plinth_feedback_total` by result:
+order, each answer counted in `plinth_feedback_total` by result (and, once the client is known, in
+`plinth_feedback_by_client_total`):
 
+- 401 `unauthenticated`: no `Authorization: Bearer <token>` of a configured labelling client (`clients.py`);
+  answered before the body is read, with `WWW-Authenticate: Bearer`. Nothing else changes.
+- 429 `rate_limited`: the client is over its rate (`Retry-After` says when to send again).
 - 415 / 413 / 400 `malformed`: not JSON, over MAX_BODY_BYTES, not an object, an unknown field, no string
-  `request_id`, not exactly one of `label` (classifiers: one of the model's classes) or `value` (regression:
-  a finite number); `detail` names the field.
+  `request_id`, not exactly one of `label` (classifiers: one of the model's classes; classes unknown: at
+  most MAX_LABEL_CHARS characters) or `value` (regression: a finite number); `detail` names the field.
 - 404 `unknown`: no prediction with this id is in the store (one written a moment ago by another worker or
   replica is waited for, up to SETTLE_S after its id's issue time).
 - 409 `duplicate`: the prediction already has its label.
@@ -28,9 +32,10 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from serving.model_service.clients import Clients, retry_after
 from serving.model_service.feedback import parse_id
 from serving.model_service.guard import ASGIApp, Receive, Scope, Send
-from serving.model_service.monitor import FEEDBACK, STORE_ERRORS
+from serving.model_service.monitor import FEEDBACK, FEEDBACK_BY_CLIENT, STORE_ERRORS
 from serving.model_service.predictor import ServedTask
 from serving.model_service.store import Found, PredictionStore, Scores, StoreError
 
@@ -38,13 +43,24 @@ if TYPE_CHECKING:
     from serving.model_service.archive import PayloadArchive
     from serving.model_service.recorder import Recorder
 
-MAX_BODY_BYTES = 65_536
+# A request id and one label fit in well under 1 KiB; nothing bigger is a label.
+MAX_BODY_BYTES = 4096
+MAX_LABEL_CHARS = 256
 # A label for an id issued less than this long ago may find its prediction still queued in a writer.
 SETTLE_S = 2.0
 SETTLE_POLL_S = 0.05
 MIN_PROBABILITY = 1e-15
 FIELDS = ("request_id", "label", "value")
-ERRORS = ("malformed", "unknown", "duplicate", "late", "disabled", "store_unavailable")
+ERRORS = (
+    "malformed",
+    "unknown",
+    "duplicate",
+    "late",
+    "disabled",
+    "store_unavailable",
+    "unauthenticated",
+    "rate_limited",
+)
 
 
 class Refusal(Exception):
@@ -108,7 +124,10 @@ def truth_of(task: ServedTask, field: str, given: Any) -> str | float:
     if not isinstance(given, str | int | float | bool):
         raise Refusal(400, "malformed", "label: must be a string, number or boolean")
     if not task.classes:
-        return str(given)
+        text = str(given)
+        if len(text) > MAX_LABEL_CHARS:
+            raise Refusal(400, "malformed", f"label: at most {MAX_LABEL_CHARS} characters (got {len(text)})")
+        return text
     for label in task.classes:
         if _same(given, label):
             return str(label)
@@ -131,7 +150,13 @@ class Judge:
         # The payload archive an accepted label is also written to (set when the worker starts), if any.
         self.archive: PayloadArchive | None = None
 
-    def decide(self, body: bytes) -> tuple[int, dict[str, Any]]:
+    def count(self, version: str, result: str, client: str | None) -> None:
+        """Count one answer, for its version and (when authenticated) its client."""
+        FEEDBACK.labels(self.model_name, version, result).inc()
+        if client is not None:
+            FEEDBACK_BY_CLIENT.labels(client, result).inc()
+
+    def decide(self, body: bytes, client: str | None = None) -> tuple[int, dict[str, Any]]:
         """Return the status and JSON answer to a feedback body (blocking: run it off the event loop)."""
         if self.store is None:
             detail = "feedback is off here (PLINTH_FEEDBACK=off, or the model was refused)"
@@ -147,13 +172,13 @@ class Judge:
             truth = truth_of(task, field, given)
             self._join(request_id, issued, found, task, truth)
         except Refusal as refusal:
-            FEEDBACK.labels(self.model_name, version, refusal.reason).inc()
+            self.count(version, refusal.reason, client)
             return refusal.status, {"error": refusal.reason, "detail": refusal.detail}
         except StoreError as error:
             STORE_ERRORS.labels(self.model_name, version, "read").inc()
-            FEEDBACK.labels(self.model_name, version, "store_unavailable").inc()
+            self.count(version, "store_unavailable", client)
             return 503, {"error": "store_unavailable", "detail": f"the label was not stored: {error}"}
-        FEEDBACK.labels(self.model_name, version, "accepted").inc()
+        self.count(version, "accepted", client)
         if self.archive is not None:  # a class with its JSON type (1, not "1"), or the finite value
             archived = truth if isinstance(truth, float) else given
             self.archive.label(self.model_name, version, request_id, archived, self.store.now_ms())
@@ -212,10 +237,14 @@ async def _answer(send: Send, status: int, payload: dict[str, Any], headers: lis
 class FeedbackRoute:
     """ASGI middleware answering `POST /feedback` (405 for any other method there); passes the rest on."""
 
-    def __init__(self, app: ASGIApp, judge: Judge, route: str = "/feedback") -> None:
+    def __init__(self, app: ASGIApp, judge: Judge, clients: Clients, route: str = "/feedback") -> None:
         self.app = app
         self.judge = judge
+        self.clients = clients
         self.route = route
+        for name in clients.names:  # every configured client's series exists from the start
+            for result in ("accepted", "rate_limited"):
+                FEEDBACK_BY_CLIENT.labels(name, result)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Answer the feedback route; pass everything else on."""
@@ -226,16 +255,32 @@ class FeedbackRoute:
             detail = {"error": "malformed", "detail": f"{scope['method']}: use POST"}
             await _answer(send, 405, detail, [(b"allow", b"POST")])
             return
-        status, payload = await self._decide(scope, receive)
+        headers = dict(scope["headers"])
+        verdict = self.clients.identify(headers.get(b"authorization"))
+        if self.judge.store is not None and verdict.client is None:  # nothing is read, nothing else counted
+            self.judge.count(self.judge.version, "unauthenticated", None)
+            challenge = b'Bearer realm="plinth-feedback"'
+            if headers.get(b"authorization"):
+                challenge += b', error="invalid_token"'
+            answer = {"error": "unauthenticated", "detail": verdict.detail}
+            await _answer(send, 401, answer, [(b"www-authenticate", challenge)])
+            return
+        if self.judge.store is not None and verdict.retry_after_s:
+            self.judge.count(self.judge.version, "rate_limited", verdict.client)
+            answer = {"error": "rate_limited", "detail": verdict.detail}
+            await _answer(send, 429, answer, [(b"retry-after", retry_after(verdict.retry_after_s))])
+            return
+        status, payload = await self._decide(headers, receive, verdict.client)
         await _answer(send, status, payload, [])
 
-    async def _decide(self, scope: Scope, receive: Receive) -> tuple[int, dict[str, Any]]:
+    async def _decide(
+        self, headers: dict[bytes, bytes], receive: Receive, client: str | None
+    ) -> tuple[int, dict[str, Any]]:
         """Check the media type and size, then judge the body in a worker thread (the store blocks)."""
-        headers = dict(scope["headers"])
         media_type = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
         if self.judge.store is not None and media_type != b"application/json":
             shown = media_type.decode("latin-1") or "none"
-            return self._refuse(415, f"Content-Type: must be application/json, got {shown}")
+            return self._refuse(415, f"Content-Type: must be application/json, got {shown}", client)
         chunks, size = [], 0
         while True:
             message = await receive()
@@ -244,11 +289,11 @@ class FeedbackRoute:
             chunks.append(message.get("body", b""))
             size += len(chunks[-1])
             if size > MAX_BODY_BYTES:
-                return self._refuse(413, f"body: over {MAX_BODY_BYTES} bytes")
+                return self._refuse(413, f"body: over {MAX_BODY_BYTES} bytes (a request_id and one label)", client)
             if not message.get("more_body", False):
                 break
-        return await anyio.to_thread.run_sync(self.judge.decide, b"".join(chunks))
+        return await anyio.to_thread.run_sync(self.judge.decide, b"".join(chunks), client)
 
-    def _refuse(self, status: int, detail: str) -> tuple[int, dict[str, Any]]:
-        FEEDBACK.labels(self.judge.model_name, self.judge.version, "malformed").inc()
+    def _refuse(self, status: int, detail: str, client: str | None) -> tuple[int, dict[str, Any]]:
+        self.judge.count(self.judge.version, "malformed", client)
         return status, {"error": "malformed", "detail": detail}

@@ -66,14 +66,29 @@ MIRRORED_REQUESTS = Counter(
 )
 # Ground truth joined to stored predictions (`feedback_route.py`); `model_version` is the stored prediction's.
 # Live quality is not computed here: `live_quality.py` reads it from the store (one component, every label).
-FEEDBACK_RESULTS = ("accepted", "malformed", "unknown", "duplicate", "late", "store_unavailable")
+FEEDBACK_RESULTS = (
+    "accepted",
+    "malformed",
+    "unknown",
+    "duplicate",
+    "late",
+    "store_unavailable",
+    "unauthenticated",
+    "rate_limited",
+)
 FEEDBACK = Counter(
     "plinth_feedback",
     "Feedback (ground-truth labels) received on /feedback, by result: accepted, or why it was refused.",
     ["model_name", "model_version", "result"],
 )
+# The same per labelling client (`clients.py`): `client` is one of the configured names, never anything sent.
+FEEDBACK_BY_CLIENT = Counter(
+    "plinth_feedback_by_client",
+    "Feedback on /feedback from authenticated labelling clients, by client and result.",
+    ["client", "result"],
+)
 # The prediction store (`store.py`, written in batches by `recorder.py`): what this process queued and wrote.
-STORE_DROP_REASONS = ("buffer_full", "rejected")
+STORE_DROP_REASONS = ("buffer_full", "rejected", "request_cap")
 STORE_OPERATIONS = ("write", "read")
 STORE_WRITTEN = Counter(
     "plinth_prediction_store_written",
@@ -83,7 +98,7 @@ STORE_WRITTEN = Counter(
 STORE_DROPPED = Counter(
     "plinth_prediction_store_dropped",
     "Predictions answered but never stored: `reason` buffer_full (the store was down longer than the queue "
-    "holds) or rejected (the store refused the row).",
+    "holds), rejected (the store refused the row) or request_cap (past PLINTH_LOG_ROWS_PER_REQUEST of one request).",
     ["model_name", "model_version", "reason"],
 )
 STORE_ERRORS = Counter(

@@ -11,6 +11,12 @@ drains. A worker that stops gracefully writes its queue first (one try, at exit)
 
 With a payload archive (`archive.py`), `stamp` also hands it a reference to the batch's inputs and answers:
 one append to its own bounded queue, converted and written as Parquet by its own thread.
+
+No single request fills the queue: every prediction gets its id, but only the first `rows_per_request` of a
+request (`PLINTH_LOG_ROWS_PER_REQUEST`, default 100) are queued for the store; the rest are answered, never
+stored, and counted in `plinth_prediction_store_dropped_total{reason="request_cap"}` (their labels answer 404).
+Without the cap, 100 requests of 1,000 rows sent while the store is slow or down would push every earlier
+prediction out of the 50,000-row queue, and with them the labels they were waiting for.
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ from serving.model_service.monitor import (
     STORE_PURGED,
     STORE_WRITTEN,
 )
+from serving.model_service.per_request import leading
 from serving.model_service.predictor import ServedTask
 from serving.model_service.store import Prediction, PredictionStore, StoreError
 from serving.model_service.throttle import ThrottledFailures
@@ -65,8 +72,10 @@ class Recorder:
         task: ServedTask,
         max_pending: int = 50_000,
         archive: PayloadArchive | None = None,
+        rows_per_request: int = 100,
     ) -> None:
         self.store = store
+        self.rows_per_request = rows_per_request
         self.archive = archive
         self.model_name = model_name
         self.version = model_version
@@ -101,22 +110,27 @@ class Recorder:
         self._thread.start()
         atexit.register(self.close)  # a worker stopped gracefully (SIGTERM) writes what it still holds
 
-    def stamp(self, answers: list[dict[str, Any]], inputs: Any = None) -> None:
+    def stamp(self, answers: list[dict[str, Any]], inputs: Any = None, first_rows: list[int] | None = None) -> None:
         """Give each answer its `request_id` and queue the batch for the store (never blocks on it).
 
         `inputs` (the served batch) goes, with the answers, to the payload archive when there is one.
+        `first_rows` (where each request begins in the batch) caps what one request queues.
         """
         now_ms = int(time.time() * 1000) if self.store is None else self.store.now_ms()
-        rows = []
         for answer in answers:
-            request_id = new_id(self.version, now_ms)
-            answer["request_id"] = request_id
-            logged = {key: answer[key] for key in LOGGED_KEYS if key in answer}
-            rows.append(Prediction(request_id, self.model_name, self.version, now_ms, logged))
+            answer["request_id"] = new_id(self.version, now_ms)
         if self.archive is not None and inputs is not None:
             self.archive.predictions(self.model_name, self.version, now_ms, inputs, answers)
         if self.store is None:
             return
+        kept = leading(first_rows or [0], len(answers), self.rows_per_request)
+        if len(kept) < len(answers):
+            STORE_DROPPED.labels(*self.labels, "request_cap").inc(len(answers) - len(kept))
+        rows = []
+        for index in kept:
+            answer = answers[index]
+            logged = {key: answer[key] for key in LOGGED_KEYS if key in answer}
+            rows.append(Prediction(answer["request_id"], self.model_name, self.version, now_ms, logged))
         with self._wake:
             self._pending.extend(rows)
             over = len(self._pending) - self.max_pending

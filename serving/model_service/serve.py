@@ -15,7 +15,7 @@ import sys
 
 from components.common.redact import redact
 from components.common.state import plinth_home
-from serving.model_service import examples, registry, schema
+from serving.model_service import clients, examples, registry, schema
 from serving.model_service.settings import DEFAULT_PORT, ENV_PORT, Settings, SettingsError
 
 SERVICE_TARGET = "serving.model_service.service:ModelService"
@@ -29,6 +29,7 @@ def curl_line(port: int, body: dict[str, object]) -> str:
 
 def main() -> None:
     """Resolve the model, print where and how to call it, then exec `bentoml serve` on 127.0.0.1:$PORT."""
+    token = clients.local_token(os.environ)  # none set: one token for this server's labels, printed below
     try:
         settings = Settings.from_env()
         model = registry.fetch(settings)
@@ -43,7 +44,10 @@ def main() -> None:
     print(f"  predict   POST {base}/predict")
     print(f"  API docs  {base}/  (OpenAPI spec: {base}/docs.json)")
     print(f"  metrics   {base}/metrics")
-    print(f"  try it    {curl_line(port, {'instances': rows[:1]})}", flush=True)
+    print(f"  try it    {curl_line(port, {'instances': rows[:1]})}")
+    if token is not None:
+        print(f"  feedback  POST {base}/feedback  with 'Authorization: Bearer $TOKEN':  export TOKEN={token}")
+    sys.stdout.flush()
     # `bentoml serve` wipes the Prometheus files in its home at start: a home of our own keeps other
     # BentoML servers on this machine from erasing this one's metrics.
     env = {"BENTOML_HOME": str(plinth_home() / "bentoml"), **os.environ}

@@ -27,8 +27,9 @@ import numpy as np
 from bentoml.exceptions import InvalidArgument, ServiceUnavailable
 
 from components.common.signing import UNVERIFIED
-from serving.model_service import batching, contract, examples, registry, schema
+from serving.model_service import batching, contract, examples, per_request, registry, schema
 from serving.model_service.archive import PayloadArchive
+from serving.model_service.clients import Clients
 from serving.model_service.columns import FrameBuilder
 from serving.model_service.drift import InputMonitor
 from serving.model_service.feedback_route import FeedbackRoute, Judge
@@ -60,7 +61,8 @@ try:
         PREDICTOR: Predictor = open_predictor(MODEL, SETTINGS)
     except registry.ModelRefused as refusal:  # defined without the model, so that it can say why and stay unready
         REFUSED, MODEL, PREDICTOR = refusal, refusal.stand_in(), RefusedPredictor(str(refusal))
-    PredictRequest = schema.request_model(MODEL.columns, SETTINGS.max_instances)
+    # Each request's first row is marked, so that no single request fills the drift window or the log.
+    PredictRequest = per_request.marked(schema.request_model(MODEL.columns, SETTINGS.max_instances))
     EXAMPLE_SOURCE, WARM_UP_ROWS = examples.first_valid(MODEL, PredictRequest)
 except (SettingsError, registry.ModelLoadError, ValueError) as error:
     raise SystemExit(f"plinth model service: {error}") from None
@@ -75,6 +77,12 @@ STORE = (
     else None
 )
 JUDGE = Judge(STORE, MODEL.name, MODEL.version, TASK, SETTINGS.feedback_max_age_s)
+# Labelling clients (bearer tokens); each worker takes its share of the rate, so a pod takes about the setting.
+CLIENTS = Clients(
+    SETTINGS.feedback_clients,
+    SETTINGS.feedback_rate / SETTINGS.workers,
+    SETTINGS.feedback_burst / SETTINGS.workers,
+)
 if TYPE_CHECKING:
     PredictResponseBody = list[dict[str, Any]]
 else:
@@ -103,11 +111,25 @@ class ModelService:
         PREDICTOR.load()
         self.frames = FrameBuilder(MODEL.columns)
         self._warm_up()
-        self.inputs = InputMonitor(MODEL.columns, MODEL.profile, SETTINGS.drift_window)
+        self.inputs = InputMonitor(
+            MODEL.columns,
+            MODEL.profile,
+            SETTINGS.drift_window,
+            SETTINGS.drift_rows_per_request,
+            SETTINGS.drift_min_requests,
+        )
         target = MODEL.profile.target_profile if MODEL.profile else None
         self.outputs = OutputMonitor(TASK, target.bin_edges if target else None)
         archive = PayloadArchive(SETTINGS.payload_archive) if SETTINGS.payload_archive else None
-        self.recorder = Recorder(STORE, MODEL.name, MODEL.version, TASK, SETTINGS.prediction_store_buffer, archive)
+        self.recorder = Recorder(
+            STORE,
+            MODEL.name,
+            MODEL.version,
+            TASK,
+            SETTINGS.prediction_store_buffer,
+            archive,
+            SETTINGS.log_rows_per_request,
+        )
         self.recorder.start()
         JUDGE.recorder, JUDGE.archive = self.recorder, archive
         MODEL_INFO.labels(MODEL.name, MODEL.version, TASK.kind, DRIFT).set(1)
@@ -157,16 +179,17 @@ class ModelService:
         if REFUSED is not None:
             raise ServiceUnavailable(str(REFUSED))
         batch = self.frames.build(instances)
+        first_rows = per_request.starts(instances)  # where each request begins: caps what one adds
         try:
             output = PREDICTOR.predict(batch)
         except (ValueError, TypeError) as error:  # the model refused values its signature allows
             raise InvalidArgument(f"the model cannot score these instances: {error}") from error
         if output.dtype != object and not np.all(np.isfinite(output)):
             raise InvalidArgument("the model returned a non-finite output for these instances")
-        self.inputs.observe(batch)
+        self.inputs.observe(batch, first_rows)
         self.outputs.observe(output)
         answers = schema.answers(TASK, output, MODEL.name, MODEL.version)
-        self.recorder.stamp(answers, batch)
+        self.recorder.stamp(answers, batch, first_rows)
         return answers
 
 
@@ -187,5 +210,6 @@ cast("bentoml.Service[ModelService]", ModelService).add_asgi_middleware(
 cast("bentoml.Service[ModelService]", ModelService).add_asgi_middleware(
     FeedbackRoute,
     judge=JUDGE,
+    clients=CLIENTS,
 )
 cast("bentoml.Service[ModelService]", ModelService).add_asgi_middleware(contract.PublishedContract, build=_contract)

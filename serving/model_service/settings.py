@@ -15,6 +15,7 @@ from components.common import loaders, signing
 from components.common.duration import parse_duration
 from components.common.state import local_tracking_uri, plinth_home
 from components.common.task import KINDS
+from serving.model_service import clients
 
 ENV_MODEL_NAME = "PLINTH_MODEL_NAME"
 ENV_MODEL_ALIAS = "PLINTH_MODEL_ALIAS"
@@ -37,6 +38,17 @@ ENV_FEEDBACK_MAX_AGE = "PLINTH_FEEDBACK_MAX_AGE"
 # Predictions queued per worker while the store is slow or down; past it the oldest are dropped (counted).
 ENV_PREDICTION_STORE_BUFFER = "PLINTH_PREDICTION_STORE_BUFFER"
 DEFAULT_FEEDBACK_MAX_AGE_S = 30 * 86_400.0
+# Who may label (`clients.py`: bearer tokens from a Secret, as a variable or a mounted file) and how fast:
+# labels a second per client, and how many it may send at once.
+ENV_FEEDBACK_TOKENS = clients.ENV_FEEDBACK_TOKENS
+ENV_FEEDBACK_TOKENS_FILE = clients.ENV_FEEDBACK_TOKENS_FILE
+ENV_FEEDBACK_RATE = "PLINTH_FEEDBACK_RATE"
+ENV_FEEDBACK_BURST = "PLINTH_FEEDBACK_BURST"
+# No single request fills the drift window or the prediction log (`drift.py`, `recorder.py`): rows one request
+# adds to each, and how many distinct requests the drift window must span before its PSI is published.
+ENV_DRIFT_ROWS_PER_REQUEST = "PLINTH_DRIFT_ROWS_PER_REQUEST"
+ENV_DRIFT_MIN_REQUESTS = "PLINTH_DRIFT_MIN_REQUESTS"
+ENV_LOG_ROWS_PER_REQUEST = "PLINTH_LOG_ROWS_PER_REQUEST"
 # The payload archive (`archive.py`): a directory or an fsspec URL (s3://, gs://, abfs://) that every prediction
 # and label is written to as Parquet; empty or `off`: no archive. Unset: `$PLINTH_HOME/payloads` (one machine;
 # the chart always sets it).
@@ -176,6 +188,12 @@ class Settings:
     prediction_store_buffer: int = 50_000
     feedback_max_age_s: float = DEFAULT_FEEDBACK_MAX_AGE_S
     payload_archive: str = ""
+    feedback_clients: tuple[tuple[str, str], ...] = ()  # (client, SHA-256 of its token): never the tokens
+    feedback_rate: float = 20.0
+    feedback_burst: int = 200
+    drift_rows_per_request: int = 10
+    drift_min_requests: int = 50
+    log_rows_per_request: int = 100
 
     @property
     def model_selector(self) -> str:
@@ -224,4 +242,20 @@ class Settings:
             ),
             feedback_max_age_s=_duration(env, ENV_FEEDBACK_MAX_AGE, cls.feedback_max_age_s),
             payload_archive=payload_archive(env),
+            feedback_clients=_clients(env),
+            feedback_rate=_number(env, ENV_FEEDBACK_RATE, cls.feedback_rate, 0.001, 100_000),
+            feedback_burst=int(_number(env, ENV_FEEDBACK_BURST, cls.feedback_burst, 1, 1_000_000)),
+            drift_rows_per_request=int(
+                _number(env, ENV_DRIFT_ROWS_PER_REQUEST, cls.drift_rows_per_request, 1, 100_000)
+            ),
+            drift_min_requests=int(_number(env, ENV_DRIFT_MIN_REQUESTS, cls.drift_min_requests, 1, 1_000_000)),
+            log_rows_per_request=int(_number(env, ENV_LOG_ROWS_PER_REQUEST, cls.log_rows_per_request, 1, 100_000)),
         )
+
+
+def _clients(env: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+    """Read the labelling clients (`clients.py`); a bad entry is a SettingsError naming the variable."""
+    try:
+        return clients.read_clients(env)
+    except ValueError as error:
+        raise SettingsError(str(error)) from None

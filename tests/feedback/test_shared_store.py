@@ -19,7 +19,7 @@ import pytest
 from serving.bench.demo_model import RegisteredModel
 from serving.embedded.processes import free_port
 from serving.model_service import settings
-from serving.model_service.tests.conftest import Server, env_for, metric, refreshed_quality, running_server, scrape
+from serving.model_service.tests.conftest import AUTH, Server, env_for, metric, refreshed_quality, running_server, scrape
 from tests.engines import PostgresServer
 
 pytestmark = pytest.mark.integration
@@ -32,7 +32,8 @@ def predict(server: Server, instances: list[dict[str, Any]]) -> list[dict[str, A
 
 
 def send(server: Server, request_id: str, label: Any) -> httpx.Response:
-    return httpx.post(f"{server.url}/feedback", json={"request_id": request_id, "label": label}, timeout=30)
+    body = {"request_id": request_id, "label": label}
+    return httpx.post(f"{server.url}/feedback", json=body, headers=AUTH, timeout=30)
 
 
 @pytest.fixture

@@ -32,6 +32,9 @@ SERVICE_MODULE = "serving.model_service.service"
 WINE = DrillData("sklearn:wine")
 DIABETES = DrillData("sklearn:diabetes")
 CHURN = DrillData("synthetic:churn", "churned")
+# The labelling client every test server knows (PLINTH_FEEDBACK_TOKENS), and the header that sends its labels.
+FEEDBACK_CLIENT, FEEDBACK_TOKEN = "tests", "tests-labelling-token-0123456789"
+AUTH = {"Authorization": f"Bearer {FEEDBACK_TOKEN}"}
 
 
 def env_for(model: RegisteredModel, **extra: str) -> dict[str, str]:
@@ -40,6 +43,7 @@ def env_for(model: RegisteredModel, **extra: str) -> dict[str, str]:
         settings.ENV_TRACKING_URI: model.tracking_uri,
         settings.ENV_MODEL_NAME: model.name,
         settings.ENV_MODEL_ALIAS: "champion",
+        settings.ENV_FEEDBACK_TOKENS: f"{FEEDBACK_CLIENT}={FEEDBACK_TOKEN}",
         **extra,
     }
 

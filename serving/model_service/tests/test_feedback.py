@@ -19,7 +19,7 @@ from serving.bench.demo_model import RegisteredModel
 from serving.model_service import settings
 from serving.model_service.feedback import new_id, parse_id
 
-from .conftest import Server, env_for, metric, refreshed_quality, running_server, scrape
+from .conftest import AUTH, Server, env_for, metric, refreshed_quality, running_server, scrape
 
 pytestmark = pytest.mark.integration
 
@@ -37,7 +37,7 @@ def predict(server: Server, instances: list[dict[str, Any]]) -> list[dict[str, A
 
 
 def send(server: Server, body: object) -> httpx.Response:
-    return httpx.post(f"{server.url}/feedback", json=body, timeout=30)
+    return httpx.post(f"{server.url}/feedback", json=body, headers=AUTH, timeout=30)
 
 
 def counted(samples: dict[str, float], model: RegisteredModel, result: str, version: str | None = None) -> float:
@@ -103,10 +103,13 @@ def test_refusals_have_their_status_reason_and_count(two_workers: Server, regist
         if status != 200:
             assert response.json()["error"] == reason
             assert response.json()["detail"].startswith(field), response.text
-    not_json = httpx.post(f"{two_workers.url}/feedback", content=b"{", headers={"content-type": "application/json"})
+    json_type = {"content-type": "application/json", **AUTH}
+    not_json = httpx.post(f"{two_workers.url}/feedback", content=b"{", headers=json_type)
     assert (not_json.status_code, not_json.json()["error"]) == (400, "malformed")
     assert (
-        httpx.post(f"{two_workers.url}/feedback", content=b"x", headers={"content-type": "text/plain"}).status_code
+        httpx.post(
+            f"{two_workers.url}/feedback", content=b"x", headers={"content-type": "text/plain", **AUTH}
+        ).status_code
         == 415
     )
     assert httpx.get(f"{two_workers.url}/feedback").status_code == 405
