@@ -1,4 +1,5 @@
-"""Two registry logins on a real basic-auth MLflow: the serving pods only read, the rollout controller edits.
+"""Registry logins on a real basic-auth MLflow: the serving pods only read, the rollout controller edits, and
+the trigger receiver writes its history in its own experiment, never on the model.
 
 The users and grants are made with the admin REST calls manifests/README.md documents (same endpoints, same
 bodies); the server runs the platform's own basic_auth.ini (default_permission NO_PERMISSIONS).
@@ -7,6 +8,7 @@ bodies); the server runs the platform's own basic_auth.ini (default_permission N
 from __future__ import annotations
 
 import configparser
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -17,6 +19,11 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from components.common.tracking import PROMOTED
+from pipelines.triggers.act import Actor
+from pipelines.triggers.policy import START, Guardrails, Trigger
+from pipelines.triggers.record import EXPERIMENT as TRIGGER_EXPERIMENT
+from pipelines.triggers.record import TriggerRecord
+from pipelines.triggers.start import LocalStarter
 from serving.rollout.core.record import ROLLOUT_EXPERIMENT, RolloutRecorder
 from tests.servers import MlflowServer
 
@@ -28,11 +35,18 @@ CREATE_USER = "/api/2.0/mlflow/users/create"
 GRANT = "/api/3.0/mlflow/users/permissions/grant"
 # Who gets what, as in manifests/README.md: READ / EDIT on the model, READ on the experiment holding its files.
 LOGINS = {"plinth-reader": "READ", "plinth-controller": "EDIT"}
+# The receiver: EDIT on the plinth-triggers experiment (its history and records), READ on the model.
+TRIGGERS_LOGIN = "plinth-triggers"
+TRIGGERED_MODEL = "plinth-triggered"
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[MlflowServer]:
-    """The platform's basic_auth.ini with its database moved under tmp_path; the admin password by env."""
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
+    """The platform's basic_auth.ini with its database moved under a temporary directory; the admin password by env.
+
+    One server for the module: each test uses its own model and experiment names.
+    """
+    tmp_path = tmp_path_factory.mktemp("mlflow-auth")
     ini = configparser.ConfigParser()
     ini.read(ROOT / "manifests" / "platform" / "mlflow" / "basic_auth.ini")
     assert ini["mlflow"]["default_permission"] == "NO_PERMISSIONS"
@@ -62,19 +76,19 @@ def admin_post(uri: str, path: str, body: dict[str, str]) -> None:
     assert response.status_code == 200, f"{path}: {response.status_code} {response.text}"
 
 
-def register_version(uri: str, tmp_path: Path) -> tuple[str, str]:
+def register_version(uri: str, tmp_path: Path, model: str = MODEL, experiment: str = "training") -> tuple[str, str]:
     """As admin: one run with a tiny model directory, registered as version 1 with the alias champion."""
     model_dir = tmp_path / "model"
     model_dir.mkdir()
     (model_dir / "MLmodel").write_text("flavors: {}\n")
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
-    experiment_id = client.create_experiment("training")
+    experiment_id = client.create_experiment(experiment)
     run_id = client.create_run(experiment_id).info.run_id
     client.log_artifacts(run_id, str(model_dir), "model")
-    client.create_registered_model(MODEL)
+    client.create_registered_model(model)
     source = f"{client.get_run(run_id).info.artifact_uri}/model"
-    version = client.create_model_version(MODEL, source, run_id=run_id).version
-    client.set_registered_model_alias(MODEL, "champion", version)
+    version = client.create_model_version(model, source, run_id=run_id).version
+    client.set_registered_model_alias(model, "champion", version)
     return experiment_id, str(version)
 
 
@@ -135,3 +149,59 @@ def test_the_reader_reads_and_downloads_and_only_the_controller_moves_aliases_an
     login(monkeypatch, "nobody")  # an unknown login sees nothing
     with pytest.raises(MlflowException):
         client.get_model_version(MODEL, version)
+
+
+def test_the_trigger_receiver_records_triggers_but_cannot_move_an_alias_or_write_a_tag(
+    server: MlflowServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    docs = (ROOT / "manifests" / "README.md").read_text()
+    for documented in (
+        f'\\"username\\": \\"{TRIGGERS_LOGIN}\\"',
+        f'{{\\"name\\": \\"{TRIGGER_EXPERIMENT}\\"}}',
+        '\\"resource_id\\": \\"$TRIGGERS_EXPERIMENT_ID\\", \\"permission\\": \\"EDIT\\"',
+        '\\"resource_id\\": \\"plinth-classifier\\", \\"permission\\": \\"READ\\"',
+    ):
+        assert documented in docs, f"manifests/README.md grants the receiver's login this way: {documented}"
+    login(monkeypatch, "admin")
+    _, version = register_version(server.uri, tmp_path, TRIGGERED_MODEL, "training-of-triggered")
+    client = MlflowClient(tracking_uri=server.uri, registry_uri=server.uri)
+    triggers_experiment = client.create_experiment(TRIGGER_EXPERIMENT)  # the admin creates it: the login only EDITs
+    admin_post(server.uri, CREATE_USER, {"username": TRIGGERS_LOGIN, "password": f"{TRIGGERS_LOGIN}-password"})
+    for resource_type, resource_id, granted in (
+        ("registered_model", TRIGGERED_MODEL, "READ"),
+        ("experiment", triggers_experiment, "EDIT"),
+    ):
+        grant = {"resource_type": resource_type, "resource_id": resource_id, "permission": granted}
+        admin_post(server.uri, GRANT, {"username": TRIGGERS_LOGIN, **grant})
+    client.set_model_version_tag(TRIGGERED_MODEL, version, "plinth.rollout.prod.status", "in_progress")
+
+    login(monkeypatch, TRIGGERS_LOGIN)
+    record = TriggerRecord(client, TRIGGERED_MODEL)
+    starter = LocalStarter(tmp_path / "logs", [sys.executable, "-c", "pass"])
+    actor = Actor(record, starter, Guardrails())
+    drift = Trigger("input_drift", "PSI above 0.25", {"psi.x": 0.4})
+    held = actor.act(drift)  # READ on the model is enough to see the rollout in progress; the trigger is recorded
+    assert (held.decision.action, held.decision.reason) == (
+        "coalesce",
+        f"rollout of v{version} in progress: input_drift coalesced",
+    )
+    assert client.get_run(held.record_id).data.tags["plinth.trigger.decision"] == "coalesce"
+
+    login(monkeypatch, "admin")
+    client.set_model_version_tag(TRIGGERED_MODEL, version, "plinth.rollout.prod.status", "promoted")
+    login(monkeypatch, TRIGGERS_LOGIN)
+    started = actor.act(drift)  # the guard rails' state is written (lease, day count) and read back
+    assert started.decision.action == START, started.decision
+    assert starter.wait(started.run, timeout=30) == 0
+    history = record.read()
+    assert history.in_progress is not None
+    assert history.in_progress.run == started.run
+    assert sum(history.runs_by_day.values()) == 1
+
+    assert_denied(client.set_registered_model_alias, TRIGGERED_MODEL, "champion", version)
+    assert_denied(client.set_registered_model_alias, TRIGGERED_MODEL, "serving-prod", version)
+    assert_denied(client.delete_registered_model_alias, TRIGGERED_MODEL, "champion")
+    assert_denied(client.set_model_version_tag, TRIGGERED_MODEL, version, "plinth.rollout.prod.status", "promoted")
+    assert_denied(client.set_registered_model_tag, TRIGGERED_MODEL, "plinth.trigger.last_started", "forged")
+    assert client.get_model_version(TRIGGERED_MODEL, version).tags == {"plinth.rollout.prod.status": "promoted"}
+    assert client.get_registered_model(TRIGGERED_MODEL).tags == {}  # nothing of the history on the model
