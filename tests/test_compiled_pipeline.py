@@ -79,17 +79,13 @@ def test_node_pool_settings_are_configurable(tmp_path: Path):
 
 
 @pytest.mark.parametrize("variant", ["cpu", "gpu"])
-def test_only_the_register_step_gets_the_signing_key_and_only_from_its_secret(variant):
+def test_no_step_gets_the_signing_key_and_register_gets_the_signers_url(variant):
+    """The key lives with the signer service (manifests/platform/signer); tests/signing holds the attack tests."""
     spec, platform = load(variant)
-    holders = {
-        name: [binding for binding in executor.get("secretAsEnv", []) if binding["secretName"] == "plinth-signing-key"]
-        for name, executor in platform.items()
-    }
-    assert [name for name, bindings in holders.items() if bindings] == ["exec-register"]
-    assert platform["exec-register"]["secretAsEnv"] == holders["exec-register"], "register holds no other Secret"
-    [binding] = holders["exec-register"]
-    assert binding["keyToEnv"] == [{"envVar": "PLINTH_SIGNING_KEY_PEM", "secretKey": "private.pem"}]
+    assert "plinth-signing-key" not in yaml.safe_dump(platform)
     assert "PLINTH_SIGNING_KEY" not in yaml.safe_dump(spec), "no key material or path in the pipeline spec"
+    env = executors_by_task(spec)["register"].get("env", [])
+    assert {"name": "PLINTH_SIGNER_URL", "value": "http://plinth-signer.plinth-signing.svc:8080"} in env
 
 
 @pytest.mark.parametrize("variant", ["cpu", "gpu"])
