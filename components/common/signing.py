@@ -1,17 +1,18 @@
-"""Model signatures: what is served is what was evaluated.
+"""Model signatures: what is served is what was evaluated, registered as this very version.
 
-The training step records the digest of the files it logged (`manifest_digest`); the register step refuses
-files whose digest has changed since, then hashes every file of the model's artifact directory (OpenSSF
-`model-signing`: one SHA-256 per file, in an in-toto statement), signs that manifest with an elliptic-curve
-private key held outside MLflow, and stores the signature (a Sigstore bundle) as `model.sig` among the files
-before the version exists. The version's tags record the manifest's digest and the key's fingerprint. Whoever
+A signer (`attest.py`: the register step on one machine, the signer service in a cluster) hashes every file of
+a version's artifact directory (OpenSSF `model-signing`: one SHA-256 per file, in an in-toto statement), among
+them `plinth-statement.json`, which names the model, the version, its runs and the gate's evidence; it signs that
+manifest with an elliptic-curve private key held outside MLflow and stores the signature (a Sigstore bundle) as
+`model.sig` among the files. The version's tags record the manifest's digest and the key's fingerprint. Whoever
 loads a version (the model service, the rollout) checks its downloaded files against `model.sig` with the public
-key before it reads any of them: a file changed, added or removed, another key, or a signature of other files is
-refused.
+key before it reads any of them, then the statement's name and version: a file changed, added or removed, another
+key, a signature of other files, or files signed for another version are refused.
 
-Keys: PLINTH_SIGNING_KEY names the private key (PEM); in a cluster, a mounted Secret. On one machine, when it
-is unset, a key pair is made once in `keys/` beside the local SQLite store (`$PLINTH_HOME` for the default
-store), and that public key is the default PLINTH_VERIFY_KEY of whoever reads that store.
+Keys: PLINTH_SIGNING_KEY names the private key (PEM file); in a cluster only the signer service has it, a Secret
+mounted in its own namespace. On one machine, when it is unset, a key pair is made once in `keys/` beside the
+local SQLite store (`$PLINTH_HOME` for the default store), and that public key is the default PLINTH_VERIFY_KEY
+of whoever reads that store.
 """
 
 from __future__ import annotations
