@@ -5,6 +5,14 @@ come (1) the typed feature frame that training, evaluation and the signature see
 preprocessing step in front of each learner: missing numbers imputed with the median (and scaled for the
 linear and neural candidates), categories one-hot encoded with unseen categories ignored. A table whose
 features are all numeric and complete keeps today's plain scaler: nothing to impute or encode.
+
+Categories reach a learner in one of three ways, so that a million rows with a zip-code column still fit:
+- ONE_HOT: one column per category (linear and neural learners, at most validation's `max_categories`);
+- TARGET: a high-cardinality column (more than `max_categories`, marked in the profile by validation)
+  becomes its cross-fitted target mean per category (scikit-learn's TargetEncoder; one column per class for
+  multiclass), so the width does not grow with the number of categories;
+- ORDINAL: each category becomes a fixed code (unseen categories missing), which XGBoost splits on natively
+  (`enable_categorical` with `feature_types`), at any cardinality.
 """
 
 from __future__ import annotations
@@ -17,9 +25,9 @@ from sklearn.base import BaseEstimator
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
+from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, OrdinalEncoder, StandardScaler, TargetEncoder
 
-from components.common.profile import ReferenceProfile, category_strings
+from components.common.profile import MISSING_CATEGORY, ReferenceProfile, category_strings
 
 
 def prepare_features(frame: pd.DataFrame, profile: ReferenceProfile) -> pd.DataFrame:
@@ -43,10 +51,30 @@ def split_target(frame: pd.DataFrame, profile: ReferenceProfile) -> tuple[pd.Dat
     return prepare_features(frame, profile), frame[profile.target]
 
 
+# Columns whose values `pd.factorize` never merges under two different category names (booleans mixed with
+# numbers would: `True == 1`).
+SAFE_TO_FACTORIZE = frozenset({"string", "boolean", "integer", "floating", "mixed-integer-float", "decimal", "empty"})
+
+
 def category_frame(features: pd.DataFrame | np.ndarray) -> np.ndarray:
-    """Return categorical columns as category names (module-level: the model file names it, see TRUSTED_TYPES)."""
+    """Return categorical columns as category names (module-level: the model file names it, see TRUSTED_TYPES).
+
+    Names each column's distinct values once and takes them by code: naming every row in Python cost about
+    five seconds per million rows and column, in every fit and every scoring of a large table. A column that
+    mixes booleans with numbers is named value by value, since `True == 1` would share a code.
+    """
     values = np.asarray(features, dtype=object)
-    return category_strings(values).reshape(values.shape)
+    if values.ndim != 2:
+        return category_strings(values).reshape(values.shape)
+    named = np.empty(values.shape, dtype=object)
+    for column in range(values.shape[1]):
+        if pd.api.types.infer_dtype(values[:, column], skipna=True) not in SAFE_TO_FACTORIZE:
+            named[:, column] = category_strings(values[:, column])
+            continue
+        codes, uniques = pd.factorize(values[:, column], use_na_sentinel=True)
+        names = np.append(category_strings(uniques), MISSING_CATEGORY)
+        named[:, column] = names[codes]  # code -1 (missing) takes the last name
+    return named
 
 
 def needs_encoding(profile: ReferenceProfile) -> bool:
@@ -54,14 +82,43 @@ def needs_encoding(profile: ReferenceProfile) -> bool:
     return any(not stats.is_numeric or stats.optional for stats in profile.features.values())
 
 
-def build_preprocessor(profile: ReferenceProfile, scale: bool = True, impute: bool = True) -> BaseEstimator | None:
+ONE_HOT, TARGET, ORDINAL = "one_hot", "target", "ordinal"
+# TargetEncoder's target type per task kind (binary, multiclass, regression).
+TARGET_TYPES = {"binary": "binary", "multiclass": "multiclass", "regression": "continuous"}
+
+
+def categorical_groups(profile: ReferenceProfile) -> tuple[list[str], list[str]]:
+    """Return (categorical features with few categories, high-cardinality ones), in training order."""
+    few = [name for name, stats in profile.features.items() if not stats.is_numeric and not stats.high_cardinality]
+    many = [name for name, stats in profile.features.items() if not stats.is_numeric and stats.high_cardinality]
+    return few, many
+
+
+def _encoder(profile: ReferenceProfile, how: str) -> Pipeline:
+    """Return category naming followed by the encoder `how` names."""
+    encoder: BaseEstimator
+    if how == ORDINAL:
+        encoder = OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=np.nan, dtype=np.float64)
+    elif how == TARGET:
+        encoder = TargetEncoder(target_type=TARGET_TYPES[profile.task.kind], random_state=0)
+    else:
+        encoder = OneHotEncoder(handle_unknown="ignore", sparse_output=False)
+    return Pipeline([("names", FunctionTransformer(category_frame, feature_names_out="one-to-one")), (how, encoder)])
+
+
+def build_preprocessor(
+    profile: ReferenceProfile, scale: bool = True, impute: bool = True, native_categories: bool = False
+) -> BaseEstimator | None:
     """Return the preprocessing step for `profile`'s features, or None when the learner takes them as they are.
 
     `scale` standardises numeric features (linear and neural learners need it, trees do not); `impute`
-    fills missing numbers with the training median (XGBoost handles missing values itself).
+    fills missing numbers with the training median (XGBoost handles missing values itself);
+    `native_categories` gives every categorical feature as an ordinal code for a learner that splits on
+    categories itself (XGBoost; `feature_types` says which output columns they are), else few categories
+    are one-hot encoded and high-cardinality ones target encoded. Numeric columns come first in the output.
     """
     numeric = [name for name, stats in profile.features.items() if stats.is_numeric]
-    categorical = [name for name, stats in profile.features.items() if not stats.is_numeric]
+    few, many = categorical_groups(profile)
     if not needs_encoding(profile):
         return StandardScaler() if scale else None
     numeric_steps: list[tuple[str, Any]] = []
@@ -69,18 +126,23 @@ def build_preprocessor(profile: ReferenceProfile, scale: bool = True, impute: bo
         numeric_steps.append(("impute", SimpleImputer(strategy="median")))
     if scale:
         numeric_steps.append(("scale", StandardScaler()))
-    encode = Pipeline(
-        [
-            ("names", FunctionTransformer(category_frame, feature_names_out="one-to-one")),
-            ("one_hot", OneHotEncoder(handle_unknown="ignore", sparse_output=False)),
-        ]
-    )
     transformers: list[tuple[str, Any, list[str]]] = []
     if numeric:
         transformers.append(("numeric", Pipeline(numeric_steps) if numeric_steps else "passthrough", numeric))
-    if categorical:
-        transformers.append(("categorical", encode, categorical))
+    if native_categories and (few or many):
+        transformers.append(("categorical", _encoder(profile, ORDINAL), few + many))
+    else:
+        if few:
+            transformers.append(("categorical", _encoder(profile, ONE_HOT), few))
+        if many:
+            transformers.append(("high_cardinality", _encoder(profile, TARGET), many))
     return ColumnTransformer(transformers, remainder="drop", sparse_threshold=0.0)
+
+
+def feature_types(profile: ReferenceProfile) -> list[str]:
+    """Return XGBoost's type per column of `build_preprocessor(native_categories=True)`: "q" numeric, "c" category."""
+    numeric = sum(1 for stats in profile.features.values() if stats.is_numeric)
+    return ["q"] * numeric + ["c"] * (len(profile.features) - numeric)
 
 
 def with_preprocessing(preprocessor: BaseEstimator | None, learner: BaseEstimator) -> BaseEstimator:

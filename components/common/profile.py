@@ -9,7 +9,7 @@ a change in missingness alike. Keep this module free of heavy imports: the servi
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, TypeAlias
 
@@ -55,6 +55,9 @@ class FeatureProfile:
     bin_shares: list[float] = field(default_factory=list)
     kind: str = NUMERIC
     categories: list[str] = field(default_factory=list)
+    # Categorical only: more distinct values than validation's `max_categories`, so the candidates encode it
+    # without one column per category (`features.py`); the validation report says how.
+    high_cardinality: bool = False
 
     @property
     def is_numeric(self) -> bool:
@@ -240,13 +243,25 @@ def profile_numeric(series: pd.Series, bins: int = DEFAULT_BINS) -> FeatureProfi
     )
 
 
-def profile_categorical(series: pd.Series) -> FeatureProfile:
+def category_counts(series: pd.Series) -> pd.Series:
+    """Return how often each category name (`category_strings`) occurs among the present values, most first.
+
+    Counts the raw values first and names only the distinct ones: naming every row in Python costs about a
+    second per million rows and column, and a copy of the column as objects.
+    """
+    raw = series.value_counts(dropna=True, sort=False)
+    if raw.empty:
+        return raw.astype("int64")
+    names = category_strings(raw.index.to_numpy())
+    return raw.groupby(names, sort=False).sum().sort_values(ascending=False, kind="stable")
+
+
+def profile_categorical(series: pd.Series, high_cardinality: bool = False) -> FeatureProfile:
     """Profile one categorical column: its most frequent categories and one share for all the others."""
-    names = pd.Series(category_strings(series.to_numpy()))
-    present = names[names != MISSING_CATEGORY]
-    if present.empty:
+    counts = category_counts(series)
+    if counts.empty:
         raise ValueError(f"column {series.name!r} has no values to profile")
-    frequency = present.value_counts(normalize=True)
+    frequency = counts / counts.sum()
     kept = frequency.head(MAX_PROFILE_CATEGORIES)
     return FeatureProfile(
         dtype=str(series.dtype),
@@ -258,12 +273,15 @@ def profile_categorical(series: pd.Series) -> FeatureProfile:
         bin_shares=[*map(float, kept), float(max(0.0, 1.0 - kept.sum()))],
         kind=CATEGORICAL,
         categories=[str(name) for name in kept.index],
+        high_cardinality=high_cardinality,
     )
 
 
-def profile_feature(series: pd.Series, kind: str = NUMERIC, bins: int = DEFAULT_BINS) -> FeatureProfile:
-    """Profile one feature column of the given kind."""
-    return profile_categorical(series) if kind == CATEGORICAL else profile_numeric(series, bins)
+def profile_feature(
+    series: pd.Series, kind: str = NUMERIC, bins: int = DEFAULT_BINS, high_cardinality: bool = False
+) -> FeatureProfile:
+    """Profile one feature column of the given kind (`high_cardinality` marks a categorical one as such)."""
+    return profile_categorical(series, high_cardinality) if kind == CATEGORICAL else profile_numeric(series, bins)
 
 
 def build_profile(
@@ -272,16 +290,20 @@ def build_profile(
     task: Task | None = None,
     kinds: Mapping[str, str] | None = None,
     bins: int = DEFAULT_BINS,
+    high_cardinality: Collection[str] = (),
 ) -> ReferenceProfile:
     """Profile every feature column of `frame`, the target and the task.
 
     `kinds` names each feature's kind (default: `column_kind`); `task` defaults to classification over
-    the target's distinct values, which is what every profile was before tasks existed.
+    the target's distinct values, which is what every profile was before tasks existed; `high_cardinality`
+    names the categorical features validation found to have too many categories for one-hot columns.
     """
     kinds = kinds or {}
     task = task or classification_task(frame[target].dropna().unique())
     features = {
-        str(name): profile_feature(frame[name], kinds.get(str(name)) or column_kind(frame[name]), bins)
+        str(name): profile_feature(
+            frame[name], kinds.get(str(name)) or column_kind(frame[name]), bins, str(name) in high_cardinality
+        )
         for name in frame.columns
         if name != target
     }

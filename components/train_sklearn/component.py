@@ -14,6 +14,7 @@ def train_sklearn(
     tracking_uri: str,
     run_id: str,
     model: Output[Model],
+    time_budget_s: float = 600.0,
 ) -> str:
     """Train the scikit-learn candidate (logistic regression, or ridge for a regression task).
 
@@ -23,22 +24,24 @@ def train_sklearn(
         seed: Random seed.
         tracking_uri: MLflow tracking URI.
         run_id: Parent MLflow run id; the candidate logs to a nested run.
+        time_budget_s: Seconds the fit may take; it stops there with what it has, and logs that it did.
         model: The fitted model (MLflow sklearn format).
 
     Returns:
         The candidate as JSON: name, nested run id, logged model URI.
     """
     from components.common.candidate import train_candidate
-    from components.train_sklearn.core import build_model
+    from components.train_sklearn.core import as_saved, build_model
 
     trained = train_candidate(
         "sklearn",
-        lambda validated: build_model(validated, seed),
+        lambda validated: build_model(validated, seed, time_budget_s=time_budget_s),
         train.path,
         profile.path,
         tracking_uri,
         run_id,
         model.path,
         "cpu",
+        prepare_for_saving=as_saved,
     )
     return trained.to_json()

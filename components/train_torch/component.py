@@ -14,6 +14,8 @@ def train_torch(
     tracking_uri: str,
     run_id: str,
     model: Output[Model],
+    max_passes: int = 20,
+    time_budget_s: float = 600.0,
 ) -> str:
     """Train the PyTorch MLP candidate (on CUDA when the pod has a GPU).
 
@@ -23,6 +25,8 @@ def train_torch(
         seed: Random seed.
         tracking_uri: MLflow tracking URI.
         run_id: Parent MLflow run id; the candidate logs to a nested run.
+        max_passes: Most passes over the training rows (early stopping, patience 3, usually ends sooner).
+        time_budget_s: Seconds the fit may take; it stops there with what it has, and logs that it did.
         model: The fitted model (MLflow sklearn format; the network is moved to the CPU).
 
     Returns:
@@ -35,7 +39,7 @@ def train_torch(
     device = "cuda" if cuda_available() else "cpu"
     trained = train_candidate(
         "torch",
-        lambda validated: build_model(validated, seed, device),
+        lambda validated: build_model(validated, seed, device, epochs=max_passes, time_budget_s=time_budget_s),
         train.path,
         profile.path,
         tracking_uri,

@@ -1,9 +1,12 @@
 """The PyTorch candidate: a small MLP behind a scikit-learn interface, so it is saved and served like the rest.
 
 One network body for every task: a single logit (sigmoid) for binary classification, one logit per class
-(softmax) for multiclass, one output on a standardised target for regression. Full-batch Adam overfits a
-few hundred rows within a hundred epochs, so a seeded slice of the training rows picks the epoch whose
-weights are kept (early stopping, as scikit-learn's MLP offers). Training runs on CUDA when
+(softmax) for multiclass, one output on a standardised target for regression. It learns in shuffled
+mini-batches (Adam), so one pass over a million rows costs what a pass costs, and its budget is counted in
+passes over the data (`epochs`, default 20): a seeded slice of the training rows is scored after every pass,
+training stops after `patience` passes without improvement, and the best pass's weights are kept (early
+stopping, as scikit-learn's MLP offers). A time budget ends training after the batch that crosses it, with
+the best weights so far, and says so. Training runs on CUDA when
 the step's pod has a GPU; the fitted network is moved to the CPU before it is saved, because serving pods
 have none. The shared preprocessing sits in front (`features.py`); the network also standardises what it
 receives, so it can be used on raw numeric frames too.
@@ -11,6 +14,7 @@ receives, so it can be used on raw numeric frames too.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import numpy as np
@@ -24,21 +28,31 @@ from components.common.profile import ReferenceProfile
 
 # Where the fitted network's weights sit in the saved state: parameter name → numpy array.
 WEIGHTS = "network_weights_"
+# Seconds one fit may take by default (the pipeline's `time_budget_s` parameter sets it per run).
+DEFAULT_TIME_BUDGET_S = 600.0
+# Mini-batch size bounds: small tables still get a few dozen steps per pass, large ones wide batches.
+MIN_BATCH, MAX_BATCH, STEPS_PER_PASS = 16, 2048, 32
+
+
+def batch_size(n_rows: int) -> int:
+    """Return the mini-batch size for `n_rows` fitting rows: about STEPS_PER_PASS steps a pass, within bounds."""
+    return int(min(MAX_BATCH, max(MIN_BATCH, n_rows // STEPS_PER_PASS)))
 
 
 class _TorchMLP(BaseEstimator):
-    """Network, input standardisation and the full-batch Adam loop that every task shares."""
+    """Network, input standardisation and the mini-batch Adam loop that every task shares."""
 
     def __init__(
         self,
         hidden: int = 32,
-        epochs: int = 300,
-        learning_rate: float = 0.01,
+        epochs: int = 20,
+        learning_rate: float = 0.005,
         weight_decay: float = 1e-4,
         seed: int = 0,
         device: str = "cpu",
         validation_fraction: float = 0.15,
-        patience: int = 30,
+        patience: int = 3,
+        time_budget_s: float = DEFAULT_TIME_BUDGET_S,
     ) -> None:
         self.hidden = hidden
         self.epochs = epochs
@@ -48,6 +62,7 @@ class _TorchMLP(BaseEstimator):
         self.device = device
         self.validation_fraction = validation_fraction
         self.patience = patience
+        self.time_budget_s = time_budget_s
 
     def _network(self, n_features: int, n_outputs: int) -> nn.Module:
         return nn.Sequential(
@@ -64,17 +79,22 @@ class _TorchMLP(BaseEstimator):
         return torch.from_numpy(scaled).to(device)
 
     def _train(self, features: Any, target: torch.Tensor, n_outputs: int, loss_fn: nn.Module) -> None:
-        """Standardise the inputs, then fit the network with full-batch Adam, keeping the best epoch."""
+        """Standardise the inputs, then fit the network in mini-batches, keeping the best pass's weights."""
+        started = time.monotonic()
         values = np.asarray(features, dtype=np.float32)
         self.mean_ = values.mean(axis=0)
-        self.scale_ = np.where(values.std(axis=0) > 0, values.std(axis=0), 1.0).astype(np.float32)
+        std = values.std(axis=0)
+        self.scale_ = np.where(std > 0, std, 1.0).astype(np.float32)
         self.n_features_in_ = values.shape[1]
         torch.manual_seed(self.seed)
         network = self._network(values.shape[1], n_outputs).to(self.device)
         inputs = self._tensor(values, self.device)
+        del values
         target = target.to(self.device)
-        fit_rows, check_rows = self._holdout(len(values))
+        fit_rows, check_rows = self._holdout(len(inputs))
+        size = batch_size(len(fit_rows))
         optimiser = torch.optim.Adam(network.parameters(), lr=self.learning_rate, weight_decay=self.weight_decay)
+        shuffle = torch.Generator().manual_seed(self.seed)
 
         def loss_on(rows: torch.Tensor) -> torch.Tensor:
             output = network(inputs[rows])
@@ -82,11 +102,18 @@ class _TorchMLP(BaseEstimator):
             return loss
 
         best, best_state, waited = float("inf"), None, 0
+        self.passes_, self.stopped_by_budget_, self.best_epoch_ = 0, False, 0
         for epoch in range(self.epochs):
-            optimiser.zero_grad()
-            loss = loss_on(fit_rows)
-            loss.backward()
-            optimiser.step()
+            order = fit_rows[torch.randperm(len(fit_rows), generator=shuffle).to(self.device)]
+            for first in range(0, len(order), size):
+                optimiser.zero_grad()
+                loss = loss_on(order[first : first + size])
+                loss.backward()
+                optimiser.step()
+                if time.monotonic() - started >= self.time_budget_s:
+                    self.stopped_by_budget_ = True
+                    break
+            self.passes_ = epoch + 1
             with torch.no_grad():
                 checked = float(loss_on(check_rows).item())
             if checked < best:
@@ -95,8 +122,14 @@ class _TorchMLP(BaseEstimator):
                 self.best_epoch_ = epoch + 1
             else:
                 waited += 1
-                if waited >= self.patience:
-                    break
+            if self.stopped_by_budget_:
+                print(
+                    f"train torch: time budget of {self.time_budget_s:g}s reached in pass {epoch + 1}; "
+                    f"keeping pass {self.best_epoch_}'s weights"
+                )
+                break
+            if waited >= self.patience:
+                break
         if best_state is not None:
             network.load_state_dict(best_state)
         self.final_loss_ = float(loss.item())
@@ -186,11 +219,22 @@ class TorchMLPRegressor(RegressorMixin, _TorchMLP):
         return np.asarray(scaled * self.target_scale_ + self.target_mean_)
 
 
-def build_model(profile: ReferenceProfile, seed: int, device: str, epochs: int = 300) -> BaseEstimator:
-    """Return the unfitted estimator for `profile`'s task on `device` ("cuda" or "cpu")."""
+def build_model(
+    profile: ReferenceProfile,
+    seed: int,
+    device: str,
+    epochs: int = 20,
+    time_budget_s: float = DEFAULT_TIME_BUDGET_S,
+) -> BaseEstimator:
+    """Return the unfitted estimator for `profile`'s task on `device` ("cuda" or "cpu").
+
+    `epochs` is the most passes over the training rows (early stopping usually ends sooner);
+    `time_budget_s` ends training after the batch that crosses it.
+    """
     network: BaseEstimator
+    settings: dict[str, Any] = {"epochs": epochs, "seed": seed, "device": device, "time_budget_s": time_budget_s}
     if profile.task.is_classification:
-        network = TorchMLPClassifier(epochs=epochs, seed=seed, device=device)
+        network = TorchMLPClassifier(**settings)
     else:
-        network = TorchMLPRegressor(epochs=epochs, seed=seed, device=device)
+        network = TorchMLPRegressor(**settings)
     return with_preprocessing(build_preprocessor(profile), network)

@@ -14,6 +14,7 @@ def train_xgboost(
     tracking_uri: str,
     run_id: str,
     model: Output[Model],
+    time_budget_s: float = 600.0,
 ) -> str:
     """Train the XGBoost candidate (`hist`, on CUDA when the pod has a GPU).
 
@@ -23,6 +24,7 @@ def train_xgboost(
         seed: Random seed.
         tracking_uri: MLflow tracking URI.
         run_id: Parent MLflow run id; the candidate logs to a nested run.
+        time_budget_s: Seconds the fit may take; it stops there with what it has, and logs that it did.
         model: The fitted model (MLflow sklearn format).
 
     Returns:
@@ -35,7 +37,7 @@ def train_xgboost(
     device = "cuda" if cuda_available() else "cpu"
     trained = train_candidate(
         "xgboost",
-        lambda validated: build_model(validated, seed, device),
+        lambda validated: build_model(validated, seed, device, time_budget_s=time_budget_s),
         train.path,
         profile.path,
         tracking_uri,

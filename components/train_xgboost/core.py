@@ -1,11 +1,19 @@
 """The XGBoost candidate: histogram gradient boosting, on the GPU when one is visible.
 
 XGBoost wants class labels 0..k-1 and handles missing numbers itself, so the learner is wrapped in a label
-encoder and sits behind the shared preprocessing without imputation or scaling.
+encoder and sits behind the shared preprocessing without imputation or scaling. Categories reach it as fixed
+ordinal codes marked "c" in `feature_types`, and it splits on them natively (`enable_categorical`): one
+column per categorical feature at any cardinality, where one-hot columns made a million rows of a
+100-category column 100 dense float columns.
+
+The fit has a time budget: `TimeBudget` stops boosting after the round that crosses it, keeping the trees
+grown so far, and says so. The callback is taken off the fitted model before it is saved (`for_cpu_inference`),
+so the saved file holds no plinth callback object.
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import numpy as np
@@ -13,9 +21,37 @@ from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import LabelEncoder
 from xgboost import XGBClassifier, XGBModel, XGBRegressor
+from xgboost.callback import TrainingCallback
 
-from components.common.features import build_preprocessor, with_preprocessing
+from components.common.features import build_preprocessor, feature_types, with_preprocessing
 from components.common.profile import ReferenceProfile
+
+# Seconds one fit may take by default (the pipeline's `time_budget_s` parameter sets it per run).
+DEFAULT_TIME_BUDGET_S = 600.0
+
+
+class TimeBudget(TrainingCallback):
+    """Stop boosting once `seconds` have passed since training began; the rounds so far are kept."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__()
+        self.seconds = seconds
+        self.started = 0.0
+        self.stopped_at: int | None = None
+
+    def before_training(self, model: Any) -> Any:
+        """Start the clock."""
+        self.started = time.monotonic()
+        self.stopped_at = None
+        return model
+
+    def after_iteration(self, model: Any, epoch: int, evals_log: Any) -> bool:
+        """Return True (stop) after the round in which the budget ran out."""
+        if time.monotonic() - self.started < self.seconds:
+            return False
+        self.stopped_at = epoch + 1
+        print(f"train xgboost: time budget of {self.seconds:g}s reached after {epoch + 1} rounds; keeping them")
+        return True
 
 
 class LabelEncodedClassifier(ClassifierMixin, BaseEstimator):
@@ -41,9 +77,18 @@ class LabelEncodedClassifier(ClassifierMixin, BaseEstimator):
 
 
 def build_model(
-    profile: ReferenceProfile, seed: int, device: str, n_estimators: int = 200, max_depth: int = 4
+    profile: ReferenceProfile,
+    seed: int,
+    device: str,
+    n_estimators: int = 200,
+    max_depth: int = 4,
+    time_budget_s: float = DEFAULT_TIME_BUDGET_S,
 ) -> BaseEstimator:
-    """Return the unfitted estimator for `profile`'s task on `device` ("cuda" or "cpu")."""
+    """Return the unfitted estimator for `profile`'s task on `device` ("cuda" or "cpu").
+
+    `time_budget_s` bounds the boosting: rounds stop after the one that crosses it.
+    """
+    preprocessor = build_preprocessor(profile, scale=False, impute=False, native_categories=True)
     common: dict[str, Any] = {
         "n_estimators": n_estimators,
         "max_depth": max_depth,
@@ -52,19 +97,34 @@ def build_model(
         "device": device,
         "random_state": seed,
         "n_jobs": 2,
+        "callbacks": [TimeBudget(time_budget_s)],
     }
+    if preprocessor is not None:  # the encoded columns: numbers first, then category codes
+        common.update(enable_categorical=True, feature_types=feature_types(profile))
     if profile.task.is_classification:
         learner: BaseEstimator = LabelEncodedClassifier(XGBClassifier(eval_metric="logloss", **common))
     else:
         learner = XGBRegressor(eval_metric="rmse", **common)
-    return with_preprocessing(build_preprocessor(profile, scale=False, impute=False), learner)
+    return with_preprocessing(preprocessor, learner)
+
+
+def fitted_booster(model: Any) -> XGBModel | None:
+    """Return the fitted XGBoost estimator inside a candidate (pipeline, label encoder), or None."""
+    learner = model.steps[-1][1] if isinstance(model, Pipeline) else model
+    booster = getattr(learner, "estimator_", learner)
+    return booster if isinstance(booster, XGBModel) else None
 
 
 def for_cpu_inference(model: Any) -> Any:
-    """Pin a fitted model to CPU prediction: serving pods have no GPU, and a CUDA model would warn per call."""
+    """Pin a fitted model to CPU prediction and drop its training callbacks before it is saved.
+
+    Serving pods have no GPU, and a CUDA model would warn per call; the time budget's callback is a
+    training-time object that the model file has no business naming (skops would refuse to load it).
+    """
     learner = model.steps[-1][1] if isinstance(model, Pipeline) else model
-    booster = getattr(learner, "estimator_", learner)
-    if isinstance(booster, XGBModel):
-        params: dict[str, Any] = {"device": "cpu"}
-        booster.set_params(**params)
+    # The fitted estimator, and the unfitted template a LabelEncodedClassifier clones it from.
+    for estimator in (learner, getattr(learner, "estimator", None), getattr(learner, "estimator_", None)):
+        if isinstance(estimator, XGBModel):
+            params: dict[str, Any] = {"device": "cpu", "callbacks": None}
+            estimator.set_params(**params)
     return model

@@ -36,7 +36,8 @@ def validate(
         max_missing_share: Largest allowed share of missing values per feature (0-1).
         min_class_share: Smallest allowed share of any class (0-1), classification only.
         max_psi: Largest allowed population stability index per feature vs the reference.
-        max_categories: Most distinct values a categorical feature may have.
+        max_categories: Distinct values above which a categorical feature is high-cardinality: target encoded
+            for the linear and neural candidates instead of one-hot (XGBoost takes every category natively).
         trigger: What started the run (JSON, "" for a person): input_drift and new_data expect drift.
         report: The validation report (Markdown).
         profile: The reference profile of this data (JSON, with the task), saved with the model.

@@ -17,6 +17,7 @@ from components.common.profile import (
     CATEGORICAL,
     ReferenceProfile,
     build_profile,
+    category_counts,
     column_kind,
 )
 from components.common.task import AUTO, Task, TaskError, infer_task
@@ -26,6 +27,9 @@ from components.validate.thresholds import Thresholds
 
 # An undeclared text column is a broken numeric column when at least this share of its values are numbers.
 NUMERIC_LIKE_SHARE = 0.9
+# How the candidates take a categorical feature (`components/common/features.py`), as the report says it.
+FEW_CATEGORIES = "one-hot columns (linear, MLP), native categories (XGBoost)"
+HIGH_CARDINALITY = "target encoding (linear, MLP), native categories (XGBoost)"
 
 
 def check_table(frame: pd.DataFrame, target: str, limits: Thresholds, report: Report) -> bool:
@@ -71,8 +75,14 @@ def check_numeric_like(series: pd.Series, report: Report) -> bool:
 
 def check_features(
     frame: pd.DataFrame, kinds: dict[str, str], categorical: Sequence[str], limits: Thresholds, report: Report
-) -> None:
-    """Check every feature: present at all, finite numbers, sane categories, missing share under the limit."""
+) -> set[str]:
+    """Check every feature: present at all, finite numbers, missing share under the limit.
+
+    Returns the categorical features with more than `limits.max_categories` distinct values: they are not
+    refused (a zip code or a merchant id is a real feature) but marked high-cardinality, and the report says
+    how the candidates encode them instead of one column per category.
+    """
+    many: set[str] = set()
     for name, kind in kinds.items():
         series = frame[name]
         missing = float(series.isna().mean())
@@ -82,12 +92,15 @@ def check_features(
         if kind == CATEGORICAL:
             if name not in categorical and not check_numeric_like(series, report):
                 continue
-            levels = series.dropna().unique()
+            counts = category_counts(series)
+            levels = counts.index[:3]
+            if len(counts) > limits.max_categories:
+                many.add(name)
+                handling = f"above max_categories {limits.max_categories}, so high-cardinality: {HIGH_CARDINALITY}"
+            else:
+                handling = f"at most max_categories {limits.max_categories}: {FEW_CATEGORIES}"
             report.add(
-                name,
-                "max_categories",
-                len(levels) <= limits.max_categories,
-                f"categorical, {len(levels)} distinct values (limit {limits.max_categories}), e.g. {shown(levels)}",
+                name, "categories", True, f"categorical, {len(counts)} distinct values, e.g. {shown(levels)}; {handling}"
             )
         else:
             infinite = int(np.isinf(series.to_numpy(dtype=float)).sum())
@@ -98,6 +111,7 @@ def check_features(
             missing <= limits.max_missing_share,
             f"{missing:.1%} missing, limit {limits.max_missing_share:.1%}",
         )
+    return many
 
 
 def check_target(frame: pd.DataFrame, target: str, task: Task, limits: Thresholds, report: Report) -> None:
@@ -147,7 +161,7 @@ def validate(
     if unknown:
         report.add(TABLE_SCOPE, "categorical_columns", False, f"declared categorical but not columns: {unknown}")
     kinds = feature_kinds(frame, target, categorical)
-    check_features(frame, kinds, categorical, limits, report)
+    many = check_features(frame, kinds, categorical, limits, report)
     decided = decide_task(frame, target, task, report)
     if decided is None:
         return Validation(report, None, None)
@@ -156,7 +170,7 @@ def validate(
         check_against_reference(frame, decided, kinds, reference, limits, report)
     if not report.passed:
         return Validation(report, decided, None)
-    return Validation(report, decided, build_profile(frame, target, decided, kinds))
+    return Validation(report, decided, build_profile(frame, target, decided, kinds, high_cardinality=many))
 
 
 def champion_profile(tracking_uri: str, model_name: str) -> tuple[ReferenceProfile | None, str | None]:
