@@ -53,6 +53,8 @@ def build_pipeline(target: ComputeTarget) -> GraphComponent:
         min_class_share: float = 0.05,
         max_psi: float = 0.25,
         max_categories: int = 100,
+        time_budget_s: float = 600.0,
+        max_passes: int = 20,
         primary_metric: str = "",
         min_roc_auc: float = 0.9,
         min_accuracy: float = 0.85,
@@ -108,11 +110,14 @@ def build_pipeline(target: ComputeTarget) -> GraphComponent:
             "seed": seed,
             "run_id": run_id,
             "tracking_uri": tracking_uri,
+            "time_budget_s": time_budget_s,
         }
         trained = {
             "sklearn": on_cpu_pool(_step(train_sklearn(**training_inputs), "train: scikit-learn"), target),
             "xgboost": on_accelerator_pool(_step(train_xgboost(**training_inputs), "train: XGBoost"), target),
-            "torch": on_accelerator_pool(_step(train_torch(**training_inputs), "train: PyTorch"), target),
+            "torch": on_accelerator_pool(
+                _step(train_torch(**training_inputs, max_passes=max_passes), "train: PyTorch"), target
+            ),
         }
         evaluated = {
             name: on_cpu_pool(
