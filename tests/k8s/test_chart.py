@@ -143,7 +143,8 @@ def test_without_the_controller_the_pins_and_mlflow_secrets_reach_the_containers
     assert canary["PLINTH_MODEL_VERSION"]["value"] == "4"
     assert canary_deployment["spec"]["replicas"] == 2, "no controller: values size the canary"
     assert "Role" not in kinds(objects)
-    assert stable["MLFLOW_TRACKING_URI"]["valueFrom"]["secretKeyRef"] == {"name": "mlflow-uri", "key": "uri"}
+    # mlflow.uriSecret is for the EDIT logins (controller, receiver): the serving pods keep the plain URI.
+    assert stable["MLFLOW_TRACKING_URI"]["value"] == "http://mlflow.plinth-platform.svc.cluster.local:5000"
     for name in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
         assert "value" not in canary[name]
         assert canary[name]["valueFrom"]["secretKeyRef"]["name"] == "mlflow-reader"

@@ -99,10 +99,10 @@ seccompProfile:
   type: RuntimeDefault
 {{- end }}
 
-{{/* MLflow connection of one login, `dict "root" $ "login" <a credentials Secret value>`: the URI from values or a Secret, credentials only from an existing Secret. */}}
+{{/* MLflow connection of one login, `dict "root" $ "login" <a credentials Secret value>`: the URI from values or a Secret, credentials only from an existing Secret. With "plainUri" true (the serving pods) always `trackingUri`: mlflow.uriSecret may carry another login's credentials. */}}
 {{- define "plinth.mlflowEnv" -}}
 {{- $mlflow := .root.Values.mlflow }}
-{{- if $mlflow.uriSecret.name }}
+{{- if and $mlflow.uriSecret.name (not .plainUri) }}
 - name: MLFLOW_TRACKING_URI
   valueFrom:
     secretKeyRef:
