@@ -129,6 +129,8 @@ VALUE_SETS: dict[str, list[str]] = {
         "mlflow.controllerCredentialsSecret.name=mlflow-controller",
         "--set",
         "triggerReceiver.mlflowCredentialsSecret.name=mlflow-triggers",
+        "--set",
+        "triggerReceiver.tokenSecret.name=plinth-trigger-token",
         "--set-json",
         "prometheusRule.liveQuality.minAccuracy=0.9",
     ],

@@ -47,7 +47,15 @@ from serving.embedded.processes import ManagedProcess, free_port
 
 RECEIVER = "release-plinth-serving-trigger-receiver"
 KFP_HOST = "http://ml-pipeline.kubeflow.svc.cluster.local:8888"
-ENABLED = ["--set", "triggerReceiver.enabled=true", "--set", f"triggerReceiver.kfpHost={KFP_HOST}"]
+TOKEN_SECRET = "plinth-trigger-token"
+ENABLED = [
+    "--set",
+    "triggerReceiver.enabled=true",
+    "--set",
+    f"triggerReceiver.kfpHost={KFP_HOST}",
+    "--set",
+    f"triggerReceiver.tokenSecret.name={TOKEN_SECRET}",
+]
 LIVE_QUALITY = [
     "--set-json",
     "prometheusRule.liveQuality.minAccuracy=0.9",
@@ -102,6 +110,7 @@ def test_the_receiver_runs_the_receive_module_against_kfp_with_its_rails() -> No
         "--model-name": "plinth-classifier",
         "--kfp-host": KFP_HOST,
         "--rails": "/etc/plinth/rails.yaml",
+        "--token-file": "/etc/plinth/token/token",
     }
     deployment = named(objects, "Deployment", RECEIVER)
     assert deployment["spec"]["replicas"] == 1
@@ -124,6 +133,11 @@ def test_the_receiver_runs_the_receive_module_against_kfp_with_its_rails() -> No
     volumes = {volume["name"]: volume for volume in spec["volumes"]}
     assert volumes[mounts["/tmp"]["name"]]["emptyDir"]["sizeLimit"] == "64Mi"
     assert volumes["rails"]["configMap"]["name"] == RECEIVER
+    # The token Alertmanager presents, from the Secret the AlertmanagerConfig reads, as a file only this pod reads.
+    token = volumes[mounts["/etc/plinth/token"]["name"]]["secret"]
+    assert token == {"secretName": TOKEN_SECRET, "defaultMode": 0o440, "items": [{"key": "token", "path": "token"}]}
+    assert mounts["/etc/plinth/token"]["readOnly"] is True
+    assert not [name for name in env_of(receiver) if "TOKEN" in name]
 
 
 def test_the_uri_secret_and_a_pinned_digest_reach_the_receiver() -> None:
@@ -241,6 +255,15 @@ def test_a_missing_kfp_host_fails_the_render_with_one_message() -> None:
     assert "http://ml-pipeline.kubeflow.svc.cluster.local:8888" in result.stderr
 
 
+def test_a_receiver_without_a_token_secret_is_refused_at_render_time() -> None:
+    result = render_with("--set", "triggerReceiver.enabled=true", "--set", f"triggerReceiver.kfpHost={KFP_HOST}")
+    assert result.returncode != 0
+    assert "triggerReceiver.tokenSecret.name is required with the trigger receiver" in result.stderr
+    empty_key = render_with(*ENABLED, "--set", "triggerReceiver.tokenSecret.key=")
+    assert empty_key.returncode != 0
+    assert "values don't meet the specifications of the schema" in empty_key.stderr
+
+
 @pytest.mark.parametrize(
     "receiver_login",
     [[], ["--set", "triggerReceiver.mlflowCredentialsSecret.name=mlflow-reader"]],
@@ -271,12 +294,19 @@ def test_alertmanager_posts_the_retraining_alerts_of_this_model_to_the_receiver(
     service = named(objects, "Service", RECEIVER)
     (port,) = service["spec"]["ports"]
     assert receiver["webhookConfigs"] == [
-        {"url": f"http://{RECEIVER}.{NAMESPACE}.svc:{port['port']}/alerts", "sendResolved": True}
+        {
+            "url": f"http://{RECEIVER}.{NAMESPACE}.svc:{port['port']}/alerts",
+            "sendResolved": True,
+            # The token the receiver demands (--token-file): the same Secret and key as its mounted file.
+            "httpConfig": {"authorization": {"type": "Bearer", "credentials": {"name": TOKEN_SECRET, "key": "token"}}},
+        }
     ]
     # The operator matches the route on `namespace=<its namespace>` only: the routed alerts carry that label.
     for entry in rules_of(objects):
         if routed.fullmatch(entry["alert"]):
             assert entry["labels"]["namespace"] == config["metadata"]["namespace"], entry["alert"]
+            # The receiver ignores an alert that does not name its model in the `model` label.
+            assert entry["labels"]["model"] == flags(objects)["--model-name"], entry["alert"]
     off = rendered("--set", "triggerReceiver.alertmanagerConfig.enabled=false")
     assert "AlertmanagerConfig" not in {obj["kind"] for obj in off}
     assert named(off, "Deployment", RECEIVER)
@@ -442,9 +472,12 @@ def test_the_real_receiver_runs_the_charts_command_line_with_the_rendered_rails(
         "--tracking-uri": f"sqlite:///{tmp_path / 'mlflow.db'}",
         "--kfp-host": kfp_host,
         "--rails": str(rails_file(objects, tmp_path)),
+        "--token-file": str(tmp_path / "token"),
     }
     chart_flags = flags(objects)
     assert local.keys() < chart_flags.keys()
+    token = "the-token-of-this-test-0123456789"
+    (tmp_path / "token").write_text(token + "\n")  # as the kubelet mounts the Secret's key
     argv = [sys.executable, *container(objects)["command"][1:3]]
     argv += [part for flag, value in {**chart_flags, **local}.items() for part in (flag, value)]
     server = ManagedProcess("receiver", argv, tmp_path / "receiver.log", ready_url=f"http://127.0.0.1:{port}/healthz")
@@ -456,7 +489,10 @@ def test_the_real_receiver_runs_the_charts_command_line_with_the_rendered_rails(
             "annotations": {"value": "0.1"},
             "startsAt": "2026-11-23T12:00:00Z",
         }
-        answer = httpx.post(f"http://127.0.0.1:{port}/alerts", json={"version": "4", "alerts": [resolved]}, timeout=60)
+        notification = {"version": "4", "alerts": [resolved]}
+        url = f"http://127.0.0.1:{port}/alerts"
+        assert httpx.post(url, json=notification, timeout=60).status_code == 401
+        answer = httpx.post(url, json=notification, headers={"Authorization": f"Bearer {token}"}, timeout=60)
         assert answer.status_code == 200, answer.text
         assert [outcome["decision"] for outcome in answer.json()["outcomes"]] == ["ignore"]
         metrics = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10)

@@ -265,7 +265,7 @@ app.kubernetes.io/component: trigger-receiver
 {{- $serving := .Values.mlflow.credentialsSecret.name }}
 {{- $receiver := .Values.triggerReceiver.mlflowCredentialsSecret.name }}
 {{- if and $serving (or (not $receiver) (eq $serving $receiver)) }}
-{{- fail "triggerReceiver.mlflowCredentialsSecret.name is required with the trigger receiver while mlflow.credentialsSecret.name is set, and must name another Secret: the serving pods' login is READ-only on the model, the receiver's needs EDIT to write the trigger history tags, e.g. --set triggerReceiver.mlflowCredentialsSecret.name=mlflow-triggers" }}
+{{- fail "triggerReceiver.mlflowCredentialsSecret.name is required with the trigger receiver while mlflow.credentialsSecret.name is set, and must name another Secret: the serving pods' login is READ-only on the model, the receiver's needs EDIT on the plinth-triggers experiment to write its trigger history, e.g. --set triggerReceiver.mlflowCredentialsSecret.name=mlflow-triggers" }}
 {{- end }}
 {{- include "plinth.mlflowEnv" (dict "root" . "login" .Values.triggerReceiver.mlflowCredentialsSecret) }}
 {{- end }}
