@@ -34,6 +34,9 @@ DATA_CREDENTIAL_KEYS = (
     "AZURE_STORAGE_SAS_TOKEN",
 )
 DATA_SECRET_MOUNT = "/var/run/secrets/plinth-data"
+# The steps' MLflow login (MLflow reads these variables), from the keys of the MLflow Secret: never in the
+# tracking URI, which is a run parameter that KFP stores and shows.
+MLFLOW_LOGIN_KEYS = {"username": "MLFLOW_TRACKING_USERNAME", "password": "MLFLOW_TRACKING_PASSWORD"}
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,8 @@ class ComputeTarget:
     # Secret with the object-store credentials ingest reads the source with ("" for none): each key named in
     # DATA_CREDENTIAL_KEYS becomes that environment variable; the Secret and every key are optional.
     data_secret: str = "plinth-data"
+    # Optional Secret (keys `username`, `password`) with the training steps' MLflow login ("" for none).
+    mlflow_secret: str = "plinth-mlflow-training"
 
     @property
     def name(self) -> str:
@@ -96,6 +101,18 @@ def without_pickles(task: PipelineTask) -> PipelineTask:
 def with_signer(task: PipelineTask, target: ComputeTarget) -> PipelineTask:
     """Tell the register step where the signer is (PLINTH_SIGNER_URL); it gets no key, nor any Secret of it."""
     task.set_env_variable(ENV_SIGNER_URL, target.signer_url)
+    return task
+
+
+def with_mlflow_login(task: PipelineTask, target: ComputeTarget) -> PipelineTask:
+    """Give a step the MLflow login of the optional MLflow Secret as MLFLOW_TRACKING_USERNAME/PASSWORD.
+
+    Optional: an MLflow without authentication needs no Secret. The login never travels in `tracking_uri`.
+    """
+    if target.mlflow_secret:
+        kubernetes.use_secret_as_env(
+            task, secret_name=target.mlflow_secret, secret_key_to_env=MLFLOW_LOGIN_KEYS, optional=True
+        )
     return task
 
 

@@ -19,6 +19,7 @@ from pipelines.training.compute import (
     on_accelerator_pool,
     on_cpu_pool,
     with_data_credentials,
+    with_mlflow_login,
     with_signer,
     without_pickles,
 )
@@ -156,7 +157,7 @@ def build_pipeline(target: ComputeTarget) -> GraphComponent:
             target,
         )
         with dsl.If(decided.outputs["Output"] == True, name="gate-passed"):  # noqa: E712 (KFP condition)
-            with_signer(
+            registered = with_signer(
                 on_cpu_pool(
                     _step(
                         register(
@@ -179,6 +180,8 @@ def build_pipeline(target: ComputeTarget) -> GraphComponent:
         for step in (ingested, checked, splits):
             on_cpu_pool(step, target)
         with_data_credentials(ingested, target)
+        for step in (ingested, checked, splits, *trained.values(), *evaluated.values(), decided, registered):
+            with_mlflow_login(step, target)
         for step in (*evaluated.values(), decided):  # the steps that load models
             without_pickles(step)
 
