@@ -136,11 +136,17 @@ class AdmissionPolicy:
         operation: str = "UPDATE",
         sub_resource: str = "",
         namespace_labels: dict[str, str] | None = None,
+        resource: Resource | None = None,
     ) -> Verdict:
-        """Return whether the request is matched and, if so, the validations it fails."""
+        """Return whether the request is matched and, if so, the validations it fails.
+
+        `resource` is the one requested, where the objects are of another kind (a subresource's: a Deployment's
+        /scale is reviewed on autoscaling/v1 Scale objects, as the API server hands them to admission).
+        """
         obj = new if new is not None else old
         assert obj is not None
-        resource = BY_KIND[(obj["apiVersion"], obj["kind"])]
+        resource = resource or BY_KIND[(obj["apiVersion"], obj["kind"])]
+        group, _, version = str(obj["apiVersion"]).rpartition("/")
         name = obj["metadata"].get("name", "")
         labels = namespace_labels if namespace_labels is not None else {"kubernetes.io/metadata.name": namespace}
         if not self.matches(operation, resource, sub_resource, name, labels):
@@ -150,7 +156,7 @@ class AdmissionPolicy:
             "name": name,
             "namespace": namespace,
             "resource": {"group": resource.group, "version": resource.version, "resource": resource.plural},
-            "kind": {"group": resource.group, "version": resource.version, "kind": resource.kind},
+            "kind": {"group": group, "version": version, "kind": obj["kind"]},
             "subResource": sub_resource,
             "userInfo": {"username": user},
             "dryRun": False,

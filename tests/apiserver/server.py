@@ -323,9 +323,18 @@ class ApiServer(Knobs):
     ) -> None:
         """Every installed policy reviews the request; the first denial refuses it (failurePolicy Fail)."""
         labels = self.store.namespaces[namespace] if resource.namespaced else {}
+        if sub == "scale":  # admission sees the autoscaling/v1 Scale written, not the Deployment behind it
+            new, old = (scale_of(new) if new else None), (scale_of(old) if old else None)
         for policy in [*self.policies, *self.store.policies()]:
             verdict = policy.review(
-                new, old, user=user, namespace=namespace, operation=operation, sub_resource=sub, namespace_labels=labels
+                new,
+                old,
+                user=user,
+                namespace=namespace,
+                operation=operation,
+                sub_resource=sub,
+                namespace_labels=labels,
+                resource=resource,
             )
             if verdict.matched:
                 self.reviews.append((policy.name, resource.plural, name, sub, operation, verdict))

@@ -154,3 +154,28 @@ def test_a_policy_denial_is_422_invalid_unless_the_validation_says_forbidden(
     )
     created = CustomObjectsApi(server.api("someone-else")).create_namespaced_custom_object(*GW, route())
     assert created["metadata"]["name"] == "web", "matchConditions leave other users alone"
+
+
+def test_a_scale_write_is_reviewed_on_the_scale_object(server: ApiServer) -> None:
+    """As the API server does: a policy on deployments/scale sees the autoscaling/v1 Scale, not the Deployment."""
+    expression = (
+        'object.kind == "Scale" && oldObject.kind == "Scale" && request.kind.kind == "Scale" && '
+        'request.resource.resource == "deployments" && !has(object.spec.template) && object.spec.replicas <= 2'
+    )
+    rules = [{"apiGroups": ["apps"], "apiVersions": ["*"], "operations": ["*"], "resources": ["deployments/scale"]}]
+    spec = {
+        "failurePolicy": "Fail",
+        "matchConstraints": {"resourceRules": rules},
+        "validations": [{"expression": expression, "message": "a Scale of at most 2", "reason": "Forbidden"}],
+    }
+    binding = {"policyName": "p", "validationActions": ["Deny"], "matchResources": {"namespaceSelector": {}}}
+    server.policies = [
+        AdmissionPolicy({"metadata": {"name": "p"}, "spec": spec}, {"metadata": {"name": "b"}, "spec": binding})
+    ]
+    apps = AppsV1Api(server.api())
+    apps.patch_namespaced_deployment_scale("app", NS, {"spec": {"replicas": 2}})
+    with pytest.raises(ApiException) as error:
+        apps.patch_namespaced_deployment_scale("app", NS, {"spec": {"replicas": 3}})
+    assert error.value.status == 403
+    assert "a Scale of at most 2" in json.loads(error.value.body)["message"]
+    assert apps.read_namespaced_deployment("app", NS).spec.replicas == 2
