@@ -17,7 +17,7 @@ from components.common.profile import build_profile
 from components.ingest.core import load_source
 from components.register.core import ENV_SIGNER_URL, RegistrationError, run
 from components.register.tests.pipeline_run import Trained, trained
-from components.train_sklearn.core import build_model
+from components.train_sklearn.core import as_saved, build_model
 from serving.signer.server import serve
 from tests.servers import MlflowServer
 
@@ -31,7 +31,8 @@ def log_candidate(uri: str) -> Trained:
     features, labels = frame.drop(columns="target"), frame["target"]
     client = tracking.connect(uri)
     experiment = tracking.ensure_experiment(client, "server-test", uri)
-    return trained(client, experiment, build_model(profile, seed=0).fit(features, labels), features, profile)
+    model = as_saved(build_model(profile, seed=0).fit(features, labels))
+    return trained(client, experiment, model, features, profile)
 
 
 @pytest.fixture

@@ -9,7 +9,9 @@ Registering the same estimator both ways measures what the pyfunc path costs.
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import mlflow
@@ -18,14 +20,14 @@ import pandas as pd
 from mlflow.models import infer_signature
 from mlflow.pyfunc.model import PythonModel
 
-from components.common import modeling, tracking
+from components.common import attest, modeling, signing, tracking
 from components.common.candidate import logged_files_digest
 from components.common.features import split_target
 from components.common.profile import ReferenceProfile, build_profile
 from components.common.task import TAG_TASK, Task, infer_task
 from components.ingest.core import load_source
-from components.register.core import choose_key, register
-from components.train_sklearn.core import build_model
+from components.register.core import choose_signer, register
+from components.train_sklearn.core import as_saved, build_model
 from serving.embedded.train_drill import BREAST_CANCER, DrillData
 from serving.rollout.edges.sample_rows import json_value
 
@@ -55,6 +57,18 @@ class RegisteredModel:
         return modeling.predict_output(self.model, self.task, rows)
 
 
+def log_as_gate_winner(client: mlflow.MlflowClient, experiment_id: str, log: Any) -> str:
+    """Log a model (`log()` returns its URI) as the gate's winner of a fresh pipeline run: what the signer checks."""
+    parent = client.create_run(experiment_id).info.run_id
+    with mlflow.start_run(experiment_id=experiment_id, nested=True, parent_run_id=parent) as run:
+        model_uri = str(log())
+        mlflow.set_tag(attest.TAG_FILES_DIGEST, logged_files_digest(model_uri))
+    client.set_tag(parent, tracking.TAG_DECISION, "passed")
+    client.set_tag(parent, tracking.TAG_REASON, "registered by serving/bench/demo_model.py")
+    client.set_tag(parent, attest.TAG_WINNER_RUN, run.info.run_id)
+    return model_uri
+
+
 def register_plinth_model(
     tracking_uri: str, name: str, data: DrillData = BREAST_CANCER, experiment: str = "serving"
 ) -> RegisteredModel:
@@ -63,15 +77,15 @@ def register_plinth_model(
     task = infer_task(frame[data.target], data.task)
     profile = build_profile(frame, data.target, task)
     features, labels = split_target(frame, profile)
-    model = build_model(profile, seed=0).fit(features, labels)
+    model = as_saved(build_model(profile, seed=0).fit(features, labels))
     client = tracking.connect(tracking_uri)
     experiment_id = tracking.ensure_experiment(client, experiment, tracking_uri)
-    with mlflow.start_run(experiment_id=experiment_id):
-        model_uri = modeling.log_model(model, features, profile, "sklearn")
+    model_uri = log_as_gate_winner(
+        client, experiment_id, lambda: modeling.log_model(model, features, profile, "sklearn")
+    )
     tags = {TAG_TASK: task.tag()}
-    key = choose_key(tracking_uri)
-    digest = logged_files_digest(model_uri)
-    registration = register(client, model_uri, name, tracking.CHAMPION, tags, "serving model", key, digest)
+    signer = choose_signer(client, tracking_uri)
+    registration = register(client, model_uri, name, tracking.CHAMPION, tags, "serving model", signer)
     return RegisteredModel(tracking_uri, name, registration.version, model, features, task, profile)
 
 
@@ -81,22 +95,44 @@ def register_plain_sklearn(
     """Log a fitted estimator with plain `mlflow.sklearn.log_model` (signature, input example, nothing else)."""
     client = tracking.connect(tracking_uri)
     experiment_id = tracking.ensure_experiment(client, experiment, tracking_uri)
-    with mlflow.start_run(experiment_id=experiment_id):
-        info = mlflow.sklearn.log_model(
-            model,
-            name="model",
-            signature=infer_signature(features, model.predict(features.head(20))),
-            input_example=features.head(3),
-            pip_requirements=modeling.pip_requirements(()),
-            # A pickle, as a notebook makes it: MLflow's default (skops) refuses plinth's preprocessing step.
-            serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_CLOUDPICKLE,
-        )
-    key = choose_key(tracking_uri)
-    digest = logged_files_digest(str(info.model_uri))
-    registration = register(
-        client, str(info.model_uri), name, tracking.CHAMPION, {}, "plain sklearn model", key, digest
+    model_uri = log_as_gate_winner(
+        client,
+        experiment_id,
+        lambda: (
+            mlflow.sklearn.log_model(
+                model,
+                name="model",
+                signature=infer_signature(features, model.predict(features.head(20))),
+                input_example=features.head(3),
+                pip_requirements=modeling.pip_requirements(()),
+                # A pickle, as a notebook makes it: MLflow's default (skops) refuses plinth's preprocessing step.
+                serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_CLOUDPICKLE,
+            ).model_uri
+        ),
     )
+    signer = choose_signer(client, tracking_uri)
+    registration = register(client, model_uri, name, tracking.CHAMPION, {}, "plain sklearn model", signer)
     return RegisteredModel(tracking_uri, name, registration.version, model, features, task)
+
+
+def register_unsigned_copy(tracking_uri: str, name: str, version: str, as_name: str) -> str:
+    """Register a version's files again as a version of `as_name`, as any other tool would: no signature at all.
+
+    `model.sig` and the statement are left out (signed files registered as another version fail their check).
+    """
+    client = tracking.connect(tracking_uri)
+    found = client.get_model_version(name, version)
+    with tempfile.TemporaryDirectory(prefix="plinth-unsigned-") as tmp:
+        uri = client.get_model_version_download_uri(name, version)
+        files = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=tmp))
+        for signed in (signing.SIGNATURE_FILE, signing.STATEMENT_FILE):
+            (files / signed).unlink(missing_ok=True)
+        with mlflow.start_run(experiment_id=client.get_run(found.run_id).info.experiment_id) as run:
+            mlflow.log_artifacts(str(files), "model")
+            source = mlflow.get_artifact_uri("model")
+    if not client.search_registered_models(filter_string=f"name = '{as_name}'"):
+        client.create_registered_model(as_name)
+    return str(client.create_model_version(as_name, source, run_id=run.info.run_id).version)
 
 
 class SupportRule(PythonModel):
@@ -120,8 +156,8 @@ def register_python_model(tracking_uri: str, name: str, features: pd.DataFrame, 
             input_example=features.head(3),
             pip_requirements=modeling.pip_requirements(()),
         )
-    tags = {TAG_TASK: task.tag()}
-    key = choose_key(tracking_uri)
-    digest = logged_files_digest(str(info.model_uri))
-    registration = register(client, str(info.model_uri), name, tracking.CHAMPION, tags, "a rule", key, digest)
-    return RegisteredModel(tracking_uri, name, registration.version, rule, features, task)
+    # Registered as a notebook does, unsigned: the signer signs plinth's own loader only (components/common/attest.py).
+    version = str(mlflow.register_model(str(info.model_uri), name, tags={TAG_TASK: task.tag()}).version)
+    client.update_model_version(name, version, description="a rule")
+    client.set_registered_model_alias(name, tracking.CHAMPION, version)
+    return RegisteredModel(tracking_uri, name, version, rule, features, task)

@@ -12,7 +12,7 @@ from mlflow import MlflowClient
 from components.common import signing, tracking
 from components.conftest import make_table
 from components.register.tests.pipeline_run import Trained, trained
-from components.train_sklearn.core import build_model
+from components.train_sklearn.core import as_saved, build_model
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,7 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Registry:
     client = tracking.connect(uri)
     experiment = tracking.ensure_experiment(client, "signing", uri)
     table = make_table("binary")
-    model = build_model(table.profile, seed=0).fit(table.x_train, table.y_train)
+    model = as_saved(build_model(table.profile, seed=0).fit(table.x_train, table.y_train))
     key, _ = signing.signing_key(uri, env={})
 
     def candidate(won: bool = True) -> Trained:

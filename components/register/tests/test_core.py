@@ -14,7 +14,7 @@ from components.register.core import (
     trigger_tags,
 )
 from components.register.tests.pipeline_run import Trained, trained
-from components.train_sklearn.core import build_model
+from components.train_sklearn.core import as_saved, build_model
 
 NAME = "unit-model"
 
@@ -25,7 +25,7 @@ def store(tmp_path_factory, tables):
     client = tracking.connect(uri)
     experiment = tracking.ensure_experiment(client, "unit", uri)
     table = tables["binary"]
-    model = build_model(table.profile, seed=0).fit(table.x_train, table.y_train)
+    model = as_saved(build_model(table.profile, seed=0).fit(table.x_train, table.y_train))
     key, _ = signing.signing_key(uri, env={})
 
     def candidate(won: bool = True) -> Trained:

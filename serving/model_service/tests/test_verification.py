@@ -22,7 +22,7 @@ from mlflow import MlflowClient
 from prometheus_client import REGISTRY
 
 from components.common import signing
-from serving.bench.demo_model import RegisteredModel, register_plinth_model
+from serving.bench.demo_model import RegisteredModel, register_plinth_model, register_unsigned_copy
 from serving.model_service import settings
 
 from .conftest import Server, env_for, free_port, import_service, metric, scrape
@@ -56,12 +56,10 @@ def tampered(store: str) -> RegisteredModel:
 def unsigned(signed: RegisteredModel) -> RegisteredModel:
     """The signed model's files registered again without plinth's register step: no signature on the version."""
     client = MlflowClient(tracking_uri=signed.tracking_uri, registry_uri=signed.tracking_uri)
-    files = client.get_model_version_download_uri(signed.name, signed.version)
-    client.create_registered_model("notebook-unsigned")
-    version = client.create_model_version("notebook-unsigned", files)
-    client.set_registered_model_alias("notebook-unsigned", "champion", version.version)
+    version = register_unsigned_copy(signed.tracking_uri, signed.name, signed.version, "notebook-unsigned")
+    client.set_registered_model_alias("notebook-unsigned", "champion", version)
     return RegisteredModel(
-        signed.tracking_uri, "notebook-unsigned", str(version.version), signed.model, signed.features, signed.task
+        signed.tracking_uri, "notebook-unsigned", version, signed.model, signed.features, signed.task
     )
 
 

@@ -12,7 +12,7 @@ from mlflow import MlflowClient
 
 from components.common import signing
 from components.common.tracking import CHALLENGER, CHAMPION
-from serving.bench.demo_model import register_plinth_model
+from serving.bench.demo_model import register_plinth_model, register_unsigned_copy
 from serving.embedded.rollout import EXIT_USAGE, Refused, build_parser, main, read_versions
 from serving.rollout.edges.mlflow_registry import MlflowRegistry
 
@@ -30,8 +30,7 @@ class Store:
         data = bytearray((stored / "model.skops").read_bytes())
         data[len(data) // 2] ^= 0x01
         (stored / "model.skops").write_bytes(bytes(data))
-        files = self.client.get_model_version_download_uri(MODEL, self.canary)
-        self.unsigned = str(self.client.create_model_version(MODEL, files).version)
+        self.unsigned = register_unsigned_copy(self.uri, MODEL, self.canary, MODEL)
         self.client.set_registered_model_alias(MODEL, CHAMPION, self.stable)
         self.client.set_registered_model_alias(MODEL, CHALLENGER, self.canary)
         self.public_key = root / "keys" / signing.PUBLIC_KEY_FILE
