@@ -127,7 +127,7 @@ def register_unsigned_copy(tracking_uri: str, name: str, version: str, as_name: 
         files = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=tmp))
         for signed in (signing.SIGNATURE_FILE, signing.STATEMENT_FILE):
             (files / signed).unlink(missing_ok=True)
-        with mlflow.start_run(experiment_id=client.get_run(found.run_id).info.experiment_id) as run:
+        with mlflow.start_run(experiment_id=client.get_run(str(found.run_id)).info.experiment_id) as run:
             mlflow.log_artifacts(str(files), "model")
             source = mlflow.get_artifact_uri("model")
     if not client.search_registered_models(filter_string=f"name = '{as_name}'"):
