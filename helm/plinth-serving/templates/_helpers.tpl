@@ -207,7 +207,7 @@ affinity:
 {{/* The public key, or one message saying where it comes from when signatures are required without it. */}}
 {{- define "plinth.signingKey" -}}
 {{- if and .Values.signing.required (not (trim .Values.signing.publicKey)) }}
-{{- fail "signing.publicKey is required while signing.required is true: the PEM public key of the private key `private.pem` in the Secret plinth-signing-key that the training pipeline's register step signs with, e.g. `openssl ec -in private.pem -pubout -out public.pem` then --set-file signing.publicKey=public.pem (or --set signing.required=false to serve unsigned models)" }}
+{{- fail "signing.publicKey is required while signing.required is true: the PEM public key of the private key `private.pem` in the Secret plinth-signing-key (namespace plinth-signing) that the signer service signs with, e.g. `openssl ec -in private.pem -pubout -out public.pem` then --set-file signing.publicKey=public.pem (or --set signing.required=false to serve unsigned models)" }}
 {{- end }}
 {{- trim .Values.signing.publicKey }}
 {{- end }}
