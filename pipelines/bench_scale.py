@@ -156,8 +156,8 @@ def bench_size(rows: int, workdir: Path, seed: int) -> tuple[int, dict[str, Meas
     train_args = f"--source {data} --target {TARGET} --seed {seed} --min-roc-auc 0.5 --min-accuracy 0.5"
     wall, peak = measure(["make", "--no-print-directory", "train", f"TRAIN_ARGS={train_args}"], env, workdir / "t.log")
     results = {MAKE_TRAIN: Measurement(wall, peak, best_candidate_auc(home))}
-    script = "import sys; from pipelines.bench_scale import baseline; print('AUC', baseline(sys.argv[1], int(sys.argv[2])))"
-    wall, peak = measure([sys.executable, "-c", script, str(data), str(seed)], env, workdir / "b.log")
+    command = [sys.executable, "-m", "pipelines.bench_scale", "--baseline", str(data), "--seed", str(seed)]
+    wall, peak = measure(command, env, workdir / "b.log")
     auc = float((workdir / "b.log").read_text().split("AUC ", 1)[1].split()[0])
     results[BASELINE] = Measurement(wall, peak, auc)
     data.unlink()
@@ -204,9 +204,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=SEED, help="seed of the tables, the split and the models")
     parser.add_argument("--out", type=Path, default=RESULTS, help="where the Markdown results go")
     parser.add_argument("--measure", help=argparse.SUPPRESS)
+    parser.add_argument("--baseline", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.measure:
         return run_measured(json.loads(args.measure))
+    if args.baseline:
+        print("AUC", baseline(args.baseline, args.seed), flush=True)
+        return 0
     sizes = parse_rows(args.rows)
     rows_results = []
     with tempfile.TemporaryDirectory(prefix="plinth-bench-scale-") as tmp:

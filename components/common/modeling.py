@@ -42,10 +42,15 @@ BASE_PACKAGES = ("mlflow", "scikit-learn", "skops", "numpy", "pandas")
 # What skops may rebuild beyond scikit-learn/NumPy/SciPy, by name: the shared preprocessing's category
 # function and a dtype that SimpleImputer keeps, the XGBoost candidate (its booster's state is XGBoost's own
 # serialised model, a buffer that XGBoost parses; no Python object is unpickled) and the torch candidate
-# (its state holds the network's weights as numpy arrays, `train_torch/core.py`). Nothing else loads.
+# (its state holds the network's weights as numpy arrays, `train_torch/core.py`), and the linear candidate's
+# time-budgeted lbfgs (a LogisticRegression whose state is LogisticRegression's: the train step saves it as a
+# plain one, `train_sklearn/core.py::as_saved`, but models built by `build_model` elsewhere and saved as fitted
+# must load too). Nothing else loads. The XGBoost time budget's callback is removed before saving
+# (`for_cpu_inference`), and the target and ordinal encoders of the categories are scikit-learn's own.
 TRUSTED_TYPES = (
     "components.common.features.category_frame",
     "numpy.dtype",
+    "components.train_sklearn.core.BudgetedLogisticRegression",
     "components.train_xgboost.core.LabelEncodedClassifier",
     "xgboost.core.Booster",
     "xgboost.sklearn.XGBClassifier",

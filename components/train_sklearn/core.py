@@ -46,7 +46,7 @@ class BudgetedLogisticRegression(LogisticRegression):
         super().__init__(C=C, max_iter=max_iter, random_state=random_state)
         self.time_budget_s = time_budget_s
 
-    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> BudgetedLogisticRegression:  # noqa: N803 (sklearn)
+    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> BudgetedLogisticRegression:
         """Fit in warm-started chunks of CHUNK_ITER iterations until converged, MAX_ITER or the budget."""
         started, total, limit = time.monotonic(), 0, self.max_iter
         self.stopped_by_budget_ = False

@@ -99,9 +99,8 @@ def check_features(
                 handling = f"above max_categories {limits.max_categories}, so high-cardinality: {HIGH_CARDINALITY}"
             else:
                 handling = f"at most max_categories {limits.max_categories}: {FEW_CATEGORIES}"
-            report.add(
-                name, "categories", True, f"categorical, {len(counts)} distinct values, e.g. {shown(levels)}; {handling}"
-            )
+            detail = f"categorical, {len(counts)} distinct values, e.g. {shown(levels)}; {handling}"
+            report.add(name, "categories", True, detail)
         else:
             infinite = int(np.isinf(series.to_numpy(dtype=float)).sum())
             report.add(name, "finite", infinite == 0, f"numeric ({series.dtype}); {infinite} infinite values")
