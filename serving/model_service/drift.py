@@ -29,7 +29,6 @@ from prometheus_client import Counter, Gauge
 
 from components.common.profile import ReferenceProfile, psi
 from serving.model_service.columns import Batch, Column
-from serving.model_service.per_request import sampled
 
 # Rows a window must hold before its PSI is published: fewer rows give a noisy, alarming score.
 DRIFT_MIN_ROWS = 50
@@ -59,9 +58,7 @@ class InputMonitor:
         columns: Sequence[Column],
         profile: ReferenceProfile | None,
         window: int,
-        rows_per_request: int = 10,
         min_requests: int = 50,
-        seed: int | None = None,
     ) -> None:
         self.optional = [(c.name, MISSING_VALUES.labels(c.name)) for c in columns if c.optional]
         self.enabled = profile is not None
@@ -87,10 +84,8 @@ class InputMonitor:
         # The request each window row came from (numbered in arrival order): rows of one request are
         # contiguous and leave in order, so the window spans newest - oldest + 1 requests.
         self.request_of = np.zeros(window, dtype=np.int64)
-        self.requests = 0
-        self.rows_per_request = rows_per_request
+        self.requests = 0  # the next request number, when the caller does not number them
         self.min_requests = min(min_requests, window)
-        self.rng = np.random.default_rng(seed)
         self.withheld = False
         self.counts = np.zeros((len(stats), width), dtype=np.int64)
         self.offsets = np.arange(len(stats)) * width
@@ -102,8 +97,11 @@ class InputMonitor:
         self.features = features
         self.drift: list[Gauge] = []  # created with the first published score: no series before then
 
-    def observe(self, batch: Batch, first_rows: Sequence[int] = (0,)) -> None:
-        """Record one validated batch whose requests begin at `first_rows` (at most a few rows of each)."""
+    def observe(self, batch: Batch, rows: np.ndarray | None = None, owners: np.ndarray | None = None) -> None:
+        """Record one validated batch; only `rows` of it enter the window, `owners` their request numbers.
+
+        Both come from `per_request` (a sample of each request); without them the batch is one request.
+        """
         for name, counter in self.optional:
             missing = int(np.count_nonzero(pd.isna(batch.column(name))))
             if missing:
@@ -118,11 +116,14 @@ class InputMonitor:
             unseen = int(np.count_nonzero(bins[:, index] == len(stats.categories)))
             if unseen:
                 counter.inc(unseen)
-        rows, owner = sampled(first_rows, batch.rows, self.rows_per_request, self.rng)
+        if rows is None or owners is None:
+            rows, owners = np.arange(batch.rows), np.full(batch.rows, self.requests, dtype=np.int64)
+        if not len(rows):
+            return
         with self.lock:
             keep = slice(-len(self.window), None)
-            self._push(bins[rows][keep], self.requests + owner[keep])
-            self.requests += int(owner[-1]) + 1
+            self._push(bins[rows][keep], owners[keep])
+            self.requests = int(owners[-1]) + 1
             self.unpublished += len(rows)
             if self.spanned() < self.min_requests:
                 self._withhold()

@@ -43,7 +43,6 @@ from serving.model_service.monitor import (
     STORE_PURGED,
     STORE_WRITTEN,
 )
-from serving.model_service.per_request import leading
 from serving.model_service.predictor import ServedTask
 from serving.model_service.store import Prediction, PredictionStore, StoreError
 from serving.model_service.throttle import ThrottledFailures
@@ -72,10 +71,8 @@ class Recorder:
         task: ServedTask,
         max_pending: int = 50_000,
         archive: PayloadArchive | None = None,
-        rows_per_request: int = 100,
     ) -> None:
         self.store = store
-        self.rows_per_request = rows_per_request
         self.archive = archive
         self.model_name = model_name
         self.version = model_version
@@ -110,11 +107,12 @@ class Recorder:
         self._thread.start()
         atexit.register(self.close)  # a worker stopped gracefully (SIGTERM) writes what it still holds
 
-    def stamp(self, answers: list[dict[str, Any]], inputs: Any = None, first_rows: list[int] | None = None) -> None:
+    def stamp(self, answers: list[dict[str, Any]], inputs: Any = None, logged: list[int] | None = None) -> None:
         """Give each answer its `request_id` and queue the batch for the store (never blocks on it).
 
         `inputs` (the served batch) goes, with the answers, to the payload archive when there is one.
-        `first_rows` (where each request begins in the batch) caps what one request queues.
+        `logged` (default: all) are the answers that go to the store: each request's first rows
+        (`per_request.log_rows`); the others are counted as `request_cap`.
         """
         now_ms = int(time.time() * 1000) if self.store is None else self.store.now_ms()
         for answer in answers:
@@ -123,7 +121,7 @@ class Recorder:
             self.archive.predictions(self.model_name, self.version, now_ms, inputs, answers)
         if self.store is None:
             return
-        kept = leading(first_rows or [0], len(answers), self.rows_per_request)
+        kept = range(len(answers)) if logged is None else logged
         if len(kept) < len(answers):
             STORE_DROPPED.labels(*self.labels, "request_cap").inc(len(answers) - len(kept))
         rows = []

@@ -115,21 +115,13 @@ class ModelService:
             MODEL.columns,
             MODEL.profile,
             SETTINGS.drift_window,
-            SETTINGS.drift_rows_per_request,
             SETTINGS.drift_min_requests,
         )
+        self.requests = per_request.Requests(SETTINGS.drift_rows_per_request)
         target = MODEL.profile.target_profile if MODEL.profile else None
         self.outputs = OutputMonitor(TASK, target.bin_edges if target else None)
         archive = PayloadArchive(SETTINGS.payload_archive) if SETTINGS.payload_archive else None
-        self.recorder = Recorder(
-            STORE,
-            MODEL.name,
-            MODEL.version,
-            TASK,
-            SETTINGS.prediction_store_buffer,
-            archive,
-            SETTINGS.log_rows_per_request,
-        )
+        self.recorder = Recorder(STORE, MODEL.name, MODEL.version, TASK, SETTINGS.prediction_store_buffer, archive)
         self.recorder.start()
         JUDGE.recorder, JUDGE.archive = self.recorder, archive
         MODEL_INFO.labels(MODEL.name, MODEL.version, TASK.kind, DRIFT).set(1)
@@ -179,17 +171,17 @@ class ModelService:
         if REFUSED is not None:
             raise ServiceUnavailable(str(REFUSED))
         batch = self.frames.build(instances)
-        first_rows = per_request.starts(instances)  # where each request begins: caps what one adds
+        segments = self.requests.split(instances)  # which request each row is from: caps what one adds
         try:
             output = PREDICTOR.predict(batch)
         except (ValueError, TypeError) as error:  # the model refused values its signature allows
             raise InvalidArgument(f"the model cannot score these instances: {error}") from error
         if output.dtype != object and not np.all(np.isfinite(output)):
             raise InvalidArgument("the model returned a non-finite output for these instances")
-        self.inputs.observe(batch, first_rows)
+        self.inputs.observe(batch, *per_request.drift_rows(segments))
         self.outputs.observe(output)
         answers = schema.answers(TASK, output, MODEL.name, MODEL.version)
-        self.recorder.stamp(answers, batch, first_rows)
+        self.recorder.stamp(answers, batch, per_request.log_rows(segments, SETTINGS.log_rows_per_request))
         return answers
 
 

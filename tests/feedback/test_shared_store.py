@@ -19,7 +19,15 @@ import pytest
 from serving.bench.demo_model import RegisteredModel
 from serving.embedded.processes import free_port
 from serving.model_service import settings
-from serving.model_service.tests.conftest import AUTH, Server, env_for, metric, refreshed_quality, running_server, scrape
+from serving.model_service.tests.conftest import (
+    AUTH,
+    Server,
+    env_for,
+    metric,
+    refreshed_quality,
+    running_server,
+    scrape,
+)
 from tests.engines import PostgresServer
 
 pytestmark = pytest.mark.integration
@@ -132,3 +140,28 @@ def wait_for(condition: Any, timeout: float = 30.0) -> bool:
             return True
         time.sleep(0.2)
     return False
+
+
+def test_big_requests_while_the_store_is_down_evict_no_earlier_prediction(
+    model: RegisteredModel, postgres: PostgresServer, database: str, outage: None, tmp_path: Path
+) -> None:
+    """100 requests of 1,000 rows (100,000 answers) once pushed a 20,000-row queue's earlier rows out."""
+    rows = (model.instances() * 2)[:1000]
+    columns = list(rows[0])
+    big = {"columns": columns, "data": [[row[name] for name in columns] for row in rows]}
+    env = with_store(model, database, **{settings.ENV_PREDICTION_STORE_BUFFER: "20000"})
+    with running_server(env, tmp_path) as server:
+        set_connections(postgres, database, False)
+        [small] = predict(server, model.instances(0, 1))  # queued: the store is down
+        for _ in range(100):
+            answer = httpx.post(f"{server.url}/predict", json=big, timeout=60)
+            assert answer.status_code == 200, answer.text[:300]
+        set_connections(postgres, database, True)
+        ident = {"model_name": model.name, "model_version": model.version}
+        logged = 1 + 100 * 100  # the small request, and the first 100 rows of each big one
+        assert wait_for(lambda: metric(scrape(server.url), "plinth_prediction_store_written_total", **ident) >= logged)
+        joined = send(server, small["request_id"], small["label"])
+        samples = scrape(server.url)
+    assert joined.status_code == 200, joined.text
+    assert metric(samples, "plinth_prediction_store_dropped_total", **ident, reason="buffer_full") == 0
+    assert metric(samples, "plinth_prediction_store_dropped_total", **ident, reason="request_cap") == 100 * 900

@@ -121,34 +121,49 @@ def loaded(registered: RegisteredModel) -> Any:
     return registry.fetch(settings.Settings.from_env(env_for(registered)))
 
 
-def monitor(model: Any) -> drift.InputMonitor:
-    """A fresh window with the default caps (its `drift` list holds the gauges it published, none before)."""
-    return drift.InputMonitor(model.columns, model.profile, 500, rows_per_request=10, min_requests=50, seed=3)
+def batch_of(requests: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """The rows of validated requests as the batcher concatenates them (each request's first row marked)."""
+    return [row for rows in requests for row in per_request.marked_rows(rows)]
 
 
 def test_one_request_adds_ten_sampled_rows_and_publishes_no_psi(registered: RegisteredModel, loaded: Any) -> None:
-    inputs = monitor(loaded)
-    rows = shifted(registered, 1000)
-    batch = FrameBuilder(loaded.columns).build(rows)
-    inputs.observe(batch, per_request.starts(rows))
+    inputs = drift.InputMonitor(loaded.columns, loaded.profile, 500, min_requests=50)
+    requests = per_request.Requests(drift_cap=10, seed=3)
+    rows = batch_of([shifted(registered, 1000)])
+    segments = []
+    for start in range(0, 1000, 256):  # the batcher cuts a request bigger than its batch: 256 + 256 + 256 + 232
+        part = requests.split(rows[start : start + 256])
+        kept, owners = per_request.drift_rows(part)
+        inputs.observe(FrameBuilder(loaded.columns).build(rows[start : start + 256]), kept, owners)
+        segments += [(start + s.start, start + s.stop, s.number) for s in part]
+    assert {number for *_, number in segments} == {0}, "one request, whatever the batcher cut it into"
     assert (inputs.filled, inputs.spanned()) == (10, 1)
     assert inputs.drift == [], "no PSI gauge before the window spans 50 requests"
-    rng = np.random.default_rng(3)  # the same draw: the rows kept are a sample, not the first ten
-    kept, _ = per_request.sampled([0], 1000, 10, rng)
-    assert kept.max() >= 10
-    assert len(set(kept.tolist())) == 10
+    assert len(per_request.log_rows(requests.split(batch_of([shifted(registered, 300)])), 100)) == 100
+
+
+def test_the_drift_sample_is_spread_over_the_request_not_its_first_rows() -> None:
+    requests = per_request.Requests(drift_cap=10, seed=3)
+    segments = []
+    for _ in range(4):  # the same 1,000-row request, cut in four
+        rows = [{"x": 0}] * 250
+        if not segments:
+            rows[0] = per_request.RequestStart(rows[0], 1000)
+        segments += requests.split(rows)
+    kept = [s.offset + int(i) - s.start for s in segments for i in per_request.drift_rows([s])[0]]
+    assert len(kept) == 10
+    assert max(kept) >= 250, "rows from later parts of the request are sampled too"
+    assert per_request.log_rows(segments[:1], 100) == list(range(100))
+    assert per_request.log_rows(segments[1:2], 100) == []  # the rest of the request: past its first 100 rows
 
 
 def test_a_batch_of_many_requests_counts_each_and_a_full_window_publishes(
     registered: RegisteredModel, loaded: Any
 ) -> None:
-    inputs = monitor(loaded)
-    rows = []
-    for request in range(60):  # one batch, as the batcher hands 60 concurrent requests over
-        part = shifted(registered, 10, start=10 * request)
-        part[0] = per_request.RequestStart(part[0])
-        rows += part
-    inputs.observe(FrameBuilder(loaded.columns).build(rows), per_request.starts(rows))
+    inputs = drift.InputMonitor(loaded.columns, loaded.profile, 500, min_requests=50)
+    rows = batch_of([shifted(registered, 10, start=10 * request) for request in range(60)])  # 60 concurrent requests
+    kept, owners = per_request.drift_rows(per_request.Requests(drift_cap=10).split(rows))
+    inputs.observe(FrameBuilder(loaded.columns).build(rows), kept, owners)
     assert inputs.filled == 500
     assert inputs.spanned() == 50  # the window's 500 rows: the last 50 requests' 10 each
     assert len(inputs.drift) == len(inputs.features)
