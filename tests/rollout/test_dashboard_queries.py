@@ -59,6 +59,7 @@ RATE_INTERVAL = "3s"
 # Longer than the rollout: the feedback is posted before it starts.
 QUALITY_WINDOW = "5m"
 LABELLED_ROWS = 20
+LABEL_TOKEN = "dashboard-labelling-token-0123"  # the services take labels only with a client's token
 DIABETES = DrillData("sklearn:diabetes")
 SPEC: dict[str, Any] = {
     "steps": [50, 100],
@@ -123,6 +124,7 @@ def live_exporter(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[L
     """The services inherit this process's environment: their predictions go to the test's store."""
     store = tmp_path / "predictions.sqlite"
     monkeypatch.setenv(ENV_PREDICTION_STORE, str(store))
+    monkeypatch.setenv("PLINTH_FEEDBACK_TOKENS", f"dashboard={LABEL_TOKEN}")  # the client label_answers is
     exporter = LiveExporter(store)
     yield exporter
     exporter.close()
@@ -174,7 +176,8 @@ def label_answers(url: str, source: PrometheusSource, data: DrillData = BREAST_C
         if index == LABELLED_ROWS // 2:
             wait_for_scrapes(source, after=time.time())
         field = "value" if "prediction" in prediction else "label"
-        posted = httpx.post(f"{url}/feedback", json={"request_id": prediction["request_id"], field: known})
+        body = {"request_id": prediction["request_id"], field: known}
+        posted = httpx.post(f"{url}/feedback", json=body, headers={"Authorization": f"Bearer {LABEL_TOKEN}"})
         assert posted.status_code == 200, posted.text
         assert posted.json()["result"] == "accepted"
 

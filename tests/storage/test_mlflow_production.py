@@ -35,6 +35,8 @@ ROOT = Path(__file__).resolve().parents[2]
 PLATFORM = ROOT / "manifests" / "platform" / "mlflow"
 ADMIN = ("admin", "admin-password-of-this-test")
 MODEL = "plinth-production-check"
+LABEL_TOKEN = "production-check-labelling-token"
+AUTH = {"Authorization": f"Bearer {LABEL_TOKEN}"}
 
 
 def pod_spec() -> dict:
@@ -253,6 +255,7 @@ def make_serve(trained: Trained, registry: str, store: str, home: Path) -> Manag
         "PLINTH_REQUIRE_SIGNATURE": "true",
         "PLINTH_PREDICTION_STORE": store,
         "PLINTH_PAYLOAD_ARCHIVE": "off",
+        "PLINTH_FEEDBACK_TOKENS": f"tests={LABEL_TOKEN}",  # the labelling client that sends the labels below
     }
     process = ManagedProcess(
         f"make serve :{port}",
@@ -300,11 +303,14 @@ def test_the_production_loop_trains_from_a_bucket_serves_two_replicas_and_joins_
     try:
         url = fresh.ready_url.removesuffix("/readyz")
         labelled = [
-            httpx.post(f"{url}/feedback", json={"request_id": p["request_id"], "label": truth}, timeout=30)
+            httpx.post(
+                f"{url}/feedback", json={"request_id": p["request_id"], "label": truth}, headers=AUTH, timeout=30
+            )
             for p, truth in zip(answered, truths, strict=True)
         ]
         assert [r.status_code for r in labelled] == [200] * 12, [r.text for r in labelled]
-        again = httpx.post(f"{url}/feedback", json={"request_id": answered[0]["request_id"], "label": 1}, timeout=30)
+        body = {"request_id": answered[0]["request_id"], "label": 1}
+        again = httpx.post(f"{url}/feedback", json=body, headers=AUTH, timeout=30)
         assert again.status_code == 409
         exporter.start().wait_ready()
         right = sum(p["label"] == truth for p, truth in zip(answered, truths, strict=True))
