@@ -3,7 +3,8 @@
 `python -m pipelines.run_local` (what `make train` runs) executes pipelines/compiled/training-cpu.yaml, the
 same file a cluster runs, with every step as a local subprocess, then prints what happened and where to look.
 `--tracking-uri http://…` uses a remote MLflow server instead (its login from MLFLOW_TRACKING_USERNAME and
-MLFLOW_TRACKING_PASSWORD; the signing key from PLINTH_SIGNING_KEY, as on a cluster); `--source s3://…` reads
+MLFLOW_TRACKING_PASSWORD; signed, as on a cluster, by the signer service the compiled pipeline names: compile
+with `--signer-url` and pass `--pipeline`); `--source s3://…` reads
 data from an object store with the credentials of the standard environment (components/ingest/README.md).
 """
 
