@@ -63,6 +63,24 @@ def local_token(directory: Path) -> Path:
     return path
 
 
+def receiver_token(token_file: Path | None, cluster: bool, home: Path) -> tuple[str, str]:
+    """Return the receiver's token and where it came from; a local receiver without one gets one in `home`.
+
+    Raises:
+        TokenError: an unreadable or short token, or none at all on a cluster (`cluster`: runs go to KFP).
+    """
+    token = read_token(token_file)
+    if token is not None:
+        return token, str(token_file or f"${ENV_TOKEN_FILE} or ${ENV_TOKEN}")
+    if cluster:
+        raise TokenError(
+            f"--token-file is required with --kfp-host (or ${ENV_TOKEN_FILE} / ${ENV_TOKEN}): "
+            "an unauthenticated receiver would let anyone who reaches it start training runs"
+        )
+    path = local_token(home)
+    return path.read_text().strip(), str(path)
+
+
 def new_token() -> str:
     """Return a fresh random token (for an in-process receiver and the Alertmanager it configures)."""
     return secrets.token_urlsafe(32)

@@ -39,11 +39,10 @@ from pipelines.triggers.auth import (
     RateLimit,
     TokenError,
     authorized,
-    local_token,
-    read_token,
+    receiver_token,
 )
 from pipelines.triggers.policy import IGNORE
-from pipelines.triggers.wiring import WiringError, add_arguments, build
+from pipelines.triggers.wiring import WiringError, add_arguments, build, log_redacted
 
 LOG = logging.getLogger("plinth.triggers")
 MAX_BODY = 1 << 20
@@ -207,32 +206,6 @@ def serve(
     return server
 
 
-class RedactingFormatter(logging.Formatter):
-    """Mask credentials in every URL of a log line, tracebacks included (a tracking URI may carry a password)."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        """Format as usual, then redact."""
-        return redact(super().format(record))
-
-
-def token_for(args: argparse.Namespace) -> tuple[str, str]:
-    """Return the receiver's token and where it came from (a local receiver without one writes one).
-
-    Raises:
-        TokenError: an unreadable or short token, or none at all with --kfp-host.
-    """
-    token = read_token(args.token_file)
-    if token is not None:
-        return token, str(args.token_file or f"${ENV_TOKEN_FILE} or ${ENV_TOKEN}")
-    if args.kfp_host:
-        raise TokenError(
-            f"--token-file is required with --kfp-host (or ${ENV_TOKEN_FILE} / ${ENV_TOKEN}): "
-            "an unauthenticated receiver would let anyone who reaches it start training runs"
-        )
-    path = local_token(plinth_home())
-    return path.read_text().strip(), str(path)
-
-
 def main(argv: list[str] | None = None) -> int:
     """Parse flags, then serve until interrupted."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -249,11 +222,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--burst", type=int, default=60, help="notifications accepted at once")
     add_arguments(parser)
     args = parser.parse_args(argv)
-    handler = logging.StreamHandler()
-    handler.setFormatter(RedactingFormatter("%(asctime)s %(name)s %(message)s"))
-    logging.basicConfig(level=logging.INFO, handlers=[handler])
+    log_redacted()
     try:
-        token, token_source = token_for(args)
+        token, token_source = receiver_token(args.token_file, cluster=bool(args.kfp_host), home=plinth_home())
         limit = RateLimit(args.rate, args.burst)
         wired = build(args)
     except (TokenError, WiringError) as error:

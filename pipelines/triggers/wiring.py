@@ -7,12 +7,14 @@ or their guard rails would not see each other's runs; so both build their `Actor
 from __future__ import annotations
 
 import argparse
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from components.common import tracking
 from components.common.state import local_tracking_uri, plinth_home
+from components.ingest.core import redact
 from pipelines.compile import compiled_path
 from pipelines.training.pipeline import CLUSTER_TRACKING_URI, DEFAULT_MODEL_NAME, PIPELINE_NAME
 from pipelines.triggers.act import Actor
@@ -31,6 +33,21 @@ class Wired:
 
     actor: Actor
     tracking_uri: str
+
+
+class RedactingFormatter(logging.Formatter):
+    """Mask credentials in every URL of a log line, tracebacks included (a tracking URI may carry a password)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        """Format as usual, then redact."""
+        return redact(super().format(record))
+
+
+def log_redacted(level: int = logging.INFO) -> None:
+    """Log to stderr at `level` through RedactingFormatter: no entry point's log line shows a password."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(RedactingFormatter("%(asctime)s %(name)s %(message)s"))
+    logging.basicConfig(level=level, handlers=[handler])
 
 
 def without_userinfo(uri: str) -> str:
