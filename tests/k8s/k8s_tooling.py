@@ -101,6 +101,8 @@ VALUE_SETS: dict[str, list[str]] = {
         "feedback.enabled=true",
         "--set",
         "feedback.store.secretName=plinth-predictions-app",
+        "--set",
+        "feedback.tokensSecret=plinth-labellers",
         "--set-json",
         'feedback.store.peers=[{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": '
         '"plinth-platform"}}, "podSelector": {"matchLabels": {"cnpg.io/cluster": "plinth-predictions"}}}]',

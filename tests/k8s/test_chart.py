@@ -463,7 +463,10 @@ def test_hpa_scales_only_the_stable_track() -> None:
     assert spread["labelSelector"]["matchLabels"]["plinth.dev/track"] == "canary"
 
 
-STORE = ["--set", "feedback.enabled=true", "--set", "feedback.store.secretName=plinth-predictions-app"]
+STORE = [
+    *("--set", "feedback.enabled=true", "--set", "feedback.store.secretName=plinth-predictions-app"),
+    *("--set", "feedback.tokensSecret=plinth-labellers"),
+]
 STORE_PEER = {
     "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "plinth-platform"}},
     "podSelector": {"matchLabels": {"cnpg.io/cluster": "plinth-predictions"}},
@@ -492,6 +495,9 @@ def test_feedback_needs_a_store_secret_and_its_peers() -> None:
     no_peers = render_with(*STORE)
     assert no_peers.returncode != 0
     assert "feedback.store.peers is required" in no_peers.stderr
+    no_tokens = render_with(*WITH_STORE, "--set", "feedback.tokensSecret=")  # labels from anyone: refused
+    assert no_tokens.returncode != 0
+    assert "feedback.tokensSecret is required" in no_tokens.stderr
 
 
 def test_feedback_reads_the_store_url_from_its_secret_and_runs_one_exporter() -> None:
