@@ -11,6 +11,10 @@ A plinth model is stored in skops's format and loads without running code from i
 else's model, or a plinth model saved before skops) runs code when loaded, so it is loaded only where
 MLFLOW_ALLOW_PICKLE_DESERIALIZATION allows it; elsewhere the version is refused like one that fails its
 signature (never ready, one log line, `plinth_model_verification{result="pickle_refused"}`).
+
+A model's loader module runs its own code when `mlflow.pyfunc` imports it, pickle or not: a loader that is not
+plinth's nor allow-listed is refused before the import (`components/common/loaders.py`; `registry.fetch` checks
+it first, and the pyfunc path checks again right before it loads: `loader_refused`).
 """
 
 from __future__ import annotations
@@ -117,6 +121,9 @@ class PyfuncPredictor:
     def __init__(self, ref: ModelRef, settings: Settings) -> None:
         import mlflow.pyfunc
 
+        refusal = settings.loader_policy.check(ref.local_dir, ref.name, ref.version)
+        if refusal is not None:  # whoever built `ref` without `registry.fetch`: still never imported
+            raise ModelRefused(ref.name, ref.version, refusal)
         try:
             self.pyfunc = mlflow.pyfunc.load_model(str(ref.local_dir))
         except Exception as error:
@@ -223,7 +230,8 @@ def open_predictor(ref: ModelRef, settings: Settings) -> Predictor:
     """Return the predictor of a fetched model: the fast path for plinth models, pyfunc for the rest.
 
     Raises:
-        ModelRefused: the files are a pickle and MLFLOW_ALLOW_PICKLE_DESERIALIZATION is false.
+        ModelRefused: the files are a pickle and MLFLOW_ALLOW_PICKLE_DESERIALIZATION is false, or (pyfunc path)
+            their loader module is neither plinth's nor allow-listed.
         ModelLoadError: the task cannot be decided, or contradicts the setting.
     """
     if ref.profile is not None:

@@ -29,6 +29,24 @@ class RetryRefused(RuntimeError):
     """The retry cannot be requested; the message is the one line the user reads."""
 
 
+def retry_target(state: State, version: str | None) -> str:
+    """Return the version to retry: `version`, else one held back as a copy of rolled-back files, else the last one.
+
+    Raises:
+        RetryRefused: that version is not rolled back in this environment (nothing to retry).
+    """
+    rejected = state.status.rejected
+    if version is None:
+        outcome = state.status.outcome
+        held = state.status.held
+        version = held if held in rejected else outcome.version if outcome and outcome.version in rejected else None
+    if version is None or version not in rejected:
+        known = ", ".join(f"v{v}" for v in rejected) or "none"
+        what = f"v{version} is not" if version else "nothing is"
+        raise RetryRefused(f"{what} rolled back in this environment (rolled back: {known}): nothing to retry")
+    return version
+
+
 def request_retry(api: ApiClient, namespace: str, configmap: str, version: str | None) -> str:
     """Annotate the record with a retry of `version` (default: the last rolled-back one); return that version."""
     core = CoreV1Api(api)
@@ -37,15 +55,7 @@ def request_retry(api: ApiClient, namespace: str, configmap: str, version: str |
     except ApiException as error:
         raise RetryRefused(f"no record {namespace}/{configmap}: {error.status} {error.reason}") from error
     state = State.from_configmap(found.data, found.metadata.annotations, found.metadata.resource_version)
-    rejected = state.status.rejected
-    if version is None:  # a version held back as a copy of rolled-back files, else the last one rolled back
-        outcome = state.status.outcome
-        held = state.status.held
-        version = held if held in rejected else outcome.version if outcome and outcome.version in rejected else None
-    if version is None or version not in rejected:
-        known = ", ".join(f"v{v}" for v in rejected) or "none"
-        what = f"v{version} is not" if version else "nothing is"
-        raise RetryRefused(f"{what} rolled back in this environment (rolled back: {known}): nothing to retry")
+    version = retry_target(state, version)
     patch = {"metadata": {"resourceVersion": state.resource_version, "annotations": {RETRY_ANNOTATION: version}}}
     try:
         core.patch_namespaced_config_map(configmap, namespace, patch)

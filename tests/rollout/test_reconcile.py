@@ -28,14 +28,15 @@ from serving.embedded.train_drill import DrillData, register_drill_model
 from serving.gitops import overlay
 from serving.gitops.registry import Registry
 from serving.gitops.tools import find_tool
+from serving.model_service.tests.custom_loader import log_marker_model
 from serving.rollout.cli import build_parser
 from serving.rollout.core.observe import Observation, Predictions, TrackSample
 from serving.rollout.core.reconcile import Reconciler, StateConflict
 from serving.rollout.core.spec import AnalysisSpec, ShadowSpec, parse_spec
-from serving.rollout.core.state import RETRY_ANNOTATION
+from serving.rollout.core.state import RETRY_ANNOTATION, State
 from serving.rollout.edges.kube import ClusterEdge
 from serving.rollout.edges.mlflow_registry import MlflowRegistry
-from serving.rollout.retry import RetryRefused, request_retry
+from serving.rollout.retry import RetryRefused, request_retry, retry_target
 from serving.rollout.status import Coordinates, Row, Status
 from serving.rollout.status import main as status_main
 from serving.rollout.tests.fake_cluster import FakeCluster
@@ -102,7 +103,8 @@ class ScriptedSource:
 
 class Versions:
     """A real registry: v1 champion, v2 a better model, v3 a garbage one, v4 a regressor (another task), v5 signed
-    at registration whose stored model.skops then had one byte changed."""
+    at registration whose stored model.skops then had one byte changed, v6 a model with a loader module of its own
+    (which writes a marker file when imported)."""
 
     def __init__(self, root: Path) -> None:
         self.uri = f"sqlite:///{root / 'mlflow.db'}"
@@ -116,7 +118,17 @@ class Versions:
         data = bytearray((stored / "model.skops").read_bytes())
         data[len(data) // 2] ^= 0x01
         (stored / "model.skops").write_bytes(bytes(data))
+        self.own_loader = log_marker_model(self.uri, MODEL, root, alias=None, task=None)
         self.client.set_registered_model_alias(MODEL, CHAMPION, self.champion)
+        # Versions a test registers on the way (copies of another version's files).
+        self.extra: list[str] = []
+
+    def copy_of(self, version: str) -> str:
+        """Register `version`'s stored files again as a new version, as anyone who may write the registry could."""
+        files = self.client.get_model_version_download_uri(MODEL, version)
+        copy = str(self.client.create_model_version(MODEL, files).version)
+        self.extra.append(copy)
+        return copy
 
     def tags(self, version: str) -> dict[str, str]:
         return self.client.get_model_version(MODEL, version).tags
@@ -127,7 +139,7 @@ class Versions:
 
     def forget_rollouts(self) -> None:
         """Remove every rollout tag and put `champion` back, so each test starts from the same registry."""
-        for version in (self.champion, self.good, self.garbage, self.regressor, self.tampered):
+        for version in (self.champion, self.good, self.garbage, self.regressor, self.tampered, *self.extra):
             for key in list(self.tags(version)):
                 if key.startswith("plinth.rollout.") or key.startswith(REJECTED_TAG):
                     self.client.delete_model_version_tag(MODEL, version, key)
@@ -417,6 +429,48 @@ def test_a_canary_whose_files_changed_after_registration_is_refused_before_any_t
     scale_ups = [r for r in world.cluster.requests if r[1].endswith(f"/{CANARY}/scale") and r[2]["spec"]["replicas"]]
     assert scale_ups == []
     world.assert_serving(registry.champion)
+
+
+def test_a_canary_with_its_own_loader_is_refused_before_any_traffic_and_never_imported(world: World):
+    registry = world.registry
+    canary = registry.own_loader
+    world.desire(canary.version)
+    world.ticks(1)
+    assert world.phase() == "failed"
+    reason = world.cluster.state()["rejected"][canary.version]
+    assert f"{MODEL} v{canary.version} refused: its loader module {canary.module} is not plinth's" in reason
+    scale_ups = [r for r in world.cluster.requests if r[1].endswith(f"/{CANARY}/scale") and r[2]["spec"]["replicas"]]
+    assert scale_ups == []
+    assert not canary.marker.exists()
+    world.assert_serving(registry.champion)
+
+
+def test_a_rolled_back_versions_files_registered_again_stay_rolled_back_until_a_retry(world: World):
+    registry = world.registry
+    world.desire(registry.garbage)
+    world.until("failed")
+    copy = registry.copy_of(registry.garbage)
+    world.cluster.set_desired(copy)
+    for _ in range(2):
+        world.restart()
+        world.ticks(2)
+    assert world.started() == 1
+    reason = world.cluster.state()["rejected"][copy]
+    assert reason.startswith(f"its files are those of v{registry.garbage} (manifest sha256:")
+    assert "success-rate failed" in reason
+    blocked = f"v{copy} was rolled back in {ENV} (its files are those of v{registry.garbage}"
+    assert any(blocked in line and f"make retry ENV={ENV} VERSION={copy}" in line for line in world.lines)
+    world.assert_serving(registry.champion)
+    assert status_row(world).phase == "failed"
+    # `make retry ENV=staging` without VERSION retries the held-back copy (what it annotates, as a person).
+    record = world.cluster.configmaps[STATE]
+    assert retry_target(State.from_configmap(record["data"], {}, None), None) == copy
+    world.cluster.annotate_state(RETRY_ANNOTATION, copy)
+    world.ticks(1)
+    assert world.started() == 2
+    assert world.phase() == "progressing"
+    assert world.cluster.state()["canary_version"] == copy
+    assert copy not in world.cluster.state()["rejected"]
 
 
 def status_row(world: World) -> Row:

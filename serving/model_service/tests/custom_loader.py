@@ -56,8 +56,13 @@ class MarkerModel:
         return [{str(k): float(v) for k, v in row.items()} for row in FEATURES.head(2).to_dict(orient="records")]
 
 
-def log_marker_model(tracking_uri: str, name: str, root: Path, alias: str | None = tracking.CHAMPION) -> MarkerModel:
-    """Log and register (unsigned, `alias` moved to it) a regressor whose loader module is written under `root`."""
+def log_marker_model(
+    tracking_uri: str, name: str, root: Path, alias: str | None = tracking.CHAMPION, task: str | None = "regression"
+) -> MarkerModel:
+    """Log and register (unsigned, `alias` moved to it) a regressor whose loader module is written under `root`.
+
+    `task` is its `plinth.task` tag (None: untagged, so that no task check refuses it before its loader is).
+    """
     module = f"plinth_test_loader_{uuid.uuid4().hex[:12]}"
     marker = root / f"{module}.ran"
     source = root / f"{module}.py"
@@ -76,7 +81,8 @@ def log_marker_model(tracking_uri: str, name: str, root: Path, alias: str | None
     if not registry.search_registered_models(filter_string=f"name = '{name}'"):
         registry.create_registered_model(name)
     version = str(registry.create_model_version(name, str(info.model_uri)).version)
-    registry.set_model_version_tag(name, version, TAG_TASK, Task("regression").tag())
+    if task:
+        registry.set_model_version_tag(name, version, TAG_TASK, Task(task).tag())
     if alias:
         registry.set_registered_model_alias(name, alias, version)
     source.unlink()  # only the copy in the model's code/ directory remains importable

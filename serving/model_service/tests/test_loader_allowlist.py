@@ -19,6 +19,7 @@ from components.common import signing
 from components.common.loaders import ENV_ALLOWED_FOREIGN_MODELS, ENV_ALLOWED_LOADERS
 from serving.bench.demo_model import RegisteredModel
 from serving.model_service import registry, settings
+from serving.model_service.predictor import PyfuncPredictor
 
 from .custom_loader import MarkerModel, log_marker_model
 from .test_verification import SERVICE_LOGGER, records, service_of, verification
@@ -101,4 +102,22 @@ def test_a_registry_uri_with_credentials_never_shows_its_secret(monkeypatch: pyt
         registry.fetch(loaded)
     message = str(failed.value)
     assert "http://***@127.0.0.1:9/mlflow?***" in message
-    assert "secret" not in message and "abc" not in message
+    assert "secret" not in message
+    assert "abc" not in message
+
+
+def test_the_pyfunc_path_refuses_it_too_when_handed_files_without_fetch(
+    marker_model: MarkerModel, tmp_path: Path
+) -> None:
+    """Defence in depth: whoever builds a ModelRef by hand still cannot make the service import the loader."""
+    import mlflow
+    from mlflow import MlflowClient
+    from mlflow.models import Model
+
+    client = MlflowClient(tracking_uri=marker_model.tracking_uri, registry_uri=marker_model.tracking_uri)
+    source = client.get_model_version_download_uri(marker_model.name, marker_model.version)
+    files = Path(mlflow.artifacts.download_artifacts(artifact_uri=source, dst_path=str(tmp_path / "files")))
+    ref = registry.ModelRef(marker_model.name, marker_model.version, files, Model.load(str(files / "MLmodel")), [])
+    with pytest.raises(registry.ModelRefused, match=ENV_ALLOWED_LOADERS):
+        PyfuncPredictor(ref, settings.Settings())
+    assert not marker_model.marker.exists()

@@ -18,6 +18,7 @@ import pytest
 from bentoml.exceptions import ServiceUnavailable
 
 from components.common import signing
+from components.common.loaders import ENV_ALLOWED_LOADERS
 from serving.bench.demo_model import (
     RegisteredModel,
     register_plain_sklearn,
@@ -77,8 +78,10 @@ def test_a_pickle_is_refused_without_the_opt_in(
     request: pytest.FixtureRequest, which: str, pickles: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     model: RegisteredModel = request.getfixturevalue(which)
+    # A PythonModel's loader is not plinth's: allowed here, so that what refuses it is the pickle check.
+    allow = {ENV_ALLOWED_LOADERS: "mlflow.pyfunc.model"} if which == "python_model" else {}
     with caplog.at_level(logging.INFO, SERVICE_LOGGER):
-        service = service_of(model, **{ALLOW_PICKLE: pickles})
+        service = service_of(model, **{ALLOW_PICKLE: pickles}, **allow)
     assert not service.__is_ready__()
     with pytest.raises(ServiceUnavailable, match=OPT_IN):
         service.predict(model.instances(0, 1))

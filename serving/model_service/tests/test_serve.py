@@ -25,6 +25,7 @@ import pandas as pd
 import pytest
 from sklearn.ensemble import RandomForestClassifier
 
+from components.common.loaders import ENV_ALLOWED_FOREIGN_MODELS, ENV_ALLOWED_LOADERS
 from components.common.state import local_tracking_uri
 from serving.bench.demo_model import (
     RegisteredModel,
@@ -38,6 +39,8 @@ from .conftest import CHURN, metric, scrape
 
 pytestmark = pytest.mark.integration
 READY_TIMEOUT_S = 180
+# A PythonModel's loader runs the model's own code: these tests serve one they trust, so they allow it.
+ALLOW_PYTHON_MODELS = {ENV_ALLOWED_LOADERS: "mlflow.pyfunc.model"}
 
 
 @pytest.fixture(scope="module")
@@ -83,8 +86,8 @@ class Typed:
 
 
 @contextlib.contextmanager
-def make_serve(home: Path, model: RegisteredModel, cwd: Path) -> Iterator[Typed]:
-    """Start what `make serve` runs in a scrubbed environment; poll /readyz; stop it and its workers after."""
+def make_serve(home: Path, model: RegisteredModel, cwd: Path, **extra: str) -> Iterator[Typed]:
+    """Start what `make serve` runs in a scrubbed environment (plus `extra`); poll /readyz; stop it after."""
     port = free_port()
     user_home = home / "user"
     user_home.mkdir(exist_ok=True)
@@ -94,6 +97,7 @@ def make_serve(home: Path, model: RegisteredModel, cwd: Path) -> Iterator[Typed]
         "PLINTH_HOME": str(home),
         "PORT": str(port),
         "PLINTH_MODEL_NAME": model.name,
+        **extra,
     }
     log = home / f"serve-{model.name}.log"
     with log.open("wb") as sink:
@@ -170,7 +174,7 @@ def test_bare_sklearn_model_is_served_through_pyfunc(home: Path, forest: Registe
 
 
 def test_python_model_answers_labels_only(home: Path, rule: RegisteredModel, repo_root: Path) -> None:
-    with make_serve(home, rule, repo_root) as served:
+    with make_serve(home, rule, repo_root, **ALLOW_PYTHON_MODELS) as served:
         answer = run_curl(served.curl())
         rows = rule.instances(0, 40)
         response = httpx.post(f"{served.url}/predict", json={"instances": rows}, timeout=30)
@@ -186,6 +190,23 @@ def test_python_model_answers_labels_only(home: Path, rule: RegisteredModel, rep
     info = {"model_name": rule.name, "model_version": rule.version, "task": "binary", "drift": "off"}
     assert metric(samples, "plinth_model_info", **info) == 1
     no_mlflow_files(repo_root)
+
+
+def test_a_python_model_is_refused_unless_its_loader_is_allowed(
+    home: Path, rule: RegisteredModel, repo_root: Path
+) -> None:
+    """A PythonModel's loader (`mlflow.pyfunc.model`) runs the model's own code: refused by default, in one line."""
+    env = {"PATH": os.environ["PATH"], "HOME": str(home), "PLINTH_HOME": str(home), "PLINTH_MODEL_NAME": rule.name}
+    result = subprocess.run(
+        [sys.executable, "-m", "serving.model_service.serve"],
+        cwd=repo_root, env=env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"plinth: {rule.name} v{rule.version} refused: its loader module mlflow.pyfunc.model is not plinth's and "
+        f"runs the model's own code when loaded; list it in {ENV_ALLOWED_LOADERS} (chart value signing.allowedLoaders) "
+        f"or the model in {ENV_ALLOWED_FOREIGN_MODELS} (signing.allowedForeignModels) only for a model you trust"
+    )
 
 
 def test_unknown_model_fails_before_serving_with_one_line(home: Path, repo_root: Path) -> None:
@@ -205,6 +226,7 @@ def test_unsupported_column_type_refuses_to_start_naming_the_column(
     seen = rule.features.assign(seen_at=pd.Timestamp("2026-01-01"))
     dated = register_python_model(local_tracking_uri(home), "dated-rule", seen, rule.task)
     env = {"PATH": os.environ["PATH"], "HOME": str(home), "PLINTH_HOME": str(home), "PLINTH_MODEL_NAME": dated.name}
+    env.update(ALLOW_PYTHON_MODELS)
     result = subprocess.run(
         [sys.executable, "-m", "serving.model_service.serve"],
         cwd=repo_root, env=env, capture_output=True, text=True, timeout=120, check=False,
