@@ -26,6 +26,7 @@ from tests.docs.readme import Block, Claim, claim
 TRAIN_CHAMPION = claim("loop-train-champion")
 SERVE = claim("loop-serve")
 PREDICT = claim("loop-predict")
+FEEDBACK = claim("loop-feedback")
 TRAIN_CHALLENGER = claim("loop-train-challenger")
 ROLLOUT = claim("loop-rollout")
 
@@ -132,6 +133,12 @@ def test_make_serve_then_the_documented_curl_answers_with_the_documented_shape(l
         try:
             server.wait_ready(READY_TIMEOUT_S)
             typed = loop.shell.run(PREDICT.block(), timeout=60, PORT=port)
+            # The README's label for the first answer: with the token make serve printed, and without one.
+            token = re.search(r"export TOKEN=(\S+)", Path(log).read_text())
+            assert token, "make serve prints a labelling token when PLINTH_FEEDBACK_TOKENS is unset"
+            request_id = json.loads(typed.output)["predictions"][0]["request_id"]
+            anonymous = loop.shell.run(FEEDBACK.block(), timeout=60, PORT=port, TOKEN="", REQUEST_ID=request_id)
+            labelled = loop.shell.run(FEEDBACK.block(), timeout=60, PORT=port, TOKEN=token[1], REQUEST_ID=request_id)
             metrics = httpx.get(f"{base}/metrics", timeout=10).text
         finally:
             server.stop()
@@ -147,6 +154,8 @@ def test_make_serve_then_the_documented_curl_answers_with_the_documented_shape(l
         assert 0.0 <= prediction["probability"] <= 1.0
         assert prediction["model_version"] == "1"
     assert "plinth: serving" in Path(log).read_text(), "make serve says what it serves and where"
+    assert json.loads(anonymous.output)["error"] == "unauthenticated", anonymous.tail()
+    assert json.loads(labelled.output) == {"request_id": request_id, "result": "accepted", "model_version": "1"}
 
 
 def test_make_train_again_proposes_a_challenger_and_keeps_the_champion(loop: Loop) -> None:
