@@ -157,6 +157,10 @@ bench-serving: $(STAMP) ## serving benchmark per task (binary, multiclass, mixed
 bench: $(STAMP) ## pipeline overhead: `make train` (warm steps, and a fresh interpreter per step) vs one plain Python script, per step
 	$(PY) -m pipelines.bench
 
+.PHONY: bench-scale
+bench-scale: $(STAMP) ## training at 100k/1M/5M rows: `make train` vs a 5-line HistGradientBoosting baseline, wall time, peak RSS, ROC AUC (BENCH_ARGS=--rows 100000,1000000)
+	$(PY) -m pipelines.bench_scale $(BENCH_ARGS)
+
 .PHONY: chart-docs
 chart-docs: k8s-tools ## regenerate the chart's Grafana dashboard, README parameter table and pre-rendered GitOps base
 	$(PY) -m serving.dashboards

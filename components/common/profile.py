@@ -308,7 +308,10 @@ def build_profile(
         if name != target
     }
     if task.is_classification:
-        shares = frame[target].dropna().map(lambda label: str(plain_label(label))).value_counts(normalize=True)
+        # Count the labels first, then name the few distinct ones (not a Python call per row).
+        counts = frame[target].value_counts(dropna=True, sort=False)
+        named = counts.groupby([str(plain_label(label)) for label in counts.index]).sum()
+        shares = named / named.sum()
         class_shares = {name: float(shares.get(name, 0.0)) for name in task.class_names}
         target_profile = None
     else:

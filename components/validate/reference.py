@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from components.common.profile import MISSING_CATEGORY, ReferenceProfile, category_strings, feature_psi
+from components.common.profile import FeatureProfile, ReferenceProfile, category_counts, feature_psi, psi
 from components.common.task import Task
 from components.validate.report import TABLE_SCOPE, Report, shown
 from components.validate.thresholds import Thresholds
@@ -63,17 +63,32 @@ def check_against_reference(
                 f"{outside:.1%} outside {span}",
             )
         else:
-            names = pd.Series(category_strings(series.to_numpy()))
-            names = names[names != MISSING_CATEGORY]
-            unseen = names[~names.isin(expected.categories)]
-            share = len(unseen) / len(names) if len(names) else 0.0
+            counts = category_counts(series)
+            unseen = counts[~counts.index.isin(expected.categories)]
+            present = int(counts.sum())
+            share = int(unseen.sum()) / present if present else 0.0
             allowed = expected.bin_shares[-1] + limits.max_unseen_share
             distribution(
                 name,
                 "unseen_categories",
                 share <= allowed,
                 f"{share:.1%} of values in categories the champion never saw (limit {allowed:.1%})"
-                + (f", e.g. {shown(unseen.unique())}" if len(unseen) else ""),
+                + (f", e.g. {shown(unseen.index)}" if len(unseen) else ""),
             )
-        score = feature_psi(expected, series.to_numpy())
+            drift = category_drift_counts(expected, counts, int(series.isna().sum()))
+        score = (
+            feature_psi(expected, series.to_numpy())
+            if expected.is_numeric
+            else float(psi(expected.expected_shares(), drift))
+        )
         distribution(name, "drift_psi", score <= limits.max_psi, f"PSI {score:.3f}, limit {limits.max_psi}")
+
+
+def category_drift_counts(expected: FeatureProfile, counts: pd.Series, missing: int) -> np.ndarray:
+    """Return a categorical column's drift-bin counts from its category counts (`category_counts`).
+
+    The same bins as `FeatureProfile.drift_counts` (the reference's categories, "other", missing), counted
+    from the distinct values instead of naming every row in Python.
+    """
+    known = [int(counts.get(category, 0)) for category in expected.categories]
+    return np.array([*known, int(counts.sum()) - sum(known), missing], dtype=np.int64)
