@@ -23,7 +23,7 @@ import numpy as np
 from pydantic import BaseModel, model_validator
 
 
-class RequestStart(dict):  # type: ignore[type-arg]
+class RequestStart(dict[str, Any]):
     """The first row of a request (a plain row otherwise), with the request's row count."""
 
     __slots__ = ("rows",)

@@ -127,8 +127,8 @@ class Recorder:
         rows = []
         for index in kept:
             answer = answers[index]
-            logged = {key: answer[key] for key in LOGGED_KEYS if key in answer}
-            rows.append(Prediction(answer["request_id"], self.model_name, self.version, now_ms, logged))
+            scored = {key: answer[key] for key in LOGGED_KEYS if key in answer}
+            rows.append(Prediction(answer["request_id"], self.model_name, self.version, now_ms, scored))
         with self._wake:
             self._pending.extend(rows)
             over = len(self._pending) - self.max_pending

@@ -130,7 +130,7 @@ def test_one_request_adds_ten_sampled_rows_and_publishes_no_psi(registered: Regi
     inputs = drift.InputMonitor(loaded.columns, loaded.profile, 500, min_requests=50)
     requests = per_request.Requests(drift_cap=10, seed=3)
     rows = batch_of([shifted(registered, 1000)])
-    segments = []
+    segments: list[tuple[int, int, int]] = []
     for start in range(0, 1000, 256):  # the batcher cuts a request bigger than its batch: 256 + 256 + 256 + 232
         part = requests.split(rows[start : start + 256])
         kept, owners = per_request.drift_rows(part)
@@ -144,7 +144,7 @@ def test_one_request_adds_ten_sampled_rows_and_publishes_no_psi(registered: Regi
 
 def test_the_drift_sample_is_spread_over_the_request_not_its_first_rows() -> None:
     requests = per_request.Requests(drift_cap=10, seed=3)
-    segments = []
+    segments: list[per_request.Segment] = []
     for _ in range(4):  # the same 1,000-row request, cut in four
         rows = [{"x": 0}] * 250
         if not segments:
