@@ -566,6 +566,8 @@ def create_state_secrets() -> None:
     }
     literals = [f"--from-literal={key}={value}" for key, value in archive.items()]
     kubectl("-n", NAMESPACE, "create", "secret", "generic", "plinth-payloads", *literals)
+    labellers = f"tokens=e2e={secrets.token_urlsafe(32)}"  # the base's labelling clients (feedback.tokensSecret)
+    kubectl("-n", NAMESPACE, "create", "secret", "generic", "plinth-labellers", f"--from-literal={labellers}")
 
 
 def wait_finished(client: MlflowClient, version: str, started: str | None = None) -> str:
