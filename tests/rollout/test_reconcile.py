@@ -494,9 +494,10 @@ def test_status_and_retry_show_and_drive_each_step(world: World):
     row = status_row(world)
     assert (row.serving, row.canary, row.phase) == (f"v{registry.champion}", "-", "failed")
     assert row.outcome.startswith(f"v{registry.garbage} rolled_back")
+    person = world.cluster.server.api("kubernetes-admin")  # `make retry` is a person's; the controller only clears it
     with pytest.raises(RetryRefused, match=f"v{registry.good} is not rolled back in this environment"):
-        request_retry(world.cluster.api(), NS, STATE, registry.good)
-    assert request_retry(world.cluster.api(), NS, STATE, None) == registry.garbage
+        request_retry(person, NS, STATE, registry.good)
+    assert request_retry(person, NS, STATE, None) == registry.garbage
     assert f"retry of v{registry.garbage} requested" in status_row(world).notes
     world.ticks(1)
     assert world.started() == 2
