@@ -27,6 +27,10 @@ CANDIDATES = {
     "torch": lambda profile: build_torch(profile, seed=0, device="cpu", epochs=5),
 }
 
+# Named, not inferred: MLflow infers requirements by reloading the model in a subprocess (seconds per save),
+# and no test here is about requirements.
+REQUIREMENTS = ["scikit-learn"]
+
 
 def doubled(values: np.ndarray) -> np.ndarray:
     """A function of someone else's: nothing in plinth's trusted list names it."""
@@ -67,7 +71,11 @@ def test_a_type_outside_plinths_list_is_refused_even_when_the_model_file_trusts_
     model = make_pipeline(FunctionTransformer(doubled), LogisticRegression()).fit(features, [0, 0, 1, 1])
     trusted_by_the_file = [f"{doubled.__module__}.{doubled.__qualname__}"]
     mlflow.sklearn.save_model(
-        model, str(tmp_path / "m"), serialization_format="skops", skops_trusted_types=trusted_by_the_file
+        model,
+        str(tmp_path / "m"),
+        serialization_format="skops",
+        skops_trusted_types=trusted_by_the_file,
+        pip_requirements=REQUIREMENTS,
     )
     assert Model.load(str(tmp_path / "m" / "MLmodel")).flavors["sklearn"]["skops_trusted_types"] == trusted_by_the_file
 
@@ -79,7 +87,12 @@ def test_a_pickle_loads_only_where_pickles_are_allowed(tmp_path: Path, monkeypat
     features = pd.DataFrame({"a": [0.0, 1.0, 2.0, 3.0]})
     model = LogisticRegression().fit(features, [0, 0, 1, 1])
     path = tmp_path / "pickled"
-    mlflow.sklearn.save_model(model, str(path), serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_CLOUDPICKLE)
+    mlflow.sklearn.save_model(
+        model,
+        str(path),
+        serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_CLOUDPICKLE,
+        pip_requirements=REQUIREMENTS,
+    )
     assert modeling.is_pickle(Model.load(str(path / "MLmodel")))
 
     monkeypatch.setenv(ALLOW_PICKLE, "false")
