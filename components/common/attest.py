@@ -6,7 +6,7 @@ version: it reads the rest from the registry and the files themselves, and refus
 - files that are not what training logged (it recomputes their manifest digest and compares it with the
   `plinth.files_digest` tag of the version's candidate run);
 - a version whose run is not the winner the gate recorded on the pipeline's run (`plinth.gate.*` tags);
-- a model whose MLflow loader is not plinth's own (`mlflow.sklearn`), or that brings code of its own;
+- a model whose MLflow loader is not plinth's own (`mlflow.sklearn` in skops format), or that brings code;
 - files that already carry a statement for another version, or a run whose files were already signed as
   another version (signed files registered again, with or without their statement).
 
@@ -41,6 +41,7 @@ PARENT_RUN_TAG = "mlflow.parentRunId"
 WINNER_METRIC_PREFIX = "winner_"
 # The pyfunc loaders of plinth's own models (components/common/modeling.py logs every one as sklearn/skops).
 PLINTH_LOADERS = ("mlflow.sklearn",)
+PLINTH_SERIALIZATION = "skops"
 
 
 class Refused(ValueError):
@@ -52,6 +53,8 @@ def _candidate_run(client: MlflowClient, name: str, version: str) -> tuple[Any, 
     try:
         found = client.get_model_version(name, version)
     except MlflowException as error:
+        if error.error_code != "RESOURCE_DOES_NOT_EXIST":
+            raise
         raise Refused(f"{name} v{version} does not exist") from error
     if not found.run_id:
         raise Refused(f"{name} v{version} has no run: it was not trained by a plinth pipeline")
@@ -87,13 +90,20 @@ def gate_evidence(client: MlflowClient, run: Any) -> tuple[str, dict[str, Any]]:
         "winner": tags.get(tracking.TAG_WINNER, ""),
         "primary_metric": tags.get(TAG_PRIMARY, ""),
         "metrics": metrics,
-        "margin": float(tags[TAG_MARGIN]) if TAG_MARGIN in tags else None,
+        "margin": _number(tags.get(TAG_MARGIN)),
     }
     return pipeline_run_id, evidence
 
 
+def _number(text: str | None) -> float | None:
+    try:
+        return float(text) if text is not None else None
+    except ValueError:
+        return None
+
+
 def check_loader(files: Path) -> None:
-    """Refuse a model whose pyfunc loader is not plinth's, or that ships code of its own (`code` paths)."""
+    """Refuse a model whose pyfunc loader is not plinth's, ships code of its own, or is a pickle (not skops)."""
     try:
         mlmodel = yaml.safe_load((files / "MLmodel").read_text())
         pyfunc = mlmodel["flavors"]["python_function"]
@@ -106,6 +116,11 @@ def check_loader(files: Path) -> None:
         raise Refused(f"loader_module {loader!r} is not plinth's ({', '.join(PLINTH_LOADERS)})")
     if pyfunc.get("code"):
         raise Refused(f"the model brings code of its own ({pyfunc['code']!r}); plinth's models bring none")
+    serialization = (mlmodel["flavors"].get("sklearn") or {}).get("serialization_format")
+    if serialization != PLINTH_SERIALIZATION:
+        raise Refused(
+            f"its sklearn files are {serialization!r}, not {PLINTH_SERIALIZATION}: plinth's models are never pickles"
+        )
 
 
 def check_not_signed_elsewhere(client: MlflowClient, run_id: str, name: str, version: str) -> None:

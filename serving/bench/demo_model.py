@@ -95,24 +95,31 @@ def register_plain_sklearn(
     """Log a fitted estimator with plain `mlflow.sklearn.log_model` (signature, input example, nothing else)."""
     client = tracking.connect(tracking_uri)
     experiment_id = tracking.ensure_experiment(client, experiment, tracking_uri)
-    model_uri = log_as_gate_winner(
-        client,
-        experiment_id,
-        lambda: (
-            mlflow.sklearn.log_model(
-                model,
-                name="model",
-                signature=infer_signature(features, model.predict(features.head(20))),
-                input_example=features.head(3),
-                pip_requirements=modeling.pip_requirements(()),
-                # A pickle, as a notebook makes it: MLflow's default (skops) refuses plinth's preprocessing step.
-                serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_CLOUDPICKLE,
-            ).model_uri
-        ),
-    )
-    signer = choose_signer(client, tracking_uri)
-    registration = register(client, model_uri, name, tracking.CHAMPION, {}, "plain sklearn model", signer)
-    return RegisteredModel(tracking_uri, name, registration.version, model, features, task)
+    with mlflow.start_run(experiment_id=experiment_id):
+        info = mlflow.sklearn.log_model(
+            model,
+            name="model",
+            signature=infer_signature(features, model.predict(features.head(20))),
+            input_example=features.head(3),
+            pip_requirements=modeling.pip_requirements(()),
+            # A pickle, as a notebook makes it: MLflow's default (skops) refuses plinth's preprocessing step.
+            serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_CLOUDPICKLE,
+        )
+    version = register_as_notebook(client, str(info.model_uri), name, {}, "plain sklearn model")
+    return RegisteredModel(tracking_uri, name, version, model, features, task)
+
+
+def register_as_notebook(
+    client: mlflow.MlflowClient, model_uri: str, name: str, tags: dict[str, str], description: str
+) -> str:
+    """Register a model as a notebook does, unsigned, and point `champion` at it.
+
+    The signer signs plinth's own models only (skops files, plinth's loader; components/common/attest.py).
+    """
+    version = str(mlflow.register_model(model_uri, name, tags=tags).version)
+    client.update_model_version(name, version, description=description)
+    client.set_registered_model_alias(name, tracking.CHAMPION, version)
+    return version
 
 
 def register_unsigned_copy(tracking_uri: str, name: str, version: str, as_name: str) -> str:
@@ -156,8 +163,5 @@ def register_python_model(tracking_uri: str, name: str, features: pd.DataFrame, 
             input_example=features.head(3),
             pip_requirements=modeling.pip_requirements(()),
         )
-    # Registered as a notebook does, unsigned: the signer signs plinth's own loader only (components/common/attest.py).
-    version = str(mlflow.register_model(str(info.model_uri), name, tags={TAG_TASK: task.tag()}).version)
-    client.update_model_version(name, version, description="a rule")
-    client.set_registered_model_alias(name, tracking.CHAMPION, version)
+    version = register_as_notebook(client, str(info.model_uri), name, {TAG_TASK: task.tag()}, "a rule")
     return RegisteredModel(tracking_uri, name, version, rule, features, task)

@@ -116,6 +116,12 @@ def make_handler(client: MlflowClient, key: Path) -> type[BaseHTTPRequestHandler
             except (MlflowException, RequestException, OSError) as error:
                 self._refuse(503, FAILED, f"registry or artifact store failed: {str(error).splitlines()[0][:200]}")
                 return
+            except Exception as error:  # a bug or a garbled registry entry: said, logged, counted, nothing signed
+                LOG.exception("signing %s v%s failed", name, version)
+                self._refuse(
+                    500, FAILED, f"{type(error).__name__}: {str(error).splitlines()[0][:200] if str(error) else ''}"
+                )
+                return
             REQUESTS.labels(SIGNED).inc()
             LOG.info("signed %s v%s (%s)", name, version, signed.digest)
             self._answer(200, {"name": name, "version": version, "digest": signed.digest, "key": signed.key})

@@ -72,16 +72,36 @@ def test_a_run_the_gate_did_not_choose_is_not_signed(registry):
     assert not (stored(registry, version) / signing.STATEMENT_FILE).exists()
 
 
-def test_a_loader_module_that_is_not_plinths_is_not_signed(registry):
-    """A training step logs a model whose MLflow loader is its own code, and records that digest as trained."""
+def evil_loader(mlmodel: dict) -> None:
+    mlmodel["flavors"]["python_function"]["loader_module"] = "evil_loader"
+
+
+def own_code(mlmodel: dict) -> None:
+    mlmodel["flavors"]["python_function"]["code"] = "code"
+
+
+def a_pickle(mlmodel: dict) -> None:
+    mlmodel["flavors"]["sklearn"]["serialization_format"] = "cloudpickle"
+
+
+@pytest.mark.parametrize(
+    ("rewrite", "reason"),
+    [
+        (evil_loader, r"loader_module 'evil_loader' is not plinth's"),
+        (own_code, r"the model brings code of its own \('code'\)"),
+        (a_pickle, r"its sklearn files are 'cloudpickle', not skops"),
+    ],
+)
+def test_a_model_that_is_not_plinths_kind_is_not_signed(registry, rewrite, reason):
+    """A training step logs a model whose MLflow loader runs its own code, and records that digest as trained."""
     winner = registry.candidate()
     files = Path(tracking.model_files_location(winner.model_uri).removeprefix("file://"))
     mlmodel = yaml.safe_load((files / "MLmodel").read_text())
-    mlmodel["flavors"]["python_function"]["loader_module"] = "evil_loader"
+    rewrite(mlmodel)
     (files / "MLmodel").write_text(yaml.safe_dump(mlmodel))
     registry.client.set_tag(winner.run_id, attest.TAG_FILES_DIGEST, logged_files_digest(winner.model_uri))
     version = create_version(registry, winner.model_uri)
-    assert_refused_and_unsigned(registry, version, r"loader_module 'evil_loader' is not plinth's")
+    assert_refused_and_unsigned(registry, version, reason)
     assert not (files / signing.SIGNATURE_FILE).exists()
     assert not (files / signing.STATEMENT_FILE).exists()
 
