@@ -12,6 +12,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -26,8 +27,11 @@ import yaml
 from mlflow import MlflowClient
 from sklearn.linear_model import LogisticRegression
 
+from components.common import signing, tracking
+from pipelines.compile import compile_all
 from serving.embedded.processes import ManagedProcess, bin_path, free_port
 from serving.rollout.tests.http_backend import wait_until
+from serving.signer.server import serve
 from tests.engines import MotoS3Server, PostgresServer
 
 pytestmark = pytest.mark.integration
@@ -37,6 +41,7 @@ ADMIN = ("admin", "admin-password-of-this-test")
 MODEL = "plinth-production-check"
 LABEL_TOKEN = "production-check-labelling-token"
 AUTH = {"Authorization": f"Bearer {LABEL_TOKEN}"}
+SERVED = "s3-served"  # the model `make train` registers from the bucket (the `trained` fixture, once per module)
 
 
 def pod_spec() -> dict:
@@ -150,6 +155,7 @@ def test_a_model_registered_through_one_replica_reads_back_through_the_other(
                 registered_model_name=MODEL,
                 serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_SKOPS,
                 skops_trusted_types=["numpy.dtype"],
+                pip_requirements=["scikit-learn"],  # named: inferring them reloads the model in a subprocess
             )
         version = info.registered_model_version
         MlflowClient(first.uri, first.uri).set_registered_model_alias(MODEL, "champion", str(version))
@@ -186,13 +192,37 @@ class Trained:
     args: list[str]
     env: dict[str, str]
     public_key: Path
+    home: Path
 
 
-def train_from_s3(platform: Platform, s3_server: MotoS3Server, tmp_path: Path, model: str) -> Trained:
-    """`make train TRAIN_ARGS="--source s3://… --tracking-uri http://…"`, as its runner (make would re-run setup)."""
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
+@dataclass
+class Signer:
+    """The signer service (serving/signer) on 127.0.0.1: where register asks, and the key serving verifies with."""
 
+    url: str
+    public_key: Path
+
+
+@pytest.fixture(scope="module")
+def signer(platform: Platform, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Signer]:
+    """The signer against the first replica, as the platform's admin, with a key no pipeline step is given."""
+    root = tmp_path_factory.mktemp("signer")
+    key, _ = signing.signing_key(f"sqlite:///{root / 'mlflow.db'}", env={})  # a key file, as its Secret mounts it
+    server = serve(tracking.connect(platform.replicas[0].uri), key, "127.0.0.1", 0)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield Signer(f"http://127.0.0.1:{server.server_address[1]}", key.with_name(signing.PUBLIC_KEY_FILE))
+    server.shutdown()
+    server.server_close()
+
+
+def train_from_s3(platform: Platform, s3_server: MotoS3Server, signer: Signer, tmp_path: Path, model: str) -> Trained:
+    """`make train TRAIN_ARGS="--source s3://… --tracking-uri http://… --pipeline …"`, as its runner.
+
+    The pipeline is compiled with the signer's URL, as a cluster's names its signer service; make would re-run
+    setup. The runner's environment names the S3 server itself (the AWS variables a user exports), so one run
+    can serve every test of the module.
+    """
     from components.ingest.core import load_source
 
     bucket = s3_server.create_bucket(f"train-{uuid.uuid4().hex[:8]}")
@@ -200,35 +230,37 @@ def train_from_s3(platform: Platform, s3_server: MotoS3Server, tmp_path: Path, m
     frame.to_parquet(tmp_path / "table.parquet", index=False)
     s3_server.client().upload_file(str(tmp_path / "table.parquet"), bucket.removeprefix("s3://"), "table.parquet")
     source = f"{bucket}/table.parquet"
-    # A remote registry gets no key made on the fly: the signing key is given, as on a cluster.
-    key = ec.generate_private_key(ec.SECP256R1())
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    public_key = tmp_path / "public.pem"
-    public_key.write_bytes(
-        key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-    )
-    env = {**os.environ, "PLINTH_HOME": str(tmp_path / "home"), "PLINTH_SIGNING_KEY_PEM": pem.decode()}
+    [pipeline] = [path for path in compile_all(tmp_path / "compiled", signer_url=signer.url) if "cpu" in path.name]
+    unset = {"AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL_S3"}  # as the s3_env fixture unsets them
+    inherited = {name: value for name, value in os.environ.items() if name not in unset}
+    env = {**inherited, **s3_server.credentials.env(), "PLINTH_HOME": str(tmp_path / "home")}
     args = ["--source", source, "--tracking-uri", platform.replicas[0].uri, "--model-name", model]
+    args += ["--pipeline", str(pipeline)]
     done = subprocess.run(
         [sys.executable, "-m", "pipelines.run_local", *args], cwd=ROOT, env=env, capture_output=True, text=True
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    return Trained(frame, source, args, env, public_key)
+    return Trained(frame, source, args, env, signer.public_key, tmp_path / "home")
 
 
-def test_make_train_reads_s3_and_records_to_the_production_server(
-    platform: Platform, s3_server: MotoS3Server, s3_env, tmp_path: Path
-):
+@pytest.fixture(scope="module")
+def trained(
+    platform: Platform, s3_server: MotoS3Server, signer: Signer, tmp_path_factory: pytest.TempPathFactory
+) -> Trained:
+    """One `make train` from a bucket for the module: each test reads it, none writes to its registered model."""
+    return train_from_s3(platform, s3_server, signer, tmp_path_factory.mktemp("trained"), SERVED)
+
+
+def test_make_train_reads_s3_and_records_to_the_production_server(platform: Platform, trained: Trained):
     from components.ingest.core import dataset_hash
 
-    trained = train_from_s3(platform, s3_server, tmp_path, "s3-trained")
     client = MlflowClient(platform.replicas[1].uri, platform.replicas[1].uri)
-    champion = client.get_model_version_by_alias("s3-trained", "champion")
+    champion = client.get_model_version_by_alias(SERVED, "champion")
     assert champion.tags["plinth.data_hash"] == dataset_hash(trained.frame), "the same bytes hash the same from S3"
     run = client.get_run(champion.run_id)
     parent = client.get_run(run.data.tags.get("mlflow.parentRunId", run.info.run_id))
     assert parent.data.params["source"] == trained.source
-    assert not (tmp_path / "home" / "mlflow.db").exists(), "nothing went to the local SQLite"
+    assert not (trained.home / "mlflow.db").exists(), "nothing went to the local SQLite"
 
     absent = trained.source.replace("table.parquet", "absent.parquet")
     missing = subprocess.run(
@@ -250,7 +282,7 @@ def make_serve(trained: Trained, registry: str, store: str, home: Path) -> Manag
         "PLINTH_HOME": str(home),
         "BENTOML_HOME": str(home / "bentoml"),
         "MLFLOW_TRACKING_URI": registry,
-        "PLINTH_MODEL_NAME": "s3-served",
+        "PLINTH_MODEL_NAME": SERVED,
         "PLINTH_VERIFY_KEY": str(trained.public_key),
         "PLINTH_REQUIRE_SIGNATURE": "true",
         "PLINTH_PREDICTION_STORE": store,
@@ -269,13 +301,12 @@ def make_serve(trained: Trained, registry: str, store: str, home: Path) -> Manag
 
 
 def test_the_production_loop_trains_from_a_bucket_serves_two_replicas_and_joins_every_label_on_a_third(
-    platform: Platform, s3_server: MotoS3Server, s3_env, postgres: PostgresServer, tmp_path: Path
+    platform: Platform, trained: Trained, s3_env, postgres: PostgresServer, tmp_path: Path
 ):
     """Issue scenario: S3 table -> MLflow on PostgreSQL + S3 -> two replicas on one PostgreSQL store; both stop;
     a new one takes every label, each joins once, and the one live-quality exporter counts it."""
     import httpx
 
-    trained = train_from_s3(platform, s3_server, tmp_path, "s3-served")
     store = postgres.create_database(f"store_{uuid.uuid4().hex[:8]}")
     registry = platform.replicas[1].uri
     rows = trained.frame.drop(columns=["target"]).head(12)
@@ -317,12 +348,12 @@ def test_the_production_loop_trains_from_a_bucket_serves_two_replicas_and_joins_
 
         def counted() -> bool:
             text = httpx.get(f"http://127.0.0.1:{exporter_port}/metrics", timeout=10).text
-            found = re.search(r'plinth_live_correct_count\{[^}]*model_name="s3-served"[^}]*\} (\S+)', text)
+            found = re.search(rf'plinth_live_correct_count\{{[^}}]*model_name="{SERVED}"[^}}]*\}} (\S+)', text)
             return found is not None and float(found.group(1)) == 12.0
 
         assert wait_until(counted, 30), "the exporter counts each label once"
         text = httpx.get(f"http://127.0.0.1:{exporter_port}/metrics", timeout=10).text
-        found = re.search(r'plinth_live_correct_sum\{[^}]*model_name="s3-served"[^}]*\} (\S+)', text)
+        found = re.search(rf'plinth_live_correct_sum\{{[^}}]*model_name="{SERVED}"[^}}]*\}} (\S+)', text)
         assert found is not None
         assert float(found.group(1)) == float(right)
     finally:
