@@ -129,7 +129,7 @@ def test_window_psi_matches_profile_psi_for_every_kind(churn: pd.DataFrame) -> N
     profile = reference.build_profile(churn, "churned")
     shifted = churn.assign(age=churn["age"] * 1.5, region=churn["region"].where(churn.index % 3 > 0, "islands"))
     columns, _ = batch_of(shifted.iloc[:1], profile)
-    monitor = InputMonitor(columns, profile, window=300)
+    monitor = InputMonitor(columns, profile, window=300, min_requests=1)  # the PSI's arithmetic, two batches
     monitor.observe(batch_of(shifted.iloc[:120], profile)[1])
     monitor.observe(batch_of(shifted.iloc[120:400], profile)[1])
     window = prepare_features(shifted.iloc[100:400], profile)
