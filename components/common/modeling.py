@@ -28,6 +28,7 @@ import pandas as pd
 from mlflow.models import Model, ModelSignature, infer_signature
 from mlflow.types.schema import ColSpec, Schema
 
+from components.common.features import distinct_rows
 from components.common.profile import ReferenceProfile
 from components.common.task import Task
 from components.common.tracking import integer_columns_checked
@@ -105,8 +106,8 @@ def signature(model: Any, features: pd.DataFrame, profile: ReferenceProfile) -> 
     rows; `required` follows the profile, which saw the whole validated dataset.
     """
     output = predict_output(model, profile.task, features.head(INPUT_EXAMPLE_ROWS))
-    with integer_columns_checked():
-        inferred = infer_signature(features, output)
+    with integer_columns_checked():  # the types of all rows, from the rows holding each distinct value
+        inferred = infer_signature(distinct_rows(features), output)
     assert inferred.inputs is not None
     inputs = Schema(
         [
