@@ -9,10 +9,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from components.common.redact import redact
 from components.common.tracking import PROMOTED, ROLLED_BACK
 from serving.rollout.core.analyse import Action, Analysis, Verdict
 from serving.rollout.core.observe import MetricsSource
@@ -171,8 +173,8 @@ class Controller:
                     return self.roll_back(self.outcome.reason)
             return self.promote()
         except Exception as error:
-            LOG.exception("rollout failed")
-            return self.roll_back(f"controller error: {type(error).__name__}: {error}")
+            LOG.error("rollout failed: %s", redact("".join(traceback.format_exception(error))))
+            return self.roll_back(f"controller error: {type(error).__name__}: {redact(str(error))}")
 
     def move_alias(self) -> str | None:
         """Move `champion`, retrying briefly; return the error when the registry never answered."""
