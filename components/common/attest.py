@@ -29,7 +29,7 @@ import yaml
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from components.common import signing, tracking
+from components.common import loaders, signing, tracking
 
 # The tag the training step puts on its candidate run: the manifest digest of the files it logged.
 TAG_FILES_DIGEST = "plinth.files_digest"
@@ -39,8 +39,7 @@ TAG_MARGIN = "plinth.gate.margin"
 TAG_PRIMARY = "plinth.gate.primary_metric"
 PARENT_RUN_TAG = "mlflow.parentRunId"
 WINNER_METRIC_PREFIX = "winner_"
-# The pyfunc loaders of plinth's own models (components/common/modeling.py logs every one as sklearn/skops).
-PLINTH_LOADERS = ("mlflow.sklearn",)
+# How plinth's own models store their estimator (components/common/modeling.py); loaders.PLINTH_LOADERS loads it.
 PLINTH_SERIALIZATION = "skops"
 
 
@@ -105,18 +104,15 @@ def _number(text: str | None) -> float | None:
 def check_loader(files: Path) -> None:
     """Refuse a model whose pyfunc loader is not plinth's, ships code of its own, or is a pickle (not skops)."""
     try:
-        mlmodel = yaml.safe_load((files / "MLmodel").read_text())
-        pyfunc = mlmodel["flavors"]["python_function"]
-    except (OSError, yaml.YAMLError, KeyError, TypeError) as error:
-        raise Refused(
-            f"the files carry no readable MLmodel with a python_function flavor ({type(error).__name__})"
-        ) from error
-    loader = pyfunc.get("loader_module")
-    if loader not in PLINTH_LOADERS:
-        raise Refused(f"loader_module {loader!r} is not plinth's ({', '.join(PLINTH_LOADERS)})")
-    if pyfunc.get("code"):
-        raise Refused(f"the model brings code of its own ({pyfunc['code']!r}); plinth's models bring none")
-    serialization = (mlmodel["flavors"].get("sklearn") or {}).get("serialization_format")
+        loader = loaders.Loader.read(files)
+        flavors = yaml.safe_load((files / loaders.MLMODEL_FILE).read_text())["flavors"]
+    except (ValueError, OSError, yaml.YAMLError) as error:
+        raise Refused(f"the files carry no readable MLmodel ({error})") from error
+    serialization = (flavors.get("sklearn") or {}).get("serialization_format")
+    if loader.module not in loaders.PLINTH_LOADERS:
+        raise Refused(f"loader_module {loader.module!r} is not plinth's ({', '.join(sorted(loaders.PLINTH_LOADERS))})")
+    if loader.ships_code:
+        raise Refused("the model brings code of its own (a flavor's `code`); plinth's models bring none")
     if serialization != PLINTH_SERIALIZATION:
         raise Refused(
             f"its sklearn files are {serialization!r}, not {PLINTH_SERIALIZATION}: plinth's models are never pickles"

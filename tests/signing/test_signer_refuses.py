@@ -88,7 +88,7 @@ def a_pickle(mlmodel: dict) -> None:
     ("rewrite", "reason"),
     [
         (evil_loader, r"loader_module 'evil_loader' is not plinth's"),
-        (own_code, r"the model brings code of its own \('code'\)"),
+        (own_code, r"the model brings code of its own"),
         (a_pickle, r"its sklearn files are 'cloudpickle', not skops"),
     ],
 )
