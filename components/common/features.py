@@ -109,6 +109,8 @@ def needs_encoding(profile: ReferenceProfile) -> bool:
 
 
 ONE_HOT, TARGET, ORDINAL = "one_hot", "target", "ordinal"
+# A sparse-capable learner gets a sparse matrix when at most this share of the encoded values is non-zero.
+SPARSE_THRESHOLD = 0.3
 # TargetEncoder's target type per task kind (binary, multiclass, regression).
 TARGET_TYPES = {"binary": "binary", "multiclass": "multiclass", "regression": "continuous"}
 
@@ -120,20 +122,24 @@ def categorical_groups(profile: ReferenceProfile) -> tuple[list[str], list[str]]
     return few, many
 
 
-def _encoder(profile: ReferenceProfile, how: str) -> Pipeline:
-    """Return category naming followed by the encoder `how` names."""
+def _encoder(profile: ReferenceProfile, how: str, sparse: bool = False) -> Pipeline:
+    """Return category naming followed by the encoder `how` names (one-hot columns sparse if `sparse`)."""
     encoder: BaseEstimator
     if how == ORDINAL:
         encoder = OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=np.nan, dtype=np.float64)
     elif how == TARGET:
         encoder = TargetEncoder(target_type=TARGET_TYPES[profile.task.kind], random_state=0)
     else:
-        encoder = OneHotEncoder(handle_unknown="ignore", sparse_output=False)
+        encoder = OneHotEncoder(handle_unknown="ignore", sparse_output=sparse)
     return Pipeline([("names", FunctionTransformer(category_frame, feature_names_out="one-to-one")), (how, encoder)])
 
 
 def build_preprocessor(
-    profile: ReferenceProfile, scale: bool = True, impute: bool = True, native_categories: bool = False
+    profile: ReferenceProfile,
+    scale: bool = True,
+    impute: bool = True,
+    native_categories: bool = False,
+    sparse: bool = False,
 ) -> BaseEstimator | None:
     """Return the preprocessing step for `profile`'s features, or None when the learner takes them as they are.
 
@@ -142,6 +148,8 @@ def build_preprocessor(
     `native_categories` gives every categorical feature as an ordinal code for a learner that splits on
     categories itself (XGBoost; `feature_types` says which output columns they are), else few categories
     are one-hot encoded and high-cardinality ones target encoded. Numeric columns come first in the output.
+    `sparse` lets the output be a sparse matrix when most of it is one-hot zeros (a learner that takes one:
+    the linear model; at a million rows dense one-hot columns were the step's largest array).
     """
     numeric = [name for name, stats in profile.features.items() if stats.is_numeric]
     few, many = categorical_groups(profile)
@@ -159,10 +167,10 @@ def build_preprocessor(
         transformers.append(("categorical", _encoder(profile, ORDINAL), few + many))
     else:
         if few:
-            transformers.append(("categorical", _encoder(profile, ONE_HOT), few))
+            transformers.append(("categorical", _encoder(profile, ONE_HOT, sparse), few))
         if many:
             transformers.append(("high_cardinality", _encoder(profile, TARGET), many))
-    return ColumnTransformer(transformers, remainder="drop", sparse_threshold=0.0)
+    return ColumnTransformer(transformers, remainder="drop", sparse_threshold=SPARSE_THRESHOLD if sparse else 0.0)
 
 
 def feature_types(profile: ReferenceProfile) -> list[str]:

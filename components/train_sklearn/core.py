@@ -90,4 +90,4 @@ def build_model(
         learner: BaseEstimator = BudgetedLogisticRegression(C=c, random_state=seed, time_budget_s=time_budget_s)
     else:
         learner = Ridge(alpha=1.0 / c)
-    return with_preprocessing(build_preprocessor(profile), learner)
+    return with_preprocessing(build_preprocessor(profile, sparse=True), learner)
