@@ -110,6 +110,9 @@ def test_the_receiver_runs_the_receive_module_against_kfp_with_its_rails() -> No
         "--model-name": "plinth-classifier",
         "--kfp-host": KFP_HOST,
         "--rails": "/etc/plinth/rails.yaml",
+        "--rate": "1",
+        "--burst": "60",
+        "--timeout": "10",
         "--token-file": "/etc/plinth/token/token",
     }
     deployment = named(objects, "Deployment", RECEIVER)
