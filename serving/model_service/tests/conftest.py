@@ -18,6 +18,7 @@ from types import ModuleType
 
 import httpx
 import pytest
+from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.testclient import TestClient
 
@@ -96,10 +97,27 @@ def churn(store: str) -> RegisteredModel:
     return register_plinth_model(store, "plinth-test-churn", CHURN, "serving-tests")
 
 
+def forget_bentoml_metrics() -> None:
+    """Unregister BentoML's own collectors (`bentoml_*`) from this process's default Prometheus registry.
+
+    BentoML's traffic middleware registers them once per app, when the app first sees any scope (lifespan
+    included); a second in-process app would register them again and fail with DuplicateTimeseries. The tests
+    read only plinth's metrics from the registry, which the service module registers once per process; a real
+    `bentoml serve` has one app per worker process and never meets this.
+    """
+    names = REGISTRY._collector_to_names  # no public way to list the collectors
+    for collector in [c for c, owned in names.items() if any(n.startswith("bentoml_") for n in owned)]:
+        REGISTRY.unregister(collector)
+
+
 @contextlib.contextmanager
-def asgi_client(model: RegisteredModel) -> Iterator[tuple[ModuleType, TestClient]]:
-    """Yield the service module for `model` and a client over its ASGI app (lifespan runs: the model loads)."""
-    module = import_service(env_for(model))
+def asgi_client(env: dict[str, str]) -> Iterator[tuple[ModuleType, TestClient]]:
+    """Yield the service module built with `env` and a client over its ASGI app (lifespan runs: the model loads).
+
+    Several such apps may live in one test process at once (the session's and a module's own).
+    """
+    module = import_service(env)
+    forget_bentoml_metrics()
     with TestClient(module.ModelService.to_asgi()) as client:
         yield module, client
 
@@ -107,7 +125,7 @@ def asgi_client(model: RegisteredModel) -> Iterator[tuple[ModuleType, TestClient
 @pytest.fixture(scope="session")
 def served(registered: RegisteredModel) -> Iterator[tuple[ModuleType, TestClient]]:
     """The binary model's service module and its in-process client."""
-    with asgi_client(registered) as pair:
+    with asgi_client(env_for(registered)) as pair:
         yield pair
 
 

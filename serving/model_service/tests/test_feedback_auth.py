@@ -25,7 +25,7 @@ from serving.model_service.feedback_route import Refusal, truth_of
 from serving.model_service.predictor import ServedTask
 from serving.model_service.store import PredictionStore
 
-from .conftest import env_for, import_service, refreshed_quality
+from .conftest import asgi_client, env_for, refreshed_quality
 
 TOKENS = {name: f"{name}-labelling-token-0123456789" for name in ("alice", "bulk", "other", "typed")}
 BURST = 5
@@ -51,9 +51,8 @@ def service_env(model: RegisteredModel, store: Path) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def binary(registered: RegisteredModel, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, str]]:
     store = str(tmp_path_factory.mktemp("auth") / "predictions.sqlite")
-    module = import_service(service_env(registered, Path(store)))
-    with TestClient(module.ModelService.to_asgi()) as client:
-        yield (module, client), store
+    with asgi_client(service_env(registered, Path(store))) as served:
+        yield served, store
 
 
 def predicted(served: tuple[ModuleType, TestClient], model: RegisteredModel, rows: int) -> list[dict[str, Any]]:
