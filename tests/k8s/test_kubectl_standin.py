@@ -35,10 +35,16 @@ def prod(standin: Standin) -> Standin:
     record = {
         "apiVersion": "v1",
         "kind": "ConfigMap",
-        "metadata": {"name": RECORD, "namespace": NAMESPACE},
+        "metadata": {
+            "name": RECORD,
+            "namespace": NAMESPACE,
+            "labels": {"app.kubernetes.io/managed-by": "plinth-rollout"},  # as the controller creates it
+        },
         "data": State(stable_version="2", status=status).data(),
     }
-    created = standin.kubectl("create", "-f", "-", context="controller", stdin=yaml.safe_dump(record))
+    # The scene is set by an administrator: the controller itself reaches this record only step by step (the
+    # admission policy lets stableVersion move only along the record's own promotion and rollback).
+    created = standin.kubectl("create", "-f", "-", context="admin", stdin=yaml.safe_dump(record))
     assert created.returncode == 0, created.stderr
     return standin
 
