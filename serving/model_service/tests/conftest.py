@@ -200,6 +200,18 @@ def churn_server(churn: RegisteredModel, tmp_path_factory: pytest.TempPathFactor
         yield live
 
 
+def predict_spread(url: str, instances: list[dict[str, object]], rows_per_request: int = 10) -> None:
+    """Send `instances` as many small /predict requests, as many callers would.
+
+    The drift window takes a few rows of each request and scores only once it spans many requests (no single
+    caller can fill it), so a shift shows only when it comes from many requests.
+    """
+    with httpx.Client(timeout=30) as client:
+        for start in range(0, len(instances), rows_per_request):
+            answer = client.post(f"{url}/predict", json={"instances": instances[start : start + rows_per_request]})
+            assert answer.status_code == 200, answer.text
+
+
 def scrape(url: str) -> dict[str, float]:
     """Return every sample of `url`/metrics as {'name{labels}': value}, parsed by prometheus-client.
 

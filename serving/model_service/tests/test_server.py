@@ -15,12 +15,22 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-from mlflow import MlflowClient
 
-from serving.bench.demo_model import RegisteredModel
+from serving.bench.demo_model import RegisteredModel, register_unsigned_copy
 from serving.model_service import registry, settings
 
-from .conftest import Server, env_for, free_port, metric, running_server, scrape, serve_command, server_env, total
+from .conftest import (
+    Server,
+    env_for,
+    free_port,
+    metric,
+    predict_spread,
+    running_server,
+    scrape,
+    serve_command,
+    server_env,
+    total,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -28,7 +38,10 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 def workers_server(registered: RegisteredModel, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """The binary model served with the default worker count (PLINTH_WORKERS unset)."""
-    with running_server(env_for(registered), tmp_path_factory.mktemp("workers"), workers=None) as live:
+    # Each worker scores drift once its window spans 5 requests (this test is about aggregating workers, not
+    # about the minimum, which test_drift_caps.py tests).
+    env = env_for(registered, **{settings.ENV_DRIFT_MIN_REQUESTS: "5"})
+    with running_server(env, tmp_path_factory.mktemp("workers"), workers=None) as live:
         yield live
 
 
@@ -92,12 +105,13 @@ def test_metrics_move_with_requests(server: Server, registered: RegisteredModel)
 def test_drift_gauge_rises_with_shifted_inputs(server: Server, registered: RegisteredModel) -> None:
     features = registered.features
     normal = features.sample(500, replace=True, random_state=1)
-    assert predict(server, normal.to_dict(orient="records")).status_code == 200
-    calm = total(scrape(server.url), r'plinth_input_drift_psi\{feature="mean_radius"\}')
+    predict_spread(server.url, normal.to_dict(orient="records"))  # 50 requests of 10 rows: a full window
+    calm = scrape(server.url)
     shifted = normal + features.std() * 3
-    assert predict(server, shifted.to_dict(orient="records")).status_code == 200
+    predict_spread(server.url, shifted.to_dict(orient="records"))
     after = scrape(server.url)
-    assert calm < 0.1
+    assert 'plinth_input_drift_psi{feature="mean_radius"}' in calm, "the window spans enough requests to score"
+    assert total(calm, r'plinth_input_drift_psi\{feature="mean_radius"\}') < 0.1
     assert total(after, r'plinth_input_drift_psi\{feature="mean_radius"\}') > 1.0
     assert total(after, r'plinth_out_of_range_total\{feature="mean_radius"\}') > 0
 
@@ -192,12 +206,10 @@ def test_unloadable_model_never_becomes_ready(registered: RegisteredModel, tmp_p
 
     (BentoML's arbiter restarts failed workers, so the process stays up unready; exiting is fine too.)
     """
-    client = MlflowClient(tracking_uri=registered.tracking_uri, registry_uri=registered.tracking_uri)
-    # The concrete artifact location, not the version's `models:/` source: nothing here resolves a URI
-    # through MLflow's process-wide registry, which earlier tests point at other stores.
-    files = client.get_model_version_download_uri(registered.name, registered.version)
-    broken = client.create_model_version(registered.name, files)
-    env = env_for(registered, **{settings.ENV_MODEL_VERSION: str(broken.version)})
+    # An unsigned copy (signed files registered as another version are refused before loading, which is
+    # not what this test is about): it loads unverified, and its model file is then broken.
+    broken = register_unsigned_copy(registered.tracking_uri, registered.name, registered.version, registered.name)
+    env = env_for(registered, **{settings.ENV_MODEL_VERSION: broken})
     local_dir = registry.fetch(settings.Settings.from_env(env)).local_dir
     (local_dir / "model.skops").write_bytes(b"not a skops file")
     server = Server(env, tmp_path, free_port())

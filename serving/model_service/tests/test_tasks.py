@@ -17,7 +17,7 @@ import pytest
 
 from serving.bench.demo_model import RegisteredModel, register_plain_sklearn
 
-from .conftest import Server, env_for, metric, running_server, scrape
+from .conftest import Server, env_for, metric, predict_spread, running_server, scrape
 
 pytestmark = pytest.mark.integration
 
@@ -150,7 +150,7 @@ def test_missing_and_unknown_columns_are_named(churn_server: Server, churn: Regi
 
 
 def test_categorical_drift_is_scored(churn_server: Server, churn: RegisteredModel) -> None:
-    predict(churn_server, [{**row, "region": "islands"} for row in churn.instances(0, 500)])
+    predict_spread(churn_server.url, [{**row, "region": "islands"} for row in churn.instances(0, 500)])
     samples = scrape(churn_server.url)
     assert metric(samples, "plinth_input_drift_psi", feature="region") > 1.0
     assert metric(samples, "plinth_input_drift_psi", feature="plan") < 0.1
