@@ -111,12 +111,16 @@ def run_as_prefix() -> list[str]:
     """Return the command prefix that runs PostgreSQL as a non-root user (it refuses to run as root)."""
     if os.geteuid() != 0:
         return []
+    # runuser lives in /usr/sbin, which a bare shell's PATH (env -i PATH=/usr/bin:/bin) may leave out.
+    runuser = shutil.which("runuser") or shutil.which("runuser", path="/usr/sbin:/sbin")
+    if runuser is None:
+        raise ProcessError("running as root and runuser (util-linux) is missing: PostgreSQL refuses to run as root")
     for user in ("postgres", "nobody"):
         with contextlib.suppress(KeyError):
             import pwd
 
             pwd.getpwnam(user)
-            return ["runuser", "-u", user, "--"]
+            return [runuser, "-u", user, "--"]
     raise ProcessError("running as root and no postgres or nobody user to run PostgreSQL as")
 
 
