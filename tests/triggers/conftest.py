@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import threading
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -26,13 +27,28 @@ def fake_command(tmp_path: Path, exit_code: int = 0, block: Path | None = None) 
     """Return a command that writes its arguments to tmp_path/argv-<pid>, waits for `block` to exist, exits."""
     script = (
         "import json, os, sys, time, pathlib\n"
-        f"pathlib.Path({str(tmp_path)!r}, f'argv-{{os.getpid()}}').write_text(json.dumps(sys.argv[1:]))\n"
+        f"staged = pathlib.Path({str(tmp_path)!r}, f'.argv-{{os.getpid()}}')\n"
+        "staged.write_text(json.dumps(sys.argv[1:]))\n"
+        "staged.rename(staged.with_name(staged.name[1:]))\n"  # whole or not at all, for argv_of
         f"block = {str(block) if block else ''!r}\n"
         "while block and not os.path.exists(block):\n"
         "    time.sleep(0.05)\n"
         f"sys.exit({exit_code})\n"
     )
     return [sys.executable, "-c", script]
+
+
+def argv_of(tmp_path: Path, run: str, timeout: float = 60.0) -> list[str]:
+    """Return the arguments a run of `fake_command` was started with, once its process has written them.
+
+    The starter returns as soon as the process is spawned; a loaded machine may take a while to run it.
+    """
+    path = tmp_path / f"argv-{run.removeprefix('local:')}"
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{run} never wrote {path.name} within {timeout:.0f} s"
+        time.sleep(0.05)
+    return list(json.loads(path.read_text()))
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from pipelines.triggers.act import START_FAILED, Actor
 from pipelines.triggers.policy import BACKOFF, COALESCE, COOL_DOWN, START, Guardrails, Trigger
 from pipelines.triggers.record import EXPERIMENT, LEASE, TriggerRecord
 from pipelines.triggers.start import LocalStarter
-from tests.triggers.conftest import MODEL, fake_command
+from tests.triggers.conftest import MODEL, argv_of, fake_command
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 RAILS = Guardrails(cool_down=timedelta(hours=1), max_runs_per_day=3, failure_backoff=timedelta(minutes=10))
@@ -33,7 +33,7 @@ def test_one_run_starts_the_rest_coalesce_then_cool_down(record: TriggerRecord, 
     first = actor.act(drift(), NOW)
     assert first.decision.action == START
     assert first.run.startswith("local:")
-    argv = json.loads((tmp_path / f"argv-{first.run.removeprefix('local:')}").read_text())
+    argv = argv_of(tmp_path, first.run)
     assert argv[:2] == ["--model-name", MODEL]
     assert argv[2] == "--trigger"
     assert json.loads(argv[3]) == {

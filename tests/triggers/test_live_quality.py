@@ -19,7 +19,7 @@ from pipelines.triggers.record import TriggerRecord
 from pipelines.triggers.start import LocalStarter
 from serving.embedded.processes import free_port
 from serving.rollout.tests.http_backend import wait_until
-from tests.triggers.conftest import MODEL, Receiver, fake_command
+from tests.triggers.conftest import MODEL, Receiver, argv_of, fake_command
 from tests.triggers.stack import NEEDS_BINARIES, alertmanager, exporter, prometheus
 
 pytestmark = [pytest.mark.integration, NEEDS_BINARIES]
@@ -71,7 +71,7 @@ def test_low_live_accuracy_starts_one_performance_decay_run_with_its_value(recor
             assert json.loads(tags["plinth.trigger.values"]) == {"accuracy": pytest.approx(0.6)}
             assert tags["plinth.trigger.reason"] == "PlinthLiveQualityLow firing for version(s) 3 (accuracy 0.6)"
             [run] = receiver.starter.children
-            argv = json.loads((tmp_path / f"argv-{run.removeprefix('local:')}").read_text())
+            argv = argv_of(tmp_path, run)
             assert json.loads(argv[argv.index("--trigger") + 1])["kind"] == "performance_decay"
     finally:
         release.touch()

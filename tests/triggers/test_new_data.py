@@ -22,7 +22,7 @@ from pipelines.triggers.record import TriggerRecord
 from pipelines.triggers.start import LocalStarter
 from pipelines.triggers.wiring import build
 from serving.rollout.tests.http_backend import wait_until
-from tests.triggers.conftest import MODEL, fake_command
+from tests.triggers.conftest import MODEL, argv_of, fake_command
 from tests.triggers.test_act import logged
 
 
@@ -103,7 +103,7 @@ def test_a_change_starts_one_run_on_the_new_data_until_its_version_is_registered
     first = check_and_act(wired.actor, str(source), MODEL, "label")
     assert first.startswith(f"new_data: start: new_data: {source} changed: sha256 {digest[:12]}")
     [run] = starter.children
-    argv = json.loads((tmp_path / f"argv-{run.removeprefix('local:')}").read_text())
+    argv = argv_of(tmp_path, run)
     assert argv[:6] == ["--model-name", MODEL, "--source", str(source), "--target", "label"]
     assert json.loads(argv[7])["kind"] == "new_data"
     assert json.loads(argv[7])["values"] == {"rows": 3}
