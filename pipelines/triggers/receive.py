@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import logging
 import sys
 from collections import defaultdict
@@ -26,9 +25,10 @@ from pathlib import Path
 from typing import Any
 
 from mlflow.exceptions import MlflowException
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
+from prometheus_client import Counter
 from requests import RequestException
 
+from components.common.plain_http import EndpointHandler
 from components.common.state import plinth_home
 from components.ingest.core import redact
 from pipelines.triggers.act import Actor, Outcome
@@ -106,33 +106,10 @@ def make_handler(
     if not token:
         raise ValueError("the trigger receiver needs a token: an unauthenticated alert must not start runs")
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(EndpointHandler):
         # StreamRequestHandler sets this on the socket: a stalled read ends the connection (slow clients).
         timeout = socket_timeout
-
-        def _answer(
-            self,
-            status: int,
-            body: dict[str, Any] | bytes,
-            content_type: str = "application/json",
-            headers: dict[str, str] | None = None,
-        ) -> None:
-            data = body if isinstance(body, bytes) else json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(data)))
-            for name, value in (headers or {}).items():
-                self.send_header(name, value)
-            self.end_headers()
-            self.wfile.write(data)
-
-        def do_GET(self) -> None:
-            if self.path == "/metrics":
-                self._answer(200, generate_latest(), CONTENT_TYPE_LATEST)
-            elif self.path == "/healthz":
-                self._answer(200, b"ok\n", "text/plain")
-            else:
-                self._answer(404, {"error": f"no such path {self.path}; POST /alerts, GET /metrics, GET /healthz"})
+        routes = "POST /alerts, GET /metrics, GET /healthz"
 
         def do_POST(self) -> None:
             if self.path != "/alerts":

@@ -24,10 +24,11 @@ from typing import Any
 
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
+from prometheus_client import Counter
 from requests import RequestException
 
 from components.common import attest, signing
+from components.common.plain_http import EndpointHandler
 
 LOG = logging.getLogger("plinth.signer")
 MAX_BODY = 4096  # a name and a version
@@ -66,29 +67,14 @@ def make_handler(client: MlflowClient, key: Path) -> type[BaseHTTPRequestHandler
     """Return the request handler class that signs with `key` against `client`'s registry."""
     lock = threading.Lock()  # one signature at a time: two requests for one version must not interleave uploads
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(EndpointHandler):
         timeout = SOCKET_TIMEOUT_S
-
-        def _answer(self, status: int, body: dict[str, Any] | bytes, content_type: str = "application/json") -> None:
-            data = body if isinstance(body, bytes) else json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+        routes = "POST /sign, GET /metrics, GET /healthz"
 
         def _refuse(self, status: int, result: str, reason: str) -> None:
             REQUESTS.labels(result).inc()
             LOG.info("%s (%d): %s", result, status, reason)
             self._answer(status, {"error": reason})
-
-        def do_GET(self) -> None:
-            if self.path == "/metrics":
-                self._answer(200, generate_latest(), CONTENT_TYPE_LATEST)
-            elif self.path == "/healthz":
-                self._answer(200, b"ok\n", "text/plain")
-            else:
-                self._answer(404, {"error": f"no such path {self.path}; POST /sign, GET /metrics, GET /healthz"})
 
         def do_POST(self) -> None:
             if self.path != "/sign":
