@@ -1,7 +1,8 @@
 """Image pins of the kustomizations: which registry, tag and digest each of the project's images comes from.
 
-An environment overlay pins the serving image it runs, the platform pins the MLflow and component images,
-each as one `images:` entry of its kustomization.yaml: `newName` (your registry), `newTag`, `digest`.
+An environment overlay pins the serving image it runs, the platform pins the MLflow and component images (the
+pipeline upload and the signer), each as one `images:` entry of its kustomization.yaml: `newName` (your
+registry), `newTag`, `digest`.
 `python -m serving.gitops.image_pin --env staging` (`make pin-images ENV=staging`) writes the images that
 `make images PUSH=1` recorded into the staging overlay and the platform, by digest; commit them, and
 `make promote` carries the serving pin on to the next environment with the model version (a source that
@@ -46,7 +47,11 @@ SERVING_IMAGE = f"{DEFAULT_REGISTRY}/{SERVING.name}"
 IMAGE_PINS_ANNOTATION = "plinth.dev/image-pins"
 DIGEST_REQUIRED = "digest-required"
 # Where the platform pins the other two images, relative to the repository root.
-PLATFORM_PINS = ((MLFLOW, Path("manifests/platform/mlflow")), (COMPONENTS, Path("manifests/platform/pipeline-upload")))
+PLATFORM_PINS = (
+    (MLFLOW, Path("manifests/platform/mlflow")),
+    (COMPONENTS, Path("manifests/platform/pipeline-upload")),
+    (COMPONENTS, Path("manifests/platform/signer")),  # the signer runs the components image (serving/signer)
+)
 
 
 @dataclass(frozen=True)

@@ -49,8 +49,11 @@ def test_staging_and_the_platform_run_the_recorded_digests(
         "manifests/overlays/staging/kustomization.yaml",
         "manifests/platform/mlflow/kustomization.yaml",
         "manifests/platform/pipeline-upload/kustomization.yaml",
+        "manifests/platform/signer/kustomization.yaml",
     ]
-    assert "4 files changed" in capsys.readouterr().out
+    assert "5 files changed" in capsys.readouterr().out
+    signer = rendered(repo, "manifests/platform/signer")
+    assert image_pin.rendered_images(signer, COMPONENTS.name) == {component}, "the signer runs the pinned image"
     assert image_pin.read_pin(repo / "manifests/overlays/prod") == image_pin.ImagePin(None, "0.1.0", None)
     for environment in ("staging", "prod"):  # from now on every overlay takes its image by digest only
         assert image_pin.digest_required(repo / "manifests/overlays" / environment)
@@ -92,6 +95,7 @@ def test_bad_input_is_refused_in_one_line(
         ("manifests/overlays/prod", SERVING),
         ("manifests/platform/mlflow", MLFLOW),
         ("manifests/platform/pipeline-upload", COMPONENTS),
+        ("manifests/platform/signer", COMPONENTS),
     ],
 )
 def test_the_committed_pins_are_the_tags_make_images_builds(directory: str, image: Image) -> None:
