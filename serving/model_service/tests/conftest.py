@@ -11,6 +11,7 @@ import contextlib
 import importlib
 import os
 import re
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -198,6 +199,17 @@ def server(registered: RegisteredModel, tmp_path_factory: pytest.TempPathFactory
 def churn_server(churn: RegisteredModel, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     with running_server(env_for(churn), tmp_path_factory.mktemp("churn-server")) as live:
         yield live
+
+
+def serve_once(env: dict[str, str], repo_root: Path) -> subprocess.CompletedProcess[str]:
+    """Run `python -m serving.model_service.serve` (what `make serve` runs) with exactly `env`, to its exit.
+
+    For the ways it must refuse to start: each ends with one line on stderr and exit status 1.
+    """
+    return subprocess.run(
+        [sys.executable, "-m", "serving.model_service.serve"],
+        cwd=repo_root, env=env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
 
 
 def predict_spread(url: str, instances: list[dict[str, object]], rows_per_request: int = 10) -> None:

@@ -35,7 +35,7 @@ from serving.bench.demo_model import (
 )
 from serving.embedded.processes import free_port
 
-from .conftest import CHURN, metric, scrape
+from .conftest import CHURN, metric, scrape, serve_once
 
 pytestmark = pytest.mark.integration
 READY_TIMEOUT_S = 180
@@ -197,10 +197,7 @@ def test_a_python_model_is_refused_unless_its_loader_is_allowed(
 ) -> None:
     """A PythonModel's loader (`mlflow.pyfunc.model`) runs the model's own code: refused by default, in one line."""
     env = {"PATH": os.environ["PATH"], "HOME": str(home), "PLINTH_HOME": str(home), "PLINTH_MODEL_NAME": rule.name}
-    result = subprocess.run(
-        [sys.executable, "-m", "serving.model_service.serve"],
-        cwd=repo_root, env=env, capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
+    result = serve_once(env, repo_root)
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1] == (
         f"plinth: {rule.name} v{rule.version} refused: its loader module mlflow.pyfunc.model is not plinth's and "
@@ -211,10 +208,7 @@ def test_a_python_model_is_refused_unless_its_loader_is_allowed(
 
 def test_unknown_model_fails_before_serving_with_one_line(home: Path, repo_root: Path) -> None:
     env = {"PATH": os.environ["PATH"], "HOME": str(home), "PLINTH_HOME": str(home), "PLINTH_MODEL_NAME": "nope"}
-    result = subprocess.run(
-        [sys.executable, "-m", "serving.model_service.serve"],
-        cwd=repo_root, env=env, capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
+    result = serve_once(env, repo_root)
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1].startswith("plinth: cannot load models:/nope@champion")
     no_mlflow_files(repo_root)
@@ -227,10 +221,7 @@ def test_unsupported_column_type_refuses_to_start_naming_the_column(
     dated = register_python_model(local_tracking_uri(home), "dated-rule", seen, rule.task)
     env = {"PATH": os.environ["PATH"], "HOME": str(home), "PLINTH_HOME": str(home), "PLINTH_MODEL_NAME": dated.name}
     env.update(ALLOW_PYTHON_MODELS)
-    result = subprocess.run(
-        [sys.executable, "-m", "serving.model_service.serve"],
-        cwd=repo_root, env=env, capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
+    result = serve_once(env, repo_root)
     assert result.returncode == 1
     last = result.stderr.strip().splitlines()[-1]
     assert "input column 'seen_at' has type datetime" in last, result.stderr[-2000:]

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -25,7 +23,7 @@ from components.common import signing
 from serving.bench.demo_model import RegisteredModel, register_plinth_model, register_unsigned_copy
 from serving.model_service import settings
 
-from .conftest import Server, env_for, free_port, import_service, metric, scrape
+from .conftest import Server, env_for, free_port, import_service, metric, scrape, serve_once
 
 SERVICE_LOGGER = "plinth.model_service"
 
@@ -159,10 +157,7 @@ def test_make_serve_refuses_a_tampered_version_with_one_line(
         "MLFLOW_TRACKING_URI": tampered.tracking_uri,
         "PLINTH_MODEL_NAME": tampered.name,
     }
-    result = subprocess.run(
-        [sys.executable, "-m", "serving.model_service.serve"],
-        cwd=repo_root, env=env, capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
+    result = serve_once(env, repo_root)
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1] == (
         f"plinth: {tampered.name} v{tampered.version} refused: model.skops differs from its signed digest"
