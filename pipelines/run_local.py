@@ -18,9 +18,9 @@ from pathlib import Path
 
 from kfp import components, local
 
+from components.common.redact import redact
 from components.common.state import local_tracking_uri, plinth_home
 from components.common.task import AUTO, BINARY_METRICS, OVERRIDES, REGRESSION_METRICS
-from components.ingest.read import redact
 from pipelines.compile import compiled_path
 from pipelines.summary import failure_summary, run_summary
 from pipelines.training.pipeline import DEFAULT_MODEL_NAME, PIPELINE_NAME

@@ -7,9 +7,10 @@ import re
 
 import pandas as pd
 
+from components.common.redact import redact
 from components.ingest import production
 from components.ingest.read import IngestError as IngestError
-from components.ingest.read import read_table, redact
+from components.ingest.read import read_table
 
 BUILTIN_PREFIX = "sklearn:"
 SYNTHETIC_PREFIX = "synthetic:"

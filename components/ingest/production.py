@@ -18,7 +18,8 @@ from urllib.parse import parse_qs
 
 import pandas as pd
 
-from components.ingest.read import IngestError, check_url, open_filesystem, reason, redact
+from components.common.redact import redact
+from components.ingest.read import IngestError, check_url, open_filesystem, reason
 
 PREFIX = "production:"
 LABELS_DIR = "labels"

@@ -26,8 +26,9 @@ from mlflow.exceptions import MlflowException
 from requests import RequestException
 
 from components.common.duration import parse_duration
+from components.common.redact import redact
 from components.common.tracking import champion_version
-from components.ingest.core import IngestError, dataset_hash, load_source, redact
+from components.ingest.core import IngestError, dataset_hash, load_source
 from pipelines.triggers.act import Actor
 from pipelines.triggers.policy import Trigger
 from pipelines.triggers.wiring import WiringError, add_arguments, build

@@ -29,8 +29,8 @@ from prometheus_client import Counter
 from requests import RequestException
 
 from components.common.plain_http import EndpointHandler
+from components.common.redact import redact
 from components.common.state import plinth_home
-from components.ingest.core import redact
 from pipelines.triggers.act import Actor, Outcome
 from pipelines.triggers.alerts import ALERT_KINDS, FIRING, Alert, PayloadError, parse, to_trigger
 from pipelines.triggers.auth import (

@@ -13,8 +13,8 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from components.common import tracking
+from components.common.redact import redact
 from components.common.state import local_tracking_uri, plinth_home
-from components.ingest.core import redact
 from pipelines.compile import compiled_path
 from pipelines.training.pipeline import CLUSTER_TRACKING_URI, DEFAULT_MODEL_NAME, PIPELINE_NAME
 from pipelines.triggers.act import Actor

@@ -19,11 +19,11 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from components.common import signing
+from components.common.redact import redact
 from components.common.state import plinth_home
 from components.common.tracking import CHALLENGER, CHAMPION, PROMOTED
 from serving.embedded.local import METRICS_CHOICES, LocalStack
 from serving.embedded.traffic import TrafficGenerator
-from serving.gitops.registry import redact
 from serving.rollout.cli import EXIT_USAGE, add_common_arguments, configure_logging, prepare
 from serving.rollout.core.controller import Controller, Outcome
 from serving.rollout.core.record import RolloutRecorder

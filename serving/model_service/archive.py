@@ -35,8 +35,9 @@ from typing import Any
 import numpy as np
 from prometheus_client import Counter
 
+from components.common.redact import redact
 from components.ingest.production import INPUT_PREFIX, KEY_COLUMNS, LABELS_DIR
-from components.ingest.read import open_filesystem, protocol, redact
+from components.ingest.read import open_filesystem, protocol
 from serving.model_service.throttle import ThrottledFailures
 
 logger = logging.getLogger("plinth.model_service.archive")

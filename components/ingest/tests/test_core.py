@@ -5,7 +5,8 @@ import pandas as pd
 import pytest
 
 from components.common import tracking
-from components.ingest.core import IngestError, dataset_hash, load_source, redact, run, snake_case
+from components.common.redact import redact
+from components.ingest.core import IngestError, dataset_hash, load_source, run, snake_case
 from components.register.core import trigger_tags
 
 TRIGGER = json.dumps(
