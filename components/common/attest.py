@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
-import yaml
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
@@ -105,17 +104,16 @@ def check_loader(files: Path) -> None:
     """Refuse a model whose pyfunc loader is not plinth's, ships code of its own, or is a pickle (not skops)."""
     try:
         loader = loaders.Loader.read(files)
-        flavors = yaml.safe_load((files / loaders.MLMODEL_FILE).read_text())["flavors"]
-    except (ValueError, OSError, yaml.YAMLError) as error:
+    except ValueError as error:
         raise Refused(f"the files carry no readable MLmodel ({error})") from error
-    serialization = (flavors.get("sklearn") or {}).get("serialization_format")
     if loader.module not in loaders.PLINTH_LOADERS:
         raise Refused(f"loader_module {loader.module!r} is not plinth's ({', '.join(sorted(loaders.PLINTH_LOADERS))})")
     if loader.ships_code:
         raise Refused("the model brings code of its own (a flavor's `code`); plinth's models bring none")
-    if serialization != PLINTH_SERIALIZATION:
+    if loader.sklearn_format != PLINTH_SERIALIZATION:
         raise Refused(
-            f"its sklearn files are {serialization!r}, not {PLINTH_SERIALIZATION}: plinth's models are never pickles"
+            f"its sklearn files are {loader.sklearn_format!r}, not {PLINTH_SERIALIZATION}: "
+            "plinth's models are never pickles"
         )
 
 

@@ -45,6 +45,8 @@ class Loader:
     module: str | None
     flavors: tuple[str, ...]
     ships_code: bool
+    # The sklearn flavor's `serialization_format` (plinth's models: skops), None without that flavor.
+    sklearn_format: str | None = None
 
     @classmethod
     def read(cls, model_dir: Path) -> Loader:
@@ -65,7 +67,14 @@ class Loader:
         module = pyfunc.get("loader_module") if isinstance(pyfunc, dict) else None
         # Any flavor's `code` directory goes on sys.path when that flavor loads (MLflow's code_paths).
         ships_code = any(isinstance(conf, dict) and conf.get("code") for conf in flavors.values())
-        return cls(str(module) if module else None, tuple(str(name) for name in flavors), bool(ships_code))
+        sklearn = flavors.get("sklearn")
+        found = sklearn.get("serialization_format") if isinstance(sklearn, dict) else None
+        return cls(
+            str(module) if module else None,
+            tuple(str(name) for name in flavors),
+            bool(ships_code),
+            str(found) if found else None,
+        )
 
 
 def _names(env: Mapping[str, str], variable: str, module_names: bool) -> frozenset[str]:
