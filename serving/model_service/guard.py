@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import re
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -81,14 +82,23 @@ class PredictGuard:
     def __init__(
         self,
         app: ASGIApp,
-        route: str = "/predict",
+        route: str | re.Pattern[str] = "/predict",
         max_body_bytes: int = 1_048_576,
         chaos_error_rate: float = 0.0,
         chaos_latency_ms: float = 0.0,
         refusal: str | None = None,
+        bare_body: bool = False,
+        count_errors: bool = True,
     ) -> None:
+        """Guard `route` (a path, or a pattern the whole path matches).
+
+        `bare_body`: a body without Content-Type passes too (Triton's client sends none on /v2 infer).
+        `count_errors`: count the 4xx answers of the route by reason (off where the route counts its own).
+        """
         self.app = app
         self.route = route
+        self.bare_body = bare_body
+        self.count_errors = count_errors
         self.refusal = refusal
         self.max_body_bytes = max_body_bytes
         self.chaos_error_rate = chaos_error_rate
@@ -96,7 +106,7 @@ class PredictGuard:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Check and pass on a POST to the guarded route; every other request passes untouched."""
-        if scope["type"] != "http" or scope["path"] != self.route or scope["method"] != "POST":
+        if scope["type"] != "http" or scope["method"] != "POST" or not self._guards(scope["path"]):
             await self.app(scope, receive, send)
             return
         headers = dict(scope["headers"])
@@ -106,7 +116,7 @@ class PredictGuard:
             await _reply(send, 503, self.refusal)
             return
         media_type = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
-        if media_type != b"application/json":
+        if media_type != b"application/json" and not (self.bare_body and not media_type):
             REJECTED_REQUESTS.labels("content_type").inc()
             shown = media_type.decode("latin-1") or "none"
             await _reply(send, 415, f"Content-Type must be application/json, got {shown}")
@@ -124,7 +134,12 @@ class PredictGuard:
         if self.chaos_error_rate and random.random() < self.chaos_error_rate:
             await _reply(send, 500, f"chaos: injected error (rate {self.chaos_error_rate:g})")
             return
-        await self.app(scope, _replay(body, receive), _Responder(send).send)
+        await self.app(scope, _replay(body, receive), _Responder(send, self.count_errors).send)
+
+    def _guards(self, path: str) -> bool:
+        if isinstance(self.route, str):
+            return path == self.route
+        return self.route.fullmatch(path) is not None
 
     async def _too_large(self, send: Send) -> None:
         REJECTED_REQUESTS.labels("body_too_large").inc()
@@ -187,8 +202,9 @@ class _Responder:
     gets the object, as the contract says.
     """
 
-    def __init__(self, send: Send) -> None:
+    def __init__(self, send: Send, count_errors: bool = True) -> None:
         self._send = send
+        self.count_errors = count_errors
         self.replaced = False
         self.held: Message | None = None
         self.chunks: list[bytes] = []
@@ -217,7 +233,8 @@ class _Responder:
     async def _send_error(self, start: Message, body: bytes) -> None:
         """Count one 4xx by reason and send it, a list-shaped error body unwrapped to its object."""
         status = int(start["status"])
-        REJECTED_REQUESTS.labels(_reason_for_400(body) if status == 400 else "invalid_value").inc()
+        if self.count_errors:
+            REJECTED_REQUESTS.labels(_reason_for_400(body) if status == 400 else "invalid_value").inc()
         try:
             parsed = json.loads(body)
         except ValueError:

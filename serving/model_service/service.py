@@ -27,7 +27,7 @@ import numpy as np
 from bentoml.exceptions import InvalidArgument, ServiceUnavailable
 
 from components.common.signing import UNVERIFIED
-from serving.model_service import batching, contract, examples, per_request, registry, schema
+from serving.model_service import batching, contract, examples, per_request, registry, schema, v2_route
 from serving.model_service.archive import PayloadArchive
 from serving.model_service.clients import Clients
 from serving.model_service.columns import FrameBuilder
@@ -205,3 +205,4 @@ cast("bentoml.Service[ModelService]", ModelService).add_asgi_middleware(
     clients=CLIENTS,
 )
 cast("bentoml.Service[ModelService]", ModelService).add_asgi_middleware(contract.PublishedContract, build=_contract)
+v2_route.install(cast("bentoml.Service[ModelService]", ModelService), MODEL, TASK, SETTINGS, REFUSED)
