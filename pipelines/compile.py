@@ -1,4 +1,6 @@
-"""Compile the training pipeline: `python -m pipelines.compile` writes pipelines/compiled/training-{cpu,gpu}.yaml.
+"""Compile the pipelines: `python -m pipelines.compile` writes pipelines/compiled/*.yaml.
+
+Training as training-{cpu,gpu}.yaml; batch scoring (pipelines/scoring) as scoring-cpu.yaml, CPU only.
 
 Those committed files run the project's published component image. To run your own build instead,
 `python -m pipelines.compile --registry ghcr.io/you` (`make compile IMAGE_REGISTRY=ghcr.io/you`) points every
@@ -18,6 +20,7 @@ from kfp import compiler
 from kfp.dsl.base_component import BaseComponent
 
 from pipelines.images import RECORD_PATH, REPO_ROOT, ImageRecordError, component_image, load_record
+from pipelines.scoring.pipeline import build_scoring_pipeline
 from pipelines.training.compute import ComputeTarget
 from pipelines.training.pipeline import build_pipeline
 
@@ -25,9 +28,9 @@ COMPILED_DIR = Path(__file__).parent / "compiled"
 CUSTOM_DIR = REPO_ROOT / "build" / "pipelines"
 
 
-def compiled_path(variant: str, directory: Path = COMPILED_DIR) -> Path:
-    """Return where the compiled YAML of a variant ("cpu" or "gpu") lives."""
-    return directory / f"training-{variant}.yaml"
+def compiled_path(variant: str, directory: Path = COMPILED_DIR, pipeline: str = "training") -> Path:
+    """Return where the compiled YAML of a pipeline ("training" or "scoring") and variant ("cpu", "gpu") lives."""
+    return directory / f"{pipeline}-{variant}.yaml"
 
 
 def use_image(pipeline: BaseComponent, image: str) -> None:
@@ -56,7 +59,12 @@ def compile_all(
             use_image(pipeline, image)
         compiler.Compiler().compile(pipeline_func=pipeline, package_path=str(path), pipeline_parameters=parameters)
         written.append(path)
-    return written
+    scoring = build_scoring_pipeline(ComputeTarget(gpu=False, **overrides))  # type: ignore[arg-type]
+    if image:
+        use_image(scoring, image)
+    path = compiled_path("cpu", directory, "scoring")
+    compiler.Compiler().compile(pipeline_func=scoring, package_path=str(path), pipeline_parameters=parameters)
+    return [*written, path]
 
 
 def main(argv: list[str] | None = None) -> int:

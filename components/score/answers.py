@@ -1,0 +1,75 @@
+"""Predictions as columns: the shape of /predict's answers (`serving/model_service/schema.py`), for a table.
+
+Each answer of the model service is an object with `label` (classification), `probability` (binary: P of the
+positive class), `probabilities` (one per class, by class name), or `prediction` (regression), and
+`model_name`, `model_version`, `request_id`. Here each of those is one Arrow column (`probabilities` a struct
+with one field per class), built at once from the model's output instead of one dict per row, with the same
+decision rule: a binary label is the positive class when its probability is at least 0.5, a multiclass label
+the most probable class. Each row also says when it was scored and which source row it answers.
+
+Request ids have the model service's form, `<version>.<32 hex>` with a UUID version 7 inside (48 bits of the
+scoring time in ms, then random bits: `serving/model_service/feedback.py` reads them), drawn for a whole chunk
+at once from a generator seeded from the operating system's randomness.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from components.common.task import BINARY, REGRESSION
+from serving.model_service.predictor import ServedTask
+
+# Serving's binary decision rule (`schema.answers`): the positive class from this probability on.
+POSITIVE_FROM = 0.5
+HEX_PAIRS = np.array([f"{byte:02x}".encode() for byte in range(256)], dtype="S2")
+TIMESTAMP = pa.timestamp("ms", tz="UTC")
+
+
+class RequestIds:
+    """Draws request ids in the model service's format for whole chunks."""
+
+    def __init__(self, version: str) -> None:
+        self.prefix = f"{version}."
+        self.random = np.random.default_rng(secrets.randbits(128))
+
+    def draw(self, rows: int, now_ms: int) -> pa.Array:
+        """Return `rows` fresh ids issued at `now_ms`: `<version>.` + the UUIDv7 as 32 hex digits."""
+        bits = self.random.integers(0, 2**63, size=(rows, 2), dtype=np.uint64)
+        raw = np.empty((rows, 2), dtype=">u8")
+        raw[:, 0] = np.uint64((now_ms & (2**48 - 1)) << 16) | np.uint64(0x7000) | (bits[:, 0] & np.uint64(0x0FFF))
+        raw[:, 1] = np.uint64(0x8000000000000000) | (bits[:, 1] & np.uint64(0x3FFFFFFFFFFFFFFF))
+        digits = np.ascontiguousarray(HEX_PAIRS[raw.view(np.uint8).reshape(rows, 16)])
+        hexes = pa.array(digits.view("S32").reshape(rows), type=pa.binary(32)).cast(pa.string())
+        return pc.binary_join_element_wise(self.prefix, hexes, "")
+
+
+def _labels(task: ServedTask, index: np.ndarray) -> pa.Array:
+    """Return the class at each position of `index`, typed as the classes are (numbers stay numbers)."""
+    return pc.take(pa.array(list(task.classes)), pa.array(index))
+
+
+def answer_columns(task: ServedTask, output: np.ndarray) -> dict[str, pa.Array]:
+    """Return the answer columns for the model's output: label/probability/probabilities, or prediction."""
+    if task.kind == REGRESSION:
+        return {"prediction": pa.array(np.asarray(output, dtype=np.float64))}
+    if not task.probabilities:
+        return {"label": pa.array([_plain(label) for label in output.tolist()])}
+    columns: dict[str, pa.Array] = {}
+    if task.kind == BINARY:
+        positive = output[:, 1]
+        columns["label"] = _labels(task, (positive >= POSITIVE_FROM).astype(np.int64))
+        columns["probability"] = pa.array(positive)
+    else:
+        columns["label"] = _labels(task, output.argmax(axis=1))
+    per_class = [pa.array(np.ascontiguousarray(output[:, position])) for position in range(output.shape[1])]
+    columns["probabilities"] = pa.StructArray.from_arrays(per_class, names=task.class_names)
+    return columns
+
+
+def _plain(label: Any) -> Any:
+    return label.item() if isinstance(label, np.generic) else label

@@ -1,0 +1,191 @@
+"""The served contract, applied to a table chunk at once: what /predict would refuse, row by row, with why.
+
+Serving validates each JSON instance against a schema generated from the model's columns
+(`serving/model_service/schema.py`, from `columns.read_columns`): each value must be of its column's signature
+type (a number for `double`/`float`, an integral number for `long`/`integer`, true/false for `boolean`, text for
+`string`), finite, within the column's bounds (`Column.bounds`: the plausible span around a plinth model's
+training range, the integer type's range, or float32), and present unless the column is optional. The same
+`Column` list and the same rules are applied here to whole Arrow columns, vectorised, so a million rows cost
+milliseconds instead of a million validations. A table is typed per column, so where JSON could send `"1.5"`
+for a number a table has a text column: every non-missing value of it is refused, as serving would refuse
+each. A NaN in a float column is a missing value, as in training (pandas reads a gap as NaN). Extra columns
+(an id, the label) are not the model's and are left out of what it sees.
+
+Valid rows become the typed `Batch` serving's `FrameBuilder` builds from instances: numbers as float64 (missing
+as NaN), integers that can be missing as float64, text and optional booleans as objects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from serving.model_service.columns import INTEGER_TYPES, Batch, Column
+
+# Describes the value at one row position of a column (only called for rejected rows).
+Describe = Callable[[int], str]
+
+
+class ContractError(ValueError):
+    """The table cannot be scored at all (a column the model takes is absent); one line naming the columns."""
+
+
+@dataclass(frozen=True)
+class Checked:
+    """One chunk checked: which rows pass, why each other one is refused, and the passing rows typed."""
+
+    valid: np.ndarray
+    reasons: list[str]
+    batch: Batch | None
+
+    @property
+    def rejected(self) -> int:
+        """Return how many rows the contract refused."""
+        return len(self.reasons)
+
+
+def _kind(arrow_type: pa.DataType) -> str:
+    """Return the JSON kind an Arrow type's values have: number, integer, boolean, string or null."""
+    if pa.types.is_null(arrow_type):
+        return "null"
+    if pa.types.is_dictionary(arrow_type):
+        return _kind(arrow_type.value_type)
+    if pa.types.is_integer(arrow_type):
+        return "integer"
+    if pa.types.is_floating(arrow_type) or pa.types.is_decimal(arrow_type):
+        return "number"
+    if pa.types.is_boolean(arrow_type):
+        return "boolean"
+    if pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type):
+        return "string"
+    return str(arrow_type)
+
+
+# Which JSON kinds of values each signature type takes (an integral number is checked for integers).
+ACCEPTS = {
+    "double": ("number", "integer"),
+    "float": ("number", "integer"),
+    "long": ("integer", "number"),
+    "integer": ("integer", "number"),
+    "boolean": ("boolean",),
+    "string": ("string",),
+}
+EXPECTED = {"double": "a number", "float": "a number", "long": "an integer", "integer": "an integer"}
+
+
+def _numbers(values: pa.Array) -> np.ndarray:
+    """Return a numeric column as float64 (missing as NaN)."""
+    return pc.cast(values, pa.float64()).to_numpy(zero_copy_only=False)
+
+
+class Contract:
+    """The model's input columns, applied to table chunks."""
+
+    def __init__(self, columns: Sequence[Column]) -> None:
+        self.columns = list(columns)
+        self.index = pd.Index([c.name for c in self.columns])
+        self.block_only = all(c.dtype == "float64" for c in self.columns)
+
+    def require(self, names: Sequence[str], shown: str) -> list[str]:
+        """Return the table's columns the model does not take (left out); refuse a table lacking one it does.
+
+        Raises:
+            ContractError: a model column is not in the table; the message names every missing one.
+        """
+        missing = [c.name for c in self.columns if c.name not in names]
+        if missing:
+            raise ContractError(
+                f"{shown} lacks the model's input column(s) {', '.join(missing)}; "
+                f"it takes {', '.join(c.name for c in self.columns)}"
+            )
+        taken = set(self.index)
+        return [name for name in names if name not in taken]
+
+    def _problems(self, column: Column, values: pa.Array) -> list[tuple[np.ndarray, Describe]]:
+        """Return (rows refused, why) for each rule one column's values break."""
+        name, kind = column.name, _kind(values.type)
+        if pa.types.is_dictionary(values.type):
+            values = pc.cast(values, values.type.value_type)
+        missing = values.is_null().to_numpy(zero_copy_only=False)
+        numbers = _numbers(values) if kind in ("number", "integer") else None
+        if numbers is not None and kind == "number":
+            missing = missing | np.isnan(numbers)
+        found: list[tuple[np.ndarray, Describe]] = []
+        if not column.optional and missing.any():
+            found.append((missing, lambda _: f"{name}: missing, but the column is required"))
+        present = ~missing
+        if kind not in ACCEPTS[column.type] and kind != "null":
+            expected = EXPECTED.get(column.type, f"a {column.type}")
+            found.append((present, lambda _: f"{name}: expected {expected}, the table's column is {values.type}"))
+            return found
+        if numbers is None:
+            return found
+        shown = numbers
+
+        def value(row: int) -> str:
+            return f"{shown[row]:g}"
+
+        infinite = present & np.isinf(numbers)
+        if infinite.any():
+            found.append((infinite, lambda row: f"{name}: {value(row)} is not a finite number"))
+        finite = present & ~infinite
+        if column.type in INTEGER_TYPES and kind == "number":
+            fractional = finite & (np.floor(numbers) != numbers)
+            if fractional.any():
+                found.append((fractional, lambda row: f"{name}: {value(row)} is not an integer"))
+        low, high = column.bounds
+        if low is not None and high is not None:
+            if kind == "integer" and column.type in INTEGER_TYPES:  # exact: float64 rounds large integers
+                outside = present & ~pc.fill_null(
+                    pc.and_(pc.greater_equal(values, int(low)), pc.less_equal(values, int(high))), True
+                ).to_numpy(zero_copy_only=False)
+            else:
+                outside = finite & ((numbers < low) | (numbers > high))
+            if outside.any():
+                span = f"[{low:.6g}, {high:.6g}]"
+                found.append((outside, lambda row: f"{name}: {value(row)} is outside {span}"))
+        return found
+
+    def check(self, chunk: pa.RecordBatch | pa.Table) -> Checked:
+        """Check every row of `chunk`; return the mask of valid rows, each refused row's reasons, and the batch."""
+        rows = chunk.num_rows
+        valid = np.ones(rows, dtype=bool)
+        problems: list[tuple[np.ndarray, Describe]] = []
+        for column in self.columns:
+            for refused, describe in self._problems(column, chunk.column(column.name)):
+                problems.append((refused, describe))
+                valid &= ~refused
+        reasons = [
+            "; ".join(describe(int(row)) for refused, describe in problems if refused[row])
+            for row in np.flatnonzero(~valid)
+        ]
+        passing = chunk if valid.all() else chunk.filter(pa.array(valid))
+        batch = self.typed(passing) if passing.num_rows else None
+        return Checked(valid, reasons, batch)
+
+    def typed(self, chunk: pa.RecordBatch | pa.Table) -> Batch:
+        """Return valid rows as the typed batch the model was trained on (serving's `FrameBuilder` types)."""
+        arrays: dict[str, np.ndarray] = {}
+        for column in self.columns:
+            values = chunk.column(column.name)
+            if pa.types.is_dictionary(values.type):
+                values = pc.cast(values, values.type.value_type)
+            if column.dtype == "object" and values.null_count == len(values):  # a wrong-kind column's gaps
+                arrays[column.name] = np.full(len(values), None, dtype=object)
+            elif column.dtype == "float64":
+                arrays[column.name] = _numbers(values)
+            elif column.dtype == "int64":
+                arrays[column.name] = pc.cast(values, pa.int64()).to_numpy(zero_copy_only=False)
+            elif column.dtype == "bool":
+                arrays[column.name] = values.to_numpy(zero_copy_only=False).astype(bool)
+            else:
+                arrays[column.name] = np.asarray(values.to_numpy(zero_copy_only=False), dtype=object)
+        if self.block_only:
+            block = np.column_stack([arrays[c.name] for c in self.columns]) if self.columns else None
+            return Batch(self.index, np.ascontiguousarray(block, dtype=np.float64))
+        return Batch(self.index, None, arrays)
