@@ -19,22 +19,40 @@ it first, and the pyfunc path checks again right before it loads: `loader_refuse
 
 from __future__ import annotations
 
+import logging
 import warnings
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
+from prometheus_client import Gauge
 
 from components.common.modeling import ENV_ALLOW_PICKLE, is_pickle, load_model, pickle_allowed, predict_output
 from components.common.signing import PICKLE_REFUSED, Verdict
 from components.common.task import BINARY, MULTICLASS, REGRESSION, TAG_TASK, Label, Task, plain_label
 from serving.model_service.columns import Batch
+from serving.model_service.compiled import CompiledModel, NotCompiled, compile_model
 from serving.model_service.registry import ModelLoadError, ModelRef, ModelRefused
 from serving.model_service.settings import ENV_TASK, Settings
 
 # scikit-learn's warning for an array given to an estimator fitted on a DataFrame (harmless in column order).
 NO_FEATURE_NAMES = "X does not have valid feature names"
+# How the fast path feeds its estimator (`plinth_model_preprocessing{path}`); the pyfunc path is "pyfunc".
+COMPILED, BARE, GENERIC, PYFUNC = "compiled", "bare", "generic", "pyfunc"
+# Batch dtypes that a fitted numeric step takes as they are.
+NUMBER_DTYPES = frozenset({"float64", "int64"})
+# The compiled path must answer what the pipeline answers, to the last few bits of a float64.
+SAME_RTOL, SAME_ATOL = 1e-9, 1e-12
+PREPROCESSING = Gauge(
+    "plinth_model_preprocessing",
+    "Always 1; `path` says how the served version's inputs reach its estimator: compiled (its fitted "
+    "preprocessing as numpy lookups), bare (an all-number block), generic (scikit-learn's own preprocessing on "
+    "a DataFrame: a step the compiler does not know) or pyfunc (mlflow.pyfunc).",
+    ["model_name", "model_version", "path"],
+    multiprocess_mode="max",
+)
+logger = logging.getLogger("plinth.model_service")
 NUMERIC_OUTPUTS = frozenset({"double", "float", "long", "integer", "float64", "float32", "int64", "int32"})
 
 
@@ -75,10 +93,13 @@ class Predictor(Protocol):
 class FastPredictor:
     """A plinth model: the raw estimator, its task from the MLmodel metadata.
 
-    A scikit-learn estimator fitted on a DataFrame checks the names and dtypes of every frame it is given,
-    which on one row costs about twice the model itself. The batch is already in training column order, so a
-    model whose inputs are all numbers is fed the bare float block once the warm-up shows that it answers
-    exactly what it answers for the frame (its "no feature names" warning is then silenced).
+    Its fitted preprocessing is compiled into numpy lookups (`compiled.py`): the batch's typed columns become
+    the learner's matrix without a DataFrame, whose checks and per-row category naming cost ~2 ms a call. The
+    warm-up keeps the compiled path only where it answers what the whole fitted pipeline answers for the
+    frame. A model the compiler does not know keeps scikit-learn's path (logged once, and
+    `plinth_model_preprocessing{path="generic"}`); one whose inputs are all numbers may still skip the frame:
+    it is fed the bare float block once the warm-up shows the same answers (its "no feature names" warning
+    is then silenced).
     """
 
     def __init__(self, ref: ModelRef, plinth_task: Task) -> None:
@@ -86,7 +107,9 @@ class FastPredictor:
         self.plinth_task = plinth_task
         self.task = ServedTask.of(plinth_task)
         self.estimator: Any = None
-        self.bare = False
+        self.compiled: CompiledModel | None = None
+        self.not_compiled = ""
+        self.path = GENERIC
 
     def load(self) -> None:
         """Load the estimator (skops, `modeling.load_model`); any failure means the model must not serve."""
@@ -94,25 +117,63 @@ class FastPredictor:
             self.estimator = load_model(str(self.ref.local_dir))
         except Exception as error:
             raise ModelLoadError(f"cannot load model files of {self.ref.name} v{self.ref.version}: {error}") from error
+        columns = self.ref.columns
+        numbers = [c.name for c in columns if c.dtype in NUMBER_DTYPES]
+        try:
+            self.compiled = compile_model(self.estimator, [c.name for c in columns], numbers, self.plinth_task)
+        except NotCompiled as reason:
+            self.not_compiled = f"its preprocessing holds {reason}, which is not compiled,"
 
     def warm_up(self, batch: Batch) -> np.ndarray:
-        """Predict the frame, then try the bare block (all-number models) and keep it if it answers the same."""
+        """Predict the frame, then settle the path: compiled, else the bare block (all numbers), else the frame."""
         expected = predict_output(self.estimator, self.plinth_task, batch.frame)
-        if batch.block is not None:
+        self.path = GENERIC
+        if self.compiled is not None:
+            try:
+                same = _same(self.compiled.predict(batch), expected)
+                self.not_compiled = "" if same else "its compiled preprocessing, which answered otherwise,"
+            except Exception as error:  # a learner that refuses the compiled matrix keeps the pipeline
+                same, self.not_compiled = False, f"its compiled preprocessing, which failed ({error}),"
+            self.path = COMPILED if same else GENERIC
+        if self.path == GENERIC and batch.block is not None:
             with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", message=NO_FEATURE_NAMES)
                 try:
-                    self.bare = np.array_equal(predict_output(self.estimator, self.plinth_task, batch.block), expected)
+                    bare = predict_output(self.estimator, self.plinth_task, batch.block)
+                    self.path = BARE if np.array_equal(bare, expected) else GENERIC
                 except Exception:  # an estimator that needs column names: it keeps the frame
-                    self.bare = False
-        if self.bare:
+                    self.path = GENERIC
+        if self.path == BARE:
             warnings.filterwarnings("ignore", message=NO_FEATURE_NAMES)
+        if self.not_compiled and self.path == GENERIC and _first_worker():
+            logger.warning(
+                "%s v%s: %s so it is scored by scikit-learn's own preprocessing on a DataFrame (slower, same answers)",
+                *(self.ref.name, self.ref.version, self.not_compiled),
+            )
+        PREPROCESSING.labels(self.ref.name, self.ref.version, self.path).set(1)
         return expected
 
     def predict(self, batch: Batch) -> np.ndarray:
         """Return probabilities (classification) or values (regression) from the raw estimator."""
-        features: Any = batch.block if self.bare else batch.frame
+        if self.path == COMPILED and self.compiled is not None:
+            return self.compiled.predict(batch)
+        features: Any = batch.block if self.path == BARE else batch.frame
         return predict_output(self.estimator, self.plinth_task, features)
+
+
+def _same(compiled: np.ndarray, expected: np.ndarray) -> bool:
+    """Return True when the compiled path answers what the pipeline answers, up to a float64's last bits.
+
+    A sparse matrix product (the pipeline's one-hot columns) and the dense one may differ there, nothing more.
+    """
+    return compiled.shape == expected.shape and bool(np.allclose(compiled, expected, rtol=SAME_RTOL, atol=SAME_ATOL))
+
+
+def _first_worker() -> bool:
+    """Return True in the first worker process (or outside a server): what every worker would log, it logs."""
+    import bentoml
+
+    return bentoml.server_context.worker_index in (None, 1)
 
 
 class PyfuncPredictor:
@@ -132,13 +193,16 @@ class PyfuncPredictor:
             raise ModelLoadError(f"cannot load model files of {ref.name} v{ref.version}: {error}") from error
         self.raw = _sklearn_classifier(ref, self.pyfunc)
         self.task = _pyfunc_task(ref, settings, self.raw)
+        self.ref = ref
 
     def load(self) -> None:
         """Nothing left to load: the task could only be decided from the loaded model."""
 
     def warm_up(self, batch: Batch) -> np.ndarray:
         """Predict once (pyfunc has nothing to settle)."""
-        return self.predict(batch)
+        output = self.predict(batch)
+        PREPROCESSING.labels(self.ref.name, self.ref.version, PYFUNC).set(1)
+        return output
 
     def predict(self, batch: Batch) -> np.ndarray:
         """Return `predict_proba` where the model offers it, else pyfunc's `predict` as one value per row."""
