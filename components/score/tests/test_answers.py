@@ -1,0 +1,49 @@
+"""Answer columns say what /predict answers for the same output, and request ids are the service's."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from components.score.answers import RequestIds, answer_columns
+from serving.model_service.feedback import REQUEST_ID, parse_id
+from serving.model_service.predictor import ServedTask
+from serving.model_service.schema import answers
+
+BINARY = ServedTask("binary", ("no", "yes"), True)
+MULTICLASS = ServedTask("multiclass", (0, 1, 2), True)
+REGRESSION = ServedTask("regression")
+
+
+def as_rows(task: ServedTask, output: np.ndarray) -> list[dict]:
+    columns = {name: array.to_pylist() for name, array in answer_columns(task, output).items()}
+    return [dict(zip(columns, values, strict=True)) for values in zip(*columns.values(), strict=True)]
+
+
+def served(task: ServedTask, output: np.ndarray) -> list[dict]:
+    return [
+        {key: value for key, value in answer.items() if key not in ("model_name", "model_version")}
+        for answer in answers(task, output, "m", "1")
+    ]
+
+
+def test_binary_labels_follow_the_services_rule_at_the_boundary_too():
+    positive = np.array([0.0, 0.49999, 0.5, 0.50001, 1.0])
+    output = np.column_stack([1 - positive, positive])
+    assert as_rows(BINARY, output) == served(BINARY, output)
+    assert [row["label"] for row in as_rows(BINARY, output)] == ["no", "no", "yes", "yes", "yes"]
+
+
+def test_multiclass_and_regression_answers_are_the_services():
+    output = np.random.default_rng(0).dirichlet(np.ones(3), size=50)
+    assert as_rows(MULTICLASS, output) == served(MULTICLASS, output)
+    assert {type(row["label"]) for row in as_rows(MULTICLASS, output)} == {int}  # labels keep their type
+    values = np.array([1.5, -2.0, 3e6])
+    assert as_rows(REGRESSION, values) == served(REGRESSION, values)
+
+
+def test_request_ids_are_the_services_format_with_the_scoring_time():
+    ids = RequestIds("7").draw(10_000, 1_765_000_000_123).to_pylist()
+    assert len(set(ids)) == len(ids)
+    assert all(REQUEST_ID.fullmatch(request_id) for request_id in ids)
+    assert {parse_id(request_id) for request_id in ids} == {("7", 1_765_000_000_123)}
+    assert {request_id[2 + 12] for request_id in ids} == {"7"}  # UUID version 7
