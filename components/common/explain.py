@@ -79,30 +79,39 @@ def _parts(model: Any) -> tuple[Any, Any]:
     return None, model
 
 
-def _widths(transformer: Any, count: int) -> list[int]:
-    """Return how many output columns each of a transformer's `count` input columns becomes."""
-    last = transformer.steps[-1][1] if isinstance(transformer, Pipeline) else transformer
+def _column_owners(transformer: Any, columns: list[str]) -> list[str]:
+    """Return the raw feature behind each output column of one ColumnTransformer part, in output order."""
+    steps = [step for _, step in transformer.steps] if isinstance(transformer, Pipeline) else [transformer]
+    first, last = steps[0], steps[-1]
     if isinstance(last, OneHotEncoder):
-        return [len(categories) for categories in last.categories_]
+        return [column for column, categories in zip(columns, last.categories_, strict=True) for _ in categories]
     if isinstance(last, TargetEncoder):
-        return [len(last.classes_) if last.target_type_ == "multiclass" else 1] * count
-    return [1] * count
+        per_feature = len(last.classes_) if last.target_type_ == "multiclass" else 1
+        return [column for column in columns for _ in range(per_feature)]
+    indicator = getattr(first, "indicator_", None) if isinstance(first, SimpleImputer) else None
+    flagged = [columns[index] for index in indicator.features_] if indicator is not None else []
+    return [*columns, *flagged]  # an imputer's missing indicators follow the imputed columns
+
+
+def _parts_of(preprocessing: ColumnTransformer) -> list[tuple[Any, list[str]]]:
+    """Return each fitted part of a ColumnTransformer with the owner of each of its output columns."""
+    parts = []
+    for name, transformer, columns in preprocessing.transformers_:
+        if transformer == "drop" or name == "remainder":
+            continue
+        owners = _column_owners(transformer, list(columns))
+        span = preprocessing.output_indices_[name]
+        if len(owners) != span.stop - span.start:
+            raise NotExplainable(f"cannot map the {name} columns of the preprocessing back to the raw features")
+        parts.append((transformer, owners))
+    return parts
 
 
 def _owners(preprocessing: Any, names: list[str]) -> np.ndarray:
     """Return the raw feature index behind each column the preprocessing outputs."""
     if not isinstance(preprocessing, ColumnTransformer):
         return np.arange(len(names))
-    owners: list[int] = []
-    for name, transformer, columns in preprocessing.transformers_:
-        if transformer == "drop" or name == "remainder":
-            continue
-        widths = _widths(transformer, len(columns))
-        span = preprocessing.output_indices_[name]
-        if sum(widths) != span.stop - span.start:
-            raise NotExplainable(f"cannot map the {name} columns of the preprocessing back to the raw features")
-        owners.extend(np.repeat([names.index(column) for column in columns], widths).tolist())
-    return np.asarray(owners)
+    return np.asarray([names.index(owner) for _, owners in _parts_of(preprocessing) for owner in owners])
 
 
 def _shares(stats: FeatureProfile, categories: Any) -> np.ndarray:
@@ -121,13 +130,12 @@ def _training_means(preprocessing: Any, profile: ReferenceProfile) -> np.ndarray
     if isinstance(preprocessing, StandardScaler):
         return np.zeros(preprocessing.n_features_in_)
     means: list[float] = []
-    for name, transformer, columns in preprocessing.transformers_:
-        if transformer == "drop" or name == "remainder":
-            continue
+    for transformer, owners in _parts_of(preprocessing):
         last = transformer.steps[-1][1] if isinstance(transformer, Pipeline) else transformer
+        columns = list(dict.fromkeys(owners))
         stats = [profile.features[column] for column in columns]
         if isinstance(last, StandardScaler):
-            means.extend([0.0] * len(columns))
+            means.extend([0.0] * len(owners))
         elif isinstance(last, OneHotEncoder):
             for feature, categories in zip(stats, last.categories_, strict=True):
                 means.extend(_shares(feature, categories).tolist())
@@ -140,6 +148,7 @@ def _training_means(preprocessing: Any, profile: ReferenceProfile) -> np.ndarray
         elif isinstance(last, SimpleImputer):
             for feature, median in zip(stats, last.statistics_, strict=True):
                 means.append(feature.mean * (1 - feature.missing_share) + median * feature.missing_share)
+            means.extend(profile.features[owner].missing_share for owner in owners[len(columns) :])
         else:
             means.extend(feature.mean for feature in stats)
     return np.asarray(means)

@@ -6,6 +6,7 @@ name: sigmoid of log-odds, softmax of logits, probabilities and values as they a
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -174,3 +175,24 @@ def test_sampling_is_seeded_and_its_background_follows_the_profile(tables, fitte
     assert drawn["age"].isna().mean() == pytest.approx(age.missing_share, abs=0.02)
     assert set(drawn["plan"].dropna()) <= set(plan.categories)
     assert drawn["plan"].isna().mean() == pytest.approx(plan.missing_share, abs=0.02)
+
+
+@pytest.mark.parametrize("candidate", ["sklearn", "torch"])
+def test_a_missing_indicator_column_counts_for_its_own_feature(tables, candidate):
+    """A mostly-empty numeric feature is imputed and flagged (two columns): both are credited to the feature."""
+    table = tables["mixed"]
+    features = dict(table.profile.features)
+    features["income"] = replace(features["income"], missing_indicator=True)
+    profile = replace(table.profile, features=features)
+    build, saved, _ = CANDIDATES[candidate]
+    model = saved(build(profile).fit(table.x_train, table.y_train))
+    rows = table.x_test.head(ROWS)
+    explanation = contributions(model, rows, profile)
+    linked, answered = model_output(explanation, "mixed", predict_output(model, profile.task, rows))
+    np.testing.assert_allclose(linked, answered, atol=1e-9)
+    if candidate == "sklearn":  # additive: a missing income moves income's contribution alone
+        changed = one_feature_changed(rows, "income", np.nan)
+        moved = np.abs(contributions(model, changed, profile).contributions - explanation.contributions)
+        income = list(rows.columns).index("income")
+        assert moved.max(axis=(0, 2))[income] > 0
+        np.testing.assert_allclose(np.delete(moved.max(axis=(0, 2)), income), 0.0, atol=1e-9)
