@@ -21,10 +21,29 @@ from kfp import components, local
 from components.common.redact import redact
 from components.common.state import local_tracking_uri, plinth_home
 from components.common.task import AUTO, BINARY_METRICS, OVERRIDES, REGRESSION_METRICS
+from components.validate.thresholds import Thresholds, flag
 from pipelines.compile import compiled_path
 from pipelines.summary import failure_summary, run_summary
 from pipelines.training.pipeline import DEFAULT_MODEL_NAME, PIPELINE_NAME
 from pipelines.warm_steps import warm_steps
+
+# The validate step's limits (components/validate/thresholds.py), each a pipeline parameter and a flag here.
+DATA_CHECKS: tuple[tuple[str, type, str], ...] = (
+    ("max_missing_share", float, "missing share above which a feature is dropped, not a model input"),
+    ("indicator_missing_share", float, "missing share above which a numeric feature gets a missing indicator"),
+    ("min_class_share", float, "smallest share of any class (classification)"),
+    ("max_psi", float, "largest PSI per feature against the champion's profile"),
+    ("max_categories", int, "distinct values above which a category column is high-cardinality"),
+    ("min_rows", int, "fewest rows the table may have"),
+    ("max_out_of_range_share", float, "largest share of a feature's values outside the champion's range"),
+    ("range_tolerance", float, "share of the champion's range a value may lie beyond it"),
+    ("max_unseen_share", float, "largest share of values in categories the champion never saw"),
+)
+
+
+def floor_parameter(value: float | None) -> str:
+    """Return a gate floor as the pipeline parameter takes it: "" for none (see components/gate/config.py)."""
+    return "" if value is None else repr(value)
 
 
 def git_commit() -> str:
@@ -70,10 +89,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         choices=("", *sorted({*BINARY_METRICS, *REGRESSION_METRICS})),
         help="metric that picks the winner and must beat the champion (default: roc_auc, or r2 for regression)",
     )
-    parser.add_argument("--margin", type=float, default=0.002, help="amount of the primary metric to beat it by")
-    parser.add_argument("--min-roc-auc", type=float, default=0.9, help="lowest acceptable ROC AUC (classification)")
-    parser.add_argument("--min-accuracy", type=float, default=0.85, help="lowest acceptable accuracy (classification)")
-    parser.add_argument("--min-r2", type=float, default=0.0, help="lowest acceptable R² (regression)")
+    parser.add_argument(
+        "--margin",
+        type=float,
+        default=0.002,
+        help="amount of the primary metric to beat the naive baseline (prior, mean) and the champion by",
+    )
+    floors = parser.add_argument_group("gate floors (opt-in: none unless given)")
+    floors.add_argument("--min-roc-auc", type=float, help="lowest acceptable ROC AUC (classification)")
+    floors.add_argument("--min-accuracy", type=float, help="lowest acceptable accuracy (classification)")
+    floors.add_argument("--min-r2", type=float, help="lowest acceptable R² (regression)")
+    checks = parser.add_argument_group("data checks (validate)")
+    for name, kind, text in DATA_CHECKS:
+        default = getattr(Thresholds(), name)
+        checks.add_argument(flag(name), type=kind, default=default, help=f"{text} (default: %(default)s)")
     parser.add_argument(
         "--trigger", default="", help="what started the run, as JSON (set by pipelines/triggers; tagged on the version)"
     )
@@ -107,9 +136,10 @@ def main(argv: list[str] | None = None) -> int:
                 train_fraction=args.train_fraction,
                 primary_metric=args.primary_metric,
                 margin=args.margin,
-                min_roc_auc=args.min_roc_auc,
-                min_accuracy=args.min_accuracy,
-                min_r2=args.min_r2,
+                min_roc_auc=floor_parameter(args.min_roc_auc),
+                min_accuracy=floor_parameter(args.min_accuracy),
+                min_r2=floor_parameter(args.min_r2),
+                **{name: getattr(args, name) for name, _, _ in DATA_CHECKS},
                 git_commit=git_commit(),
                 trigger=args.trigger,
             )

@@ -144,7 +144,9 @@ def build_preprocessor(
     """Return the preprocessing step for `profile`'s features, or None when the learner takes them as they are.
 
     `scale` standardises numeric features (linear and neural learners need it, trees do not); `impute`
-    fills missing numbers with the training median (XGBoost handles missing values itself);
+    fills missing numbers with the training median (XGBoost handles missing values itself) in every numeric
+    feature, also in a table that had no gaps in training (a request may have one: the signature says so), and
+    adds a missing-indicator column after each feature the profile marks `missing_indicator`;
     `native_categories` gives every categorical feature as an ordinal code for a learner that splits on
     categories itself (XGBoost; `feature_types` says which output columns they are), else few categories
     are one-hot encoded and high-cardinality ones target encoded. Numeric columns come first in the output.
@@ -153,16 +155,20 @@ def build_preprocessor(
     """
     numeric = [name for name, stats in profile.features.items() if stats.is_numeric]
     few, many = categorical_groups(profile)
-    if not needs_encoding(profile):
+    if not needs_encoding(profile) and not impute:
         return StandardScaler() if scale else None
-    numeric_steps: list[tuple[str, Any]] = []
-    if impute:
-        numeric_steps.append(("impute", SimpleImputer(strategy="median")))
-    if scale:
-        numeric_steps.append(("scale", StandardScaler()))
+    # A mostly-empty numeric feature (validation's `indicator_missing_share`) also says *that* it was missing.
+    indicated = [name for name in numeric if impute and profile.features[name].missing_indicator]
+    numeric = [name for name in numeric if name not in indicated]
+    scaler = [("scale", StandardScaler())] if scale else []
+    numeric_steps: list[tuple[str, Any]] = [("impute", SimpleImputer(strategy="median"))] if impute else []
+    numeric_steps += scaler
     transformers: list[tuple[str, Any, list[str]]] = []
     if numeric:
         transformers.append(("numeric", Pipeline(numeric_steps) if numeric_steps else "passthrough", numeric))
+    if indicated:
+        indicator = SimpleImputer(strategy="median", add_indicator=True)
+        transformers.append(("indicated", Pipeline([("impute", indicator), *scaler]), indicated))
     if native_categories and (few or many):
         transformers.append(("categorical", _encoder(profile, ORDINAL), few + many))
     else:

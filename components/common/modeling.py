@@ -100,21 +100,19 @@ def model_metadata(
 
 
 def signature(model: Any, features: pd.DataFrame, profile: ReferenceProfile) -> ModelSignature:
-    """Return the model signature: each input's type, optional exactly where the reference had missing values.
+    """Return the model signature: each input's type, every input optional (`required: false`).
 
-    Inferred from all training rows, not only the input example, so a type is never guessed from three
-    rows; `required` follows the profile, which saw the whole validated dataset.
+    Every plinth candidate fills a missing value itself (`features.build_preprocessor`: the training median or a
+    missing indicator, a category of its own, or XGBoost's learned missing branch), whether or not the training
+    sample had gaps in that column: a served row with a null is answered, not refused because the sample
+    happened to be complete. The types are inferred from all training rows, not only the input example, so a
+    type is never guessed from three rows.
     """
     output = predict_output(model, profile.task, features.head(INPUT_EXAMPLE_ROWS))
     with integer_columns_checked():  # the types of all rows, from the rows holding each distinct value
         inferred = infer_signature(distinct_rows(features), output)
     assert inferred.inputs is not None
-    inputs = Schema(
-        [
-            ColSpec(spec.type, spec.name, required=not profile.features[str(spec.name)].optional)
-            for spec in inferred.inputs.inputs
-        ]
-    )
+    inputs = Schema([ColSpec(spec.type, spec.name, required=False) for spec in inferred.inputs.inputs])
     return ModelSignature(inputs=inputs, outputs=inferred.outputs)
 
 

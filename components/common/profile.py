@@ -58,6 +58,9 @@ class FeatureProfile:
     # Categorical only: more distinct values than validation's `max_categories`, so the candidates encode it
     # without one column per category (`features.py`); the validation report says how.
     high_cardinality: bool = False
+    # Numeric only: missing in more than validation's `indicator_missing_share`, so the imputing candidates add a
+    # missing-indicator column beside the imputed value (`features.py`); the validation report says so.
+    missing_indicator: bool = False
 
     @property
     def is_numeric(self) -> bool:
@@ -106,6 +109,9 @@ class ReferenceProfile:
     task: Task
     # Regression only: the target's own numeric profile (its quantile bins size the prediction histogram).
     target_profile: FeatureProfile | None = None
+    # Columns of the table that are not features: missing in more than validation's `max_missing_share`
+    # (name → missing share), so a later run can say why a column the champion dropped is back.
+    dropped: dict[str, float] = field(default_factory=dict)
 
     @property
     def feature_names(self) -> list[str]:
@@ -143,6 +149,7 @@ class ReferenceProfile:
             class_shares=shares,
             task=task,
             target_profile=FeatureProfile(**target_profile) if target_profile else None,
+            dropped={str(k): float(v) for k, v in data.get("dropped", {}).items()},
         )
 
 

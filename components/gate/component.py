@@ -17,13 +17,13 @@ def gate(
     model_name: str,
     run_id: str,
     primary_metric: str,
-    min_roc_auc: float,
-    min_accuracy: float,
-    min_r2: float,
+    min_roc_auc: str,
+    min_accuracy: str,
+    min_r2: str,
     margin: float,
     decision: Output[Artifact],
 ) -> bool:
-    """Pick the best candidate; it must pass the task's floors and beat the champion by `margin`.
+    """Pick the best candidate; it must beat the naive baseline and the champion by `margin`, and any floor set.
 
     Args:
         sklearn_result: Evaluated scikit-learn candidate (JSON).
@@ -36,10 +36,11 @@ def gate(
         run_id: Parent MLflow run id.
         primary_metric: Metric that picks the winner and is compared with the champion; empty for the task's
             default (roc_auc for classification, r2 for regression).
-        min_roc_auc: Lowest acceptable ROC AUC (0-1), classification.
-        min_accuracy: Lowest acceptable accuracy (0-1), classification.
-        min_r2: Lowest acceptable R² (at most 1), regression.
-        margin: Amount of the primary metric by which the winner must beat the champion (> 0).
+        min_roc_auc: Lowest acceptable ROC AUC (0-1), classification; empty (the default) for no floor.
+        min_accuracy: Lowest acceptable accuracy (0-1), classification; empty for no floor.
+        min_r2: Lowest acceptable R² (at most 1), regression; empty for no floor.
+        margin: Amount of the primary metric by which the winner must beat the naive baseline (the prior, or the
+            mean) and the champion (> 0).
         decision: Winner, alias and reason (JSON), for the register step and the dashboard.
 
     Returns:
@@ -49,10 +50,15 @@ def gate(
     import json
     from dataclasses import asdict
 
-    from components.gate.core import GateConfig, run
+    from components.gate.config import GateConfig, parse_floor
+    from components.gate.core import run
 
     config = GateConfig(
-        min_roc_auc=min_roc_auc, min_accuracy=min_accuracy, margin=margin, min_r2=min_r2, primary_metric=primary_metric
+        margin=margin,
+        min_roc_auc=parse_floor("min_roc_auc", min_roc_auc),
+        min_accuracy=parse_floor("min_accuracy", min_accuracy),
+        min_r2=parse_floor("min_r2", min_r2),
+        primary_metric=primary_metric,
     )
     results = [sklearn_result, xgboost_result, torch_result]
     verdict = run(results, test.path, profile.path, tracking_uri, model_name, run_id, config)

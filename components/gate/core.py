@@ -1,9 +1,12 @@
 """Gate: pick the best candidate and decide whether it may be proposed, with MLflow's validation API.
 
 The task's primary metric (ROC AUC for classification, R² for regression, or the configured one) picks
-the winner and is compared with the current champion, scored on the same test rows: the winner must beat
-it by `margin` in the metric's own direction. Absolute floors apply per task (ROC AUC and accuracy, or R²).
-Without a champion the winner becomes champion directly.
+the winner, which must beat, by `margin` in the metric's own direction and on the same test rows:
+1. the naive baseline (the prior, or the mean: `components/evaluate/baseline.py`), always — so a first
+   champion on a hard problem is judged by what it learned, not by a fixed number;
+2. the current champion, when there is one.
+Absolute floors (ROC AUC and accuracy, or R²) are opt-in: none unless set. Every refusal names the flag that
+changes it.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ from mlflow.models.evaluation import EvaluationResult
 
 from components.common.task import Task, TaskError, greater_is_better
 from components.common.tracking import CHALLENGER, CHAMPION
+from components.gate.config import FLOOR_PARAMETERS, GateConfig
+from components.validate.thresholds import flag
 
 
 @dataclass(frozen=True)
@@ -30,33 +35,6 @@ class Candidate:
     task: str
     # The digest of the files the training step logged (`signing.manifest_digest`); register checks it.
     files_digest: str
-
-
-@dataclass(frozen=True)
-class GateConfig:
-    """Pipeline parameters of the gate."""
-
-    min_roc_auc: float
-    min_accuracy: float
-    margin: float
-    min_r2: float = 0.0
-    primary_metric: str = ""
-
-    def __post_init__(self) -> None:
-        """Reject settings that would make the gate meaningless."""
-        if self.margin <= 0:
-            raise ValueError(f"margin must be > 0 (the candidate must beat the champion), got {self.margin}")
-        for name in ("min_roc_auc", "min_accuracy"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
-        if self.min_r2 > 1.0:
-            raise ValueError(f"min_r2 must be at most 1, got {self.min_r2}")
-
-    def floors(self, task: Task) -> dict[str, float]:
-        """Return the absolute thresholds (higher is better for each) that apply to `task`."""
-        if task.is_classification:
-            return {"roc_auc": self.min_roc_auc, "accuracy": self.min_accuracy}
-        return {"r2": self.min_r2}
 
 
 @dataclass(frozen=True)
@@ -83,19 +61,21 @@ def pick_winner(candidates: list[Candidate], task: Task, primary: str) -> Candid
     return max(candidates, key=lambda c: (sign * c.metrics[primary], -c.metrics[second]))
 
 
-def thresholds(config: GateConfig, task: Task, primary: str, against_champion: bool) -> dict[str, MetricThreshold]:
-    """Return MLflow metric thresholds; the margin applies to the primary metric, only against a champion."""
-    result = {
-        metric: MetricThreshold(threshold=floor, greater_is_better=True)
-        for metric, floor in config.floors(task).items()
-    }
-    if against_champion:
-        result[primary] = MetricThreshold(
-            threshold=config.floors(task).get(primary),
-            min_absolute_change=config.margin,
-            greater_is_better=greater_is_better(primary),
-        )
-    return result
+def _validate(
+    thresholds: dict[str, MetricThreshold], winner: Candidate, baseline: dict[str, float] | None
+) -> str | None:
+    """Return MLflow's reason when the winner fails `thresholds` (against `baseline`'s metrics), else None."""
+    against = EvaluationResult(metrics=baseline, artifacts={}) if baseline else None
+    try:
+        mlflow.validate_evaluation_results(thresholds, EvaluationResult(metrics=winner.metrics, artifacts={}), against)
+    except MlflowException as failure:
+        return " ".join(failure.message.split())
+    return None
+
+
+def beats(primary: str, margin: float) -> dict[str, MetricThreshold]:
+    """Return the MLflow threshold that asks to beat a reference by `margin` in the metric's direction."""
+    return {primary: MetricThreshold(min_absolute_change=margin, greater_is_better=greater_is_better(primary))}
 
 
 def decide(
@@ -104,26 +84,53 @@ def decide(
     config: GateConfig,
     champion_metrics: dict[str, float] | None,
     champion_version: str | None,
+    baseline: dict[str, float] | None = None,
+    baseline_label: str = "baseline",
 ) -> Decision:
-    """Validate the winner against thresholds and the champion; never raises on a failed gate."""
+    """Check the winner against the floors set, the baseline and the champion, in that order; never raises."""
     primary = task.primary_metric(config.primary_metric)
-    baseline = EvaluationResult(metrics=champion_metrics, artifacts={}) if champion_metrics else None
-    try:
-        mlflow.validate_evaluation_results(
-            thresholds(config, task, primary, baseline is not None),
-            EvaluationResult(metrics=winner.metrics, artifacts={}),
-            baseline,
-        )
-    except MlflowException as failure:
-        return Decision(False, winner, "", " ".join(failure.message.split()))
     value = winner.metrics[primary]
-    if champion_metrics is None:
-        reason = f"no champion yet: {winner.name} ({primary} {value:.4f}) becomes {CHAMPION} directly"
-        return Decision(True, winner, CHAMPION, reason)
+    floors = config.floors(task)
+    if floors:
+        thresholds = {
+            metric: MetricThreshold(threshold=floor, greater_is_better=True) for metric, floor in floors.items()
+        }
+        failed = _validate(thresholds, winner, None)
+        if failed:
+            named = ", ".join(
+                f"{metric} ≥ {floor} ({flag(FLOOR_PARAMETERS[metric])})" for metric, floor in floors.items()
+            )
+            return Decision(False, winner, "", f"{winner.name} is below a floor you set ({named}): {failed}")
     direction = "above" if greater_is_better(primary) else "below"
+    margin = f"the margin {config.margin} ({flag('margin')})"
+    if baseline is not None:
+        failed = _validate(beats(primary, config.margin), winner, baseline)
+        if failed:
+            reason = (
+                f"{winner.name} {primary} {value:.4f} does not beat the naive baseline, the {baseline_label} "
+                f"({primary} {baseline[primary]:.4f}), by {margin}: it learned nothing the {baseline_label} "
+                f"does not know. {failed}"
+            )
+            return Decision(False, winner, "", reason)
+    versus = f" and the {baseline_label} ({primary} {baseline[primary]:.4f})" if baseline is not None else ""
+    if champion_metrics is None:
+        reason = (
+            f"no champion yet: {winner.name} ({primary} {value:.4f}) beats the naive baseline{versus} by at least "
+            f"{config.margin} ({direction}); it becomes {CHAMPION} directly"
+            if baseline is not None
+            else f"no champion yet: {winner.name} ({primary} {value:.4f}) becomes {CHAMPION} directly"
+        )
+        return Decision(True, winner, CHAMPION, reason)
+    failed = _validate(beats(primary, config.margin), winner, champion_metrics)
+    if failed:
+        reason = (
+            f"{winner.name} {primary} {value:.4f} does not beat champion v{champion_version} "
+            f"({champion_metrics[primary]:.4f}) by {margin}. {failed}"
+        )
+        return Decision(False, winner, "", reason)
     reason = (
         f"{winner.name} {primary} {value:.4f} beats champion v{champion_version} "
-        f"({champion_metrics[primary]:.4f}) by at least {config.margin} ({direction}); proposed as {CHALLENGER}"
+        f"({champion_metrics[primary]:.4f}){versus} by at least {config.margin} ({direction}); proposed as {CHALLENGER}"
     )
     return Decision(True, winner, CHALLENGER, reason)
 
@@ -171,13 +178,19 @@ def run(
     parent_run_id: str,
     config: GateConfig,
 ) -> Decision:
-    """Step entry: choose the winner, score the champion, decide, and record the decision on the parent run."""
+    """Step entry: choose the winner, score baseline and champion, decide, and record it all on the parent run."""
     import json
+
+    import pandas as pd
 
     from components.common import attest, tracking
     from components.common.candidate import load_profile_file
+    from components.common.features import split_target
+    from components.evaluate.baseline import baseline_name, baseline_scores
+    from components.gate.report import gate_report
 
-    task = load_profile_file(profile_path).task
+    profile = load_profile_file(profile_path)
+    task = profile.task
     client = tracking.connect(tracking_uri)
     try:
         primary = task.primary_metric(config.primary_metric)
@@ -186,16 +199,27 @@ def run(
         raise
     candidates = [Candidate(**json.loads(result)["candidate"]) for result in results_json]
     winner = pick_winner(candidates, task, primary)
+    _, truth = split_target(pd.read_parquet(test_path), profile)
+    baseline = baseline_scores(profile, truth)
+    label = baseline_name(profile)
+    print(f"gate: the naive baseline ({label}) scores {primary} {baseline[primary]:.4f} on this test set")
+    champion: tuple[str, dict[str, float]] | None = None
     try:
         champion_metrics, champion_version = champion_scores(tracking_uri, model_name, test_path, task)
     except ChampionScoringError as error:
         decision = Decision(False, winner, "", str(error))
     else:
         if champion_metrics is not None:
+            champion = (f"champion v{champion_version}", champion_metrics)
             print(
                 f"gate: champion v{champion_version} scores {primary} {champion_metrics[primary]:.4f} on this test set"
             )
-        decision = decide(winner, task, config, champion_metrics, champion_version)
+        decision = decide(winner, task, config, champion_metrics, champion_version, baseline, label)
+    report = gate_report(task, config, decision, candidates, (label, baseline), champion)
+    client.log_text(parent_run_id, report, "gate/report.md")
+    print(report)
+    for key, value in baseline.items():
+        client.log_metric(parent_run_id, f"baseline_{key}", value)
     client.set_tag(parent_run_id, tracking.TAG_WINNER, winner.name)
     client.set_tag(parent_run_id, tracking.TAG_DECISION, "passed" if decision.passed else "rejected")
     client.set_tag(parent_run_id, tracking.TAG_REASON, decision.reason)

@@ -21,9 +21,10 @@ from components.common.profile import (
     column_kind,
 )
 from components.common.task import AUTO, Task, TaskError, infer_task
+from components.validate.missing import Columns, decide_missing, with_decisions
 from components.validate.reference import check_against_reference
 from components.validate.report import TABLE_SCOPE, Report, shown
-from components.validate.thresholds import Thresholds
+from components.validate.thresholds import Thresholds, limit
 
 # An undeclared text column is a broken numeric column when at least this share of its values are numbers.
 NUMERIC_LIKE_SHARE = 0.9
@@ -34,7 +35,12 @@ HIGH_CARDINALITY = "target encoding (linear, MLP), native categories (XGBoost)"
 
 def check_table(frame: pd.DataFrame, target: str, limits: Thresholds, report: Report) -> bool:
     """Check the table as a whole; return False when column checks cannot proceed."""
-    report.add(TABLE_SCOPE, "min_rows", len(frame) >= limits.min_rows, f"{len(frame)} rows, need {limits.min_rows}")
+    report.add(
+        TABLE_SCOPE,
+        "min_rows",
+        len(frame) >= limits.min_rows,
+        f"{len(frame)} rows, need {limit('min_rows', str(limits.min_rows))}",
+    )
     present = target in frame.columns
     columns = ", ".join(map(str, frame.columns[:12]))
     return report.add(target, "target_present", present, "found" if present else f"not a column; columns: {columns}")
@@ -81,14 +87,14 @@ def check_numeric_like(series: pd.Series, report: Report) -> bool:
 
 def check_features(
     frame: pd.DataFrame, kinds: dict[str, str], categorical: Sequence[str], limits: Thresholds, report: Report
-) -> set[str]:
-    """Check every feature: present at all, finite numbers, missing share under the limit.
+) -> Columns:
+    """Check every feature: present at all, finite numbers; decide what its missing values mean.
 
-    Returns the categorical features with more than `limits.max_categories` distinct values: they are not
-    refused (a zip code or a merchant id is a real feature) but marked high-cardinality, and the report says
-    how the candidates encode them instead of one column per category.
+    Categorical features with more than `limits.max_categories` distinct values are not refused (a zip code
+    or a merchant id is a real feature) but marked high-cardinality, and the report says how the candidates
+    encode them instead of one column per category.
     """
-    many: set[str] = set()
+    columns = Columns()
     for name, kind in kinds.items():
         series = frame[name]
         missing = float(series.isna().mean())
@@ -101,7 +107,7 @@ def check_features(
             counts = category_counts(series)
             levels = counts.index[:3]
             if len(counts) > limits.max_categories:
-                many.add(name)
+                columns.high_cardinality.add(name)
                 handling = f"above max_categories {limits.max_categories}, so high-cardinality: {HIGH_CARDINALITY}"
             else:
                 handling = f"at most max_categories {limits.max_categories}: {FEW_CATEGORIES}"
@@ -110,13 +116,8 @@ def check_features(
         else:
             infinite = int(np.isinf(series.to_numpy(dtype=float)).sum())
             report.add(name, "finite", infinite == 0, f"numeric ({series.dtype}); {infinite} infinite values")
-        report.add(
-            name,
-            "max_missing_share",
-            missing <= limits.max_missing_share,
-            f"{missing:.1%} missing, limit {limits.max_missing_share:.1%}",
-        )
-    return many
+        decide_missing(name, kind, missing, limits, report, columns)
+    return columns
 
 
 def check_target(frame: pd.DataFrame, target: str, task: Task, limits: Thresholds, report: Report) -> None:
@@ -131,7 +132,8 @@ def check_target(frame: pd.DataFrame, target: str, task: Task, limits: Threshold
             target,
             "min_class_share",
             smallest >= limits.min_class_share,
-            f"smallest class '{shares.idxmin()}' is {smallest:.1%}, limit {limits.min_class_share:.1%}",
+            f"smallest class '{shares.idxmin()}' is {smallest:.1%}, "
+            + limit("min_class_share", f"{limits.min_class_share:.1%}"),
         )
         return
     values = present.to_numpy(dtype=float)
@@ -166,16 +168,19 @@ def validate(
     if unknown:
         report.add(TABLE_SCOPE, "categorical_columns", False, f"declared categorical but not columns: {unknown}")
     kinds = feature_kinds(frame, target, categorical)
-    many = check_features(frame, kinds, categorical, limits, report)
+    columns = check_features(frame, kinds, categorical, limits, report)
+    kept = {name: kind for name, kind in kinds.items() if name not in columns.dropped}
     decided = decide_task(frame, target, task, report)
     if decided is None:
         return Validation(report, None, None)
     check_target(frame, target, decided, limits, report)
     if reference is not None:
-        check_against_reference(frame, decided, kinds, reference, limits, report)
+        check_against_reference(frame, decided, kept, columns.dropped, reference, limits, report)
     if not report.passed:
         return Validation(report, decided, None)
-    return Validation(report, decided, build_profile(frame, target, decided, kinds, high_cardinality=many))
+    table = frame.drop(columns=list(columns.dropped))
+    profile = build_profile(table, target, decided, kept, high_cardinality=columns.high_cardinality)
+    return Validation(report, decided, with_decisions(profile, columns))
 
 
 def champion_profile(tracking_uri: str, model_name: str) -> tuple[ReferenceProfile | None, str | None]:

@@ -34,10 +34,19 @@ _ERROR_STATUSES = {
 }
 
 
+def nullable(column: Column) -> str:
+    """Return why a column may or may not be null, for the published contract (and a person reading it)."""
+    if not column.optional:
+        return "Required, not null: the model's signature marks it required (the model does not fill it)."
+    if column.stats is not None:
+        return "May be null: a plinth model fills a missing value itself (imputed, or a category of its own)."
+    return "May be null: the model's signature marks it optional."
+
+
 def column_schema(column: Column) -> dict[str, Any]:
     """Return the JSON Schema of one column's values (the same rules as `schema.field_type`)."""
     kind = _JSON_TYPES.get(column.type, column.type)
-    schema: dict[str, Any] = {"type": [kind, "null"] if column.optional else kind}
+    schema: dict[str, Any] = {"type": [kind, "null"] if column.optional else kind, "description": nullable(column)}
     low, high = column.bounds
     if low is not None:
         schema.update(minimum=low, maximum=high)

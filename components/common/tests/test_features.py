@@ -7,9 +7,10 @@ from components.common.features import build_preprocessor, prepare_features, wit
 from components.train_sklearn.core import build_model
 
 
-def test_numeric_complete_tables_keep_the_plain_scaler(tables):
-    assert isinstance(build_preprocessor(tables["binary"].profile), StandardScaler)
-    assert build_preprocessor(tables["binary"].profile, scale=False) is None
+def test_numeric_complete_tables_are_imputed_too_a_served_row_may_have_a_gap(tables):
+    assert isinstance(build_preprocessor(tables["binary"].profile), ColumnTransformer)
+    assert isinstance(build_preprocessor(tables["binary"].profile, impute=False), StandardScaler)
+    assert build_preprocessor(tables["binary"].profile, scale=False, impute=False) is None  # XGBoost's
     assert isinstance(build_preprocessor(tables["mixed"].profile), ColumnTransformer)
 
 

@@ -3,7 +3,7 @@ import pytest
 from components.common.task import BINARY, REGRESSION, Task, TaskError
 from components.gate.core import Candidate, GateConfig, decide, pick_winner
 
-CONFIG = GateConfig(min_roc_auc=0.9, min_accuracy=0.85, margin=0.002)
+CONFIG = GateConfig(min_roc_auc=0.9, min_accuracy=0.85, margin=0.002, min_r2=0.0)
 BINARY_TASK = Task(BINARY, (0, 1))
 REGRESSION_TASK = Task(REGRESSION)
 

@@ -71,11 +71,16 @@ def test_all_nan_column(frame):
     assert ("mean_area", "not_all_missing") in failed(validate(frame.assign(mean_area=np.nan), "target", None))
 
 
-def test_too_many_missing_values(frame):
+def test_a_mostly_missing_column_is_kept_with_an_indicator_or_dropped_not_refused(frame):
     bad = frame.copy()
     bad.loc[: int(len(bad) * 0.6), "mean_area"] = np.nan
-    assert ("mean_area", "max_missing_share") in failed(validate(bad, "target", None))
-    assert validate(bad, "target", None, Thresholds(max_missing_share=0.7)).report.passed
+    kept = validate(bad, "target", None)
+    assert kept.profile is not None, kept.report.summary()
+    assert kept.profile.features["mean_area"].missing_indicator
+    dropped = validate(bad, "target", None, Thresholds(max_missing_share=0.5))
+    assert dropped.profile is not None
+    assert "mean_area" not in dropped.profile.features
+    assert dropped.profile.dropped == {"mean_area": pytest.approx(0.6, abs=0.01)}
 
 
 def test_infinite_values(frame):

@@ -110,13 +110,11 @@ WRONG = [
     pytest.param("age", "41", "float_type", id="string-for-number"),
     pytest.param("income", True, "float_type", id="bool-for-number"),
     pytest.param("region", 3, "string_type", id="number-for-string"),
-    pytest.param("region", None, "string_type", id="null-in-required-string"),
     pytest.param("has_card", "yes", "bool_type", id="string-for-bool"),
     pytest.param("has_card", 1, "bool_type", id="number-for-bool"),
     pytest.param("support_calls", 1.5, "int_type", id="fraction-for-integer"),
     pytest.param("support_calls", "3", "int_type", id="string-for-integer"),
     pytest.param("support_calls", True, "int_type", id="bool-for-integer"),
-    pytest.param("support_calls", None, "int_type", id="null-in-required-integer"),
 ]
 
 
