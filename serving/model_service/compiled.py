@@ -36,8 +36,9 @@ from components.common.profile import category_strings
 from components.common.task import Task
 from serving.model_service.columns import Batch
 
-# An in-place operation on a (rows, columns) float64 block: one fitted numeric step.
-NumericOp = Callable[[np.ndarray], None]
+# One fitted numeric step on a (rows, columns) float64 block: the block it returns (the same one, changed in
+# place, or a wider one), and how many columns it adds.
+NumericOp = tuple[Callable[[np.ndarray], np.ndarray], int]
 
 
 class NotCompiled(Exception):
@@ -56,28 +57,36 @@ def _check_output_config(step: Any) -> None:
 
 def _imputer(step: SimpleImputer) -> NumericOp:
     missing, fill = step.missing_values, np.asarray(step.statistics_, dtype=np.float64)
-    if not (isinstance(missing, float) and math.isnan(missing)) or step.add_indicator or not np.isfinite(fill).all():
-        raise NotCompiled("SimpleImputer with a missing marker other than NaN, an indicator, or an empty column")
+    if not (isinstance(missing, float) and math.isnan(missing)) or not np.isfinite(fill).all():
+        raise NotCompiled("SimpleImputer with a missing marker other than NaN, or a column empty in training")
+    indicated = step.indicator_.features_ if step.add_indicator else None
 
-    def impute(block: np.ndarray) -> None:
+    def impute(block: np.ndarray) -> np.ndarray:  # as SimpleImputer.transform: the indicator reads the input
         missing = np.isnan(block)
+        flags = missing[:, indicated] if indicated is not None else None
         if missing.any():
             np.copyto(block, np.broadcast_to(fill, block.shape), where=missing)
+        return block if flags is None else np.hstack((block, flags))
 
-    return impute
+    return impute, 0 if indicated is None else len(indicated)
 
 
 def _scaler(step: StandardScaler) -> NumericOp:
     mean = step.mean_ if step.with_mean else None
     scale = step.scale_ if step.with_std else None
 
-    def standardise(block: np.ndarray) -> None:  # as StandardScaler.transform: subtract, then divide, in place
+    def standardise(block: np.ndarray) -> np.ndarray:  # as StandardScaler.transform: subtract, then divide
         if mean is not None:
             block -= mean
         if scale is not None:
             block /= scale
+        return block
 
-    return standardise
+    return standardise, 0
+
+
+def _identity(block: np.ndarray) -> np.ndarray:
+    return block
 
 
 def numeric_ops(step: Any) -> list[NumericOp]:
@@ -92,7 +101,7 @@ def numeric_ops(step: Any) -> list[NumericOp]:
     if isinstance(step, StandardScaler):
         return [_scaler(step)]
     if isinstance(step, FunctionTransformer) and step.func is None and not step.validate:
-        return []  # what a fitted ColumnTransformer holds for "passthrough": the identity
+        return [(_identity, 0)]  # what a fitted ColumnTransformer holds for "passthrough"
     raise NotCompiled(f"numeric step {_step_name(step)}")
 
 
@@ -106,18 +115,20 @@ class NumericPart:
 
     @property
     def width(self) -> int:
-        """Return the number of output columns."""
-        return len(self.columns)
+        """Return the number of output columns (missing indicators add theirs)."""
+        return len(self.columns) + sum(added for _, added in self.ops)
 
     def write(self, batch: Batch, out: np.ndarray) -> None:
         """Write the part's output block into `out` (rows, width)."""
         if batch.block is not None:
-            np.take(batch.block, self.positions, axis=1, out=out)
+            block = batch.block[:, self.positions]
         else:
+            block = np.empty((batch.rows, len(self.columns)), dtype=np.float64)
             for position, name in enumerate(self.columns):
-                out[:, position] = batch.column(name)
-        for op in self.ops:
-            op(out)
+                block[:, position] = batch.column(name)
+        for op, _ in self.ops:
+            block = op(block)
+        out[:] = block
 
 
 @dataclass(frozen=True)
@@ -239,17 +250,17 @@ class CompiledFeatures:
     @property
     def width(self) -> int:
         """Return the number of columns the learner takes."""
-        return sum(part.width for part in self.parts)
+        return sum(part.width for part in self.parts) + sum(added for _, added in self.after)
 
     def transform(self, batch: Batch) -> np.ndarray:
         """Return the float64 matrix the fitted preprocessing makes of `batch` (dense)."""
-        out = np.empty((batch.rows, self.width), dtype=np.float64)
+        out = np.empty((batch.rows, sum(part.width for part in self.parts)), dtype=np.float64)
         start = 0
         for part in self.parts:
             part.write(batch, out[:, start : start + part.width])
             start += part.width
-        for op in self.after:
-            op(out)
+        for op, _ in self.after:
+            out = op(out)
         return out
 
 

@@ -20,9 +20,10 @@ import pytest
 from mlflow.models import Model
 from prometheus_client import REGISTRY
 from sklearn.compose import ColumnTransformer
-from sklearn.linear_model import LogisticRegression
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import FunctionTransformer, MinMaxScaler, OneHotEncoder
+from sklearn.preprocessing import FunctionTransformer, MinMaxScaler, OneHotEncoder, OrdinalEncoder, StandardScaler
 
 from components.common import modeling
 from components.common.features import category_frame, split_target
@@ -150,6 +151,31 @@ def unknown_step_model(candidate_task: str = "binary") -> tuple[Pipeline, list[C
     nan_free = features.fillna({name: 0.0 for name in numeric})
     model = Pipeline([("features", transformer), ("learn", LogisticRegression(max_iter=200))]).fit(nan_free, target)
     return model, read_columns(modeling.signature(model, nan_free, profile), profile), profile, nan_free
+
+
+def test_missing_indicators_and_whole_matrix_steps_compile():
+    profile, features, target = table("regression")
+    numeric = [name for name, stats in profile.features.items() if stats.is_numeric]
+    categorical = [name for name in profile.features if name not in numeric]
+    names = FunctionTransformer(category_frame, feature_names_out="one-to-one")
+    indicated = Pipeline(
+        [("impute", SimpleImputer(strategy="median", add_indicator=True)), ("scale", StandardScaler())]
+    )
+    ordinal = OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1, dtype=np.float64)
+    transformer = ColumnTransformer(
+        [
+            ("indicated", indicated, numeric),
+            ("categorical", Pipeline([("names", names), ("codes", ordinal)]), categorical),
+        ]
+    )
+    model = Pipeline([("features", transformer), ("again", StandardScaler()), ("learn", Ridge())]).fit(features, target)
+    columns = read_columns(modeling.signature(model, features, profile), profile)
+    compiled = compile_model(model, [c.name for c in columns], numbers(columns), profile.task)
+    assert compiled is not None
+    batch = FrameBuilder(columns).build(instances(features, columns))
+    assert compiled.features.width == len(numeric) + 2 + len(categorical)  # age and income had gaps: flagged
+    np.testing.assert_array_equal(compiled.features.transform(batch), model[:-1].transform(batch.frame))
+    np.testing.assert_allclose(compiled.predict(batch), model.predict(batch.frame), rtol=1e-9, atol=1e-12)
 
 
 def test_a_step_the_compiler_does_not_know_is_named():
