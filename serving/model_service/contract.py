@@ -16,6 +16,7 @@ import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from serving.model_service import explain_contract
 from serving.model_service.columns import Column
 from serving.model_service.feedback_route import ERRORS
 from serving.model_service.guard import ASGIApp, Receive, Scope, Send
@@ -219,11 +220,17 @@ def _answer(description: str, schema: str) -> dict[str, Any]:
 
 
 def document(
-    generic: dict[str, Any], columns: Sequence[Column], task: ServedTask, max_instances: int, example: dict[str, Any]
+    generic: dict[str, Any],
+    columns: Sequence[Column],
+    task: ServedTask,
+    max_instances: int,
+    example: dict[str, Any],
+    explain_rows: int = 0,
 ) -> bytes:
     """Return BentoML's `generic` spec with the exact /predict operation and schemas, as JSON bytes.
 
     `example` (a valid request body) is published with the request, for the docs UI and contract tests.
+    `explain_rows` (PLINTH_EXPLAIN_MAX_ROWS; 0 when explanations are off): POST /explain too (`explain_contract.py`).
     """
     spec = {**generic, "openapi": OPENAPI_VERSION}
     spec["components"] = {"schemas": {**_schemas(columns, task, max_instances), **feedback_schemas(task)}}
@@ -245,6 +252,10 @@ def document(
         responses=responses,
     )
     spec["paths"] = {**spec["paths"], "/predict": {"post": operation}, "/feedback": {"post": feedback}}
+    if explain_rows:
+        request = request_schemas(columns, explain_rows)["PredictRequest"]
+        spec["components"]["schemas"].update(explain_contract.explain_schemas(columns, task, request))
+        spec["paths"]["/explain"] = {"post": explain_contract.explain_operation(example)}
     return json.dumps(spec).encode()
 
 

@@ -117,7 +117,8 @@ class PredictGuard:
             return
         media_type = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
         if media_type != b"application/json" and not (self.bare_body and not media_type):
-            REJECTED_REQUESTS.labels("content_type").inc()
+            if self.count_errors:
+                REJECTED_REQUESTS.labels("content_type").inc()
             shown = media_type.decode("latin-1") or "none"
             await _reply(send, 415, f"Content-Type must be application/json, got {shown}")
             return
@@ -142,7 +143,8 @@ class PredictGuard:
         return self.route.fullmatch(path) is not None
 
     async def _too_large(self, send: Send) -> None:
-        REJECTED_REQUESTS.labels("body_too_large").inc()
+        if self.count_errors:
+            REJECTED_REQUESTS.labels("body_too_large").inc()
         await _reply(send, 413, f"request body exceeds the limit of {self.max_body_bytes} bytes")
 
     async def _read_body(self, receive: Receive) -> bytes | None:

@@ -32,6 +32,8 @@ from serving.model_service.archive import PayloadArchive
 from serving.model_service.clients import Clients
 from serving.model_service.columns import FrameBuilder
 from serving.model_service.drift import InputMonitor
+from serving.model_service.explain import ROUTE as EXPLAIN_ROUTE
+from serving.model_service.explain import Explainer, ExplainMeter
 from serving.model_service.feedback_route import FeedbackRoute, Judge
 from serving.model_service.guard import PredictGuard
 from serving.model_service.monitor import MODEL_INFO, MODEL_VERIFICATION, OutputMonitor
@@ -64,6 +66,8 @@ try:
     # Each request's first row is marked, so that no single request fills the drift window or the log.
     PredictRequest = per_request.marked(schema.request_model(MODEL.columns, SETTINGS.max_instances))
     EXAMPLE_SOURCE, WARM_UP_ROWS = examples.first_valid(MODEL, PredictRequest)
+    # The same instance rules as /predict, with explain's own (small) row bound; never batched with predictions.
+    ExplainRequest = schema.request_model(MODEL.columns, SETTINGS.explain_max_rows)
 except (SettingsError, registry.ModelLoadError, ValueError) as error:
     raise SystemExit(f"plinth model service: {error}") from None
 
@@ -111,6 +115,7 @@ class ModelService:
         PREDICTOR.load()
         self.frames = FrameBuilder(MODEL.columns)
         self._warm_up()
+        self.explainer = Explainer(getattr(PREDICTOR, "estimator", None), MODEL.profile, MODEL.name, MODEL.version)
         self.inputs = InputMonitor(
             MODEL.columns,
             MODEL.profile,
@@ -184,11 +189,23 @@ class ModelService:
         self.recorder.stamp(answers, batch, per_request.log_rows(segments, SETTINGS.log_rows_per_request))
         return answers
 
+    if SETTINGS.explain:
+
+        @bentoml.api(route=EXPLAIN_ROUTE, input_spec=ExplainRequest)
+        def explain(self, instances: list[Any]) -> dict[str, Any]:
+            """Return each instance's per-feature contributions and base value (`explain.py`); not a prediction."""
+            if REFUSED is not None:
+                raise ServiceUnavailable(str(REFUSED))
+            return self.explainer.answer(self.frames.build(instances))
+
 
 def _contract() -> bytes:
     """Return the exact OpenAPI document (BentoML's, with the /predict operation written from the model)."""
     generic = cast("bentoml.Service[ModelService]", ModelService).openapi_spec.asdict()
-    return contract.document(generic, MODEL.columns, TASK, SETTINGS.max_instances, EXAMPLE_INPUT)
+    explain_rows = SETTINGS.explain_max_rows if SETTINGS.explain else 0
+    return contract.document(
+        generic, MODEL.columns, TASK, SETTINGS.max_instances, EXAMPLE_INPUT, explain_rows=explain_rows
+    )
 
 
 cast("bentoml.Service[ModelService]", ModelService).add_asgi_middleware(
@@ -205,4 +222,13 @@ cast("bentoml.Service[ModelService]", ModelService).add_asgi_middleware(
     clients=CLIENTS,
 )
 cast("bentoml.Service[ModelService]", ModelService).add_asgi_middleware(contract.PublishedContract, build=_contract)
+if SETTINGS.explain:  # metered outside its guard, so that its rejections count as explain requests too
+    cast("bentoml.Service[ModelService]", ModelService).add_asgi_middleware(ExplainMeter)
+    cast("bentoml.Service[ModelService]", ModelService).add_asgi_middleware(
+        PredictGuard,
+        route=EXPLAIN_ROUTE,
+        max_body_bytes=SETTINGS.max_body_bytes,
+        refusal=None if REFUSED is None else str(REFUSED),
+        count_errors=False,
+    )
 v2_route.install(cast("bentoml.Service[ModelService]", ModelService), MODEL, TASK, SETTINGS, REFUSED)

@@ -65,6 +65,9 @@ ENV_REQUIRE_SIGNATURE = signing.ENV_REQUIRE_SIGNATURE
 # Loaders beyond plinth's own that may run, and models allowed whatever their loader (`loaders.py`).
 ENV_ALLOWED_LOADERS = loaders.ENV_ALLOWED_LOADERS
 ENV_ALLOWED_FOREIGN_MODELS = loaders.ENV_ALLOWED_FOREIGN_MODELS
+# Explanations (`explain.py`): `off` removes POST /explain; at most this many rows per explain request.
+ENV_EXPLAIN = "PLINTH_EXPLAIN"
+ENV_EXPLAIN_MAX_ROWS = "PLINTH_EXPLAIN_MAX_ROWS"
 # Chaos knobs for rollout drills: both off unless set, never set them for real traffic.
 ENV_CHAOS_ERROR_RATE = "PLINTH_CHAOS_ERROR_RATE"
 ENV_CHAOS_LATENCY_MS = "PLINTH_CHAOS_LATENCY_MS"
@@ -194,6 +197,8 @@ class Settings:
     drift_rows_per_request: int = 10
     drift_min_requests: int = 50
     log_rows_per_request: int = 100
+    explain: bool = True
+    explain_max_rows: int = 20
 
     @property
     def model_selector(self) -> str:
@@ -250,6 +255,8 @@ class Settings:
             ),
             drift_min_requests=int(_number(env, ENV_DRIFT_MIN_REQUESTS, cls.drift_min_requests, 1, 1_000_000)),
             log_rows_per_request=int(_number(env, ENV_LOG_ROWS_PER_REQUEST, cls.log_rows_per_request, 1, 100_000)),
+            explain=_switch(env, ENV_EXPLAIN),
+            explain_max_rows=int(_number(env, ENV_EXPLAIN_MAX_ROWS, cls.explain_max_rows, 1, 1000)),
         )
 
 
