@@ -17,6 +17,10 @@ export DO_NOT_TRACK ?= true
 KFP_HOST ?=
 TRAIN_ARGS ?=
 SCORE_ARGS ?=
+# `make submit`/`make schedule` PIPELINE=scoring PARAMS="source=s3://… out=s3://…": batch scoring instead of training.
+PIPELINE ?=
+PARAMS ?=
+PIPELINE_FLAGS = $(if $(PIPELINE),--pipeline "$(PIPELINE)") $(foreach param,$(PARAMS),--param "$(param)")
 ROLLOUT_ARGS ?=
 BENCH_ARGS ?=
 CT_ARGS ?=
@@ -122,11 +126,11 @@ score: $(STAMP) ## score a table with a registered version locally: make score S
 
 .PHONY: submit
 submit: $(STAMP) ## upload the compiled pipeline to Kubeflow and start a run: make submit KFP_HOST=https://…
-	$(PY) -m pipelines.submit --host "$(KFP_HOST)" $(if $(IMAGE_REGISTRY),--dir build/pipelines)
+	$(PY) -m pipelines.submit --host "$(KFP_HOST)" $(if $(IMAGE_REGISTRY),--dir build/pipelines) $(PIPELINE_FLAGS)
 
 .PHONY: schedule
-schedule: $(STAMP) ## retrain on a schedule on Kubeflow (a recurring run, replaced if it exists): make schedule KFP_HOST=https://… CRON="0 0 3 * * *"
-	$(PY) -m pipelines.triggers.schedule --host "$(KFP_HOST)" --cron "$(CRON)"
+schedule: $(STAMP) ## retrain on a schedule on Kubeflow (a recurring run, replaced if it exists): make schedule KFP_HOST=https://… CRON="0 0 3 * * *" [PIPELINE=scoring PARAMS="source=… out=…"]
+	$(PY) -m pipelines.triggers.schedule --host "$(KFP_HOST)" --cron "$(CRON)" $(PIPELINE_FLAGS)
 
 .PHONY: mlflow-ui
 mlflow-ui: $(STAMP) ## open the MLflow UI on the local state in $PLINTH_HOME

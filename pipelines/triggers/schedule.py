@@ -5,6 +5,8 @@ is idempotent: the KFP API cannot edit a recurring run, so a recurring run of th
 experiment is replaced. The new one is created first and the old ones are deleted after it exists, so a
 failed call never leaves the pipeline unscheduled (for a moment both exist; `max_concurrency=1` and the
 trigger policy keep that from doubling a run). Scheduled runs carry a `schedule` trigger parameter.
+`--pipeline scoring --param source=… --param out=…` (`make schedule PIPELINE=scoring PARAMS="…"`) schedules
+batch scoring instead (pipelines/scoring), as a recurring run of its own name.
 """
 
 from __future__ import annotations
@@ -15,8 +17,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from pipelines.compile import compiled_path
-from pipelines.submit import SubmitError, check_host, lineage_commit
+from pipelines.compile import COMPILED_DIR
+from pipelines.submit import PIPELINES, SubmitError, check_host, choose, lineage_commit, parse_params
 from pipelines.training.pipeline import PIPELINE_NAME
 
 DEFAULT_NAME = f"{PIPELINE_NAME}-schedule"
@@ -51,7 +53,7 @@ def schedule(
     created = client.create_recurring_run(
         experiment_id=experiment_id,
         job_name=name,
-        description=f"plinth training on cron {cron}, managed by `make schedule`",
+        description=f"{experiment} on cron {cron}, managed by `make schedule`",
         cron_expression=cron,
         max_concurrency=1,
         no_catchup=True,
@@ -69,9 +71,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--host", default="", help="Kubeflow Pipelines endpoint (KFP_HOST)")
     parser.add_argument("--cron", required=True, help="6-field cron (seconds first), e.g. '0 0 3 * * *' (CRON)")
-    parser.add_argument("--name", default=DEFAULT_NAME, help="recurring run name (default: %(default)s)")
+    parser.add_argument("--pipeline", choices=sorted(PIPELINES), default="training", help="which pipeline")
+    parser.add_argument("--name", default="", help="recurring run name (default: <pipeline name>-schedule)")
     parser.add_argument("--variant", choices=["cpu", "gpu"], default="cpu", help="compiled variant")
-    parser.add_argument("--experiment", default=PIPELINE_NAME, help="KFP experiment name")
+    parser.add_argument("--experiment", default="", help="KFP experiment name (default: the pipeline's name)")
+    parser.add_argument("--param", action="append", default=[], help="pipeline argument key=value (repeatable)")
     args = parser.parse_args(argv)
     if len(args.cron.split()) != 6:
         print(f"error: CRON {args.cron!r}: KFP wants 6 fields, seconds first, e.g. '0 0 3 * * *'", file=sys.stderr)
@@ -79,22 +83,22 @@ def main(argv: list[str] | None = None) -> int:
     if not args.host:
         print('error: KFP_HOST is not set: make schedule KFP_HOST=https://… CRON="0 0 3 * * *"', file=sys.stderr)
         return 1
+    pipeline = PIPELINES[args.pipeline]
+    name = args.name or f"{pipeline}-schedule"
     try:
+        params = parse_params(args.param)
+        package = choose(args.pipeline, args.variant, COMPILED_DIR, params)
         host = check_host(args.host)
-        package = compiled_path(args.variant)
-        if not package.is_file():
-            raise SubmitError(f"{package} not found: run `make compile`")
         import kfp
 
         client = kfp.Client(host=host)
-        recurring_id, replaced = schedule(
-            client, package, args.experiment, args.name, args.cron, {"git_commit": lineage_commit(package)}
-        )
+        params = {"git_commit": lineage_commit(package), **params}
+        recurring_id, replaced = schedule(client, package, args.experiment or pipeline, name, args.cron, params)
     except SubmitError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     verb = f"replaced {replaced} old" if replaced else "created"
-    print(f"schedule {args.name} ({args.cron}): {verb}; recurring run {recurring_id} at {host}/#/recurringruns")
+    print(f"schedule {name} ({args.cron}): {verb}; recurring run {recurring_id} at {host}/#/recurringruns")
     return 0
 
 
