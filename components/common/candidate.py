@@ -34,6 +34,12 @@ class TrainedCandidate:
         return json.dumps(asdict(self))
 
 
+# A fit that reads the training split itself (onto a Dask cluster, into torchrun's processes): given the
+# unfitted model, the split's location and the profile, it returns the fitted model, the feature rows its
+# signature is inferred from (a sample holding every distinct category will do) and the number of rows fitted.
+Fit = Callable[[Any, str, ReferenceProfile], tuple[Any, pd.DataFrame, int]]
+
+
 class CandidateError(ValueError):
     """A fitted candidate does not match the task it was trained for; the message says how."""
 
@@ -80,15 +86,19 @@ def train_candidate(
     device: str,
     prepare_for_saving: Callable[[Any], Any] | None = None,
     extra_packages: Sequence[str] = (),
+    fit: Fit | None = None,
 ) -> TrainedCandidate:
     """Build the candidate for the profile's task and fit it on the training split, in a nested MLflow run.
 
     `prepare_for_saving` adapts the fitted model for serving (e.g. pins XGBoost to CPU inference);
-    `extra_packages` are the model's framework packages beyond scikit-learn, pinned in its requirements.
+    `extra_packages` are the model's framework packages beyond scikit-learn, pinned in its requirements;
+    `fit` replaces reading the split into this process and fitting here (a distributed engine), and its
+    `fit_seconds` then include the reading.
     """
     profile = load_profile_file(profile_path)
     model = make_model(profile)
-    features, labels = split_target(pd.read_parquet(train_path), profile)
+    if fit is None:
+        features, labels = split_target(pd.read_parquet(train_path), profile)
     client = tracking.connect(tracking_uri)
     experiment_id = client.get_run(parent_run_id).info.experiment_id
     with mlflow.start_run(experiment_id=experiment_id, run_name=name, nested=True, parent_run_id=parent_run_id) as run:
@@ -102,7 +112,10 @@ def train_candidate(
         )
         mlflow.log_params(loggable_params(model))
         started = time.perf_counter()
-        model.fit(features, labels)
+        if fit is None:
+            model, n_rows = model.fit(features, labels), len(features)
+        else:
+            model, features, n_rows = fit(model, train_path, profile)
         fit_seconds = time.perf_counter() - started
         mlflow.log_metric("fit_seconds", fit_seconds)
         check_classes(model, profile)
@@ -113,7 +126,7 @@ def train_candidate(
         mlflow.set_tag(attest.TAG_FILES_DIGEST, files_digest)  # what the signer compares the files with
     modeling.save_model(model, model_path, features, profile, name, extra_packages)
     print(
-        f"train {name}: {profile.task.describe()}; fitted on {len(features)} rows in {fit_seconds:.2f}s "
+        f"train {name}: {profile.task.describe()}; fitted on {n_rows} rows in {fit_seconds:.2f}s "
         f"on {device}; run {run.info.run_id}"
     )
     return TrainedCandidate(name, run.info.run_id, model_uri, files_digest)

@@ -15,6 +15,7 @@ def train_xgboost(
     run_id: str,
     model: Output[Model],
     time_budget_s: float = 600.0,
+    dask_scheduler: str = "",
 ) -> str:
     """Train the XGBoost candidate (`hist`, on CUDA when the pod has a GPU).
 
@@ -25,6 +26,8 @@ def train_xgboost(
         tracking_uri: MLflow tracking URI.
         run_id: Parent MLflow run id; the candidate logs to a nested run.
         time_budget_s: Seconds the fit may take; it stops there with what it has, and logs that it did.
+        dask_scheduler: A Dask scheduler's address (tcp://host:8786): the split is read and the booster
+            trained by that cluster's workers (`xgboost.dask`, on their CPUs); "" trains in this pod.
         model: The fitted model (MLflow sklearn format).
 
     Returns:
@@ -34,11 +37,16 @@ def train_xgboost(
     from components.common.device import cuda_available
     from components.train_xgboost.core import build_model, for_cpu_inference
 
-    device = "cuda" if cuda_available() else "cpu"
+    fit, location = None, train.path
+    if dask_scheduler:
+        from components.train_xgboost.distributed import dask_fit, worker_location
+
+        fit, location = dask_fit(dask_scheduler), worker_location(train.uri, train.path)
+    device = "cuda" if cuda_available() and not dask_scheduler else "cpu"
     trained = train_candidate(
         "xgboost",
         lambda validated: build_model(validated, seed, device, time_budget_s=time_budget_s),
-        train.path,
+        location,
         profile.path,
         tracking_uri,
         run_id,
@@ -46,5 +54,6 @@ def train_xgboost(
         device,
         prepare_for_saving=for_cpu_inference,
         extra_packages=["xgboost"],
+        fit=fit,
     )
     return trained.to_json()

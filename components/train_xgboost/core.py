@@ -20,7 +20,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import LabelEncoder
-from xgboost import XGBClassifier, XGBModel, XGBRegressor
+from xgboost import XGBClassifier, XGBModel, XGBRegressor, collective
 from xgboost.callback import TrainingCallback
 
 from components.common.features import build_preprocessor, feature_types, with_preprocessing
@@ -46,8 +46,16 @@ class TimeBudget(TrainingCallback):
         return model
 
     def after_iteration(self, model: Any, epoch: int, evals_log: Any) -> bool:
-        """Return True (stop) after the round in which the budget ran out."""
-        if time.monotonic() - self.started < self.seconds:
+        """Return True (stop) after the round in which the budget ran out (on any worker, when distributed).
+
+        Under `xgboost.dask` every worker runs this callback on its own clock, and a worker that stopped
+        alone would leave the others waiting in the next round's allreduce: the workers agree by taking the
+        maximum of their votes.
+        """
+        spent = time.monotonic() - self.started >= self.seconds
+        if collective.get_world_size() > 1:
+            spent = bool(collective.allreduce(np.array([int(spent)], dtype=np.int32), collective.Op.MAX)[0])
+        if not spent:
             return False
         self.stopped_at = epoch + 1
         print(f"train xgboost: time budget of {self.seconds:g}s reached after {epoch + 1} rounds; keeping them")
