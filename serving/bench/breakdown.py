@@ -115,7 +115,7 @@ def stages(metrics_dir: str) -> dict[str, float]:
         "guard middleware": guard_call(PredictGuard(app), body),
         "request validation (pydantic, raw JSON)": lambda: request_type.model_validate_json(body),
         "typed batch (FrameBuilder)": lambda: frames.build(instances),
-        "model (raw estimator)": lambda: predictor.predict(frames.build(instances)),
+        "model (preprocessing + estimator)": lambda: predictor.predict(frames.build(instances)),
         "output check (finite)": lambda: np.all(np.isfinite(output)),
         "input monitor (drift window, ranges)": lambda: inputs.observe(batch),
         "output metrics (classes, probabilities)": lambda: outputs.observe(output),
@@ -132,7 +132,7 @@ def stages(metrics_dir: str) -> dict[str, float]:
     result["prediction-store write per row (writer thread, batches)"] = max(
         0.0, batch_us / FLUSH_ROWS - result["request id + prediction-store enqueue"]
     )
-    result["model (raw estimator)"] -= result["typed batch (FrameBuilder)"]
+    result["model (preprocessing + estimator)"] -= result["typed batch (FrameBuilder)"]
     return result
 
 

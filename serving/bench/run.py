@@ -34,6 +34,7 @@ from contextlib import ExitStack
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -47,7 +48,7 @@ from serving.model_service.settings import Settings
 
 README = Path(__file__).resolve().parents[1] / "model_service" / "README.md"
 RESULTS = Path(__file__).resolve().parent / "results.md"
-FAST, CEILING = "binary fast path", "binary empty-endpoint"
+CEILING = "binary empty-endpoint"
 # (key, dataset, words for the report): the models every run registers and serves.
 MODELS = (
     ("binary", BREAST_CANCER, "breast cancer, 30 numbers"),
@@ -111,11 +112,17 @@ def median_ms(call: Callable[[], object], repeats: int) -> float:
 
 
 def in_process(models: dict[str, tuple[RegisteredModel, RegisteredModel]], repeats: int) -> list[InProcess]:
-    """Median one-row latency of each model's raw estimator and of its plain twin through `mlflow.pyfunc`."""
+    """Median one-row latency of each model three ways, on the same row.
+
+    Its fitted pipeline on a DataFrame, its plain twin through `mlflow.pyfunc`, and the service's fast path
+    (the typed batch, then the path its warm-up chose).
+    """
     import mlflow.pyfunc
 
     from components.common.modeling import predict_output
     from serving.model_service import registry
+    from serving.model_service.columns import FrameBuilder
+    from serving.model_service.predictor import FastPredictor
 
     limits = []
     for key, (fast, plain) in models.items():
@@ -123,8 +130,24 @@ def in_process(models: dict[str, tuple[RegisteredModel, RegisteredModel]], repea
         env = {settings.ENV_TRACKING_URI: plain.tracking_uri, settings.ENV_MODEL_NAME: plain.name}
         pyfunc = mlflow.pyfunc.load_model(str(registry.fetch(Settings.from_env(env)).local_dir))
         raw = median_ms(partial(predict_output, fast.model, fast.task, row), repeats)
-        limits.append(InProcess(key, raw, median_ms(partial(pyfunc.predict, row), repeats)))
+        ref = registry.fetch(Settings.from_env({**env, settings.ENV_MODEL_NAME: fast.name}))
+        predictor, frames = FastPredictor(ref, fast.task), FrameBuilder(ref.columns)
+        predictor.load()
+        predictor.warm_up(frames.build(fast.instances(0, 20)))
+        instance = fast.instances(0, 1)
+        served = median_ms(partial(_served, predictor, frames, instance), repeats)
+        limits.append(InProcess(key, raw, median_ms(partial(pyfunc.predict, row), repeats), served, predictor.path))
     return limits
+
+
+def _served(predictor: Any, frames: Any, instances: list[dict[str, Any]]) -> object:
+    """Score `instances` as the service does: the typed batch, then the predictor."""
+    return predictor.predict(frames.build(instances))
+
+
+def fast_paths() -> list[str]:
+    """Return the names of the plinth fast-path servers, one per model."""
+    return [f"{key} fast path" for key, _, _ in MODELS]
 
 
 def after_burst(
@@ -212,8 +235,12 @@ def measure(args: argparse.Namespace, argv: list[str] | None, work: Path) -> str
     }
     levels = [int(level) for level in args.concurrency.split(",")]
     limits = in_process(models, repeats=1000)
-    fast = models["binary"][0]
-    stages = breakdown.measure({**env, settings.ENV_MODEL_NAME: fast.name, settings.ENV_MODEL_VERSION: fast.version})
+    stages = {
+        f"{key} fast path": breakdown.measure(
+            {**env, settings.ENV_MODEL_NAME: fast.name, settings.ENV_MODEL_VERSION: fast.version}
+        )
+        for key, (fast, _) in models.items()
+    }
     servers = targets(args.port, models, args.workers)
     samples: dict[tuple[str, int], list[LoadResult]] = defaultdict(list)
     with ExitStack() as stack:
@@ -231,7 +258,7 @@ def measure(args: argparse.Namespace, argv: list[str] | None, work: Path) -> str
                     run = hey(target.url, bodies[target.name], concurrency, args.duration_s, target.name)
                     samples[(target.name, concurrency)].append(run)
                     print(run, flush=True)
-        compared = [t for t in servers if t.name in (CEILING, FAST)]
+        compared = [t for t in servers if t.name in (CEILING, *fast_paths())]
         after = after_burst(args, compared, bodies, max(levels), min(levels))
         sustained = None
         if args.sustain_s > 0:
@@ -241,7 +268,7 @@ def measure(args: argparse.Namespace, argv: list[str] | None, work: Path) -> str
             sustained = Sustained(run, args.sustain_s, rss_start, rss_mib(processes[first.name]))
     results = [combine(samples[(t.name, level)]) for t in servers for level in levels]
     pairs = [(f"{key} fast path", f"{key} pyfunc path") for key in models]
-    return render(results, limits, sustained, context, pairs, after, stages, (FAST, CEILING))
+    return render(results, limits, sustained, context, pairs, after, stages, CEILING)
 
 
 if __name__ == "__main__":
