@@ -112,14 +112,10 @@ def decide(
                 f"does not know. {failed}"
             )
             return Decision(False, winner, "", reason)
-    versus = f" and the {baseline_label} ({primary} {baseline[primary]:.4f})" if baseline is not None else ""
+    naive = f"the naive baseline, the {baseline_label} ({baseline[primary]:.4f})" if baseline is not None else ""
     if champion_metrics is None:
-        reason = (
-            f"no champion yet: {winner.name} ({primary} {value:.4f}) beats the naive baseline{versus} by at least "
-            f"{config.margin} ({direction}); it becomes {CHAMPION} directly"
-            if baseline is not None
-            else f"no champion yet: {winner.name} ({primary} {value:.4f}) becomes {CHAMPION} directly"
-        )
+        beaten = f" beats {naive} by at least {config.margin} ({direction});" if naive else ""
+        reason = f"no champion yet: {winner.name} ({primary} {value:.4f}){beaten} it becomes {CHAMPION} directly"
         return Decision(True, winner, CHAMPION, reason)
     failed = _validate(beats(primary, config.margin), winner, champion_metrics)
     if failed:
@@ -130,7 +126,8 @@ def decide(
         return Decision(False, winner, "", reason)
     reason = (
         f"{winner.name} {primary} {value:.4f} beats champion v{champion_version} "
-        f"({champion_metrics[primary]:.4f}){versus} by at least {config.margin} ({direction}); proposed as {CHALLENGER}"
+        f"({champion_metrics[primary]:.4f}){f' and {naive}' if naive else ''} by at least {config.margin} "
+        f"({direction}); proposed as {CHALLENGER}"
     )
     return Decision(True, winner, CHALLENGER, reason)
 

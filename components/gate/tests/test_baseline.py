@@ -77,7 +77,7 @@ def test_a_hard_problem_gets_a_first_champion_with_the_defaults(hard) -> None:
     decision = decide(winner, profile.task, DEFAULTS, None, None, baseline, PRIOR)
     assert decision.passed, decision.reason
     assert decision.alias == "champion"
-    assert f"roc_auc {baseline['roc_auc']:.4f}" in decision.reason
+    assert f"beats the naive baseline, the prior (class shares) ({baseline['roc_auc']:.4f})" in decision.reason
 
 
 def test_a_floor_given_explicitly_still_refuses_naming_its_flag(hard) -> None:
