@@ -24,7 +24,9 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from components.common import attest, signing, tracking
+from components.common.explain import NotExplainable
 from components.common.task import TAG_TASK
+from components.register.importance import log_importance
 
 REACHABILITY_TIMEOUT_S = 5
 ENV_SIGNER_URL = "PLINTH_SIGNER_URL"
@@ -198,8 +200,13 @@ def run(
     parent_run_id: str,
     lineage: dict[str, str],
     trigger: str = "",
+    test_path: str = "",
 ) -> Registration:
-    """Step entry: register the gate's winner, have it signed, record the result (and its trigger) on the parent run."""
+    """Step entry: register the gate's winner, have it signed, record the result (and its trigger) on the parent run.
+
+    The winner's global importance is then logged on its run (`importance.py`), from the evaluation rows at
+    `test_path` when given; a model whose contributions cannot be computed is registered all the same.
+    """
     decision = json.loads(decision_json)
     winner = decision["winner"]
     ensure_reachable(tracking_uri)
@@ -225,6 +232,11 @@ def run(
     client.set_tag(parent_run_id, tracking.TAG_VERSION, registration.version)
     client.set_tag(parent_run_id, tracking.TAG_ALIAS, registration.alias)
     client.set_terminated(parent_run_id, status="FINISHED")
+    try:
+        record = log_importance(client, model_name, registration.version, winner["run_id"], test_path)
+        print(f"register: global importance ({record['method']}): {', '.join(list(record['importance'])[:3])}, ...")
+    except NotExplainable as error:
+        print(f"register: no global importance for this model: {error}")
     print(
         f"register: {model_name} v{registration.version} now has alias '{registration.alias}' "
         f"(files signed, {registration.digest})"

@@ -1,6 +1,7 @@
 import json
 from pathlib import Path
 
+import mlflow
 import pytest
 
 from components.common import signing, tracking
@@ -13,6 +14,7 @@ from components.register.core import (
     run,
     trigger_tags,
 )
+from components.register.importance import TAG_TOP
 from components.register.tests.pipeline_run import Trained, trained
 from components.train_sklearn.core import as_saved, build_model
 
@@ -110,12 +112,28 @@ def test_bad_model_uri_creates_nothing(store):
     assert not client.search_registered_models("name = 'other-model'")
 
 
-def test_run_records_lineage_and_closes_parent_run(store, capsys):
+def test_run_records_lineage_and_closes_parent_run(store, capsys, tables, tmp_path):
     client, winner = store["client"], store["candidate"]()
     decision = winner.decision("challenger", "beats champion")
     lineage = {"plinth.git_commit": "deadbeef", "plinth.data_hash": "h"}
-    registration = run(json.dumps(decision), store["uri"], NAME, winner.parent, lineage)
-    assert f"(files signed, {registration.digest})" in capsys.readouterr().out
+    table = tables["binary"]
+    test_path = tmp_path / "test.parquet"
+    table.x_test.assign(target=table.y_test).to_parquet(test_path)
+    registration = run(json.dumps(decision), store["uri"], NAME, winner.parent, lineage, test_path=str(test_path))
+    out = capsys.readouterr().out
+    assert f"(files signed, {registration.digest})" in out
+    # Global importance: on the candidate's run (the version's source), from the evaluation rows.
+    record = mlflow.artifacts.load_dict(f"runs:/{winner.run_id}/explain/importance.json")
+    assert (record["method"], record["units"], record["rows_from"]) == ("linear", "log_odds", "evaluation")
+    assert record["rows"] == len(table.x_test)
+    importance = record["importance"]
+    assert set(importance) == set(table.x_test.columns)
+    assert list(importance.values()) == sorted(importance.values(), reverse=True)
+    assert all(value > 0 for value in importance.values())
+    assert "explain/importance.png" in {a.path for a in client.list_artifacts(winner.run_id, "explain")}
+    top = ", ".join(list(importance)[:3])
+    assert client.get_model_version(NAME, registration.version).tags[TAG_TOP] == top
+    assert f"register: global importance (linear): {top}, ..." in out
     version = client.get_model_version(NAME, registration.version)
     assert version.aliases == ["challenger"]
     assert version.tags["plinth.git_commit"] == "deadbeef"
@@ -137,6 +155,9 @@ def test_run_copies_the_trigger_onto_the_version_and_the_run(store):
         assert tags["plinth.trigger.reason"] == "PSI of x above 0.25"
         assert json.loads(tags["plinth.trigger.values"]) == {"psi.x": 0.4}
         assert tags["plinth.trigger.time"] == "t0"
+    # Without evaluation rows, importance is computed on a sample drawn from the reference profile.
+    record = mlflow.artifacts.load_dict(f"runs:/{winner.run_id}/explain/importance.json")
+    assert (record["rows_from"], record["rows"]) == ("reference_profile_sample", 200)
 
 
 def test_trigger_tags_refuse_a_trigger_that_is_not_an_object():
