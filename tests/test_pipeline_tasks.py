@@ -55,6 +55,9 @@ def test_regression_champion_then_a_better_challenger_gated_on_rmse(tmp_path):
     assert second.returncode == 0, second.stderr[-3000:]
     client = client_for(tmp_path)
     parents = pipeline_runs(client)
+    # The first champion beat the naive baseline, the mean, scored on the same test rows (components/gate).
+    assert "beats the naive baseline, the mean of the target" in parents[0].data.tags[tracking.TAG_REASON]
+    assert parents[0].data.metrics["baseline_r2"] < 0.05 < parents[0].data.metrics["winner_r2"]
     decision = parents[1].data.tags
     assert decision["plinth.gate.primary_metric"] == "rmse"
     assert decision[tracking.TAG_DECISION] == "passed", decision[tracking.TAG_REASON]

@@ -39,7 +39,7 @@ def check_table(frame: pd.DataFrame, target: str, limits: Thresholds, report: Re
         TABLE_SCOPE,
         "min_rows",
         len(frame) >= limits.min_rows,
-        f"{len(frame)} rows, need {limit('min_rows', str(limits.min_rows))}",
+        f"{len(frame)} rows, {limit('min_rows', str(limits.min_rows))}",
     )
     present = target in frame.columns
     columns = ", ".join(map(str, frame.columns[:12]))
