@@ -7,6 +7,7 @@ save is scored by the evaluate step's code like any single-process candidate.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,8 @@ from components.common.task import infer_task
 from components.evaluate.core import run as evaluate
 from components.ingest.core import load_source
 from components.split.core import split
+from components.train_torch.core import build_model as build_torch
+from components.train_torch.distributed import torchrun_fit
 from components.train_xgboost.core import build_model as build_xgboost
 from components.train_xgboost.core import fitted_booster, for_cpu_inference
 from components.train_xgboost.distributed import dask_fit, fit_on_dask, worker_location
@@ -182,3 +185,48 @@ def test_a_regressor_without_preprocessing_trains_on_dask(dask_scheduler, tmp_pa
 )
 def test_dask_workers_read_an_artifact_from_its_object_store(uri, expected):
     assert worker_location(uri, "/tmp/local/train") == expected
+
+
+@pytest.fixture(scope="module")
+def breast_cancer(tmp_path_factory: pytest.TempPathFactory) -> Files:
+    """The binary table with numeric features only."""
+    return write_split(tmp_path_factory.mktemp("data") / "breast_cancer", "sklearn:breast_cancer", "target")
+
+
+def test_the_mlp_trains_data_parallel_on_two_torchrun_processes(breast_cancer, tmp_path, capfd):
+    uri, parent = parent_run(tmp_path)
+
+    def train(processes: int, name: str) -> TrainedCandidate:
+        return train_candidate(
+            "torch",
+            lambda profile: build_torch(profile, seed=0, device="cpu", epochs=10),
+            str(breast_cancer.train),
+            str(breast_cancer.profile),
+            uri,
+            parent,
+            str(tmp_path / name),
+            "cpu",
+            extra_packages=["torch"],
+            fit=torchrun_fit(processes, seed=0, max_passes=10, time_budget_s=600.0) if processes > 1 else None,
+        )
+
+    ddp = train(2, "ddp")
+    out = capfd.readouterr().out
+    # Both ranks stepped through half of each pass, and DDP kept their weights identical.
+    shards = re.findall(r"rank (\d) of 2 stepped through (\d+) rows a pass", out)
+    assert sorted(rank for rank, _ in shards) == ["0", "1"]
+    fit_rows = len(pd.read_parquet(breast_cancer.train)) - int(len(pd.read_parquet(breast_cancer.train)) * 0.15)
+    assert all(int(rows) == -(-fit_rows // 2) for _, rows in shards)
+    digests = dict(re.findall(r"rank (\d) of 2 weights ([0-9a-f]+)", out))
+    assert set(digests) == {"0", "1"}
+    assert digests["0"] == digests["1"]
+
+    single = train(1, "single")
+    scores = {
+        name: evaluate(str(tmp_path / name), str(breast_cancer.test), uri, trained.to_json())["candidate"]["metrics"]
+        for name, trained in (("ddp", ddp), ("single", single))
+    }
+    assert scores["ddp"]["accuracy"] > 0.9
+    assert abs(scores["ddp"]["roc_auc"] - scores["single"]["roc_auc"]) < 0.03
+    saved = modeling.load_model(str(tmp_path / "ddp"))
+    assert type(saved.steps[-1][1]) is type(modeling.load_model(str(tmp_path / "single")).steps[-1][1])

@@ -16,6 +16,7 @@ def train_torch(
     model: Output[Model],
     max_passes: int = 20,
     time_budget_s: float = 600.0,
+    torch_processes: int = 1,
 ) -> str:
     """Train the PyTorch MLP candidate (on CUDA when the pod has a GPU).
 
@@ -27,6 +28,8 @@ def train_torch(
         run_id: Parent MLflow run id; the candidate logs to a nested run.
         max_passes: Most passes over the training rows (early stopping, patience 3, usually ends sooner).
         time_budget_s: Seconds the fit may take; it stops there with what it has, and logs that it did.
+        torch_processes: Data-parallel processes (DDP over gloo, started by torchrun in this pod, on its
+            CPUs); 1 trains in this process, on CUDA when the pod has a GPU.
         model: The fitted model (MLflow sklearn format; the network is moved to the CPU).
 
     Returns:
@@ -35,8 +38,12 @@ def train_torch(
     from components.common.candidate import train_candidate
     from components.common.device import cuda_available
     from components.train_torch.core import build_model
+    from components.train_torch.distributed import torchrun_fit
 
-    device = "cuda" if cuda_available() else "cpu"
+    if torch_processes < 1:
+        raise ValueError(f"torch_processes must be at least 1, got {torch_processes}")
+    fit = torchrun_fit(torch_processes, seed, max_passes, time_budget_s) if torch_processes > 1 else None
+    device = "cuda" if cuda_available() and fit is None else "cpu"
     trained = train_candidate(
         "torch",
         lambda validated: build_model(validated, seed, device, epochs=max_passes, time_budget_s=time_budget_s),
@@ -47,5 +54,6 @@ def train_torch(
         model.path,
         device,
         extra_packages=["torch"],
+        fit=fit,
     )
     return trained.to_json()

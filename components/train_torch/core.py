@@ -20,8 +20,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
+import torch.distributed as dist
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DistributedSampler
 
 from components.common.features import build_preprocessor, with_preprocessing
 from components.common.profile import ReferenceProfile
@@ -37,6 +40,22 @@ MIN_BATCH, MAX_BATCH, STEPS_PER_PASS = 16, 2048, 32
 def batch_size(n_rows: int) -> int:
     """Return the mini-batch size for `n_rows` fitting rows: about STEPS_PER_PASS steps a pass, within bounds."""
     return int(min(MAX_BATCH, max(MIN_BATCH, n_rows // STEPS_PER_PASS)))
+
+
+def world() -> tuple[int, int]:
+    """Return (this process's rank, number of processes) of the torch.distributed group; (0, 1) without one."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def agreed(value: float, processes: int, op: Any = None) -> float:
+    """Return `value` reduced over every process (the maximum by default), so all of them take one decision."""
+    if processes == 1:
+        return value
+    reduced = torch.tensor([value], dtype=torch.float64)
+    dist.all_reduce(reduced, op=op or dist.ReduceOp.MAX)
+    return float(reduced.item())
 
 
 class _TorchMLP(BaseEstimator):
@@ -109,30 +128,40 @@ class _TorchMLP(BaseEstimator):
         inputs = torch.from_numpy(values).to(self.device)
         target = target.to(self.device)
         fit_rows, check_rows = self._holdout(len(inputs))
-        size = batch_size(len(fit_rows))
+        rank, processes = world()
+        # Under torch.distributed (torchrun, Kubeflow Trainer) each process steps through its own shard of
+        # every pass (DistributedSampler) with 1/processes of the batch, and DDP averages the gradients: the
+        # same global batch, the same weights in every process.
+        size = max(1, batch_size(len(fit_rows)) // processes)
+        trained = DistributedDataParallel(network) if processes > 1 else network
         optimiser = torch.optim.Adam(network.parameters(), lr=self.learning_rate, weight_decay=self.weight_decay)
         shuffle = torch.Generator().manual_seed(self.seed)
+        shards = DistributedSampler(range(len(fit_rows)), processes, rank, seed=self.seed) if processes > 1 else None
 
-        def loss_on(rows: torch.Tensor) -> torch.Tensor:
-            output = network(inputs[rows])
+        def loss_on(rows: torch.Tensor, model: nn.Module = network) -> torch.Tensor:
+            output = model(inputs[rows])
             loss: torch.Tensor = loss_fn(output.squeeze(1) if n_outputs == 1 else output, target[rows])
             return loss
 
         best, best_state, waited = float("inf"), None, 0
         self.passes_, self.stopped_by_budget_, self.best_epoch_ = 0, False, 0
         for epoch in range(self.epochs):
-            order = fit_rows[torch.randperm(len(fit_rows), generator=shuffle).to(self.device)]
+            if shards is None:
+                order = fit_rows[torch.randperm(len(fit_rows), generator=shuffle).to(self.device)]
+            else:
+                shards.set_epoch(epoch)
+                order = fit_rows[torch.tensor(list(shards), dtype=torch.int64).to(self.device)]
             for first in range(0, len(order), size):
                 optimiser.zero_grad()
-                loss = loss_on(order[first : first + size])
+                loss = loss_on(order[first : first + size], trained)
                 loss.backward()
                 optimiser.step()
-                if time.monotonic() - started >= self.time_budget_s:
+                if agreed(time.monotonic() - started >= self.time_budget_s, processes):
                     self.stopped_by_budget_ = True
                     break
             self.passes_ = epoch + 1
             with torch.no_grad():
-                checked = float(loss_on(check_rows).item())
+                checked = agreed(float(loss_on(check_rows).item()), processes)
             if checked < best:
                 best, waited = checked, 0
                 best_state = {key: value.detach().clone() for key, value in network.state_dict().items()}
@@ -152,6 +181,8 @@ class _TorchMLP(BaseEstimator):
         self.final_loss_ = float(loss.item())
         self.validation_loss_ = best
         self.network_ = network.to("cpu").eval()
+        if processes > 1:
+            print(f"train torch: rank {rank} of {processes} stepped through {len(order)} rows a pass")
 
     def _holdout(self, n_rows: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Return (rows to fit, rows that pick the epoch); all rows both ways when there are too few to split."""
