@@ -1,4 +1,4 @@
-"""The published API contract at /docs.json: exactly what /predict and /feedback accept and answer, errors included.
+"""The published API contract at /docs.json: what /predict, /feedback and /v2 accept and answer, errors included.
 
 BentoML publishes a generic spec (OpenAPI 3.0, a request schema from pydantic, a string `detail` in its
 error schema). A client generated from it, or a contract test such as schemathesis, would then disagree
@@ -16,7 +16,7 @@ import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from serving.model_service import explain_contract
+from serving.model_service import explain_contract, v2_contract
 from serving.model_service.columns import Column
 from serving.model_service.feedback_route import ERRORS
 from serving.model_service.guard import ASGIApp, Receive, Scope, Send
@@ -225,11 +225,13 @@ def document(
     task: ServedTask,
     max_instances: int,
     example: dict[str, Any],
+    model: tuple[str, str] | None = None,
     explain_rows: int = 0,
 ) -> bytes:
     """Return BentoML's `generic` spec with the exact /predict operation and schemas, as JSON bytes.
 
     `example` (a valid request body) is published with the request, for the docs UI and contract tests.
+    `model` (name, version): the Open Inference Protocol (V2) operations are published too (`v2_contract.py`).
     `explain_rows` (PLINTH_EXPLAIN_MAX_ROWS; 0 when explanations are off): POST /explain too (`explain_contract.py`).
     """
     spec = {**generic, "openapi": OPENAPI_VERSION}
@@ -252,6 +254,11 @@ def document(
         responses=responses,
     )
     spec["paths"] = {**spec["paths"], "/predict": {"post": operation}, "/feedback": {"post": feedback}}
+    if model is not None:
+        name, version = model
+        values = [column_schema(c) for c in columns]
+        spec["components"]["schemas"].update(v2_contract.schemas(name, version, columns, values, task, max_instances))
+        spec["paths"].update(v2_contract.paths(name, version, v2_contract.example(example["instances"], columns)))
     if explain_rows:
         request = request_schemas(columns, explain_rows)["PredictRequest"]
         spec["components"]["schemas"].update(explain_contract.explain_schemas(columns, task, request))

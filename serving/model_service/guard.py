@@ -32,6 +32,8 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 SHADOW_HOST_SUFFIX = b"-shadow"
+# A route behind the guard may name the rejection reason of its 4xx answer in this header (removed before sending).
+REASON_HEADER = b"x-plinth-rejection"
 
 # pydantic error types -> rejection reasons; anything else that is a 400 counts as invalid_value.
 _REASON_BY_ERROR = {
@@ -235,15 +237,17 @@ class _Responder:
     async def _send_error(self, start: Message, body: bytes) -> None:
         """Count one 4xx by reason and send it, a list-shaped error body unwrapped to its object."""
         status = int(start["status"])
+        given = dict(start.get("headers", [])).get(REASON_HEADER)  # a route that names its reason (/v2 infer)
         if self.count_errors:
-            REJECTED_REQUESTS.labels(_reason_for_400(body) if status == 400 else "invalid_value").inc()
+            reason = given.decode() if given else _reason_for_400(body) if status == 400 else "invalid_value"
+            REJECTED_REQUESTS.labels(reason).inc()
         try:
             parsed = json.loads(body)
         except ValueError:
             parsed = None
         if isinstance(parsed, list) and len(parsed) == 1 and isinstance(parsed[0], dict):
             body = json.dumps(parsed[0]).encode()
-        headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
+        headers = [(k, v) for k, v in start.get("headers", []) if k.lower() not in (b"content-length", REASON_HEADER)]
         headers.append((b"content-length", str(len(body)).encode()))
         await self._send({**start, "headers": headers})
         await self._send({"type": "http.response.body", "body": body, "more_body": False})

@@ -204,7 +204,13 @@ def _contract() -> bytes:
     generic = cast("bentoml.Service[ModelService]", ModelService).openapi_spec.asdict()
     explain_rows = SETTINGS.explain_max_rows if SETTINGS.explain else 0
     return contract.document(
-        generic, MODEL.columns, TASK, SETTINGS.max_instances, EXAMPLE_INPUT, explain_rows=explain_rows
+        generic,
+        MODEL.columns,
+        TASK,
+        SETTINGS.max_instances,
+        EXAMPLE_INPUT,
+        (MODEL.name, MODEL.version),
+        explain_rows=explain_rows,
     )
 
 

@@ -77,11 +77,18 @@ def _object(value: Any, where: str, fields: Sequence[str]) -> dict[str, Any]:
     return value
 
 
-def _flat(data: Any) -> list[Any]:
-    """Return row-major nested lists as one flat list."""
+def _flat(data: Any, where: str) -> list[Any]:
+    """Return an input's values: `data` is a list of values, or (row-major, shape [n, 1]) of one-value lists."""
     if not isinstance(data, list):
-        return [data]
-    return [value for item in data for value in _flat(item)]
+        raise V2Error(400, f"{where}: data must be a list of values", "invalid_shape")
+    values = []
+    for item in data:
+        if isinstance(item, list):
+            if len(item) != 1:
+                raise V2Error(400, f"{where}: a row of data must hold one value, not {len(item)}", "invalid_shape")
+            item = item[0]
+        values.append(item)
+    return values
 
 
 def _rows(spec: dict[str, Any], column: Column, max_instances: int) -> list[Any]:
@@ -103,7 +110,7 @@ def _rows(spec: dict[str, Any], column: Column, max_instances: int) -> list[Any]
         raise V2Error(400, f"{where}: {shape[0]} rows, at most {max_instances} per request", "batch_size")
     if "data" not in spec:
         raise V2Error(400, f"{where}: no data (binary tensor data is not supported: send JSON data)", "invalid_shape")
-    values = _flat(spec["data"])
+    values = _flat(spec["data"], where)
     if len(values) != shape[0]:
         raise V2Error(400, f"{where}: shape {shape} holds {shape[0]} values, data has {len(values)}", "invalid_shape")
     return values

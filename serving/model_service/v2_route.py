@@ -13,8 +13,8 @@ An ASGI route rather than BentoML APIs (an API cannot take path parameters). It 
   size and the refused state first, as it does for /predict.
 
 Errors are the protocol's `{"error": "..."}`: 404 for a model name or version not served here, 400 naming the
-input for a wrong datatype, shape, missing or unknown input, or a value /predict refuses; 4xx answers count in
-`plinth_rejected_requests_total` by reason, as /predict's do.
+input for a wrong datatype, shape, missing or unknown input, or a value /predict refuses; the guard counts 4xx
+answers of infer in `plinth_rejected_requests_total` by reason (named by the route), as /predict's.
 """
 
 from __future__ import annotations
@@ -27,14 +27,25 @@ from typing import Any
 import bentoml
 
 from serving.model_service import v2_codec
-from serving.model_service.guard import ASGIApp, Message, PredictGuard, Receive, Scope, Send, _reason_for_400, _replay
-from serving.model_service.monitor import REJECTED_REQUESTS
+from serving.model_service.guard import (
+    REASON_HEADER,
+    ASGIApp,
+    Message,
+    PredictGuard,
+    Receive,
+    Scope,
+    Send,
+    _reason_for_400,
+    _replay,
+)
 from serving.model_service.predictor import ServedTask
 from serving.model_service.registry import ModelRef
 from serving.model_service.settings import Settings
 
 MODEL_PATH = re.compile(r"/v2/models/(?P<name>[^/]+)(?:/versions/(?P<version>[^/]+))?(?P<operation>/ready|/infer)?")
 INFER_PATH = re.compile(r"/v2/models/[^/]+(?:/versions/[^/]+)?/infer")
+# An answer: status, JSON body, and the rejection reason the guard counts a 4xx by (None: its default).
+Answer = tuple[int, dict[str, Any], str | None]
 SERVER = {"name": "plinth", "version": importlib.metadata.version("plinth"), "extensions": []}
 
 
@@ -79,31 +90,31 @@ class V2Route:
             answer = {"error": f"{scope['method']} {path}: use {method}"}
             await _send_json(send, 405, answer, [(b"allow", method.encode())])
             return
-        status, payload = await self._answer(scope, receive, path)
-        await _send_json(send, status, payload, [])
+        status, payload, reason = await self._answer(scope, receive, path)
+        await _send_json(send, status, payload, [(REASON_HEADER, reason.encode())] if reason else [])
 
-    async def _answer(self, scope: Scope, receive: Receive, path: str) -> tuple[int, dict[str, Any]]:
+    async def _answer(self, scope: Scope, receive: Receive, path: str) -> Answer:
         """Return the status and JSON answer of one /v2 request."""
         if path == "/v2":
-            return 200, SERVER
+            return 200, SERVER, None
         if path == "/v2/health/live":
             status, _ = await self._call(scope, receive, "GET", "/livez")
-            return (200, {"live": True}) if status == 200 else (503, {"error": "the service is not live"})
+            return (200, {"live": True}, None) if status == 200 else (503, {"error": "the service is not live"}, None)
         if path == "/v2/health/ready":
-            return await self._ready(scope, receive, {"ready": True})
+            return (*await self._ready(scope, receive, {"ready": True}), None)
         match = MODEL_PATH.fullmatch(path)
         if match is None:
-            return 404, {"error": f"{path}: not an Open Inference Protocol endpoint"}
+            return 404, {"error": f"{path}: not an Open Inference Protocol endpoint"}, None
         name, version, operation = match.group("name", "version", "operation")
         if name != self.model.name or version not in (None, self.model.version):
             served = f"{self.model.name} version {self.model.version}"
             shown = name if version is None else f"{name} version {version}"
-            return 404, {"error": f"model {shown} is not served here; this service serves {served}"}
+            return 404, {"error": f"model {shown} is not served here; this service serves {served}"}, None
         if operation == "/ready":
-            return await self._ready(scope, receive, {"name": name, "ready": True})
+            return (*await self._ready(scope, receive, {"name": name, "ready": True}), None)
         if operation == "/infer":
             return await self._infer(scope, receive)
-        return 200, self.metadata()
+        return 200, self.metadata(), None
 
     def metadata(self) -> dict[str, Any]:
         """Return the model metadata: one input per feature (its datatype, `[-1]` rows), outputs per task."""
@@ -132,7 +143,7 @@ class V2Route:
         why = body.decode("utf-8", "replace")[:500] or f"/readyz answered {status}"
         return 503, {"error": f"{self.model.name} version {self.model.version} is not ready: {why}"}
 
-    async def _infer(self, scope: Scope, receive: Receive) -> tuple[int, dict[str, Any]]:
+    async def _infer(self, scope: Scope, receive: Receive) -> Answer:
         """Decode the request, score it through /predict, and encode the answer (or the refusal)."""
         body = await _read(receive)
         try:
@@ -142,23 +153,21 @@ class V2Route:
                 )
             inference = v2_codec.decode(body, self.model.columns, self.max_instances, self.outputs)
         except v2_codec.V2Error as error:
-            REJECTED_REQUESTS.labels(error.reason).inc()
-            return error.status, {"error": error.message}
+            return error.status, {"error": error.message}, error.reason
         request = json.dumps({"instances": inference.instances}).encode()
         status, answer = await self._call(scope, _replay(request, receive), "POST", self.predict_route)
         if status == 200:
             predictions = json.loads(answer)["predictions"]
             encoded = v2_codec.encode(self.task, predictions, inference.outputs, inference.request_id)
-            return 200, {"model_name": self.model.name, "model_version": self.model.version, **encoded}
+            return 200, {"model_name": self.model.name, "model_version": self.model.version, **encoded}, None
         if status == 400:
-            REJECTED_REQUESTS.labels(_reason_for_400(answer)).inc()
-            return 400, {"error": v2_codec.error_from_predict(answer)}
+            return 400, {"error": v2_codec.error_from_predict(answer)}, _reason_for_400(answer)
         try:
             parsed = json.loads(answer)
         except ValueError:
             parsed = None
         said = parsed.get("error") if isinstance(parsed, dict) else None
-        return status, {"error": str(said or answer.decode("utf-8", "replace") or f"/predict answered {status}")}
+        return status, {"error": str(said or answer.decode("utf-8", "replace") or f"/predict answered {status}")}, None
 
     async def _call(self, scope: Scope, receive: Receive, method: str, path: str) -> tuple[int, bytes]:
         """Send one request to the service's own app in process and return its status and body."""
@@ -192,6 +201,5 @@ def install(
         chaos_latency_ms=settings.chaos_latency_ms,
         refusal=None if refusal is None else str(refusal),
         bare_body=True,
-        count_errors=False,
     )
     service.add_asgi_middleware(V2Route, model=model, task=task, max_instances=settings.max_instances)
