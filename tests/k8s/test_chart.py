@@ -240,6 +240,7 @@ def test_default_stable_follows_the_champion_alias_until_the_controller_records_
     assert canary["PLINTH_MODEL_ALIAS"]["value"] == "challenger"
     assert "PLINTH_MODEL_VERSION" not in canary, "no model.version: the canary follows the challenger alias"
     assert env["BENTOML_HOME"]["value"].startswith("/tmp/")
+    assert (env["PLINTH_EXPLAIN"]["value"], env["PLINTH_EXPLAIN_MAX_ROWS"]["value"]) == ("on", "20")  # explain.*
     assert env["MLFLOW_TRACKING_URI"]["value"].startswith("http://mlflow.")
     assert container["image"] == "ghcr.io/plinth-mlops/plinth-serving:0.1.0"
     assert container["ports"] == [{"name": "http", "containerPort": 3000, "protocol": "TCP"}]
