@@ -16,6 +16,7 @@ from typing import Any
 import dask.dataframe as dd
 import pandas as pd
 import pytest
+import yaml
 from distributed import Client, LocalCluster
 from sklearn.metrics import r2_score
 from xgboost import XGBClassifier, collective
@@ -35,6 +36,8 @@ from components.train_torch.distributed import torchrun_fit
 from components.train_xgboost.core import build_model as build_xgboost
 from components.train_xgboost.core import fitted_booster, for_cpu_inference
 from components.train_xgboost.distributed import dask_fit, fit_on_dask, worker_location
+from pipelines.compile import compile_all
+from tests.test_compiled_pipeline import executors_by_task
 
 
 @dataclass(frozen=True)
@@ -230,3 +233,26 @@ def test_the_mlp_trains_data_parallel_on_two_torchrun_processes(breast_cancer, t
     assert abs(scores["ddp"]["roc_auc"] - scores["single"]["roc_auc"]) < 0.03
     saved = modeling.load_model(str(tmp_path / "ddp"))
     assert type(saved.steps[-1][1]) is type(modeling.load_model(str(tmp_path / "single")).steps[-1][1])
+
+
+def test_the_distributed_option_compiles_into_the_pipeline(tmp_path):
+    address = "tcp://plinth-dask-scheduler.plinth.svc:8786"
+    compile_all(tmp_path, dask_scheduler=address)
+    spec, platform = yaml.safe_load_all((tmp_path / "training-gpu.yaml").read_text())
+    parameters = spec["root"]["inputDefinitions"]["parameters"]
+    assert parameters["dask_scheduler"]["defaultValue"] == address
+    assert parameters["torch_processes"]["defaultValue"] == 1
+    tasks = spec["root"]["dag"]["tasks"]
+    for task, name in (("train-xgboost", "dask_scheduler"), ("train-torch", "torch_processes")):
+        given = tasks[task]["inputs"]["parameters"][name]
+        assert given == {"componentInputParameter": name}
+    # With a Dask cluster the XGBoost step is only its client: the CPU pool, no GPU; torch keeps the GPU.
+    executors = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    containers = executors_by_task(spec)
+    assert executors["exec-train-xgboost"]["nodeSelector"]["labels"] == {"plinth.dev/node-pool": "cpu"}
+    assert "accelerator" not in containers["train-xgboost"]["resources"]
+    assert executors["exec-train-torch"]["nodeSelector"]["labels"] == {"plinth.dev/node-pool": "gpu"}
+    # Off by default: the committed variants train in the step's pod.
+    compile_all(tmp_path / "default")
+    default, _ = yaml.safe_load_all((tmp_path / "default" / "training-gpu.yaml").read_text())
+    assert default["root"]["inputDefinitions"]["parameters"]["dask_scheduler"]["defaultValue"] == ""

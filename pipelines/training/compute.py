@@ -61,6 +61,10 @@ class ComputeTarget:
     data_secret: str = "plinth-data"
     # Optional Secret (keys `username`, `password`) with the training steps' MLflow login ("" for none).
     mlflow_secret: str = "plinth-mlflow-training"
+    # The distributed option for XGBoost: a Dask scheduler's address (a DaskCluster of the dask-kubernetes
+    # operator, e.g. tcp://plinth-dask-scheduler.plinth.svc:8786), the default of the `dask_scheduler`
+    # parameter; "" (off) trains in the step's pod. On, the XGBoost step is a client and runs on the CPU pool.
+    dask_scheduler: str = ""
 
     @property
     def name(self) -> str:
@@ -86,6 +90,11 @@ def on_accelerator_pool(task: PipelineTask, target: ComputeTarget) -> PipelineTa
     kubernetes.add_node_selector(task, label_key=target.node_pool_label, label_value=target.gpu_pool)
     kubernetes.add_toleration(task, key=target.gpu_taint_key, operator="Exists", effect="NoSchedule")
     return task
+
+
+def on_xgboost_pool(task: PipelineTask, target: ComputeTarget) -> PipelineTask:
+    """Place the XGBoost step: on the accelerator pool, or the CPU pool when a Dask cluster does the training."""
+    return on_cpu_pool(task, target) if target.dask_scheduler else on_accelerator_pool(task, target)
 
 
 def without_pickles(task: PipelineTask) -> PipelineTask:

@@ -18,6 +18,7 @@ from pipelines.training.compute import (
     ComputeTarget,
     on_accelerator_pool,
     on_cpu_pool,
+    on_xgboost_pool,
     with_data_credentials,
     with_mlflow_login,
     with_signer,
@@ -61,6 +62,8 @@ def build_pipeline(target: ComputeTarget) -> GraphComponent:
         max_unseen_share: float = 0.05,
         time_budget_s: float = 600.0,
         max_passes: int = 20,
+        dask_scheduler: str = target.dask_scheduler,
+        torch_processes: int = 1,
         primary_metric: str = "",
         min_roc_auc: str = "",
         min_accuracy: str = "",
@@ -125,9 +128,15 @@ def build_pipeline(target: ComputeTarget) -> GraphComponent:
         }
         trained = {
             "sklearn": on_cpu_pool(_step(train_sklearn(**training_inputs), "train: scikit-learn"), target),
-            "xgboost": on_accelerator_pool(_step(train_xgboost(**training_inputs), "train: XGBoost"), target),
+            "xgboost": on_xgboost_pool(
+                _step(train_xgboost(**training_inputs, dask_scheduler=dask_scheduler), "train: XGBoost"), target
+            ),
             "torch": on_accelerator_pool(
-                _step(train_torch(**training_inputs, max_passes=max_passes), "train: PyTorch"), target
+                _step(
+                    train_torch(**training_inputs, max_passes=max_passes, torch_processes=torch_processes),
+                    "train: PyTorch",
+                ),
+                target,
             ),
         }
         evaluated = {
