@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -20,10 +21,10 @@ import pyarrow as pa
 from components.score.answers import TIMESTAMP, RequestIds, answer_columns
 from components.score.check import Checked, Contract
 from components.score.drift import DriftReport, DriftTally
+from components.score.drift import sample as rows_of
 from components.score.model import LoadedModel, ModelError
 from components.score.source import Source
 from components.score.write import PREDICTIONS, REJECTS, PartWriter
-from serving.model_service.columns import Batch
 from serving.model_service.predictor import check_output
 
 # Rows read, checked and scored at a time: memory is about this many rows of the table, whatever its size.
@@ -34,13 +35,6 @@ ANSWER_COLUMNS = frozenset(
     {"request_id", "label", "probability", "probabilities", "prediction", "model_name", "model_version"}
     | {"scored_at", SOURCE_ROW}
 )
-
-
-def head(batch: Batch, rows: int) -> Batch:
-    """Return the first `rows` rows of a typed batch."""
-    if batch.block is not None:
-        return Batch(batch.index, batch.block[:rows])
-    return Batch(batch.index, None, {name: values[:rows] for name, values in batch.arrays.items()})
 
 
 @dataclass
@@ -99,7 +93,7 @@ class Scorer:
         predictor, batch = self.model.predictor, checked.batch
         assert batch is not None
         if not self.warm:
-            sample = head(batch, WARM_UP_ROWS)
+            sample = rows_of(batch, np.arange(min(WARM_UP_ROWS, batch.rows)))
             check_output(predictor.task, predictor.warm_up(sample), sample.rows)
             self.warm = True
         output = predictor.predict(batch)
@@ -130,7 +124,7 @@ class Scorer:
             table = pa.Table.from_batches([refused]).append_column(SOURCE_ROW, pa.array(positions[~valid]))
             table = table.append_column(REASON, pa.array(reasons, type=pa.string()))
             summary.rejects = self.writer.folder(REJECTS)
-            self.writer.write(REJECTS, number, table)
+            self.writer.submit(REJECTS, number, table)
         summary.scored += int(valid.sum())
         summary.rejected += int((~valid).sum())
 
@@ -153,7 +147,7 @@ class Scorer:
         for name in self.keep:
             columns[name] = kept.column(name) if kept is not None else None
         summary.predictions = self.writer.folder(PREDICTIONS)
-        self.writer.write(PREDICTIONS, number, pa.table(columns))
+        self.writer.submit(PREDICTIONS, number, pa.table(columns))
 
 
 def score_table(source: Source, scorer: Scorer, chunk_rows: int = DEFAULT_CHUNK_ROWS) -> Summary:
@@ -169,11 +163,21 @@ def score_table(source: Source, scorer: Scorer, chunk_rows: int = DEFAULT_CHUNK_
         raise ValueError(f"keep: {', '.join(missing)} is not a column of {source.shown}")
     digest = data_digest(source.columns)
     started = time.perf_counter()
-    for number, chunk in enumerate(source.chunks(chunk_rows)):
-        hash_chunk(digest, chunk)
-        scorer.chunk(number, chunk, summary.rows_in, summary)
-        summary.rows_in += chunk.num_rows
-        summary.chunks += 1
+    # The hash runs in order on a thread of its own (pandas' hashing releases the GIL) beside the scoring.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="plinth-score-hash") as hashing:
+        hashed: Future[None] | None = None
+        try:
+            for number, chunk in enumerate(source.chunks(chunk_rows)):
+                if hashed is not None:
+                    hashed.result()
+                hashed = hashing.submit(hash_chunk, digest, chunk)
+                scorer.chunk(number, chunk, summary.rows_in, summary)
+                summary.rows_in += chunk.num_rows
+                summary.chunks += 1
+            if hashed is not None:
+                hashed.result()
+        finally:
+            scorer.writer.close()
     summary.seconds = time.perf_counter() - started
     summary.data_hash = digest.hexdigest()
     summary.drift = scorer.drift.report()

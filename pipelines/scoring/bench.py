@@ -1,0 +1,108 @@
+"""Batch scoring throughput: `make score` on a million rows against the same model's in-process `predict`.
+
+`python -m pipelines.scoring.bench` (`make bench-score`, `BENCH_ARGS="--rows 200000 --data churn"` to choose)
+registers plinth's scikit-learn candidate for a packaged dataset in a fresh $PLINTH_HOME (signed, as the
+pipeline registers it), writes a table of `--rows` rows drawn from that dataset's own feature rows (seeded) as
+Parquet, and measures, in the same sitting:
+
+- the ceiling: the loaded model's `predict_proba` / `predict` on the same rows, already in memory as the typed
+  frame the model takes (no reading, checking, writing or drift);
+- `make score`: the committed compiled pipeline on kfp.local (`pipelines.scoring.run_local`, warm steps), from
+  the Parquet file to partitioned predictions: the step's own rows/s (what the MLflow run records: read, check,
+  score, write, hash and drift, chunk by chunk) and the wall time of the whole command (kfp.local, MLflow and
+  the model's fetch and signature check included).
+
+Results go to pipelines/scoring/bench-results.md. The issue's aim: the step at least half the ceiling's rows/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+from components.common import modeling, tracking
+from components.common.features import prepare_features
+from components.common.state import local_tracking_uri
+from components.score.core import EXPERIMENT
+from serving.bench.demo_model import register_plinth_model
+from serving.embedded.train_drill import BREAST_CANCER, DrillData
+
+REPO = Path(__file__).resolve().parents[2]
+RESULTS = Path(__file__).with_name("bench-results.md")
+DATASETS = {"breast_cancer": BREAST_CANCER, "churn": DrillData("synthetic:churn", "churned")}
+MODEL = "plinth-bench-scoring"
+SEED = 5
+
+
+def ceiling(model: object, task: object, features: object, repeats: int = 3) -> float:
+    """Return the best seconds of the in-process model over the typed frame (`repeats` tries)."""
+    best = float("inf")
+    for _ in range(repeats):
+        started = time.perf_counter()
+        modeling.predict_output(model, task, features)  # type: ignore[arg-type]
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
+def make_score(home: Path, source: Path, out: Path) -> tuple[float, float, float]:
+    """Run `make score`'s runner; return (wall seconds, the step's rows/s, rows scored)."""
+    env = {**os.environ, "PLINTH_HOME": str(home)}
+    command = [sys.executable, "-m", "pipelines.scoring.run_local", "--model-name", MODEL]
+    started = time.perf_counter()
+    done = subprocess.run(
+        [*command, "--source", str(source), "--out", str(out)], cwd=REPO, env=env, capture_output=True, text=True
+    )
+    wall = time.perf_counter() - started
+    if done.returncode != 0:
+        raise SystemExit(f"bench-score: make score failed:\n{done.stderr[-3000:]}")
+    client = tracking.connect(local_tracking_uri(home))
+    experiment = client.get_experiment_by_name(EXPERIMENT)
+    assert experiment is not None
+    run = client.search_runs([experiment.experiment_id], order_by=["attributes.start_time DESC"])[0]
+    return wall, run.data.metrics["rows_per_second"], run.data.metrics["rows_scored"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Register, write the table, measure both, append the results."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, default=1_000_000, help="rows to score (default: %(default)s)")
+    parser.add_argument(
+        "--data", choices=sorted(DATASETS), default="breast_cancer", help="dataset (default: %(default)s)"
+    )
+    parser.add_argument("--results", type=Path, default=RESULTS, help="results file (default: %(default)s)")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="plinth-bench-score-") as tmp:
+        home = Path(tmp)
+        registered = register_plinth_model(local_tracking_uri(home), MODEL, DATASETS[args.data], "bench-score")
+        picks = np.random.default_rng(SEED).integers(0, len(registered.features), args.rows)
+        table = registered.features.iloc[picks].reset_index(drop=True)
+        source = home / "table.parquet"
+        table.to_parquet(source, index=False)
+        assert registered.profile is not None
+        typed = prepare_features(table, registered.profile)
+        best = ceiling(registered.model, registered.task, typed)
+        wall, step_rate, scored = make_score(home, source, home / "out")
+    ceiling_rate = args.rows / best
+    line = (
+        f"| {args.rows:,} | {args.data} | {ceiling_rate:,.0f} | {step_rate:,.0f} | {step_rate / ceiling_rate:.2f} "
+        f"| {wall:.1f} | {args.rows / wall:,.0f} | {scored:,.0f} |"
+    )
+    print(line)
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    machine = f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
+    with args.results.open("a") as handle:
+        handle.write(f"{line} <!-- {stamp}, {machine} -->\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
