@@ -61,6 +61,7 @@ class InputMonitor:
         min_requests: int = 50,
     ) -> None:
         self.optional = [(c.name, MISSING_VALUES.labels(c.name)) for c in columns if c.optional]
+        self.optional_positions = np.array([i for i, c in enumerate(columns) if c.optional], dtype=np.intp)
         self.enabled = profile is not None
         features = profile.feature_names if profile else []
         stats = [profile.features[name] for name in features] if profile else []
@@ -102,10 +103,15 @@ class InputMonitor:
 
         Both come from `per_request` (a sample of each request); without them the batch is one request.
         """
-        for name, counter in self.optional:
-            missing = int(np.count_nonzero(pd.isna(batch.column(name))))
-            if missing:
-                counter.inc(missing)
+        if batch.block is not None:  # one pass over a float block: every plinth column is optional (imputed)
+            gaps = np.isnan(batch.block[:, self.optional_positions]).sum(axis=0)
+            for index in np.flatnonzero(gaps).tolist() if gaps.any() else ():
+                self.optional[index][1].inc(int(gaps[index]))
+        else:
+            for name, counter in self.optional:
+                missing = int(np.count_nonzero(pd.isna(batch.column(name))))
+                if missing:
+                    counter.inc(missing)
         if not self.enabled:
             return
         bins = np.empty((batch.rows, len(self.features)), dtype=np.int32)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from prometheus_client import REGISTRY
 from starlette.testclient import TestClient
 
 from components.common import modeling
@@ -22,6 +23,7 @@ def test_a_null_in_a_column_complete_in_training_is_answered_like_the_fitted_pip
     assert registered.profile.features["mean_radius"].missing_share == 0.0  # no gap in training
     rows = [{**row, "mean_radius": None} for row in registered.instances(0, 3)]
     rows[2]["worst_area"] = None
+    counted = {name: missing_values(name) for name in ("mean_radius", "worst_area", "mean_texture")}
 
     response = client.post("/predict", json={"instances": rows})
 
@@ -32,6 +34,13 @@ def test_a_null_in_a_column_complete_in_training_is_answered_like_the_fitted_pip
     served = [prediction["probability"] for prediction in response.json()["predictions"]]
     np.testing.assert_allclose(served, expected, rtol=1e-9, atol=1e-12)
     assert not np.allclose(expected, registered.expected(0, 3)[:, 1])  # the null changed the answer: it was read
+    gaps = {name: missing_values(name) - before for name, before in counted.items()}
+    assert gaps == {"mean_radius": 3.0, "worst_area": 1.0, "mean_texture": 0.0}  # counted per column, as served
+
+
+def missing_values(feature: str) -> float:
+    """Return plinth_missing_values_total for `feature` in this process (the in-process service's registry)."""
+    return REGISTRY.get_sample_value("plinth_missing_values_total", {"feature": feature}) or 0.0
 
 
 def test_the_contract_says_each_column_may_be_null_and_why(client: TestClient) -> None:
