@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-from bentoml.exceptions import ServiceUnavailable
+from bentoml.exceptions import ServiceUnavailable, UnprocessableEntity
 
 from components.common import signing
 from components.common.loaders import ENV_ALLOWED_LOADERS
@@ -85,6 +85,8 @@ def test_a_pickle_is_refused_without_the_opt_in(
     assert not service.__is_ready__()
     with pytest.raises(ServiceUnavailable, match=OPT_IN):
         service.predict(model.instances(0, 1))
+    with pytest.raises(ServiceUnavailable, match=OPT_IN):  # /explain: the same refusal
+        service.explain(model.instances(0, 1))
     errors = records(caplog, logging.ERROR)
     assert len(errors) == 1
     assert errors[0].startswith(f"{model.name} v{model.version} refused: its files are a pickle")
@@ -98,6 +100,8 @@ def test_a_pickle_serves_with_the_opt_in(notebook_pickle: RegisteredModel, pickl
     assert service.__is_ready__()
     answers = service.predict(notebook_pickle.instances(0, 5))
     np.testing.assert_allclose([a["probability"] for a in answers], notebook_pickle.expected(0, 5)[:, 1], rtol=1e-12)
+    with pytest.raises(UnprocessableEntity, match="plinth's own models only"):  # served through pyfunc
+        service.explain(notebook_pickle.instances(0, 1))
     # Unsigned (the signer never signs a pickle); the refusal above set its own label.
     assert verification(notebook_pickle, signing.UNVERIFIED) == 1
 
@@ -121,6 +125,8 @@ def test_a_real_server_refuses_a_pickle_stays_unready_and_says_why_once(
         assert httpx.get(f"{server.url}/readyz", timeout=5).status_code == 503
         answer = httpx.post(f"{server.url}/predict", json={"instances": notebook_pickle.instances(0, 1)}, timeout=10)
         assert answer.status_code == 503
+        explained = httpx.post(f"{server.url}/explain", json={"instances": notebook_pickle.instances(0, 1)}, timeout=10)
+        assert (explained.status_code, explained.json()["error"]) == (503, answer.json()["error"])
         log = server.log_path.read_text(errors="replace")
         assert sum(OPT_IN in row for row in log.splitlines()) == 1, log[-3000:]
         assert "Traceback" not in log
