@@ -3,11 +3,13 @@
 Replicas answer, are all replaced, and a new one that never saw a prediction takes every label; live quality
 is read from the store by the exporter's collector. Then the store goes away (a dead port; a database that
 refuses connections) and comes back: /predict keeps answering, /feedback answers 503, drops are counted, and
-the queue drains.
+the queue drains. The two outages of one database share one replica (`outage_server`): each reads its
+counters as differences from where it began, so either may run first or alone.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -53,13 +55,26 @@ def with_store(model: RegisteredModel, store: str, **extra: str) -> dict[str, st
     return env_for(model, **{settings.ENV_PREDICTION_STORE: store, **extra})
 
 
+@contextlib.contextmanager
+def replicas(env: dict[str, str], homes: list[Path]) -> Iterator[list[Server]]:
+    """Start one `bentoml serve` per home side by side, as a Deployment starts its pods; stop them all after."""
+    started: list[Server] = []
+    try:
+        started += [Server(env, home, free_port()) for home in homes]
+        for replica in started:
+            replica.wait_ready()
+        yield started
+    finally:
+        for replica in started:
+            replica.stop()
+
+
 def test_every_label_joins_once_on_a_replica_that_never_saw_it(
     model: RegisteredModel, database: str, tmp_path: Path
 ) -> None:
     answered: list[dict[str, Any]] = []
-    for name, rows in (("a", (0, 6)), ("b", (6, 6))):  # (first row, rows)  # two replicas, then both gone
-        with running_server(with_store(model, database), tmp_path / name) as replica:
-            answered += predict(replica, model.instances(*rows))
+    with replicas(with_store(model, database), [tmp_path / "a", tmp_path / "b"]) as (a, b):  # then both gone
+        answered += predict(a, model.instances(0, 6)) + predict(b, model.instances(6, 6))  # (first row, rows)
     with running_server(with_store(model, database), tmp_path / "c") as fresh:
         truths = [p["label"] if i % 3 else 1 - p["label"] for i, p in enumerate(answered)]  # 8 of 12 right
         accepted = [send(fresh, p["request_id"], truth) for p, truth in zip(answered, truths, strict=True)]
@@ -100,34 +115,50 @@ def set_connections(postgres: PostgresServer, database: str, allowed: bool) -> N
             connection.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
 
 
+@pytest.fixture(scope="module")
+def outage_database(postgres: PostgresServer) -> str:
+    return postgres.create_database("feedback_outages")
+
+
+@pytest.fixture(scope="module")
+def outage_server(
+    model: RegisteredModel, outage_database: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    """One replica on `outage_database` with a 20,000-row queue, for the scenarios that take the store down."""
+    env = with_store(model, outage_database, **{settings.ENV_PREDICTION_STORE_BUFFER: "20000"})
+    with running_server(env, tmp_path_factory.mktemp("outages")) as server:
+        yield server
+
+
 @pytest.fixture
-def outage(postgres: PostgresServer, database: str) -> Iterator[None]:
+def outage(postgres: PostgresServer, outage_database: str) -> Iterator[None]:
+    """The store comes back after each outage scenario, however it ended."""
     yield
-    set_connections(postgres, database, True)
+    set_connections(postgres, outage_database, True)
+
+
+def growth(server: Server, start: dict[str, float], name: str, **labels: str) -> float:
+    """Return how much the counter `name{labels}` of `server` grew since the scrape `start`."""
+    return metric(scrape(server.url), name, **labels) - metric(start, name, **labels)
 
 
 def test_the_queue_drains_when_the_store_comes_back(
-    model: RegisteredModel,
-    postgres: PostgresServer,
-    database: str,
-    outage: None,
-    tmp_path: Path,
+    model: RegisteredModel, postgres: PostgresServer, outage_database: str, outage_server: Server, outage: None
 ) -> None:
-    with running_server(with_store(model, database), tmp_path) as server:
-        [before] = predict(server, model.instances(0, 1))
-        assert send(server, before["request_id"], before["label"]).status_code == 200
-        set_connections(postgres, database, False)
-        queued = predict(server, model.instances(1, 3))  # answered while the store is down
-        down = send(server, queued[0]["request_id"], queued[0]["label"])
-        assert (down.status_code, down.json()["error"]) == (503, "store_unavailable")
-        set_connections(postgres, database, True)
-        ident = {"model_name": model.name, "model_version": model.version}
-        assert wait_for(lambda: metric(scrape(server.url), "plinth_prediction_store_written_total", **ident) >= 4)
-        labelled = [send(server, p["request_id"], p["label"]).status_code for p in queued]
-        samples = scrape(server.url)
+    server, ident = outage_server, {"model_name": model.name, "model_version": model.version}
+    start = scrape(server.url)
+    [before] = predict(server, model.instances(0, 1))
+    assert send(server, before["request_id"], before["label"]).status_code == 200
+    set_connections(postgres, outage_database, False)
+    queued = predict(server, model.instances(1, 3))  # answered while the store is down
+    down = send(server, queued[0]["request_id"], queued[0]["label"])
+    assert (down.status_code, down.json()["error"]) == (503, "store_unavailable")
+    set_connections(postgres, outage_database, True)
+    assert wait_for(lambda: growth(server, start, "plinth_prediction_store_written_total", **ident) >= 4)
+    labelled = [send(server, p["request_id"], p["label"]).status_code for p in queued]
     assert labelled == [200, 200, 200]
-    assert metric(samples, "plinth_prediction_store_dropped_total", **ident, reason="buffer_full") == 0
-    assert metric(samples, "plinth_prediction_store_errors_total", **ident, operation="read") >= 1
+    assert growth(server, start, "plinth_prediction_store_dropped_total", **ident, reason="buffer_full") == 0
+    assert growth(server, start, "plinth_prediction_store_errors_total", **ident, operation="read") >= 1
 
 
 def wait_for(condition: Any, timeout: float = 30.0) -> bool:
@@ -143,25 +174,25 @@ def wait_for(condition: Any, timeout: float = 30.0) -> bool:
 
 
 def test_big_requests_while_the_store_is_down_evict_no_earlier_prediction(
-    model: RegisteredModel, postgres: PostgresServer, database: str, outage: None, tmp_path: Path
+    model: RegisteredModel, postgres: PostgresServer, outage_database: str, outage_server: Server, outage: None
 ) -> None:
     """100 requests of 1,000 rows (100,000 answers) once pushed a 20,000-row queue's earlier rows out."""
     rows = (model.instances() * 2)[:1000]
     columns = list(rows[0])
     big = {"columns": columns, "data": [[row[name] for name in columns] for row in rows]}
-    env = with_store(model, database, **{settings.ENV_PREDICTION_STORE_BUFFER: "20000"})
-    with running_server(env, tmp_path) as server:
-        set_connections(postgres, database, False)
-        [small] = predict(server, model.instances(0, 1))  # queued: the store is down
+    server, ident = outage_server, {"model_name": model.name, "model_version": model.version}
+    start = scrape(server.url)
+    set_connections(postgres, outage_database, False)
+    [small] = predict(server, model.instances(0, 1))  # queued: the store is down
+    with httpx.Client(timeout=60) as client:
         for _ in range(100):
-            answer = httpx.post(f"{server.url}/predict", json=big, timeout=60)
+            answer = client.post(f"{server.url}/predict", json=big)
             assert answer.status_code == 200, answer.text[:300]
-        set_connections(postgres, database, True)
-        ident = {"model_name": model.name, "model_version": model.version}
-        logged = 1 + 100 * 100  # the small request, and the first 100 rows of each big one
-        assert wait_for(lambda: metric(scrape(server.url), "plinth_prediction_store_written_total", **ident) >= logged)
-        joined = send(server, small["request_id"], small["label"])
-        samples = scrape(server.url)
+    set_connections(postgres, outage_database, True)
+    logged = 1 + 100 * 100  # the small request, and the first 100 rows of each big one
+    assert wait_for(lambda: growth(server, start, "plinth_prediction_store_written_total", **ident) >= logged)
+    joined = send(server, small["request_id"], small["label"])
     assert joined.status_code == 200, joined.text
-    assert metric(samples, "plinth_prediction_store_dropped_total", **ident, reason="buffer_full") == 0
-    assert metric(samples, "plinth_prediction_store_dropped_total", **ident, reason="request_cap") == 100 * 900
+    assert growth(server, start, "plinth_prediction_store_dropped_total", **ident, reason="buffer_full") == 0
+    dropped = growth(server, start, "plinth_prediction_store_dropped_total", **ident, reason="request_cap")
+    assert dropped == 100 * 900
