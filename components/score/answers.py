@@ -7,6 +7,9 @@ with one field per class), built at once from the model's output instead of one 
 decision rule: a binary label is the positive class when its probability is at least 0.5, a multiclass label
 the most probable class. Each row also says when it was scored and which source row it answers.
 
+With `explain`, each answer also carries /explain's `base_value` and `contributions` (`components/common/explain.py`:
+per output, per raw feature, in the units the run records), so base + contributions = the model's output.
+
 Request ids have the model service's form, `<version>.<32 hex>` with a UUID version 7 inside (48 bits of the
 scoring time in ms, then random bits: `serving/model_service/feedback.py` reads them), drawn for a whole chunk
 at once from a generator seeded from the operating system's randomness.
@@ -21,6 +24,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from components.common.explain import Explanation
 from components.common.task import BINARY, REGRESSION
 from serving.model_service.predictor import ServedTask
 
@@ -69,6 +73,23 @@ def answer_columns(task: ServedTask, output: np.ndarray) -> dict[str, pa.Array]:
     per_class = [pa.array(np.ascontiguousarray(output[:, position])) for position in range(output.shape[1])]
     columns["probabilities"] = pa.StructArray.from_arrays(per_class, names=task.class_names)
     return columns
+
+
+def explanation_columns(explanation: Explanation) -> dict[str, pa.Array]:
+    """Return /explain's `base_value` and `contributions` (per output, per raw feature) as struct columns."""
+    outputs, features = explanation.outputs, explanation.feature_names
+    base = [pa.array(np.ascontiguousarray(explanation.base_values[:, k])) for k in range(len(outputs))]
+    per_output = [
+        pa.StructArray.from_arrays(
+            [pa.array(np.ascontiguousarray(explanation.contributions[:, j, k])) for j in range(len(features))],
+            names=features,
+        )
+        for k in range(len(outputs))
+    ]
+    return {
+        "base_value": pa.StructArray.from_arrays(base, names=outputs),
+        "contributions": pa.StructArray.from_arrays(per_output, names=outputs),
+    }
 
 
 def _plain(label: Any) -> Any:

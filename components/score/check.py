@@ -106,8 +106,10 @@ class Contract:
         taken = set(self.index)
         return [name for name in names if name not in taken]
 
-    def _problems(self, column: Column, values: pa.Array) -> list[tuple[np.ndarray, Describe]]:
-        """Return (rows refused, why) for each rule one column's values break."""
+    def _problems(
+        self, column: Column, values: pa.Array, numbers_of: dict[str, np.ndarray]
+    ) -> list[tuple[np.ndarray, Describe]]:
+        """Return (rows refused, why) for each rule one column's values break; keep its numbers in `numbers_of`."""
         name, kind = column.name, _kind(values.type)
         if pa.types.is_dictionary(values.type):
             values = pc.cast(values, values.type.value_type)
@@ -115,6 +117,8 @@ class Contract:
         numbers = _numbers(values) if kind in ("number", "integer") else None
         if numbers is not None and kind == "number":
             missing = missing | np.isnan(numbers)
+        if numbers is not None and column.dtype == "float64":
+            numbers_of[column.name] = numbers
         found: list[tuple[np.ndarray, Describe]] = []
         if not column.optional and missing.any():
             found.append((missing, lambda _: f"{name}: missing, but the column is required"))
@@ -156,22 +160,38 @@ class Contract:
         rows = chunk.num_rows
         valid = np.ones(rows, dtype=bool)
         problems: list[tuple[np.ndarray, Describe]] = []
+        numbers_of: dict[str, np.ndarray] = {}
         for column in self.columns:
-            for refused, describe in self._problems(column, chunk.column(column.name)):
+            for refused, describe in self._problems(column, chunk.column(column.name), numbers_of):
                 problems.append((refused, describe))
                 valid &= ~refused
         reasons = [
             "; ".join(describe(int(row)) for refused, describe in problems if refused[row])
             for row in np.flatnonzero(~valid)
         ]
-        passing = chunk if valid.all() else chunk.filter(pa.array(valid))
-        batch = self.typed(passing) if passing.num_rows else None
+        every = bool(valid.all())
+        passing = chunk if every else chunk.filter(pa.array(valid))
+        known = numbers_of if every else {name: numbers[valid] for name, numbers in numbers_of.items()}
+        batch = self.typed(passing, known) if passing.num_rows else None
         return Checked(valid, reasons, batch)
 
-    def typed(self, chunk: pa.RecordBatch | pa.Table) -> Batch:
-        """Return valid rows as the typed batch the model was trained on (serving's `FrameBuilder` types)."""
+    def typed(self, chunk: pa.RecordBatch | pa.Table, numbers_of: dict[str, np.ndarray] | None = None) -> Batch:
+        """Return valid rows as the typed batch the model was trained on (serving's `FrameBuilder` types).
+
+        `numbers_of` holds float64 columns already converted (by `check`), reused instead of converted again.
+        """
+        numbers_of = numbers_of or {}
+        if self.block_only:  # filled column by column (Fortran order): each column is one contiguous write
+            block = np.empty((chunk.num_rows, len(self.columns)), dtype=np.float64, order="F")
+            for position, column in enumerate(self.columns):
+                found = numbers_of.get(column.name)
+                block[:, position] = found if found is not None else _numbers(chunk.column(column.name))
+            return Batch(self.index, block)
         arrays: dict[str, np.ndarray] = {}
         for column in self.columns:
+            if column.name in numbers_of:
+                arrays[column.name] = numbers_of[column.name]
+                continue
             values = chunk.column(column.name)
             if pa.types.is_dictionary(values.type):
                 values = pc.cast(values, values.type.value_type)
@@ -185,7 +205,4 @@ class Contract:
                 arrays[column.name] = values.to_numpy(zero_copy_only=False).astype(bool)
             else:
                 arrays[column.name] = np.asarray(values.to_numpy(zero_copy_only=False), dtype=object)
-        if self.block_only:
-            block = np.column_stack([arrays[c.name] for c in self.columns]) if self.columns else None
-            return Batch(self.index, np.ascontiguousarray(block, dtype=np.float64))
         return Batch(self.index, None, arrays)

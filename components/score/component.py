@@ -24,6 +24,7 @@ def score(
     max_psi: float = 0.25,
     require_signature: bool = True,
     verify_key: str = "",
+    explain: bool = False,
     trigger: str = "",
     git_commit: str = "",
 ) -> NamedTuple("ScoreOutputs", [("run_id", str), ("rows_scored", int), ("rows_rejected", int)]):  # type: ignore[valid-type]
@@ -47,6 +48,8 @@ def score(
         require_signature: Refuse a version that is not signed (PLINTH_REQUIRE_SIGNATURE).
         verify_key: PEM public key file the signature is checked with ("" for PLINTH_VERIFY_KEY or the local
             store's key).
+        explain: Add each answer's per-feature contributions (`base_value`, `contributions`: /explain's);
+            plinth's own models only. Costs far more than scoring for the MLP (sampling Shapley).
         trigger: What started the run, as pipelines/triggers writes it (JSON; "" when a person did).
         git_commit: The code's commit, tagged on the run for lineage.
 

@@ -28,6 +28,7 @@ EXPERIMENT = "plinth-scoring"
 KIND = "scoring"
 TAG_MODEL, TAG_VERSION, TAG_VERIFICATION = "plinth.model_name", "plinth.model_version", "plinth.verification"
 TAG_DATA_HASH, TAG_GIT_COMMIT = "plinth.data_hash", "plinth.git_commit"
+TAG_EXPLAINED = "plinth.explained"
 METRIC_KEY = re.compile(r"[^0-9A-Za-z_\-. /]")
 
 
@@ -50,6 +51,8 @@ class Request:
     # The signature check (serving's PLINTH_REQUIRE_SIGNATURE, PLINTH_VERIFY_KEY): None/"" keep the environment's.
     require_signature: bool | None = None
     verify_key: str = ""
+    # Add each answer's per-feature contributions (/explain's, components/common/explain.py).
+    explain: bool = False
 
     def environment(self, base: Mapping[str, str]) -> dict[str, str]:
         """Return `base` with this request's signature settings, in the variables the model service reads."""
@@ -88,7 +91,7 @@ def score(request: Request, tracking_uri: str, run_id: str) -> Summary:
         environment = request.environment(os.environ)
         model = open_model(request.model_name, request.version, request.alias, tracking_uri, environment)
         writer = PartWriter(request.out, model.ref.name, model.ref.version, run_id[:12])
-        scorer = Scorer(model, writer, request.kept, request.max_psi)
+        scorer = Scorer(model, writer, request.kept, request.max_psi, request.explain)
         return score_table(source, scorer, request.chunk_rows)
     except (IngestError, ModelError, OutputError, ContractError, ValueError) as error:
         raise ScoringError(" ".join(str(error).split())) from error
@@ -148,7 +151,8 @@ def run(
         tags[TAG_GIT_COMMIT] = git_commit
     run_id = client.create_run(experiment_id, run_name=job_name, tags=tags).info.run_id
     params = {"source": redact(request.source), "model": request.selector, "out": redact(request.out)}
-    for key, value in {**params, "chunk_rows": str(request.chunk_rows), "keep": request.keep}.items():
+    settings = {"chunk_rows": str(request.chunk_rows), "keep": request.keep, "explain": str(request.explain).lower()}
+    for key, value in {**params, **settings}.items():
         client.log_param(run_id, key, value)
     try:
         summary = score(request, tracking_uri, run_id)
@@ -158,6 +162,8 @@ def run(
     summary.run_id = run_id
     client.set_tag(run_id, TAG_VERSION, summary.model_version)
     client.set_tag(run_id, TAG_VERIFICATION, summary.verification)
+    if summary.explained:
+        client.set_tag(run_id, TAG_EXPLAINED, summary.explained)
     log_summary(client, run_id, summary)
     client.set_terminated(run_id)
     print(summary.line())

@@ -18,13 +18,15 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from components.score.answers import TIMESTAMP, RequestIds, answer_columns
+from components.common.explain import NotExplainable, contributions
+from components.score.answers import TIMESTAMP, RequestIds, answer_columns, explanation_columns
 from components.score.check import Checked, Contract
 from components.score.drift import DriftReport, DriftTally
 from components.score.drift import sample as rows_of
 from components.score.model import LoadedModel, ModelError
 from components.score.source import Source
 from components.score.write import PREDICTIONS, REJECTS, PartWriter
+from serving.model_service.columns import Batch
 from serving.model_service.predictor import check_output
 
 # Rows read, checked and scored at a time: memory is about this many rows of the table, whatever its size.
@@ -33,7 +35,7 @@ WARM_UP_ROWS = 64
 SOURCE_ROW, REASON = "source_row", "reject_reason"
 ANSWER_COLUMNS = frozenset(
     {"request_id", "label", "probability", "probabilities", "prediction", "model_name", "model_version"}
-    | {"scored_at", SOURCE_ROW}
+    | {"scored_at", SOURCE_ROW, "base_value", "contributions"}
 )
 
 
@@ -56,6 +58,8 @@ class Summary:
     # The signature check's outcome (verified, or unverified where no signature is required).
     verification: str = ""
     run_id: str = ""
+    # With explain: the contributions' method and units ("linear (log_odds)"); "" without.
+    explained: str = ""
 
     def line(self) -> str:
         """Return the run in one line, as the step prints it."""
@@ -79,8 +83,19 @@ def hash_chunk(digest: hashlib._Hash, chunk: pa.RecordBatch) -> None:
 class Scorer:
     """Scores chunks with one loaded version and writes what becomes of every row."""
 
-    def __init__(self, model: LoadedModel, writer: PartWriter, keep: Sequence[str], max_psi: float) -> None:
+    def __init__(
+        self, model: LoadedModel, writer: PartWriter, keep: Sequence[str], max_psi: float, explain: bool = False
+    ) -> None:
+        """Prepare to score with `model`; `explain` adds each answer's per-feature contributions.
+
+        Raises:
+            ModelError: `explain` for a model plinth cannot explain (not one of its own).
+        """
         self.model = model
+        self.estimator = getattr(model.predictor, "estimator", None) if explain else None
+        if explain and (self.estimator is None or model.ref.profile is None):
+            raise ModelError("explain: contributions are offered for plinth's own models only, not a pyfunc model")
+        self.explained = ""
         self.contract = Contract(model.ref.columns)
         self.writer = writer
         self.keep = list(keep)
@@ -117,7 +132,7 @@ class Scorer:
                 reasons = [why if ok else next(earlier) for ok in valid]
                 valid = np.zeros(chunk.num_rows, dtype=bool)
             else:
-                self._write_answers(number, chunk, valid, positions, output, summary)
+                self._write_answers(number, chunk, valid, positions, output, summary, checked.batch)
                 self.drift.add(checked.batch)
         if not valid.all():
             refused = chunk.filter(pa.array(~valid))
@@ -128,9 +143,19 @@ class Scorer:
         summary.scored += int(valid.sum())
         summary.rejected += int((~valid).sum())
 
+    def _explain(self, batch: Batch) -> dict[str, pa.Array]:
+        """Return the contribution columns of a batch's rows (`components/common/explain.py`)."""
+        assert self.model.ref.profile is not None
+        try:
+            explanation = contributions(self.estimator, batch.frame, self.model.ref.profile)
+        except NotExplainable as error:
+            raise ModelError(f"explain: {error}") from error
+        self.explained = f"{explanation.method} ({explanation.units})"
+        return explanation_columns(explanation)
+
     def _write_answers(
         self, number: int, chunk: pa.RecordBatch, valid: np.ndarray, positions: np.ndarray, output: np.ndarray,
-        summary: Summary,
+        summary: Summary, batch: Batch,
     ) -> None:  # fmt: skip
         rows = len(output)
         now_ms = time.time_ns() // 1_000_000
@@ -143,6 +168,8 @@ class Scorer:
             "scored_at": pa.array(np.full(rows, now_ms, dtype="datetime64[ms]"), type=TIMESTAMP),
             SOURCE_ROW: pa.array(positions[valid]),
         }
+        if self.estimator is not None:
+            columns.update(self._explain(batch))
         kept = chunk.select(self.keep).filter(pa.array(valid)) if self.keep else None
         for name in self.keep:
             columns[name] = kept.column(name) if kept is not None else None
@@ -181,4 +208,5 @@ def score_table(source: Source, scorer: Scorer, chunk_rows: int = DEFAULT_CHUNK_
     summary.seconds = time.perf_counter() - started
     summary.data_hash = digest.hexdigest()
     summary.drift = scorer.drift.report()
+    summary.explained = scorer.explained
     return summary

@@ -55,6 +55,7 @@ def build_scoring_pipeline(target: ComputeTarget) -> GraphComponent:
         max_psi: float = 0.25,
         require_signature: bool = True,
         verify_key: str = CLUSTER_VERIFY_KEY,
+        explain: bool = False,
         git_commit: str = "unknown",
         trigger: str = "",
     ) -> None:
@@ -72,6 +73,7 @@ def build_scoring_pipeline(target: ComputeTarget) -> GraphComponent:
             max_psi=max_psi,
             require_signature=require_signature,
             verify_key=verify_key,
+            explain=explain,
             trigger=trigger,
             git_commit=git_commit,
         )

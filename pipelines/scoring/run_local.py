@@ -40,6 +40,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     choice.add_argument("--alias", default="champion", help="alias to score with (default: %(default)s)")
     parser.add_argument("--chunk-rows", type=int, default=100_000, help="rows per chunk (default: %(default)s)")
     parser.add_argument("--keep", default="", help="comma-separated source columns copied beside each answer")
+    parser.add_argument(
+        "--explain", action="store_true", help="add each answer's per-feature contributions (plinth's models only)"
+    )
     parser.add_argument("--tracking-uri", default="", help="MLflow to use (default: SQLite in $PLINTH_HOME)")
     return parser.parse_args(argv)
 
@@ -115,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
                 alias=args.alias,
                 chunk_rows=args.chunk_rows,
                 keep=args.keep,
+                explain=args.explain,
                 require_signature=signing.signature_required(),
                 verify_key="",
                 git_commit=git_commit(),
