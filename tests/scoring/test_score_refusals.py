@@ -2,7 +2,7 @@
 without a model column, an unsigned version where a signature is required, and a tampered one.
 
 The step's core runs in-process against a store of this module's own; one refusal goes through
-`make score`'s runner too, to show the line reaches the user.
+`make score`'s runner too, to show the line reaches the user. The same model shows `explain`'s contributions.
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ import tempfile
 from pathlib import Path
 
 import mlflow
+import numpy as np
+import pyarrow.dataset as ds
 import pytest
 
 from components.common import signing, tracking
@@ -128,3 +130,17 @@ def test_make_scores_runner_ends_a_refusal_in_one_line_on_stderr(home, model, so
     assert done.returncode == 1
     last = done.stderr.strip().splitlines()[-1]
     assert last.startswith(f"error: score: cannot load models:/{MODEL}@gold from ")
+
+
+def test_explain_adds_contributions_that_sum_to_each_answers_log_odds(home, model, source, tmp_path):
+    summary = run(
+        Request(str(source), MODEL, out=str(tmp_path), explain=True), local_tracking_uri(home), EXPERIMENT, "x"
+    )
+    assert summary.explained == "linear (log_odds)"
+    answers = ds.dataset(tmp_path / "predictions", partitioning="hive").to_table()
+    base = np.array(answers.column("base_value").combine_chunks().field("1"))
+    per_feature = answers.column("contributions").combine_chunks().field("1")
+    assert per_feature.type.names == list(model.features.columns)
+    total = base + sum(np.array(per_feature.field(name)) for name in per_feature.type.names)
+    probability = np.array(answers.column("probability"))
+    assert np.allclose(total, np.log(probability / (1 - probability)))
