@@ -24,7 +24,7 @@ import torch.distributed as dist
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DistributedSampler
+from torch.utils.data import DistributedSampler, TensorDataset
 
 from components.common.features import build_preprocessor, with_preprocessing
 from components.common.profile import ReferenceProfile
@@ -136,7 +136,9 @@ class _TorchMLP(BaseEstimator):
         trained = DistributedDataParallel(network) if processes > 1 else network
         optimiser = torch.optim.Adam(network.parameters(), lr=self.learning_rate, weight_decay=self.weight_decay)
         shuffle = torch.Generator().manual_seed(self.seed)
-        shards = DistributedSampler(range(len(fit_rows)), processes, rank, seed=self.seed) if processes > 1 else None
+        shards: DistributedSampler[Any] | None = None
+        if processes > 1:  # the sampler needs only the number of rows to deal out
+            shards = DistributedSampler(TensorDataset(fit_rows), processes, rank, seed=self.seed)
 
         def loss_on(rows: torch.Tensor, model: nn.Module = network) -> torch.Tensor:
             output = model(inputs[rows])
