@@ -25,7 +25,7 @@ from pipelines.triggers.record import EXPERIMENT as TRIGGER_EXPERIMENT
 from pipelines.triggers.record import TriggerRecord
 from pipelines.triggers.start import LocalStarter
 from serving.rollout.core.record import ROLLOUT_EXPERIMENT, RolloutRecorder
-from tests.servers import MlflowServer
+from tests.servers import MlflowServer, cache_logins
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,6 +44,8 @@ TRIGGERED_MODEL = "plinth-triggered"
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
     """The platform's basic_auth.ini with its database moved under a temporary directory; the admin password by env.
 
+    With basic-auth's credential cache on (tests/servers.py says why); each request's grants are checked as ever.
+
     One server for the module: each test uses its own model and experiment names.
     """
     tmp_path = tmp_path_factory.mktemp("mlflow-auth")
@@ -53,6 +55,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
     ini["mlflow"]["database_uri"] = f"sqlite:///{tmp_path / 'basic_auth.db'}"
     with (tmp_path / "basic_auth.ini").open("w") as out:
         ini.write(out)
+    cache_logins(tmp_path / "basic_auth.ini")
     env = {
         "MLFLOW_AUTH_CONFIG_PATH": str(tmp_path / "basic_auth.ini"),
         "MLFLOW_AUTH_ADMIN_PASSWORD": ADMIN[1],
