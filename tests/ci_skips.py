@@ -35,6 +35,7 @@ TOOLS = (
     "helm",
     "initdb",
     "kind",
+    "kserve",
     "kubectl",
     "kustomize",
     "moto",

@@ -135,8 +135,10 @@ def decode(body: bytes, columns: Sequence[Column], max_instances: int, outputs: 
     values: dict[str, list[Any]] = {}
     for index, spec in enumerate(inputs):
         spec = _object(spec, f"inputs[{index}]", INPUT_FIELDS)
+        if not isinstance(spec.get("parameters", {}), dict):
+            raise V2Error(400, f"inputs[{index}].parameters: must be an object", "invalid_shape")
         name = spec.get("name")
-        if name not in by_name:
+        if not isinstance(name, str) or name not in by_name:
             raise V2Error(400, f"input {name!r}: not a feature of this model", "unknown_feature")
         if name in values:
             raise V2Error(400, f"input '{name}': given twice", "invalid_shape")
@@ -163,8 +165,11 @@ def _requested(given: Any, outputs: Sequence[str]) -> list[str]:
         raise V2Error(400, "outputs: must be a list of {name}", "invalid_shape")
     names = []
     for index, spec in enumerate(given):
-        name = _object(spec, f"outputs[{index}]", ("name", "parameters")).get("name")
-        if name not in outputs:
+        spec = _object(spec, f"outputs[{index}]", ("name", "parameters"))
+        if not isinstance(spec.get("parameters", {}), dict):
+            raise V2Error(400, f"outputs[{index}].parameters: must be an object", "invalid_shape")
+        name = spec.get("name")
+        if not isinstance(name, str) or name not in outputs:
             raise V2Error(400, f"output {name!r}: not an output of this model; it has {', '.join(outputs)}")
         names.append(str(name))
     return names

@@ -1,13 +1,15 @@
 """The Open Inference Protocol (V2) operations of the published contract (`contract.document` adds them).
 
-Written from the same columns, task and codec as the route (`v2_route.py`, `v2_codec.py`): each input's name,
-the datatypes its column takes, its shape (`[n]` or `[n, 1]`) and its values (the column's JSON Schema, as for
-/predict), and each output per task. One thing no JSON Schema can say: that an input's data holds as many
-values as its shape, and every input as many rows; such a request is answered 400 naming the input.
+Written from the same columns, task and codec as the route (`v2_route.py`, `v2_codec.py`): the inputs' names,
+datatypes, shapes (`[n]` or `[n, 1]`) and values (the columns' JSON Schemas, as for /predict), and each output
+per task. What no JSON Schema says here: that an input's data holds as many values as its shape, that every
+input has as many rows, and that each input's datatype and values are those of its own feature; such a
+request is answered 400 naming the input.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -29,15 +31,23 @@ def _json(description: str, schema: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": {"$ref": f"{REF}{schema}"}}}}
 
 
-def input_schema(column: Column, value: dict[str, Any], max_instances: int) -> dict[str, Any]:
-    """Return the schema of one feature's input tensor (`value`: its values' schema, as /predict has it)."""
+def input_schema(columns: Sequence[Column], values: Sequence[dict[str, Any]], max_instances: int) -> dict[str, Any]:
+    """Return the schema of an input tensor: any feature's name, datatypes and values (`values`: per column).
+
+    One schema for every input rather than one per feature (which one a tensor must match depends on its
+    name): a contract test cannot generate thirty-way alternatives. The route checks each input against its
+    own column, so a value or datatype of another feature is answered 400 naming the input.
+    """
     rows = {"type": "integer", "minimum": 1, "maximum": max_instances}
     shape = {"type": "array", "prefixItems": [rows, {"const": 1}], "minItems": 1, "items": False}
+    distinct = [json.loads(text) for text in dict.fromkeys(json.dumps(v, sort_keys=True) for v in values)]
+    value = distinct[0] if len(distinct) == 1 else {"anyOf": distinct}
     cell = {"anyOf": [value, {"type": "array", "items": value, "minItems": 1, "maxItems": 1}]}
+    datatypes = list(dict.fromkeys(d for c in columns for d in v2_codec.accepted(c)))
     return _closed(
         {
-            "name": {"const": column.name},
-            "datatype": {"enum": list(v2_codec.accepted(column))},
+            "name": {"enum": [c.name for c in columns]},
+            "datatype": {"enum": datatypes},
             "shape": shape,
             "data": {"type": "array", "items": cell, "minItems": 1, "maxItems": max_instances},
             "parameters": _OBJECT,
@@ -90,7 +100,6 @@ def schemas(
         ["name", "datatype", "shape"],
     )
     outputs = v2_codec.output_names(task)
-    inputs = [input_schema(c, value, limit) for c, value in zip(columns, values, strict=True)]
     requested = _closed({"name": {"enum": outputs}, "parameters": _OBJECT}, ["name"])
     return {
         "V2Error": _closed({"error": _STRING}, ["error"]),
@@ -118,9 +127,9 @@ def schemas(
                 "inputs": {
                     "description": "One input per feature, in any order, each with the same rows.",
                     "type": "array",
-                    "items": {"anyOf": inputs},
-                    "minItems": len(inputs),
-                    "maxItems": len(inputs),
+                    "items": input_schema(columns, values, limit) if columns else False,
+                    "minItems": len(columns),
+                    "maxItems": len(columns),
                 },
                 "outputs": {"type": "array", "items": requested},
             },

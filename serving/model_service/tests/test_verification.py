@@ -139,6 +139,12 @@ def test_a_tampered_file_keeps_the_real_server_unready_and_says_why(tampered: Re
             time.sleep(0.2)
         answer = httpx.post(f"{server.url}/predict", json={"instances": tampered.instances(0, 1)}, timeout=10)
         assert answer.status_code == 503
+        # The Open Inference Protocol (V2) routes: not ready, and infer refused before its body is read.
+        for path in ("/v2/health/ready", f"/v2/models/{tampered.name}/ready"):
+            assert httpx.get(f"{server.url}{path}", timeout=5).status_code == 503
+        infer = httpx.post(f"{server.url}/v2/models/{tampered.name}/infer", json={"inputs": []}, timeout=10)
+        assert infer.status_code == 503
+        assert "differs from its signed digest" in infer.json()["error"]
         log = server.log_path.read_text(errors="replace")
         assert sum(line in row for row in log.splitlines()) == 1, log[-3000:]
         assert "Traceback" not in log
