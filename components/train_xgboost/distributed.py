@@ -52,7 +52,9 @@ def _categories_sample(features: dd.DataFrame) -> pd.DataFrame:
     return distinct_rows(features.map_partitions(distinct_rows, meta=features._meta).compute())
 
 
-def fit_on_dask(model: BaseEstimator, table: dd.DataFrame, profile: ReferenceProfile, client: Client) -> Any:
+def fit_on_dask(
+    model: BaseEstimator, table: dd.DataFrame, profile: ReferenceProfile, client: Client
+) -> tuple[Any, pd.DataFrame, int]:
     """Fit `core.build_model`'s estimator on the partitions of `table`; return it fitted and a sample of rows.
 
     Returns (the fitted model, a feature sample with every distinct category, the number of rows fitted).
