@@ -74,6 +74,8 @@ def _object(value: Any, where: str, fields: Sequence[str]) -> dict[str, Any]:
     unknown = sorted(set(value) - set(fields))
     if unknown:
         raise V2Error(400, f"{where}: unknown field(s) {', '.join(unknown)}", "invalid_shape")
+    if not isinstance(value.get("parameters", {}), dict):
+        raise V2Error(400, f"{where}: parameters must be an object", "invalid_shape")
     return value
 
 
@@ -126,8 +128,6 @@ def decode(body: bytes, columns: Sequence[Column], max_instances: int, outputs: 
     request_id = request.get("id")
     if request_id is not None and not isinstance(request_id, str):
         raise V2Error(400, "id: must be a string", "invalid_shape")
-    if not isinstance(request.get("parameters", {}), dict):
-        raise V2Error(400, "parameters: must be an object", "invalid_shape")
     inputs = request.get("inputs")
     if not isinstance(inputs, list) or not inputs:
         raise V2Error(400, "inputs: must be a non-empty list, one input per feature", "invalid_shape")
@@ -135,8 +135,6 @@ def decode(body: bytes, columns: Sequence[Column], max_instances: int, outputs: 
     values: dict[str, list[Any]] = {}
     for index, spec in enumerate(inputs):
         spec = _object(spec, f"inputs[{index}]", INPUT_FIELDS)
-        if not isinstance(spec.get("parameters", {}), dict):
-            raise V2Error(400, f"inputs[{index}].parameters: must be an object", "invalid_shape")
         name = spec.get("name")
         if not isinstance(name, str) or name not in by_name:
             raise V2Error(400, f"input {name!r}: not a feature of this model", "unknown_feature")
@@ -165,10 +163,7 @@ def _requested(given: Any, outputs: Sequence[str]) -> list[str]:
         raise V2Error(400, "outputs: must be a list of {name}", "invalid_shape")
     names = []
     for index, spec in enumerate(given):
-        spec = _object(spec, f"outputs[{index}]", ("name", "parameters"))
-        if not isinstance(spec.get("parameters", {}), dict):
-            raise V2Error(400, f"outputs[{index}].parameters: must be an object", "invalid_shape")
-        name = spec.get("name")
+        name = _object(spec, f"outputs[{index}]", ("name", "parameters")).get("name")
         if not isinstance(name, str) or name not in outputs:
             raise V2Error(400, f"output {name!r}: not an output of this model; it has {', '.join(outputs)}")
         names.append(str(name))
