@@ -16,6 +16,7 @@ a missing value as often as the reference had one. Features are drawn independen
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 import numpy as np
@@ -25,8 +26,9 @@ from components.common.profile import FeatureProfile, ReferenceProfile
 
 # Background rows; every one is walked twice (a permutation and its reverse).
 BACKGROUND_ROWS = 32
-# Model rows scored per call while walking: bounds the memory of one explanation.
-MAX_WALK_ROWS = 50_000
+# Model rows scored per call while walking: bounds the memory of one explanation, and how long one call holds
+# the interpreter (a served model's /predict threads run between calls; 50,000 rows a call held them ~0.5 s).
+MAX_WALK_ROWS = 16_384
 
 Output = Callable[[pd.DataFrame], np.ndarray]
 
@@ -74,10 +76,12 @@ def _walk_rows(frame: pd.DataFrame, base: pd.DataFrame, order: np.ndarray) -> pd
     columns = {}
     for j, name in enumerate(frame.columns):
         taken = rank[:, j][:, None] < steps[None, :]  # (paths, steps): x's value already set
-        x = frame[name].to_numpy(dtype=object)[:, None, None]
-        b = base[name].to_numpy(dtype=object)[None, :, None]
+        numeric = pd.api.types.is_float_dtype(frame[name]) and pd.api.types.is_float_dtype(base[name])
+        kind = np.float64 if numeric else object
+        x = frame[name].to_numpy(dtype=kind)[:, None, None]
+        b = base[name].to_numpy(dtype=kind)[None, :, None]
         values = np.where(taken[None, :, :], x, b).reshape(n * paths * (features - 1))
-        columns[name] = pd.Series(values, dtype=object).infer_objects()
+        columns[name] = values if numeric else pd.Series(values, dtype=object).infer_objects()
     return pd.DataFrame(columns)
 
 
@@ -114,4 +118,5 @@ def sampled_contributions(
         steps = np.diff(chain, axis=2)  # (rows, paths, features, k): step s credits feature order[l, s]
         for path in range(paths):
             result[first : first + len(rows), order[path], :] += steps[:, path] / paths
+        time.sleep(0)  # let the process's other threads (a served model's /predict) have the interpreter
     return at_base.mean(axis=0), result

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from components.common import shapley
 from components.common.explain import LINEAR, LOG_ODDS, LOGIT, PROBABILITY, SAMPLING, TREE_SHAP, VALUE, contributions
 from components.common.features import prepare_features, split_target
 from components.common.modeling import predict_output
@@ -196,3 +197,11 @@ def test_a_missing_indicator_column_counts_for_its_own_feature(tables, candidate
         income = list(rows.columns).index("income")
         assert moved.max(axis=(0, 2))[income] > 0
         np.testing.assert_allclose(np.delete(moved.max(axis=(0, 2)), income), 0.0, atol=1e-9)
+
+
+def test_sampling_in_small_chunks_gives_the_same_contributions(tables, fitted, monkeypatch):
+    table = tables["mixed"]
+    model, rows = fitted["mixed", "torch"], table.x_test.head(4)
+    whole = contributions(model, rows, table.profile).contributions
+    monkeypatch.setattr(shapley, "MAX_WALK_ROWS", 1)  # one row per model call
+    np.testing.assert_allclose(contributions(model, rows, table.profile).contributions, whole, rtol=1e-12, atol=1e-15)

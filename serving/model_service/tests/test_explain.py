@@ -4,6 +4,9 @@
 
 from __future__ import annotations
 
+import os
+import sys
+import threading
 from types import ModuleType
 
 import numpy as np
@@ -14,7 +17,7 @@ from starlette.testclient import TestClient
 
 from serving.bench.demo_model import RegisteredModel
 from serving.model_service import contract, settings
-from serving.model_service.explain import Explainer
+from serving.model_service.explain import EXPLAIN_NICENESS, Explainer
 
 from .conftest import env_for, import_service
 
@@ -112,6 +115,9 @@ def test_one_explanation_at_a_time_and_none_for_a_pyfunc_model(service_module: M
     with explainer.busy, pytest.raises(BentoMLException, match="another explanation") as busy:
         explainer.answer(batch)
     assert busy.value.error_code == 429
+    if sys.platform.startswith("linux"):  # computed on a thread whose CPU goes to /predict's threads first
+        niceness = explainer.thread.submit(lambda: os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+        assert niceness.result() >= EXPLAIN_NICENESS + os.getpriority(os.PRIO_PROCESS, 0)
     assert explainer.answer(batch)["explanations"]
     with pytest.raises(UnprocessableEntity, match="plinth's own models only"):
         Explainer(None, None, "m", "1").answer(batch)
