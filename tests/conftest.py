@@ -15,10 +15,13 @@ def kfp_local(tmp_path: Path) -> Path:
     return root
 
 
-@pytest.fixture
-def mlflow_server(tmp_path: Path) -> Iterator[MlflowServer]:
-    """A real MLflow tracking server on 127.0.0.1 with a SQLite backend."""
-    server = MlflowServer(tmp_path / "mlflow-server")
+@pytest.fixture(scope="module")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
+    """A real MLflow tracking server on 127.0.0.1 with a SQLite backend, one per module (a start costs seconds).
+
+    A test that stops it starts it again before it ends; tests share its store, so each uses names of its own.
+    """
+    server = MlflowServer(tmp_path_factory.mktemp("mlflow") / "mlflow-server")
     server.root.mkdir()
     server.start()
     yield server

@@ -201,6 +201,13 @@ def churn_server(churn: RegisteredModel, tmp_path_factory: pytest.TempPathFactor
         yield live
 
 
+@pytest.fixture(scope="session")
+def diabetes_server(diabetes: RegisteredModel, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """The regression model's server (test_tasks.py, test_feedback.py): tests read its counters as differences."""
+    with running_server(env_for(diabetes), tmp_path_factory.mktemp("diabetes-server")) as live:
+        yield live
+
+
 def serve_once(env: dict[str, str], repo_root: Path) -> subprocess.CompletedProcess[str]:
     """Run `python -m serving.model_service.serve` (what `make serve` runs) with exactly `env`, to its exit.
 

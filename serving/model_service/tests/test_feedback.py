@@ -133,19 +133,20 @@ def test_labels_survive_a_restart_and_old_predictions_are_late(registered: Regis
         assert counted(scrape(server.url), registered, "late") == 1
 
 
-def test_regression_feedback_moves_mae(diabetes: RegisteredModel, tmp_path: Path) -> None:
-    own = {settings.ENV_PREDICTION_STORE: str(tmp_path / "store.sqlite")}
-    with running_server(env_for(diabetes, **own), tmp_path) as server:
-        predictions = predict(server, diabetes.instances(0, 5))
-        truths = [100.0, 150.5, 200.0, 80.0, 120.0]
-        assert send(server, {"request_id": predictions[0]["request_id"], "label": 1}).status_code == 400
-        for prediction, truth in zip(predictions, truths, strict=True):
-            assert send(server, {"request_id": prediction["request_id"], "value": truth}).status_code == 200
-    sums, counts = live(own[settings.ENV_PREDICTION_STORE], diabetes)
-    assert counts["abs_error"] == 5
-    assert counts["correct"] == 0
+def test_regression_feedback_moves_mae(
+    diabetes_server: Server, diabetes: RegisteredModel, prediction_store: Path
+) -> None:
+    sums_before, counts_before = live(str(prediction_store), diabetes)  # the session's server and store
+    predictions = predict(diabetes_server, diabetes.instances(0, 5))
+    truths = [100.0, 150.5, 200.0, 80.0, 120.0]
+    assert send(diabetes_server, {"request_id": predictions[0]["request_id"], "label": 1}).status_code == 400
+    for prediction, truth in zip(predictions, truths, strict=True):
+        assert send(diabetes_server, {"request_id": prediction["request_id"], "value": truth}).status_code == 200
+    sums, counts = live(str(prediction_store), diabetes)
+    assert counts["abs_error"] - counts_before.get("abs_error", 0) == 5
+    assert counts.get("correct", 0) - counts_before.get("correct", 0) == 0
     error = sum(abs(p["prediction"] - t) for p, t in zip(predictions, truths, strict=True))
-    assert sums["abs_error"] == pytest.approx(error, rel=1e-9)
+    assert sums["abs_error"] - sums_before.get("abs_error", 0) == pytest.approx(error, rel=1e-9)
 
 
 def test_feedback_off_answers_404_and_stores_nothing(registered: RegisteredModel, tmp_path: Path) -> None:
