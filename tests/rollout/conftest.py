@@ -2,8 +2,10 @@
 
 Built for a shared, loaded machine. Every test rolls out a version of its own (a fresh registry version
 made from a drill model's files: instant, and no tag or alias left by another test can make an assertion
-pass), router counters are compared before and after, and a test that changes the stable gets a stack
-of its own, so no test depends on the order the tests run in.
+pass), router counters are compared before and after, and a test that changes the stable moves `champion`
+with it (a promotion does), so a shared stack always serves its registry's champion and no test depends on
+the order the tests run in. What is slow to build is built once: the drill registries and the reconcile
+tests' `versions` per session, a stack per module.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from serving.rollout.core.observe import CANARY, STABLE, MetricsSource
 from serving.rollout.core.record import RolloutRecorder
 from serving.rollout.core.spec import parse_spec
 from serving.rollout.edges.router import RouterStats
+from tests.rollout.versions import Versions
 
 MODEL = "rollout-faults"
 SEED = 11
@@ -108,13 +111,19 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Registry:
     return Registry.train(tmp_path_factory.mktemp("registry"))
 
 
+@pytest.fixture(scope="session")
+def versions(tmp_path_factory: pytest.TempPathFactory) -> Versions:
+    """The reconcile tests' registry, built once: each test that uses it calls `forget_rollouts` afterwards."""
+    return Versions(tmp_path_factory.mktemp("reconcile"))
+
+
 def start_stack(registry: Registry, workdir: Path) -> LocalStack:
-    """Start Prometheus, the stable (serving the registry's champion) and the router."""
+    """Start Prometheus, the stable (serving the version `champion` points to now) and the router."""
     if shutil.which("prometheus") is None:
         pytest.skip("prometheus binary not installed (apt-get install -y prometheus)")
     stack = LocalStack(registry.model, registry.uri, workdir, metrics="prometheus")
     try:
-        stack.start(registry.champion)
+        stack.start(registry.alias(CHAMPION))
     except BaseException:
         stack.close()
         raise

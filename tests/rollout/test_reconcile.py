@@ -19,16 +19,12 @@ from pathlib import Path
 
 import pytest
 import yaml
-from mlflow import MlflowClient
 
 from components.common import signing
-from components.common.tracking import CHAMPION, REJECTED_TAG, connect, serving_alias
-from serving.bench.demo_model import register_plinth_model
-from serving.embedded.train_drill import DrillData, register_drill_model
+from components.common.tracking import CHAMPION, REJECTED_TAG, serving_alias
 from serving.gitops import overlay
 from serving.gitops.registry import Registry
 from serving.gitops.tools import find_tool
-from serving.model_service.tests.custom_loader import log_marker_model
 from serving.rollout.cli import build_parser
 from serving.rollout.core.observe import Observation, Predictions, TrackSample
 from serving.rollout.core.reconcile import Reconciler, StateConflict
@@ -40,6 +36,7 @@ from serving.rollout.retry import RetryRefused, request_retry, retry_target
 from serving.rollout.status import Coordinates, Row, Status
 from serving.rollout.status import main as status_main
 from serving.rollout.tests.fake_cluster import FakeCluster
+from tests.rollout.versions import MODEL, Versions
 
 pytestmark = pytest.mark.integration
 
@@ -49,7 +46,7 @@ NS, ROUTE, STATE = "plinth", "release-plinth-serving", "release-plinth-serving-r
 STABLE, CANARY = f"{ROUTE}-stable", f"{ROUTE}-canary"
 ROUTE_PATH = f"/apis/gateway.networking.k8s.io/v1/namespaces/{NS}/httproutes/{ROUTE}"
 
-MODEL, ENV, SEED = "reconciled", "staging", 5
+ENV = "staging"
 SPEC = parse_spec(
     {
         "steps": [25, 50, 100],
@@ -101,54 +98,10 @@ class ScriptedSource:
         return Observation(stable=self.track(self.cluster.stable), canary=self.track(self.cluster.canary))
 
 
-class Versions:
-    """A real registry: v1 champion, v2 a better model, v3 a garbage one, v4 a regressor (another task), v5 signed
-    at registration whose stored model.skops then had one byte changed, v6 a model with a loader module of its own
-    (which writes a marker file when imported)."""
-
-    def __init__(self, root: Path) -> None:
-        self.uri = f"sqlite:///{root / 'mlflow.db'}"
-        self.client: MlflowClient = connect(self.uri)
-        self.champion = register_drill_model(self.uri, MODEL, seed=SEED, train_fraction=0.3, alias=CHAMPION)
-        self.good = register_drill_model(self.uri, MODEL, seed=SEED)
-        self.garbage = register_drill_model(self.uri, MODEL, seed=SEED, shuffle_labels=True)
-        self.regressor = register_drill_model(self.uri, MODEL, seed=SEED, data=DrillData("sklearn:diabetes"))
-        self.tampered = register_plinth_model(self.uri, MODEL, experiment="reconcile").version
-        stored = Path(self.client.get_model_version_download_uri(MODEL, self.tampered).removeprefix("file://"))
-        data = bytearray((stored / "model.skops").read_bytes())
-        data[len(data) // 2] ^= 0x01
-        (stored / "model.skops").write_bytes(bytes(data))
-        self.own_loader = log_marker_model(self.uri, MODEL, root, alias=None, task=None)
-        self.client.set_registered_model_alias(MODEL, CHAMPION, self.champion)
-        # Versions a test registers on the way (copies of another version's files).
-        self.extra: list[str] = []
-
-    def copy_of(self, version: str) -> str:
-        """Register `version`'s stored files again as a new version, as anyone who may write the registry could."""
-        files = self.client.get_model_version_download_uri(MODEL, version)
-        copy = str(self.client.create_model_version(MODEL, files).version)
-        self.extra.append(copy)
-        return copy
-
-    def tags(self, version: str) -> dict[str, str]:
-        return self.client.get_model_version(MODEL, version).tags
-
-    def alias(self, name: str) -> str | None:
-        found = self.client.get_registered_model(MODEL).aliases.get(name)
-        return None if found is None else str(found)
-
-    def forget_rollouts(self) -> None:
-        """Remove every rollout tag and put `champion` back, so each test starts from the same registry."""
-        for version in (self.champion, self.good, self.garbage, self.regressor, self.tampered, *self.extra):
-            for key in list(self.tags(version)):
-                if key.startswith("plinth.rollout.") or key.startswith(REJECTED_TAG):
-                    self.client.delete_model_version_tag(MODEL, version, key)
-        self.client.set_registered_model_alias(MODEL, CHAMPION, self.champion)
-
-
 @pytest.fixture(scope="module")
-def registry(tmp_path_factory: pytest.TempPathFactory) -> Versions:
-    return Versions(tmp_path_factory.mktemp("reconcile"))
+def registry(versions: Versions) -> Versions:
+    """The session's reconcile registry (tests/rollout/conftest.py); each test's `world` resets it afterwards."""
+    return versions
 
 
 @pytest.fixture

@@ -27,7 +27,8 @@ from serving.rollout.core.spec import ShadowSpec
 from serving.rollout.tests.fake_cluster import ADMIN, before_the_mirror_fix, chart_objects
 from serving.rollout.tests.http_backend import wait_until
 from tests.apiserver.resources import CONFIGMAP
-from tests.rollout.test_reconcile import CANARY, ENV, NS, ROUTE, SPEC, STABLE, Versions, World
+from tests.rollout.test_reconcile import CANARY, ENV, NS, ROUTE, SPEC, STABLE, World
+from tests.rollout.versions import Versions
 
 pytestmark = pytest.mark.integration
 
@@ -55,8 +56,9 @@ class Clock:
 
 
 @pytest.fixture(scope="module")
-def registry(tmp_path_factory: pytest.TempPathFactory) -> Versions:
-    return Versions(tmp_path_factory.mktemp("reconcile-faults"))
+def registry(versions: Versions) -> Versions:
+    """The session's reconcile registry (conftest.py); `make_world` resets it after each test."""
+    return versions
 
 
 @pytest.fixture

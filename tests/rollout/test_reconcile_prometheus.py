@@ -31,7 +31,8 @@ from serving.rollout.core.spec import parse_spec
 from serving.rollout.edges.query_prometheus import PrometheusSource
 from serving.rollout.tests.fake_cluster import FakeCluster
 from tests.rollout.conftest import needs_prometheus
-from tests.rollout.test_reconcile import ENV, MODEL, Versions, World
+from tests.rollout.test_reconcile import ENV, World
+from tests.rollout.versions import MODEL, Versions
 
 pytestmark = [pytest.mark.integration, needs_prometheus]
 
@@ -207,8 +208,8 @@ class LiveWorld(World):
 
 
 @pytest.fixture
-def live(tmp_path: Path) -> Iterator[LiveWorld]:
-    registry = Versions(tmp_path)
+def live(versions: Versions, tmp_path: Path) -> Iterator[LiveWorld]:
+    registry = versions
     prometheus = LocalPrometheus(tmp_path / "prometheus").start().wait_ready()
     try:
         world = LiveWorld(registry, prometheus.url)
@@ -220,6 +221,7 @@ def live(tmp_path: Path) -> Iterator[LiveWorld]:
             fleet.close()
     finally:
         prometheus.stop()
+        registry.forget_rollouts()
 
 
 def test_the_loop_on_prometheus_windows_rolls_back_resumes_after_a_restart_and_promotes(live: LiveWorld):

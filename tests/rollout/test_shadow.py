@@ -50,21 +50,25 @@ def reference_of(registry: Registry, version: str):
     return reference_rows(inspect_version(registry.client, registry.uri, registry.model, version))
 
 
-def test_the_served_model_answers_its_stored_reference_predictions(registry, stack):
-    """Training stores the outputs; the service answers the same: the check passes a sound canary."""
-    version = registry.copy(registry.good)
-    reference = reference_of(registry, version)
+def test_the_check_passes_a_sound_canary_and_refuses_a_killed_one_and_wrong_answers_before_any_traffic(
+    registry, stack, traffic
+):
+    champion, before = registry.alias(), RouterCounts.of(stack.router.stats)
+    mirrored_before = sum(stack.router.stats.mirrored.values())
+    # Training stores the outputs; the service answers the same: the check passes a sound canary.
+    sound = registry.copy(registry.good)
+    reference = reference_of(registry, sound)
     assert reference.expected is not None
     assert len(reference.expected) == len(reference.rows) > 0
-    stack.deploy_canary(version)
-    try:
-        assert stack.check_canary(reference) is None
-    finally:
-        stack.rollback()
-
-
-def test_wrong_predictions_and_a_killed_canary_are_refused_before_any_traffic(registry, stack, traffic):
-    champion, before = registry.alias(), RouterCounts.of(stack.router.stats)
+    killed = stack.deploy_canary(sound)
+    assert stack.check_canary(reference) is None
+    # The same canary killed: it cannot answer its reference rows.
+    killed.kill()
+    rollout = Rollout(stack, registry, sound, spec=SHADOW_SPEC, pre_traffic=lambda: stack.check_canary(reference))
+    outcome = rollout.start().result()
+    assert outcome.status == ROLLED_BACK
+    assert "refused before any traffic: canary at http://127.0.0.1:" in outcome.reason
+    assert "did not answer its reference rows" in outcome.reason
     # Another artifact than the one registered: the garbage model's files served under the good version's record.
     wrong = registry.copy(registry.garbage)
     stack.deploy_canary(wrong)
@@ -73,17 +77,9 @@ def test_wrong_predictions_and_a_killed_canary_are_refused_before_any_traffic(re
     outcome = rollout.start().result()
     assert outcome.status == ROLLED_BACK
     assert outcome.reason.startswith("refused before any traffic: canary's answers differ from its registration")
-    killed = registry.copy(registry.good)
-    stack.deploy_canary(killed).kill()
-    reference = reference_of(registry, killed)
-    outcome = Rollout(stack, registry, killed, spec=SHADOW_SPEC, pre_traffic=lambda: stack.check_canary(reference))
-    outcome = outcome.start().result()
-    assert outcome.status == ROLLED_BACK
-    assert "refused before any traffic: canary at http://127.0.0.1:" in outcome.reason
-    assert "did not answer its reference rows" in outcome.reason
     during = RouterCounts.of(stack.router.stats).since(before)
     assert sum(during.answers[CANARY].values()) == 0
-    assert stack.router.stats.mirrored == {} or sum(stack.router.stats.mirrored.values()) == 0
+    assert sum(stack.router.stats.mirrored.values()) == mirrored_before
     assert registry.alias(CHAMPION) == champion
     assert dropped(traffic.stop()) == []
 
