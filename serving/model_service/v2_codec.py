@@ -32,7 +32,7 @@ PUBLISHED = {
     "boolean": "BOOL",
     "string": "BYTES",
 }
-REQUEST_FIELDS = ("id", "parameters", "inputs", "outputs")
+REQUEST_FIELDS = ("id", "model_name", "model_version", "parameters", "inputs", "outputs")
 INPUT_FIELDS = ("name", "datatype", "shape", "data", "parameters")
 PREDICT, PROBABILITIES = "predict", "predict_proba"
 
@@ -125,9 +125,10 @@ def decode(body: bytes, columns: Sequence[Column], max_instances: int, outputs: 
     except ValueError as error:
         raise V2Error(400, f"body: not valid JSON ({error})", "invalid_json") from None
     request = _object(request, "body", REQUEST_FIELDS)
+    for key in ("id", "model_name", "model_version"):  # KServe's client sends the names too (the path decides)
+        if request.get(key) is not None and not isinstance(request[key], str):
+            raise V2Error(400, f"{key}: must be a string", "invalid_shape")
     request_id = request.get("id")
-    if request_id is not None and not isinstance(request_id, str):
-        raise V2Error(400, "id: must be a string", "invalid_shape")
     inputs = request.get("inputs")
     if not isinstance(inputs, list) or not inputs:
         raise V2Error(400, "inputs: must be a non-empty list, one input per feature", "invalid_shape")

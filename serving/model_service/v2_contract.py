@@ -66,18 +66,13 @@ def _output_schema(task: ServedTask) -> dict[str, Any]:
                 cell: dict[str, Any] = {"type": "number"} if datatype == "FP64" else _STRING
             else:
                 cell = {"enum": task.class_names if datatype == "BYTES" else list(task.classes)}
-            shape: dict[str, Any] = {"type": "array", "prefixItems": [{"type": "integer"}], "items": False}
         else:
             cell = {"type": "number", "minimum": 0.0, "maximum": 1.0}
-            shape = {
-                "type": "array",
-                "prefixItems": [{"type": "integer"}, {"const": len(task.classes)}],
-                "items": False,
-            }
+        dimensions = len(tensor["shape"])
         properties = {
             "name": {"const": tensor["name"]},
             "datatype": {"const": tensor["datatype"]},
-            "shape": {**shape, "minItems": len(tensor["shape"])},
+            "shape": {"type": "array", "items": {"type": "integer"}, "minItems": dimensions, "maxItems": dimensions},
             "data": {"type": "array", "items": cell},
         }
         if "parameters" in tensor:
@@ -123,6 +118,11 @@ def schemas(
         "V2InferRequest": _closed(
             {
                 "id": _STRING,
+                "model_name": {
+                    **_STRING,
+                    "description": "Ignored (KServe's client sends it): the path names the model.",
+                },
+                "model_version": {**_STRING, "description": "Ignored, as model_name."},
                 "parameters": _OBJECT,
                 "inputs": {
                     "description": "One input per feature, in any order, each with the same rows.",
