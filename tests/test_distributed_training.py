@@ -18,6 +18,7 @@ import pandas as pd
 import pytest
 import yaml
 from distributed import Client, LocalCluster
+from kfp import compiler
 from sklearn.metrics import r2_score
 from xgboost import XGBClassifier, collective
 from xgboost.callback import TrainingCallback
@@ -36,7 +37,8 @@ from components.train_torch.distributed import torchrun_fit
 from components.train_xgboost.core import build_model as build_xgboost
 from components.train_xgboost.core import fitted_booster, for_cpu_inference
 from components.train_xgboost.distributed import dask_fit, fit_on_dask, worker_location
-from pipelines.compile import compile_all
+from pipelines.training.compute import ComputeTarget
+from pipelines.training.pipeline import build_pipeline
 from tests.test_compiled_pipeline import executors_by_task
 
 
@@ -237,8 +239,9 @@ def test_the_mlp_trains_data_parallel_on_two_torchrun_processes(breast_cancer, t
 
 def test_the_distributed_option_compiles_into_the_pipeline(tmp_path):
     address = "tcp://plinth-dask-scheduler.plinth.svc:8786"
-    compile_all(tmp_path, dask_scheduler=address)
-    spec, platform = yaml.safe_load_all((tmp_path / "training-gpu.yaml").read_text())
+    path = tmp_path / "training-gpu.yaml"
+    compiler.Compiler().compile(build_pipeline(ComputeTarget(gpu=True, dask_scheduler=address)), str(path))
+    spec, platform = yaml.safe_load_all(path.read_text())
     parameters = spec["root"]["inputDefinitions"]["parameters"]
     assert parameters["dask_scheduler"]["defaultValue"] == address
     assert parameters["torch_processes"]["defaultValue"] == 1
@@ -253,6 +256,5 @@ def test_the_distributed_option_compiles_into_the_pipeline(tmp_path):
     assert "accelerator" not in containers["train-xgboost"]["resources"]
     assert executors["exec-train-torch"]["nodeSelector"]["labels"] == {"plinth.dev/node-pool": "gpu"}
     # Off by default: the committed variants train in the step's pod.
-    compile_all(tmp_path / "default")
-    default, _ = yaml.safe_load_all((tmp_path / "default" / "training-gpu.yaml").read_text())
-    assert default["root"]["inputDefinitions"]["parameters"]["dask_scheduler"]["defaultValue"] == ""
+    default = build_pipeline(ComputeTarget(gpu=True)).pipeline_spec.root.input_definitions.parameters
+    assert default["dask_scheduler"].default_value.string_value == ""
