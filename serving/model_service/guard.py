@@ -6,7 +6,8 @@ batcher's "overloaded" 503 into 429, counts every 4xx by reason, and gives a 400
 JSON list (an error raised in the API) the object shape the contract publishes. A service whose model was
 refused (its files failed their signature check) answers every call 503 with the reason, before reading
 it. It also hosts the two chaos knobs used by rollout drills, which are off unless their environment
-variables are set.
+variables are set. The same guard, given a path pattern, covers the Open Inference Protocol's infer route
+(`v2_route.install`).
 
 Mirrored copies of live traffic (a rollout's shadow phase) are counted apart, by status class, in
 `plinth_mirrored_requests_total`, so the live share of a track's requests is the total minus that. A copy is
