@@ -105,9 +105,17 @@ class Explainer:
 
 
 def _lower_priority() -> None:
-    """Lower the calling thread's CPU priority where the OS sets it per thread (Linux); elsewhere leave it."""
+    """Lower the calling thread's CPU priority where the OS sets it per thread (Linux); elsewhere leave it.
+
+    A torch model computes on a pool of its own threads, which this niceness would not reach: torch is held to
+    one thread, the caller's, in this process (a served MLP scores batches of at most 256 rows, where more
+    threads cost more in synchronisation than they save: the train step measured the same).
+    """
     if sys.platform.startswith("linux"):
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), EXPLAIN_NICENESS)
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(1)
 
 
 class ExplainMeter:
