@@ -5,8 +5,8 @@ sampling Shapley for the MLP), computed on the same typed frame /predict scores,
 verified model. An explanation costs far more than a prediction (the MLP's is thousands of model rows per
 row), so it never shares /predict's path: its own route and request model (at most PLINTH_EXPLAIN_MAX_ROWS
 rows), no batching with predictions, one explanation at a time per worker (a second one meanwhile is
-answered 429 at once), and nothing of it reaches the prediction metrics, the drift window, the prediction
-store or the payload archive. Its own metrics are below.
+answered 429 at once) on its own thread at a lower CPU priority (niceness 10), and nothing of it reaches the
+prediction metrics, the drift window, the prediction store or the payload archive. Its own metrics are below.
 """
 
 from __future__ import annotations
