@@ -7,6 +7,8 @@ Parquet, and measures, in the same sitting:
 
 - the ceiling: the loaded model's `predict_proba` / `predict` on the same rows, already in memory as the typed
   frame the model takes (no reading, checking, writing or drift);
+- the step in-process: the score step's loop (`components.score.core.score`: read, check, score, write, hash
+  and drift, chunk by chunk) called directly in this process, no kfp.local;
 - `make score`: the committed compiled pipeline on kfp.local (`pipelines.scoring.run_local`, warm steps), from
   the Parquet file to partitioned predictions: the step's own rows/s (what the MLflow run records: read, check,
   score, write, hash and drift, chunk by chunk) and the wall time of the whole command (kfp.local, MLflow and
@@ -32,7 +34,7 @@ import numpy as np
 from components.common import modeling, tracking
 from components.common.features import prepare_features
 from components.common.state import local_tracking_uri
-from components.score.core import EXPERIMENT
+from components.score.core import EXPERIMENT, Request, score
 from serving.bench.demo_model import register_plinth_model
 from serving.embedded.train_drill import BREAST_CANCER, DrillData
 
@@ -90,11 +92,14 @@ def main(argv: list[str] | None = None) -> int:
         assert registered.profile is not None
         typed = prepare_features(table, registered.profile)
         best = ceiling(registered.model, registered.task, typed)
+        del typed
+        request = Request(str(source), MODEL, out=str(home / "in-process"))
+        inline = score(request, local_tracking_uri(home), "bench-in-process")
         wall, step_rate, scored = make_score(home, source, home / "out")
-    ceiling_rate = args.rows / best
+    ceiling_rate, inline_rate = args.rows / best, inline.rows_in / inline.seconds
     line = (
-        f"| {args.rows:,} | {args.data} | {ceiling_rate:,.0f} | {step_rate:,.0f} | {step_rate / ceiling_rate:.2f} "
-        f"| {wall:.1f} | {args.rows / wall:,.0f} | {scored:,.0f} |"
+        f"| {args.rows:,} | {args.data} | {ceiling_rate:,.0f} | {inline_rate:,.0f} | {inline_rate / ceiling_rate:.2f} "
+        f"| {step_rate:,.0f} | {step_rate / ceiling_rate:.2f} | {wall:.1f} | {scored:,.0f} |"
     )
     print(line)
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
