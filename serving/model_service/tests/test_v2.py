@@ -26,12 +26,12 @@ def sample(name: str, **labels: str) -> float:
 
 def v2_request(rows: list[dict[str, Any]], **changes: Any) -> dict[str, Any]:
     """Return a columnar infer body for `rows` (FP64 inputs, shape [n]); `changes` replace whole inputs by name."""
-    inputs = [
+    inputs: list[dict[str, Any]] = [
         {"name": name, "datatype": "FP64", "shape": [len(rows)], "data": [row[name] for row in rows]}
         for name in rows[0]
     ]
-    inputs = [changes.get(spec["name"], spec) for spec in inputs]
-    return {"inputs": [spec for spec in inputs if spec is not None]}
+    replaced = [changes.get(str(spec["name"]), spec) for spec in inputs]
+    return {"inputs": [spec for spec in replaced if spec is not None]}
 
 
 @pytest.fixture(scope="module")
