@@ -28,11 +28,12 @@ from mlflow import MlflowClient
 from sklearn.linear_model import LogisticRegression
 
 from components.common import signing, tracking
-from pipelines.compile import compile_all
+from pipelines.compile import compile_all, compiled_path
 from serving.embedded.processes import ManagedProcess, bin_path, free_port
 from serving.rollout.tests.http_backend import wait_until
 from serving.signer.server import serve
 from tests.engines import MotoS3Server, PostgresServer
+from tests.servers import cache_logins, stop_mlflow
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -116,6 +117,7 @@ def start_platform(
     )
     assert done.returncode == 0, done.stderr
     assert oct(rendered.stat().st_mode & 0o777) == "0o600", "the rendered file holds the database password"
+    cache_logins(rendered)  # a test-only setting: the same grants, without a password hash per request
     env["MLFLOW_AUTH_CONFIG_PATH"] = str(rendered)
     # The test's own client must not reach S3 itself: with --serve-artifacts every file goes through the server.
     for variable in ("AWS_ENDPOINT_URL", "MLFLOW_S3_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
@@ -132,7 +134,7 @@ def start_platform(
         yield Platform(started, name, bucket)
     finally:
         for replica in started:
-            replica.process.stop()
+            stop_mlflow(replica.process)
 
 
 def test_a_model_registered_through_one_replica_reads_back_through_the_other(
@@ -230,7 +232,8 @@ def train_from_s3(platform: Platform, s3_server: MotoS3Server, signer: Signer, t
     frame.to_parquet(tmp_path / "table.parquet", index=False)
     s3_server.client().upload_file(str(tmp_path / "table.parquet"), bucket.removeprefix("s3://"), "table.parquet")
     source = f"{bucket}/table.parquet"
-    [pipeline] = [path for path in compile_all(tmp_path / "compiled", signer_url=signer.url) if "cpu" in path.name]
+    pipeline = compiled_path("cpu", tmp_path / "compiled")  # training's: compile_all writes scoring-cpu.yaml too
+    assert pipeline in compile_all(tmp_path / "compiled", signer_url=signer.url)
     unset = {"AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL_S3"}  # as the s3_env fixture unsets them
     inherited = {name: value for name, value in os.environ.items() if name not in unset}
     env = {**inherited, **s3_server.credentials.env(), "PLINTH_HOME": str(tmp_path / "home")}
@@ -275,7 +278,10 @@ def test_make_train_reads_s3_and_records_to_the_production_server(platform: Plat
 
 
 def make_serve(trained: Trained, registry: str, store: str, home: Path) -> ManagedProcess:
-    """`make serve` (python -m serving.model_service.serve) on a free port, on the production registry and store."""
+    """`make serve` (python -m serving.model_service.serve) on a free port, on the production registry and store.
+
+    Started, not yet ready: replicas start side by side, as a Deployment's do; the caller polls each.
+    """
     port = free_port()
     env = {
         "PORT": str(port),
@@ -296,8 +302,7 @@ def make_serve(trained: Trained, registry: str, store: str, home: Path) -> Manag
         env,
         f"http://127.0.0.1:{port}/readyz",
     )
-    process.start().wait_ready()
-    return process
+    return process.start()
 
 
 def test_the_production_loop_trains_from_a_bucket_serves_two_replicas_and_joins_every_label_on_a_third(
@@ -314,6 +319,8 @@ def test_the_production_loop_trains_from_a_bucket_serves_two_replicas_and_joins_
     answered = []
     replicas = [make_serve(trained, registry, store, tmp_path / name) for name in ("a", "b")]
     try:
+        for replica in replicas:
+            replica.wait_ready()
         for replica, part in zip(replicas, (rows.iloc[:6], rows.iloc[6:]), strict=True):
             url = replica.ready_url.removesuffix("/readyz")
             response = httpx.post(f"{url}/predict", json={"instances": part.to_dict("records")}, timeout=60)
@@ -330,9 +337,9 @@ def test_the_production_loop_trains_from_a_bucket_serves_two_replicas_and_joins_
         tmp_path / "live-quality.log",
         {"PLINTH_PREDICTION_STORE": store},
         f"http://127.0.0.1:{exporter_port}/metrics",
-    )
+    ).start()  # beside the new replica; it reads the store every second, before the labels and after them
     try:
-        url = fresh.ready_url.removesuffix("/readyz")
+        url = fresh.wait_ready().ready_url.removesuffix("/readyz")
         labelled = [
             httpx.post(
                 f"{url}/feedback", json={"request_id": p["request_id"], "label": truth}, headers=AUTH, timeout=30
@@ -343,7 +350,7 @@ def test_the_production_loop_trains_from_a_bucket_serves_two_replicas_and_joins_
         body = {"request_id": answered[0]["request_id"], "label": 1}
         again = httpx.post(f"{url}/feedback", json=body, headers=AUTH, timeout=30)
         assert again.status_code == 409
-        exporter.start().wait_ready()
+        exporter.wait_ready()
         right = sum(p["label"] == truth for p, truth in zip(answered, truths, strict=True))
 
         def counted() -> bool:
