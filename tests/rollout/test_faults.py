@@ -1,9 +1,9 @@
 """Faults against real processes: every rollout ends safe.
 
-One local stack (Prometheus, stable `bentoml serve`, router) serves the rollback tests; each test rolls out
-a version of its own and leaves the stack as it found it (stable serving the champion, no canary,
-Prometheus up). The promotion hands the stable role to its canary, so it gets a registry and a stack of its
-own. Any test can run alone or in any order.
+One local stack (Prometheus, stable `bentoml serve`, router) serves every test; each test rolls out a
+version of its own and leaves the stack as it found it (stable serving the champion, no canary, Prometheus
+up). The promotion hands the stable role to its canary and moves `champion` with it, which keeps that
+invariant. Any test can run alone or in any order.
 """
 
 from collections.abc import Iterator
@@ -133,23 +133,20 @@ def test_killed_canary_is_rolled_back_without_failed_requests(registry, stack, t
     assert timed_out_share(traffic.log) < 0.02
 
 
-def test_prometheus_killed_mid_rollout_never_promotes(registry, stack, traffic):
-    champion, version = registry.alias(), registry.copy(registry.good)
-    stack.deploy_canary(version)
-    rollout = Rollout(stack, registry, version).start()
+def test_prometheus_killed_mid_rollout_never_promotes_and_once_restarted_does_not_answer_for_that_canary(
+    registry, stack, traffic
+):
+    """The rollback removes the canary while Prometheus is down: its series get no staleness marker, and the
+    restarted Prometheus must not let them answer for the next canary (gauges read with last_over_time)."""
+    champion, gone = registry.alias(), registry.copy(registry.good)
+    stack.deploy_canary(gone)
+    rollout = Rollout(stack, registry, gone).start()
     rollout.wait_for_line("at 10%: advance")
     stack.prometheus.kill()
     outcome = rollout.result()
-    assert_rolled_back(registry, stack, outcome, version, champion, "prometheus at")
+    assert_rolled_back(registry, stack, outcome, gone, champion, "prometheus at")
     assert not any("canary weight 100%" in line for line in rollout.lines)
-
-
-def test_a_restarted_prometheus_does_not_answer_for_a_canary_removed_while_it_was_down(registry, stack, traffic):
-    """Series of a target that left while Prometheus was down get no staleness marker; the guard must not see them."""
-    gone = registry.copy(registry.good)
-    stack.deploy_canary(gone)
-    stack.prometheus.kill()
-    stack.rollback()
+    assert not stack.prometheus.alive()  # the canary left while Prometheus was down
     stack.prometheus.start().wait_ready()
     version = registry.copy(registry.good)
     stack.deploy_canary(version)
@@ -187,28 +184,25 @@ def test_registry_unreachable_at_promotion_keeps_the_alias(registry, stack, traf
     assert registry.tags(version)[STATUS] == "in_progress"  # the outcome could not be written either
 
 
-def test_good_canary_is_promoted_without_dropped_requests(registry, tmp_path):
-    own = registry.fork("rollout-promotion")
-    with start_stack(own, tmp_path / "stack") as stack:
-        traffic = traffic_for(stack, held_out_instances(SEED))
-        try:
-            old_stable = stack.stable
-            canary = stack.deploy_canary(own.good)
-            rollout = Rollout(stack, own, own.good).start()
-            outcome = rollout.result()
-        finally:
-            log = traffic.stop()
-        assert outcome.status == PROMOTED, rollout.lines
-        assert own.alias(CHAMPION) == own.good
-        tags = own.tags(own.good)
-        assert tags[STATUS] == PROMOTED
-        assert tags["plinth.rollout.local.history"].startswith("runs:/")
-        assert stack.stable is canary
-        assert canary.alive()
-        assert old_stable is not None
-        assert not old_stable.alive()
-        assert stack.router is not None
-        assert stack.router.weight == 0
+def test_good_canary_is_promoted_without_dropped_requests(registry, stack, traffic):
+    """The canary's process becomes the stable and `champion` moves to it: the shared stack stays as the
+    `stack` fixture expects it (the stable serves the champion), so the other tests run before or after it."""
+    old_stable, version = stack.stable, registry.copy(registry.good)
+    canary = stack.deploy_canary(version)
+    rollout = Rollout(stack, registry, version).start()
+    outcome = rollout.result()
+    log = traffic.stop()
+    assert outcome.status == PROMOTED, rollout.lines
+    assert registry.alias(CHAMPION) == version
+    tags = registry.tags(version)
+    assert tags[STATUS] == PROMOTED
+    assert tags["plinth.rollout.local.history"].startswith("runs:/")
+    assert stack.stable is canary
+    assert canary.alive()
+    assert old_stable is not None
+    assert not old_stable.alive()
+    assert stack.canary is None
+    assert stack.router.weight == 0
     assert [line.split("] ")[1] for line in rollout.lines if "canary weight" in line] == [
         "canary weight 10%",
         "canary weight 50%",
@@ -217,4 +211,4 @@ def test_good_canary_is_promoted_without_dropped_requests(registry, tmp_path):
     # The old stable drained before it stopped: no client saw a failure at the handover.
     assert dropped(log) == []
     assert timed_out_share(log) < 0.01
-    assert "rollout-promotion" in rollout.lines[0]
+    assert f"[{registry.model} v{version}]" in rollout.lines[0]
