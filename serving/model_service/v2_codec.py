@@ -126,7 +126,7 @@ def decode(body: bytes, columns: Sequence[Column], max_instances: int, outputs: 
         raise V2Error(400, f"body: not valid JSON ({error})", "invalid_json") from None
     request = _object(request, "body", REQUEST_FIELDS)
     for key in ("id", "model_name", "model_version"):  # KServe's client sends the names too (the path decides)
-        if request.get(key) is not None and not isinstance(request[key], str):
+        if key in request and not isinstance(request[key], str):
             raise V2Error(400, f"{key}: must be a string", "invalid_shape")
     request_id = request.get("id")
     inputs = request.get("inputs")
@@ -150,16 +150,14 @@ def decode(body: bytes, columns: Sequence[Column], max_instances: int, outputs: 
         if len(rows) != len(values[first]):
             detail = f"{len(rows)} rows, input '{first}' has {len(values[first])}"
             raise V2Error(400, f"input '{name}': {detail}; every input has the same rows", "invalid_shape")
-    asked = _requested(request.get("outputs"), outputs)
+    asked = _requested(request["outputs"], outputs) if "outputs" in request else list(outputs)
     names = list(values)
     instances = [dict(zip(names, row, strict=True)) for row in zip(*values.values(), strict=True)]
     return Inference(instances, request_id, asked)
 
 
 def _requested(given: Any, outputs: Sequence[str]) -> list[str]:
-    """Return the output names a request asks for (all when it names none), or refuse an unknown one."""
-    if given is None:
-        return list(outputs)
+    """Return the output names a request asks for, or refuse an unknown one."""
     if not isinstance(given, list):
         raise V2Error(400, "outputs: must be a list of {name}", "invalid_shape")
     names = []
