@@ -23,8 +23,11 @@ NO_ANSWER = 502
 class Mirror:
     """Sends copies without blocking the caller; `on_status` gets each copy's status (NO_ANSWER: none)."""
 
-    def __init__(self, slots: int, timeout_s: float, on_status: Callable[[int], None]) -> None:
+    def __init__(
+        self, slots: int, timeout_s: float, on_status: Callable[[int], None], keepalive_expiry_s: float
+    ) -> None:
         self.slots, self.timeout_s, self.on_status = slots, timeout_s, on_status
+        self.keepalive_expiry_s = keepalive_expiry_s
         self.in_flight = 0
         self.lock = threading.Lock()
         self.loop = asyncio.new_event_loop()
@@ -35,7 +38,10 @@ class Mirror:
     def _run(self) -> None:
         asyncio.set_event_loop(self.loop)
         self.client = httpx.AsyncClient(
-            timeout=self.timeout_s, limits=httpx.Limits(max_connections=self.slots, max_keepalive_connections=8)
+            timeout=self.timeout_s,
+            limits=httpx.Limits(
+                max_connections=self.slots, max_keepalive_connections=8, keepalive_expiry=self.keepalive_expiry_s
+            ),
         )
         self.loop.call_soon(self.ready.set)
         self.loop.run_forever()

@@ -31,6 +31,10 @@ UPSTREAM_TIMEOUT_S = 30.0
 MIRROR_TIMEOUT_S = 5.0
 # Mirrored requests in flight at most: beyond it a copy is dropped, so a slow canary costs no memory or threads.
 MIRROR_SLOTS = 32
+# An idle upstream connection is dropped after this long, well before uvicorn (BentoML's server) closes its side
+# after 5 s: with httpx's default of 5 s too, a request could be written on a connection the server was closing,
+# and the user got a 502 for a request no backend ever saw (seen under load in tests/rollout).
+KEEPALIVE_EXPIRY_S = 2.0
 
 
 @dataclass
@@ -60,9 +64,11 @@ class WeightedRouter:
         self.stats = RouterStats()
         self.in_flight: dict[str, int] = {}
         self.lock = threading.Lock()
-        self.client = httpx.Client(timeout=UPSTREAM_TIMEOUT_S, limits=httpx.Limits(max_connections=200))
+        self.client = httpx.Client(
+            timeout=UPSTREAM_TIMEOUT_S, limits=httpx.Limits(max_connections=200, keepalive_expiry=KEEPALIVE_EXPIRY_S)
+        )
         # Mirrors use their own connections and thread: a slow canary never holds what users need.
-        self.mirror = Mirror(MIRROR_SLOTS, MIRROR_TIMEOUT_S, self.count_mirrored)
+        self.mirror = Mirror(MIRROR_SLOTS, MIRROR_TIMEOUT_S, self.count_mirrored, KEEPALIVE_EXPIRY_S)
         self.server = ThreadingHTTPServer(("127.0.0.1", port), self.handler_class())
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, name="router", daemon=True)

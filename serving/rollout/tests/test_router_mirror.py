@@ -6,11 +6,13 @@ neither delays nor fails the user.
 
 from __future__ import annotations
 
+import inspect
 import threading
 from collections.abc import Iterator
 
 import httpx
 import pytest
+import uvicorn
 
 from serving.embedded.processes import free_port
 from serving.model_service.settings import MIRROR_HEADER
@@ -122,7 +124,7 @@ def test_copies_beyond_the_bound_are_dropped_not_queued_and_stop_abandons_the_re
     held = threading.Event()
     canary = Backend(CANARY, gate=held)
     statuses: list[int] = []
-    mirror = Mirror(slots=2, timeout_s=5.0, on_status=statuses.append).start()
+    mirror = Mirror(slots=2, timeout_s=5.0, on_status=statuses.append, keepalive_expiry_s=2.0).start()
     try:
         sent = [mirror.send("POST", f"{canary.url}/predict", {}, b"{}") for _ in range(4)]
         assert sent == [True, True, False, False]
@@ -139,3 +141,15 @@ def test_copies_beyond_the_bound_are_dropped_not_queued_and_stop_abandons_the_re
         held.set()
         mirror.stop()
         canary.close()
+
+
+def test_idle_upstream_connections_are_dropped_before_the_model_server_closes_them(stable: Backend) -> None:
+    """A pooled connection must expire before uvicorn's keep-alive closes it, or a reuse races the close (502)."""
+    server_keep_alive_s = inspect.signature(uvicorn.Config).parameters["timeout_keep_alive"].default
+    router = WeightedRouter(stable.url).start()
+    try:
+        pools = [router.client._transport._pool, router.mirror.client._transport._pool]  # type: ignore[union-attr]
+        assert all(pool._keepalive_expiry is not None for pool in pools)
+        assert max(pool._keepalive_expiry for pool in pools) < server_keep_alive_s
+    finally:
+        router.stop()
