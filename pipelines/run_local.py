@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from kfp import components, local
 
@@ -109,17 +110,29 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def open_local(compiled: Path, tracking_uri: str | None) -> tuple[Path, str, Any] | None:
+    """Load a compiled pipeline for kfp.local, with its runs and MLflow state under PLINTH_HOME.
+
+    Returns:
+        (PLINTH_HOME, the tracking URI, the loaded pipeline), or None after one line on stderr when the
+        compiled file is missing.
+    """
+    if not compiled.is_file():
+        print(f"error: compiled pipeline {compiled} not found; run `make compile`", file=sys.stderr)
+        return None
+    home = plinth_home()
+    home.mkdir(parents=True, exist_ok=True)
+    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(home / "pipeline-runs"))
+    return home, tracking_uri or local_tracking_uri(home), components.load_component_from_file(str(compiled))
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the pipeline once and print a summary; return the process exit code."""
     args = parse_args(argv)
-    if not args.pipeline.is_file():
-        print(f"error: compiled pipeline {args.pipeline} not found; run `make compile`", file=sys.stderr)
+    opened = open_local(args.pipeline, args.tracking_uri)
+    if opened is None:
         return 2
-    home = plinth_home()
-    home.mkdir(parents=True, exist_ok=True)
-    tracking_uri = args.tracking_uri or local_tracking_uri(home)
-    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(home / "pipeline-runs"))
-    pipeline = components.load_component_from_file(str(args.pipeline))
+    home, tracking_uri, pipeline = opened
     print(f"plinth: running {args.pipeline.name} locally; state in {home}; tracking {redact(tracking_uri)}")
     started = time.time()
     try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -152,8 +153,19 @@ def read_file(filesystem: Any, path: str, kind: str) -> pd.DataFrame:
     return pq.read_table(path, filesystem=filesystem).to_pandas()
 
 
-def read_table(source: str) -> pd.DataFrame:
-    """Read the table at `source`: a CSV or Parquet file, or a (partitioned) Parquet folder, local or remote.
+@dataclass(frozen=True)
+class Located:
+    """A source found where it says: its filesystem, path, and whether it is a folder of Parquet files."""
+
+    shown: str
+    filesystem: Any
+    path: str
+    folder: bool
+    kind: str
+
+
+def locate(source: str) -> Located:
+    """Find the table at `source` (nothing but its metadata is read), as ingest and batch scoring read it.
 
     Raises:
         IngestError: one line naming the masked source and why it cannot be read.
@@ -170,14 +182,26 @@ def read_table(source: str) -> pd.DataFrame:
         raise IngestError(f"source file not found: {shown} (give an existing .csv or .parquet path)") from error
     except Exception as error:
         raise IngestError(f"cannot read {shown}: {reason(error)}") from error
-    is_folder = info.get("type") == "directory"
+    folder = info.get("type") == "directory"
     kind = suffix(path)
-    if not is_folder and kind not in SUPPORTED_SUFFIXES:
+    if not folder and kind not in SUPPORTED_SUFFIXES:
         raise IngestError(
             f"cannot read {shown}: unsupported file type {kind or '(none)'!r}; "
             "use .csv, .parquet, or a folder of Parquet files"
         )
+    return Located(shown, filesystem, path, folder, kind)
+
+
+def read_table(source: str) -> pd.DataFrame:
+    """Read the table at `source`: a CSV or Parquet file, or a (partitioned) Parquet folder, local or remote.
+
+    Raises:
+        IngestError: one line naming the masked source and why it cannot be read.
+    """
+    found = locate(source)
     try:
-        return read_parquet_folder(filesystem, path) if is_folder else read_file(filesystem, path, kind)
+        if found.folder:
+            return read_parquet_folder(found.filesystem, found.path)
+        return read_file(found.filesystem, found.path, found.kind)
     except Exception as error:
-        raise IngestError(f"cannot parse {shown}: {reason(error)}") from error
+        raise IngestError(f"cannot parse {found.shown}: {reason(error)}") from error

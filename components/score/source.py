@@ -13,17 +13,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from components.common.redact import redact
-from components.ingest.read import (
-    CSV_SUFFIXES,
-    SUPPORTED_SUFFIXES,
-    IngestError,
-    check_url,
-    is_remote,
-    open_filesystem,
-    reason,
-    suffix,
-)
+from components.ingest.read import CSV_SUFFIXES, IngestError, locate, reason
 
 # Batches read ahead of the one being scored (pyarrow's defaults of 16 batches and 4 files would hold
 # about 20 chunks in memory at once).
@@ -42,32 +32,19 @@ class Source:
         """
         import pyarrow.dataset as ds
 
-        check_url(source)
-        self.shown = redact(source)
-        filesystem, path = open_filesystem(source)
-        try:
-            info = filesystem.info(path)
-        except FileNotFoundError as error:
-            where = "source" if is_remote(source) else "source file"
-            hint = "give a .csv or .parquet file, or a folder of Parquet files"
-            raise IngestError(f"{where} not found: {self.shown} ({hint})") from error
-        except Exception as error:
-            raise IngestError(f"cannot read {self.shown}: {reason(error)}") from error
-        folder = info.get("type") == "directory"
-        kind = suffix(path)
-        if not folder and kind not in SUPPORTED_SUFFIXES:
-            raise IngestError(
-                f"cannot read {self.shown}: unsupported file type {kind or '(none)'!r}; "
-                "use .csv, .parquet, or a folder of Parquet files"
-            )
-        layout: dict[str, Any] = {"partitioning": "hive"} if folder else {}
+        found = locate(source)
+        self.shown = found.shown
+        layout: dict[str, Any] = {"partitioning": "hive"} if found.folder else {}
         try:
             self.dataset = ds.dataset(
-                path, filesystem=filesystem, format="csv" if kind in CSV_SUFFIXES else "parquet", **layout
+                found.path,
+                filesystem=found.filesystem,
+                format="csv" if found.kind in CSV_SUFFIXES else "parquet",
+                **layout,
             )
         except Exception as error:
             raise IngestError(f"cannot parse {self.shown}: {reason(error)}") from error
-        if folder and not self.dataset.files:
+        if found.folder and not self.dataset.files:
             raise IngestError(f"cannot read {self.shown}: no Parquet files under it")
 
     @property

@@ -16,14 +16,11 @@ import sys
 import time
 from pathlib import Path
 
-from kfp import components, local
-
 from components.common import signing, tracking
 from components.common.redact import redact
-from components.common.state import local_tracking_uri, plinth_home
 from components.score.core import EXPERIMENT, KIND, TAG_VERIFICATION, TAG_VERSION
 from pipelines.compile import compiled_path
-from pipelines.run_local import git_commit
+from pipelines.run_local import git_commit, open_local
 from pipelines.training.pipeline import DEFAULT_MODEL_NAME
 from pipelines.warm_steps import warm_steps
 
@@ -91,20 +88,16 @@ def absolute(location: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Run the scoring pipeline once and print where every row went; return the exit code."""
     args = parse_args(argv)
-    if not args.pipeline.is_file():
-        print(f"error: compiled pipeline {args.pipeline} not found; run `make compile`", file=sys.stderr)
+    opened = open_local(args.pipeline, args.tracking_uri)
+    if opened is None:
         return 2
-    home = plinth_home()
-    home.mkdir(parents=True, exist_ok=True)
-    tracking_uri = args.tracking_uri or local_tracking_uri(home)
-    out = args.out if "://" in args.out else str(Path(args.out).expanduser().resolve())
+    _, tracking_uri, pipeline = opened
+    out = absolute(args.out)
     source = (
         args.source
         if "://" in args.source or ":" in args.source.split("/")[0]
         else str(Path(args.source).expanduser().resolve())
     )
-    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(home / "pipeline-runs"))
-    pipeline = components.load_component_from_file(str(args.pipeline))
     print(f"plinth: scoring {redact(args.source)} locally; tracking {redact(tracking_uri)}")
     started = time.time()
     try:
