@@ -108,7 +108,7 @@ def run_steps(tracking_uri: str, work: Path, clock: StepClock, seed: int = 42) -
             "plinth.pipeline_version": __version__,
         }
         with clock.step("register"):
-            register(json.dumps(asdict(decision)), tracking_uri, DEFAULT_MODEL_NAME, run_id, lineage)
+            register(json.dumps(asdict(decision)), tracking_uri, DEFAULT_MODEL_NAME, run_id, lineage, "", paths["test"])
     return decision.reason
 
 

@@ -79,6 +79,10 @@ def test_first_run_registers_a_champion_with_lineage(twice):
         assert tags["plinth.trigger.kind"] == "input_drift"
         assert tags["plinth.trigger.reason"] == "PSI of radius above 0.25"
         assert json.loads(tags["plinth.trigger.values"]) == {"psi.radius": 0.41}
+    # The winner's global importance is measured on the evaluation rows the register step is handed.
+    importance = client.download_artifacts(version.tags["plinth.candidate_run_id"], "explain/importance.json")
+    assert json.loads(Path(importance).read_text())["rows_from"] == "evaluation"
+    assert version.tags["plinth.importance.top"]
 
 
 def test_every_candidate_is_a_nested_run_with_metrics_and_plots(twice):

@@ -1,7 +1,7 @@
 """KFP shell of the register step."""
 
 from kfp import dsl
-from kfp.dsl import Artifact, Input
+from kfp.dsl import Artifact, Dataset, Input
 
 from components import COMPONENT_IMAGE
 
@@ -9,6 +9,7 @@ from components import COMPONENT_IMAGE
 @dsl.component(base_image=COMPONENT_IMAGE, install_kfp_package=False)
 def register(
     decision: Input[Artifact],
+    test: Input[Dataset],
     tracking_uri: str,
     model_name: str,
     run_id: str,
@@ -22,6 +23,7 @@ def register(
 
     Args:
         decision: The gate's decision (JSON file).
+        test: Held-out rows, on which the winner's global importance (mean |contribution|) is measured.
         tracking_uri: MLflow tracking URI.
         model_name: Registered model name.
         run_id: Parent MLflow run id.
@@ -45,4 +47,4 @@ def register(
     }
     with open(decision.path, encoding="utf-8") as handle:
         decision_json = handle.read()
-    return run(decision_json, tracking_uri, model_name, run_id, lineage, trigger).version
+    return run(decision_json, tracking_uri, model_name, run_id, lineage, trigger, test.path).version

@@ -98,7 +98,7 @@ def on_xgboost_pool(task: PipelineTask, target: ComputeTarget) -> PipelineTask:
 
 
 def without_pickles(task: PipelineTask) -> PipelineTask:
-    """Let a step that loads models (evaluate, gate) load plinth's own (skops), never a pickle, here and locally.
+    """Let a step that loads models (evaluate, gate, register) load plinth's own (skops), never a pickle.
 
     MLflow's MLFLOW_ALLOW_PICKLE_DESERIALIZATION is true unless set; plinth's models never need it
     (`components/common/modeling.py`), and a champion that is a pickle is then refused with that name.

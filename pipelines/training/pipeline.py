@@ -181,6 +181,7 @@ def build_pipeline(target: ComputeTarget) -> GraphComponent:
                     _step(
                         register(
                             decision=decided.outputs["decision"],
+                            test=splits.outputs["test"],
                             tracking_uri=tracking_uri,
                             model_name=model_name,
                             run_id=run_id,
@@ -201,7 +202,7 @@ def build_pipeline(target: ComputeTarget) -> GraphComponent:
         with_data_credentials(ingested, target)
         for step in (ingested, checked, splits, *trained.values(), *evaluated.values(), decided, registered):
             with_mlflow_login(step, target)
-        for step in (*evaluated.values(), decided):  # the steps that load models
+        for step in (*evaluated.values(), decided, registered):  # the steps that load models
             without_pickles(step)
 
     return training
