@@ -117,9 +117,10 @@ def leave(code: int) -> NoReturn:
     `os._exit` 0.04 s) and changes nothing outside it; what does is kept: non-daemon threads joined, atexit
     handlers run (MLflow ends an active run, logging flushes its handlers), stdio flushed.
     """
-    for thread in threading.enumerate():
-        if thread is not threading.main_thread() and not thread.daemon:
-            thread.join()
+    # The interpreter's own first exit step: run threading's exit hooks, which tell idle executor workers (MLflow's
+    # artifact download pool) to stop, then join every non-daemon thread. Joining without the hooks waited
+    # forever on an idle pool worker (the register step, after downloading a model to explain it).
+    threading._shutdown()  # type: ignore[attr-defined]
     atexit._run_exitfuncs()
     sys.stdout.flush()
     sys.stderr.flush()

@@ -37,6 +37,17 @@ def fails() -> str:
     raise ValueError("the step's own error message")
 
 
+@dsl.component(base_image="python:3.11", install_kfp_package=False)
+def leaves_an_idle_pool() -> str:
+    """Use a thread pool and leave its (non-daemon) worker idle, as MLflow's artifact downloads do."""
+    import sys
+    from concurrent.futures import ThreadPoolExecutor
+
+    pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="idle-worker")
+    sys.plinth_kept_pool = pool  # kept alive to the end, as MLflow's cached artifact repository keeps its pool
+    return str(pool.submit(sum, [1, 2]).result())
+
+
 @pytest.fixture
 def server(kfp_local: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[WarmServer]:
     monkeypatch.delenv(WARM_STEPS_ENV, raising=False)
@@ -60,6 +71,12 @@ def test_a_failing_step_fails_the_task_and_its_error_reaches_the_log(
     with pytest.raises(RuntimeError, match="fails"):
         fails()
     assert "ValueError: the step's own error message" in capfd.readouterr().out
+
+
+def test_a_step_that_leaves_an_idle_executor_worker_ends(server: WarmServer) -> None:
+    """The forked step ends as the interpreter would: executors' idle workers are told to stop, then joined."""
+    task = leaves_an_idle_pool()
+    assert task.output == "3"
 
 
 def test_steps_run_cold_when_the_server_is_gone(server: WarmServer) -> None:
