@@ -14,13 +14,14 @@ from pipelines.training.compute import MLFLOW_LOGIN_KEYS
 
 
 def test_every_step_gets_the_mlflow_login_from_the_optional_secret(tmp_path: Path):
-    [cpu, _] = compile_all(tmp_path)
-    spec, platform = yaml.safe_load_all(cpu.read_text())
-    executors = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
-    assert set(executors) == set(spec["deploymentSpec"]["executors"])  # every step has Kubernetes settings
-    for name, executor in executors.items():
-        [login] = [b for b in executor.get("secretAsEnv", []) if b["secretName"] == "plinth-mlflow-training"]
-        assert login["optional"] is True, name
-        assert {pair["secretKey"]: pair["envVar"] for pair in login["keyToEnv"]} == MLFLOW_LOGIN_KEYS, name
-    default_uri = spec["root"]["inputDefinitions"]["parameters"]["tracking_uri"]["defaultValue"]
-    assert "@" not in default_uri
+    [cpu, _, scoring] = compile_all(tmp_path)
+    for compiled in (cpu, scoring):  # training, and batch scoring (it logs its run and reads the registry)
+        spec, platform = yaml.safe_load_all(compiled.read_text())
+        executors = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+        assert set(executors) == set(spec["deploymentSpec"]["executors"])  # every step has Kubernetes settings
+        for name, executor in executors.items():
+            [login] = [b for b in executor.get("secretAsEnv", []) if b["secretName"] == "plinth-mlflow-training"]
+            assert login["optional"] is True, name
+            assert {pair["secretKey"]: pair["envVar"] for pair in login["keyToEnv"]} == MLFLOW_LOGIN_KEYS, name
+        default_uri = spec["root"]["inputDefinitions"]["parameters"]["tracking_uri"]["defaultValue"]
+        assert "@" not in default_uri
