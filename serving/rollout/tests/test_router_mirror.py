@@ -148,7 +148,7 @@ def test_idle_upstream_connections_are_dropped_before_the_model_server_closes_th
     server_keep_alive_s = inspect.signature(uvicorn.Config).parameters["timeout_keep_alive"].default
     router = WeightedRouter(stable.url).start()
     try:
-        pools = [router.client._transport._pool, router.mirror.client._transport._pool]  # type: ignore[union-attr]
+        pools = [router.client._transport._pool, router.mirror.client._transport._pool]  # type: ignore[attr-defined,union-attr]
         assert all(pool._keepalive_expiry is not None for pool in pools)
         assert max(pool._keepalive_expiry for pool in pools) < server_keep_alive_s
     finally:
