@@ -9,6 +9,12 @@ In the shadow phase the router mirrors: every request the stable answers is also
 `x-plinth-mirror: 1`, from one event-loop thread (`mirror.py`) whose answers are counted and discarded. The
 user's answer never waits for the mirror; when its bound is reached (a slow canary) the copy is dropped, not
 queued.
+
+In experiment mode (`set_experiment`) the router splits by user instead of by request: the experiment's key
+header (e.g. `x-user-id`) is hashed to a variant (`serving.experiments.assign`), so a user meets the same
+variant on every request and after any restart; a request without the key gets a variant drawn by weight and
+is counted in `no_key`. Experiment mode neither mirrors nor retries on another backend: a variant's failures
+are its own, for the experiment's guards to judge.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 
+from serving.experiments.assign import Assigner
 from serving.model_service.settings import MIRROR_HEADER
 from serving.rollout.core.observe import CANARY, STABLE
 from serving.rollout.edges.mirror import Mirror
@@ -49,6 +56,8 @@ class RouterStats:
     mirror_dropped: int = 0
     # (time, canary weight) at every change, for timelines and time-to-rollback.
     weights: list[tuple[float, int]] = field(default_factory=list)
+    # Experiment mode: requests that carried no key (assigned at random by weight, not sticky).
+    no_key: int = 0
 
 
 class WeightedRouter:
@@ -61,6 +70,10 @@ class WeightedRouter:
         self.backends = {STABLE: stable_url.rstrip("/"), CANARY: (canary_url or "").rstrip("/")}
         self.weight = 0
         self.mirroring = False
+        # Experiment mode: the assigner, the key header and each variant's backend (None: weighted mode).
+        self.experiment: Assigner | None = None
+        self.key_header = ""
+        self.variant_backends: dict[str, str] = {}
         self.stats = RouterStats()
         self.in_flight: dict[str, int] = {}
         self.lock = threading.Lock()
@@ -114,6 +127,16 @@ class WeightedRouter:
                 self.weight = 0
                 self.stats.weights.append((time.time(), 0))
 
+    def set_experiment(self, assigner: Assigner | None, backends: dict[str, str], header: str = "") -> None:
+        """Route by the key in `header` to each variant's backend (None ends experiment mode)."""
+        with self.lock:
+            self.experiment = assigner
+            self.key_header = header.lower()
+            self.mirroring = False
+            self.variant_backends = {name: url.rstrip("/") for name, url in backends.items()} if assigner else {}
+            for name in self.variant_backends:
+                self.stats.answers.setdefault(name, {})
+
     def drain(self, url: str, timeout: float = UPSTREAM_TIMEOUT_S) -> bool:
         """Wait until no request is in flight to `url`; True when drained in time."""
         deadline = time.monotonic() + timeout
@@ -124,9 +147,16 @@ class WeightedRouter:
             time.sleep(0.02)
         return False
 
-    def choose(self) -> tuple[str, str]:
-        """Pick (track, backend URL) for a new request and count it as in flight."""
+    def choose(self, headers: dict[str, str] | None = None) -> tuple[str, str]:
+        """Pick (track or variant, backend URL) for a new request and count it as in flight."""
         with self.lock:
+            if self.experiment is not None:
+                key = next((v for k, v in (headers or {}).items() if k.lower() == self.key_header), "")
+                track = self.experiment.variant_of(key) if key else self.experiment.random_variant()
+                self.stats.no_key += 0 if key else 1
+                url = self.variant_backends[track]
+                self.in_flight[url] = self.in_flight.get(url, 0) + 1
+                return track, url
             track = CANARY if self.backends[CANARY] and random.random() * 100 < self.weight else STABLE
             url = self.backends[track]
             self.in_flight[url] = self.in_flight.get(url, 0) + 1
@@ -138,7 +168,7 @@ class WeightedRouter:
         """Count an answer and take the request off the in-flight list."""
         with self.lock:
             self.in_flight[url] -= 1
-            answers = self.stats.answers[track]
+            answers = self.stats.answers.setdefault(track, {})
             answers[status] = answers.get(status, 0) + 1
 
     def send(
@@ -176,11 +206,11 @@ class WeightedRouter:
         its failure, and the client gets the stable's answer instead.
         """
         headers = {key: value for key, value in headers.items() if key.lower() != MIRROR_HEADER}
-        track, url = self.choose()
+        track, url = self.choose(headers)
         if track == STABLE:
             self.mirror_copy(method, path, headers, body)
         status, response = self.send(track, url, method, path, headers, body)
-        if track == CANARY and self.retry_on_stable and status >= 500:
+        if track == CANARY and self.retry_on_stable and status >= 500 and self.experiment is None:
             with self.lock:
                 self.stats.retried_on_stable += 1
                 track, url = STABLE, self.backends[STABLE]

@@ -1,0 +1,1 @@
+"""A/B experiments on outcomes: sticky variants, outcomes from /feedback, a sequential decision."""
