@@ -122,12 +122,19 @@ def proportion_difference(
     return estimate, variance
 
 
-def decide(estimate: npt.ArrayLike, half_width: npt.ArrayLike, min_effect: float) -> npt.NDArray[np.str_]:
-    """Return the decision per element for estimates a - b and their confidence-sequence half-widths."""
+def decide(
+    estimate: npt.ArrayLike, half_width: npt.ArrayLike, min_effect: float, tolerance: float = 0.0
+) -> npt.NDArray[np.str_]:
+    """Return the decision per element for estimates a - b and their confidence-sequence half-widths.
+
+    `tolerance`: a drop the caller accepts, so regression only once the whole interval lies below it.
+    """
     est, width = np.asarray(estimate, dtype=np.float64), np.asarray(half_width, dtype=np.float64)
     low, high = est - width, est + width
     with np.errstate(invalid="ignore"):
-        return np.select([high < 0, low > 0, low > -min_effect], [REGRESSION, BETTER, NO_REGRESSION], default=CONTINUE)
+        return np.select(
+            [high < -tolerance, low > 0, low > -min_effect], [REGRESSION, BETTER, NO_REGRESSION], default=CONTINUE
+        )
 
 
 def validate(alpha: float, min_effect: float) -> None:
@@ -139,28 +146,38 @@ def validate(alpha: float, min_effect: float) -> None:
 
 
 def _result(
-    estimate: float, variance: float, n_a: float, n_b: float, alpha: float, min_effect: float
+    estimate: float,
+    variance: float,
+    counts: tuple[float, float],
+    alpha: float,
+    min_effect: float,
+    tolerance: float = 0.0,
 ) -> SequentialResult:
     """Return the result for one estimate of a - b with its variance."""
     validate(alpha, min_effect)
     width = float(mixture_half_width(variance, alpha, min_effect))
-    if math.isnan(estimate):
-        width = math.inf
-    decision = str(decide(estimate, width, min_effect)) if math.isfinite(width) else CONTINUE
-    low, high = (estimate - width, estimate + width) if math.isfinite(width) else (-math.inf, math.inf)
-    return SequentialResult(decision, estimate, width, n_a, n_b, (low, high), alpha, min_effect)
+    if math.isnan(estimate) or not math.isfinite(width):
+        return SequentialResult(CONTINUE, estimate, math.inf, *counts, (-math.inf, math.inf), alpha, min_effect)
+    decision = str(decide(estimate, width, min_effect, tolerance))
+    return SequentialResult(decision, estimate, width, *counts, (estimate - width, estimate + width), alpha, min_effect)
 
 
 def compare_proportions(
-    successes_a: float, n_a: float, successes_b: float, n_b: float, alpha: float, min_effect: float
+    successes_a: float,
+    n_a: float,
+    successes_b: float,
+    n_b: float,
+    alpha: float,
+    min_effect: float,
+    tolerance: float = 0.0,
 ) -> SequentialResult:
     """Compare success shares of a (canary) and b (stable) from counts summed since the rollout began.
 
     Higher is better: pass successes (non-5xx answers, correct labels, conversions). No data on either side
-    gives `continue` with an unbounded interval.
+    gives `continue` with an unbounded interval. `tolerance`: a drop accepted (regression below -tolerance).
     """
     estimate, variance = proportion_difference(successes_a, n_a, successes_b, n_b)
-    return _result(float(estimate), float(variance), float(n_a), float(n_b), alpha, min_effect)
+    return _result(float(estimate), float(variance), (float(n_a), float(n_b)), alpha, min_effect, tolerance)
 
 
 def compare_means(
@@ -172,6 +189,7 @@ def compare_means(
     n_b: float,
     alpha: float,
     min_effect: float,
+    tolerance: float = 0.0,
 ) -> SequentialResult:
     """Compare means of a bounded outcome (a business value, an error) of a and b; higher is better.
 
@@ -182,27 +200,28 @@ def compare_means(
         estimate, variance = mean_a - mean_b, variance_a / n_a + variance_b / n_b
     else:
         estimate, variance = math.nan, 0.0
-    return _result(estimate, variance, float(n_a), float(n_b), alpha, min_effect)
+    return _result(estimate, variance, (float(n_a), float(n_b)), alpha, min_effect, tolerance)
 
 
 def compare_distributions(
-    counts_a: Sequence[float], counts_b: Sequence[float], alpha: float, min_effect: float
+    counts_a: Sequence[float], counts_b: Sequence[float], alpha: float, min_effect: float, tolerance: float = 0.0
 ) -> SequentialResult:
     """Test whether a's distribution over the same cells (classes, buckets) differs from b's.
 
     Each cell's share is compared as a proportion at level alpha / cells (Bonferroni keeps the whole test at
     alpha), two-sided: a shift either way is a change of behaviour. The result is the cell whose interval lies
-    farthest from 0 (relative to its width): `regression` when some cell's interval excludes 0,
-    `no_regression` when every cell's shift is within min_effect, else `continue`.
+    farthest beyond the tolerance (relative to its width): `regression` when some cell's interval lies wholly
+    beyond +-tolerance (the shift a sound new model may show: a retrained model answers somewhat
+    differently), `no_regression` when every cell's shift is within min_effect, else `continue`.
     """
     validate(alpha, min_effect)
     a, b = np.asarray(counts_a, dtype=np.float64), np.asarray(counts_b, dtype=np.float64)
     n_a, n_b = float(a.sum()), float(b.sum())
     if a.size < 2 or n_a <= 0 or n_b <= 0:
-        return _result(math.nan, 0.0, n_a, n_b, alpha, min_effect)
+        return _result(math.nan, 0.0, (n_a, n_b), alpha, min_effect)
     estimate, variance = proportion_difference(a, n_a, b, n_b)
     width = mixture_half_width(variance, alpha / a.size, min_effect)
-    excess = np.abs(estimate) - width
+    excess = np.abs(estimate) - width - tolerance
     cell = int(np.argmax(excess / width))
     est, half = float(estimate[cell]), float(width[cell])
     if excess[cell] > 0:

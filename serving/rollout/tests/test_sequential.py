@@ -76,3 +76,10 @@ def test_a_shifted_class_distribution_is_a_regression_either_way():
 def test_bad_level_or_effect_is_refused(alpha, effect):
     with pytest.raises(ValueError, match=r"alpha|min_effect"):
         compare_proportions(1, 2, 1, 2, alpha, effect)
+
+
+def test_a_tolerated_shift_is_no_regression_until_the_interval_passes_it():
+    stable = [5000, 5000]
+    assert compare_distributions([4700, 5300], stable, 0.05, 0.02).decision == REGRESSION
+    assert compare_distributions([4700, 5300], stable, 0.05, 0.02, tolerance=0.05).decision != REGRESSION
+    assert compare_proportions(9_700, 10_000, 9_900, 10_000, 0.05, 0.01, tolerance=0.05).decision == CONTINUE
