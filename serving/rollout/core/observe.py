@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from serving.rollout.core.histogram import bucket_total
+from serving.rollout.core.paired import PairCounts
 
 NAN = math.nan
 STABLE = "stable"
@@ -218,6 +219,8 @@ class Observation:
     stable: TrackSample
     canary: TrackSample
     error: str | None = None
+    # The shadow phase's paired answers since the rollout began (`core/paired.py`); None: this edge pairs none.
+    pairs: PairCounts | None = None
 
 
 class MetricsSource(Protocol):

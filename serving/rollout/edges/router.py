@@ -183,13 +183,18 @@ class WeightedRouter:
         self.release(url, track, response.status_code)
         return response.status_code, response
 
-    def mirror_copy(self, method: str, path: str, headers: dict[str, str], body: bytes) -> None:
-        """Hand a marked copy of the request to the mirror, if mirroring; never blocks the caller."""
+    def mirror_copy(self, method: str, path: str, headers: dict[str, str], body: bytes) -> int | None:
+        """Hand a marked copy of the request to the mirror, if mirroring; never blocks the caller.
+
+        Returns the copy's pairing ticket (`mirror.Mirror.copy`), None when nothing was mirrored.
+        """
         with self.lock:
             url = self.backends[CANARY] if self.mirroring else ""
-        if url and not self.mirror.send(method, url + path, {**headers, MIRROR_HEADER: "1"}, body):
+        ticket = self.mirror.copy(method, url + path, {**headers, MIRROR_HEADER: "1"}, body) if url else None
+        if url and ticket is None:
             with self.lock:
                 self.stats.mirror_dropped += 1
+        return ticket
 
     def count_mirrored(self, status: int) -> None:
         """Count one mirrored copy by the canary's status; the answer itself is discarded."""
@@ -207,9 +212,9 @@ class WeightedRouter:
         """
         headers = {key: value for key, value in headers.items() if key.lower() != MIRROR_HEADER}
         track, url = self.choose(headers)
-        if track == STABLE:
-            self.mirror_copy(method, path, headers, body)
+        ticket = self.mirror_copy(method, path, headers, body) if track == STABLE else None
         status, response = self.send(track, url, method, path, headers, body)
+        self.mirror.answered(ticket, path, body, status, response)  # paired with the canary's copy
         if track == CANARY and self.retry_on_stable and status >= 500 and self.experiment is None:
             with self.lock:
                 self.stats.retried_on_stable += 1

@@ -11,7 +11,10 @@ from typing import Any
 
 
 class Backend:
-    """A tiny service that answers `name` with `status` once `gate` is open, and keeps the headers it saw."""
+    """A tiny service that answers `name` with `status` once `gate` is open, and keeps the headers it saw.
+
+    `body` is the answer, or a function of the request's JSON that returns it (a hand-made model).
+    """
 
     def __init__(self, name: str, status: int = 200, gate: threading.Event | None = None, body: Any = None) -> None:
         self.name, self.status = name, status
@@ -29,10 +32,10 @@ class Backend:
                 """Quiet."""
 
             def do_POST(self) -> None:
-                self.rfile.read(int(self.headers.get("content-length") or 0))
+                raw = self.rfile.read(int(self.headers.get("content-length") or 0))
                 backend.seen.append({k.lower(): v for k, v in self.headers.items()})
                 backend.gate.wait(30)
-                body = json.dumps(backend.body).encode()
+                body = json.dumps(backend.body(json.loads(raw)) if callable(backend.body) else backend.body).encode()
                 self.send_response(backend.status)
                 self.send_header("content-type", "application/json")
                 self.send_header("content-length", str(len(body)))
