@@ -10,10 +10,12 @@ order, each answer counted in `plinth_feedback_total` by result (and, once the c
 - 429 `rate_limited`: the client is over its rate (`Retry-After` says when to send again).
 - 415 / 413 / 400 `malformed`: not JSON, over MAX_BODY_BYTES, not an object, an unknown field, no string
   `request_id`, not exactly one of `label` (classifiers: one of the model's classes; classes unknown: at
-  most MAX_LABEL_CHARS characters) or `value` (regression: a finite number); `detail` names the field.
+  most MAX_LABEL_CHARS characters), `value` (regression: a finite number) or `outcome` (any task: a finite
+  business value the answer earned, e.g. revenue or a click as 1, which A/B experiments are judged on);
+  `detail` names the field.
 - 404 `unknown`: no prediction with this id is in the store (one written a moment ago by another worker or
   replica is waited for, up to SETTLE_S after its id's issue time).
-- 409 `duplicate`: the prediction already has its label.
+- 409 `duplicate`: the prediction already has its label (or its outcome: one of each per prediction).
 - 410 `late`: the prediction is older than the age bound (or was purged for age: its id's issue time says so).
 - 200 `accepted`: the label is stored, with what it scored (right or wrong, log loss, absolute error); the
   live-quality exporter (`live_quality.py`) reads it from the store.
@@ -50,7 +52,7 @@ MAX_LABEL_CHARS = 256
 SETTLE_S = 2.0
 SETTLE_POLL_S = 0.05
 MIN_PROBABILITY = 1e-15
-FIELDS = ("request_id", "label", "value")
+FIELDS = ("request_id", "label", "value", "outcome")
 ERRORS = (
     "malformed",
     "unknown",
@@ -91,10 +93,10 @@ def read_body(body: bytes) -> tuple[str, str, Any]:
         raise Refusal(400, "malformed", "request_id: missing (the request_id of the prediction being labelled)")
     if not isinstance(request_id, str) or not request_id:
         raise Refusal(400, "malformed", "request_id: must be a non-empty string")
-    given = [field for field in ("label", "value") if field in data]
+    given = [field for field in FIELDS[1:] if field in data]
     if len(given) != 1:
-        which = "both given" if given else "neither given"
-        raise Refusal(400, "malformed", f"label, value: give exactly one ({which})")
+        which = f"{' and '.join(given)} given" if given else "none given"
+        raise Refusal(400, "malformed", f"label, value, outcome: give exactly one ({which})")
     return request_id, given[0], data[given[0]]
 
 
@@ -105,20 +107,27 @@ def _same(given: Any, label: Any) -> bool:
     return bool(given == label)
 
 
+def finite(field: str, given: Any) -> float:
+    """Return `given` as a finite float, or refuse it 400 naming `field`."""
+    if isinstance(given, bool) or not isinstance(given, int | float):
+        raise Refusal(400, "malformed", f"{field}: must be a number")
+    try:
+        value = float(given)
+    except OverflowError:
+        value = math.inf
+    if not math.isfinite(value):
+        raise Refusal(400, "malformed", f"{field}: must be finite")
+    return value
+
+
 def truth_of(task: ServedTask, field: str, given: Any) -> str | float:
     """Return the truth a feedback gives, checked against the task: a class name, or a finite value."""
+    if field == "outcome":  # a business value, whatever the task
+        return finite(field, given)
     if task.kind == "regression":
         if field != "value":
             raise Refusal(400, "malformed", "label: this model is a regression; give value (a number)")
-        if isinstance(given, bool) or not isinstance(given, int | float):
-            raise Refusal(400, "malformed", "value: must be a number")
-        try:
-            value = float(given)
-        except OverflowError:
-            value = math.inf
-        if not math.isfinite(value):
-            raise Refusal(400, "malformed", "value: must be finite")
-        return value
+        return finite(field, given)
     if field != "label":
         raise Refusal(400, "malformed", f"value: this model is a {task.kind} classifier; give label (a class)")
     if not isinstance(given, str | int | float | bool):
@@ -170,7 +179,7 @@ class Judge:
                 version = found.model_version
             task = found.task if found is not None and found.task is not None else self.task
             truth = truth_of(task, field, given)
-            self._join(request_id, issued, found, task, truth)
+            self._join(request_id, issued, found, task, truth, outcome=field == "outcome")
         except Refusal as refusal:
             self.count(version, refusal.reason, client)
             return refusal.status, {"error": refusal.reason, "detail": refusal.detail}
@@ -179,7 +188,8 @@ class Judge:
             self.count(version, "store_unavailable", client)
             return 503, {"error": "store_unavailable", "detail": f"the label was not stored: {error}"}
         self.count(version, "accepted", client)
-        if self.archive is not None:  # a class with its JSON type (1, not "1"), or the finite value
+        # The archive keeps labels: a class with its JSON type (1, not "1"), or the finite value; no outcomes.
+        if self.archive is not None and field != "outcome":
             archived = truth if isinstance(truth, float) else given
             self.archive.label(self.model_name, version, request_id, archived, self.store.now_ms())
         return 200, {"request_id": request_id, "result": "accepted", "model_version": version}
@@ -198,15 +208,27 @@ class Judge:
         return found
 
     def _join(
-        self, request_id: str, issued: tuple[str, int] | None, found: Found | None, task: ServedTask, truth: str | float
+        self,
+        request_id: str,
+        issued: tuple[str, int] | None,
+        found: Found | None,
+        task: ServedTask,
+        truth: str | float,
+        outcome: bool = False,
     ) -> None:
-        """Store the label with its scores, or refuse: unknown, late or duplicate."""
+        """Store the label with its scores (or the business outcome), or refuse: unknown, late or duplicate."""
         assert self.store is not None
         now_ms = self.store.now_ms()
         if found is None:
             if issued is not None and now_ms - issued[1] >= self.max_age_ms:
                 raise Refusal(410, "late", "request_id: the prediction was purged (older than the age bound)")
             raise Refusal(404, "unknown", "request_id: no prediction with this id is in the store")
+        if outcome:
+            if now_ms - found.created_at >= self.max_age_ms:
+                raise Refusal(410, "late", f"request_id: the prediction is older than {self.max_age_ms / 1000:g} s")
+            if not self.store.outcome(request_id, found, float(truth)):
+                raise Refusal(409, "duplicate", "request_id: this prediction already has its outcome")
+            return
         if found.labelled:
             raise Refusal(409, "duplicate", "request_id: this prediction already has its label")
         if now_ms - found.created_at >= self.max_age_ms:

@@ -12,6 +12,8 @@ serves both engines:
   wrong, log loss, absolute error), with the prediction's model, version and time copied in so that the
   live-quality windows are one indexed aggregate, no join.
 - `plinth_versions`: the task each (model, version) answers, so a label is checked against its own.
+- `plinth_outcomes`: a business value per prediction (`outcome` in /feedback: revenue, a click), with the
+  prediction's model, version and time copied in; what A/B experiments (`serving/experiments`) are judged on.
 
 Every time comes from `clock` (default `time.time`): tests move it to label a prediction days later.
 Connections are opened lazily in the process that uses them (BentoML's workers are forked processes).
@@ -73,6 +75,16 @@ VERSIONS = sa.Table(
     sa.Column("model_name", sa.String(255), primary_key=True),
     sa.Column("model_version", sa.String(64), primary_key=True),
     sa.Column("task", sa.Text, nullable=False),
+)
+OUTCOMES = sa.Table(
+    "plinth_outcomes",
+    metadata,
+    sa.Column("request_id", sa.String(128), primary_key=True),
+    sa.Column("model_name", sa.String(255), nullable=False),
+    sa.Column("model_version", sa.String(64), nullable=False),
+    sa.Column("predicted_at", sa.BigInteger, nullable=False, index=True),
+    sa.Column("recorded_at", sa.BigInteger, nullable=False),
+    sa.Column("value", sa.Float, nullable=False),
 )
 # Column of the labels table that each live-quality window is counted by.
 BY_COLUMNS = {"label_time": LABELS.c.labelled_at, "prediction_time": LABELS.c.predicted_at}
@@ -323,6 +335,26 @@ class PredictionStore:
         except IntegrityError:
             return False
         return True
+
+    def outcome(self, request_id: str, found: Found, value: float) -> bool:
+        """Store the business outcome of `request_id`; False when it already has one (the first one wins)."""
+        values = {
+            "request_id": request_id,
+            "model_name": found.model_name,
+            "model_version": found.model_version,
+            "predicted_at": found.created_at,
+            "recorded_at": self.now_ms(),
+            "value": value,
+        }
+        try:
+            self._run(lambda connection: connection.execute(OUTCOMES.insert().values(**values)))
+        except IntegrityError:
+            return False
+        return True
+
+    def read(self, query: sa.Select[Any]) -> list[Any]:
+        """Return the rows of a read-only query on the store's tables (an experiment's per-version sums)."""
+        return list(self._run(lambda connection: connection.execute(query).all()))
 
     def versions(self) -> dict[tuple[str, str], ServedTask]:
         """Return the task of every (model, version) that has written predictions here."""
