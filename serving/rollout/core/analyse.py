@@ -3,6 +3,10 @@
 The lessons of Flagger ("no values found" fails the check) and Argo Rollouts (`isNaN` is a failure, not a
 pass) are the rule here: a check passes only on a real number inside its threshold. Too few canary
 requests fail every check for that interval, so a canary without traffic can never be promoted.
+
+A check with `alpha` and `minEffect` also compares the canary with the stable on everything both answered
+since the rollout began (`comparisons.py`); a regression proven there rolls back at once, whatever the
+failure limit, and its evidence (bound crossed, interval, sample sizes) travels with the result.
 """
 
 from __future__ import annotations
@@ -12,8 +16,10 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
+from serving.rollout.core.comparisons import EVIDENCE, Traffic
 from serving.rollout.core.divergence import describe, divergence
 from serving.rollout.core.observe import DRIFT_OFF, LiveQuality, Observation, Predictions, TrackSample
+from serving.rollout.core.sequential import REGRESSION, SequentialResult
 from serving.rollout.core.spec import AnalysisSpec, Check
 
 PASS, FAIL, NO_DATA, PENDING = "pass", "fail", "no_data", "pending"
@@ -38,6 +44,13 @@ class CheckResult:
     status: str
     value: float
     detail: str
+    # The comparison with the stable (checks with alpha and minEffect, once both tracks have data).
+    evidence: SequentialResult | None = None
+    compared: str = ""
+
+    def evidence_record(self) -> dict[str, Any] | None:
+        """Return the evidence as JSON-safe data for the history: decision, bound crossed, interval, sizes."""
+        return None if self.evidence is None else {"compared": self.compared, **self.evidence.to_record()}
 
 
 @dataclass(frozen=True)
@@ -64,6 +77,9 @@ class Baseline:
     canary_predictions: Predictions = field(default_factory=Predictions)
     stable_live: LiveQuality = field(default_factory=LiveQuality)
     canary_live: LiveQuality = field(default_factory=LiveQuality)
+    # Requests, 5xx and durations summed: what the sequential checks compare (a restart continues the test).
+    stable_traffic: Traffic = field(default_factory=Traffic)
+    canary_traffic: Traffic = field(default_factory=Traffic)
 
     def to_record(self) -> dict[str, Any]:
         """Return the baseline as JSON-safe data, for a controller that must survive its own restart."""
@@ -73,6 +89,8 @@ class Baseline:
             "canary_predictions": self.canary_predictions.to_record(),
             "stable_live": self.stable_live.to_record(),
             "canary_live": self.canary_live.to_record(),
+            "stable_traffic": self.stable_traffic.to_record(),
+            "canary_traffic": self.canary_traffic.to_record(),
         }
 
     @classmethod
@@ -85,6 +103,8 @@ class Baseline:
             canary_predictions=Predictions.from_record(data.get("canary_predictions", {})),
             stable_live=LiveQuality.from_record(data.get("stable_live", {})),
             canary_live=LiveQuality.from_record(data.get("canary_live", {})),
+            stable_traffic=Traffic.from_record(data.get("stable_traffic", {})),
+            canary_traffic=Traffic.from_record(data.get("canary_traffic", {})),
         )
 
     def update(self, observation: Observation, min_requests: int) -> None:
@@ -96,6 +116,8 @@ class Baseline:
         self.canary_predictions.add(observation.canary.predictions)
         self.stable_live.add(stable.live)
         self.canary_live.add(observation.canary.live)
+        self.stable_traffic.add(stable)
+        self.canary_traffic.add(observation.canary)
 
 
 def _threshold(name: str, value: float, ok: bool, bound: str) -> CheckResult:
@@ -222,6 +244,25 @@ def check_live_quality(check: Check, baseline: Baseline, shadow: bool) -> CheckR
     return CheckResult(check.name, NO_DATA, math.nan, detail)
 
 
+def with_evidence(check: Check, result: CheckResult, baseline: Baseline) -> CheckResult:
+    """Add the check's comparison with the stable to a judged result; a proven regression fails it.
+
+    Only a result that judged a value (pass or fail) is compared: no data and pending stay as they are.
+    """
+    compare = EVIDENCE.get(check.name)
+    if compare is None or not check.sequential or result.status not in (PASS, FAIL):
+        return result
+    found = compare(check, baseline)
+    if found is None:
+        return result
+    compared, evidence = found
+    if evidence.decision == REGRESSION:
+        detail = f"canary worse than stable on the {compared}: {evidence.crossed} ({evidence.describe()})"
+        return CheckResult(check.name, FAIL, evidence.statistic, detail, evidence, compared)
+    detail = f"{result.detail}; {compared} {evidence.describe()}"
+    return CheckResult(check.name, result.status, result.value, detail, evidence, compared)
+
+
 def run_check(
     check: Check,
     spec: AnalysisSpec,
@@ -256,14 +297,16 @@ def run_check(
     if check.name == "success-rate":
         assert check.minimum is not None
         rate = canary.success_rate
-        return _threshold(check.name, rate, rate >= check.minimum, f"min {check.minimum}")
-    if check.name == "latency-p99":
-        return check_latency(check, canary, baseline)
-    if check.name == "prediction-divergence":
-        return check_divergence(check, observation, baseline)
-    if check.name == "live-quality":
-        return check_live_quality(check, baseline, shadow)
-    return check_drift(check, canary, baseline, has_profile)
+        result = _threshold(check.name, rate, rate >= check.minimum, f"min {check.minimum}")
+    elif check.name == "latency-p99":
+        result = check_latency(check, canary, baseline)
+    elif check.name == "prediction-divergence":
+        result = check_divergence(check, observation, baseline)
+    elif check.name == "live-quality":
+        result = check_live_quality(check, baseline, shadow)
+    else:
+        result = check_drift(check, canary, baseline, has_profile)
+    return with_evidence(check, result, baseline)
 
 
 class Analysis:
@@ -302,6 +345,9 @@ class Analysis:
         for result in results:
             if result.status in (FAIL, NO_DATA):
                 self.failures[result.name] += 1
+        proven = [r for r in results if r.evidence is not None and r.evidence.decision == REGRESSION]
+        if proven:
+            return Verdict(Action.ROLLBACK, results, f"{proven[0].name}: {proven[0].detail}")
         over = [c for c in self.spec.enabled_checks if self.failures[c.name] >= c.failure_limit]
         if over:
             worst = next(r for r in results if r.name == over[0].name)

@@ -193,6 +193,9 @@ class TrackSample:
     requests: float = NAN
     errors: float = NAN
     p99_seconds: float = NAN
+    # Cumulative histogram (le -> requests) of the `/predict` durations over the interval: the sequential
+    # latency check counts requests slower than the stable's p99 from it.
+    latency: Buckets = field(default_factory=dict)
     predictions: Predictions = field(default_factory=Predictions)
     input_drift: float = NAN
     # Increases of the track's model version's live-quality Summaries, whichever process exported them.

@@ -45,6 +45,15 @@ class Check:
     min_labelled: int | None = None
     max_accuracy_drop: float | None = None
     max_mae_ratio: float | None = None
+    # Anytime-valid comparison with the stable (`sequential.py`): the chance of rolling back a canary as
+    # good as the stable, and the smallest regression (a share: 0.01 is one point) the check must catch.
+    alpha: float | None = None
+    min_effect: float | None = None
+
+    @property
+    def sequential(self) -> bool:
+        """Return whether the check compares the canary with the stable on cumulative counts."""
+        return self.alpha is not None and self.min_effect is not None
 
 
 @dataclass(frozen=True)
@@ -112,12 +121,14 @@ def _integer(value: Any, field: str, minimum: int) -> int:
     return value
 
 
+# The keys of a sequential comparison (`alpha`, `minEffect`), accepted by the checks that compare counts.
+SEQUENTIAL_KEYS = {"alpha", "minEffect"}
 CHECK_KEYS = {
-    "success-rate": {"min"},
-    "latency-p99": {"maxSeconds", "maxRatioToStable"},
-    "prediction-divergence": {"max", "minPredictions"},
+    "success-rate": {"min"} | SEQUENTIAL_KEYS,
+    "latency-p99": {"maxSeconds", "maxRatioToStable"} | SEQUENTIAL_KEYS,
+    "prediction-divergence": {"max", "minPredictions"} | SEQUENTIAL_KEYS,
     "input-drift": {"max", "minPredictions"},
-    "live-quality": {"minLabelled", "maxAccuracyDrop", "maxMaeRatio"},
+    "live-quality": {"minLabelled", "maxAccuracyDrop", "maxMaeRatio"} | SEQUENTIAL_KEYS,
 }
 REQUIRED_KEYS = {
     "success-rate": "min",
@@ -127,6 +138,19 @@ REQUIRED_KEYS = {
 }
 # A check that needs any one of several keys (live quality: a bound for classifiers, one for regressors).
 REQUIRED_ANY_KEYS = {"live-quality": ("maxAccuracyDrop", "maxMaeRatio")}
+
+
+def parse_sequential(data: dict[str, Any], field: str) -> tuple[float | None, float | None]:
+    """Validate `alpha` and `minEffect`: both or neither, a level in (0, 0.5], an effect share in (0, 1]."""
+    alpha, effect = _number(data, "alpha", field), _number(data, "minEffect", field)
+    if alpha is not None and alpha > 0.5:
+        raise SpecError(f"{field}.alpha: a false-rollback rate between 0 and 0.5, got {data['alpha']!r}")
+    if effect is not None and effect > 1:
+        raise SpecError(f"{field}.minEffect: a share between 0 and 1 (0.01 is one point), got {data['minEffect']!r}")
+    if (alpha is None) != (effect is None):
+        missing = "minEffect" if effect is None else "alpha"
+        raise SpecError(f"{field}.{missing}: required with {'alpha' if effect is None else 'minEffect'}")
+    return alpha, effect
 
 
 def parse_check(data: Any, field: str) -> Check:
@@ -152,6 +176,7 @@ def parse_check(data: Any, field: str) -> Check:
     minimum = _number(data, "min", field)
     if minimum is not None and minimum > 1:
         raise SpecError(f"{field}.min: a success rate is a share between 0 and 1, got {minimum!r}")
+    alpha, effect = parse_sequential(data, field)
     drop = _number(data, "maxAccuracyDrop", field, positive=False)
     if drop is not None and not 0 <= drop <= 1:
         raise SpecError(f"{field}.maxAccuracyDrop: an accuracy drop is a share between 0 and 1, got {drop!r}")
@@ -171,6 +196,8 @@ def parse_check(data: Any, field: str) -> Check:
         else None,
         max_accuracy_drop=drop,
         max_mae_ratio=_number(data, "maxMaeRatio", field),
+        alpha=alpha,
+        min_effect=effect,
     )
 
 

@@ -14,6 +14,7 @@ import httpx
 
 from serving.rollout.core.observe import (
     CLASS_COUNTER,
+    CONFIDENCE_COUNTER,
     LIVE_SAMPLES,
     NAN,
     PREDICT_ENDPOINT,
@@ -47,10 +48,12 @@ def track_queries(track: str, window: str) -> dict[str, str]:
         # A service that never answered 5xx has no such series: zero, not "no data".
         "errors": f"sum(increase({errors}[{window}])) or vector(0)",
         "p99": f"histogram_quantile(0.99, sum by (le) (rate({duration}[{window}])))",
+        "latency": f"sum by (le) (increase({duration}[{window}]))",
         # Predictions of any task: what the service does not export (a regressor's classes) is no series.
         CLASS_COUNTER: f"sum by (class) (increase({CLASS_COUNTER}{own}[{window}]))",
         PROBABILITY_BUCKET: f"sum by (class, le) (increase({PROBABILITY_BUCKET}{own}[{window}]))",
         VALUE_BUCKET: f"sum by (le) (increase({VALUE_BUCKET}{own}[{window}]))",
+        CONFIDENCE_COUNTER: f"sum(increase({CONFIDENCE_COUNTER}{own}[{window}]))",
         # Gauges only as scraped inside the window: a series whose target went away while Prometheus was down
         # has no staleness marker and would answer an instant query for five more minutes.
         "drift": f"max(last_over_time(plinth_input_drift_psi{own}[{window}]))",
@@ -126,9 +129,10 @@ class PrometheusSource:
             requests=self.scalar(queries["requests"]),
             errors=self.scalar(queries["errors"]),
             p99_seconds=self.scalar(queries["p99"]),
+            latency={float(s["metric"]["le"]): float(s["value"][1]) for s in self.query(queries["latency"])},
             predictions=predictions_of(
                 (name, series["metric"], float(series["value"][1]))
-                for name in (CLASS_COUNTER, PROBABILITY_BUCKET, VALUE_BUCKET)
+                for name in (CLASS_COUNTER, PROBABILITY_BUCKET, VALUE_BUCKET, CONFIDENCE_COUNTER)
                 for series in self.query(queries[name])
             ),
             input_drift=self.scalar(queries["drift"]),

@@ -72,6 +72,7 @@ def summarise(current: Snapshot, increase: Snapshot) -> TrackSample:
         requests=sum(v for _, v in requests) if requests else NAN,
         errors=sum(v for _, v in errors),
         p99_seconds=histogram_quantile(0.99, latency),
+        latency=latency,
         predictions=predictions_of((name, dict(labels), value) for (name, labels), value in increase.items()),
         input_drift=max(drift) if drift else NAN,
         model_version=info["model_version"],
