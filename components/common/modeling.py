@@ -48,6 +48,8 @@ BASE_PACKAGES = ("mlflow", "scikit-learn", "skops", "numpy", "pandas")
 # plain one, `train_sklearn/core.py::as_saved`, but models built by `build_model` elsewhere and saved as fitted
 # must load too). Nothing else loads. The XGBoost time budget's callback is removed before saving
 # (`for_cpu_inference`), and the target and ordinal encoders of the categories are scikit-learn's own.
+# A learner calibrated on the validation rows (`decision.py`) adds scikit-learn's two private calibration holders,
+# whose state is the frozen learner and the fitted sigmoid's two numbers (isotonic regression is trusted already).
 TRUSTED_TYPES = (
     "components.common.features.category_frame",
     "numpy.dtype",
@@ -58,6 +60,8 @@ TRUSTED_TYPES = (
     "xgboost.sklearn.XGBRegressor",
     "components.train_torch.core.TorchMLPClassifier",
     "components.train_torch.core.TorchMLPRegressor",
+    "sklearn.calibration._CalibratedClassifier",
+    "sklearn.calibration._SigmoidCalibration",
 )
 
 
@@ -79,13 +83,18 @@ def predict_output(model: Any, task: Task, features: pd.DataFrame | np.ndarray) 
 
 
 def model_metadata(
-    profile: ReferenceProfile, candidate: str, reference_predictions: np.ndarray | None = None
+    profile: ReferenceProfile,
+    candidate: str,
+    reference_predictions: np.ndarray | None = None,
+    decision: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Return the MLmodel metadata block that plinth's serving layer reads.
 
     `reference_predictions` are the model's own outputs for its input example rows, computed at training
     time and signed with the rest of the directory: a rollout sends the canary those rows before any traffic
     and refuses it unless it answers the same (a broken image, a wrong artifact, a mis-wired schema).
+    `decision` (`decision.Decision.metadata()`) is how its output becomes a label: the binary threshold and
+    the calibration chosen on validation rows; without it a label is the 0.5 / most probable class.
     """
     block: dict[str, Any] = {
         "candidate": candidate,
@@ -96,6 +105,8 @@ def model_metadata(
     }
     if reference_predictions is not None:
         block["reference_predictions"] = np.asarray(reference_predictions, dtype=np.float64).tolist()
+    if decision is not None:
+        block["decision"] = dict(decision)
     return {METADATA_KEY: block}
 
 
@@ -132,6 +143,7 @@ def _flavor_kwargs(
     profile: ReferenceProfile,
     candidate: str,
     extra_packages: Sequence[str],
+    decision: dict[str, Any] | None,
 ) -> dict[str, Any]:
     """Arguments shared by saving and logging: signature, input example, metadata, serialization."""
     return {
@@ -139,7 +151,7 @@ def _flavor_kwargs(
         "signature": signature(model, sample, profile),
         "input_example": sample.head(INPUT_EXAMPLE_ROWS),
         "metadata": model_metadata(
-            profile, candidate, predict_output(model, profile.task, sample.head(INPUT_EXAMPLE_ROWS))
+            profile, candidate, predict_output(model, profile.task, sample.head(INPUT_EXAMPLE_ROWS)), decision
         ),
         "serialization_format": mlflow.sklearn.SERIALIZATION_FORMAT_SKOPS,
         "skops_trusted_types": list(TRUSTED_TYPES),
@@ -153,9 +165,11 @@ def save_model(
     profile: ReferenceProfile,
     candidate: str,
     extra_packages: Sequence[str] = (),
+    decision: dict[str, Any] | None = None,
 ) -> None:
-    """Save a fitted model as an MLflow sklearn-flavor directory at `path`."""
-    mlflow.sklearn.save_model(model, path, **_flavor_kwargs(model, sample, profile, candidate, extra_packages))
+    """Save a fitted model as an MLflow sklearn-flavor directory at `path` (`decision`: `model_metadata`)."""
+    kwargs = _flavor_kwargs(model, sample, profile, candidate, extra_packages, decision)
+    mlflow.sklearn.save_model(model, path, **kwargs)
 
 
 def log_model(
@@ -164,11 +178,11 @@ def log_model(
     profile: ReferenceProfile,
     candidate: str,
     extra_packages: Sequence[str] = (),
+    decision: dict[str, Any] | None = None,
 ) -> str:
-    """Log a fitted model to the active MLflow run and return its model URI."""
-    info = mlflow.sklearn.log_model(
-        model, name=MODEL_ARTIFACT_NAME, **_flavor_kwargs(model, sample, profile, candidate, extra_packages)
-    )
+    """Log a fitted model to the active MLflow run and return its model URI (`decision`: `model_metadata`)."""
+    kwargs = _flavor_kwargs(model, sample, profile, candidate, extra_packages, decision)
+    info = mlflow.sklearn.log_model(model, name=MODEL_ARTIFACT_NAME, **kwargs)
     return str(info.model_uri)
 
 

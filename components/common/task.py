@@ -30,6 +30,8 @@ CLASSIFICATION_METRICS = ("roc_auc", "log_loss", "accuracy", "f1_macro")
 BINARY_METRICS = (*CLASSIFICATION_METRICS, "f1")
 REGRESSION_METRICS = ("rmse", "mae", "r2")
 LOWER_IS_BETTER = frozenset({"log_loss", "rmse", "mae"})
+# A binary label is the positive class from this P(positive) on, unless the model stores its own threshold.
+DEFAULT_THRESHOLD = 0.5
 DEFAULT_PRIMARY = {BINARY: "roc_auc", MULTICLASS: "roc_auc", REGRESSION: "r2"}
 
 Label = str | int | float | bool
@@ -200,3 +202,17 @@ def encode_labels(task: Task, labels: pd.Series | np.ndarray) -> np.ndarray:
             f"labels {', '.join(unknown[:5])} are not classes of this model ({', '.join(task.class_names)})"
         )
     return np.array([index[label] for label in plain], dtype=np.int64)
+
+
+def predicted_index(output: np.ndarray, kind: str, threshold: float | None = None) -> np.ndarray:
+    """Return each row's predicted class index from (n, classes) probabilities: the one rule for a label.
+
+    Binary: the positive class (index 1) when its probability is at least `threshold` (the model's own, chosen
+    on validation rows by `decision.py`; DEFAULT_THRESHOLD without one). Multiclass: the most probable class.
+    Serving's answers, its predicted-class metric (hence the rollout's divergence), batch scoring and
+    evaluation all label with this function, so they agree row for row.
+    """
+    if kind == BINARY:
+        cut = DEFAULT_THRESHOLD if threshold is None else threshold
+        return (output[:, 1] >= cut).astype(np.int64)
+    return np.asarray(output.argmax(axis=1), dtype=np.int64)

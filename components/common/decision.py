@@ -1,0 +1,208 @@
+"""How a classifier's probabilities become answers: calibration when they are off, and a binary threshold.
+
+A fitted candidate is finalised on the validation rows, rows its fit never saw (`finalize`):
+
+1. **Calibration.** Its top-label expected calibration error (ECE, `expected_calibration_error`) is measured.
+   Above ECE_LIMIT the learner is calibrated on those rows with scikit-learn's
+   `CalibratedClassifierCV(FrozenEstimator(learner))`: Platt's sigmoid below ISOTONIC_MIN_ROWS validation rows,
+   isotonic regression from there on (scikit-learn's advice: isotonic overfits small sets). The calibrator
+   wraps the pipeline's last step, not the whole pipeline, so serving still compiles the fitted preprocessing
+   (`serving/model_service/compiled.py`). Probabilities are answered as the (calibrated) model gives them.
+2. **Threshold** (binary only). The cut of P(positive) that maximises F1 of the positive class (`f1`), or
+   minimises the cost of the errors (`cost:FP,FN`: a false positive costs FP, a false negative FN), found by
+   scikit-learn's `TunedThresholdClassifierCV` on those rows. Only the label uses it
+   (`task.predicted_index`): serving, the predicted-class metric, batch scoring and evaluation alike.
+
+The `Decision` rides in the MLmodel metadata (`plinth.decision`); a model without one keeps the 0.5 rule.
+ece_after is measured on the rows the calibrator was fitted on (optimistic); evaluation reports the test
+rows' ECE beside it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from components.common.profile import ReferenceProfile
+from components.common.task import BINARY, Task
+
+METADATA_FIELD = "decision"
+F1 = "f1"
+COST_PREFIX = "cost:"
+OBJECTIVE_FLAG = "--decision-objective"
+NONE, SIGMOID, ISOTONIC = "none", "sigmoid", "isotonic"
+CALIBRATIONS = (NONE, SIGMOID, ISOTONIC)
+NUMBER_FIELDS = ("threshold", "ece_before", "ece_after")
+# Top-label ECE above which a candidate is calibrated: 3 points of confidence against accuracy on average.
+ECE_LIMIT = 0.03
+ECE_BINS = 15
+ISOTONIC_MIN_ROWS = 1000
+# Thresholds tried, evenly spaced between the smallest and largest validation probability.
+THRESHOLD_POINTS = 200
+
+
+@dataclass(frozen=True)
+class Decision:
+    """How a model's output becomes its answer, as chosen on validation rows."""
+
+    threshold: float | None = None  # binary: positive from this P(positive) on; None keeps 0.5 / argmax
+    objective: str = F1
+    calibration: str = NONE
+    ece_before: float | None = None  # validation rows, as fitted
+    ece_after: float | None = None  # validation rows, after calibration (the same as before without one)
+
+    def __post_init__(self) -> None:
+        """Refuse a decision that cannot be applied."""
+        parse_objective(self.objective)
+        if self.calibration not in CALIBRATIONS:
+            raise ValueError(f"calibration must be one of {', '.join(CALIBRATIONS)}, got {self.calibration!r}")
+        if self.threshold is not None and not 0.0 <= self.threshold <= 1.0:
+            raise ValueError(f"a decision threshold is a probability, got {self.threshold}")
+
+    def metadata(self) -> dict[str, Any]:
+        """Return the JSON block stored as `plinth.decision` in the MLmodel metadata."""
+        return asdict(self)
+
+    @classmethod
+    def from_metadata(cls, block: Mapping[str, Any]) -> Decision:
+        """Rebuild a decision written by `metadata`."""
+        numbers = {key: None if block.get(key) is None else float(block[key]) for key in NUMBER_FIELDS}
+        return cls(
+            objective=str(block.get("objective", F1)), calibration=str(block.get("calibration", NONE)), **numbers
+        )
+
+
+def parse_objective(objective: str) -> tuple[float, float] | None:
+    """Return (cost of a false positive, of a false negative) for `cost:FP,FN`, None for `f1`.
+
+    Raises:
+        ValueError: any other text, naming the flag that sets it.
+    """
+    if objective == F1:
+        return None
+    if objective.startswith(COST_PREFIX):
+        parts = objective[len(COST_PREFIX) :].split(",")
+        try:
+            costs = tuple(float(part) for part in parts)
+        except ValueError:
+            costs = ()
+        if len(costs) == 2 and all(np.isfinite(cost) and cost >= 0 for cost in costs) and sum(costs) > 0:
+            return costs[0], costs[1]
+    raise ValueError(
+        f"decision_objective ({OBJECTIVE_FLAG}) must be 'f1' or 'cost:FP,FN' with two costs >= 0 "
+        f"(e.g. cost:1,5: a missed positive costs five false alarms), got {objective!r}"
+    )
+
+
+def decision_of(metadata: Mapping[str, Any] | None) -> Decision | None:
+    """Return the decision in an MLmodel metadata dict (`{"plinth": {...}}`), None for a model without one."""
+    block = ((metadata or {}).get("plinth") or {}).get(METADATA_FIELD)
+    return Decision.from_metadata(block) if block else None
+
+
+def threshold_of(metadata: Mapping[str, Any] | None) -> float | None:
+    """Return the binary threshold stored with a model, None where the 0.5 rule applies."""
+    decision = decision_of(metadata)
+    return decision.threshold if decision is not None else None
+
+
+def expected_calibration_error(probabilities: np.ndarray, labels: np.ndarray, bins: int = ECE_BINS) -> float:
+    """Return the top-label ECE: sum over confidence bins of (rows in bin / rows) x |accuracy - confidence|.
+
+    `probabilities` (n, classes) in the task's column order, `labels` each row's true class index. Each row's
+    confidence is its largest probability and it is right when that class is its label (Guo et al. 2017);
+    a binary model's confidence is therefore at least 0.5. The bins are `bins` equal widths of [0, 1], assigned
+    as scikit-learn's `calibration_curve` assigns them, which gives each non-empty bin's accuracy and confidence.
+    """
+    from sklearn.calibration import calibration_curve
+
+    probabilities = np.asarray(probabilities, dtype=np.float64)
+    confidence = probabilities.max(axis=1)
+    correct = (probabilities.argmax(axis=1) == np.asarray(labels)).astype(np.int64)
+    if len(np.unique(correct)) < 2:  # all right or all wrong: every bin's accuracy is that one value
+        return float(np.abs(correct.mean() - confidence.mean())) if correct.size else 0.0
+    accuracy, mean_confidence = calibration_curve(correct, confidence, n_bins=bins, strategy="uniform")
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    counts = np.bincount(np.searchsorted(edges[1:-1], confidence), minlength=bins)
+    weights = counts[counts > 0] / confidence.size
+    return float(np.sum(weights * np.abs(accuracy - mean_confidence)))
+
+
+def _split_last(model: Any) -> tuple[Any, Any]:
+    """Return (the preprocessing as one transformer or None, the learner) of a candidate."""
+    from sklearn.pipeline import Pipeline
+
+    if isinstance(model, Pipeline) and len(model.steps) > 1:
+        return model[:-1], model.steps[-1][1]
+    return None, model
+
+
+def calibrated(model: Any, features: Any, labels: Any, method: str) -> Any:
+    """Return `model` with its learner calibrated by `method` on these rows, its preprocessing as it was."""
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.frozen import FrozenEstimator
+    from sklearn.pipeline import Pipeline
+
+    head, learner = _split_last(model)
+    inputs = head.transform(features) if head is not None else features
+    calibrator = CalibratedClassifierCV(FrozenEstimator(learner), method=method).fit(inputs, labels)
+    if head is None:
+        return calibrator
+    return Pipeline([*model.steps[:-1], (model.steps[-1][0], calibrator)])
+
+
+def choose_threshold(model: Any, features: Any, labels: Any, task: Task, objective: str) -> float | None:
+    """Return the threshold of P(positive) best for `objective` on these rows (None unless both classes occur)."""
+    from sklearn.metrics import confusion_matrix, f1_score, make_scorer
+    from sklearn.model_selection import TunedThresholdClassifierCV
+
+    if len(set(labels)) < 2:
+        return None
+    costs = parse_objective(objective)
+    negative, positive = task.classes
+    if costs is None:
+        scoring = make_scorer(f1_score, pos_label=positive)
+    else:
+
+        def cost(truth: Any, predicted: Any) -> float:
+            matrix = confusion_matrix(truth, predicted, labels=[negative, positive])
+            return float(costs[0] * matrix[0, 1] + costs[1] * matrix[1, 0])
+
+        scoring = make_scorer(cost, greater_is_better=False)
+    tuned = TunedThresholdClassifierCV(
+        model, scoring=scoring, cv="prefit", refit=False, thresholds=THRESHOLD_POINTS, response_method="predict_proba"
+    ).fit(features, labels)
+    return float(tuned.best_threshold_)
+
+
+def finalize(
+    model: Any, val_features: Any, val_labels: Any, profile: ReferenceProfile, objective: str = F1
+) -> tuple[Any, Decision]:
+    """Calibrate `model` when its validation ECE is over ECE_LIMIT, then choose a binary threshold.
+
+    `val_features`/`val_labels` are validation rows the model was not fitted on, labels as its fit took them.
+    Call it on the model as it will be saved (after any `prepare_for_saving`). A regression model comes back
+    as it is, with a decision that changes nothing.
+
+    Raises:
+        ValueError: a malformed objective, naming `--decision-objective`.
+    """
+    from components.common.modeling import predict_output
+    from components.common.task import encode_labels
+
+    parse_objective(objective)
+    task = profile.task
+    if not task.is_classification:
+        return model, Decision(objective=objective)
+    classes = encode_labels(task, val_labels)
+    before = expected_calibration_error(predict_output(model, task, val_features), classes)
+    after, method = before, NONE
+    if before > ECE_LIMIT and len(np.unique(classes)) == len(task.classes):
+        method = ISOTONIC if len(classes) >= ISOTONIC_MIN_ROWS else SIGMOID
+        model = calibrated(model, val_features, val_labels, method)
+        after = expected_calibration_error(predict_output(model, task, val_features), classes)
+    threshold = choose_threshold(model, val_features, val_labels, task, objective) if task.kind == BINARY else None
+    return model, Decision(threshold, objective, method, before, after)
