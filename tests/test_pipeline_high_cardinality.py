@@ -29,7 +29,7 @@ def test_a_1000_category_column_is_validated_trained_registered_and_served(tmp_p
     report = client.download_artifacts(parent.info.run_id, "validation/report.md", str(tmp_path))
     text = Path(report).read_text(encoding="utf-8")
     assert f"`merchant` | categories | categorical, {MERCHANTS} distinct values" in text
-    assert "high-cardinality: target encoding (linear, MLP), native categories (XGBoost)" in text
+    assert "high-cardinality: target encoding (linear, MLP, HistGradientBoosting), native categories (XGBoost)" in text
     assert "registered    : merchants v1" in result.stdout, result.stdout[-3000:]
     version = client.get_model_version_by_alias("merchants", "champion")
     model_dir = client.download_artifacts(version.run_id, "model", str(tmp_path / "model"))

@@ -140,6 +140,7 @@ def build_preprocessor(
     impute: bool = True,
     native_categories: bool = False,
     sparse: bool = False,
+    target_high_cardinality: bool = False,
 ) -> BaseEstimator | None:
     """Return the preprocessing step for `profile`'s features, or None when the learner takes them as they are.
 
@@ -152,6 +153,8 @@ def build_preprocessor(
     are one-hot encoded and high-cardinality ones target encoded. Numeric columns come first in the output.
     `sparse` lets the output be a sparse matrix when most of it is one-hot zeros (a learner that takes one:
     the linear model; at a million rows dense one-hot columns were the step's largest array).
+    `target_high_cardinality` keeps high-cardinality features target encoded (after the ordinal codes) for a
+    native learner with a category limit (HistGradientBoosting: at most 255 categories per feature).
     """
     numeric = [name for name, stats in profile.features.items() if stats.is_numeric]
     few, many = categorical_groups(profile)
@@ -169,13 +172,13 @@ def build_preprocessor(
     if indicated:
         indicator = SimpleImputer(strategy="median", add_indicator=True)
         transformers.append(("indicated", Pipeline([("impute", indicator), *scaler]), indicated))
-    if native_categories and (few or many):
-        transformers.append(("categorical", _encoder(profile, ORDINAL), few + many))
-    else:
-        if few:
-            transformers.append(("categorical", _encoder(profile, ONE_HOT, sparse), few))
-        if many:
-            transformers.append(("high_cardinality", _encoder(profile, TARGET), many))
+    native = few if target_high_cardinality else few + many
+    if native_categories and native:
+        transformers.append(("categorical", _encoder(profile, ORDINAL), native))
+    if not native_categories and few:
+        transformers.append(("categorical", _encoder(profile, ONE_HOT, sparse), few))
+    if many and (not native_categories or target_high_cardinality):
+        transformers.append(("high_cardinality", _encoder(profile, TARGET), many))
     return ColumnTransformer(transformers, remainder="drop", sparse_threshold=SPARSE_THRESHOLD if sparse else 0.0)
 
 

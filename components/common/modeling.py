@@ -48,6 +48,10 @@ BASE_PACKAGES = ("mlflow", "scikit-learn", "skops", "numpy", "pandas")
 # plain one, `train_sklearn/core.py::as_saved`, but models built by `build_model` elsewhere and saved as fitted
 # must load too). Nothing else loads. The XGBoost time budget's callback is removed before saving
 # (`for_cpu_inference`), and the target and ordinal encoders of the categories are scikit-learn's own.
+# The HistGradientBoosting candidate is saved as scikit-learn's plain estimator (`train_hgb/core.py::as_saved`);
+# skops does not list three of the types inside it: its trees (TreePredictor, arrays of nodes), and the
+# category step it builds itself, which converts the other columns with `functools.partial(check_array, ...)`
+# (a partial loads only around a function that is itself trusted, so `check_array` is named too).
 # A learner calibrated on the validation rows (`decision.py`) adds scikit-learn's two private calibration holders,
 # whose state is the frozen learner and the fitted sigmoid's two numbers (isotonic regression is trusted already).
 TRUSTED_TYPES = (
@@ -60,6 +64,9 @@ TRUSTED_TYPES = (
     "xgboost.sklearn.XGBRegressor",
     "components.train_torch.core.TorchMLPClassifier",
     "components.train_torch.core.TorchMLPRegressor",
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+    "functools.partial",
+    "sklearn.utils.validation.check_array",
     "sklearn.calibration._CalibratedClassifier",
     "sklearn.calibration._SigmoidCalibration",
 )

@@ -29,8 +29,8 @@ from components.validate.thresholds import Thresholds, limit
 # An undeclared text column is a broken numeric column when at least this share of its values are numbers.
 NUMERIC_LIKE_SHARE = 0.9
 # How the candidates take a categorical feature (`components/common/features.py`), as the report says it.
-FEW_CATEGORIES = "one-hot columns (linear, MLP), native categories (XGBoost)"
-HIGH_CARDINALITY = "target encoding (linear, MLP), native categories (XGBoost)"
+FEW_CATEGORIES = "one-hot columns (linear, MLP), native categories (XGBoost, HistGradientBoosting)"
+HIGH_CARDINALITY = "target encoding (linear, MLP, HistGradientBoosting), native categories (XGBoost)"
 
 
 def check_table(frame: pd.DataFrame, target: str, limits: Thresholds, report: Report) -> bool:

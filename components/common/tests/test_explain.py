@@ -21,6 +21,8 @@ from components.common.profile import build_profile
 from components.common.shapley import background, sampled_contributions
 from components.common.task import infer_task
 from components.split.core import split
+from components.train_hgb.core import as_saved as hgb_saved
+from components.train_hgb.core import build_model as build_hgb
 from components.train_sklearn.core import as_saved
 from components.train_sklearn.core import build_model as build_sklearn
 from components.train_torch.core import build_model as build_torch
@@ -31,6 +33,7 @@ CANDIDATES = {
     "sklearn": (lambda profile: build_sklearn(profile, seed=0), as_saved, LINEAR),
     "xgboost": (lambda profile: build_xgboost(profile, 0, "cpu", n_estimators=30), for_cpu_inference, TREE_SHAP),
     "torch": (lambda profile: build_torch(profile, 0, "cpu", epochs=5), lambda model: model, SAMPLING),
+    "hgb": (lambda profile: build_hgb(profile, 0, max_iter=20), hgb_saved, SAMPLING),
 }
 UNITS = {"binary": LOG_ODDS, "multiclass": LOGIT, "regression": VALUE, "mixed": LOG_ODDS}
 ROWS = 20
@@ -69,7 +72,7 @@ def test_base_value_and_contributions_sum_to_the_model_output(tables, fitted, ta
     outputs = classes if table_name == "multiclass" else 1
     assert explanation.method == CANDIDATES[candidate][2]
     assert explanation.units == (
-        UNITS[table_name] if candidate != "torch" or table_name == "regression" else PROBABILITY
+        UNITS[table_name] if CANDIDATES[candidate][2] != SAMPLING or table_name == "regression" else PROBABILITY
     )
     assert explanation.contributions.shape == (ROWS, rows.shape[1], outputs)
     assert explanation.feature_names == list(rows.columns)

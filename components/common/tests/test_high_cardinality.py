@@ -12,6 +12,8 @@ from components.common import modeling
 from components.common.features import prepare_features, split_target
 from components.ingest.synthetic import churn_table
 from components.split.core import split
+from components.train_hgb.core import as_saved as hgb_saved
+from components.train_hgb.core import build_model as build_hgb
 from components.train_sklearn.core import as_saved
 from components.train_sklearn.core import build_model as build_sklearn
 from components.train_torch.core import build_model as build_torch
@@ -24,8 +26,9 @@ CANDIDATES = {
     "sklearn": lambda profile: build_sklearn(profile, seed=0),
     "xgboost": lambda profile: build_xgboost(profile, seed=0, device="cpu", n_estimators=20),
     "torch": lambda profile: build_torch(profile, seed=0, device="cpu", epochs=5),
+    "hgb": lambda profile: build_hgb(profile, seed=0, max_iter=20),
 }
-SAVED = {"sklearn": as_saved, "xgboost": for_cpu_inference, "torch": lambda model: model}
+SAVED = {"sklearn": as_saved, "xgboost": for_cpu_inference, "torch": lambda model: model, "hgb": hgb_saved}
 
 
 def merchant_table(rows: int = 4000) -> pd.DataFrame:
@@ -59,7 +62,7 @@ def test_the_report_says_the_column_is_high_cardinality_and_how_it_is_encoded(me
     row = next(c for c in outcome.report.checks if (c.column, c.rule) == ("merchant", "categories"))
     assert row.passed
     assert f"{MERCHANTS} distinct values" in row.detail
-    assert "high-cardinality: target encoding (linear, MLP), native categories (XGBoost)" in row.detail
+    assert "high-cardinality: target encoding (linear, MLP, HistGradientBoosting), native categories (XGBoost)" in row.detail
 
 
 @pytest.mark.parametrize("candidate", sorted(CANDIDATES))

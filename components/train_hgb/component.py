@@ -1,0 +1,48 @@
+"""KFP shell of the HistGradientBoosting training step (CPU pool: scikit-learn's boosting has no GPU path)."""
+
+from kfp import dsl
+from kfp.dsl import Artifact, Dataset, Input, Model, Output
+
+from components import COMPONENT_IMAGE
+
+
+@dsl.component(base_image=COMPONENT_IMAGE, install_kfp_package=False)
+def train_hgb(
+    train: Input[Dataset],
+    profile: Input[Artifact],
+    seed: int,
+    tracking_uri: str,
+    run_id: str,
+    model: Output[Model],
+    time_budget_s: float = 600.0,
+) -> str:
+    """Train the HistGradientBoosting candidate (native categories, early stopping on its own validation rows).
+
+    Args:
+        train: Training rows.
+        profile: The validated profile (task, feature kinds), stored with the model.
+        seed: Random seed.
+        tracking_uri: MLflow tracking URI.
+        run_id: Parent MLflow run id; the candidate logs to a nested run.
+        time_budget_s: Seconds the fit may take; it stops after the chunk of rounds that crosses it, and logs
+            that it did.
+        model: The fitted model (MLflow sklearn format, skops).
+
+    Returns:
+        The candidate as JSON: name, nested run id, logged model URI.
+    """
+    from components.common.candidate import train_candidate
+    from components.train_hgb.core import as_saved, build_model
+
+    trained = train_candidate(
+        "hgb",
+        lambda validated: build_model(validated, seed, time_budget_s=time_budget_s),
+        train.path,
+        profile.path,
+        tracking_uri,
+        run_id,
+        model.path,
+        "cpu",
+        prepare_for_saving=as_saved,
+    )
+    return trained.to_json()
