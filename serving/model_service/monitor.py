@@ -58,6 +58,12 @@ PREDICTION_PROBABILITY = Histogram(
     buckets=PROBABILITY_BUCKETS,
 )
 PREDICTED_CLASS = Counter("plinth_predicted_class", "Instances predicted per class.", ["class"])
+# CBPE (serving/rollout/core/cbpe.py): the expected accuracy of calibrated answers is the mean probability of the
+# answered label, i.e. this sum over the instances of `plinth_predicted_class_total`.
+ANSWERED_CONFIDENCE = Counter(
+    "plinth_answered_confidence",
+    "Sum over answered instances of the predicted probability of the label answered (classifiers with probabilities).",
+)
 REJECTED_REQUESTS = Counter("plinth_rejected_requests", "Requests to /predict answered 4xx, by reason.", ["reason"])
 MIRRORED_REQUESTS = Counter(
     "plinth_mirrored_requests",
@@ -157,7 +163,9 @@ class OutputMonitor:
             for label, count in zip(*np.unique(output.astype(str), return_counts=True), strict=True):
                 self._class(str(label)).inc(int(count))
             return
-        counts = np.bincount(self._predicted(output), minlength=len(self.known))
+        predicted = self._predicted(output)
+        ANSWERED_CONFIDENCE.inc(float(output[np.arange(len(predicted)), predicted].sum()))
+        counts = np.bincount(predicted, minlength=len(self.known))
         for counter, count in zip(self.known.values(), counts.tolist(), strict=True):
             if count:
                 counter.inc(count)

@@ -27,6 +27,8 @@ DRIFT_ON, DRIFT_OFF = "on", "off"
 CLASS_COUNTER = "plinth_predicted_class_total"
 PROBABILITY_BUCKET = "plinth_prediction_probability_bucket"
 VALUE_BUCKET = "plinth_prediction_value_bucket"
+# Summed probability of each answered label (classifiers with probabilities): CBPE's expected correct answers.
+CONFIDENCE_COUNTER = "plinth_answered_confidence_total"
 # Ground truth joined to logged predictions (Summaries labelled by the logged prediction's `model_version`):
 # a classifier's labelled rows and how many were right, a regressor's labelled rows and their absolute errors.
 LIVE_CORRECT_COUNT = "plinth_live_correct_count"
@@ -66,6 +68,8 @@ class Predictions:
     probabilities: dict[str, Buckets] = field(default_factory=dict)
     # Histogram of predicted values (regressors: `plinth_prediction_value_bucket`), bounds per model.
     values: Buckets = field(default_factory=dict)
+    # Sum of the answered labels' probabilities (`plinth_answered_confidence_total`); NaN: not exported.
+    confidence: float = NAN
 
     @property
     def total(self) -> float:
@@ -84,6 +88,7 @@ class Predictions:
             "classes": dict(self.classes),
             "probabilities": {name: bounds_out(buckets) for name, buckets in self.probabilities.items()},
             "values": bounds_out(self.values),
+            "confidence": None if math.isnan(self.confidence) else self.confidence,
         }
 
     @classmethod
@@ -93,6 +98,7 @@ class Predictions:
             classes={str(name): float(count) for name, count in data.get("classes", {}).items()},
             probabilities={name: bounds_in(buckets) for name, buckets in data.get("probabilities", {}).items()},
             values=bounds_in(data.get("values", {})),
+            confidence=NAN if data.get("confidence") is None else float(data["confidence"]),
         )
 
     def add(self, other: Predictions) -> None:
@@ -101,6 +107,7 @@ class Predictions:
         for name, buckets in other.probabilities.items():
             add_counts(self.probabilities.setdefault(name, {}), buckets)
         add_counts(self.values, other.values)
+        self.confidence = add_known(self.confidence, other.confidence)
 
 
 def predictions_of(samples: Iterable[tuple[str, Mapping[str, str], float]]) -> Predictions:
@@ -117,6 +124,8 @@ def predictions_of(samples: Iterable[tuple[str, Mapping[str, str], float]]) -> P
             add_counts(found.probabilities.setdefault(labels.get("class", ""), {}), {float(labels["le"]): value})
         elif name == VALUE_BUCKET:
             add_counts(found.values, {float(labels["le"]): value})
+        elif name == CONFIDENCE_COUNTER:
+            found.confidence = add_known(found.confidence, value)
     return found
 
 
