@@ -1,0 +1,80 @@
+"""One experiment, look by look: guards first, then the outcomes and the decision, until it is final.
+
+The loop knows no process or cluster: it is given the store the feedback lands in, the variants' versions
+and the guards' metrics sources, so the same loop runs on one machine (`make ab`) and beside a cluster's
+shared store.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from serving.experiments.decide import GUARD, Decision, decide
+from serving.experiments.guards import Guards
+from serving.experiments.outcomes import Outcomes, read_outcomes
+from serving.experiments.report import History
+from serving.experiments.spec import ExperimentSpec
+from serving.model_service.store import PredictionStore, StoreError
+
+LOG = logging.getLogger("plinth.experiments")
+
+
+@dataclass(frozen=True)
+class Finished:
+    """How the experiment ended: the decision, every look, its duration and what the outcomes measured."""
+
+    decision: Decision
+    history: History
+    duration_s: float
+    measure: str
+
+
+def progress(spec: ExperimentSpec, elapsed: float, outcomes: Outcomes, decision: Decision) -> str:
+    """Return one line per look: each variant's outcomes, each treatment's effect and interval."""
+    parts = [f"{elapsed:5.0f}s"]
+    for comparison in decision.comparisons:
+        low, high = comparison.result.interval
+        parts.append(
+            f"{spec.control} {comparison.control.n} ({comparison.control.mean:.3f}) vs {comparison.treatment} "
+            f"{comparison.tally.n} ({comparison.tally.mean:.3f}) {outcomes.measure}: "
+            f"{comparison.effect:+.3f} [{low:+.3f}, {high:+.3f}] {comparison.verdict}"
+        )
+    return "  ".join(parts)
+
+
+def run_experiment(
+    spec: ExperimentSpec,
+    store: PredictionStore,
+    model_name: str,
+    versions: Mapping[str, str],
+    guards: Guards,
+    stop: threading.Event,
+    say: Callable[[str], None],
+) -> Finished:
+    """Look every `interval` until the decision is final (or `stop` is set: the decision so far, at maxDuration)."""
+    started = time.monotonic()
+    since_ms = store.now_ms()
+    history = History([])
+    guards.start()
+    measure = "accuracy" if spec.outcome == "label" else "mean outcome"
+    while True:
+        stopped = stop.wait(spec.interval)
+        elapsed = time.monotonic() - started
+        stopped_by = guards.judge()
+        try:
+            outcomes = read_outcomes(store, model_name, versions.values(), since_ms, spec.outcome)
+        except StoreError as error:
+            LOG.warning("outcomes not read this look: %s", error)
+            outcomes = Outcomes({}, measure)
+        measure = outcomes.measure if outcomes.tallies else measure
+        decision = decide(spec, outcomes, dict(versions), spec.max_duration if stopped else elapsed)
+        if stopped_by:
+            decision = Decision(True, GUARD, spec.control, stopped_by, decision.comparisons)
+        history.add(elapsed, decision, stopped_by)
+        say(progress(spec, elapsed, outcomes, decision))
+        if decision.final:
+            return Finished(decision, history, elapsed, measure)
