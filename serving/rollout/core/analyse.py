@@ -16,10 +16,12 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-from serving.rollout.core.comparisons import EVIDENCE, Traffic
+from serving.rollout.core.cbpe import check_estimated_accuracy
+from serving.rollout.core.churn import check_churn
+from serving.rollout.core.comparisons import EVIDENCE, GATES_PROMOTION, Traffic
 from serving.rollout.core.divergence import describe, divergence
 from serving.rollout.core.observe import DRIFT_OFF, LiveQuality, Observation, Predictions, TrackSample
-from serving.rollout.core.sequential import REGRESSION, SequentialResult
+from serving.rollout.core.sequential import BETTER, NO_REGRESSION, REGRESSION, SequentialResult
 from serving.rollout.core.spec import AnalysisSpec, Check
 
 PASS, FAIL, NO_DATA, PENDING = "pass", "fail", "no_data", "pending"
@@ -263,6 +265,28 @@ def with_evidence(check: Check, result: CheckResult, baseline: Baseline) -> Chec
     return CheckResult(check.name, result.status, result.value, detail, evidence, compared)
 
 
+def hold_unproven(check: Check, result: CheckResult) -> CheckResult:
+    """At the last step a comparison must have ruled out a regression of minEffect before promotion.
+
+    Until it has, the passing result is pending: the step holds, no failure is counted, and a canary that
+    never gathers the evidence is rolled back at progressDeadline. This is what makes minEffect the smallest
+    regression the check catches: a canary that much worse is promoted with a chance of at most alpha.
+    """
+    if not check.sequential or check.name not in GATES_PROMOTION or result.status != PASS:
+        return result
+    evidence = result.evidence
+    if evidence is None:
+        detail = f"holding before promotion: nothing to compare with the stable yet ({result.detail})"
+        return CheckResult(result.name, PENDING, result.value, detail)
+    if evidence.decision in (NO_REGRESSION, BETTER):
+        return result
+    detail = (
+        f"holding before promotion until a regression of minEffect {evidence.min_effect:g} is ruled out: "
+        f"{result.compared} {evidence.describe()}"
+    )
+    return CheckResult(result.name, PENDING, result.value, detail, evidence, result.compared)
+
+
 def run_check(
     check: Check,
     spec: AnalysisSpec,
@@ -304,6 +328,10 @@ def run_check(
         result = check_divergence(check, observation, baseline)
     elif check.name == "live-quality":
         result = check_live_quality(check, baseline, shadow)
+    elif check.name == "shadow-churn":  # carries its own evidence, as does CBPE
+        return check_churn(check, observation.pairs, shadow, spec.shadow.slices)
+    elif check.name == "estimated-accuracy":
+        return check_estimated_accuracy(check, baseline)
     else:
         result = check_drift(check, canary, baseline, has_profile)
     return with_evidence(check, result, baseline)
@@ -325,8 +353,11 @@ class Analysis:
         self.failures = {check.name: 0 for check in spec.enabled_checks}
         self.baseline = Baseline()
 
-    def judge(self, observation: Observation, shadow: bool = False) -> Verdict:
-        """Run the checks on one interval and decide; in the shadow phase on `shadow.minRequests` mirrored ones."""
+    def judge(self, observation: Observation, shadow: bool = False, final: bool = False) -> Verdict:
+        """Run the checks on one interval and decide; in the shadow phase on `shadow.minRequests` mirrored ones.
+
+        `final`: the last step, whose advance is the promotion: comparisons must have ruled out minEffect.
+        """
         needed = self.spec.shadow.min_requests if shadow else self.spec.min_requests
         self.baseline.update(observation, self.spec.min_requests)
         results = tuple(
@@ -342,6 +373,8 @@ class Analysis:
             )
             for check in self.spec.enabled_checks
         )
+        if final:
+            results = tuple(hold_unproven(c, r) for c, r in zip(self.spec.enabled_checks, results, strict=True))
         for result in results:
             if result.status in (FAIL, NO_DATA):
                 self.failures[result.name] += 1

@@ -173,6 +173,10 @@ def live_evidence(check: Check, baseline: Baseline) -> Evidence | None:
     return "accuracy on labels", found
 
 
+# The comparisons that must rule out a regression of minEffect before promotion (`analyse.hold_unproven`).
+# Not the prediction distributions: a sound new model is expected to answer somewhat differently, so there the
+# comparison only stops a shift proven beyond minEffect.
+GATES_PROMOTION = frozenset({"success-rate", "latency-p99", "live-quality"})
 # Check name -> its comparison with the stable; a check listed here takes `alpha` and `minEffect`.
 EVIDENCE: dict[str, Callable[[Check, Baseline], Evidence | None]] = {
     "success-rate": success_evidence,
