@@ -6,12 +6,15 @@ the winner, which must beat, by `margin` in the metric's own direction and on th
    champion on a hard problem is judged by what it learned, not by a fixed number;
 2. the current champion, when there is one.
 Absolute floors (ROC AUC and accuracy, or R²) are opt-in: none unless set. Every refusal names the flag that
-changes it.
+changes it. Each candidate comes with its decision (`common/decision.py`: calibration, ECE before and after on
+the validation rows, binary threshold), which the report shows beside the test ECE; the champion is scored
+with its own threshold.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import mlflow
 from mlflow.exceptions import MlflowException
@@ -35,6 +38,8 @@ class Candidate:
     task: str
     # The digest of the files the training step logged (`signing.manifest_digest`); register checks it.
     files_digest: str
+    # `plinth.decision` of its model (`decision.Decision.metadata()`), None for a model saved without one.
+    decision: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -148,6 +153,7 @@ def champion_scores(
     from mlflow.models import get_model_info
 
     from components.common import modeling, tracking
+    from components.common.decision import threshold_of
     from components.common.features import split_target
     from components.evaluate.core import evaluate_model
 
@@ -158,9 +164,10 @@ def champion_scores(
     uri = f"models:/{model_name}/{version}"  # resolved against the registry `connect` made the default
     test = pd.read_parquet(test_path)
     try:
-        profile = modeling.profile_from_metadata(get_model_info(uri).metadata, f"{model_name} v{version}")
+        metadata = get_model_info(uri).metadata
+        profile = modeling.profile_from_metadata(metadata, f"{model_name} v{version}")
         features, truth = split_target(test, profile)
-        scores, _ = evaluate_model(modeling.load_model(uri), task, features, truth)
+        scores, _ = evaluate_model(modeling.load_model(uri), task, features, truth, threshold_of(metadata))
     except (MlflowException, ValueError, KeyError) as error:
         raise ChampionScoringError(f"champion v{version} cannot be scored on this run's test rows: {error}") from error
     return scores, version

@@ -1,7 +1,9 @@
 """The gate's report: baseline, candidates and champion side by side on the same test rows, and the decision.
 
 Logged to the parent run as `gate/report.md` and printed in the step's log, so whoever asks "why was this
-(not) proposed?" sees every number the gate compared, not only the winner's.
+(not) proposed?" sees every number the gate compared, not only the winner's. For classifiers a second table
+shows how each candidate's probabilities become answers (`common/decision.py`): its calibration, the ECE on
+the validation rows before and after it, the test rows' ECE, and the binary threshold with its objective.
 """
 
 from __future__ import annotations
@@ -9,12 +11,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from components.common.decision import Decision
 from components.common.task import Task, greater_is_better
 from components.validate.thresholds import flag
 
 if TYPE_CHECKING:
     from components.gate.config import GateConfig
-    from components.gate.core import Candidate, Decision
+    from components.gate.core import Candidate
+    from components.gate.core import Decision as Verdict
 
 
 def _row(label: str, metrics: dict[str, float], columns: Sequence[str]) -> str:
@@ -22,10 +26,36 @@ def _row(label: str, metrics: dict[str, float], columns: Sequence[str]) -> str:
     return "| " + " | ".join([label, *cells]) + " |"
 
 
+def _number(value: float | None) -> str:
+    return "" if value is None else f"{value:.4f}"
+
+
+def decision_table(candidates: Sequence[Candidate]) -> list[str]:
+    """Return the Markdown lines of each candidate's decision: calibration, ECE and threshold."""
+    lines = [
+        "| model | calibration | ECE validation, as fitted | ECE validation, calibrated | ECE test | threshold |",
+        "|---|---|---|---|---|---|",
+    ]
+    for candidate in candidates:
+        decision = Decision.from_metadata(candidate.decision) if candidate.decision else Decision()
+        threshold = (
+            f"{decision.threshold:.4f} ({decision.objective})"
+            if decision.threshold is not None
+            else "0.5 (none stored)"
+        )
+        calibration = decision.calibration if candidate.decision else "none (none stored)"
+        cells = [
+            *(candidate.name, calibration, _number(decision.ece_before), _number(decision.ece_after)),
+            *(_number(candidate.metrics.get("ece")), threshold if candidate.task == "binary" else "most probable"),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
 def gate_report(
     task: Task,
     config: GateConfig,
-    decision: Decision,
+    decision: Verdict,
     candidates: Sequence[Candidate],
     baseline: tuple[str, dict[str, float]] | None,
     champion: tuple[str, dict[str, float]] | None,
@@ -55,5 +85,7 @@ def gate_report(
     lines.append(
         _row(champion[0], champion[1], columns) if champion else "| champion: none yet |" + " |" * len(columns)
     )
+    if task.is_classification:
+        lines += ["", "How each candidate's probabilities become answers:", "", *decision_table(candidates)]
     lines += ["", f"**Decision**: {decision.reason}", ""]
     return "\n".join(lines)

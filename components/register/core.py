@@ -17,6 +17,7 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import mlflow
 import requests
@@ -35,6 +36,9 @@ SIGNER_TIMEOUT_S = 120
 # What started the run (pipelines/triggers): one tag per field, on the version and on the pipeline's run.
 TRIGGER_TAG_PREFIX = "plinth.trigger."
 TRIGGER_FIELDS = ("kind", "reason", "values", "time", "decision")
+# The winner's decision (`common/decision.py`), on the version: its validation ECE as fitted and as served
+# (calibrated, or the same without calibration), and a binary model's threshold. Absent: not measured.
+DECISION_TAGS = {"ece_before": "plinth.ece", "ece_after": "plinth.ece_calibrated", "threshold": "plinth.threshold"}
 
 
 class RegistrationError(RuntimeError):
@@ -67,6 +71,12 @@ def trigger_tags(trigger_json: str) -> dict[str, str]:
         for field in TRIGGER_FIELDS
         if (value := trigger.get(field)) is not None
     }
+
+
+def decision_tags(decision: Mapping[str, Any] | None) -> dict[str, str]:
+    """Return the version tags of the winner's `plinth.decision` block (none for a model without one)."""
+    block = decision or {}
+    return {tag: repr(float(block[field])) for field, tag in DECISION_TAGS.items() if block.get(field) is not None}
 
 
 def ensure_reachable(tracking_uri: str) -> None:
@@ -218,6 +228,7 @@ def run(
         "plinth.pipeline_run_id": parent_run_id,
         "plinth.gate.reason": decision["reason"],
         TAG_TASK: winner["task"],
+        **decision_tags(winner.get("decision")),
         **trigger_tags(trigger),
     }
     description = f"{winner['name']} candidate; gate: {decision['reason']}"

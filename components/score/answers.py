@@ -4,8 +4,9 @@ Each answer of the model service is an object with `label` (classification), `pr
 positive class), `probabilities` (one per class, by class name), or `prediction` (regression), and
 `model_name`, `model_version`, `request_id`. Here each of those is one Arrow column (`probabilities` a struct
 with one field per class), built at once from the model's output instead of one dict per row, with the same
-decision rule: a binary label is the positive class when its probability is at least 0.5, a multiclass label
-the most probable class. Each row also says when it was scored and which source row it answers.
+decision rule (`task.predicted_index`): a binary label is the positive class when its probability is at least
+the model's threshold (0.5 without one), a multiclass label the most probable class. Each row also says when it
+was scored and which source row it answers.
 
 With `explain`, each answer also carries /explain's `base_value` and `contributions` (`components/common/explain.py`:
 per output, per raw feature, in the units the run records), so base + contributions = the model's output.
@@ -25,11 +26,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from components.common.explain import Explanation
-from components.common.task import BINARY, REGRESSION
+from components.common.task import BINARY, REGRESSION, predicted_index
 from serving.model_service.predictor import ServedTask
 
-# Serving's binary decision rule (`schema.answers`): the positive class from this probability on.
-POSITIVE_FROM = 0.5
 HEX_PAIRS = np.array([f"{byte:02x}".encode() for byte in range(256)], dtype="S2")
 TIMESTAMP = pa.timestamp("ms", tz="UTC")
 
@@ -63,13 +62,9 @@ def answer_columns(task: ServedTask, output: np.ndarray) -> dict[str, pa.Array]:
         return {"prediction": pa.array(np.asarray(output, dtype=np.float64))}
     if not task.probabilities:
         return {"label": pa.array([_plain(label) for label in output.tolist()])}
-    columns: dict[str, pa.Array] = {}
+    columns: dict[str, pa.Array] = {"label": _labels(task, predicted_index(output, task.kind, task.threshold))}
     if task.kind == BINARY:
-        positive = output[:, 1]
-        columns["label"] = _labels(task, (positive >= POSITIVE_FROM).astype(np.int64))
-        columns["probability"] = pa.array(positive)
-    else:
-        columns["label"] = _labels(task, output.argmax(axis=1))
+        columns["probability"] = pa.array(output[:, 1])
     per_class = [pa.array(np.ascontiguousarray(output[:, position])) for position in range(output.shape[1])]
     columns["probabilities"] = pa.StructArray.from_arrays(per_class, names=task.class_names)
     return columns

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 from prometheus_client import Gauge
 
+from components.common.decision import threshold_of
 from components.common.modeling import load_model, predict_output
 from components.common.task import Task
 from serving.model_service.columns import Batch
@@ -56,7 +57,7 @@ class FastPredictor:
     def __init__(self, ref: ModelRef, plinth_task: Task) -> None:
         self.ref = ref
         self.plinth_task = plinth_task
-        self.task = ServedTask.of(plinth_task)
+        self.task = ServedTask.of(plinth_task, threshold_of(ref.mlmodel.metadata))
         self.estimator: Any = None
         self.compiled: CompiledModel | None = None
         self.not_compiled = ""

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 from prometheus_client import Counter, Gauge, Histogram
 
-from components.common.task import BINARY, REGRESSION
+from components.common.task import BINARY, REGRESSION, predicted_index
 from serving.model_service.predictor import ServedTask
 
 PROBABILITY_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
@@ -179,10 +179,8 @@ class OutputMonitor:
                     histogram.observe(value)
 
     def _predicted(self, output: np.ndarray) -> np.ndarray:
-        """Return each row's predicted class index (binary: the positive class from 0.5 on, as answered)."""
-        if self.task.kind == BINARY:
-            return (output[:, 1] >= 0.5).astype(np.int64)
-        return output.argmax(axis=1)
+        """Return each row's predicted class index, by the rule the answers use (the model's threshold)."""
+        return predicted_index(output, self.task.kind, self.task.threshold)
 
     def _class(self, label: str) -> Counter:
         """Return the counter of a label: a known class, a new one while under the cap, else OTHER_CLASS."""

@@ -18,6 +18,7 @@ from bentoml.validators import ContentType
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model, model_validator, with_config
 from typing_extensions import TypedDict
 
+from components.common.task import predicted_index
 from serving.model_service.columns import INTEGER_TYPES, Column
 from serving.model_service.predictor import ServedTask
 
@@ -136,9 +137,11 @@ def _wrap_predictions(value: Any) -> Any:
 def answers(task: ServedTask, output: np.ndarray, model_name: str, model_version: str) -> list[dict[str, Any]]:
     """Return one prediction per row of the model's output, in the task's response shape.
 
-    Binary: the label is the positive class when its probability is at least 0.5 (as it always was).
-    Each answer's `request_id` is added afterwards, by `recorder.Recorder.stamp`, which logs it.
-    Multiclass: the most probable class. Regression: the value. A classifier without probabilities: its label.
+    Binary: the label is the positive class when its probability is at least the model's threshold (0.5 for a
+    model without one), multiclass: the most probable class, both by `task.predicted_index`, the one rule that
+    the predicted-class metric, batch scoring and evaluation apply too. Regression: the value. A classifier
+    without probabilities: its label. Each answer's `request_id` is added afterwards, by
+    `recorder.Recorder.stamp`, which logs it.
     """
     ident = {"model_name": model_name, "model_version": model_version}
     if task.kind == "regression":
@@ -146,19 +149,18 @@ def answers(task: ServedTask, output: np.ndarray, model_name: str, model_version
     if not task.probabilities:
         return [{"label": label, **ident} for label in output.tolist()]
     names, classes = task.class_names, task.classes
+    chosen = predicted_index(output, task.kind, task.threshold).tolist()
     if task.kind == "binary":
-        negative, positive = classes
         return [
             {
-                "label": positive if row[1] >= 0.5 else negative,
+                "label": classes[index],
                 "probability": row[1],
                 "probabilities": dict(zip(names, row, strict=True)),
                 **ident,
             }
-            for row in output.tolist()
+            for index, row in zip(chosen, output.tolist(), strict=True)
         ]
-    best = output.argmax(axis=1).tolist()
     return [
         {"label": classes[index], "probabilities": dict(zip(names, row, strict=True)), **ident}
-        for index, row in zip(best, output.tolist(), strict=True)
+        for index, row in zip(chosen, output.tolist(), strict=True)
     ]

@@ -16,16 +16,21 @@ from serving.model_service.registry import ModelLoadError
 
 @dataclass(frozen=True)
 class ServedTask:
-    """What the service answers: the task kind, the classes when known, and whether it has probabilities."""
+    """What the service answers: the task kind, the classes when known, and whether it has probabilities.
+
+    `threshold`: a binary model's own decision threshold (`plinth.decision` in its MLmodel metadata), which
+    every label of it applies (`task.predicted_index`); None keeps the 0.5 rule.
+    """
 
     kind: str
     classes: tuple[Label, ...] = ()
     probabilities: bool = False
+    threshold: float | None = None
 
     @classmethod
-    def of(cls, task: Task) -> ServedTask:
+    def of(cls, task: Task, threshold: float | None = None) -> ServedTask:
         """Return how a plinth model of `task` is served (classifiers always answer probabilities)."""
-        return cls(task.kind, task.classes, task.is_classification)
+        return cls(task.kind, task.classes, task.is_classification, threshold)
 
     @property
     def class_names(self) -> list[str]:

@@ -27,7 +27,8 @@ def test_multiclass_scores_use_one_vs_rest_and_the_labels():
     scores = score(THREE, truth, confident)
     assert scores["roc_auc"] == 1.0
     assert scores["accuracy"] == 1.0
-    assert set(scores) == {"roc_auc", "log_loss", "accuracy", "f1_macro"}
+    assert set(scores) == {"roc_auc", "log_loss", "accuracy", "f1_macro", "ece"}
+    assert scores["ece"] == pytest.approx(1.0 - (0.9 + 0.1 / 3))  # always right, 93 % sure
     shuffled = score(THREE, truth[::-1], confident)
     assert shuffled["accuracy"] < 1.0
     assert shuffled["log_loss"] > scores["log_loss"]

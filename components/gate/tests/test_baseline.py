@@ -8,7 +8,7 @@ margin. The step itself logs baseline, candidates and champion side by side.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 
 from components.common import tracking
+from components.common.decision import Decision
 from components.common.features import split_target
 from components.common.profile import ReferenceProfile, build_profile
 from components.common.task import infer_task
@@ -118,13 +119,15 @@ def test_the_step_logs_baseline_candidates_and_champion_side_by_side(hard, tmp_p
     tracking_uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     x_train, y_train = split_target(train, profile)
     champion = build_model(profile, seed=0).fit(x_train.head(200), y_train.head(200))
-    register_champion(tracking_uri, "hard", champion, x_train, profile, pickled=False)
+    stored = Decision(0.7, "cost:5,1", "sigmoid", 0.061, 0.012)  # the champion's own threshold
+    register_champion(tracking_uri, "hard", champion, x_train, profile, pickled=False, decision=stored.metadata())
     (tmp_path / "profile.json").write_text(json.dumps(profile.to_dict()))
     test.to_parquet(tmp_path / "test.parquet")
     client = tracking.connect(tracking_uri)
     parent = client.create_run(tracking.ensure_experiment(client, "gate", tracking_uri)).info.run_id
     weaker = as_candidate("xgboost", {**winner.metrics, "roc_auc": winner.metrics["roc_auc"] - 0.01}, "binary")
-    results = [json.dumps({"candidate": asdict(c)}) for c in (winner, weaker)]
+    tuned = replace(winner, decision=Decision(0.4375, "f1", "none", 0.021, 0.021).metadata())
+    results = [json.dumps({"candidate": asdict(c)}) for c in (tuned, weaker)]
 
     decision = run(
         results, str(tmp_path / "test.parquet"), str(tmp_path / "profile.json"), tracking_uri, "hard", parent, DEFAULTS
@@ -133,7 +136,17 @@ def test_the_step_logs_baseline_candidates_and_champion_side_by_side(hard, tmp_p
     report = client.download_artifacts(parent, "gate/report.md", str(tmp_path))
     text = Path(report).read_text()
     rows = [line.split(" | ")[0].lstrip("| ") for line in text.splitlines() if line.startswith("| ")]
-    assert rows == ["model", "baseline: prior (class shares)", "sklearn (winner)", "xgboost", "champion v1"]
+    assert rows[:5] == ["model", "baseline: prior (class shares)", "sklearn (winner)", "xgboost", "champion v1"]
+    assert rows[5:] == ["model", "sklearn", "xgboost"]  # how each candidate's probabilities become labels
+    ece = f"{winner.metrics['ece']:.4f}"
+    assert f"| sklearn | none | 0.0210 | 0.0210 | {ece} | 0.4375 (f1) |" in text
+    assert "| xgboost | none (none stored) |  |  |" in text
+    assert "| 0.5 (none stored) |" in text
+    x_test, y_test = split_target(test, profile)
+    own, _ = evaluate_model(champion, profile.task, x_test, y_test, threshold=0.7)
+    at_half, _ = evaluate_model(champion, profile.task, x_test, y_test)
+    assert own["accuracy"] != at_half["accuracy"]
+    assert f"| champion v1 | {own['roc_auc']:.4f} | {own['log_loss']:.4f} | {own['accuracy']:.4f} |" in text
     assert f"{winner.metrics['roc_auc']:.4f}" in text
     assert decision.reason in text
     logged = client.get_run(parent).data.metrics

@@ -1,6 +1,7 @@
 """The gate scores the champion by loading it; a champion that is a pickle is refused, never unpickled."""
 
 from pathlib import Path
+from typing import Any
 
 import mlflow
 import pandas as pd
@@ -21,8 +22,9 @@ def register_champion(
     sample: pd.DataFrame,
     profile: ReferenceProfile,
     pickled: bool,
+    decision: dict[str, Any] | None = None,
 ) -> None:
-    """Register `model` as champion: plinth's way (skops), or with the same metadata as a cloudpickle."""
+    """Register `model` as champion: plinth's way (skops, `decision` stored), or with the same metadata pickled."""
     client = tracking.connect(tracking_uri)
     experiment = tracking.ensure_experiment(client, "gate", tracking_uri)
     with mlflow.start_run(experiment_id=experiment):
@@ -35,7 +37,7 @@ def register_champion(
                 pip_requirements=modeling.pip_requirements(()),
             ).model_uri
         else:
-            uri = modeling.log_model(model, sample, profile, "sklearn")
+            uri = modeling.log_model(model, sample, profile, "sklearn", decision=decision)
     version = mlflow.register_model(uri, name).version
     client.set_registered_model_alias(name, tracking.CHAMPION, version)
 

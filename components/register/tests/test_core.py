@@ -5,6 +5,7 @@ import mlflow
 import pytest
 
 from components.common import signing, tracking
+from components.common.decision import Decision
 from components.common.task import TAG_TASK
 from components.register.core import (
     RegistrationError,
@@ -115,6 +116,7 @@ def test_bad_model_uri_creates_nothing(store):
 def test_run_records_lineage_and_closes_parent_run(store, capsys, tables, tmp_path):
     client, winner = store["client"], store["candidate"]()
     decision = winner.decision("challenger", "beats champion")
+    decision["winner"]["decision"] = Decision(0.375, "cost:1,5", "sigmoid", 0.08, 0.015).metadata()
     lineage = {"plinth.git_commit": "deadbeef", "plinth.data_hash": "h"}
     table = tables["binary"]
     test_path = tmp_path / "test.parquet"
@@ -139,6 +141,9 @@ def test_run_records_lineage_and_closes_parent_run(store, capsys, tables, tmp_pa
     assert version.tags["plinth.git_commit"] == "deadbeef"
     assert version.tags["plinth.pipeline_run_id"] == winner.parent
     assert version.tags[TAG_TASK] == "binary"
+    assert float(version.tags["plinth.ece"]) == 0.08
+    assert float(version.tags["plinth.ece_calibrated"]) == 0.015
+    assert float(version.tags["plinth.threshold"]) == 0.375
     parent_run = client.get_run(winner.parent)
     assert parent_run.info.status == "FINISHED"
     assert parent_run.data.tags[tracking.TAG_VERSION] == registration.version
@@ -155,6 +160,7 @@ def test_run_copies_the_trigger_onto_the_version_and_the_run(store):
         assert tags["plinth.trigger.reason"] == "PSI of x above 0.25"
         assert json.loads(tags["plinth.trigger.values"]) == {"psi.x": 0.4}
         assert tags["plinth.trigger.time"] == "t0"
+    assert not {"plinth.ece", "plinth.threshold"} & set(client.get_model_version(NAME, registration.version).tags)
     # Without evaluation rows, importance is computed on a sample drawn from the reference profile.
     record = mlflow.artifacts.load_dict(f"runs:/{winner.run_id}/explain/importance.json")
     assert (record["rows_from"], record["rows"]) == ("reference_profile_sample", 200)
