@@ -152,6 +152,10 @@ ct: setup ## the CT loop on the champion in PLINTH_HOME: drift alerts retrain, c
 rollout: $(STAMP) ## roll the challenger out as a canary against the champion (local services, router on :8080)
 	$(PY) -m serving.embedded.rollout --spec serving/rollout/analysis-fast.yaml --traffic 60 $(ROLLOUT_ARGS)
 
+.PHONY: ab
+ab: $(STAMP) ## A/B experiment, champion vs challenger: sticky simulated users, feedback, a sequential decision in MLflow (AB_ARGS=--lift 0.1)
+	$(PY) -m serving.experiments.local $(AB_ARGS)
+
 .PHONY: bench-rollout
 bench-rollout: $(STAMP) ## per bad canary kind: failed/slowed user requests, time to rollback; shadow's promotion cost
 	$(PY) -m serving.embedded.bench

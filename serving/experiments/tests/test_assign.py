@@ -7,7 +7,9 @@ import math
 from collections import Counter
 
 import httpx
+import pytest
 
+from serving.experiments.__main__ import main
 from serving.experiments.assign import BUCKETS, Assigner, bucket
 from serving.rollout.edges.router import TRACK_HEADER, WeightedRouter
 from serving.rollout.tests.http_backend import Backend
@@ -56,3 +58,12 @@ def test_the_same_user_meets_the_same_variant_across_router_restarts() -> None:
     finally:
         for backend in backends.values():
             backend.close()
+
+
+def test_the_cli_prints_what_the_router_assigns(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["assign", "--experiment", "exp", "--variants", "a=20,b=80", *USERS[:50]]) == 0
+    assigner = Assigner("exp", ["a", "b"], [20, 80])
+    assert capsys.readouterr().out.split() == [assigner.variant_of(user) for user in USERS[:50]]
+    with pytest.raises(SystemExit):
+        main(["assign", "--experiment", "exp", "--variants", "a=20,b=70", "u"])
+    assert "--variants: two or more variants whose weights sum to 100" in capsys.readouterr().err
