@@ -88,6 +88,7 @@ class Rollout:
     status: str = ""
     seconds: float = math.nan
     check: str = ""
+    holding: str = ""
 
 
 def per_interval_rate(spec: AnalysisSpec) -> float:
@@ -138,7 +139,8 @@ def simulate(spec: AnalysisSpec, case: Case, runs: int, seed: int) -> list[Rollo
         k += 1
         if k * interval > spec.progress_deadline:
             for rollout in active:
-                rollout.status, rollout.seconds, rollout.check = "rolled_back", k * interval, "progressDeadline"
+                rollout.status, rollout.seconds = "rolled_back", k * interval
+                rollout.check = f"progressDeadline ({rollout.holding or 'no step passed'})"
             break
         total = rng.poisson(rate, len(active))
         shadow = np.array([r.phase < 0 for r in active])
@@ -154,6 +156,10 @@ def simulate(spec: AnalysisSpec, case: Case, runs: int, seed: int) -> list[Rollo
             if verdict.action is Action.ROLLBACK:
                 rollout.status, rollout.seconds = "rolled_back", k * interval
                 rollout.check = next((n for n in CHECK_NAMES if verdict.reason.startswith(n)), "other")
+            elif verdict.action is Action.HOLD:
+                rollout.holding = "+".join(
+                    r.name for r in verdict.results if r.status not in ("pass", "not_applicable")
+                )
             elif verdict.action is Action.ADVANCE:
                 if rollout.phase < 0 and (k - rollout.began) * interval < spec.shadow.duration:
                     continue

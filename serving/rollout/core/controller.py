@@ -20,7 +20,7 @@ from serving.rollout.core.analyse import Action, Analysis, Verdict
 from serving.rollout.core.observe import MetricsSource
 from serving.rollout.core.record import RolloutRecorder
 from serving.rollout.core.spec import AnalysisSpec
-from serving.rollout.core.telemetry import ROLLOUT_CHECKS, ROLLOUT_DECISIONS, ROLLOUT_WEIGHT
+from serving.rollout.core.telemetry import ROLLOUT_CHECKS, ROLLOUT_DECISIONS, ROLLOUT_WEIGHT, observe_evidence
 
 LOG = logging.getLogger("plinth.rollout")
 ALIAS_ATTEMPTS = 3
@@ -33,13 +33,17 @@ def judged(recorder: RolloutRecorder, weight: int, verdict: Verdict, where: str 
     """
     for result in verdict.results:
         ROLLOUT_CHECKS.labels(result.name, result.status).inc()
+        observe_evidence(result)
     checks = ", ".join(f"{r.name}={r.status}" for r in verdict.results)
     recorder.event(
         "analysis",
         weight=weight,
         action=verdict.action.value,
         reason=verdict.reason,
-        checks=[{"name": r.name, "status": r.status, "value": r.value, "detail": r.detail} for r in verdict.results],
+        checks=[
+            {"name": r.name, "status": r.status, "value": r.value, "detail": r.detail, "evidence": r.evidence_record()}
+            for r in verdict.results
+        ],
     )
     why = "" if verdict.action is Action.ADVANCE else f" - {verdict.reason}"
     return f"at {where or f'{weight}%'}: {verdict.action.value} ({checks}){why}"

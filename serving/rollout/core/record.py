@@ -97,12 +97,22 @@ class RolloutRecorder:
         if str(aliases.get(CHALLENGER)) == self.version:
             self.client.delete_registered_model_alias(self.model_name, CHALLENGER)
 
+    def last_evidence(self) -> dict[str, Any]:
+        """Return each check's comparison with the stable at the last judged interval (check name -> evidence).
+
+        The decision's own evidence: which bound was crossed (or that none was), its value, the sample sizes.
+        """
+        for event in reversed(self.history):
+            if event["event"] == "analysis":
+                return {c["name"]: c["evidence"] for c in event.get("checks", []) if c.get("evidence")}
+        return {}
+
     def finish(self, status: str, reason: str) -> bool:
         """Write the outcome tags and the history artifact; a rolled-back version is also rejected.
 
         Returns whether the status tag was written (the registry answered).
         """
-        self.event(status, reason=reason)
+        self.event(status, reason=reason, evidence=self.last_evidence())
         finished = now_iso()
         recorded = self.tag(f"{self.prefix}.status", status)
         self.tag(f"{self.prefix}.reason", reason[:4000])

@@ -9,6 +9,7 @@ never through pyplot: the controller draws from a thread, and pyplot's global st
 
 from __future__ import annotations
 
+import math
 import textwrap
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -32,6 +33,7 @@ STATUS_STYLE: dict[str, tuple[str, str]] = {
     NOT_APPLICABLE: ("_", "grey"),
 }
 OTHER_STYLE = ("d", "tab:purple")
+SMALL: dict[str, Any] = {"fontsize": "x-small", "va": "bottom", "color": "dimgrey"}
 SHADOW = "shadow"
 
 
@@ -84,6 +86,31 @@ def draw_weight(axes: Axes, history: Sequence[Event], times: Sequence[float]) ->
         axes.legend(loc="upper left", fontsize="small")
 
 
+def latest_evidence(history: Sequence[Event]) -> dict[str, Mapping[str, Any]]:
+    """Return each check's latest comparison with the stable (checks with alpha and minEffect)."""
+    found: dict[str, Mapping[str, Any]] = {}
+    for event in history:
+        for check in event.get("checks", []) if event["event"] == "analysis" else []:
+            if check.get("evidence"):
+                found[str(check["name"])] = check["evidence"]
+    return found
+
+
+def evidence_label(evidence: Mapping[str, Any]) -> str:
+    """Return one comparison in a line: decision, bound crossed, canary - stable and its interval, sample sizes."""
+    low, high = (
+        (-math.inf if evidence["interval"][0] is None else evidence["interval"][0]),
+        (math.inf if evidence["interval"][1] is None else evidence["interval"][1]),
+    )
+    statistic = math.nan if evidence["statistic"] is None else evidence["statistic"]
+    crossed = f" ({evidence['crossed']})" if evidence.get("crossed") else ""
+    return (
+        f"{evidence['decision']}{crossed}: {evidence.get('compared') or 'canary - stable'} {statistic:+.3g} "
+        f"in [{low:.3g}, {high:.3g}], n {evidence['n_a']:g} canary / {evidence['n_b']:g} stable, "
+        f"alpha {evidence['alpha']:g}"
+    )
+
+
 def draw_checks(axes: Axes, history: Sequence[Event], times: Sequence[float]) -> None:
     """Draw one row per check, one marker per interval, shaped and coloured by the check's status."""
     rows: dict[str, int] = {}
@@ -99,6 +126,9 @@ def draw_checks(axes: Axes, history: Sequence[Event], times: Sequence[float]) ->
     for status, (xs, ys) in sorted(points.items()):
         marker, colour = STATUS_STYLE.get(status, OTHER_STYLE)
         axes.scatter(xs, ys, marker=marker, color=colour, s=60, label=status, zorder=3)
+    for name, evidence in latest_evidence(history).items():
+        if name in rows:
+            axes.text(0.005, rows[name] - 0.3, evidence_label(evidence), transform=axes.get_yaxis_transform(), **SMALL)
     axes.set_yticks(range(len(rows)), list(rows))
     axes.set_ylim(-0.7, max(len(rows), 1) - 0.3)
     axes.invert_yaxis()

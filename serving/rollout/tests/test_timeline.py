@@ -15,13 +15,14 @@ import numpy as np
 import pytest
 from mlflow import MlflowClient
 from PIL import Image
+from prometheus_client import REGISTRY
 
 from components.common.tracking import PROMOTED, ROLLED_BACK, artifact_root
 from serving.rollout.core.controller import Controller
 from serving.rollout.core.observe import Observation, TrackSample
 from serving.rollout.core.record import ROLLOUT_EXPERIMENT, RolloutRecorder
 from serving.rollout.core.spec import parse_spec
-from serving.rollout.core.timeline import shadow_span, weights
+from serving.rollout.core.timeline import evidence_label, shadow_span, weights
 
 MODEL = "timeline-model"
 PREFIX = "plinth.rollout.test"
@@ -174,3 +175,28 @@ def test_the_reconcile_loops_history_gives_weights_and_shadow_from_its_analysis_
     times = [0.0, 30.0, 60.0, 90.0, 120.0]
     assert weights(history, times) == (times, [0.0, 0.0, 10.0, 100.0, 0.0])
     assert shadow_span(history, times) == (0.0, 60.0)
+
+
+def test_a_proven_regression_leaves_its_evidence_in_the_history_the_plot_and_the_metrics(
+    client: MlflowClient, tmp_path: Path
+) -> None:
+    """Half the canary's answers fail: the guard (min 0.3) passes, the comparison with the stable proves it."""
+    checks = [{"name": "success-rate", "min": 0.3, "failureLimit": 5, "alpha": 0.05, "minEffect": 0.2}]
+    recorder = RolloutRecorder(client, MODEL, "1", "test")
+    Controller(parse_spec({**SPEC, "checks": checks}), ScriptedSource("1", [10]), MemoryEdge(), recorder, MODEL).run()
+    outcome = recorder.history[-1]
+    assert outcome["event"] == ROLLED_BACK
+    assert outcome["reason"].startswith("success-rate: canary worse than stable on the non-5xx share: upper bound")
+    evidence = outcome["evidence"]["success-rate"]
+    assert evidence["decision"] == "regression"
+    assert evidence["interval"][1] < 0
+    assert evidence["n_b"] == evidence["n_a"] == 20  # rolled back in the shadow phase's first interval
+    analysed = [c for e in recorder.history if e["event"] == "analysis" for c in e["checks"]]
+    assert analysed[-1]["evidence"] == evidence
+    assert evidence_label(evidence).startswith("regression (upper bound")
+    assert "n 20 canary / 20 stable" in evidence_label(evidence)
+    assert has_colour(logged_png(client, tmp_path), RED)
+    gauge = "plinth_rollout_check_evidence"
+    assert REGISTRY.get_sample_value(gauge, {"check": "success-rate", "quantity": "regression"}) == 1.0
+    assert REGISTRY.get_sample_value(gauge, {"check": "success-rate", "quantity": "upper"}) == evidence["interval"][1]
+    assert REGISTRY.get_sample_value(gauge, {"check": "success-rate", "quantity": "canary_samples"}) == 20
