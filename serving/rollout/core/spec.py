@@ -15,10 +15,23 @@ from typing import Any
 
 import yaml
 
-CHECK_NAMES = ("success-rate", "latency-p99", "prediction-divergence", "input-drift", "live-quality")
+CHECK_NAMES = (
+    "success-rate",
+    "latency-p99",
+    "prediction-divergence",
+    "input-drift",
+    "live-quality",
+    "shadow-churn",
+    "estimated-accuracy",
+)
 # Rows the canary must have scored before divergence / drift are judged: JS over fewer predictions, or a
 # PSI over fewer rows, is mostly sampling noise.
-DEFAULT_MIN_PREDICTIONS = {"prediction-divergence": 30, "input-drift": 100}
+DEFAULT_MIN_PREDICTIONS = {
+    "prediction-divergence": 30,
+    "input-drift": 100,
+    "shadow-churn": 30,
+    "estimated-accuracy": 100,
+}
 # Labelled rows each version needs (summed over the rollout) before live quality is judged: an accuracy over
 # a handful of labels swings by tens of points.
 DEFAULT_MIN_LABELLED = 30
@@ -45,6 +58,8 @@ class Check:
     min_labelled: int | None = None
     max_accuracy_drop: float | None = None
     max_mae_ratio: float | None = None
+    # `shadow-churn`: the share of paired rows the canary may answer differently (`churn.py`).
+    max_churn: float | None = None
     # Anytime-valid comparison with the stable (`sequential.py`): the chance of rolling back a canary as
     # good as the stable, and the smallest regression (a share: 0.01 is one point) the check must catch.
     alpha: float | None = None
@@ -67,6 +82,8 @@ class ShadowSpec:
     enabled: bool = True
     duration: float = 0.0
     min_requests: int = 1
+    # Categorical features whose values the `shadow-churn` check reports churn for (`slices: [{feature: x}]`).
+    slices: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -129,15 +146,27 @@ CHECK_KEYS = {
     "prediction-divergence": {"max", "minPredictions"} | SEQUENTIAL_KEYS,
     "input-drift": {"max", "minPredictions"},
     "live-quality": {"minLabelled", "maxAccuracyDrop", "maxMaeRatio"} | SEQUENTIAL_KEYS,
+    "shadow-churn": {"maxChurn", "minPredictions"} | SEQUENTIAL_KEYS,
+    "estimated-accuracy": {"minPredictions"} | SEQUENTIAL_KEYS,
 }
 REQUIRED_KEYS = {
     "success-rate": "min",
     "latency-p99": "maxSeconds",
     "prediction-divergence": "max",
     "input-drift": "max",
+    "shadow-churn": "maxChurn",
+    "estimated-accuracy": "minEffect",
 }
 # A check that needs any one of several keys (live quality: a bound for classifiers, one for regressors).
 REQUIRED_ANY_KEYS = {"live-quality": ("maxAccuracyDrop", "maxMaeRatio")}
+
+
+def _share(data: dict[str, Any], key: str, field: str) -> float | None:
+    """Return an optional share in (0, 1]."""
+    value = _number(data, key, field)
+    if value is not None and value > 1:
+        raise SpecError(f"{field}.{key}: a share between 0 and 1 (0.05 is 5 %), got {data[key]!r}")
+    return value
 
 
 def parse_sequential(data: dict[str, Any], field: str) -> tuple[float | None, float | None]:
@@ -196,6 +225,7 @@ def parse_check(data: Any, field: str) -> Check:
         else None,
         max_accuracy_drop=drop,
         max_mae_ratio=_number(data, "maxMaeRatio", field),
+        max_churn=_share(data, "maxChurn", field),
         alpha=alpha,
         min_effect=effect,
     )
@@ -220,9 +250,15 @@ def parse_shadow(data: Any, interval: float, min_requests: int) -> ShadowSpec:
         data = {}
     if not isinstance(data, dict):
         raise SpecError(f"shadow: expected a mapping like {{duration: 30s, minRequests: 20}}, got {data!r}")
-    unknown = sorted(set(data) - {"enabled", "duration", "minRequests"})
+    unknown = sorted(set(data) - {"enabled", "duration", "minRequests", "slices"})
     if unknown:
-        raise SpecError(f"shadow.{unknown[0]}: unknown key (enabled, duration, minRequests)")
+        raise SpecError(f"shadow.{unknown[0]}: unknown key (enabled, duration, minRequests, slices)")
+    slices = data.get("slices", [])
+    if not isinstance(slices, list):
+        raise SpecError(f"shadow.slices: expected a list like [{{feature: contract_type}}], got {slices!r}")
+    for i, entry in enumerate(slices):
+        if not isinstance(entry, dict) or set(entry) != {"feature"} or not isinstance(entry["feature"], str):
+            raise SpecError(f"shadow.slices[{i}]: expected {{feature: <name>}}, got {entry!r}")
     enabled = data.get("enabled", True)
     if not isinstance(enabled, bool):
         raise SpecError(f"shadow.enabled: expected true or false, got {enabled!r}")
@@ -230,6 +266,7 @@ def parse_shadow(data: Any, interval: float, min_requests: int) -> ShadowSpec:
         enabled=enabled,
         duration=parse_duration(data.get("duration", interval), "shadow.duration"),
         min_requests=_integer(data.get("minRequests", min_requests), "shadow.minRequests", 1),
+        slices=tuple(entry["feature"] for entry in slices),
     )
 
 
