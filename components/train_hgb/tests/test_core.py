@@ -1,6 +1,7 @@
 """The HistGradientBoosting candidate: native categories, early stopping, a time budget and a plain model file."""
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -58,7 +59,12 @@ def test_the_time_budget_stops_after_the_chunk_that_crosses_it(tables, monkeypat
 
 def test_searched_parameters_reach_the_learner(tables):
     table = tables["binary"]
-    params = {"learning_rate": 0.05, "max_leaf_nodes": 7, "min_samples_leaf": 5, "l2_regularization": 0.3}
+    params: dict[str, Any] = {
+        "learning_rate": 0.05,
+        "max_leaf_nodes": 7,
+        "min_samples_leaf": 5,
+        "l2_regularization": 0.3,
+    }
     model = core.build_model(table.profile, seed=1, class_weight="balanced", **params)
     saved = core.as_saved(model.fit(table.x_train, table.y_train))
     assert type(saved) is HistGradientBoostingClassifier
