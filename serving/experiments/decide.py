@@ -31,7 +31,8 @@ from serving.rollout.core.sequential import (
     compare_proportions,
 )
 
-WINNER, NO_DIFFERENCE, MAX_DURATION, GUARD = "winner", "no detectable difference", "stopped at maxDuration", "guard"
+WINNER, NO_DIFFERENCE, MAX_DURATION = "winner", "no detectable difference", "stopped at maxDuration"
+GUARD = "stopped by guard"
 WORSE, EQUIVALENT, UNDECIDED = "worse", "equivalent", "undecided"
 
 

@@ -26,6 +26,7 @@ from components.common.tracking import CHALLENGER, CHAMPION, connect
 from serving.embedded.services import ModelProcess, prediction_store_of
 from serving.embedded.train_drill import register_drill_model
 from serving.experiments.assign import Assigner
+from serving.experiments.decide import GUARD, WINNER
 from serving.experiments.guards import Guards
 from serving.experiments.report import log_experiment
 from serving.experiments.run import Finished, run_experiment
@@ -107,7 +108,8 @@ def rates(spec: ExperimentSpec, base: float, lift: float) -> dict[str, float]:
 def summary(spec: ExperimentSpec, finished: Finished, seen: Seen, no_key: int, run_id: str) -> list[str]:
     """Return the lines printed when the experiment has decided."""
     decision = finished.decision
-    lines = [f"DECISION: {decision.outcome}" + (f" {decision.winner}" if decision.winner else "")]
+    heads = {WINNER: f"winner {decision.winner}", GUARD: f"stopped by guard, control {decision.winner} kept"}
+    lines = [f"DECISION: {heads.get(decision.outcome, decision.outcome)}"]
     lines.append(f"  {decision.reason}")
     for comparison in decision.comparisons:
         low, high = comparison.result.interval
