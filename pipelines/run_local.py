@@ -22,10 +22,11 @@ from kfp import components, local
 from components.common.redact import redact
 from components.common.state import local_tracking_uri, plinth_home
 from components.common.task import AUTO, BINARY_METRICS, OVERRIDES, REGRESSION_METRICS
+from components.split.core import DEFAULT_VALIDATION_SIZE
 from components.validate.thresholds import Thresholds, flag
 from pipelines.compile import compiled_path
 from pipelines.summary import failure_summary, run_summary
-from pipelines.training.pipeline import DEFAULT_MODEL_NAME, PIPELINE_NAME
+from pipelines.training.pipeline import DEFAULT_MODEL_NAME, DEFAULT_SEARCH_TRIALS, PIPELINE_NAME
 from pipelines.warm_steps import warm_steps
 
 # The validate step's limits (components/validate/thresholds.py), each a pipeline parameter and a flag here.
@@ -84,6 +85,28 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--model-name", default=DEFAULT_MODEL_NAME, help="registered model name")
     parser.add_argument("--seed", type=int, default=42, help="seed of the split and the candidates")
     parser.add_argument("--train-fraction", type=float, default=1.0, help="share of training rows to use (0-1]")
+    search = parser.add_argument_group("hyper-parameter search (components/search)")
+    search.add_argument(
+        "--validation-size",
+        type=float,
+        default=DEFAULT_VALIDATION_SIZE,
+        help="share of the training rows the search scores on, never fitted by the final model (default: %(default)s)",
+    )
+    search.add_argument(
+        "--search-trials",
+        type=int,
+        default=DEFAULT_SEARCH_TRIALS,
+        help="trials per candidate family; 0 trains the fixed settings (default: %(default)s)",
+    )
+    search.add_argument(
+        "--search-time-s", type=float, default=120.0, help="seconds each family may search (default: %(default)s)"
+    )
+    search.add_argument(
+        "--search-parallelism",
+        type=int,
+        default=1,
+        help="independent studies per family, run at once as ParallelFor shards (default: %(default)s)",
+    )
     parser.add_argument(
         "--primary-metric",
         default="",
@@ -147,6 +170,10 @@ def main(argv: list[str] | None = None) -> int:
                 categorical_columns=args.categorical,
                 seed=args.seed,
                 train_fraction=args.train_fraction,
+                validation_size=args.validation_size,
+                search_trials=args.search_trials,
+                search_time_s=args.search_time_s,
+                search_parallelism=args.search_parallelism,
                 primary_metric=args.primary_metric,
                 margin=args.margin,
                 min_roc_auc=floor_parameter(args.min_roc_auc),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -13,10 +13,12 @@ from typing import Any
 import mlflow
 import pandas as pd
 
-from components.common import attest, modeling, signing, tracking
+from components.common import attest, decision, modeling, signing, tracking
 from components.common.features import split_target
 from components.common.profile import ReferenceProfile
 from components.common.task import plain_label
+from components.search.core import collect, shards_metric
+from components.search.records import log_trials, log_winner
 
 
 @dataclass(frozen=True)
@@ -77,7 +79,7 @@ def logged_files_digest(model_uri: str) -> str:
 
 def train_candidate(
     name: str,
-    make_model: Callable[[ReferenceProfile], modeling.Estimator],
+    make_model: Callable[..., modeling.Estimator],
     train_path: str,
     profile_path: str,
     tracking_uri: str,
@@ -87,16 +89,26 @@ def train_candidate(
     prepare_for_saving: Callable[[Any], Any] | None = None,
     extra_packages: Sequence[str] = (),
     fit: Fit | None = None,
+    searched: Sequence[str] = (),
+    validation_path: str = "",
+    decision_objective: str = decision.F1,
 ) -> TrainedCandidate:
     """Build the candidate for the profile's task and fit it on the training split, in a nested MLflow run.
 
+    `make_model(profile, **params)` returns the unfitted model for the searched parameters (none: the fixed
+    settings). `searched` are the search shards' results (components/search): their trials are logged as
+    child runs of the candidate's run and the best one's parameters are fitted, on the training rows only:
+    the validation rows stay unseen by the final model, so they can still choose its decision threshold and
+    calibration without bias. `validation_path` is the split's validation rows: with them, the fitted model
+    is finalised (`decision.finalize`: calibrated when its validation ECE is high, a binary threshold chosen
+    for `decision_objective`) and the decision is stored in its metadata.
     `prepare_for_saving` adapts the fitted model for serving (e.g. pins XGBoost to CPU inference);
     `extra_packages` are the model's framework packages beyond scikit-learn, pinned in its requirements;
     `fit` replaces reading the split into this process and fitting here (a distributed engine), and its
     `fit_seconds` then include the reading.
     """
     profile = load_profile_file(profile_path)
-    model = make_model(profile)
+    trials, metric = collect(searched), shards_metric(searched)
     if fit is None:
         features, labels = split_target(pd.read_parquet(train_path), profile)
     client = tracking.connect(tracking_uri)
@@ -110,6 +122,11 @@ def train_candidate(
                 "plinth.task": profile.task.kind,
             }
         )
+        params: Mapping[str, Any] = {}
+        if trials:
+            log_trials(name, run.info.run_id, trials, metric)
+            params = log_winner(trials, metric)
+        model = make_model(profile, **params)
         mlflow.log_params(loggable_params(model))
         started = time.perf_counter()
         if fit is None:
@@ -121,10 +138,16 @@ def train_candidate(
         check_classes(model, profile)
         if prepare_for_saving is not None:
             model = prepare_for_saving(model)
-        model_uri = modeling.log_model(model, features, profile, name, extra_packages)
+        decided = None
+        if validation_path:
+            model, made = decision.finalize(
+                model, *split_target(pd.read_parquet(validation_path), profile), profile, decision_objective
+            )
+            decided = made.metadata()
+        model_uri = modeling.log_model(model, features, profile, name, extra_packages, decision=decided)
         files_digest = logged_files_digest(model_uri)
         mlflow.set_tag(attest.TAG_FILES_DIGEST, files_digest)  # what the signer compares the files with
-    modeling.save_model(model, model_path, features, profile, name, extra_packages)
+    modeling.save_model(model, model_path, features, profile, name, extra_packages, decision=decided)
     print(
         f"train {name}: {profile.task.describe()}; fitted on {n_rows} rows in {fit_seconds:.2f}s "
         f"on {device}; run {run.info.run_id}"

@@ -18,8 +18,10 @@ def split(
     task: str,
     train: Output[Dataset],
     test: Output[Dataset],
+    validation: Output[Dataset],
+    validation_size: float = 0.2,
 ) -> None:
-    """Split the data, seeded (and stratified by class), into training and held-out test sets.
+    """Split the data, seeded (and stratified by class), into training, validation and held-out test sets.
 
     Args:
         dataset: The validated data.
@@ -30,9 +32,24 @@ def split(
         tracking_uri: MLflow tracking URI.
         run_id: Parent MLflow run id.
         task: The task validation decided (binary, multiclass, regression); classification is stratified.
-        train: Training rows.
-        test: Held-out rows.
+        train: Training rows (what every candidate is fitted on).
+        test: Held-out rows (only the evaluate step and the gate read them).
+        validation: Validation rows carved from the training share: the search scores its trials on them.
+        validation_size: Share of the training rows that become validation rows (0-1).
     """
     from components.split.core import run
 
-    run(dataset.path, target, test_size, seed, train_fraction, train.path, test.path, tracking_uri, run_id, task)
+    run(
+        dataset.path,
+        target,
+        test_size,
+        seed,
+        train_fraction,
+        train.path,
+        test.path,
+        tracking_uri,
+        run_id,
+        task,
+        validation.path,
+        validation_size,
+    )

@@ -41,16 +41,27 @@ class BudgetedLogisticRegression(LogisticRegression):
     """
 
     def __init__(
-        self, C: float = 1.0, max_iter: int = MAX_ITER, random_state: int | None = None, time_budget_s: float = 600.0
+        self,
+        C: float = 1.0,
+        max_iter: int = MAX_ITER,
+        random_state: int | None = None,
+        time_budget_s: float = 600.0,
+        class_weight: str | None = None,
     ) -> None:
-        super().__init__(C=C, max_iter=max_iter, random_state=random_state)
+        super().__init__(C=C, max_iter=max_iter, random_state=random_state, class_weight=class_weight)
         self.time_budget_s = time_budget_s
 
     def fit(self, X: Any, y: Any, sample_weight: Any = None) -> BudgetedLogisticRegression:
         """Fit in warm-started chunks of CHUNK_ITER iterations until converged, MAX_ITER or the budget."""
         started, total, limit = time.monotonic(), 0, self.max_iter
         self.stopped_by_budget_ = False
-        plain = LogisticRegression(C=self.C, max_iter=CHUNK_ITER, random_state=self.random_state, warm_start=True)
+        plain = LogisticRegression(
+            C=self.C,
+            max_iter=CHUNK_ITER,
+            random_state=self.random_state,
+            class_weight=self.class_weight,
+            warm_start=True,
+        )
         while True:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", ConvergenceWarning)
@@ -74,7 +85,9 @@ def as_saved(model: Any) -> Any:
     learner = steps[-1][1] if steps else model
     if not isinstance(learner, BudgetedLogisticRegression):
         return model
-    plain = LogisticRegression(C=learner.C, max_iter=learner.max_iter, random_state=learner.random_state)
+    plain = LogisticRegression(
+        C=learner.C, max_iter=learner.max_iter, random_state=learner.random_state, class_weight=learner.class_weight
+    )
     plain.__dict__.update({key: value for key, value in vars(learner).items() if key.endswith("_")})
     if steps is None:
         return plain
@@ -83,11 +96,21 @@ def as_saved(model: Any) -> Any:
 
 
 def build_model(
-    profile: ReferenceProfile, seed: int, c: float = 1.0, time_budget_s: float = DEFAULT_TIME_BUDGET_S
+    profile: ReferenceProfile,
+    seed: int,
+    c: float = 1.0,
+    time_budget_s: float = DEFAULT_TIME_BUDGET_S,
+    class_weight: str | None = None,
 ) -> BaseEstimator:
-    """Return the unfitted estimator for `profile`'s task; `c` is the inverse regularisation strength."""
+    """Return the unfitted estimator for `profile`'s task with the searched parameters (components/search).
+
+    `c` is the inverse regularisation strength; `class_weight` ("balanced" or None) weighs each class
+    inversely to its frequency (classification only). The defaults are the fixed settings.
+    """
     if profile.task.is_classification:
-        learner: BaseEstimator = BudgetedLogisticRegression(C=c, random_state=seed, time_budget_s=time_budget_s)
+        learner: BaseEstimator = BudgetedLogisticRegression(
+            C=c, random_state=seed, time_budget_s=time_budget_s, class_weight=class_weight
+        )
     else:
         learner = Ridge(alpha=1.0 / c)
     return with_preprocessing(build_preprocessor(profile, sparse=True), learner)

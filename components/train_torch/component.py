@@ -9,11 +9,14 @@ from components import COMPONENT_IMAGE
 @dsl.component(base_image=COMPONENT_IMAGE, install_kfp_package=False)
 def train_torch(
     train: Input[Dataset],
+    validation: Input[Dataset],
     profile: Input[Artifact],
     seed: int,
     tracking_uri: str,
     run_id: str,
     model: Output[Model],
+    search_results: list[str],
+    decision_objective: str = "f1",
     max_passes: int = 20,
     time_budget_s: float = 600.0,
     torch_processes: int = 1,
@@ -22,6 +25,9 @@ def train_torch(
 
     Args:
         train: Training rows.
+        validation: Validation rows the search scored on; the final model never sees them.
+        search_results: The family's search shards' results (dsl.Collected); no trials: fixed settings.
+        decision_objective: What the binary threshold is chosen for: "f1", or "cost:FP,FN" (a cost matrix).
         profile: The validated profile (task, feature kinds), stored with the model.
         seed: Random seed.
         tracking_uri: MLflow tracking URI.
@@ -37,7 +43,7 @@ def train_torch(
     """
     from components.common.candidate import train_candidate
     from components.common.device import cuda_available
-    from components.train_torch.core import build_model
+    from components.search.families import builder
     from components.train_torch.distributed import torchrun_fit
 
     if torch_processes < 1:
@@ -46,7 +52,7 @@ def train_torch(
     device = "cuda" if cuda_available() and fit is None else "cpu"
     trained = train_candidate(
         "torch",
-        lambda validated: build_model(validated, seed, device, epochs=max_passes, time_budget_s=time_budget_s),
+        lambda validated, **params: builder("torch", validated, seed, device, time_budget_s, max_passes)(**params),
         train.path,
         profile.path,
         tracking_uri,
@@ -55,5 +61,8 @@ def train_torch(
         device,
         extra_packages=["torch"],
         fit=fit,
+        searched=search_results,
+        validation_path=validation.path,
+        decision_objective=decision_objective,
     )
     return trained.to_json()

@@ -72,6 +72,7 @@ class _TorchMLP(BaseEstimator):
         validation_fraction: float = 0.15,
         patience: int = 3,
         time_budget_s: float = DEFAULT_TIME_BUDGET_S,
+        class_weight: str | None = None,
     ) -> None:
         self.hidden = hidden
         self.epochs = epochs
@@ -82,6 +83,7 @@ class _TorchMLP(BaseEstimator):
         self.validation_fraction = validation_fraction
         self.patience = patience
         self.time_budget_s = time_budget_s
+        self.class_weight = class_weight
 
     def _network(self, n_features: int, n_outputs: int) -> nn.Module:
         return nn.Sequential(
@@ -232,10 +234,18 @@ class TorchMLPClassifier(ClassifierMixin, _TorchMLP):
         if len(self.classes_) < 2:
             raise ValueError(f"TorchMLPClassifier needs at least 2 classes; got {self.classes_.tolist()}")
         index = np.searchsorted(self.classes_, np.asarray(labels))
+        # "balanced": each class's loss weighed by n / (classes * its count), as scikit-learn's class_weight.
+        counts = np.bincount(index, minlength=len(self.classes_)).astype(np.float32)
+        weight = torch.from_numpy(len(index) / (len(counts) * np.maximum(counts, 1.0)))
+        balanced = self.class_weight == "balanced"
         if len(self.classes_) == 2:
-            self._train(features, torch.from_numpy(index.astype(np.float32)), 1, nn.BCEWithLogitsLoss())
+            # One logit: weighing the positive rows by count(negative) / count(positive) is the same balance.
+            positive = (weight[1] / weight[0]).reshape(1) if balanced else None
+            loss: nn.Module = nn.BCEWithLogitsLoss(pos_weight=positive)
+            self._train(features, torch.from_numpy(index.astype(np.float32)), 1, loss)
         else:
-            self._train(features, torch.from_numpy(index.astype(np.int64)), len(self.classes_), nn.CrossEntropyLoss())
+            loss = nn.CrossEntropyLoss(weight=weight if balanced else None)
+            self._train(features, torch.from_numpy(index.astype(np.int64)), len(self.classes_), loss)
         return self
 
     def predict_proba(self, features: pd.DataFrame | np.ndarray) -> np.ndarray:
@@ -275,13 +285,22 @@ def build_model(
     device: str,
     epochs: int = 20,
     time_budget_s: float = DEFAULT_TIME_BUDGET_S,
+    hidden: int = 32,
+    learning_rate: float = 0.005,
+    weight_decay: float = 1e-4,
+    class_weight: str | None = None,
 ) -> BaseEstimator:
     """Return the unfitted estimator for `profile`'s task on `device` ("cuda" or "cpu").
 
     `epochs` is the most passes over the training rows (early stopping usually ends sooner);
-    `time_budget_s` ends training after the batch that crosses it.
+    `time_budget_s` ends training after the batch that crosses it. The keywords after it are the searched
+    parameters (components/search), their defaults the fixed settings; `class_weight="balanced"` weighs
+    the loss of each class inversely to its frequency (classification only).
     """
     network: BaseEstimator
     settings: dict[str, Any] = {"epochs": epochs, "seed": seed, "device": device, "time_budget_s": time_budget_s}
+    settings.update(hidden=hidden, learning_rate=learning_rate, weight_decay=weight_decay)
+    if profile.task.is_classification:
+        settings["class_weight"] = class_weight
     network = TorchMLPClassifier(**settings) if profile.task.is_classification else TorchMLPRegressor(**settings)
     return with_preprocessing(build_preprocessor(profile), network)

@@ -29,6 +29,9 @@ from components.common.features import split_target
 from components.common.profile import ReferenceProfile
 from components.train_torch.core import WEIGHTS, build_model
 
+# The build_model keywords a search may set (components/search/spaces.py), passed on to every rank.
+SEARCHED = ("hidden", "learning_rate", "weight_decay", "class_weight")
+
 
 def weights_digest(model: Any) -> str:
     """Return a short digest of the fitted network's weights: equal in every process when DDP kept them in step."""
@@ -45,7 +48,8 @@ def train(arguments: argparse.Namespace) -> None:
     try:
         profile = load_profile_file(arguments.profile)
         features, labels = split_target(pd.read_parquet(arguments.train), profile)
-        model = build_model(profile, arguments.seed, "cpu", arguments.max_passes, arguments.time_budget_s)
+        searched = json.loads(arguments.params)
+        model = build_model(profile, arguments.seed, "cpu", arguments.max_passes, arguments.time_budget_s, **searched)
         model.fit(features, labels)
         rank = dist.get_rank()
         print(f"train torch: rank {rank} of {dist.get_world_size()} weights {weights_digest(model)}", flush=True)
@@ -59,10 +63,13 @@ def train(arguments: argparse.Namespace) -> None:
 def torchrun_fit(processes: int, seed: int, max_passes: int, time_budget_s: float) -> Fit:
     """Return train_candidate's `fit` that trains with `processes` torchrun processes in this pod (gloo).
 
-    Every rank builds its estimator from these same settings (the unfitted model given to `fit` stays here).
+    Every rank builds its estimator from these same settings and the searched parameters of the unfitted
+    model given to `fit` (which itself stays here).
     """
 
     def fit(model: Any, location: str, profile: ReferenceProfile) -> tuple[Any, pd.DataFrame, int]:
+        learner = model.steps[-1][1] if hasattr(model, "steps") else model
+        searched = {name: learner.get_params()[name] for name in SEARCHED if name in learner.get_params()}
         with tempfile.TemporaryDirectory(prefix="plinth-ddp-") as tmp:
             profile_path, out = Path(tmp) / "profile.json", Path(tmp) / "model"
             profile_path.write_text(json.dumps(profile.to_dict()))
@@ -70,6 +77,7 @@ def torchrun_fit(processes: int, seed: int, max_passes: int, time_budget_s: floa
                 *(sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={processes}"),
                 *("-m", __name__, "--train", location, "--profile", str(profile_path), "--out", str(out)),
                 *("--seed", str(seed), "--max-passes", str(max_passes), "--time-budget-s", str(time_budget_s)),
+                *("--params", json.dumps(searched)),
             ]
             subprocess.run(command, check=True)
             fitted = modeling.load_model(str(out))
@@ -88,6 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     parser.add_argument("--max-passes", type=int, default=20, help="most passes over the rows (default: %(default)s)")
     parser.add_argument("--time-budget-s", type=float, default=600.0, help="seconds (default: %(default)s)")
+    parser.add_argument("--params", default="{}", help="searched build_model keywords, as JSON (default: none)")
     train(parser.parse_args(argv))
     return 0
 

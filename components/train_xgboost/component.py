@@ -9,11 +9,14 @@ from components import COMPONENT_IMAGE
 @dsl.component(base_image=COMPONENT_IMAGE, install_kfp_package=False)
 def train_xgboost(
     train: Input[Dataset],
+    validation: Input[Dataset],
     profile: Input[Artifact],
     seed: int,
     tracking_uri: str,
     run_id: str,
     model: Output[Model],
+    search_results: list[str],
+    decision_objective: str = "f1",
     time_budget_s: float = 600.0,
     dask_scheduler: str = "",
 ) -> str:
@@ -21,6 +24,9 @@ def train_xgboost(
 
     Args:
         train: Training rows.
+        validation: Validation rows the search scored on; the final model never sees them.
+        search_results: The family's search shards' results (dsl.Collected); no trials: fixed settings.
+        decision_objective: What the binary threshold is chosen for: "f1", or "cost:FP,FN" (a cost matrix).
         profile: The validated profile (task, feature kinds), stored with the model.
         seed: Random seed.
         tracking_uri: MLflow tracking URI.
@@ -35,7 +41,8 @@ def train_xgboost(
     """
     from components.common.candidate import train_candidate
     from components.common.device import cuda_available
-    from components.train_xgboost.core import build_model, for_cpu_inference
+    from components.search.families import builder
+    from components.train_xgboost.core import for_cpu_inference
 
     fit, location = None, train.path
     if dask_scheduler:
@@ -45,7 +52,7 @@ def train_xgboost(
     device = "cuda" if cuda_available() and not dask_scheduler else "cpu"
     trained = train_candidate(
         "xgboost",
-        lambda validated: build_model(validated, seed, device, time_budget_s=time_budget_s),
+        lambda validated, **params: builder("xgboost", validated, seed, device, time_budget_s)(**params),
         location,
         profile.path,
         tracking_uri,
@@ -55,5 +62,8 @@ def train_xgboost(
         prepare_for_saving=for_cpu_inference,
         extra_packages=["xgboost"],
         fit=fit,
+        searched=search_results,
+        validation_path=validation.path,
+        decision_objective=decision_objective,
     )
     return trained.to_json()

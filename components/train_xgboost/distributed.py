@@ -72,15 +72,20 @@ def fit_on_dask(
         encoded = features.to_dask_array()
     estimator = learner.estimator if isinstance(learner, LabelEncodedClassifier) else learner
     params = estimator.get_params()
+    weights: Any = None
     if isinstance(learner, LabelEncodedClassifier):
         encoder = LabelEncoder().fit(labels.map_partitions(pd.Series.drop_duplicates).compute().to_numpy())
         target = labels.map_partitions(encoder.transform, meta=np.empty((0,), dtype=np.int64))
+        if learner.class_weight is not None:  # the weights of the whole table's class counts, row by row
+            counts = labels.value_counts().compute()
+            share = {label: len(table.index) / (len(counts) * count) for label, count in counts.items()}
+            weights = labels.map(share, meta=(profile.target, "f8")).to_dask_array()
         distributed: XGBModel = DaskXGBClassifier(**params)
     else:
         target = labels.to_dask_array()
         distributed = DaskXGBRegressor(**params)
     distributed.client = client
-    distributed.fit(encoded, target)
+    distributed.fit(encoded, target, sample_weight=weights)
     single = type(estimator)(**params)
     single.load_model(bytearray(distributed.get_booster().save_raw("json")))
     if isinstance(learner, LabelEncodedClassifier):

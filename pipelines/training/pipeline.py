@@ -1,4 +1,7 @@
-"""The training pipeline: ingest → validate → split → train x3 (parallel) → evaluate x3 → gate → register."""
+"""The training pipeline: ingest → validate → split → search x4 (shards) → train x4 → evaluate x4 → gate → register."""
+
+from collections.abc import Callable
+from typing import Any
 
 from kfp import dsl
 from kfp.dsl import PipelineTask
@@ -9,7 +12,9 @@ from components.evaluate.component import evaluate
 from components.gate.component import gate
 from components.ingest.component import ingest
 from components.register.component import register
+from components.search.component import search, search_shards
 from components.split.component import split
+from components.train_hgb.component import train_hgb
 from components.train_sklearn.component import train_sklearn
 from components.train_torch.component import train_torch
 from components.train_xgboost.component import train_xgboost
@@ -25,6 +30,9 @@ from pipelines.training.compute import (
     without_pickles,
 )
 
+# Places a step on a node pool of the target (pipelines/training/compute.py).
+Placement = Callable[[PipelineTask, ComputeTarget], PipelineTask]
+
 PIPELINE_NAME = "plinth-training"
 DEFAULT_MODEL_NAME = "plinth-classifier"
 # In-cluster MLflow from manifests/; the local runner passes the SQLite URI of $PLINTH_HOME instead.
@@ -34,6 +42,20 @@ CLUSTER_TRACKING_URI = "http://mlflow.mlflow.svc.cluster.local:5000"
 def _step(task: PipelineTask, name: str) -> PipelineTask:
     """Name a step for the dashboard and turn caching off: every step writes to MLflow."""
     return task.set_display_name(name).set_caching_options(False)
+
+
+# Trials per family in `make train` and a default run: on the built-in table they keep `make train` within
+# about 30 s of the fixed settings (pipelines/bench-results.md); 0 trains the fixed settings.
+DEFAULT_SEARCH_TRIALS = 12
+
+
+def _search(
+    family: str, shards: PipelineTask, inputs: dict[str, Any], place: Placement, target: ComputeTarget
+) -> dsl.Collected:
+    """Fan `family`'s search out over the shards (dsl.ParallelFor); return the shards' results, collected."""
+    with dsl.ParallelFor(shards.output, name=f"search-{family}") as shard:
+        step = place(_step(search(family=family, shard=shard, **inputs), f"search: {family}"), target)
+    return dsl.Collected(step.outputs["Output"])
 
 
 def build_pipeline(target: ComputeTarget) -> GraphComponent:
@@ -51,6 +73,11 @@ def build_pipeline(target: ComputeTarget) -> GraphComponent:
         seed: int = 42,
         test_size: float = 0.2,
         train_fraction: float = 1.0,
+        validation_size: float = 0.2,
+        search_trials: int = DEFAULT_SEARCH_TRIALS,
+        search_time_s: float = 120.0,
+        search_parallelism: int = 1,
+        decision_objective: str = "f1",
         max_missing_share: float = 0.9,
         indicator_missing_share: float = 0.5,
         min_class_share: float = 0.05,
@@ -112,30 +139,70 @@ def build_pipeline(target: ComputeTarget) -> GraphComponent:
                 test_size=test_size,
                 seed=seed,
                 train_fraction=train_fraction,
+                validation_size=validation_size,
                 run_id=run_id,
                 task=checked.outputs["Output"],
                 **common,
             ),
             "split",
         )
-        training_inputs = {
+        rows = {
             "train": splits.outputs["train"],
+            "validation": splits.outputs["validation"],
             "profile": checked.outputs["profile"],
             "seed": seed,
-            "run_id": run_id,
-            "tracking_uri": tracking_uri,
             "time_budget_s": time_budget_s,
         }
+        shards = on_cpu_pool(_step(search_shards(search_parallelism=search_parallelism), "search: shards"), target)
+        search_inputs = {
+            **rows,
+            "shards": search_parallelism,
+            "trials": search_trials,
+            "time_s": search_time_s,
+            "primary_metric": primary_metric,
+            "max_passes": max_passes,
+        }
+        searched = {
+            family: _search(family, shards, search_inputs, place, target)
+            for family, place in {
+                "sklearn": on_cpu_pool,
+                "xgboost": on_xgboost_pool,
+                "torch": on_accelerator_pool,
+                "hgb": on_cpu_pool,
+            }.items()
+        }
+        training_inputs = {
+            **rows,
+            "run_id": run_id,
+            "tracking_uri": tracking_uri,
+            "decision_objective": decision_objective,
+        }
         trained = {
-            "sklearn": on_cpu_pool(_step(train_sklearn(**training_inputs), "train: scikit-learn"), target),
+            "sklearn": on_cpu_pool(
+                _step(train_sklearn(**training_inputs, search_results=searched["sklearn"]), "train: scikit-learn"),
+                target,
+            ),
             "xgboost": on_xgboost_pool(
-                _step(train_xgboost(**training_inputs, dask_scheduler=dask_scheduler), "train: XGBoost"), target
+                _step(
+                    train_xgboost(**training_inputs, search_results=searched["xgboost"], dask_scheduler=dask_scheduler),
+                    "train: XGBoost",
+                ),
+                target,
             ),
             "torch": on_accelerator_pool(
                 _step(
-                    train_torch(**training_inputs, max_passes=max_passes, torch_processes=torch_processes),
+                    train_torch(
+                        **training_inputs,
+                        search_results=searched["torch"],
+                        max_passes=max_passes,
+                        torch_processes=torch_processes,
+                    ),
                     "train: PyTorch",
                 ),
+                target,
+            ),
+            "hgb": on_cpu_pool(
+                _step(train_hgb(**training_inputs, search_results=searched["hgb"]), "train: HistGradientBoosting"),
                 target,
             ),
         }
@@ -160,6 +227,7 @@ def build_pipeline(target: ComputeTarget) -> GraphComponent:
                     sklearn_result=evaluated["sklearn"].outputs["Output"],
                     xgboost_result=evaluated["xgboost"].outputs["Output"],
                     torch_result=evaluated["torch"].outputs["Output"],
+                    hgb_result=evaluated["hgb"].outputs["Output"],
                     test=splits.outputs["test"],
                     profile=checked.outputs["profile"],
                     tracking_uri=tracking_uri,
