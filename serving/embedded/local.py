@@ -18,6 +18,7 @@ from types import TracebackType
 from serving.embedded.prometheus_local import LocalPrometheus, prometheus_binary
 from serving.embedded.services import Chaos, LiveQualityProcess, ModelProcess
 from serving.rollout.core.observe import CANARY, STABLE, MetricsSource
+from serving.rollout.edges.mirror import PairedSource
 from serving.rollout.edges.pre_traffic import ReferenceRows, check_canary
 from serving.rollout.edges.query_prometheus import PrometheusSource
 from serving.rollout.edges.router import WeightedRouter
@@ -67,6 +68,9 @@ class LocalStack(AbstractContextManager["LocalStack"]):
             self.source = PrometheusSource(self.prometheus.url)
         else:
             self.scrape = self.source = ScrapeSource({LIVE: self.live_quality.url})
+        # Plus the shadow phase's paired answers, read from the router's mirror in this process.
+        self.metrics = self.source
+        self.source = PairedSource(self.metrics, lambda: self.router.mirror if self.router else None)
 
     @property
     def url(self) -> str:
@@ -96,7 +100,7 @@ class LocalStack(AbstractContextManager["LocalStack"]):
         self.router.set_backend(CANARY, self.canary.url)
         self.retarget()
         address = self.canary.url.removeprefix("http://")
-        if isinstance(self.source, PrometheusSource) and not self.source.wait_for_target(CANARY, address):
+        if isinstance(self.metrics, PrometheusSource) and not self.metrics.wait_for_target(CANARY, address):
             LOG.warning("prometheus has not scraped the canary yet: the first interval may have no data")
         return self.canary
 

@@ -6,15 +6,20 @@ predictions that training stores with every plinth model.
 
 from collections.abc import Iterator
 
+import httpx
+import numpy as np
 import pytest
 
+from components.common.decision import expected_calibration_error
 from components.common.tracking import CHAMPION, ROLLED_BACK
 from serving.embedded.local import LocalStack
 from serving.embedded.traffic import TrafficGenerator
-from serving.embedded.train_drill import held_out_instances
-from serving.rollout.core.observe import CANARY
+from serving.embedded.train_drill import BREAST_CANCER, held_out_instances, split_dataset
+from serving.rollout.core.cbpe import estimated_accuracy
+from serving.rollout.core.observe import CANARY, predictions_of
 from serving.rollout.edges.inspect_model import inspect_version
 from serving.rollout.edges.pre_traffic import reference_rows
+from serving.rollout.edges.scrape_metrics import delta, parse_snapshot
 from tests.rollout.conftest import (
     SEED,
     SPEC,
@@ -29,6 +34,15 @@ from tests.rollout.conftest import (
 
 pytestmark = [pytest.mark.integration, needs_prometheus]
 SHADOW_SPEC = {**SPEC, "shadow": {"duration": "4s", "minRequests": 5}}
+# The garbage canary's shadow phase also pairs the two versions' answers and estimates their accuracy (CBPE).
+PAIRED_SPEC = {
+    **SHADOW_SPEC,
+    "checks": [
+        *SPEC["checks"],
+        {"name": "shadow-churn", "maxChurn": 0.2, "alpha": 0.05, "minEffect": 0.1, "failureLimit": 2},
+        {"name": "estimated-accuracy", "alpha": 0.05, "minEffect": 0.05, "minPredictions": 30, "failureLimit": 2},
+    ],
+}
 
 
 @pytest.fixture(scope="module")
@@ -89,10 +103,24 @@ def test_a_garbage_canary_is_rolled_back_in_shadow_without_answering_a_user(regi
     before, mirrored_before = RouterCounts.of(stack.router.stats), sum(stack.router.stats.mirrored.values())
     stack.deploy_canary(version)
     reference = reference_of(registry, version)
-    rollout = Rollout(stack, registry, version, spec=SHADOW_SPEC, pre_traffic=lambda: stack.check_canary(reference))
+    rollout = Rollout(stack, registry, version, spec=PAIRED_SPEC, pre_traffic=lambda: stack.check_canary(reference))
     outcome = rollout.start().result()
     assert outcome.status == ROLLED_BACK, rollout.lines
-    assert "prediction-divergence failed" in outcome.reason
+    # Shuffled labels: about half its answers differ from the stable's on the same rows, far over the 20 % budget,
+    # its answers' distribution diverges, and its estimated accuracy is far below the stable's: whichever is
+    # proven first (or fails twice) rolls it back.
+    first = outcome.reason.split(":")[0]
+    assert first in ("shadow-churn", "estimated-accuracy") or "prediction-divergence failed" in outcome.reason
+    judged = [check for event in rollout.recorder.history if event["event"] == "analysis" for check in event["checks"]]
+    churn = [check for check in judged if check["name"] == "shadow-churn" and "label churn" in check["detail"]]
+    assert churn, judged
+    assert churn[-1]["value"] > 0.2
+    assert "paired rows" in churn[-1]["detail"]
+    assert churn[-1]["status"] in ("fail", "pending")
+    assert any(check["name"] == "prediction-divergence" and check["status"] == "fail" for check in judged), judged
+    cbpe = [check for check in judged if check["name"] == "estimated-accuracy" and "(CBPE) canary" in check["detail"]]
+    assert cbpe, judged
+    assert cbpe[-1]["status"] in ("fail", "pending")
     assert any("at shadow: hold" in line or "at shadow: rollback" in line for line in rollout.lines), rollout.lines
     assert not any("] canary weight" in line for line in rollout.lines), rollout.lines
     during = RouterCounts.of(stack.router.stats).since(before)
@@ -103,3 +131,25 @@ def test_a_garbage_canary_is_rolled_back_in_shadow_without_answering_a_user(regi
     log = traffic.stop()
     assert dropped(log) == []
     assert {answer.track for answer in log.answers} == {"stable"}
+
+
+def test_cbpe_estimates_the_served_accuracy_from_the_answered_probabilities_before_any_label(stack):
+    """The stable (logistic regression: calibrated) answers held-out rows; its metrics alone estimate its accuracy."""
+    assert stack.stable is not None
+    held_out = split_dataset(SEED)[1]
+    rows, truth = held_out_instances(SEED), held_out[BREAST_CANCER.target].astype(str).tolist()
+    with httpx.Client(base_url=stack.stable.url, timeout=30.0) as client:
+        before = parse_snapshot(client.get("/metrics").text)
+        answers = []
+        for start in range(0, len(rows), 20):
+            response = client.post("/predict", json={"instances": rows[start : start + 20]})
+            response.raise_for_status()
+            answers += response.json()["predictions"]
+        served = delta(parse_snapshot(client.get("/metrics").text), before)
+    estimate = estimated_accuracy(predictions_of((name, dict(labels), n) for (name, labels), n in served.items()))
+    accuracy = float(np.mean([str(answer["label"]) == label for answer, label in zip(answers, truth, strict=True)]))
+    classes = sorted(answers[0]["probabilities"])
+    probabilities = np.array([[answer["probabilities"][name] for name in classes] for answer in answers])
+    assert expected_calibration_error(probabilities, np.array([classes.index(label) for label in truth])) < 0.08
+    assert 0.5 < accuracy < 1.0
+    assert abs(estimate - accuracy) <= 0.05, (estimate, accuracy)
