@@ -16,6 +16,7 @@ import pytest
 from serving.rollout.core.observe import CANARY, STABLE, Observation, TrackSample
 from serving.rollout.core.paired import (
     BOTH_RIGHT,
+    BOTH_WRONG,
     CANARY_FAILED,
     CANARY_ONLY,
     EXPIRED,
@@ -43,7 +44,12 @@ def model(cut: float, version: str):
     """A classifier as a function of a /predict body: "yes" from x >= cut."""
 
     def predict(body: dict) -> dict:
-        rows = [{"label": "yes" if row["x"] >= cut else "no", "model_version": version} for row in body["instances"]]
+        if "instances" not in body:  # POST /feedback
+            return {"request_id": body["request_id"], "result": "accepted", "model_version": version}
+        rows = [
+            {"label": "yes" if row["x"] >= cut else "no", "request_id": f"{version}-{row['x']}"}
+            for row in body["instances"]
+        ]
         return {"model_name": "m", "model_version": version, "predictions": rows}
 
     return predict
@@ -160,6 +166,12 @@ def test_the_router_pairs_two_models_and_counts_the_known_share_of_churn(models)
         assert pairs is not None
         assert (pairs.churned, pairs.unpaired) == (20, {})  # x in [0.5, 0.7): exactly 20 of 100
         assert SHADOW_CHURNED.labels("", "")._value.get() - churned_before == 20
+        # Labels for the stable's answers come back through the router: who was right, pair by pair.
+        with httpx.Client() as client:
+            for x, label in ((0.55, "no"), (0.56, "yes"), (0.1, "no"), (0.9, "no")):
+                client.post(f"{router.url}/feedback", json={"request_id": f"1-{x}", "label": label})
+        cells = {CANARY_ONLY: 1, STABLE_ONLY: 1, BOTH_RIGHT: 1, BOTH_WRONG: 1}
+        assert router.mirror.pairing.snapshot().labelled == cells
     finally:
         router.stop()
 
