@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 from scipy.stats import binomtest
 
 from serving.rollout.core.paired import CANARY_ONLY, STABLE_ONLY, PairCounts
-from serving.rollout.core.sequential import BETTER, REGRESSION, SequentialResult, decide, mixture_half_width
+from serving.rollout.core.sequential import BETTER, CONTINUE, REGRESSION, SequentialResult, decide, mixture_half_width
 
 if TYPE_CHECKING:
     from serving.rollout.core.analyse import CheckResult
@@ -38,7 +38,7 @@ DEFAULT_ALPHA, DEFAULT_MIN_EFFECT = 0.05, 0.02
 def churn_evidence(churned: float, pairs: float, budget: float, alpha: float, min_effect: float) -> SequentialResult:
     """Return the confidence sequence of `budget - churn` (above 0: within budget), from cumulative counts."""
     if not pairs > 0:
-        return SequentialResult("continue", math.nan, math.inf, 0.0, 0.0, (-math.inf, math.inf), alpha, min_effect)
+        return SequentialResult(CONTINUE, math.nan, math.inf, 0.0, 0.0, (-math.inf, math.inf), alpha, min_effect)
     shrunk = (churned + 0.5) / (pairs + 1.0)
     width = float(mixture_half_width(shrunk * (1 - shrunk) / pairs, alpha, min_effect))
     margin = budget - churned / pairs

@@ -6,9 +6,9 @@ flight; `drain` waits for a backend's in-flight requests before its process is s
 stable (the Gateway API standard channel has no such retry, so the benchmark runs without it).
 
 In the shadow phase the router mirrors: every request the stable answers is also sent to the canary, marked
-`x-plinth-mirror: 1`, from one event-loop thread (`mirror.py`) whose answers are counted and discarded. The
-user's answer never waits for the mirror; when its bound is reached (a slow canary) the copy is dropped, not
-queued.
+`x-plinth-mirror: 1`, from one event-loop thread (`mirror.py`) whose answers are counted, paired with the
+stable's answer to the same request (`core/paired.py`: label churn) and never returned to a user. The user's
+answer never waits for the mirror; when its bound is reached (a slow canary) the copy is dropped, not queued.
 
 In experiment mode (`set_experiment`) the router splits by user instead of by request: the experiment's key
 header (e.g. `x-user-id`) is hashed to a variant (`serving.experiments.assign`), so a user meets the same
