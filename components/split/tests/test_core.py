@@ -1,7 +1,7 @@
 import pytest
 
 from components.ingest.core import load_source
-from components.split.core import split
+from components.split.core import carve_validation, split
 
 
 @pytest.fixture(scope="module")
@@ -40,3 +40,24 @@ def test_a_regression_target_splits_without_strata():
     assert len(train) + len(test) == len(diabetes)
     with pytest.raises(ValueError, match="least populated class"):
         split(diabetes, "target", 0.2, seed=0, stratify=True)
+
+
+def test_validation_rows_come_from_the_training_share_and_never_from_the_test_rows(frame):
+    rows = frame.assign(row=range(len(frame)))
+    train, test = split(rows, "target", 0.2, seed=4)
+    kept, validation = carve_validation(train, "target", 0.25, seed=4)
+    assert set(validation.row).isdisjoint(test.row)
+    assert set(validation.row).isdisjoint(kept.row)
+    assert set(kept.row) | set(validation.row) == set(train.row)
+    assert len(validation) == pytest.approx(0.25 * len(train), abs=1)
+    assert abs(validation.target.mean() - train.target.mean()) < 0.02  # stratified
+    again, _ = carve_validation(train, "target", 0.25, seed=4)
+    assert again.equals(kept)
+    _, unstratified = carve_validation(train, "target", 0.25, seed=4, stratify=False)
+    assert len(unstratified) == len(validation)
+
+
+@pytest.mark.parametrize("size", [0.0, 1.0])
+def test_bad_validation_sizes_are_rejected(frame, size):
+    with pytest.raises(ValueError, match="validation_size must be in"):
+        carve_validation(frame, "target", size, seed=0)

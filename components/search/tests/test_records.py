@@ -1,0 +1,93 @@
+"""A searched candidate through train_candidate, against MLflow on SQLite: trials as child runs of the
+candidate's run, the winner's parameters on it and in the fitted model; no trials trains the fixed settings."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+import pytest
+
+from components.common import modeling, tracking
+from components.common.candidate import train_candidate
+from components.common.features import split_target
+from components.search.core import ShardResult, run_study
+from components.search.families import builder
+from components.search.records import BEST_PREFIX, TAG_TRIALS
+from components.split.core import carve_validation
+
+
+@pytest.fixture(scope="module")
+def workspace(tables, tmp_path_factory) -> dict[str, str]:
+    """The binary table's training rows split into train and validation files, its profile, an MLflow store."""
+    root = tmp_path_factory.mktemp("search")
+    table = tables["binary"]
+    frame = table.x_train.assign(target=table.y_train)
+    train, validation = carve_validation(frame, "target", 0.2, seed=0)
+    paths = {name: str(root / f"{name}.parquet") for name in ("train", "validation")}
+    train.to_parquet(paths["train"], index=False)
+    validation.to_parquet(paths["validation"], index=False)
+    paths["profile"] = str(root / "profile.json")
+    Path(paths["profile"]).write_text(json.dumps(table.profile.to_dict()))
+    paths["uri"] = f"sqlite:///{root / 'mlflow.db'}"
+    return paths
+
+
+def train(workspace: dict[str, str], searched: list[str], tmp_path: Path):
+    client = tracking.connect(workspace["uri"])
+    experiment = client.get_experiment_by_name("search") or client.get_experiment(client.create_experiment("search"))
+    parent = client.create_run(experiment.experiment_id).info.run_id
+
+    def make(profile, **params):
+        return builder("sklearn", profile, seed=0, device="cpu", time_budget_s=60)(**params)
+
+    trained = train_candidate(
+        "sklearn",
+        make,
+        workspace["train"],
+        workspace["profile"],
+        workspace["uri"],
+        parent,
+        str(tmp_path / "model"),
+        "cpu",
+        searched=searched,
+        validation_path=workspace["validation"],
+    )
+    return client, trained
+
+
+def test_trials_are_child_runs_of_the_candidate_and_the_winner_is_fitted(workspace, tables, tmp_path):
+    profile = tables["binary"].profile
+    rows = {name: split_target(pd.read_parquet(workspace[name]), profile) for name in ("train", "validation")}
+    build = builder("sklearn", profile, seed=0, device="cpu", time_budget_s=60)
+    shards = [
+        run_study("sklearn", build, profile, rows["train"], rows["validation"], "log_loss", 2, 60, seed=0, shard=shard)
+        for shard in (0, 1)
+    ]
+    client, trained = train(workspace, [shard.to_json() for shard in shards], tmp_path)
+    candidate = client.get_run(trained.run_id)
+    trials = client.search_runs([candidate.info.experiment_id], f"tags.mlflow.parentRunId = '{trained.run_id}'")
+    assert len(trials) == 4
+    for run in trials:
+        assert run.data.tags[tracking.TAG_KIND] == "trial"
+        assert {"c", "class_weight"} <= set(run.data.params)
+        assert "validation_log_loss" in run.data.metrics
+    best = min(trials, key=lambda run: run.data.metrics["validation_log_loss"])
+    assert candidate.data.params[f"{BEST_PREFIX}c"] == best.data.params["c"]
+    assert candidate.data.metrics["search_validation_log_loss"] == best.data.metrics["validation_log_loss"]
+    assert candidate.data.tags[TAG_TRIALS] == "4"
+    learner = modeling.load_model(str(tmp_path / "model")).steps[-1][1]
+    assert repr(learner.C) == best.data.params["c"]  # the winner, refitted
+    assert candidate.data.params["learn__C"] == best.data.params["c"]
+
+
+def test_no_trials_trains_the_fixed_settings_with_no_child_runs(workspace, tmp_path):
+    client, trained = train(workspace, [ShardResult("sklearn", 0, "roc_auc").to_json()], tmp_path)
+    candidate = client.get_run(trained.run_id)
+    assert not client.search_runs([candidate.info.experiment_id], f"tags.mlflow.parentRunId = '{trained.run_id}'")
+    assert not [key for key in candidate.data.params if key.startswith(BEST_PREFIX)]
+    learner = modeling.load_model(str(tmp_path / "model")).steps[-1][1]
+    assert (learner.C, learner.class_weight) == (1.0, None)  # build_model's defaults, as before the search
+    assert mlflow.active_run() is None
