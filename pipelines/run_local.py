@@ -19,6 +19,7 @@ from typing import Any
 
 from kfp import components, local
 
+from components.common.decision import F1, objective_argument
 from components.common.redact import redact
 from components.common.state import local_tracking_uri, plinth_home
 from components.common.task import AUTO, BINARY_METRICS, OVERRIDES, REGRESSION_METRICS
@@ -108,6 +109,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="independent studies per family, run at once as ParallelFor shards (default: %(default)s)",
     )
     parser.add_argument(
+        "--decision-objective",
+        default=F1,
+        type=objective_argument,
+        help="what a binary model's threshold is chosen for on the validation rows: f1, or cost:FP,FN "
+        "(cost:1,5: a missed positive costs five false alarms) (default: %(default)s)",
+    )
+    parser.add_argument(
         "--primary-metric",
         default="",
         choices=("", *sorted({*BINARY_METRICS, *REGRESSION_METRICS})),
@@ -174,6 +182,7 @@ def main(argv: list[str] | None = None) -> int:
                 search_trials=args.search_trials,
                 search_time_s=args.search_time_s,
                 search_parallelism=args.search_parallelism,
+                decision_objective=args.decision_objective,
                 primary_metric=args.primary_metric,
                 margin=args.margin,
                 min_roc_auc=floor_parameter(args.min_roc_auc),

@@ -97,6 +97,17 @@ def parse_objective(objective: str) -> tuple[float, float] | None:
     )
 
 
+def objective_argument(text: str) -> str:
+    """Return `text` when it is an objective: argparse's type for `--decision-objective` (one line when not)."""
+    import argparse
+
+    try:
+        parse_objective(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from error
+    return text
+
+
 def decision_of(metadata: Mapping[str, Any] | None) -> Decision | None:
     """Return the decision in an MLmodel metadata dict (`{"plinth": {...}}`), None for a model without one."""
     block = ((metadata or {}).get("plinth") or {}).get(METADATA_FIELD)

@@ -97,6 +97,10 @@ def prediction_schema(task: ServedTask) -> dict[str, Any]:
     else:
         properties["label"] = _label_schema(task)
         if task.probabilities and task.kind == "binary":
+            cut = 0.5 if task.threshold is None else task.threshold  # task.predicted_index's rule
+            properties["label"]["description"] = (
+                f"{task.classes[1]} when probability >= {cut:.6g}, else {task.classes[0]}."
+            )
             properties["probability"] = {**_PROBABILITY, "description": f"P(class {task.classes[1]})."}
         if task.probabilities:
             properties["probabilities"] = {

@@ -126,3 +126,17 @@ def test_regression_and_multiclass_labels_keep_their_rule(tables) -> None:
     assert predicted_index(output, MULTICLASS).tolist() == [1, 0]
     assert predicted_index(np.array([[0.5, 0.5], [0.6, 0.4]]), BINARY).tolist() == [1, 0]  # 0.5 without a threshold
     assert predicted_index(np.array([[0.5, 0.5], [0.6, 0.4]]), BINARY, 0.4).tolist() == [1, 1]
+
+
+def test_make_train_refuses_a_malformed_objective_in_one_line_naming_the_flag(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from pipelines.run_local import parse_args
+
+    assert parse_args(["--decision-objective", "cost:1,5"]).decision_objective == "cost:1,5"
+    assert parse_args([]).decision_objective == "f1"
+    with pytest.raises(SystemExit) as refused:
+        parse_args(["--decision-objective", "cost:1"])
+    assert refused.value.code == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "argument --decision-objective: decision_objective (--decision-objective) must be" in last

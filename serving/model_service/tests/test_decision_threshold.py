@@ -65,6 +65,11 @@ def tuned_service(tuned: tuple[RegisteredModel, str]) -> Iterator[tuple[ModuleTy
         yield pair
 
 
+def label_description(client: TestClient) -> str:
+    """Return what the published contract (/docs.json) says about a binary answer's label."""
+    return client.get("/docs.json").json()["components"]["schemas"]["Prediction"]["properties"]["label"]["description"]
+
+
 def predicted_class(name: str) -> float:
     return REGISTRY.get_sample_value("plinth_predicted_class_total", {"class": name}) or 0.0
 
@@ -104,6 +109,8 @@ def test_served_labels_use_the_tuned_threshold(tuned, tuned_service, final: Fina
     v2 = client.post(f"/v2/models/{NAME}/infer", json=v2_body(rows))
     assert v2.status_code == 200, v2.text
     assert v2.json()["outputs"][0]["data"] == labels
+    described = label_description(client)
+    assert described == f"1 when probability >= {threshold:.6g}, else 0."  # the published contract says so
 
 
 def test_batch_scoring_and_evaluate_label_row_for_row_as_the_service(
@@ -141,3 +148,4 @@ def test_a_model_without_a_decision_answers_as_before(client: TestClient, regist
     ]
     assert labels == (output[:, 1] >= 0.5).astype(int).tolist()
     assert 0 < sum(labels) < len(labels)
+    assert label_description(client) == "1 when probability >= 0.5, else 0."
