@@ -151,8 +151,8 @@ def simulate(spec: AnalysisSpec, case: Case, runs: int, seed: int) -> list[Rollo
         canary = draw(rng, canary_n, BASE_ERROR + case.error, BASE_ACCURACY - case.accuracy, case.live)
         for i, rollout in enumerate(active):
             observation = Observation(sample(stable, i), sample(canary, i))
-            final = rollout.phase == len(spec.steps) - 1
-            verdict = rollout.analysis.judge(observation, rollout.phase < 0, final)
+            decisive = rollout.phase >= 0 and spec.steps[rollout.phase] >= spec.decisive_step
+            verdict = rollout.analysis.judge(observation, rollout.phase < 0, decisive)
             if verdict.action is Action.ROLLBACK:
                 rollout.status, rollout.seconds = "rolled_back", k * interval
                 rollout.check = next((n for n in CHECK_NAMES if verdict.reason.startswith(n)), "other")

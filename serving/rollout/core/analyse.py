@@ -266,11 +266,12 @@ def with_evidence(check: Check, result: CheckResult, baseline: Baseline) -> Chec
 
 
 def hold_unproven(check: Check, result: CheckResult) -> CheckResult:
-    """At the last step a comparison must have ruled out a regression of minEffect before promotion.
+    """From the decisive step on a comparison must have ruled out a regression of minEffect to advance.
 
     Until it has, the passing result is pending: the step holds, no failure is counted, and a canary that
     never gathers the evidence is rolled back at progressDeadline. This is what makes minEffect the smallest
-    regression the check catches: a canary that much worse is promoted with a chance of at most alpha.
+    regression the check catches: a canary that much worse is promoted with a chance of at most alpha. The
+    decisive step is the last below 100 %, where the stable still answers and both sides' counts grow.
     """
     if not check.sequential or check.name not in GATES_PROMOTION or result.status != PASS:
         return result
@@ -353,10 +354,10 @@ class Analysis:
         self.failures = {check.name: 0 for check in spec.enabled_checks}
         self.baseline = Baseline()
 
-    def judge(self, observation: Observation, shadow: bool = False, final: bool = False) -> Verdict:
+    def judge(self, observation: Observation, shadow: bool = False, decisive: bool = False) -> Verdict:
         """Run the checks on one interval and decide; in the shadow phase on `shadow.minRequests` mirrored ones.
 
-        `final`: the last step, whose advance is the promotion: comparisons must have ruled out minEffect.
+        `decisive`: a weight at or past `spec.decisive_step`, where comparisons must have ruled out minEffect.
         """
         needed = self.spec.shadow.min_requests if shadow else self.spec.min_requests
         self.baseline.update(observation, self.spec.min_requests)
@@ -373,7 +374,7 @@ class Analysis:
             )
             for check in self.spec.enabled_checks
         )
-        if final:
+        if decisive:
             results = tuple(hold_unproven(c, r) for c, r in zip(self.spec.enabled_checks, results, strict=True))
         for result in results:
             if result.status in (FAIL, NO_DATA):

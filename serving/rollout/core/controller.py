@@ -136,7 +136,7 @@ class Controller:
                 deadline = self.spec.progress_deadline
                 self.outcome.reason = f"progress deadline {deadline:g}s exceeded at {where}"
                 return Action.ROLLBACK
-            verdict = analysis.judge(self.source.observe(self.spec.interval), shadow, weight == self.spec.steps[-1])
+            verdict = analysis.judge(self.source.observe(self.spec.interval), shadow, weight >= self.spec.decisive_step)
             self.report(weight, verdict, where)
             early = shadow and time.time() - began < self.spec.shadow.duration
             if verdict.action is not Action.HOLD and not (verdict.action is Action.ADVANCE and early):

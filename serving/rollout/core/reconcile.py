@@ -546,8 +546,8 @@ class Reconciler:
             self.apply_route(status)
             return
         where = "shadow" if status.shadow else f"{status.weight}%"
-        final = not status.shadow and status.weight == self.spec.steps[-1]
-        verdict = self.analysis.judge(self.source.observe(self.spec.interval), status.shadow, final)
+        decisive = not status.shadow and status.weight >= self.spec.decisive_step
+        verdict = self.analysis.judge(self.source.observe(self.spec.interval), status.shadow, decisive)
         status.iterations += 1
         status.failed_checks = dict(self.analysis.failures)
         status.baseline = self.analysis.baseline.to_record()

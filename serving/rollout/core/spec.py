@@ -98,6 +98,15 @@ class AnalysisSpec:
     shadow: ShadowSpec = ShadowSpec()
 
     @property
+    def decisive_step(self) -> int:
+        """Return the weight from which comparisons must rule out minEffect before the rollout advances.
+
+        The last step below 100 %: the last where the stable still answers, so both sides of a comparison
+        still grow (at 100 % the stable's counts stop). A spec of one step (100) decides there.
+        """
+        return max((step for step in self.steps if step < 100), default=100)
+
+    @property
     def enabled_checks(self) -> tuple[Check, ...]:
         """Return the checks that take part in the analysis."""
         return tuple(check for check in self.checks if check.enabled)

@@ -168,16 +168,16 @@ def test_predictions_without_a_shared_distribution_have_no_evidence():
     assert evidence_of(verdict, "prediction-divergence").evidence is None
 
 
-def test_the_last_step_holds_until_the_comparisons_rule_out_min_effect():
+def test_the_decisive_step_holds_until_the_comparisons_rule_out_min_effect():
     """Promotion needs evidence: few requests hold (no failure counted), enough of them advance."""
     analysis = Analysis(spec())
-    verdict = analysis.judge(Observation(stable=track(requests=100), canary=track(requests=100)), final=True)
+    verdict = analysis.judge(Observation(stable=track(requests=100), canary=track(requests=100)), decisive=True)
     assert verdict.action == Action.HOLD
     held = {r.name for r in verdict.results if r.status == "pending"}
     assert held == {"success-rate", "latency-p99"}  # not the distributions: a new model may answer differently
     assert "holding before promotion until a regression of minEffect 0.01 is ruled out" in verdict.reason
     assert analysis.failures == {"success-rate": 0, "latency-p99": 0, "prediction-divergence": 0}
     many = track(requests=20_000, lat={b: 20 * c for b, c in FAST.items()})
-    verdict = analysis.judge(Observation(stable=many, canary=many), final=True)
+    verdict = analysis.judge(Observation(stable=many, canary=many), decisive=True)
     assert verdict.action == Action.ADVANCE, verdict.reason
     assert evidence_of(verdict, "success-rate").evidence.decision == "no_regression"

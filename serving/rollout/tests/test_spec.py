@@ -31,7 +31,9 @@ def test_default_spec_values():
     assert spec.interval == 30.0
     assert spec.progress_deadline == 600.0
     latency = next(c for c in spec.checks if c.name == "latency-p99")
-    assert (latency.max_seconds, latency.max_ratio_to_stable, latency.failure_limit) == (0.5, 2.0, 2)
+    # The ratio to the stable's p99 gave way to the anytime-valid comparison (README "Anytime-valid checks").
+    assert (latency.max_seconds, latency.max_ratio_to_stable, latency.failure_limit) == (0.5, None, 2)
+    assert (latency.alpha, latency.min_effect) == (0.01, 0.05)
 
 
 @pytest.mark.parametrize(("text", "seconds"), [("500ms", 0.5), ("30s", 30.0), ("10m", 600.0), ("1h", 3600.0), (2, 2.0)])
