@@ -20,7 +20,7 @@ from controller_scenario import CONTROLLER, drive_a_rollout, edge_for
 from k8s_tooling import NAMESPACE, named, render, validate_object
 
 from serving.rollout.core.reconcile import ClusterRefusal
-from serving.rollout.edges.kube import SERVED_ANNOTATION, remirror
+from serving.rollout.edges.kube import SERVED_ANNOTATION, remirror, reweigh
 from serving.rollout.tests.fake_cluster import FakeCluster, before_the_mirror_fix
 from tests.apiserver import admission
 from tests.apiserver.admission import Verdict
@@ -93,7 +93,9 @@ def annotate(deployment: dict[str, Any], key: str, value: str) -> None:
 
 
 def set_weights(route: dict[str, Any], stable: int, canary: int) -> None:
-    refs(route)[0]["weight"], refs(route)[1]["weight"] = stable, canary
+    """Weigh every rule's backends as the controller does (`reweigh`): the chart's route has several rules."""
+    route["spec"]["rules"] = reweigh(route["spec"]["rules"], STABLE, CANARY, canary)
+    assert refs(route)[0]["weight"] == stable
 
 
 def mirror(route: dict[str, Any], **backend: Any) -> None:
@@ -123,6 +125,12 @@ ALLOWED: dict[str, tuple[str, str, Callable[[dict[str, Any]], Any]]] = {
 
 DENIED: dict[str, tuple[str, str, Callable[[dict[str, Any]], Any]]] = {
     "backend name": ("HTTPRoute", ROUTE, lambda r: refs(r)[1].update(name="attacker")),
+    # The chart's route has a rule per door; one door's split apart from the others' is no weight the controller sets.
+    "weights of one rule only": (
+        "HTTPRoute",
+        ROUTE,
+        lambda r: (refs(r)[0].update(weight=75), refs(r)[1].update(weight=25)),
+    ),
     "backend port": ("HTTPRoute", ROUTE, lambda r: refs(r)[0].update(port=8080)),
     "backend namespace": ("HTTPRoute", ROUTE, lambda r: refs(r)[1].update(namespace="elsewhere")),
     "backend added": ("HTTPRoute", ROUTE, lambda r: refs(r).append({"name": "attacker", "port": 80, "weight": 1})),
@@ -174,8 +182,9 @@ DENIED: dict[str, tuple[str, str, Callable[[dict[str, Any]], Any]]] = {
     ),
     "stamp that is not a version": ("Deployment", STABLE, lambda d: annotate(d, SERVED_ANNOTATION, "4; x")),
 }
-# What a denial says: the validation that names what the controller may change, or that fences metadata.
-DENIAL_WORDS = ("may change only", "may not change the metadata")
+# What a denial says: the validation that names what the controller may change, that fences metadata, or that
+# holds the weights (every rule's stable and canary summing to 100).
+DENIAL_WORDS = ("may change only", "may not change the metadata", "sum to 100")
 
 
 def test_the_rendered_policy_and_binding_are_valid_objects(objects: list[dict[str, Any]]) -> None:
@@ -298,6 +307,25 @@ def test_every_write_of_a_real_rollout_passes_the_policy(objects: list[dict[str,
     assert all(verdict.matched and verdict.allowed for *_, verdict in reviews), reviews
     mirrored = cluster.server.requests
     assert any(body.get("spec", {}).get("rules", [{}])[0].get("filters") for _, _, body, _ in mirrored)
+
+
+def test_the_controller_weighs_and_mirrors_every_rule_of_the_route(objects: list[dict[str, Any]]) -> None:
+    """The chart's route has a rule per door (/predict and /explain, the Open Inference Protocol): each moves."""
+    cluster = FakeCluster(manifests=objects)
+    edge = edge_for(cluster, objects)
+    edge.start_canary()
+    edge.set_weight(25)
+    rules = cluster.route["spec"]["rules"]
+    assert len(rules) == 2
+    weights = [{ref["name"]: ref["weight"] for ref in rule["backendRefs"]} for rule in rules]
+    assert weights == [{STABLE: 75, CANARY: 25}] * 2
+    assert all(ref["kind"] == "Service" and ref["group"] == "" for rule in rules for ref in rule["backendRefs"])
+    edge.set_mirror(True)
+    assert cluster.mirrored() == [CANARY]
+    mirrored = [rule["filters"][-1]["requestMirror"]["backendRef"]["name"] for rule in cluster.route["spec"]["rules"]]
+    assert mirrored == [CANARY, CANARY]
+    assert edge.route_weight() == 25
+    assert all(verdict.allowed for *_, verdict in cluster.server.reviews), cluster.server.reviews
 
 
 def test_the_stand_in_shows_the_defaulted_mirror_that_the_old_policy_denied(objects: list[dict[str, Any]]) -> None:

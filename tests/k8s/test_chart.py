@@ -98,14 +98,17 @@ def test_canary_off_routes_everything_to_stable() -> None:
     objects = render("canary-off")
     assert not [obj for obj in objects if obj["metadata"]["name"].endswith("-canary")]
     assert "Role" not in kinds(objects)
-    refs = named(objects, "HTTPRoute", "release-plinth-serving")["spec"]["rules"][0]["backendRefs"]
-    assert refs == [{"name": "release-plinth-serving-stable", "port": 80, "weight": 100}]
+    rules = named(objects, "HTTPRoute", "release-plinth-serving")["spec"]["rules"]
+    assert len(rules) == 2, "the prediction API and the Open Inference Protocol"
+    for rule in rules:
+        assert rule["backendRefs"] == [{"name": "release-plinth-serving-stable", "port": 80, "weight": 100}]
 
 
 def test_route_weights_come_from_values() -> None:
     route = named(render("secrets-and-pins"), "HTTPRoute", "release-plinth-serving")
-    weights = {ref["name"]: ref["weight"] for ref in route["spec"]["rules"][0]["backendRefs"]}
-    assert weights == {"release-plinth-serving-stable": 90, "release-plinth-serving-canary": 10}
+    for rule in route["spec"]["rules"]:
+        weights = {ref["name"]: ref["weight"] for ref in rule["backendRefs"]}
+        assert weights == {"release-plinth-serving-stable": 90, "release-plinth-serving-canary": 10}
 
 
 @pytest.mark.parametrize(
@@ -120,6 +123,8 @@ def test_route_weights_come_from_values() -> None:
         (["--set", "unknownKey=1"], "unknownKey"),
         (["--set", "httpRoute.paths={/}"], "/httpRoute/paths/0"),
         (["--set", "httpRoute.paths={predict}"], "/httpRoute/paths/0"),
+        (["--set", "httpRoute.openInference=yes"], "/httpRoute/openInference"),
+        (["--set", "model.name=churn model"], 'model.name "churn model" cannot be published'),
         (["--set", "networkPolicy.apiServerCidrs={0.0.0.0/0}"], "/networkPolicy/apiServerCidrs/0"),
         (["--set", "networkPolicy.apiServerCidrs={::/0}"], "/networkPolicy/apiServerCidrs/0"),
     ],
@@ -561,23 +566,90 @@ def bentoml_api_routes() -> set[str]:
     }
 
 
-def test_the_route_publishes_the_prediction_api_and_nothing_else() -> None:
+def gateway_matches(match: dict, method: str, path: str) -> bool:
+    """Return whether one HTTPRoute match takes `method path`, as the Gateway API defines Exact and PathPrefix."""
+    value, kind = match["path"]["value"], match["path"]["type"]
+    if match.get("method", method) != method:
+        return False
+    if kind == "Exact":
+        return path == value
+    assert kind == "PathPrefix", kind
+    return path == value or path.startswith(value.rstrip("/") + "/")  # by whole path elements
+
+
+def published(route: dict, method: str, path: str) -> bool:
+    return any(gateway_matches(match, method, path) for rule in route["spec"]["rules"] for match in rule["matches"])
+
+
+# What a client outside the cluster may call: the service's APIs, each with its method (serving/model_service).
+MODEL = "/v2/models/plinth-classifier"
+PUBLIC = [
+    ("POST", "/predict"),
+    ("POST", "/explain"),
+    ("GET", "/v2"),
+    ("GET", "/v2/health/live"),
+    ("GET", "/v2/health/ready"),
+    ("GET", MODEL),
+    ("GET", f"{MODEL}/ready"),
+    ("POST", f"{MODEL}/infer"),
+    ("GET", f"{MODEL}/versions/3"),
+    ("GET", f"{MODEL}/versions/3/ready"),
+    ("POST", f"{MODEL}/versions/3/infer"),
+]
+# What stays in the cluster, or is no API: never published (the probes, metrics, docs, labels, other models).
+INTERNAL = [
+    *[(method, path) for method in ("GET", "POST") for path in ("/", "/metrics", "/docs", "/docs.json")],
+    ("GET", "/livez"),
+    ("GET", "/readyz"),
+    ("POST", "/feedback"),
+    ("GET", "/predict"),
+    ("GET", f"{MODEL}/infer"),
+    ("POST", f"{MODEL}/ready"),
+    ("POST", "/v2/models/other/infer"),
+    ("GET", "/v2/models/plinth-classifier-2"),
+    ("POST", "/v2/models/plinth-classifier/versionsX/3/infer"),
+]
+
+
+def test_the_route_publishes_the_apis_and_nothing_else() -> None:
+    from serving.model_service.explain import ROUTE as EXPLAIN_ROUTE
+    from serving.model_service.v2_route import INFER_PATH, MODEL_PATH
+
     route = named(render("default"), "HTTPRoute", "release-plinth-serving")
-    matches = [match for rule in route["spec"]["rules"] for match in rule["matches"]]
-    assert matches == [{"path": {"type": "Exact", "value": "/predict"}, "method": "POST"}]
-    assert {match["path"]["value"] for match in matches} == bentoml_api_routes(), "every API, and only the APIs"
-    for internal in ("/", "/metrics", "/docs", "/docs.json", "/livez", "/readyz"):
-        assert internal not in {match["path"]["value"] for match in matches}
+    prediction, open_inference = route["spec"]["rules"]
+    assert {m["path"]["value"] for m in prediction["matches"]} == bentoml_api_routes() | {EXPLAIN_ROUTE}
+    assert all(m["method"] == "POST" and m["path"]["type"] == "Exact" for m in prediction["matches"])
+    assert all(m["path"]["value"].startswith("/v2") for m in open_inference["matches"]), "a rule of its own"
+    for method, path in PUBLIC:
+        assert published(route, method, path), f"{method} {path} is an API the Gateway must publish"
+        if path.startswith("/v2/models/"):  # one the service answers, with that method
+            assert MODEL_PATH.fullmatch(path), path
+            assert (method == "POST") == bool(INFER_PATH.fullmatch(path)), path
+    for method, path in INTERNAL:
+        assert not published(route, method, path), f"{method} {path} must stay in the cluster"
     monitor = named(render("default"), "ServiceMonitor", "release-plinth-serving")
     assert monitor["spec"]["endpoints"][0].get("path", "/metrics") == "/metrics", "Prometheus scrapes in-cluster"
 
 
-def test_the_published_paths_are_a_value() -> None:
-    result = render_with("--set", "httpRoute.paths={/predict,/v2/predict}")
+def test_the_published_paths_are_values() -> None:
+    result = render_with("--set", "httpRoute.paths={/predict,/v2/predict,/explain}")
     assert result.returncode == 0, result.stderr
     route = named(load_documents(result.stdout), "HTTPRoute", "release-plinth-serving")
-    values = [match["path"]["value"] for rule in route["spec"]["rules"] for match in rule["matches"]]
-    assert values == ["/predict", "/v2/predict"]
+    values = [match["path"]["value"] for match in route["spec"]["rules"][0]["matches"]]
+    assert values == ["/predict", "/v2/predict", "/explain"], "/explain once, though listed and enabled"
+    result = render_with("--set", "httpRoute.openInference=false", "--set", "explain.enabled=false")
+    assert result.returncode == 0, result.stderr
+    route = named(load_documents(result.stdout), "HTTPRoute", "release-plinth-serving")
+    assert [rule["matches"] for rule in route["spec"]["rules"]] == [
+        [{"path": {"type": "Exact", "value": "/predict"}, "method": "POST"}]
+    ]
+    assert not published(route, "POST", "/explain")
+    assert not published(route, "GET", "/v2/health/ready")
+    result = render_with("--set", "model.name=churn-classifier.v2")
+    assert result.returncode == 0, result.stderr
+    route = named(load_documents(result.stdout), "HTTPRoute", "release-plinth-serving")
+    assert published(route, "POST", "/v2/models/churn-classifier.v2/infer")
+    assert not published(route, "POST", f"{MODEL}/infer")
 
 
 SIGNED_PODS = ("release-plinth-serving-stable", "release-plinth-serving-canary", "release-plinth-serving-rollout")

@@ -138,10 +138,8 @@ def test_the_e2e_overlay_is_the_staging_overlay_on_the_e2e_base(tmp_path: Path) 
     set_desired(overlay, "1")
     objects = render_overlay(overlay)
     route = named(objects, "HTTPRoute", NAMES.route)
-    assert [ref["name"] for rule in route["spec"]["rules"] for ref in rule["backendRefs"]] == [
-        NAMES.stable,
-        NAMES.canary,
-    ]
+    for rule in route["spec"]["rules"]:  # a rule per door (the prediction API, the Open Inference Protocol)
+        assert [ref["name"] for ref in rule["backendRefs"]] == [NAMES.stable, NAMES.canary]
     for name in (NAMES.stable, NAMES.canary):
         named(objects, "Service", name)
     canary = named(objects, "Deployment", NAMES.canary)
@@ -291,7 +289,9 @@ def route_rules() -> list[dict[str, Any]]:
 
 def weights(rules: list[dict[str, Any]] | None = None) -> dict[str, int]:
     rules = route_rules() if rules is None else rules
-    return {ref["name"]: int(ref["weight"]) for ref in rules[0]["backendRefs"]}
+    per_rule = [{ref["name"]: int(ref["weight"]) for ref in rule["backendRefs"]} for rule in rules]
+    assert all(split == per_rule[0] for split in per_rule), f"the route's rules weighed apart: {per_rule}"
+    return per_rule[0]
 
 
 def mirrors(rules: list[dict[str, Any]] | None = None) -> bool:

@@ -152,8 +152,9 @@ def test_the_fixed_policy_lets_the_shadow_phase_through_on_the_defaulted_route(
     world.desire(registry.good)
     ticks(world, clock, 1)
     assert world.cluster.mirrored() == [CANARY]
-    stored = world.cluster.route["spec"]["rules"][0]["filters"][-1]["requestMirror"]["backendRef"]
-    assert (stored["group"], stored["kind"]) == ("", "Service"), "the stand-in defaults as the API server does"
+    for rule in world.cluster.route["spec"]["rules"]:  # every door of the route mirrors
+        stored = rule["filters"][-1]["requestMirror"]["backendRef"]
+        assert (stored["group"], stored["kind"]) == ("", "Service"), "the stand-in defaults as the API server does"
     promoted_after_shadow(world, clock, registry)
 
 

@@ -233,24 +233,42 @@ class FakeCluster:
     def set_weights(self, stable: int, canary: int) -> None:
         """Set the route's weights behind the controller's back (a re-apply, or a crash before its patch)."""
         rules = copy.deepcopy(self.route["spec"]["rules"])
-        for ref in rules[0]["backendRefs"]:
+        for ref in (ref for rule in rules for ref in rule.get("backendRefs", [])):
             ref["weight"] = stable if ref["name"] == self.stable else canary
         self.call(
             "PATCH", HTTPROUTE, self.route_name, {"spec": {"rules": rules}}, "application/merge-patch+json", ADMIN
         )
 
     def weights(self) -> dict[str, int]:
-        """Return the route's backend weights by Service name (the Services are named after the Deployments)."""
-        return {ref["name"]: ref["weight"] for ref in self.route["spec"]["rules"][0]["backendRefs"]}
+        """Return the route's backend weights by Service name (the Services are named after the Deployments).
+
+        A route of several rules (the chart's: the prediction API, the Open Inference Protocol) must carry the
+        same weights on each, or a client's share of the canary would depend on which door it uses.
+        """
+        per_rule = [
+            {ref["name"]: ref["weight"] for ref in rule["backendRefs"]}
+            for rule in self.route["spec"]["rules"]
+            if rule.get("backendRefs")
+        ]
+        assert all(weights == per_rule[0] for weights in per_rule), f"rules weighed apart: {per_rule}"
+        return per_rule[0]
 
     def mirrored(self) -> list[str]:
-        """Return the Services the route's RequestMirror filters copy requests to (the gateway's shadow traffic)."""
-        return [
-            item["requestMirror"]["backendRef"]["name"]
+        """Return the Services the route's RequestMirror filters copy requests to (the gateway's shadow traffic).
+
+        Every rule that routes to the backends must mirror alike (the chart's route has a rule per door).
+        """
+        per_rule = [
+            [
+                item["requestMirror"]["backendRef"]["name"]
+                for item in rule.get("filters", [])
+                if item.get("type") == "RequestMirror"
+            ]
             for rule in self.route["spec"]["rules"]
-            for item in rule.get("filters", [])
-            if item.get("type") == "RequestMirror"
+            if rule.get("backendRefs")
         ]
+        assert all(mirrors == per_rule[0] for mirrors in per_rule), f"rules mirrored apart: {per_rule}"
+        return per_rule[0]
 
     def remove_filters(self) -> None:
         """Drop every filter of the route's rules behind the controller's back (a re-apply of the Git route)."""
