@@ -14,14 +14,17 @@ from types import ModuleType
 from typing import Any
 
 import mlflow
+import numpy as np
 import pyarrow.dataset as ds
 import pytest
 from mlflow.models import get_model_info
 from prometheus_client import REGISTRY
+from sklearn.calibration import CalibratedClassifierCV
 from sklearn.metrics import confusion_matrix
 from starlette.testclient import TestClient
 
 from components.common import modeling, tracking
+from components.common.decision import SIGMOID, calibrated
 from components.common.task import BINARY, TAG_TASK, encode_labels, predicted_index
 from components.common.tests.imbalanced import TARGET, Finalised, finalised_candidate
 from components.evaluate.core import run as evaluate
@@ -29,8 +32,11 @@ from components.register.core import choose_signer, register
 from components.score.core import Request
 from components.score.core import score as score_table
 from serving.bench.demo_model import RegisteredModel, log_as_gate_winner
+from serving.model_service.columns import FrameBuilder
+from serving.model_service.compiled import compile_model
 
 from .conftest import asgi_client, env_for
+from .test_compiled import fitted, instances, numbers, table
 
 NAME = "plinth-test-imbalanced"
 
@@ -149,3 +155,18 @@ def test_a_model_without_a_decision_answers_as_before(client: TestClient, regist
     assert labels == (output[:, 1] >= 0.5).astype(int).tolist()
     assert 0 < sum(labels) < len(labels)
     assert label_description(client) == "1 when probability >= 0.5, else 0."
+
+
+@pytest.mark.parametrize("candidate", ["sklearn", "torch"])
+def test_a_calibrated_candidate_keeps_the_compiled_path(candidate: str) -> None:
+    # The calibrator wraps the learner, not the pipeline, so the fitted preprocessing still compiles.
+    model, columns, profile, features = fitted(candidate, "binary")
+    _, _, target = table("binary")
+    calibrated_model = calibrated(model, features, target, SIGMOID)
+    compiled = compile_model(calibrated_model, [c.name for c in columns], numbers(columns), profile.task)
+    assert compiled is not None
+    assert isinstance(compiled.learner, CalibratedClassifierCV)
+    batch = FrameBuilder(columns).build(instances(features, columns))
+    expected = modeling.predict_output(calibrated_model, profile.task, batch.frame)
+    assert not np.allclose(expected, modeling.predict_output(model, profile.task, batch.frame))
+    np.testing.assert_allclose(compiled.predict(batch), expected, rtol=1e-9, atol=1e-12)
