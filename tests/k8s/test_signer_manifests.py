@@ -41,10 +41,10 @@ def kustomize(target: str) -> list[dict[str, Any]]:
 
 
 def everything_plinth_installs() -> list[dict[str, Any]]:
-    """The chart, every overlay, the platform add-ons and the signer, as rendered."""
+    """The chart, every overlay, the platform add-ons, the signer and the public key for KFP, as rendered."""
     targets = [f"overlays/{path.name}" for path in sorted((ROOT / "manifests" / "overlays").iterdir())]
     objects = render("default")
-    for target in [*targets, "platform", SIGNER]:
+    for target in [*targets, "platform", SIGNER, "platform/kubeflow"]:
         objects += kustomize(target)
     return objects
 
