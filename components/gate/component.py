@@ -11,6 +11,7 @@ def gate(
     sklearn_result: str,
     xgboost_result: str,
     torch_result: str,
+    hgb_result: str,
     test: Input[Dataset],
     profile: Input[Artifact],
     tracking_uri: str,
@@ -29,6 +30,7 @@ def gate(
         sklearn_result: Evaluated scikit-learn candidate (JSON).
         xgboost_result: Evaluated XGBoost candidate (JSON).
         torch_result: Evaluated PyTorch candidate (JSON).
+        hgb_result: Evaluated HistGradientBoosting candidate (JSON).
         test: Held-out rows, to score the champion on the same data.
         profile: The validated profile (its task decides the metrics).
         tracking_uri: MLflow tracking URI.
@@ -60,7 +62,7 @@ def gate(
         min_r2=parse_floor("min_r2", min_r2),
         primary_metric=primary_metric,
     )
-    results = [sklearn_result, xgboost_result, torch_result]
+    results = [sklearn_result, xgboost_result, torch_result, hgb_result]
     verdict = run(results, test.path, profile.path, tracking_uri, model_name, run_id, config)
     with open(decision.path, "w", encoding="utf-8") as handle:
         json.dump(asdict(verdict), handle)

@@ -9,17 +9,23 @@ from components import COMPONENT_IMAGE
 @dsl.component(base_image=COMPONENT_IMAGE, install_kfp_package=False)
 def train_hgb(
     train: Input[Dataset],
+    validation: Input[Dataset],
     profile: Input[Artifact],
     seed: int,
     tracking_uri: str,
     run_id: str,
     model: Output[Model],
+    search_results: list[str],
+    decision_objective: str = "f1",
     time_budget_s: float = 600.0,
 ) -> str:
     """Train the HistGradientBoosting candidate (native categories, early stopping on its own validation rows).
 
     Args:
         train: Training rows.
+        validation: Validation rows the search scored on; the final model never sees them.
+        search_results: The family's search shards' results (dsl.Collected); no trials: fixed settings.
+        decision_objective: What the binary threshold is chosen for: "f1", or "cost:FP,FN" (a cost matrix).
         profile: The validated profile (task, feature kinds), stored with the model.
         seed: Random seed.
         tracking_uri: MLflow tracking URI.
@@ -32,11 +38,12 @@ def train_hgb(
         The candidate as JSON: name, nested run id, logged model URI.
     """
     from components.common.candidate import train_candidate
-    from components.train_hgb.core import as_saved, build_model
+    from components.search.families import builder
+    from components.train_hgb.core import as_saved
 
     trained = train_candidate(
         "hgb",
-        lambda validated: build_model(validated, seed, time_budget_s=time_budget_s),
+        lambda validated, **params: builder("hgb", validated, seed, "cpu", time_budget_s)(**params),
         train.path,
         profile.path,
         tracking_uri,
@@ -44,5 +51,8 @@ def train_hgb(
         model.path,
         "cpu",
         prepare_for_saving=as_saved,
+        searched=search_results,
+        validation_path=validation.path,
+        decision_objective=decision_objective,
     )
     return trained.to_json()
