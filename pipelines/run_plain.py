@@ -27,6 +27,8 @@ from components.gate.core import run as gate
 from components.ingest.core import run as ingest
 from components.register.core import run as register
 from components.split.core import run as split
+from components.train_hgb.core import as_saved as hgb_saved
+from components.train_hgb.core import build_model as hgb_model
 from components.train_sklearn.core import build_model as sklearn_model
 from components.train_torch.core import build_model as torch_model
 from components.train_xgboost.core import build_model as xgboost_model
@@ -78,6 +80,7 @@ def run_steps(tracking_uri: str, work: Path, clock: StepClock, seed: int = 42) -
         ("sklearn", lambda profile: sklearn_model(profile, seed), None, ()),
         ("xgboost", lambda profile: xgboost_model(profile, seed, device), for_cpu_inference, ("xgboost",)),
         ("torch", lambda profile: torch_model(profile, seed, device), None, ("torch",)),
+        ("hgb", lambda profile: hgb_model(profile, seed), hgb_saved, ()),
     ]
     results = []
     for number, (name, make_model, prepare, packages) in enumerate(candidates, start=1):

@@ -52,6 +52,7 @@ PRELOAD = (
     "components.train_sklearn.core",
     "components.train_xgboost.core",
     "components.train_torch.core",
+    "components.train_hgb.core",
     "components.evaluate.core",
     "components.gate.core",
     "components.register.core",

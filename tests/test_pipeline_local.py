@@ -89,7 +89,7 @@ def test_every_candidate_is_a_nested_run_with_metrics_and_plots(twice):
     client, _, _ = twice
     parent = pipeline_runs(client)[0]
     children = client.search_runs([parent.info.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
-    assert sorted(run.data.tags["plinth.candidate"] for run in children) == ["sklearn", "torch", "xgboost"]
+    assert sorted(run.data.tags["plinth.candidate"] for run in children) == ["hgb", "sklearn", "torch", "xgboost"]
     for child in children:
         expected = {"test_roc_auc", "test_accuracy", "test_f1", "test_f1_macro", "test_log_loss", "fit_seconds"}
         assert expected <= set(child.data.metrics)
