@@ -16,10 +16,8 @@ import os
 import secrets
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
-
-from mlflow import MlflowClient
-from mlflow.exceptions import MlflowException
 
 from components.common.state import local_tracking_uri, plinth_home
 from components.common.tracking import CHALLENGER, CHAMPION, connect
@@ -29,8 +27,8 @@ from serving.experiments.assign import Assigner
 from serving.experiments.decide import GUARD, WINNER
 from serving.experiments.guards import Guards
 from serving.experiments.report import log_experiment
-from serving.experiments.run import Finished, run_experiment
-from serving.experiments.spec import ExperimentSpec, load_experiment
+from serving.experiments.run import Finished, Refused, resolve_versions, run_experiment
+from serving.experiments.spec import ExperimentSpec, Variant, load_experiment
 from serving.experiments.users import Seen, Users
 from serving.model_service.clients import ENV_FEEDBACK_TOKENS, ENV_FEEDBACK_TOKENS_FILE
 from serving.model_service.settings import ENV_FEEDBACK_BURST, ENV_FEEDBACK_RATE, feedback_max_age_s
@@ -50,10 +48,6 @@ EXIT_DECIDED, EXIT_USAGE = 0, 2
 DRILL_FRACTIONS = {CHAMPION: 0.3, CHALLENGER: 1.0}
 
 
-class Refused(Exception):
-    """The experiment cannot start; the message is the one line the user reads."""
-
-
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of `make ab`."""
     parser = argparse.ArgumentParser(prog="python -m serving.experiments.local", description=__doc__.split("\n")[0])
@@ -71,31 +65,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def resolve(client: MlflowClient, uri: str, spec: ExperimentSpec, model: str) -> dict[str, str]:
-    """Return each variant's version; a missing champion/challenger alias gets a drill model.
+def drill(uri: str, model: str) -> Callable[[Variant], str | None]:
+    """Return what supplies a missing champion or challenger: a drill model, registered under its alias."""
 
-    Raises:
-        Refused: a version or another alias is not in the registry, or two variants share a version.
-    """
-    versions: dict[str, str] = {}
-    for variant in spec.variants:
-        try:
-            if variant.version is not None:
-                versions[variant.name] = str(client.get_model_version(model, variant.version).version)
-                continue
-            assert variant.alias is not None
-            versions[variant.name] = str(client.get_model_version_by_alias(model, variant.alias).version)
-        except MlflowException as error:
-            if variant.alias not in DRILL_FRACTIONS:
-                raise Refused(f"variant {variant.name}: {str(error).splitlines()[0]}") from error
-            fraction = DRILL_FRACTIONS[variant.alias]
-            versions[variant.name] = register_drill_model(
-                uri, model, seed=21, train_fraction=fraction, alias=variant.alias
-            )
-            print(f"trained {variant.alias} v{versions[variant.name]} (drill model, {fraction:.0%} of the rows)")
-    if len(set(versions.values())) < len(versions):
-        raise Refused(f"variants must be distinct versions (outcomes are told apart by version), got {versions}")
-    return versions
+    def train(variant: Variant) -> str | None:
+        fraction = DRILL_FRACTIONS.get(str(variant.alias))
+        if fraction is None:
+            return None
+        version = register_drill_model(uri, model, seed=21, train_fraction=fraction, alias=variant.alias)
+        print(f"trained {variant.alias} v{version} (drill model, {fraction:.0%} of the rows)")
+        return version
+
+    return train
 
 
 def rates(spec: ExperimentSpec, base: float, lift: float) -> dict[str, float]:
@@ -129,7 +110,7 @@ def experiment(args: argparse.Namespace, spec: ExperimentSpec, stop: threading.E
     """Train or reuse the variants, serve them behind the router, run the users and the experiment, record it."""
     uri = local_tracking_uri(plinth_home())
     client = connect(uri)
-    versions = resolve(client, uri, spec, args.model_name)
+    versions = resolve_versions(client, args.model_name, spec, drill(uri, args.model_name))
     shares = rates(spec, args.base, args.lift)
     control_facts = inspect_version(client, uri, args.model_name, versions[spec.control])
     try:

@@ -75,7 +75,8 @@ def figure(spec: ExperimentSpec, looks: Sequence[Look], measure: str, title: str
         effect.axhline(bound, color="grey", linestyle=":", linewidth=1)
     effect.axhline(0.0, color="black", linewidth=0.8)
     effect.set_ylabel(f"difference in {measure}\n(> 0: treatment better)")
-    effect.legend(loc="upper left")
+    if effect.get_legend_handles_labels()[0]:  # no interval yet (a guard stopped it at once): no legend
+        effect.legend(loc="upper left")
     samples.set_ylabel("outcomes")
     samples.set_xlabel("seconds since the experiment started")
     samples.legend(loc="upper left")

@@ -13,14 +13,54 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+
 from serving.experiments.decide import GUARD, Decision, decide
 from serving.experiments.guards import Guards
 from serving.experiments.outcomes import Outcomes, read_outcomes
 from serving.experiments.report import History
-from serving.experiments.spec import ExperimentSpec
+from serving.experiments.spec import ExperimentSpec, Variant
 from serving.model_service.store import PredictionStore, StoreError
 
 LOG = logging.getLogger("plinth.experiments")
+
+
+class Refused(Exception):
+    """The experiment cannot start; the message is the one line the user reads."""
+
+
+def resolve_versions(
+    client: MlflowClient,
+    model_name: str,
+    spec: ExperimentSpec,
+    missing: Callable[[Variant], str | None] | None = None,
+) -> dict[str, str]:
+    """Return each variant's registered version (its pin, or where its alias points).
+
+    `missing` may supply a version for a variant whose alias is not set (`make ab` trains a drill model).
+
+    Raises:
+        Refused: a version or alias is not in the registry (and `missing` does not supply it), or two
+            variants share a version: outcomes are told apart by the version that made the prediction.
+    """
+    versions: dict[str, str] = {}
+    for variant in spec.variants:
+        try:
+            found = (
+                client.get_model_version(model_name, variant.version)
+                if variant.version is not None
+                else client.get_model_version_by_alias(model_name, str(variant.alias))
+            )
+            versions[variant.name] = str(found.version)
+        except MlflowException as error:
+            supplied = missing(variant) if missing is not None and variant.alias else None
+            if supplied is None:
+                raise Refused(f"variant {variant.name}: {str(error).splitlines()[0]}") from error
+            versions[variant.name] = supplied
+    if len(set(versions.values())) < len(versions):
+        raise Refused(f"variants must be distinct versions (outcomes are told apart by version), got {versions}")
+    return versions
 
 
 @dataclass(frozen=True)
@@ -54,10 +94,16 @@ def run_experiment(
     guards: Guards,
     stop: threading.Event,
     say: Callable[[str], None],
+    since_ms: int | None = None,
 ) -> Finished:
-    """Look every `interval` until the decision is final (or `stop` is set: the decision so far, at maxDuration)."""
-    started = time.monotonic()
-    since_ms = store.now_ms()
+    """Look every `interval` until the decision is final (or `stop` is set: the decision so far, at maxDuration).
+
+    `since_ms` (Unix ms, default now) is when the experiment began: a loop restarted mid-experiment passes it,
+    so it counts the same outcomes and the same `maxDuration` as the loop before it.
+    """
+    now_ms = store.now_ms()
+    since_ms = now_ms if since_ms is None else since_ms
+    started = time.monotonic() - max(0, now_ms - since_ms) / 1000
     history = History([])
     guards.start()
     measure = "accuracy" if spec.outcome == "label" else "mean outcome"

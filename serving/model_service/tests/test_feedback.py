@@ -89,7 +89,7 @@ def test_refusals_have_their_status_reason_and_count(two_workers: Server, regist
     before = scrape(two_workers.url)
     cases: list[tuple[object, int, str, str]] = [
         ({"label": 1}, 400, "malformed", "request_id:"),
-        ({"request_id": request_id, "label": 1, "value": 1.0}, 400, "malformed", "label, value:"),
+        ({"request_id": request_id, "label": 1, "value": 1.0}, 400, "malformed", "label, value, outcome:"),
         ({"request_id": request_id, "label": "yes"}, 400, "malformed", "label:"),
         ({"request_id": request_id, "label": 1, "note": "x"}, 400, "malformed", "note:"),
         ({"request_id": new_id(version, issued - 60_000), "label": 1}, 404, "unknown", "request_id:"),
