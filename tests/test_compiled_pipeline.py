@@ -8,7 +8,8 @@ import yaml
 from components import COMPONENT_IMAGE
 from pipelines.compile import COMPILED_DIR, compile_all
 
-GPU_STEPS = {"train-torch", "train-xgboost"}
+# The XGBoost and PyTorch steps, and their search shards (search-2, search-3).
+GPU_STEPS = {"train-torch", "train-xgboost", "search-2", "search-3"}
 
 
 def load(variant: str) -> tuple[dict, dict]:
@@ -38,7 +39,7 @@ def test_compiled_files_are_fresh(tmp_path: Path):
 def test_every_step_runs_the_component_image_with_limits(variant):
     spec, _ = load(variant)
     containers = executors_by_task(spec)
-    assert len(containers) == 11
+    assert len(containers) == 18  # 4 families: search, train, evaluate each; search-shards and 6 more
     for name, container in containers.items():
         assert container["image"] == COMPONENT_IMAGE, name
         assert "pip install" not in " ".join(container["command"]), name

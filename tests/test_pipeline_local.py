@@ -21,9 +21,10 @@ TRIGGER = json.dumps({"kind": "input_drift", "reason": "PSI of radius above 0.25
 
 
 def train(home: Path, *args: str) -> subprocess.CompletedProcess:
+    """Run `make train`'s runner; without search (the fixed settings) unless `args` ask for trials."""
     env = {**os.environ, "PLINTH_HOME": str(home)}
     return subprocess.run(
-        [sys.executable, "-m", "pipelines.run_local", *args],
+        [sys.executable, "-m", "pipelines.run_local", "--search-trials", "0", *args],
         cwd=REPO,
         env=env,
         capture_output=True,
@@ -44,8 +45,8 @@ def pipeline_runs(client: MlflowClient) -> list:
 def twice(tmp_path_factory) -> tuple[MlflowClient, subprocess.CompletedProcess, subprocess.CompletedProcess]:
     """Train twice with the same settings: the second winner cannot beat the champion by the margin."""
     home = tmp_path_factory.mktemp("plinth-home")
-    first = train(home, "--seed", "42", "--trigger", TRIGGER)
-    second = train(home, "--seed", "42")
+    first = train(home, "--seed", "42", "--trigger", TRIGGER, "--search-trials", "2")
+    second = train(home, "--seed", "42", "--search-trials", "2")
     return tracking.connect(local_tracking_uri(home)), first, second
 
 
@@ -95,6 +96,11 @@ def test_every_candidate_is_a_nested_run_with_metrics_and_plots(twice):
         assert expected <= set(child.data.metrics)
         plots = {artifact.path for artifact in client.list_artifacts(child.info.run_id, "plots")}
         assert plots == {"plots/roc_curve.png", "plots/confusion_matrix.png"}
+        # The search (2 trials) ran through kfp.local's ParallelFor: its trials are the candidate's children.
+        trials = client.search_runs([parent.info.experiment_id], f"tags.mlflow.parentRunId = '{child.info.run_id}'")
+        assert len(trials) == 2, child.data.tags["plinth.candidate"]
+        assert all(trial.data.params and "validation_roc_auc" in trial.data.metrics for trial in trials)
+        assert any(key.startswith("plinth.search.best_") for key in child.data.params)
     assert [a.path for a in client.list_artifacts(parent.info.run_id, "validation")] == ["validation/report.md"]
 
 

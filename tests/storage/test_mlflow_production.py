@@ -238,7 +238,7 @@ def train_from_s3(platform: Platform, s3_server: MotoS3Server, signer: Signer, t
     inherited = {name: value for name, value in os.environ.items() if name not in unset}
     env = {**inherited, **s3_server.credentials.env(), "PLINTH_HOME": str(tmp_path / "home")}
     args = ["--source", source, "--tracking-uri", platform.replicas[0].uri, "--model-name", model]
-    args += ["--pipeline", str(pipeline)]
+    args += ["--pipeline", str(pipeline), "--search-trials", "0"]  # a model is all this needs: no search
     done = subprocess.run(
         [sys.executable, "-m", "pipelines.run_local", *args], cwd=ROOT, env=env, capture_output=True, text=True
     )
