@@ -117,6 +117,7 @@ def test_a_garbage_canary_is_rolled_back_in_shadow_without_answering_a_user(regi
     assert churn[-1]["value"] > 0.2
     assert "paired rows" in churn[-1]["detail"]
     assert churn[-1]["status"] in ("fail", "pending")
+    assert churn[-1]["evidence"]["n_a"] >= 30  # the confidence sequence's evidence, with its sample size
     assert any(check["name"] == "prediction-divergence" and check["status"] == "fail" for check in judged), judged
     cbpe = [check for check in judged if check["name"] == "estimated-accuracy" and "(CBPE) canary" in check["detail"]]
     assert cbpe, judged

@@ -119,11 +119,15 @@ class Mirror:
     def answered(
         self, ticket: int | None, path: str, body: bytes, status: int, response: httpx.Response | None
     ) -> None:
-        """Take the stable's answer to a request: its half of `ticket`'s pair, or a label it accepted."""
+        """Take the stable's answer to a request: its half of `ticket`'s pair, or a label it accepted.
+
+        The comparison runs on the mirror's thread, never on the user's: the call only schedules it.
+        """
         if ticket:
-            self.pairing.stable(ticket, status, response.content if response is not None else b"")
+            content = response.content if response is not None else b""
+            self.loop.call_soon_threadsafe(self.pairing.stable, ticket, status, content)
         elif path == FEEDBACK_ENDPOINT and status == 200:
-            self.pairing.feedback(body)
+            self.loop.call_soon_threadsafe(self.pairing.feedback, body)
 
     def _schedule(self, method: str, url: str, headers: dict[str, str], body: bytes, ticket: int) -> None:
         self.loop.create_task(self._copy(method, url, headers, body, ticket))
