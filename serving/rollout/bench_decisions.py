@@ -19,8 +19,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
+import os
 import time
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -175,6 +177,13 @@ def with_live(spec: AnalysisSpec, rule: str) -> AnalysisSpec:
     return dataclasses.replace(spec, checks=checks, progress_deadline=LABEL_DEADLINE)
 
 
+def run_case(job: tuple[Case, str, str, int, int]) -> str:
+    """Run one case under one rule (a worker process's job) and return its results row."""
+    case, rule, path, runs, seed = job
+    spec = load_spec(path)
+    return row(case, rule, simulate(with_live(spec, rule) if case.live else spec, case, runs, seed))
+
+
 def wilson(hits: int, n: int) -> tuple[float, float]:
     """Return the 95 % Wilson interval of a rate."""
     result = stats.binomtest(hits, n).proportion_ci(confidence_level=0.95, method="wilson")
@@ -247,18 +256,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--spec", default=str(HERE / "analysis.yaml"), help="the anytime-valid rule")
     parser.add_argument("--threshold-spec", default=str(HERE / "analysis-threshold.yaml"), help="today's rule")
     parser.add_argument("--out", default=str(HERE / "bench-decisions-results.md"))
+    parser.add_argument("--jobs", type=int, default=min(os.cpu_count() or 1, 4), help="worker processes")
     args = parser.parse_args(argv)
-    if args.runs < 1:
-        parser.error("--runs: must be at least 1")
+    if args.runs < 1 or args.jobs < 1:
+        parser.error(f"{'--runs' if args.runs < 1 else '--jobs'}: must be at least 1")
     rules = {"threshold": load_spec(args.threshold_spec), "anytime-valid": load_spec(args.spec)}
     default = rules["anytime-valid"]
     started = time.monotonic()
+    paths = {"threshold": args.threshold_spec, "anytime-valid": args.spec}
+    jobs = [(case, rule, paths[rule], args.runs, args.seed + n) for n, case in enumerate(CASES) for rule in rules]
     rows = []
-    for number, case in enumerate(CASES):
-        for rule, spec in rules.items():
-            rollouts = simulate(with_live(spec, rule) if case.live else spec, case, args.runs, args.seed + number)
-            rows.append(row(case, rule, rollouts))
-            print(rows[-1], flush=True)
+    with ProcessPoolExecutor(args.jobs) as pool:  # the cases are independent: one per core
+        for line in pool.map(run_case, jobs):
+            rows.append(line)
+            print(line, flush=True)
     rate = per_interval_rate(default) / default.interval
     alphas = {check.name: check.alpha for check in default.enabled_checks if check.sequential}
     lines = [
