@@ -53,7 +53,11 @@ def test_the_detail_names_each_slice_unpaired_copies_and_mcnemar() -> None:
     counts = PairCounts(
         pairs=200,
         churned=10,
-        slices={("contract_type", "monthly"): [100, 10], ("contract_type", "yearly"): [100, 0], ("region", "x"): [5, 1]},
+        slices={
+            ("contract_type", "monthly"): [100, 10],
+            ("contract_type", "yearly"): [100, 0],
+            ("region", "x"): [5, 1],
+        },
         unpaired={"canary_failed": 3},
         labelled={CANARY_ONLY: 1, STABLE_ONLY: 9, "both_right": 40},
     )
