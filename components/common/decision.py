@@ -7,11 +7,12 @@ A fitted candidate is finalised on the validation rows, rows its fit never saw (
    `CalibratedClassifierCV(FrozenEstimator(learner))`: Platt's sigmoid below ISOTONIC_MIN_ROWS validation rows,
    isotonic regression from there on (scikit-learn's advice: isotonic overfits small sets). The calibrator
    wraps the pipeline's last step, not the whole pipeline, so serving still compiles the fitted preprocessing
-   (`serving/model_service/compiled.py`). Probabilities are answered as the (calibrated) model gives them.
+   (`serving/model_service/compiled.py`). A calibrator that does not lower the ECE on those rows is not kept.
+   Probabilities are answered as the (calibrated) model gives them.
 2. **Threshold** (binary only). The cut of P(positive) that maximises F1 of the positive class (`f1`), or
-   minimises the cost of the errors (`cost:FP,FN`: a false positive costs FP, a false negative FN), found by
-   scikit-learn's `TunedThresholdClassifierCV` on those rows. Only the label uses it
-   (`task.predicted_index`): serving, the predicted-class metric, batch scoring and evaluation alike.
+   minimises the cost of the errors (`cost:FP,FN`: a false positive costs FP, a false negative FN), on those
+   rows, from scikit-learn's `roc_curve` counts at every distinct score (`choose_threshold`). Only the label
+   uses it (`task.predicted_index`): serving, the predicted-class metric, batch scoring and evaluation alike.
 
 The `Decision` rides in the MLmodel metadata (`plinth.decision`); a model without one keeps the 0.5 rule.
 ece_after is measured on the rows the calibrator was fitted on (optimistic); evaluation reports the test
@@ -27,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from components.common.profile import ReferenceProfile
-from components.common.task import BINARY, Task
+from components.common.task import BINARY
 
 METADATA_FIELD = "decision"
 F1 = "f1"
@@ -40,8 +41,6 @@ NUMBER_FIELDS = ("threshold", "ece_before", "ece_after")
 ECE_LIMIT = 0.03
 ECE_BINS = 15
 ISOTONIC_MIN_ROWS = 1000
-# Thresholds tried, evenly spaced between the smallest and largest validation probability.
-THRESHOLD_POINTS = 200
 
 
 @dataclass(frozen=True)
@@ -165,28 +164,34 @@ def calibrated(model: Any, features: Any, labels: Any, method: str) -> Any:
     return Pipeline([*model.steps[:-1], (model.steps[-1][0], calibrator)])
 
 
-def choose_threshold(model: Any, features: Any, labels: Any, task: Task, objective: str) -> float | None:
-    """Return the threshold of P(positive) best for `objective` on these rows (None unless both classes occur)."""
-    from sklearn.metrics import confusion_matrix, f1_score, make_scorer
-    from sklearn.model_selection import TunedThresholdClassifierCV
+def choose_threshold(positive: np.ndarray, classes: np.ndarray, objective: str) -> float | None:
+    """Return the cut of P(positive) best for `objective` on these rows (None unless both classes occur).
 
-    if len(set(labels)) < 2:
+    scikit-learn's `roc_curve` counts true and false positives at every distinct score at once; F1
+    (2TP / (2TP + FP + FN)) or the cost (FP x cost_fp + FN x cost_fn) is read off those counts. Every cut between
+    two neighbouring scores labels these rows alike, so the cut is the middle of the widest such interval that
+    is best: the answer least sensitive to scores that move a little on new rows.
+    """
+    from sklearn.metrics import roc_curve
+
+    if len(np.unique(classes)) < 2:
         return None
+    fpr, tpr, scores = roc_curve(classes, positive, drop_intermediate=False)
+    positives, negatives = int(classes.sum()), int(len(classes) - classes.sum())
+    true_pos, false_pos = tpr * positives, fpr * negatives
+    false_neg = positives - true_pos
     costs = parse_objective(objective)
-    negative, positive = task.classes
     if costs is None:
-        scoring = make_scorer(f1_score, pos_label=positive)
+        value = 2 * true_pos / np.maximum(2 * true_pos + false_pos + false_neg, 1e-12)
     else:
-
-        def cost(truth: Any, predicted: Any) -> float:
-            matrix = confusion_matrix(truth, predicted, labels=[negative, positive])
-            return float(costs[0] * matrix[0, 1] + costs[1] * matrix[1, 0])
-
-        scoring = make_scorer(cost, greater_is_better=False)
-    tuned = TunedThresholdClassifierCV(
-        model, scoring=scoring, cv="prefit", refit=False, thresholds=THRESHOLD_POINTS, response_method="predict_proba"
-    ).fit(features, labels)
-    return float(tuned.best_threshold_)
+        value = -(costs[0] * false_pos + costs[1] * false_neg)
+    best = np.flatnonzero(value >= value.max() - 1e-12)
+    first = last = int(best[0])
+    while last + 1 < len(value) and last + 1 in best:
+        last += 1
+    upper = min(float(scores[first]), 1.0)  # scores[0] is inf: nothing positive
+    lower = float(scores[last + 1]) if last + 1 < len(scores) else 0.0
+    return (upper + lower) / 2
 
 
 def finalize(
@@ -209,11 +214,16 @@ def finalize(
     if not task.is_classification:
         return model, Decision(objective=objective)
     classes = encode_labels(task, val_labels)
-    before = expected_calibration_error(predict_output(model, task, val_features), classes)
+    uncalibrated, output = model, predict_output(model, task, val_features)
+    before = expected_calibration_error(output, classes)
     after, method = before, NONE
     if before > ECE_LIMIT and len(np.unique(classes)) == len(task.classes):
         method = ISOTONIC if len(classes) >= ISOTONIC_MIN_ROWS else SIGMOID
         model = calibrated(model, val_features, val_labels, method)
-        after = expected_calibration_error(predict_output(model, task, val_features), classes)
-    threshold = choose_threshold(model, val_features, val_labels, task, objective) if task.kind == BINARY else None
+        output = predict_output(model, task, val_features)
+        after = expected_calibration_error(output, classes)
+    if method != NONE and after >= before:  # a calibrator that does not help on these rows is not kept
+        model, after, method = uncalibrated, before, NONE
+        output = predict_output(model, task, val_features)
+    threshold = choose_threshold(output[:, 1], classes, objective) if task.kind == BINARY else None
     return model, Decision(threshold, objective, method, before, after)

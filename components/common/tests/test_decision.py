@@ -15,6 +15,7 @@ from components.common import modeling
 from components.common.decision import (
     ISOTONIC,
     Decision,
+    choose_threshold,
     decision_of,
     expected_calibration_error,
     finalize,
@@ -37,6 +38,18 @@ def test_ece_of_a_hand_checkable_case() -> None:
     # One bin: |accuracy 3/4 - mean confidence 0.8|.
     assert expected_calibration_error(probabilities, labels, bins=1) == pytest.approx(0.05)
     assert expected_calibration_error(np.array([[0.9, 0.1], [0.7, 0.3]]), np.array([0, 0])) == pytest.approx(0.2)
+
+
+def test_the_threshold_of_a_hand_checkable_case() -> None:
+    scores = np.array([0.1, 0.2, 0.35, 0.4, 0.8, 0.9])
+    classes = np.array([0, 0, 1, 0, 1, 1])
+    # F1 is best (6/7) labelling from 0.35 on: every cut in (0.2, 0.35] does that; the middle is taken.
+    assert choose_threshold(scores, classes, "f1") == pytest.approx(0.275)
+    # Errors alike: one error from 0.8 on (the highest best cut, in (0.4, 0.8]) or from 0.35 on.
+    assert choose_threshold(scores, classes, "cost:1,1") == pytest.approx(0.6)
+    assert choose_threshold(scores, classes, "cost:1,10") == pytest.approx(0.275)  # a miss costs ten
+    assert choose_threshold(scores, classes, "cost:10,1") == pytest.approx(0.6)  # a false alarm costs ten
+    assert choose_threshold(scores, np.zeros(6, dtype=int), "f1") is None
 
 
 def test_threshold_for_f1_labels_the_rare_class_that_half_never_does() -> None:
