@@ -10,11 +10,9 @@ In the shadow phase the router mirrors: every request the stable answers is also
 stable's answer to the same request (`core/paired.py`: label churn) and never returned to a user. The user's
 answer never waits for the mirror; when its bound is reached (a slow canary) the copy is dropped, not queued.
 
-In experiment mode (`set_experiment`) the router splits by user instead of by request: the experiment's key
-header (e.g. `x-user-id`) is hashed to a variant (`serving.experiments.assign`), so a user meets the same
-variant on every request and after any restart; a request without the key gets a variant drawn by weight and
-is counted in `no_key`. Experiment mode neither mirrors nor retries on another backend: a variant's failures
-are its own, for the experiment's guards to judge.
+In experiment mode (`set_experiment`) the key header (`x-user-id`) is hashed to a variant
+(`serving.experiments.assign`): a user meets one variant, across restarts; no key: drawn by weight, counted in
+`no_key`. No mirror, no retry there: a variant's failures are its own, for the experiment's guards.
 """
 
 from __future__ import annotations
@@ -134,8 +132,6 @@ class WeightedRouter:
             self.key_header = header.lower()
             self.mirroring = False
             self.variant_backends = {name: url.rstrip("/") for name, url in backends.items()} if assigner else {}
-            for name in self.variant_backends:
-                self.stats.answers.setdefault(name, {})
 
     def drain(self, url: str, timeout: float = UPSTREAM_TIMEOUT_S) -> bool:
         """Wait until no request is in flight to `url`; True when drained in time."""
