@@ -14,6 +14,7 @@ import argparse
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,34 @@ DATA_CHECKS: tuple[tuple[str, type, str], ...] = (
     ("range_tolerance", float, "share of the champion's range a value may lie beyond it"),
     ("max_unseen_share", float, "largest share of values in categories the champion never saw"),
 )
+
+
+def whole(minimum: int) -> Callable[[str], int]:
+    """Return argparse's type for an integer flag of at least `minimum` (a refusal is one line naming the flag)."""
+
+    def parse(text: str) -> int:
+        value = int(text)
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        return value
+
+    return parse
+
+
+def share(text: str) -> float:
+    """Return argparse's type for a share strictly between 0 and 1."""
+    value = float(text)
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1 (exclusive), got {value:g}")
+    return value
+
+
+def seconds(text: str) -> float:
+    """Return argparse's type for a positive number of seconds."""
+    value = float(text)
+    if not value > 0.0:
+        raise argparse.ArgumentTypeError(f"must be above 0 seconds, got {value:g}")
+    return value
 
 
 def floor_parameter(value: float | None) -> str:
@@ -89,22 +118,22 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     search = parser.add_argument_group("hyper-parameter search (components/search)")
     search.add_argument(
         "--validation-size",
-        type=float,
+        type=share,
         default=DEFAULT_VALIDATION_SIZE,
         help="share of the training rows the search scores on, never fitted by the final model (default: %(default)s)",
     )
     search.add_argument(
         "--search-trials",
-        type=int,
+        type=whole(0),
         default=DEFAULT_SEARCH_TRIALS,
         help="trials per candidate family; 0 trains the fixed settings (default: %(default)s)",
     )
     search.add_argument(
-        "--search-time-s", type=float, default=120.0, help="seconds each family may search (default: %(default)s)"
+        "--search-time-s", type=seconds, default=120.0, help="seconds each family may search (default: %(default)s)"
     )
     search.add_argument(
         "--search-parallelism",
-        type=int,
+        type=whole(1),
         default=1,
         help="independent studies per family, run at once as ParallelFor shards (default: %(default)s)",
     )
