@@ -252,6 +252,11 @@ def test_the_loop_on_prometheus_windows_rolls_back_resumes_after_a_restart_and_p
     world.ticks(1)
     assert world.cluster.state()["resumed"] == 1
     assert world.judged() == 4  # the resuming tick judges nothing
+    # The record carried the stable's requests and duration histogram as Prometheus counted them: the
+    # anytime-valid comparisons continue from them (every answer took 20 ms: all within the 0.025 s bucket).
+    stable = world.controller.analysis.baseline.stable_traffic
+    assert stable.requests > 0
+    assert stable.latency[0.025] == stable.latency[float("inf")] > 0
     world.until("succeeded", limit=3)
     assert world.judged() == 5  # 100 % judged on a window after the restart
     assert all(" advance (" in line for line in world.lines if " at 100%: " in line)
