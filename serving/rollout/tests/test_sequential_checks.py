@@ -158,7 +158,8 @@ def test_the_default_spec_states_alpha_and_min_effect_on_each_comparison():
     default = load_spec("serving/rollout/analysis.yaml")
     compared = {check.name: check for check in default.checks if check.sequential}
     assert set(compared) == {"success-rate", "latency-p99", "prediction-divergence"}
-    assert all(0 < check.alpha <= 0.05 for check in compared.values())
+    assert {check.alpha for check in compared.values()} == {0.01}
+    assert [compared[name].min_effect for name in ("success-rate", "latency-p99")] == [0.01, 0.05]
 
 
 def test_predictions_without_a_shared_distribution_have_no_evidence():
