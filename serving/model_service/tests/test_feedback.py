@@ -96,6 +96,9 @@ def test_refusals_have_their_status_reason_and_count(two_workers: Server, regist
         ({"request_id": "no-such-id", "label": 1}, 404, "unknown", "request_id:"),
         ({"request_id": request_id, "label": 0}, 200, "accepted", ""),
         ({"request_id": request_id, "label": 0}, 409, "duplicate", "request_id:"),
+        # A business value (A/B experiments' outcome): one per prediction, beside its label.
+        ({"request_id": request_id, "outcome": 12.5}, 200, "accepted", ""),
+        ({"request_id": request_id, "outcome": 3}, 409, "duplicate", "request_id:"),
     ]
     for body, status, reason, field in cases:
         response = send(two_workers, body)
@@ -114,7 +117,7 @@ def test_refusals_have_their_status_reason_and_count(two_workers: Server, regist
     )
     assert httpx.get(f"{two_workers.url}/feedback").status_code == 405
     after = scrape(two_workers.url)
-    expected = {"malformed": 6, "unknown": 2, "accepted": 1, "duplicate": 1}
+    expected = {"malformed": 6, "unknown": 2, "accepted": 2, "duplicate": 2}
     for result, count in expected.items():
         assert counted(after, registered, result) - counted(before, registered, result) == count, result
 
