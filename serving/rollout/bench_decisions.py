@@ -262,7 +262,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"{'--runs' if args.runs < 1 else '--jobs'}: must be at least 1")
     rules = {"threshold": load_spec(args.threshold_spec), "anytime-valid": load_spec(args.spec)}
     default = rules["anytime-valid"]
-    started = time.monotonic()
+    started, load = time.monotonic(), os.getloadavg()[0]
     paths = {"threshold": args.threshold_spec, "anytime-valid": args.spec}
     jobs = [(case, rule, paths[rule], args.runs, args.seed + n) for n, case in enumerate(CASES) for rule in rules]
     rows = []
@@ -289,7 +289,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "",
         *ab_section(rate, args.runs, args.seed, alpha=0.05, min_effect=0.005),
         "",
-        f"Ran in {time.monotonic() - started:.0f} s.",
+        f"Ran in {time.monotonic() - started:.0f} s: {args.jobs} worker processes on {os.cpu_count()} cores, "
+        f"load average {load:.1f} at the start.",
         "",
     ]
     Path(args.out).write_text("\n".join(lines))
