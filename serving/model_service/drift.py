@@ -2,8 +2,9 @@
 
 Drift is scored against the reference profile saved with a plinth model, in the profile's own drift bins
 (`FeatureProfile.bin_index`: value bins or categories plus "other", then a missing bin), so serving and
-validation bin alike. Numeric features are binned for all rows and features at once; categorical ones go
-through the profile's category naming. The window is a ring buffer of bin indices with running bin
+validation bin alike. The profile is compiled once per model (`drift_bins.py`): numeric features are binned
+for all rows and features at once, categorical ones through a dict per feature, nulls counted in the same
+pass. The window is a ring buffer of bin indices with running bin
 counts, so each batch costs O(rows x features) and a PSI refresh O(features x bins), never a rescan.
 The PSI is published once a fiftieth of the window has arrived since the last time (every 10 rows of the
 default 500): one-row requests then pay for the score and its gauges a tenth as often, and the gauges lag
@@ -29,11 +30,14 @@ from prometheus_client import Counter, Gauge
 
 from components.common.profile import ReferenceProfile, psi
 from serving.model_service.columns import Batch, Column
+from serving.model_service.drift_bins import CategoryBins, NumericBins
 
 # Rows a window must hold before its PSI is published: fewer rows give a noisy, alarming score.
 DRIFT_MIN_ROWS = 50
 # The PSI is published again once this share of the window has arrived since it last was.
 PUBLISH_SHARE = 1 / 50
+# Rows pushed into the window one at a time rather than as a histogram (cheaper for the usual small batch).
+FEW_ROWS = 4
 
 INPUT_DRIFT_PSI = Gauge(
     "plinth_input_drift_psi",
@@ -60,23 +64,21 @@ class InputMonitor:
         window: int,
         min_requests: int = 50,
     ) -> None:
-        self.optional = [(c.name, MISSING_VALUES.labels(c.name)) for c in columns if c.optional]
-        self.optional_positions = np.array([i for i, c in enumerate(columns) if c.optional], dtype=np.intp)
         self.enabled = profile is not None
         features = profile.feature_names if profile else []
         stats = [profile.features[name] for name in features] if profile else []
+        optional = {c.name: MISSING_VALUES.labels(c.name) for c in columns if c.optional}
+        # Nulls of a profiled feature are counted while it is binned; any other optional column on its own.
+        self.optional = [(name, counter) for name, counter in optional.items() if name not in set(features)]
+        self.optional_positions = np.array([i for i, c in enumerate(columns) if c.optional], dtype=np.intp)
+        self.missing = [optional.get(name) for name in features]
         self.numeric = [i for i, s in enumerate(stats) if s.is_numeric]
-        self.categorical = [(i, features[i], s) for i, s in enumerate(stats) if not s.is_numeric]
         self.numeric_names = [features[i] for i in self.numeric]
-        numeric_stats = [stats[i] for i in self.numeric]
-        self.minimum = np.array([s.minimum for s in numeric_stats])
-        self.maximum = np.array([s.maximum for s in numeric_stats])
-        self.missing_bin = np.array([len(s.bin_shares) for s in numeric_stats], dtype=np.int64)
+        self.numeric_bins = NumericBins.of([stats[i] for i in self.numeric])
+        self.categorical = [i for i, s in enumerate(stats) if not s.is_numeric]
+        self.category_bins = [(features[i], CategoryBins.of(stats[i])) for i in self.categorical]
+        self.others = np.array([lookup.other for _, lookup in self.category_bins], dtype=np.int32)
         width = max((s.n_bins for s in stats), default=1)
-        # Inner edges padded with +inf: counting edges below a value is `bin_index` for all features at once.
-        self.edges = np.full((len(numeric_stats), max(width - 2, 0)), np.inf)
-        for row, s in enumerate(numeric_stats):
-            self.edges[row, : len(s.bin_edges)] = s.bin_edges
         # Padding bins are empty on both sides, so they add exactly 0 to the PSI sum.
         self.expected = np.zeros((len(stats), width))
         for row, s in enumerate(stats):
@@ -94,7 +96,7 @@ class InputMonitor:
         self.publish_rows = max(1, int(window * PUBLISH_SHARE))
         self.lock = threading.Lock()
         self.out_of_range = [OUT_OF_RANGE.labels(name) for name in self.numeric_names]
-        self.unseen = [UNSEEN_CATEGORY.labels(name) for _, name, _ in self.categorical]
+        self.unseen = [UNSEEN_CATEGORY.labels(name) for name, _ in self.category_bins]
         self.features = features
         self.drift: list[Gauge] = []  # created with the first published score: no series before then
 
@@ -103,25 +105,21 @@ class InputMonitor:
 
         Both come from `per_request` (a sample of each request); without them the batch is one request.
         """
-        if batch.block is not None:  # one pass over a float block: every plinth column is optional (imputed)
-            gaps = np.isnan(batch.block[:, self.optional_positions]).sum(axis=0)
-            for index in np.flatnonzero(gaps).tolist() if gaps.any() else ():
-                self.optional[index][1].inc(int(gaps[index]))
-        else:
-            for name, counter in self.optional:
-                missing = int(np.count_nonzero(pd.isna(batch.column(name))))
-                if missing:
-                    counter.inc(missing)
         if not self.enabled:
+            self._count_missing(batch)
             return
+        if self.optional:
+            self._count_missing(batch)
         bins = np.empty((batch.rows, len(self.features)), dtype=np.int32)
+        nulls = np.zeros(len(self.features), dtype=np.int64)
         if self.numeric:
-            bins[:, self.numeric] = self._numeric_bins(batch)
-        for (index, name, stats), counter in zip(self.categorical, self.unseen, strict=True):
-            bins[:, index] = stats.bin_index(batch.column(name))
-            unseen = int(np.count_nonzero(bins[:, index] == len(stats.categories)))
-            if unseen:
-                counter.inc(unseen)
+            bins[:, self.numeric], nulls[self.numeric] = self._numeric_bins(batch)
+        if self.categorical:
+            self._category_bins(batch, bins, nulls)
+        for index in np.flatnonzero(nulls).tolist():
+            counter = self.missing[index]
+            if counter is not None:
+                counter.inc(int(nulls[index]))
         if rows is None or owners is None:
             rows, owners = np.arange(batch.rows), np.full(batch.rows, self.requests, dtype=np.int64)
         if not len(rows):
@@ -154,28 +152,59 @@ class InputMonitor:
                 gauge.set(float("nan"))
             self.withheld = True
 
-    def _numeric_bins(self, batch: Batch) -> np.ndarray:
-        """Count out-of-range values and return the drift bins of every numeric feature."""
+    def _count_missing(self, batch: Batch) -> None:
+        """Count the nulls of optional columns that have no drift bins (every one, for a model without a profile)."""
+        if batch.block is not None and not self.enabled:  # one pass over a float block
+            gaps = np.isnan(batch.block[:, self.optional_positions]).sum(axis=0)
+            for index in np.flatnonzero(gaps).tolist() if gaps.any() else ():
+                self.optional[index][1].inc(int(gaps[index]))
+            return
+        for name, counter in self.optional:
+            missing = int(np.count_nonzero(pd.isna(batch.column(name))))
+            if missing:
+                counter.inc(missing)
+
+    def _numeric_bins(self, batch: Batch) -> tuple[np.ndarray, np.ndarray]:
+        """Count out-of-range values; return the drift bins and null counts of every numeric feature."""
         if batch.block is not None and len(self.numeric) == batch.block.shape[1]:
             values = batch.block
         else:
             values = np.column_stack([batch.column(name) for name in self.numeric_names]).astype(np.float64)
-        outside = np.count_nonzero((values < self.minimum) | (values > self.maximum), axis=0)
-        for index in np.flatnonzero(outside):
+        bins, outside, nulls = self.numeric_bins.bins(values)
+        for index in np.flatnonzero(outside).tolist():
             self.out_of_range[index].inc(int(outside[index]))
-        bins = np.count_nonzero(values[:, :, None] > self.edges[None, :, :], axis=2)
-        return np.where(np.isnan(values), self.missing_bin, bins)
+        return bins, nulls
+
+    def _category_bins(self, batch: Batch, bins: np.ndarray, nulls: np.ndarray) -> None:
+        """Write the drift bins of every categorical feature into `bins`, their nulls into `nulls`; count unseen."""
+        codes = []
+        for position, (name, lookup) in enumerate(self.category_bins):
+            column, missing = lookup.bins(batch.column(name))
+            codes.append(column)
+            nulls[self.categorical[position]] = missing
+        block = np.array(codes, dtype=np.int32).reshape(len(codes), batch.rows).T
+        bins[:, self.categorical] = block
+        unseen = (block == self.others).sum(axis=0)
+        for index in np.flatnonzero(unseen).tolist():
+            self.unseen[index].inc(int(unseen[index]))
 
     def _push(self, bins: np.ndarray, requests: np.ndarray) -> None:
         """Write binned rows (at most a window's worth) and their request numbers into the ring buffer."""
         size, count = len(self.window), len(bins)
         positions = (self.cursor + np.arange(count)) % size
         evicted = max(0, self.filled + count - size)
-        if evicted:
-            self.counts -= self._histogram(self.window[positions[count - evicted :]])
+        if count <= FEW_ROWS:  # a row's features are distinct cells of the counts: no histogram needed
+            flat = self.counts.reshape(-1)
+            for row in self.window[positions[count - evicted :]] if evicted else ():
+                flat[self.offsets + row] -= 1
+            for row in bins:
+                flat[self.offsets + row] += 1
+        else:
+            if evicted:
+                self.counts -= self._histogram(self.window[positions[count - evicted :]])
+            self.counts += self._histogram(bins)
         self.window[positions] = bins
         self.request_of[positions] = requests
-        self.counts += self._histogram(bins)
         self.filled = min(size, self.filled + count)
         self.cursor = (self.cursor + count) % size
 
