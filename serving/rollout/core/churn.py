@@ -36,14 +36,17 @@ DEFAULT_ALPHA, DEFAULT_MIN_EFFECT = 0.05, 0.02
 
 
 def churn_evidence(churned: float, pairs: float, budget: float, alpha: float, min_effect: float) -> SequentialResult:
-    """Return the confidence sequence of `budget - churn` (above 0: within budget), from cumulative counts."""
+    """Return the confidence sequence of `budget - churn` (above 0: within budget), from cumulative counts.
+
+    Both versions answered every paired row, so each side's sample size is the number of pairs.
+    """
     if not pairs > 0:
         return SequentialResult(CONTINUE, math.nan, math.inf, 0.0, 0.0, (-math.inf, math.inf), alpha, min_effect)
     shrunk = (churned + 0.5) / (pairs + 1.0)
     width = float(mixture_half_width(shrunk * (1 - shrunk) / pairs, alpha, min_effect))
     margin = budget - churned / pairs
     decision = str(decide(margin, width, min_effect))
-    return SequentialResult(decision, margin, width, pairs, 0.0, (margin - width, margin + width), alpha, min_effect)
+    return SequentialResult(decision, margin, width, pairs, pairs, (margin - width, margin + width), alpha, min_effect)
 
 
 def by_slice(counts: PairCounts, features: Sequence[str]) -> str:
@@ -98,5 +101,5 @@ def check_churn(check: Check, pairs: PairCounts | None, shadow: bool, slices: Se
     )
     extra = [part for part in (by_slice(pairs, slices), mcnemar(pairs)) if part]
     detail = "; ".join([detail, *extra])
-    compared = f"label churn against maxChurn {check.max_churn:g}"
+    compared = f"maxChurn {check.max_churn:g} - label churn"
     return CheckResult(check.name, status, pairs.churn, detail, found, compared)

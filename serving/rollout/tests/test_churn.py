@@ -14,6 +14,7 @@ from serving.rollout.core.churn import check_churn
 from serving.rollout.core.observe import Observation, Predictions, TrackSample
 from serving.rollout.core.paired import CANARY_ONLY, STABLE_ONLY, PairCounts
 from serving.rollout.core.spec import SpecError, parse_check, parse_spec
+from serving.rollout.core.timeline import evidence_label
 
 CHURN = parse_check({"name": "shadow-churn", "maxChurn": 0.05, "alpha": 0.05, "minEffect": 0.02}, "checks[0]")
 STREAMS, LOOKS, PER_LOOK = 400, 40, 50  # 400 shadow phases, looked at every 50 pairs up to 2,000
@@ -69,7 +70,8 @@ def test_the_detail_names_each_slice_unpaired_copies_and_mcnemar() -> None:
     assert "region" not in result.detail
     assert "McNemar on 50 labelled pairs: only the canary right 1, only the stable 9" in result.detail
     assert result.evidence is not None
-    assert result.evidence.n_a == 200
+    assert result.evidence.n_a == result.evidence.n_b == 200  # both versions answered every paired row
+    assert result.evidence.statistic == pytest.approx(0.0)  # maxChurn - churn
 
 
 def test_churn_is_pending_below_its_minimum_and_not_applicable_outside_the_shadow_or_without_pairs() -> None:
@@ -94,6 +96,14 @@ def test_proven_churn_rolls_the_shadow_phase_back_at_once() -> None:
     assert verdict.action is Action.ROLLBACK
     assert verdict.reason.startswith("shadow-churn: label churn 30.00% of 400 paired rows")
     assert "plan: a 30.0% of 400" in verdict.reason
+    # The timeline writes the evidence beside the check's row as it does for the other comparisons.
+    churn = next(result for result in verdict.results if result.name == "shadow-churn")
+    record = churn.evidence_record()
+    assert record is not None
+    label = evidence_label(record)
+    assert label.startswith("regression (upper bound ")
+    assert "maxChurn 0.05 - label churn -0.25" in label
+    assert "n 400 canary / 400 stable" in label
 
 
 @pytest.mark.parametrize(
