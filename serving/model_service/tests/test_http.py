@@ -225,7 +225,8 @@ def test_openapi_is_31_with_every_feature_in_order(client: TestClient, registere
     responses = spec["paths"]["/predict"]["post"]["responses"]
     assert set(responses) == {"200", "400", "413", "415", "429", "500", "504"}
     assert schemas["ValidationError"]["properties"]["detail"]["type"] == "array"
-    assert schemas["Prediction"]["properties"]["label"] == {"enum": [0, 1]}
+    label = {"enum": [0, 1], "description": "1 when probability >= 0.5, else 0."}  # no decision stored: 0.5
+    assert schemas["Prediction"]["properties"]["label"] == label
 
 
 def test_documented_example_request_is_valid_and_answered(
