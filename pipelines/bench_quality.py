@@ -61,10 +61,22 @@ class Table:
     # What plinth is told to pick and search by (`--primary-metric`), as a user states the metric they judge by;
     # "" keeps the task's default (roc_auc for classification, r2 for regression).
     primary_metric: str = ""
+    # Further `make train` flags, each one a refusal message named (a table outside a default limit).
+    flags: str = ""
 
 
 TABLES = (
-    Table("default", "ISLR", "Default", "default", BINARY, ("rownames",), 30, "10,000 card holders, 3 % default"),
+    Table(
+        "default",
+        "ISLR",
+        "Default",
+        "default",
+        BINARY,
+        ("rownames",),
+        30,
+        "10,000 card holders, 3 % default",
+        flags="--min-class-share 0.02",
+    ),
     Table("credit", "modeldata", "credit_data", "Status", BINARY, ("rownames",), 30, "4,454 loans, missing values"),
     Table("attrition", "modeldata", "attrition", "Attrition", BINARY, ("rownames",), 30, "1,470 staff, 16 % leave"),
     Table(
@@ -195,6 +207,7 @@ def plinth_answer(table: Table, train: pd.DataFrame, test: pd.DataFrame, work: P
     args = f"--pipeline {work / 'training-cpu.yaml'} --source {data} --target {table.target} --seed {SEED}"
     args += f" --search-time-s {table.search_time_s:g}"
     args += f" --primary-metric {table.primary_metric}" if table.primary_metric else ""
+    args += f" {table.flags}" if table.flags else ""
     command = ["make", "--no-print-directory", "train", f"TRAIN_ARGS={args}"]
     wall, _ = measure(command, bare_env(home), work / f"{table.name}-train.log")
     mlflow.set_tracking_uri(local_tracking_uri(home))
@@ -212,6 +225,7 @@ def plinth_answer(table: Table, train: pd.DataFrame, test: pd.DataFrame, work: P
         labels = np.asarray(classes)[predicted_index(output, profile.task.kind, threshold_of(metadata))]
     candidate = (metadata or {}).get(modeling.METADATA_KEY, {}).get("candidate")
     told = f"; told --primary-metric {table.primary_metric}" if table.primary_metric else ""
+    told += f"; {table.flags}" if table.flags else ""
     return Answer(output, labels, wall, f"champion: {candidate}{told}"), classes
 
 
