@@ -29,7 +29,9 @@ from components.common.explain import Explanation
 from components.common.task import BINARY, REGRESSION, predicted_index
 from serving.model_service.predictor import ServedTask
 
-HEX_PAIRS = np.array([f"{byte:02x}".encode() for byte in range(256)], dtype="S2")
+HEX_DIGITS = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
+# Largest byte count an Arrow `string` column (32-bit offsets) holds.
+MAX_STRING_BYTES = 2**31 - 1
 TIMESTAMP = pa.timestamp("ms", tz="UTC")
 
 
@@ -37,18 +39,31 @@ class RequestIds:
     """Draws request ids in the model service's format for whole chunks."""
 
     def __init__(self, version: str) -> None:
-        self.prefix = f"{version}."
+        self.prefix = np.frombuffer(f"{version}.".encode(), dtype=np.uint8)
         self.random = np.random.default_rng(secrets.randbits(128))
 
     def draw(self, rows: int, now_ms: int) -> pa.Array:
-        """Return `rows` fresh ids issued at `now_ms`: `<version>.` + the UUIDv7 as 32 hex digits."""
+        """Return `rows` fresh ids issued at `now_ms`: `<version>.` + the UUIDv7 as 32 hex digits.
+
+        Every id has the same width, so the column's bytes are written as one (rows, width) block and handed to
+        Arrow as its data buffer, with offsets every `width` bytes: no string is made one at a time.
+        """
         bits = self.random.integers(0, 2**63, size=(rows, 2), dtype=np.uint64)
         raw = np.empty((rows, 2), dtype=">u8")
         raw[:, 0] = np.uint64((now_ms & (2**48 - 1)) << 16) | np.uint64(0x7000) | (bits[:, 0] & np.uint64(0x0FFF))
         raw[:, 1] = np.uint64(0x8000000000000000) | (bits[:, 1] & np.uint64(0x3FFFFFFFFFFFFFFF))
-        digits = np.ascontiguousarray(HEX_PAIRS[raw.view(np.uint8).reshape(rows, 16)])
-        hexes = pa.array(digits.view("S32").reshape(rows), type=pa.binary(32)).cast(pa.string())
-        return pc.binary_join_element_wise(self.prefix, hexes, "")
+        octets = raw.view(np.uint8).reshape(rows, 16)
+        start = len(self.prefix)
+        width = start + 32
+        text = np.empty((rows, width), dtype=np.uint8)
+        text[:, :start] = self.prefix
+        text[:, start::2] = HEX_DIGITS[octets >> 4]
+        text[:, start + 1 :: 2] = HEX_DIGITS[octets & 0x0F]
+        large = rows * width > MAX_STRING_BYTES
+        offsets = np.arange(0, (rows + 1) * width, width, dtype=np.int64 if large else np.int32)
+        kind = pa.large_string() if large else pa.string()
+        ids = pa.Array.from_buffers(kind, rows, [None, pa.py_buffer(offsets), pa.py_buffer(text)])
+        return ids.cast(pa.string()) if large else ids
 
 
 def _labels(task: ServedTask, index: np.ndarray) -> pa.Array:

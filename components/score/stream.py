@@ -163,8 +163,8 @@ class Scorer:
         columns: dict[str, pa.Array] = {
             "request_id": self.ids.draw(rows, now_ms),
             **answer_columns(self.model.predictor.task, output),
-            "model_name": pa.array([ref.name] * rows, type=pa.string()).dictionary_encode(),
-            "model_version": pa.array([ref.version] * rows, type=pa.string()).dictionary_encode(),
+            "model_name": _constant(ref.name, rows),
+            "model_version": _constant(ref.version, rows),
             "scored_at": pa.array(np.full(rows, now_ms, dtype="datetime64[ms]"), type=TIMESTAMP),
             SOURCE_ROW: pa.array(positions[valid]),
         }
@@ -175,6 +175,11 @@ class Scorer:
             columns[name] = kept.column(name) if kept is not None else None
         summary.predictions = self.writer.folder(PREDICTIONS)
         self.writer.submit(PREDICTIONS, number, pa.table(columns))
+
+
+def _constant(value: str, rows: int) -> pa.DictionaryArray:
+    """Return a dictionary-encoded string column holding `value` in every row (one dictionary entry, no strings)."""
+    return pa.DictionaryArray.from_arrays(pa.array(np.zeros(rows, dtype=np.int32)), pa.array([value], pa.string()))
 
 
 def score_table(source: Source, scorer: Scorer, chunk_rows: int = DEFAULT_CHUNK_ROWS) -> Summary:

@@ -14,12 +14,17 @@ Parquet, and measures, in the same sitting:
   score, write, hash and drift, chunk by chunk) and the wall time of the whole command (kfp.local, MLflow and
   the model's fetch and signature check included).
 
+- memory: the step's loop in a fresh process per table size (`--memory-rows`, default 200,000 and 1,000,000
+  rows), its peak resident set size as the kernel reports it for that child (`os.wait4`'s `ru_maxrss`): chunked
+  reading keeps it flat however large the table grows.
+
 Results go to pipelines/scoring/bench-results.md. The issue's aim: the step at least half the ceiling's rows/s.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import subprocess
@@ -30,6 +35,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from components.common import modeling, tracking
 from components.common.features import prepare_features
@@ -72,19 +78,63 @@ def make_score(home: Path, source: Path, out: Path) -> tuple[float, float, float
     return wall, run.data.metrics["rows_per_second"], run.data.metrics["rows_scored"]
 
 
+def write_table(features: pd.DataFrame, rows: int, path: Path) -> pd.DataFrame:
+    """Write `rows` rows drawn (seeded) from the dataset's feature rows as one Parquet file; return the table."""
+    picks = np.random.default_rng(SEED).integers(0, len(features), rows)
+    table = features.iloc[picks].reset_index(drop=True)
+    table.to_parquet(path, index=False)
+    return table
+
+
+def peak_memory(home: Path, source: Path, out: Path) -> tuple[float, float]:
+    """Run the step's loop on `source` in a fresh process; return (its rows/s, its peak RSS in MiB)."""
+    command = [sys.executable, "-m", "pipelines.scoring.bench", "--child", str(source), "--out", str(out)]
+    with tempfile.TemporaryFile() as log:
+        process = subprocess.Popen(
+            command, cwd=REPO, env={**os.environ, "PLINTH_HOME": str(home)}, stdout=log, stderr=log
+        )
+        _, status, usage = os.wait4(process.pid, 0)
+        process.returncode = os.waitstatus_to_exitcode(status)  # reaped here, with its resource usage
+        log.seek(0)
+        printed = log.read().decode(errors="replace")
+    if process.returncode != 0:
+        raise SystemExit(f"bench-score: the scoring child failed:\n{printed[-3000:]}")
+    rate = json.loads(printed.strip().splitlines()[-1])["rows_per_second"]
+    return rate, usage.ru_maxrss / 1024  # kilobytes on Linux
+
+
+def child(source: str, out: str) -> int:
+    """The measured process: the step's loop on `source` with the benchmark model, its rate as one JSON line."""
+    home = Path(os.environ["PLINTH_HOME"])
+    summary = score(Request(source, MODEL, out=out), local_tracking_uri(home), "bench-memory")
+    print(json.dumps({"rows_per_second": summary.rows_in / summary.seconds, "rows": summary.rows_in}))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Register, write the table, measure both, append the results."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=1_000_000, help="rows to score (default: %(default)s)")
+    parser.add_argument(
+        "--memory-rows",
+        default="200000,1000000",
+        help="table sizes whose scoring child's peak RSS is measured, comma-separated (default: %(default)s)",
+    )
     parser.add_argument("--results", type=Path, default=RESULTS, help="results file (default: %(default)s)")
+    parser.add_argument("--child", metavar="SOURCE", help=argparse.SUPPRESS)
+    parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.child:
+        return child(args.child, args.out)
+    try:
+        sizes = [int(size) for size in args.memory_rows.split(",") if size.strip()]
+    except ValueError:
+        parser.error(f"--memory-rows: {args.memory_rows!r} is not comma-separated row counts")
     with tempfile.TemporaryDirectory(prefix="plinth-bench-score-") as tmp:
         home = Path(tmp)
         registered = register_plinth_model(local_tracking_uri(home), MODEL, experiment="bench-score")
-        picks = np.random.default_rng(SEED).integers(0, len(registered.features), args.rows)
-        table = registered.features.iloc[picks].reset_index(drop=True)
         source = home / "table.parquet"
-        table.to_parquet(source, index=False)
+        table = write_table(registered.features, args.rows, source)
         assert registered.profile is not None
         typed = prepare_features(table, registered.profile)
         best = ceiling(registered.model, registered.task, typed)
@@ -92,10 +142,20 @@ def main(argv: list[str] | None = None) -> int:
         request = Request(str(source), MODEL, out=str(home / "in-process"))
         inline = score(request, local_tracking_uri(home), "bench-in-process")
         wall, step_rate, scored = make_score(home, source, home / "out")
+        del table
+        memory = []
+        for size in sizes:
+            sized = home / f"table-{size}.parquet"
+            write_table(registered.features, size, sized)
+            _, peak = peak_memory(home, sized, home / f"memory-{size}")
+            memory.append(f"{peak:,.0f} ({size:,})")
+            sized.unlink()
     ceiling_rate, inline_rate = args.rows / best, inline.rows_in / inline.seconds
+    load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
     line = (
         f"| {args.rows:,} | {DATA} | {ceiling_rate:,.0f} | {inline_rate:,.0f} | {inline_rate / ceiling_rate:.2f} "
-        f"| {step_rate:,.0f} | {step_rate / ceiling_rate:.2f} | {wall:.1f} | {scored:,.0f} |"
+        f"| {step_rate:,.0f} | {step_rate / ceiling_rate:.2f} | {wall:.1f} | {scored:,.0f} | {' / '.join(memory)} "
+        f"| {load} |"
     )
     print(line)
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")

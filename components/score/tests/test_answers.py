@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
+import pyarrow as pa
 
+from components.score import answers as answer_columns_module
 from components.score.answers import RequestIds, answer_columns
 from serving.model_service.feedback import REQUEST_ID, parse_id
 from serving.model_service.predictor import ServedTask
@@ -47,3 +49,12 @@ def test_request_ids_are_the_services_format_with_the_scoring_time():
     assert all(REQUEST_ID.fullmatch(request_id) for request_id in ids)
     assert {parse_id(request_id) for request_id in ids} == {("7", 1_765_000_000_123)}
     assert {request_id[2 + 12] for request_id in ids} == {"7"}  # UUID version 7
+
+
+def test_request_ids_past_a_string_columns_offsets_are_the_same_column(monkeypatch):
+    """A chunk whose ids outgrow 32-bit offsets is built with 64-bit ones, then given the same `string` type."""
+    monkeypatch.setattr(answer_columns_module, "MAX_STRING_BYTES", 100)
+    ids = RequestIds("7").draw(10, 1_765_000_000_123)
+    assert ids.type == pa.string()
+    assert all(REQUEST_ID.fullmatch(request_id) for request_id in ids.to_pylist())
+    assert len(set(ids.to_pylist())) == 10
