@@ -31,6 +31,9 @@ REJECTED_TAG = "plinth.rejected"
 SERVING_ALIAS_PREFIX = "serving-"
 # What MLflow exports into the environment when its default tracking / registry URI is set.
 MLFLOW_URI_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+# MLflow draws a progress bar for every artifact download once tqdm is installed (optuna brings it): carriage-
+# return noise in pod logs that also breaks the CLIs' one-line errors. Off unless a user turns it back on.
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 
 def serving_alias(environment: str) -> str:

@@ -14,8 +14,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from serving.experiments.spec import ExperimentSpec
-from serving.rollout.core.analyse import FAIL, NO_DATA, Baseline, CheckResult, run_check
+from serving.rollout.core.analyse import run_check
+from serving.rollout.core.baseline import Baseline
 from serving.rollout.core.observe import MetricsSource
+from serving.rollout.core.results import FAIL, NO_DATA, CheckResult
 from serving.rollout.core.spec import AnalysisSpec
 
 

@@ -25,8 +25,9 @@ import yaml
 from serving.bench.demo_model import RegisteredModel
 from serving.model_service import drift, per_request, registry, settings
 from serving.model_service.columns import FrameBuilder
-from serving.rollout.core.analyse import FAIL, NO_DATA, Analysis
+from serving.rollout.core.analyse import Analysis
 from serving.rollout.core.observe import Observation
+from serving.rollout.core.results import FAIL, NO_DATA
 from serving.rollout.core.spec import parse_spec
 from serving.rollout.edges.scrape_metrics import parse_snapshot, summarise
 from tests.k8s.k8s_tooling import named, render

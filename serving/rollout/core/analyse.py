@@ -12,22 +12,18 @@ failure limit, and its evidence (bound crossed, interval, sample sizes) travels 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
-from typing import Any
 
+from serving.rollout.core.baseline import Baseline
 from serving.rollout.core.cbpe import check_estimated_accuracy
 from serving.rollout.core.churn import check_churn
-from serving.rollout.core.comparisons import EVIDENCE, GATES_PROMOTION, Traffic
+from serving.rollout.core.comparisons import EVIDENCE, GATES_PROMOTION
 from serving.rollout.core.divergence import describe, divergence
-from serving.rollout.core.observe import DRIFT_OFF, LiveQuality, Observation, Predictions, TrackSample
-from serving.rollout.core.sequential import BETTER, NO_REGRESSION, REGRESSION, SequentialResult
+from serving.rollout.core.observe import DRIFT_OFF, Observation, TrackSample
+from serving.rollout.core.results import FAIL, NO_DATA, NOT_APPLICABLE, PASS, PENDING, CheckResult
+from serving.rollout.core.sequential import BETTER, NO_REGRESSION, REGRESSION
 from serving.rollout.core.spec import AnalysisSpec, Check
-
-PASS, FAIL, NO_DATA, PENDING = "pass", "fail", "no_data", "pending"
-# A check whose signal cannot exist for this canary (input drift of a model without a reference profile):
-# neither a pass nor a failure, and it does not hold the step.
-NOT_APPLICABLE = "not_applicable"
 
 
 class Action(Enum):
@@ -39,87 +35,12 @@ class Action(Enum):
 
 
 @dataclass(frozen=True)
-class CheckResult:
-    """The outcome of one check in one interval."""
-
-    name: str
-    status: str
-    value: float
-    detail: str
-    # The comparison with the stable (checks with alpha and minEffect, once both tracks have data).
-    evidence: SequentialResult | None = None
-    compared: str = ""
-
-    def evidence_record(self) -> dict[str, Any] | None:
-        """Return the evidence as JSON-safe data for the history: decision, bound crossed, interval, sizes."""
-        return None if self.evidence is None else {"compared": self.compared, **self.evidence.to_record()}
-
-
-@dataclass(frozen=True)
 class Verdict:
     """The analysis of one interval."""
 
     action: Action
     results: tuple[CheckResult, ...]
     reason: str
-
-
-@dataclass
-class Baseline:
-    """What the rollout has seen so far: the stable's last p99 and both tracks' predictions, summed.
-
-    At 100 % canary weight the stable gets no traffic, so its last well-sampled p99 stands in. Predictions
-    are summed over the rollout because a model's output distribution does not depend on the weight, and a
-    Jensen-Shannon estimate from a dozen predictions is mostly sampling noise. Ground-truth labels are summed
-    for the same reason, and because they arrive sparse and late.
-    """
-
-    p99_seconds: float = math.nan
-    stable_predictions: Predictions = field(default_factory=Predictions)
-    canary_predictions: Predictions = field(default_factory=Predictions)
-    stable_live: LiveQuality = field(default_factory=LiveQuality)
-    canary_live: LiveQuality = field(default_factory=LiveQuality)
-    # Requests, 5xx and durations summed: what the sequential checks compare (a restart continues the test).
-    stable_traffic: Traffic = field(default_factory=Traffic)
-    canary_traffic: Traffic = field(default_factory=Traffic)
-
-    def to_record(self) -> dict[str, Any]:
-        """Return the baseline as JSON-safe data, for a controller that must survive its own restart."""
-        return {
-            "p99_seconds": None if math.isnan(self.p99_seconds) else self.p99_seconds,
-            "stable_predictions": self.stable_predictions.to_record(),
-            "canary_predictions": self.canary_predictions.to_record(),
-            "stable_live": self.stable_live.to_record(),
-            "canary_live": self.canary_live.to_record(),
-            "stable_traffic": self.stable_traffic.to_record(),
-            "canary_traffic": self.canary_traffic.to_record(),
-        }
-
-    @classmethod
-    def from_record(cls, data: dict[str, Any]) -> Baseline:
-        """Read a baseline written by `to_record` (an empty record gives an empty baseline)."""
-        p99 = data.get("p99_seconds")
-        return cls(
-            p99_seconds=math.nan if p99 is None else float(p99),
-            stable_predictions=Predictions.from_record(data.get("stable_predictions", {})),
-            canary_predictions=Predictions.from_record(data.get("canary_predictions", {})),
-            stable_live=LiveQuality.from_record(data.get("stable_live", {})),
-            canary_live=LiveQuality.from_record(data.get("canary_live", {})),
-            stable_traffic=Traffic.from_record(data.get("stable_traffic", {})),
-            canary_traffic=Traffic.from_record(data.get("canary_traffic", {})),
-        )
-
-    def update(self, observation: Observation, min_requests: int) -> None:
-        """Fold one interval in."""
-        stable = observation.stable
-        if stable.requests >= min_requests and not math.isnan(stable.p99_seconds):
-            self.p99_seconds = stable.p99_seconds
-        self.stable_predictions.add(stable.predictions)
-        self.canary_predictions.add(observation.canary.predictions)
-        self.stable_live.add(stable.live)
-        self.canary_live.add(observation.canary.live)
-        self.stable_traffic.add(stable)
-        self.canary_traffic.add(observation.canary)
 
 
 def _threshold(name: str, value: float, ok: bool, bound: str) -> CheckResult:

@@ -22,10 +22,11 @@ import math
 from typing import TYPE_CHECKING
 
 from serving.rollout.core.observe import Predictions
+from serving.rollout.core.results import FAIL, NOT_APPLICABLE, PASS, PENDING, CheckResult
 from serving.rollout.core.sequential import BETTER, NO_REGRESSION, REGRESSION, compare_proportions
 
 if TYPE_CHECKING:
-    from serving.rollout.core.analyse import Baseline, CheckResult
+    from serving.rollout.core.baseline import Baseline
     from serving.rollout.core.spec import Check
 
 
@@ -42,8 +43,6 @@ def estimated_accuracy(predictions: Predictions) -> float:
 
 def check_estimated_accuracy(check: Check, baseline: Baseline) -> CheckResult:
     """Judge the canary's estimated accuracy against the stable's (see the module docstring)."""
-    from serving.rollout.core.analyse import FAIL, NOT_APPLICABLE, PASS, PENDING, CheckResult  # analyse imports us
-
     (canary, n_canary), (stable, n_stable) = (
         expected_correct(baseline.canary_predictions),
         expected_correct(baseline.stable_predictions),

@@ -24,10 +24,10 @@ from typing import TYPE_CHECKING
 from scipy.stats import binomtest
 
 from serving.rollout.core.paired import CANARY_ONLY, STABLE_ONLY, PairCounts
+from serving.rollout.core.results import FAIL, NOT_APPLICABLE, PASS, PENDING, CheckResult
 from serving.rollout.core.sequential import BETTER, CONTINUE, REGRESSION, SequentialResult, decide, mixture_half_width
 
 if TYPE_CHECKING:
-    from serving.rollout.core.analyse import CheckResult
     from serving.rollout.core.spec import Check
 
 # Without `alpha` / `minEffect` in the spec: a 5 % chance of refusing a canary within budget, and the boundary
@@ -74,8 +74,6 @@ def mcnemar(counts: PairCounts) -> str:
 
 def check_churn(check: Check, pairs: PairCounts | None, shadow: bool, slices: Sequence[str] = ()) -> CheckResult:
     """Judge the rollout's paired rows against `maxChurn` (see the module docstring)."""
-    from serving.rollout.core.analyse import FAIL, NOT_APPLICABLE, PASS, PENDING, CheckResult  # analyse imports us
-
     if not shadow:
         detail = "not applicable after the shadow phase: only mirrored requests are answered by both versions"
         return CheckResult(check.name, NOT_APPLICABLE, math.nan, detail)

@@ -13,13 +13,12 @@ so a new check adds one entry.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterator
 
+from serving.rollout.core.baseline import Baseline
 from serving.rollout.core.divergence import probability_name
 from serving.rollout.core.histogram import align, bucket_total, histogram_quantile, monotonic
-from serving.rollout.core.observe import Buckets, Predictions, TrackSample, add_counts, add_known, bounds_in, bounds_out
+from serving.rollout.core.observe import Buckets, Predictions
 from serving.rollout.core.sequential import (
     NO_REGRESSION,
     REGRESSION,
@@ -29,35 +28,8 @@ from serving.rollout.core.sequential import (
 )
 from serving.rollout.core.spec import Check
 
-if TYPE_CHECKING:
-    from serving.rollout.core.analyse import Baseline
-
 # What a check compared (in words, for its detail) and the comparison's result.
 Evidence = tuple[str, SequentialResult]
-
-
-@dataclass
-class Traffic:
-    """One track's `/predict` requests, 5xx answers and duration histogram, summed over the rollout."""
-
-    requests: float = 0.0
-    errors: float = 0.0
-    latency: Buckets = field(default_factory=dict)
-
-    def add(self, sample: TrackSample) -> None:
-        """Fold one interval in (NaN counts are no data, skipped)."""
-        self.requests = add_known(self.requests, sample.requests)
-        self.errors = add_known(self.errors, sample.errors)
-        add_counts(self.latency, sample.latency)
-
-    def to_record(self) -> dict[str, Any]:
-        """Return the sums as JSON-safe data."""
-        return {"requests": self.requests, "errors": self.errors, "latency": bounds_out(self.latency)}
-
-    @classmethod
-    def from_record(cls, data: Mapping[str, Any]) -> Traffic:
-        """Read sums written by `to_record` (a record from before they were kept: none)."""
-        return cls(float(data.get("requests", 0.0)), float(data.get("errors", 0.0)), bounds_in(data.get("latency", {})))
 
 
 def _level(check: Check) -> tuple[float, float]:

@@ -44,7 +44,8 @@ from typing import Protocol
 
 from components.common.redact import first_line, redact
 from components.common.tracking import CANCELED, INITIALIZED, PROMOTED, ROLLED_BACK
-from serving.rollout.core.analyse import Action, Analysis, Baseline
+from serving.rollout.core.analyse import Action, Analysis
+from serving.rollout.core.baseline import Baseline
 from serving.rollout.core.controller import judged
 from serving.rollout.core.observe import MetricsSource
 from serving.rollout.core.record import RolloutRecorder, now_iso

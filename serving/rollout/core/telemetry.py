@@ -7,7 +7,7 @@ import logging
 from prometheus_client import Counter, Gauge, start_http_server
 
 from components.common.tracking import CANCELED, PROMOTED, ROLLED_BACK
-from serving.rollout.core.analyse import FAIL, NO_DATA, NOT_APPLICABLE, PASS, PENDING, CheckResult
+from serving.rollout.core.results import FAIL, NO_DATA, NOT_APPLICABLE, PASS, PENDING, CheckResult
 from serving.rollout.core.sequential import REGRESSION
 from serving.rollout.core.spec import CHECK_NAMES
 

@@ -20,7 +20,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from components.common.tracking import CANCELED, INITIALIZED, PROMOTED, ROLLED_BACK
-from serving.rollout.core.analyse import FAIL, NO_DATA, NOT_APPLICABLE, PASS, PENDING
+from serving.rollout.core.results import FAIL, NO_DATA, NOT_APPLICABLE, PASS, PENDING
 
 Event = Mapping[str, Any]
 OUTCOMES = {PROMOTED: "tab:green", ROLLED_BACK: "tab:red", CANCELED: "tab:grey", INITIALIZED: "tab:blue"}

@@ -3,8 +3,10 @@ import math
 
 import pytest
 
-from serving.rollout.core.analyse import FAIL, NO_DATA, NOT_APPLICABLE, PASS, PENDING, Action, Analysis, Baseline
+from serving.rollout.core.analyse import Action, Analysis
+from serving.rollout.core.baseline import Baseline
 from serving.rollout.core.observe import LiveQuality, Observation, Predictions, TrackSample, empty_observation
+from serving.rollout.core.results import FAIL, NO_DATA, NOT_APPLICABLE, PASS, PENDING
 from serving.rollout.core.spec import parse_spec
 
 BOUNDS = [0.1 * i for i in range(1, 11)] + [math.inf]

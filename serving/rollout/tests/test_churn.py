@@ -8,11 +8,13 @@ import re
 import numpy as np
 import pytest
 
-from serving.rollout.core.analyse import FAIL, NOT_APPLICABLE, PASS, PENDING, Action, Analysis, Baseline
+from serving.rollout.core.analyse import Action, Analysis
+from serving.rollout.core.baseline import Baseline
 from serving.rollout.core.cbpe import check_estimated_accuracy, estimated_accuracy
 from serving.rollout.core.churn import check_churn
 from serving.rollout.core.observe import Observation, Predictions, TrackSample
 from serving.rollout.core.paired import CANARY_ONLY, STABLE_ONLY, PairCounts
+from serving.rollout.core.results import FAIL, NOT_APPLICABLE, PASS, PENDING
 from serving.rollout.core.spec import SpecError, parse_check, parse_spec
 from serving.rollout.core.timeline import evidence_label
 

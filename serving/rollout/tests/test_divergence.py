@@ -5,10 +5,11 @@ import math
 import numpy as np
 import pytest
 
-from serving.rollout.core.analyse import FAIL, NO_DATA, NOT_APPLICABLE, PASS, PENDING, Action, Analysis
+from serving.rollout.core.analyse import Action, Analysis
 from serving.rollout.core.divergence import divergence
 from serving.rollout.core.histogram import bin_shares, jensen_shannon
 from serving.rollout.core.observe import DRIFT_OFF, DRIFT_ON, Observation, Predictions, TrackSample
+from serving.rollout.core.results import FAIL, NO_DATA, NOT_APPLICABLE, PASS, PENDING
 from serving.rollout.core.spec import parse_spec
 from serving.rollout.tests.test_histogram import PROBABILITY_BOUNDS, deciles, histogram
 

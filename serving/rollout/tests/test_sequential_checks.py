@@ -3,8 +3,10 @@ import math
 
 import pytest
 
-from serving.rollout.core.analyse import FAIL, PASS, Action, Analysis, Baseline
+from serving.rollout.core.analyse import Action, Analysis
+from serving.rollout.core.baseline import Baseline
 from serving.rollout.core.observe import LiveQuality, Observation, Predictions, TrackSample
+from serving.rollout.core.results import FAIL, PASS
 from serving.rollout.core.sequential import CONTINUE, REGRESSION
 from serving.rollout.core.spec import SpecError, load_spec, parse_spec
 from serving.rollout.tests.test_analyse import CONFIDENT, binary, cumulative
