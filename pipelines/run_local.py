@@ -28,7 +28,12 @@ from components.split.core import DEFAULT_VALIDATION_SIZE
 from components.validate.thresholds import Thresholds, flag
 from pipelines.compile import compiled_path
 from pipelines.summary import failure_summary, run_summary
-from pipelines.training.pipeline import DEFAULT_MODEL_NAME, DEFAULT_SEARCH_TRIALS, PIPELINE_NAME
+from pipelines.training.pipeline import (
+    DEFAULT_MODEL_NAME,
+    DEFAULT_SEARCH_TIME_S,
+    DEFAULT_SEARCH_TRIALS,
+    PIPELINE_NAME,
+)
 from pipelines.warm_steps import warm_steps
 
 # The validate step's limits (components/validate/thresholds.py), each a pipeline parameter and a flag here.
@@ -129,7 +134,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="trials per candidate family; 0 trains the fixed settings (default: %(default)s)",
     )
     search.add_argument(
-        "--search-time-s", type=seconds, default=120.0, help="seconds each family may search (default: %(default)s)"
+        "--search-time-s",
+        type=seconds,
+        default=DEFAULT_SEARCH_TIME_S,
+        help="seconds each family may search (default: %(default)s)",
     )
     search.add_argument(
         "--search-parallelism",
