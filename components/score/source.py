@@ -13,6 +13,7 @@ Each batch is given the dataset's schema (its hive partition columns as constant
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pyarrow as pa
@@ -67,7 +68,7 @@ class Source:
         """
         try:
             batches = (
-                self._parquet_batches(chunk_rows)
+                read_ahead(self._parquet_batches(chunk_rows))
                 if self.parquet
                 else self.dataset.to_batches(
                     batch_size=chunk_rows, batch_readahead=BATCH_READAHEAD, fragment_readahead=FRAGMENT_READAHEAD
@@ -91,6 +92,19 @@ class Source:
                 reader = pq.ParquetFile(handle, buffer_size=READ_BUFFER, pre_buffer=False)
                 for batch in reader.iter_batches(batch_size=chunk_rows):
                     yield conform(batch, schema, keys)
+
+
+def read_ahead(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    """Yield `batches`, the next one read on a thread while the caller scores this one.
+
+    pyarrow decodes without the GIL, so reading leaves the scoring's path, as the dataset scanner's read-ahead
+    did, for one chunk more in memory.
+    """
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="plinth-score-read") as pool:
+        pending = pool.submit(next, batches, None)
+        while (batch := pending.result()) is not None:
+            pending = pool.submit(next, batches, None)
+            yield batch
 
 
 def conform(batch: pa.RecordBatch, schema: pa.Schema, keys: dict[str, Any]) -> pa.RecordBatch:

@@ -152,16 +152,16 @@ def main(argv: list[str] | None = None) -> int:
             sized.unlink()
     ceiling_rate, inline_rate = args.rows / best, inline.rows_in / inline.seconds
     load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     line = (
-        f"| {args.rows:,} | {DATA} | {ceiling_rate:,.0f} | {inline_rate:,.0f} | {inline_rate / ceiling_rate:.2f} "
+        f"| {stamp} | {args.rows:,} | {ceiling_rate:,.0f} | {inline_rate:,.0f} | {inline_rate / ceiling_rate:.2f} "
         f"| {step_rate:,.0f} | {step_rate / ceiling_rate:.2f} | {wall:.1f} | {scored:,.0f} | {' / '.join(memory)} "
         f"| {load} |"
     )
     print(line)
-    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     machine = f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
-    with args.results.open("a") as handle:
-        handle.write(f"{line} <!-- {stamp}, {machine} -->\n")
+    with args.results.open("a") as handle:  # the last section of the file is the table: a new row
+        handle.write(f"{line} <!-- {DATA}, {machine} -->\n")
     return 0
 
 
