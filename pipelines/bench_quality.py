@@ -252,8 +252,8 @@ def bench_table(table: Table, work: Path) -> str:
     try:
         answers[PLINTH] = plinth_answer(table, train, test, work)
     except RuntimeError as error:
-        wall = time.perf_counter() - started
-        return f"| {table.name} | {table.kind} | — | — | — | — | — | {wall:.0f} | plinth failed: {str(error)[-300:]} |"
+        wall, reason = time.perf_counter() - started, " ".join(str(error).split())[-300:]  # one table row
+        return f"| {table.name} | {table.kind} | — | — | — | — | — | {wall:.0f} | plinth failed: {reason} |"
     score = {name: primary(table.kind, truth, answer.output, classes) for name, (answer, classes) in answers.items()}
     f1 = {
         name: f1_score(truth, answer.labels, average="macro")
