@@ -11,8 +11,9 @@ Each row's contributions add up, with a base value, to the model's output in the
   training mean is rebuilt from the fitted preprocessing and the reference profile (no training rows live
   beside a model): scaled numbers have mean 0, a one-hot column has its category's share, a target-encoded
   column the share-weighted mean of its encodings (categories the profile does not name share its "other" share).
-- Anything else with `predict_proba`/`predict` (the torch MLP, HistGradientBoosting): sampling Shapley values against a background
-  drawn from the reference profile, seeded (`shapley.py`), in probability units (classifiers) or the value.
+- Anything else with `predict_proba`/`predict` (the torch MLP, HistGradientBoosting): sampling Shapley values
+  against a background drawn from the reference profile, seeded (`shapley.py`), in probability units
+  (classifiers) or the value.
 """
 
 from __future__ import annotations

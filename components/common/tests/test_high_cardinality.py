@@ -62,7 +62,8 @@ def test_the_report_says_the_column_is_high_cardinality_and_how_it_is_encoded(me
     row = next(c for c in outcome.report.checks if (c.column, c.rule) == ("merchant", "categories"))
     assert row.passed
     assert f"{MERCHANTS} distinct values" in row.detail
-    assert "high-cardinality: target encoding (linear, MLP, HistGradientBoosting), native categories (XGBoost)" in row.detail
+    encodings = "target encoding (linear, MLP, HistGradientBoosting), native categories (XGBoost)"
+    assert f"high-cardinality: {encodings}" in row.detail
 
 
 @pytest.mark.parametrize("candidate", sorted(CANDIDATES))
