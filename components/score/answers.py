@@ -29,7 +29,6 @@ from components.common.explain import Explanation
 from components.common.task import BINARY, REGRESSION, predicted_index
 from serving.model_service.predictor import ServedTask
 
-HEX_DIGITS = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
 # Largest byte count an Arrow `string` column (32-bit offsets) holds.
 MAX_STRING_BYTES = 2**31 - 1
 TIMESTAMP = pa.timestamp("ms", tz="UTC")
@@ -46,19 +45,20 @@ class RequestIds:
         """Return `rows` fresh ids issued at `now_ms`: `<version>.` + the UUIDv7 as 32 hex digits.
 
         Every id has the same width, so the column's bytes are written as one (rows, width) block and handed to
-        Arrow as its data buffer, with offsets every `width` bytes: no string is made one at a time.
+        Arrow as its data buffer, with offsets every `width` bytes: no string is made one at a time. The 16
+        octets of every id are drawn as one buffer of random bytes, stamped (time, version, variant) in place and
+        spelled in hex by `bytes.hex`, in C: a gather per hex digit cost 20-40 ms per 100,000 ids.
         """
-        bits = self.random.integers(0, 2**63, size=(rows, 2), dtype=np.uint64)
-        raw = np.empty((rows, 2), dtype=">u8")
-        raw[:, 0] = np.uint64((now_ms & (2**48 - 1)) << 16) | np.uint64(0x7000) | (bits[:, 0] & np.uint64(0x0FFF))
-        raw[:, 1] = np.uint64(0x8000000000000000) | (bits[:, 1] & np.uint64(0x3FFFFFFFFFFFFFFF))
-        octets = raw.view(np.uint8).reshape(rows, 16)
+        octets = np.frombuffer(self.random.bytes(rows * 16), dtype=np.uint8).reshape(rows, 16).copy()
+        octets[:, :6] = np.frombuffer((now_ms & (2**48 - 1)).to_bytes(6, "big"), dtype=np.uint8)
+        octets[:, 6] = 0x70 | (octets[:, 6] & 0x0F)  # version 7, then 12 random bits
+        octets[:, 8] = 0x80 | (octets[:, 8] & 0x3F)  # the RFC 9562 variant, then 62 random bits
+        digits = np.frombuffer(octets.tobytes().hex().encode("ascii"), dtype=np.uint8).reshape(rows, 32)
         start = len(self.prefix)
         width = start + 32
         text = np.empty((rows, width), dtype=np.uint8)
         text[:, :start] = self.prefix
-        text[:, start::2] = HEX_DIGITS[octets >> 4]
-        text[:, start + 1 :: 2] = HEX_DIGITS[octets & 0x0F]
+        text[:, start:] = digits
         large = rows * width > MAX_STRING_BYTES
         offsets = np.arange(0, (rows + 1) * width, width, dtype=np.int64 if large else np.int32)
         kind = pa.large_string() if large else pa.string()
