@@ -47,7 +47,7 @@ def _step(task: PipelineTask, name: str) -> PipelineTask:
 # Trials per family, and seconds per shard, in `make train` and a default run: on the built-in table they keep
 # `make train` within about 30 s of the fixed settings (components/search/README.md); 0 trials: fixed settings.
 DEFAULT_SEARCH_TRIALS = 8
-DEFAULT_SEARCH_TIME_S = 30.0
+DEFAULT_SEARCH_TIME_S = 15.0
 
 
 def _search(
