@@ -94,7 +94,10 @@ def _all_within(numbers: np.ndarray | None, values: pa.Array, bounds: tuple[floa
             and (low is None or bool((numbers >= low).all()))
             and (high is None or bool((numbers <= high).all()))
         )
-    return bool(np.logical_and(numbers >= low, numbers <= high).all())  # NaN and +-inf compare False
+    if not len(numbers):
+        return True
+    # Two vectorised reductions, no mask: a NaN makes the minimum NaN, and NaN and +-inf compare False here.
+    return bool(numbers.min() >= low) and bool(numbers.max() <= high)
 
 
 class Contract:
@@ -127,14 +130,14 @@ class Contract:
         name, kind = column.name, _kind(values.type)
         if pa.types.is_dictionary(values.type):
             values = pc.cast(values, values.type.value_type)
-        missing = values.is_null().to_numpy(zero_copy_only=False)
         numbers = _numbers(values) if kind in ("number", "integer") else None
-        if numbers is not None and kind == "number":
-            missing = missing | np.isnan(numbers)
         if numbers is not None and column.dtype == "float64":
             numbers_of[column.name] = numbers
         if kind == "number" and column.type in ("double", "float") and _all_within(numbers, values, column.bounds):
             return []  # the usual chunk: every value present, finite and in bounds, found in two passes
+        missing = values.is_null().to_numpy(zero_copy_only=False)
+        if numbers is not None and kind == "number":
+            missing = missing | np.isnan(numbers)
         found: list[tuple[np.ndarray, Describe]] = []
         if not column.optional and missing.any():
             found.append((missing, lambda _: f"{name}: missing, but the column is required"))
