@@ -130,7 +130,11 @@ def test_argo_cd_ignores_exactly_what_the_rollout_controller_steers(prod: list[d
 
     weights, filters = rules[("HTTPRoute", route["metadata"]["name"])]["jqPathExpressions"]
     assert weights == ".spec.rules[].backendRefs[].weight"
-    assert jq_path(weights, route) == [100, 0], "the expression selects every backend weight, nothing else"
+    # Every rule (the prediction API's, the Open Inference Protocol's) carries the stable and canary weights.
+    assert len(route["spec"]["rules"]) == 2
+    every_weight = [ref["weight"] for rule in route["spec"]["rules"] for ref in rule["backendRefs"]]
+    assert every_weight == [100, 0, 100, 0]
+    assert jq_path(weights, route) == every_weight, "the expression selects every backend weight, nothing else"
     # The shadow phase's RequestMirror filter: added and removed by the controller, never written in Git.
     assert filters == ".spec.rules[].filters"
     assert all("filters" not in rule for rule in route["spec"]["rules"]), "Git never writes the mirror filter"

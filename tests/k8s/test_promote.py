@@ -215,8 +215,12 @@ def test_apply_mid_rollout_takes_the_route_back_as_flux_does_and_lands_the_new_d
     """
     route_path = "/apis/gateway.networking.k8s.io/v1/namespaces/plinth/httproutes/plinth-classifier"
     route = cluster.api.store.get(HTTPROUTE, "plinth", "plinth-classifier")
-    backends = [{**ref, "weight": 90 if ref["weight"] else 10} for ref in route["spec"]["rules"][0]["backendRefs"]]
-    patch = {"spec": {"rules": [{**route["spec"]["rules"][0], "backendRefs": backends}]}}
+    # As the controller writes them: every rule of the route (prediction API, Open Inference Protocol) alike.
+    rules = [
+        {**rule, "backendRefs": [{**ref, "weight": 90 if ref["weight"] else 10} for ref in rule["backendRefs"]]}
+        for rule in route["spec"]["rules"]
+    ]
+    patch = {"spec": {"rules": rules}}
     status, _ = cluster.api.handle(
         "PATCH",
         route_path,
@@ -230,7 +234,8 @@ def test_apply_mid_rollout_takes_the_route_back_as_flux_does_and_lands_the_new_d
     assert desired_in(repo) == "2"
     assert canary_version(cluster) == "2", "no half-applied promotion"
     stored = cluster.api.store.get(HTTPROUTE, "plinth", "plinth-classifier")
-    assert sorted(r["weight"] for r in stored["spec"]["rules"][0]["backendRefs"]) == [0, 100], "Git's route"
+    for rule in stored["spec"]["rules"]:
+        assert sorted(r["weight"] for r in rule["backendRefs"]) == [0, 100], "Git's route"
     owners = {entry["manager"] for entry in stored["metadata"]["managedFields"]}
     assert "plinth-promote" in owners
 
