@@ -96,13 +96,18 @@ class DriftTally:
         self.rows += batch.rows
         if self.profile is None:
             return
+        rows = None
         if batch.rows > self.rows_per_chunk:
-            batch = sample(batch, np.sort(self.random.choice(batch.rows, self.rows_per_chunk, replace=False)))
-        self.counted += batch.rows
-        if self.numeric and batch.block is not None and list(batch.index) == self.numeric:
-            self._add_numeric(batch.block)  # an all-number model: its block, as it is
-        elif self.numeric:
-            self._add_numeric(np.column_stack([batch.column(name) for name in self.numeric]).astype(np.float64))
+            rows = np.sort(self.random.choice(batch.rows, self.rows_per_chunk, replace=False))
+        self.counted += batch.rows if rows is None else len(rows)
+        if batch.block is not None and list(batch.index) == self.numeric == list(self.profile.features):
+            # An all-number model: its (Fortran-order) block read by feature, each feature's sample contiguous.
+            self._add_numeric(batch.block.T if rows is None else batch.block.T.take(rows, axis=1))
+            return
+        if rows is not None:
+            batch = sample(batch, rows)
+        if self.numeric:
+            self._add_numeric(np.vstack([batch.column(name) for name in self.numeric]).astype(np.float64))
         for name, stats in self.profile.features.items():
             if stats.is_numeric:
                 continue
@@ -111,12 +116,12 @@ class DriftTally:
             self.counts[name] += category_drift_counts(stats, category_counts(series), int(series.isna().sum()))
 
     def _add_numeric(self, values: np.ndarray) -> None:
-        """Count (rows, numeric features) values into their bins: `FeatureProfile.bin_index` for all at once."""
+        """Count (numeric features, rows) values into their bins: `FeatureProfile.bin_index` for all at once."""
         index = np.zeros(values.shape, dtype=np.int16)
-        for edge in range(self.edges.shape[1]):
-            np.add(index, values > self.edges[:, edge], out=index, casting="unsafe")  # bin i: (edges[i-1], edges[i]]
-        index = np.where(np.isnan(values), self.missing_bin.astype(np.int16), index).astype(np.int64)
-        offsets = index + np.arange(len(self.numeric)) * self.width
+        for edge in range(self.edges.shape[1]):  # bin i: (edges[i-1], edges[i]]
+            np.add(index, values > self.edges[:, edge, None], out=index, casting="unsafe")
+        index = np.where(np.isnan(values), self.missing_bin[:, None], index)
+        offsets = index + (np.arange(len(self.numeric)) * self.width)[:, None]
         counts = np.bincount(offsets.ravel(), minlength=len(self.numeric) * self.width).reshape(-1, self.width)
         for row, name in enumerate(self.numeric):
             self.counts[name] += counts[row, : len(self.counts[name])]
