@@ -8,9 +8,11 @@ version's reference profile (`drift/report.md`, one `drift_psi.<feature>` metric
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import re
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -30,6 +32,35 @@ TAG_MODEL, TAG_VERSION, TAG_VERIFICATION = "plinth.model_name", "plinth.model_ve
 TAG_DATA_HASH, TAG_GIT_COMMIT = "plinth.data_hash", "plinth.git_commit"
 TAG_EXPLAINED = "plinth.explained"
 METRIC_KEY = re.compile(r"[^0-9A-Za-z_\-. /]")
+
+
+# glibc's mallopt parameters: allocations up to this size come from the heap, and freed heap memory up to this
+# much is kept for the next chunk instead of being handed back to the kernel.
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+MMAP_THRESHOLD_BYTES = 32 << 20  # glibc's largest (a chunk's 100,000 x 30 float64 block is 24 MB)
+TRIM_THRESHOLD_BYTES = 1 << 31
+
+
+def keep_freed_memory() -> bool:
+    """Let this process reuse a chunk's freed arrays for the next chunk's; return whether glibc took the settings.
+
+    By default glibc maps every array above 128 KB fresh from the kernel and unmaps it when freed, so each
+    chunk's arrays (the typed block, the model's copies, the answer columns) are faulted in page by page again:
+    in a fresh process that cost a million rows about 40 % of the loop (0.8M -> 1.4-1.9M rows/s with it). The
+    step's process scores one table; its peak memory is the same, only kept until the process ends.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:  # not glibc (musl, a static build): its allocator's defaults stay
+        return False
+    mallopt = getattr(libc, "mallopt", None)
+    if mallopt is None:
+        return False
+    return bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)) and bool(
+        mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES)
+    )
 
 
 class ScoringError(RuntimeError):
@@ -86,6 +117,7 @@ def score(request: Request, tracking_uri: str, run_id: str) -> Summary:
         raise ScoringError(f"chunk_rows must be at least 1, got {request.chunk_rows}")
     if not request.out:
         raise ScoringError("out is empty: give a directory or an s3://, gs:// or abfs:// prefix for the predictions")
+    keep_freed_memory()
     try:
         source = Source(request.source)
         environment = request.environment(os.environ)
