@@ -61,16 +61,20 @@ def torch_space(trial: optuna.Trial, profile: ReferenceProfile) -> dict[str, Any
 
 
 def hgb_space(trial: optuna.Trial, profile: ReferenceProfile) -> dict[str, Any]:
-    """HistGradientBoosting: learning rate, leaves, leaf size, L2 (from 0, its default); class weights.
+    """HistGradientBoosting: learning rate, leaves, leaf size, L2 (from 0, its default); no class weights.
 
-    Rounds are not searched: early stopping on the learner's own validation fraction picks them.
+    Rounds are not searched: early stopping on the learner's own validation fraction picks them. Class weights
+    are not searched for this family: with any sample weight scikit-learn bins every feature by weighted
+    percentiles, one sort per bin edge, which cost 2 s per fit of the 30-column built-in table against 0.07 s
+    unweighted (measured on 364 rows) and took the search's whole time budget. An imbalanced binary task still
+    gets its tuned decision threshold (`components/common/decision.py`), and `build_model` still takes
+    `class_weight` for a user who wants it.
     """
     return {
         "learning_rate": trial.suggest_float("learning_rate", 0.02, 0.3, log=True),
         "max_leaf_nodes": trial.suggest_int("max_leaf_nodes", 7, 63, log=True),
         "min_samples_leaf": trial.suggest_int("min_samples_leaf", 5, 100, log=True),
         "l2_regularization": trial.suggest_float("l2_regularization", 0.0, 5.0),
-        **class_weight(trial, profile),
     }
 
 
