@@ -97,4 +97,4 @@ def test_only_the_steps_that_load_models_run_with_pickles_disallowed(variant):
         for name, container in executors_by_task(spec).items()
         if {"name": "MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "value": "false"} in container.get("env", [])
     }
-    assert disallowed == {"evaluate", "evaluate-2", "evaluate-3", "gate", "register"}
+    assert disallowed == {"evaluate", "evaluate-2", "evaluate-3", "evaluate-4", "gate", "register"}

@@ -32,12 +32,15 @@ def workspace(tables, tmp_path_factory) -> dict[str, str]:
     paths["profile"] = str(root / "profile.json")
     Path(paths["profile"]).write_text(json.dumps(table.profile.to_dict()))
     paths["uri"] = f"sqlite:///{root / 'mlflow.db'}"
+    paths["artifacts"] = str(root / "artifacts")  # never MLflow's default ./mlruns in the working directory
     return paths
 
 
 def train(workspace: dict[str, str], searched: list[str], tmp_path: Path):
     client = tracking.connect(workspace["uri"])
-    experiment = client.get_experiment_by_name("search") or client.get_experiment(client.create_experiment("search"))
+    experiment = client.get_experiment_by_name("search") or client.get_experiment(
+        client.create_experiment("search", artifact_location=workspace["artifacts"])
+    )
     parent = client.create_run(experiment.experiment_id).info.run_id
 
     def make(profile, **params):
