@@ -14,9 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from serving.rollout.core.spec import Check, SpecError, _integer, parse_check, parse_duration
+from serving.rollout.core.spec import Check, SpecError, _integer, parse_check, parse_duration, read_yaml
 
 # Guards judge one variant against the control per interval; outcome checks belong to the experiment itself.
 GUARD_NAMES = ("success-rate", "latency-p99")
@@ -186,12 +184,4 @@ def parse_experiment(data: Any) -> ExperimentSpec:
 
 def load_experiment(path: str | Path) -> ExperimentSpec:
     """Read and validate an experiment spec file."""
-    try:
-        text = Path(path).read_text()
-    except OSError as error:
-        raise SpecError(f"spec: cannot read {path}: {error.strerror}") from error
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        raise SpecError(f"spec: {path} is not valid YAML: {str(error).splitlines()[0]}") from error
-    return parse_experiment(data)
+    return parse_experiment(read_yaml(path))

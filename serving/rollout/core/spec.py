@@ -317,14 +317,18 @@ def parse_spec(data: Any) -> AnalysisSpec:
     )
 
 
-def load_spec(path: str | Path) -> AnalysisSpec:
-    """Read and validate a spec file."""
+def read_yaml(path: str | Path) -> Any:
+    """Read a spec file's YAML (an analysis or an experiment spec); unreadable or not YAML: one-line SpecError."""
     try:
         text = Path(path).read_text()
     except OSError as error:
         raise SpecError(f"spec: cannot read {path}: {error.strerror}") from error
     try:
-        data = yaml.safe_load(text)
+        return yaml.safe_load(text)
     except yaml.YAMLError as error:
         raise SpecError(f"spec: {path} is not valid YAML: {str(error).splitlines()[0]}") from error
-    return parse_spec(data)
+
+
+def load_spec(path: str | Path) -> AnalysisSpec:
+    """Read and validate a spec file."""
+    return parse_spec(read_yaml(path))
