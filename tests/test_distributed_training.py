@@ -99,7 +99,7 @@ def parent_run(tmp_path: Path) -> tuple[str, str]:
     """Return (tracking URI, parent run id) of a fresh SQLite MLflow store, as ingest leaves it."""
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     client = tracking.connect(uri)
-    return uri, client.create_run(client.create_experiment("distributed")).info.run_id
+    return uri, client.create_run(tracking.ensure_experiment(client, "distributed", uri)).info.run_id
 
 
 def test_xgboost_trains_on_two_dask_workers_and_is_scored_like_any_candidate(dask_scheduler, churn, tmp_path):
