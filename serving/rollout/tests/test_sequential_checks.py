@@ -158,7 +158,7 @@ def test_input_drift_has_no_comparison_to_state():
 
 def test_the_default_spec_states_alpha_and_min_effect_on_each_comparison():
     default = load_spec("serving/rollout/analysis.yaml")
-    compared = {check.name: check for check in default.checks if check.sequential}
+    compared = {check.name: check for check in default.enabled_checks if check.sequential}
     assert set(compared) == {"success-rate", "latency-p99", "prediction-divergence"}
     assert {check.alpha for check in compared.values()} == {0.01}
     assert [compared[name].min_effect for name in ("success-rate", "latency-p99")] == [0.01, 0.05]
