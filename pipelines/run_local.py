@@ -145,6 +145,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=1,
         help="independent studies per family, run at once as ParallelFor shards (default: %(default)s)",
     )
+    search.add_argument(
+        "--refit",
+        dest="refit_full",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="fit each family's winner again on training + validation rows, keeping the threshold and "
+        "calibration chosen on the validation rows; --no-refit saves the fit on the training rows "
+        "(default: refit)",
+    )
     parser.add_argument(
         "--decision-objective",
         default=F1,
@@ -220,6 +229,7 @@ def main(argv: list[str] | None = None) -> int:
                 search_time_s=args.search_time_s,
                 search_parallelism=args.search_parallelism,
                 decision_objective=args.decision_objective,
+                refit_full=args.refit_full,
                 primary_metric=args.primary_metric,
                 margin=args.margin,
                 min_roc_auc=floor_parameter(args.min_roc_auc),

@@ -6,7 +6,7 @@ import json
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,10 @@ from components.common.profile import ReferenceProfile
 from components.common.task import plain_label
 from components.search.core import collect, shards_metric
 from components.search.records import log_trials, log_winner
+from components.search.refit import fixed_rounds, refit
+
+# Candidate-run tag: "true" when the saved model was refitted on training + validation rows.
+TAG_REFIT = "plinth.refit"
 
 
 @dataclass(frozen=True)
@@ -92,16 +96,21 @@ def train_candidate(
     searched: Sequence[str] = (),
     validation_path: str = "",
     decision_objective: str = decision.F1,
+    refit_full: bool = True,
 ) -> TrainedCandidate:
     """Build the candidate for the profile's task and fit it on the training split, in a nested MLflow run.
 
     `make_model(profile, **params)` returns the unfitted model for the searched parameters (none: the fixed
     settings). `searched` are the search shards' results (components/search): their trials are logged as
     child runs of the candidate's run and the best one's parameters are fitted, on the training rows only:
-    the validation rows stay unseen by the final model, so they can still choose its decision threshold and
-    calibration without bias. `validation_path` is the split's validation rows: with them, the fitted model
-    is finalised (`decision.finalize`: calibrated when its validation ECE is high, a binary threshold chosen
-    for `decision_objective`) and the decision is stored in its metadata.
+    the validation rows stay unseen by that fit, so they can choose its decision threshold and calibration
+    without bias. `validation_path` is the split's validation rows: with them, the fitted model is finalised
+    (`decision.finalize`: calibrated when its validation ECE is high, a binary threshold chosen for
+    `decision_objective`) and the decision is stored in its metadata. Then, with `refit_full`, the same
+    settings are fitted again on training + validation rows with the rounds the first fit found
+    (components/search/refit.py) and that model is saved, with the decision chosen before
+    (`decision.carried`); the run's `plinth.refit` tag and `fit_rows` metric, and the decision's `refit` and
+    `fit_rows`, say which model was saved. A distributed `fit` is not refitted.
     `prepare_for_saving` adapts the fitted model for serving (e.g. pins XGBoost to CPU inference);
     `extra_packages` are the model's framework packages beyond scikit-learn, pinned in its requirements;
     `fit` replaces reading the split into this process and fitting here (a distributed engine), and its
@@ -136,14 +145,25 @@ def train_candidate(
         fit_seconds = time.perf_counter() - started
         mlflow.log_metric("fit_seconds", fit_seconds)
         check_classes(model, profile)
+        fitted = model
         if prepare_for_saving is not None:
             model = prepare_for_saving(model)
-        decided = None
+        decided, saved_rows, refitted = None, n_rows, False
         if validation_path:
-            model, made = decision.finalize(
-                model, *split_target(pd.read_parquet(validation_path), profile), profile, decision_objective
-            )
-            decided = made.metadata()
+            validation = split_target(pd.read_parquet(validation_path), profile)
+            model, made = decision.finalize(model, *validation, profile, decision_objective)
+            if refit_full and fit is None:
+                rounds = fixed_rounds(fitted)
+                started = time.perf_counter()
+                again, features = refit(make_model(profile, **params), rounds, (features, labels), validation)
+                mlflow.log_metric("refit_seconds", time.perf_counter() - started)
+                check_classes(again, profile)
+                model = decision.carried(model, again if prepare_for_saving is None else prepare_for_saving(again))
+                saved_rows, refitted = len(features), True
+                print(f"train {name}: refit on {saved_rows} training + validation rows with {rounds or 'its settings'}")
+            decided = replace(made, refit=refitted, fit_rows=saved_rows).metadata()
+        mlflow.set_tag(TAG_REFIT, str(refitted).lower())
+        mlflow.log_metric("fit_rows", saved_rows)
         model_uri = modeling.log_model(model, features, profile, name, extra_packages, decision=decided)
         files_digest = logged_files_digest(model_uri)
         mlflow.set_tag(attest.TAG_FILES_DIGEST, files_digest)  # what the signer compares the files with

@@ -21,6 +21,7 @@ rows' ECE beside it.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -52,6 +53,8 @@ class Decision:
     calibration: str = NONE
     ece_before: float | None = None  # validation rows, as fitted
     ece_after: float | None = None  # validation rows, after calibration (the same as before without one)
+    refit: bool = False  # the saved model was refitted on training + validation rows (components/search/refit.py)
+    fit_rows: int | None = None  # the rows the saved model was fitted on
 
     def __post_init__(self) -> None:
         """Refuse a decision that cannot be applied."""
@@ -69,8 +72,13 @@ class Decision:
     def from_metadata(cls, block: Mapping[str, Any]) -> Decision:
         """Rebuild a decision written by `metadata`."""
         numbers = {key: None if block.get(key) is None else float(block[key]) for key in NUMBER_FIELDS}
+        rows = block.get("fit_rows")
         return cls(
-            objective=str(block.get("objective", F1)), calibration=str(block.get("calibration", NONE)), **numbers
+            objective=str(block.get("objective", F1)),
+            calibration=str(block.get("calibration", NONE)),
+            refit=bool(block.get("refit", False)),
+            fit_rows=None if rows is None else int(rows),
+            **numbers,
         )
 
 
@@ -162,6 +170,37 @@ def calibrated(model: Any, features: Any, labels: Any, method: str) -> Any:
     if head is None:
         return calibrator
     return Pipeline([*model.steps[:-1], (model.steps[-1][0], calibrator)])
+
+
+def carried(decided: Any, refitted: Any) -> Any:
+    """Return `refitted` with the calibrator `decided` got on the validation rows, now mapping refitted's scores.
+
+    `decided` is `finalize`'s model (fitted on the training rows), `refitted` the same settings fitted on
+    training + validation rows (components/search/refit.py), both as saved. The threshold needs nothing: it is
+    a cut of the probabilities, kept in the decision. Keeping the calibrator and threshold chosen on the
+    validation rows is the accepted approximation: the refitted model has seen those rows, so no unseen rows
+    are left to choose them again (its in-sample scores would be over-confident, which is worse), and its
+    scores differ from the first fit's only by what a quarter more rows of the same table change. Evaluation
+    measures the saved model's ECE on the test rows, so a calibrator that no longer fits shows there.
+    """
+    from sklearn.calibration import CalibratedClassifierCV, _CalibratedClassifier
+    from sklearn.frozen import FrozenEstimator
+    from sklearn.pipeline import Pipeline
+
+    _, calibrator = _split_last(decided)
+    if not isinstance(calibrator, CalibratedClassifierCV):
+        return refitted
+    head, learner = _split_last(refitted)
+    frozen = FrozenEstimator(learner)
+    moved = copy.copy(calibrator)
+    moved.estimator = frozen
+    moved.calibrated_classifiers_ = [
+        _CalibratedClassifier(frozen, part.calibrators, classes=part.classes, method=part.method)
+        for part in calibrator.calibrated_classifiers_
+    ]
+    if head is None:
+        return moved
+    return Pipeline([*refitted.steps[:-1], (refitted.steps[-1][0], moved)])
 
 
 def choose_threshold(positive: np.ndarray, classes: np.ndarray, objective: str) -> float | None:

@@ -36,6 +36,8 @@ SIGNER_TIMEOUT_S = 120
 # What started the run (pipelines/triggers): one tag per field, on the version and on the pipeline's run.
 TRIGGER_TAG_PREFIX = "plinth.trigger."
 TRIGGER_FIELDS = ("kind", "reason", "values", "time", "decision")
+# The saved model was refitted on training + validation rows ("true"/"false"), and on how many rows it was fitted.
+TAG_REFIT, TAG_FIT_ROWS = "plinth.refit", "plinth.fit_rows"
 # The winner's decision (`common/decision.py`), on the version: its validation ECE as fitted and as served
 # (calibrated, or the same without calibration), and a binary model's threshold. Absent: not measured.
 DECISION_TAGS = {"ece_before": "plinth.ece", "ece_after": "plinth.ece_calibrated", "threshold": "plinth.threshold"}
@@ -76,7 +78,12 @@ def trigger_tags(trigger_json: str) -> dict[str, str]:
 def decision_tags(decision: Mapping[str, Any] | None) -> dict[str, str]:
     """Return the version tags of the winner's `plinth.decision` block (none for a model without one)."""
     block = decision or {}
-    return {tag: repr(float(block[field])) for field, tag in DECISION_TAGS.items() if block.get(field) is not None}
+    tags = {tag: repr(float(block[field])) for field, tag in DECISION_TAGS.items() if block.get(field) is not None}
+    if block:  # which rows the saved model was fitted on (components/search/refit.py)
+        tags[TAG_REFIT] = str(bool(block.get("refit", False))).lower()
+    if block.get("fit_rows") is not None:
+        tags[TAG_FIT_ROWS] = str(int(block["fit_rows"]))
+    return tags
 
 
 def ensure_reachable(tracking_uri: str) -> None:

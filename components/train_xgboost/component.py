@@ -17,6 +17,7 @@ def train_xgboost(
     model: Output[Model],
     search_results: list[str],
     decision_objective: str = "f1",
+    refit_full: bool = True,
     time_budget_s: float = 600.0,
     dask_scheduler: str = "",
 ) -> str:
@@ -24,9 +25,11 @@ def train_xgboost(
 
     Args:
         train: Training rows.
-        validation: Validation rows the search scored on; the final model never sees them.
+        validation: Validation rows the search scored on and the decision is chosen on; refit_full fits on them too.
         search_results: The family's search shards' results (dsl.Collected); no trials: fixed settings.
         decision_objective: What the binary threshold is chosen for: "f1", or "cost:FP,FN" (a cost matrix).
+        refit_full: Refit the winner's settings on training + validation rows, keeping the decision chosen on
+            the validation rows (components/search/refit.py); False saves the fit on the training rows.
         profile: The validated profile (task, feature kinds), stored with the model.
         seed: Random seed.
         tracking_uri: MLflow tracking URI.
@@ -65,5 +68,6 @@ def train_xgboost(
         searched=search_results,
         validation_path=validation.path,
         decision_objective=decision_objective,
+        refit_full=refit_full,
     )
     return trained.to_json()

@@ -79,6 +79,7 @@ def build_pipeline(target: ComputeTarget) -> GraphComponent:
         search_time_s: float = DEFAULT_SEARCH_TIME_S,
         search_parallelism: int = 1,
         decision_objective: str = "f1",
+        refit_full: bool = True,
         max_missing_share: float = 0.9,
         indicator_missing_share: float = 0.5,
         min_class_share: float = 0.05,
@@ -177,6 +178,7 @@ def build_pipeline(target: ComputeTarget) -> GraphComponent:
             "run_id": run_id,
             "tracking_uri": tracking_uri,
             "decision_objective": decision_objective,
+            "refit_full": refit_full,
         }
         trained = {
             "sklearn": on_cpu_pool(

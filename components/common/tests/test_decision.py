@@ -118,9 +118,11 @@ def test_an_overconfident_model_is_calibrated_and_loads_with_pickles_off(
 
 
 def test_decision_metadata_round_trips_through_json() -> None:
-    decision = Decision(0.3125, "cost:1,5", "sigmoid", 0.081, 0.012)
+    decision = Decision(0.3125, "cost:1,5", "sigmoid", 0.081, 0.012, refit=True, fit_rows=455)
     block = json.loads(json.dumps(decision.metadata()))
     assert Decision.from_metadata(block) == decision
+    old = {key: value for key, value in block.items() if key not in ("refit", "fit_rows")}  # saved before refit
+    assert (Decision.from_metadata(old).refit, Decision.from_metadata(old).fit_rows) == (False, None)
     assert decision_of({"plinth": {"decision": block}}) == decision
     assert decision_of({"plinth": {"task": {}}}) is None
     assert threshold_of(None) is None

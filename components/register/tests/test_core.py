@@ -116,7 +116,7 @@ def test_bad_model_uri_creates_nothing(store):
 def test_run_records_lineage_and_closes_parent_run(store, capsys, tables, tmp_path):
     client, winner = store["client"], store["candidate"]()
     decision = winner.decision("challenger", "beats champion")
-    decision["winner"]["decision"] = Decision(0.375, "cost:1,5", "sigmoid", 0.08, 0.015).metadata()
+    decision["winner"]["decision"] = Decision(0.375, "cost:1,5", "sigmoid", 0.08, 0.015, True, 364).metadata()
     lineage = {"plinth.git_commit": "deadbeef", "plinth.data_hash": "h"}
     table = tables["binary"]
     test_path = tmp_path / "test.parquet"
@@ -144,6 +144,7 @@ def test_run_records_lineage_and_closes_parent_run(store, capsys, tables, tmp_pa
     assert float(version.tags["plinth.ece"]) == 0.08
     assert float(version.tags["plinth.ece_calibrated"]) == 0.015
     assert float(version.tags["plinth.threshold"]) == 0.375
+    assert (version.tags["plinth.refit"], version.tags["plinth.fit_rows"]) == ("true", "364")  # train + validation
     parent_run = client.get_run(winner.parent)
     assert parent_run.info.status == "FINISHED"
     assert parent_run.data.tags[tracking.TAG_VERSION] == registration.version

@@ -7,16 +7,20 @@ import json
 from pathlib import Path
 
 import mlflow
+import numpy as np
 import pandas as pd
 import pytest
+from mlflow.models import Model
 
 from components.common import modeling, tracking
-from components.common.candidate import train_candidate
+from components.common.candidate import TAG_REFIT, train_candidate
+from components.common.decision import decision_of, finalize
 from components.common.features import split_target
 from components.search.core import ShardResult, run_study
 from components.search.families import builder
 from components.search.records import BEST_PREFIX, TAG_TRIALS
 from components.split.core import carve_validation
+from components.train_sklearn.core import as_saved
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +40,7 @@ def workspace(tables, tmp_path_factory) -> dict[str, str]:
     return paths
 
 
-def train(workspace: dict[str, str], searched: list[str], tmp_path: Path):
+def train(workspace: dict[str, str], searched: list[str], tmp_path: Path, refit_full: bool = True):
     client = tracking.connect(workspace["uri"])
     experiment = client.get_experiment_by_name("search") or client.get_experiment(
         client.create_experiment("search", artifact_location=workspace["artifacts"])
@@ -57,6 +61,7 @@ def train(workspace: dict[str, str], searched: list[str], tmp_path: Path):
         "cpu",
         searched=searched,
         validation_path=workspace["validation"],
+        refit_full=refit_full,
     )
     return client, trained
 
@@ -94,3 +99,37 @@ def test_no_trials_trains_the_fixed_settings_with_no_child_runs(workspace, tmp_p
     learner = modeling.load_model(str(tmp_path / "model")).steps[-1][1]
     assert (learner.C, learner.class_weight) == (1.0, None)  # build_model's defaults, as before the search
     assert mlflow.active_run() is None
+
+
+def test_the_saved_model_is_refit_on_train_and_validation_rows_with_the_validation_threshold(
+    workspace, tables, tmp_path
+):
+    profile = tables["binary"].profile
+    (x_train, y_train), (x_val, y_val) = (
+        split_target(pd.read_parquet(workspace[name]), profile) for name in ("train", "validation")
+    )
+    no_shards = [ShardResult("sklearn", 0, "roc_auc").to_json()]
+    saved = {}
+    for refit_full in (False, True):
+        client, trained = train(workspace, no_shards, tmp_path / str(refit_full), refit_full)
+        path = str(tmp_path / str(refit_full) / "model")
+        run = client.get_run(trained.run_id)
+        saved[refit_full] = (modeling.load_model(path), decision_of(Model.load(f"{path}/MLmodel").metadata), run)
+    first, first_decision, first_run = saved[False]
+    again, decision, run = saved[True]
+    assert first_decision is not None
+    assert decision is not None
+    assert (first_decision.refit, first_decision.fit_rows) == (False, len(x_train))
+    assert (decision.refit, decision.fit_rows) == (True, len(x_train) + len(x_val))
+    assert (first_run.data.tags[TAG_REFIT], run.data.tags[TAG_REFIT]) == ("false", "true")
+    assert run.data.metrics["fit_rows"] == len(x_train) + len(x_val)
+    assert "refit_seconds" in run.data.metrics
+    # The refit learner saw every row: its scaler counted them, and its coefficients moved.
+    assert again[0].transformers_[0][1][-1].n_samples_seen_ == len(x_train) + len(x_val)
+    assert not np.allclose(again[-1].coef_, first[-1].coef_)
+    # The threshold is the one the 64 % fit chose on the validation rows, kept for the refit model.
+    _, chosen = finalize(
+        as_saved(builder("sklearn", profile, 0, "cpu", 60)().fit(x_train, y_train)), x_val, y_val, profile
+    )
+    assert decision.threshold == first_decision.threshold == chosen.threshold is not None
+    assert decision.calibration == first_decision.calibration == chosen.calibration
