@@ -86,13 +86,18 @@ lock: ## re-resolve and hash requirements*.lock (make setup, the images); needs 
 # Tiers: plain `pytest` = unit + integration (quick loop); `slow` = the README's commands run as typed
 # (tests/docs); `e2e` = kind. CI (`.ci/run`) is `make test`: everything but e2e; its log ends with the 25
 # slowest test phases (setup, call, teardown), so a test that grows shows in the CI log that made it grow.
+# PYTEST_WORKERS spreads the tests over pytest-xdist workers, e.g. `make test PYTEST_WORKERS="-n 2 --dist loadfile"`
+# (a module's tests stay on one worker, so they share its module servers; each worker has its own temporary
+# folders and session servers). Empty, the default, runs them one after another.
+PYTEST_WORKERS ?=
+
 .PHONY: test
 test: setup lint ## lint, then every test but the kind e2e, README tier included (what CI runs)
-	$(PY) -m pytest -m 'not e2e' --durations=25
+	$(PY) -m pytest -m 'not e2e' --durations=25 $(PYTEST_WORKERS)
 
 .PHONY: test-slow
 test-slow: setup ## only the slow tier: the README's commands, typed as written (tests/docs)
-	$(PY) -m pytest -m slow
+	$(PY) -m pytest -m slow $(PYTEST_WORKERS)
 
 .PHONY: lint
 lint: $(STAMP) ## ruff + mypy + hadolint
