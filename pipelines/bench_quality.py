@@ -66,17 +66,7 @@ class Table:
 
 
 TABLES = (
-    Table(
-        "default",
-        "ISLR",
-        "Default",
-        "default",
-        BINARY,
-        ("rownames",),
-        30,
-        "10,000 card holders, 3 % default",
-        flags="--min-class-share 0.02",
-    ),
+    Table("default", "ISLR", "Default", "default", BINARY, ("rownames",), 30, "10,000 card holders, 3 % default"),
     Table("credit", "modeldata", "credit_data", "Status", BINARY, ("rownames",), 30, "4,454 loans, missing values"),
     Table("attrition", "modeldata", "attrition", "Attrition", BINARY, ("rownames",), 30, "1,470 staff, 16 % leave"),
     Table(

@@ -40,7 +40,8 @@ from pipelines.warm_steps import warm_steps
 DATA_CHECKS: tuple[tuple[str, type, str], ...] = (
     ("max_missing_share", float, "missing share above which a feature is dropped, not a model input"),
     ("indicator_missing_share", float, "missing share above which a numeric feature gets a missing indicator"),
-    ("min_class_share", float, "smallest share of any class (classification)"),
+    ("min_class_rows", int, "fewest rows of any class (classification): enough for stratified splits"),
+    ("min_class_share", float, "smallest share of any class (classification); 0 checks none"),
     ("max_psi", float, "largest PSI per feature against the champion's profile"),
     ("max_categories", int, "distinct values above which a category column is high-cardinality"),
     ("min_rows", int, "fewest rows the table may have"),

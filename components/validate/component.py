@@ -18,6 +18,7 @@ def validate(
     max_missing_share: float,
     indicator_missing_share: float,
     min_class_share: float,
+    min_class_rows: int,
     max_psi: float,
     max_categories: int,
     min_rows: int,
@@ -41,7 +42,8 @@ def validate(
         max_missing_share: Missing share (0-1) above which a feature is dropped: reported, not a model input.
         indicator_missing_share: Missing share (0-1, at most max_missing_share) above which a numeric feature is
             kept with a missing indicator beside its imputed value.
-        min_class_share: Smallest allowed share of any class (0-1), classification only.
+        min_class_share: Smallest allowed share of any class (0-1), classification only; 0 checks none.
+        min_class_rows: Fewest rows of any class, classification only (enough for stratified splits).
         max_psi: Largest allowed population stability index per feature vs the reference.
         max_categories: Distinct values above which a categorical feature is high-cardinality: target encoded
             for the linear and neural candidates instead of one-hot (XGBoost takes every category natively).
@@ -63,6 +65,7 @@ def validate(
         max_missing_share=max_missing_share,
         indicator_missing_share=indicator_missing_share,
         min_class_share=min_class_share,
+        min_class_rows=min_class_rows,
         max_psi=max_psi,
         max_categories=max_categories,
         min_rows=min_rows,

@@ -126,15 +126,23 @@ def check_target(frame: pd.DataFrame, target: str, task: Task, limits: Threshold
     report.add(target, "target_not_missing", labels.notna().all(), f"{int(labels.isna().sum())} missing labels")
     present = labels.dropna()
     if task.is_classification:
-        shares = present.value_counts(normalize=True)
-        smallest = float(shares.min())
+        counts = present.value_counts()
+        fewest, rarest = int(counts.min()), counts.idxmin()
         report.add(
             target,
-            "min_class_share",
-            smallest >= limits.min_class_share,
-            f"smallest class '{shares.idxmin()}' is {smallest:.1%}, "
-            + limit("min_class_share", f"{limits.min_class_share:.1%}"),
+            "min_class_rows",
+            fewest >= limits.min_class_rows,
+            f"smallest class '{rarest}' has {fewest} rows, " + limit("min_class_rows", str(limits.min_class_rows)),
         )
+        if limits.min_class_share > 0:  # opt-in
+            smallest = fewest / max(len(present), 1)
+            report.add(
+                target,
+                "min_class_share",
+                smallest >= limits.min_class_share,
+                f"smallest class '{rarest}' is {smallest:.1%}, "
+                + limit("min_class_share", f"{limits.min_class_share:.1%}"),
+            )
         return
     values = present.to_numpy(dtype=float)
     report.add(target, "finite", bool(np.isfinite(values).all()), f"{int((~np.isfinite(values)).sum())} infinite")

@@ -106,9 +106,20 @@ def test_ambiguous_target_fails_with_how_to_choose(frame):
 
 def test_starved_class(frame):
     bad = pd.concat([frame[frame.target == 1], frame[frame.target == 0].head(5)])
-    outcome = validate(bad, "target", None, Thresholds(min_class_share=0.05))
-    assert ("target", "min_class_share") in failed(outcome)
-    assert "smallest class '0'" in outcome.report.summary()
+    outcome = validate(bad, "target", None)
+    assert failed(outcome) == {("target", "min_class_rows")}  # the default: a count, not a share
+    assert "smallest class '0' has 5 rows, limit 30 (min_class_rows, --min-class-rows)" in outcome.report.summary()
+    outcome = validate(bad, "target", None, Thresholds(min_class_share=0.05, min_class_rows=5))
+    assert failed(outcome) == {("target", "min_class_share")}  # opt-in
+    assert "(min_class_share, --min-class-share)" in outcome.report.summary()
+
+
+def test_a_fraud_like_minority_passes_the_defaults():
+    rng = np.random.default_rng(0)
+    fraud = pd.DataFrame({"amount": rng.normal(size=10_000), "target": (np.arange(10_000) < 300).astype(int)})
+    outcome = validate(fraud, "target", None)  # 3 %: 300 rows of 10,000, no flag
+    assert outcome.report.passed, outcome.report.summary()
+    assert any(check.rule == "min_class_rows" and "'1' has 300 rows" in check.detail for check in outcome.report.checks)
 
 
 def test_regression_target_must_vary():
