@@ -28,6 +28,7 @@ from components.common.modeling import predict_output
 from components.common.profile import ReferenceProfile
 from components.common.task import greater_is_better
 from components.evaluate.core import score
+from components.search import budget
 from components.search.families import Build, builder
 from components.search.spaces import SPACES, Space
 
@@ -176,7 +177,13 @@ def run(
     mine = shard_trials(trials, shards, shard)
     if mine == 0:
         return ShardResult(family, shard, metric).to_json()
-    train = split_target(pd.read_parquet(train_path), profile)
-    validation = split_target(pd.read_parquet(validation_path), profile)
+    stratify = profile.task.is_classification
+    every = split_target(pd.read_parquet(train_path), profile)
+    train = budget.within(every, budget.TRIAL_ROWS, seed, stratify)
+    validation = budget.within(
+        split_target(pd.read_parquet(validation_path), profile), budget.SCORE_ROWS, seed, stratify
+    )
+    print(f"search {family}: {budget.describe(len(train[0]), len(every[0]))}, scored on {len(validation[0]):,}")
+    del every
     build = builder(family, profile, seed, device, time_budget_s, max_passes, trial=True)
     return run_study(family, build, profile, train, validation, metric, mine, seconds, seed, shard).to_json()
