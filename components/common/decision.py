@@ -14,6 +14,10 @@ A fitted candidate is finalised on the validation rows, rows its fit never saw (
    rows, from scikit-learn's `roc_curve` counts at every distinct score (`choose_threshold`). Only the label
    uses it (`task.predicted_index`): serving, the predicted-class metric, batch scoring and evaluation alike.
 
+With `refit_full` the saved model is the same settings refitted on training + validation rows
+(components/search/refit.py); it keeps the threshold and the calibrator chosen here (`carried`), and the
+decision records that (`refit`, `fit_rows`).
+
 The `Decision` rides in the MLmodel metadata (`plinth.decision`); a model without one keeps the 0.5 rule.
 ece_after is measured on the rows the calibrator was fitted on (optimistic); evaluation reports the test
 rows' ECE beside it.

@@ -3,7 +3,8 @@
 Logged to the parent run as `gate/report.md` and printed in the step's log, so whoever asks "why was this
 (not) proposed?" sees every number the gate compared, not only the winner's. For classifiers a second table
 shows how each candidate's probabilities become answers (`common/decision.py`): its calibration, the ECE on
-the validation rows before and after it, the test rows' ECE, and the binary threshold with its objective.
+the validation rows before and after it, the test rows' ECE, the binary threshold with its objective, and the
+rows the saved model was fitted on (training + validation when refitted).
 """
 
 from __future__ import annotations
@@ -30,11 +31,19 @@ def _number(value: float | None) -> str:
     return "" if value is None else f"{value:.4f}"
 
 
+def fitted_on(decision: Decision) -> str:
+    """Return which rows the saved model was fitted on (components/search/refit.py), as the report shows it."""
+    if decision.fit_rows is None:
+        return ""
+    return f"{decision.fit_rows} rows, " + ("training + validation (refit)" if decision.refit else "training")
+
+
 def decision_table(candidates: Sequence[Candidate]) -> list[str]:
     """Return the Markdown lines of each candidate's decision: calibration, ECE and threshold."""
     lines = [
-        "| model | calibration | ECE validation, as fitted | ECE validation, calibrated | ECE test | threshold |",
-        "|---|---|---|---|---|---|",
+        "| model | calibration | ECE validation, as fitted | ECE validation, calibrated | ECE test | threshold "
+        "| fitted on |",
+        "|---|---|---|---|---|---|---|",
     ]
     for candidate in candidates:
         decision = Decision.from_metadata(candidate.decision) if candidate.decision else Decision()
@@ -47,6 +56,7 @@ def decision_table(candidates: Sequence[Candidate]) -> list[str]:
         cells = [
             *(candidate.name, calibration, _number(decision.ece_before), _number(decision.ece_after)),
             *(_number(candidate.metrics.get("ece")), threshold if candidate.task == "binary" else "most probable"),
+            fitted_on(decision),
         ]
         lines.append("| " + " | ".join(cells) + " |")
     return lines

@@ -126,7 +126,7 @@ def test_the_step_logs_baseline_candidates_and_champion_side_by_side(hard, tmp_p
     client = tracking.connect(tracking_uri)
     parent = client.create_run(tracking.ensure_experiment(client, "gate", tracking_uri)).info.run_id
     weaker = as_candidate("xgboost", {**winner.metrics, "roc_auc": winner.metrics["roc_auc"] - 0.01}, "binary")
-    tuned = replace(winner, decision=Decision(0.4375, "f1", "none", 0.021, 0.021).metadata())
+    tuned = replace(winner, decision=Decision(0.4375, "f1", "none", 0.021, 0.021, True, 480).metadata())
     results = [json.dumps({"candidate": asdict(c)}) for c in (tuned, weaker)]
 
     decision = run(
@@ -139,7 +139,8 @@ def test_the_step_logs_baseline_candidates_and_champion_side_by_side(hard, tmp_p
     assert rows[:5] == ["model", "baseline: prior (class shares)", "sklearn (winner)", "xgboost", "champion v1"]
     assert rows[5:] == ["model", "sklearn", "xgboost"]  # how each candidate's probabilities become labels
     ece = f"{winner.metrics['ece']:.4f}"
-    assert f"| sklearn | none | 0.0210 | 0.0210 | {ece} | 0.4375 (f1) |" in text
+    refit = "480 rows, training + validation (refit)"
+    assert f"| sklearn | none | 0.0210 | 0.0210 | {ece} | 0.4375 (f1) | {refit} |" in text
     assert "| xgboost | none (none stored) |  |  |" in text
     assert "| 0.5 (none stored) |" in text
     x_test, y_test = split_target(test, profile)
