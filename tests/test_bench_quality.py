@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from components.validate.core import validate
 from pipelines import bench_quality as bench
 
 TABLES = {table.name: table for table in bench.TABLES}
@@ -21,6 +22,10 @@ def test_every_table_loads_offline_with_its_target_and_the_issues_shapes():
     kinds = {table.kind for table in bench.TABLES}
     assert kinds == {bench.BINARY, bench.MULTICLASS, bench.REGRESSION}
     assert len(shapes["default"]) == 10_000
+    # A 3 % minority of 10,000 rows passes validate's defaults: no class-share flag (min_class_rows, not a share).
+    assert not TABLES["default"].flags
+    check = validate(shapes["default"], "default", None).report
+    assert check.passed, check.summary()
     shares = shapes["hpc"]["class"].value_counts(normalize=True)
     assert len(shares) >= 4
     assert shares.min() < 0.1  # imbalanced
