@@ -54,6 +54,7 @@ def run_summary(tracking_uri: str, experiment: str, model_name: str, since: floa
         f"winner        : {tags.get(tracking.TAG_WINNER, '?')} ({scores})",
         f"gate          : {tags.get(tracking.TAG_DECISION, '?')}: {tags.get(tracking.TAG_REASON, '')}",
     ]
+    lines[4:4] = search_line(client, run)
     if tags.get(tracking.TAG_VERSION):
         lines.append(
             f"registered    : {model_name} v{tags[tracking.TAG_VERSION]} with alias '{tags[tracking.TAG_ALIAS]}'"
@@ -66,6 +67,22 @@ def run_summary(tracking_uri: str, experiment: str, model_name: str, since: floa
         f"elapsed       : {(run.info.end_time or run.info.start_time) / 1000 - since:.0f}s",
     ]
     return "\n".join(lines)
+
+
+def search_line(client: MlflowClient, run: Run) -> list[str]:
+    """Return the line saying how many rows the search's trials fitted on, when a candidate was searched."""
+    from components.search.budget import TRIAL_ROWS, describe
+    from components.search.records import TAG_TRIALS
+
+    rows = int(float(run.data.params.get("training_rows", "0")))
+    searched = client.search_runs(
+        [run.info.experiment_id],
+        filter_string=f"tags.mlflow.parentRunId = '{run.info.run_id}' and tags.`{TAG_TRIALS}` != '0'",
+        max_results=1,
+    )
+    if not rows or not searched:
+        return []
+    return [f"search        : {describe(min(rows, TRIAL_ROWS), rows)} per trial; the winner fitted on all of them"]
 
 
 def failure_summary(tracking_uri: str, experiment: str, since: float, error: Exception) -> str:

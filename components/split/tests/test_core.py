@@ -1,3 +1,4 @@
+import pandas as pd
 import pytest
 
 from components.ingest.core import load_source
@@ -61,3 +62,20 @@ def test_validation_rows_come_from_the_training_share_and_never_from_the_test_ro
 def test_bad_validation_sizes_are_rejected(frame, size):
     with pytest.raises(ValueError, match="validation_size must be in"):
         carve_validation(frame, "target", size, seed=0)
+
+
+def test_the_step_writes_the_rows_split_and_carve_validation_give_without_a_dataframe_of_the_table(frame, tmp_path):
+    from components.split.core import write_parts
+
+    source = tmp_path / "dataset.parquet"
+    rows = frame.assign(name=[f"n{i % 7}" for i in range(len(frame))])
+    rows.to_parquet(source, index=False)
+    paths = (str(tmp_path / "train.parquet"), str(tmp_path / "test.parquet"), str(tmp_path / "validation.parquet"))
+    counts = write_parts(str(source), "target", 0.2, 4, 1.0, paths, stratify=True, validation_size=0.25)
+    train, test = split(rows, "target", 0.2, seed=4)
+    kept, validation = carve_validation(train, "target", 0.25, seed=4)
+    for path, expected in zip(paths, (kept, test, validation), strict=True):
+        pd.testing.assert_frame_equal(pd.read_parquet(path), expected)
+    assert counts == (len(kept), len(test), len(validation))
+    assert write_parts(str(source), "target", 0.2, 4, 0.5, (paths[0], paths[1], ""), stratify=False)[2] == 0
+    pd.testing.assert_frame_equal(pd.read_parquet(paths[1]), split(rows, "target", 0.2, 4, 0.5, stratify=False)[1])
