@@ -26,6 +26,7 @@ from typing import Any
 
 from serving.model_service.monitor import MIRRORED_REQUESTS, REJECTED_REQUESTS
 from serving.model_service.settings import MIRROR_HEADER
+from serving.model_service.trace import TRACE, trace_of
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -113,8 +114,10 @@ class PredictGuard:
             await self.app(scope, receive, send)
             return
         headers = dict(scope["headers"])
-        if is_mirrored(headers):
+        mirrored = is_mirrored(headers)
+        if mirrored:
             send = _count_mirrored(send)
+        TRACE.set(trace_of(headers, mirrored))  # stored with the request's predictions (`trace.py`)
         if self.refusal is not None:
             await _reply(send, 503, self.refusal)
             return

@@ -40,6 +40,7 @@ from prometheus_client.registry import Collector
 from components.common.duration import parse_duration
 from serving.model_service.predictor import ServedTask
 from serving.model_service.settings import feedback_max_age_s, prediction_store
+from serving.model_service.shadow_pairs import ShadowPairs
 from serving.model_service.store import BY_COLUMNS, Labelled, PredictionStore, StoreError, Window, shown
 
 logger = logging.getLogger("plinth.live_quality")
@@ -54,7 +55,9 @@ SUMMARIES = (
     ("plinth_live_correct", "correct", "1 per labelled classification prediction that was right, 0 per wrong one."),
     ("plinth_live_log_loss", "log_loss", "Log loss per labelled prediction of a classifier with probabilities."),
     ("plinth_live_absolute_error", "abs_error", "Absolute error per labelled regression prediction."),
+    ("plinth_live_squared_error", "squared_error", "Squared error per labelled regression prediction."),
 )
+SCORES = tuple(score for _, score, _ in SUMMARIES)
 QUALITY = (("accuracy", "correct"), ("log_loss", "log_loss"), ("mae", "abs_error"))
 
 
@@ -62,8 +65,8 @@ QUALITY = (("accuracy", "correct"), ("log_loss", "log_loss"), ("mae", "abs_error
 class Totals:
     """Running sums and counts of one version's scores."""
 
-    sums: dict[str, float] = field(default_factory=lambda: {"correct": 0.0, "log_loss": 0.0, "abs_error": 0.0})
-    counts: dict[str, int] = field(default_factory=lambda: {"correct": 0, "log_loss": 0, "abs_error": 0})
+    sums: dict[str, float] = field(default_factory=lambda: dict.fromkeys(SCORES, 0.0))
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SCORES, 0))
     task: ServedTask | None = None
 
     def exports(self, score: str) -> bool:
@@ -71,7 +74,7 @@ class Totals:
         if self.counts[score] or self.task is None:
             return self.counts[score] > 0
         if self.task.kind == "regression":
-            return score == "abs_error"
+            return score in ("abs_error", "squared_error")
         return score == "correct" or (score == "log_loss" and self.task.probabilities)
 
     def add(self, label: Labelled) -> None:
@@ -203,19 +206,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as error:
         parser.error(str(error))
     store = PredictionStore(prediction_store(), feedback_max_age_s())
-    collector = LiveQuality(store, windows)
+    collector, shadow = LiveQuality(store, windows), ShadowPairs(store)
     registry = CollectorRegistry()
     registry.register(collector)
+    registry.register(shadow)  # the shadow phase's stored answers, paired by request id (`shadow_pairs.py`)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     collector.refresh()
+    shadow.refresh()
     server, _ = start_http_server(args.port, addr=args.host, registry=registry)
     logger.info(
         "live quality of %s on http://%s:%d/metrics every %gs", shown(store.url), args.host, args.port, args.interval
     )
     while not stop.wait(args.interval):
         collector.refresh()
+        shadow.refresh()
     server.shutdown()
     store.close()
     return 0

@@ -22,15 +22,18 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, model_validator
 
+from serving.model_service.trace import TRACE, Trace
+
 
 class RequestStart(dict[str, Any]):
     """The first row of a request (a plain row otherwise), with the request's row count."""
 
-    __slots__ = ("rows",)
+    __slots__ = ("rows", "trace")
 
-    def __init__(self, row: dict[str, Any], rows: int) -> None:
+    def __init__(self, row: dict[str, Any], rows: int, trace: Trace | None = None) -> None:
         super().__init__(row)
         self.rows = rows
+        self.trace = trace  # the gateway's request id (`trace.py`), None without one
 
 
 def marked(request_model: type[BaseModel]) -> type[BaseModel]:
@@ -43,7 +46,7 @@ def marked(request_model: type[BaseModel]) -> type[BaseModel]:
         def mark_first_row(self) -> Any:
             rows = self.instances
             if rows and type(rows[0]) is not RequestStart:
-                rows[0] = RequestStart(rows[0], len(rows))  # in place: BentoML passes this very list on
+                rows[0] = RequestStart(rows[0], len(rows), TRACE.get())  # in place: BentoML passes this very list on
             return self
 
     PredictRequest.__qualname__ = request_model.__qualname__
@@ -66,6 +69,7 @@ class Segment:
     start: int
     stop: int
     sample: np.ndarray | None  # the request's rows that count for drift (None: all of them)
+    trace: Trace | None = None  # the request's gateway id, stored with its logged rows
 
 
 class Requests:
@@ -76,6 +80,7 @@ class Requests:
         self.rng = np.random.default_rng(seed)
         self.number, self.offset, self.size = -1, 0, 0
         self.sample: np.ndarray | None = None
+        self.trace: Trace | None = None
 
     def split(self, instances: list[Any]) -> list[Segment]:
         """Return the segments of one batch, in order (a request cut by the batcher continues from the last)."""
@@ -84,19 +89,19 @@ class Requests:
         segments = []
         if bounds[0] > 0:  # the rest of the request the last batch ended in, or an unmarked batch
             if self.offset >= self.size:
-                self._open(bounds[0])
+                self._open(bounds[0], None)
             segments.append(self._take(0, bounds[0]))
         for index, start in enumerate(marks):
-            self._open(instances[start].rows)
+            self._open(instances[start].rows, instances[start].trace)
             segments.append(self._take(start, bounds[index + 1]))
         return segments
 
-    def _open(self, size: int) -> None:
-        self.number, self.offset, self.size = self.number + 1, 0, size
+    def _open(self, size: int, trace: Trace | None) -> None:
+        self.number, self.offset, self.size, self.trace = self.number + 1, 0, size, trace
         self.sample = np.sort(self.rng.choice(size, self.drift_cap, replace=False)) if size > self.drift_cap else None
 
     def _take(self, start: int, stop: int) -> Segment:
-        segment = Segment(self.number, self.offset, start, stop, self.sample)
+        segment = Segment(self.number, self.offset, start, stop, self.sample, self.trace)
         self.offset += stop - start
         return segment
 

@@ -107,12 +107,19 @@ class Recorder:
         self._thread.start()
         atexit.register(self.close)  # a worker stopped gracefully (SIGTERM) writes what it still holds
 
-    def stamp(self, answers: list[dict[str, Any]], inputs: Any = None, logged: list[int] | None = None) -> None:
+    def stamp(
+        self,
+        answers: list[dict[str, Any]],
+        inputs: Any = None,
+        logged: list[int] | None = None,
+        traces: list[dict[str, Any] | None] | None = None,
+    ) -> None:
         """Give each answer its `request_id` and queue the batch for the store (never blocks on it).
 
         `inputs` (the served batch) goes, with the answers, to the payload archive when there is one.
         `logged` (default: all) are the answers that go to the store: each request's first rows
-        (`per_request.log_rows`); the others are counted as `request_cap`.
+        (`per_request.log_rows`); the others are counted as `request_cap`. `traces` (per answer, None: none)
+        is stored beside a logged answer: its request's gateway id and row (`trace.py`), for shadow pairing.
         """
         now_ms = int(time.time() * 1000) if self.store is None else self.store.now_ms()
         for answer in answers:
@@ -128,6 +135,9 @@ class Recorder:
         for index in kept:
             answer = answers[index]
             scored = {key: answer[key] for key in LOGGED_KEYS if key in answer}
+            traced = traces[index] if traces is not None else None
+            if traced is not None:
+                scored.update(traced)
             rows.append(Prediction(answer["request_id"], self.model_name, self.version, now_ms, scored))
         with self._wake:
             self._pending.extend(rows)

@@ -41,6 +41,7 @@ from serving.model_service.predictor import Predictor, RefusedPredictor, check_o
 from serving.model_service.recorder import Recorder
 from serving.model_service.settings import Settings, SettingsError
 from serving.model_service.store import PredictionStore
+from serving.model_service.trace import traced_rows
 
 # Adaptive batching: rows from concurrent requests are scored together, up to this many rows per call.
 MAX_BATCH_SIZE = 256
@@ -186,7 +187,8 @@ class ModelService:
         self.inputs.observe(batch, *per_request.drift_rows(segments))
         self.outputs.observe(output)
         answers = schema.answers(TASK, output, MODEL.name, MODEL.version)
-        self.recorder.stamp(answers, batch, per_request.log_rows(segments, SETTINGS.log_rows_per_request))
+        logged = per_request.log_rows(segments, SETTINGS.log_rows_per_request)
+        self.recorder.stamp(answers, batch, logged, traced_rows(instances, segments))
         return answers
 
     if SETTINGS.explain:

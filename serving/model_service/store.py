@@ -125,6 +125,11 @@ class Scores:
     log_loss: float | None = None
     abs_error: float | None = None
 
+    @property
+    def squared_error(self) -> float | None:
+        """Return the squared error (None: n/a): its sum gives the variance the rollout's MAE comparison needs."""
+        return None if self.abs_error is None else self.abs_error * self.abs_error
+
 
 @dataclass(frozen=True)
 class Labelled:

@@ -4,19 +4,27 @@ Real `bentoml serve` processes behind the router, a real Prometheus; the drill m
 predictions that training stores with every plinth model.
 """
 
+import time
 from collections.abc import Iterator
 
 import httpx
 import numpy as np
 import pytest
+from prometheus_client import CollectorRegistry, generate_latest
 
 from components.common.decision import expected_calibration_error
 from components.common.tracking import CHAMPION, ROLLED_BACK
 from serving.embedded.local import LocalStack
+from serving.embedded.services import prediction_store_of
 from serving.embedded.traffic import TrafficGenerator
 from serving.embedded.train_drill import BREAST_CANCER, held_out_instances, split_dataset
+from serving.model_service.shadow_pairs import ShadowPairs, read_rows, version_pairs
+from serving.model_service.store import PredictionStore
 from serving.rollout.core.cbpe import estimated_accuracy
+from serving.rollout.core.churn import check_churn
+from serving.rollout.core.joined import pairs_of
 from serving.rollout.core.observe import CANARY, predictions_of
+from serving.rollout.core.spec import parse_check
 from serving.rollout.edges.inspect_model import inspect_version
 from serving.rollout.edges.pre_traffic import reference_rows
 from serving.rollout.edges.scrape_metrics import delta, parse_snapshot
@@ -98,10 +106,74 @@ def test_the_check_passes_a_sound_canary_and_refuses_a_killed_one_and_wrong_answ
     assert dropped(traffic.stop()) == []
 
 
+def pair_through_the_store(stack: LocalStack, canary_version: str) -> None:
+    """The cluster's path: both services store their answers to requests with one `x-request-id`, joined later.
+
+    As Envoy's mirror does, the canary gets the same request with the same `x-request-id` (marked mirrored);
+    the live-quality process's join reads both versions' rows from the shared store. Rows are chosen so that
+    the garbage canary disagrees with the stable on exactly a fifth of them.
+    """
+    assert stack.stable is not None
+    assert stack.canary is not None
+    stable_url, canary_url = stack.stable.url, stack.canary.url
+    rows = held_out_instances(SEED)
+    with httpx.Client(timeout=30.0) as client:
+
+        def labels(url: str, batch: list[dict], headers: dict[str, str] | None = None) -> list[str]:
+            response = client.post(f"{url}/predict", json={"instances": batch}, headers=headers or {})
+            response.raise_for_status()
+            return [str(answer["label"]) for answer in response.json()["predictions"]]
+
+        same = [a == b for a, b in zip(labels(stable_url, rows), labels(canary_url, rows), strict=True)]
+        agree = [row for row, equal in zip(rows, same, strict=True) if equal]
+        differ = [row for row, equal in zip(rows, same, strict=True) if not equal]
+        assert len(agree) >= 80
+        assert len(differ) >= 20
+        chosen = agree[:80] + differ[:20]  # one request of 100 rows: each service logs a request's first 100
+        store = PredictionStore(prediction_store_of(stack.workdir / "logs"), 3600)
+        since = store.now_ms()
+        ident = f"t2-{canary_version}"
+        labels(stable_url, chosen, {"x-request-id": ident})
+        labels(canary_url, chosen, {"x-request-id": ident, "x-plinth-mirror": "1"})
+        # A copy the canary never stored (its half failed), and an id a client sent twice: counted, not paired.
+        labels(stable_url, chosen[:3], {"x-request-id": f"{ident}-alone"})
+        for _ in range(2):
+            labels(canary_url, chosen[:2], {"x-request-id": f"{ident}-twice", "x-plinth-mirror": "1"})
+        labels(stable_url, chosen[:2], {"x-request-id": f"{ident}-twice"})
+    model = stack.model_name
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:  # each service's writer flushes its queue every 0.2 s
+        found = version_pairs(read_rows(store, since), store.now_ms() + 1)
+        counts = found.get((model, canary_version, stack.stable.version))
+        if counts is not None and counts.pairs == len(chosen) and sum(counts.unpaired.values()) == 5:
+            break
+        time.sleep(0.2)
+    assert counts is not None, found
+    assert (counts.pairs, counts.churned) == (100, 20)
+    assert counts.unpaired == {"canary_missing": 3, "duplicate": 2}
+    check = parse_check({"name": "shadow-churn", "maxChurn": 0.05, "failureLimit": 2}, "checks[0]")
+    result = check_churn(check, counts, shadow=True)
+    assert result.detail.startswith("label churn 20.00% of 100 paired rows in [")
+    assert "5 unpaired {'canary_missing': 3, 'duplicate': 2}" in result.detail
+    # The controller's side: the live-quality process's gauges, read back into the same counts.
+    exporter = ShadowPairs(store)
+    assert exporter.refresh()
+    registry = CollectorRegistry()
+    registry.register(exporter)
+    scraped = parse_snapshot(generate_latest(registry).decode())
+    samples = [(name, dict(labels), value) for (name, labels), value in scraped.items()]
+    exported = pairs_of(samples, stack.stable.version, canary_version)
+    assert exported is not None
+    assert (exported.pairs, exported.churned) == (counts.pairs, counts.churned)
+    assert pairs_of(samples, stack.stable.version, "no-such-version") is None
+    store.close()
+
+
 def test_a_garbage_canary_is_rolled_back_in_shadow_without_answering_a_user(registry, stack, traffic):
     champion, version = registry.alias(), registry.copy(registry.garbage)
     before, mirrored_before = RouterCounts.of(stack.router.stats), sum(stack.router.stats.mirrored.values())
     stack.deploy_canary(version)
+    pair_through_the_store(stack, version)
     reference = reference_of(registry, version)
     rollout = Rollout(stack, registry, version, spec=PAIRED_SPEC, pre_traffic=lambda: stack.check_canary(reference))
     outcome = rollout.start().result()

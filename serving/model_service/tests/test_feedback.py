@@ -150,6 +150,10 @@ def test_regression_feedback_moves_mae(
     assert counts.get("correct", 0) - counts_before.get("correct", 0) == 0
     error = sum(abs(p["prediction"] - t) for p, t in zip(predictions, truths, strict=True))
     assert sums["abs_error"] - sums_before.get("abs_error", 0) == pytest.approx(error, rel=1e-9)
+    # The squared errors' sum: the variance of the rollout's anytime-valid MAE comparison (rollout core/mae.py).
+    squares = sum((p["prediction"] - t) ** 2 for p, t in zip(predictions, truths, strict=True))
+    assert counts["squared_error"] - counts_before.get("squared_error", 0) == 5
+    assert sums["squared_error"] - sums_before.get("squared_error", 0) == pytest.approx(squares, rel=1e-9)
 
 
 def test_feedback_off_answers_404_and_stores_nothing(registered: RegisteredModel, tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from serving.rollout.core.baseline import Baseline
 from serving.rollout.core.divergence import probability_name
 from serving.rollout.core.histogram import align, bucket_total, histogram_quantile, monotonic
+from serving.rollout.core.mae import compare_mae
 from serving.rollout.core.observe import Buckets, Predictions
 from serving.rollout.core.sequential import (
     NO_REGRESSION,
@@ -137,8 +138,12 @@ def divergence_evidence(check: Check, baseline: Baseline) -> Evidence | None:
 
 
 def live_evidence(check: Check, baseline: Baseline) -> Evidence | None:
-    """The canary's accuracy on ground truth against the stable's (classifiers; a regressor's MAE has none)."""
+    """The canary's accuracy on ground truth against the stable's; a regressor's MAE relative to the stable's."""
     canary, stable = baseline.canary_live, baseline.stable_live
+    if check.max_mae_ratio is not None and not math.isnan(canary.mae) and not math.isnan(stable.mae):
+        alpha, effect = _level(check)
+        found_mae = compare_mae(canary, stable, alpha, effect)
+        return None if found_mae is None else ("MAE on labels, relative to the stable's (stable - canary)", found_mae)
     if math.isnan(canary.correct) or math.isnan(stable.correct) or not canary.labelled > 0 or not stable.labelled > 0:
         return None
     alpha, effect = _level(check)

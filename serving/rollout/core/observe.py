@@ -35,7 +35,9 @@ LIVE_CORRECT_COUNT = "plinth_live_correct_count"
 LIVE_CORRECT_SUM = "plinth_live_correct_sum"
 LIVE_ERROR_COUNT = "plinth_live_absolute_error_count"
 LIVE_ERROR_SUM = "plinth_live_absolute_error_sum"
-LIVE_SAMPLES = (LIVE_CORRECT_COUNT, LIVE_CORRECT_SUM, LIVE_ERROR_COUNT, LIVE_ERROR_SUM)
+# The squared errors' sum: the variance the MAE comparison needs (`mae.py`).
+LIVE_SQUARED_SUM = "plinth_live_squared_error_sum"
+LIVE_SAMPLES = (LIVE_CORRECT_COUNT, LIVE_CORRECT_SUM, LIVE_ERROR_COUNT, LIVE_ERROR_SUM, LIVE_SQUARED_SUM)
 
 Buckets = dict[float, float]
 
@@ -147,6 +149,7 @@ class LiveQuality:
     labelled: float = NAN
     correct: float = NAN
     absolute_error: float = NAN
+    squared_error: float = NAN
 
     @property
     def accuracy(self) -> float:
@@ -164,6 +167,7 @@ class LiveQuality:
         self.labelled = add_known(self.labelled, other.labelled)
         self.correct = add_known(self.correct, other.correct)
         self.absolute_error = add_known(self.absolute_error, other.absolute_error)
+        self.squared_error = add_known(self.squared_error, other.squared_error)
 
     def to_record(self) -> dict[str, float | None]:
         """Return the sums as JSON-safe data (None for NaN)."""
@@ -192,6 +196,7 @@ def live_quality_of(samples: Iterable[tuple[str, Mapping[str, str], float]], ver
     found.labelled = add_known(sums[LIVE_CORRECT_COUNT], sums[LIVE_ERROR_COUNT])
     found.correct = sums[LIVE_CORRECT_SUM]
     found.absolute_error = sums[LIVE_ERROR_SUM]
+    found.squared_error = sums[LIVE_SQUARED_SUM]
     return found
 
 

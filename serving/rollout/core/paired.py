@@ -32,6 +32,8 @@ MAX_SLICE_VALUES = 20
 OTHER_VALUE = "other"
 # Why a ticket ended without a pair.
 STABLE_FAILED, CANARY_FAILED, MISMATCHED, EXPIRED = "stable_failed", "canary_failed", "mismatched", "expired"
+# Why a stored answer found no pair (`joined.py`): the other version stored none, or one id came twice.
+STABLE_MISSING, CANARY_MISSING, DUPLICATE = "stable_missing", "canary_missing", "duplicate"
 # McNemar's cells: which of the two was right on a labelled pair.
 BOTH_RIGHT, STABLE_ONLY, CANARY_ONLY, BOTH_WRONG = "both_right", "stable_only", "canary_only", "both_wrong"
 
@@ -108,6 +110,41 @@ def churned(stable: dict[str, Any], canary: dict[str, Any]) -> bool | None:
     return None
 
 
+def verdicts(stable: list[dict[str, Any]], canary: list[dict[str, Any]]) -> list[bool] | None:
+    """Return whether each row's two answers churned; None when the answers cannot be compared row by row."""
+    if len(stable) != len(canary):
+        return None
+    found = [churned(a, b) for a, b in zip(stable, canary, strict=True)]
+    return None if any(verdict is None for verdict in found) else [bool(verdict) for verdict in found]
+
+
+def cell(stable_label: str, canary_label: str, truth: Any) -> str:
+    """Return McNemar's cell of a labelled pair: which of the two answered the true label."""
+    right = (stable_label == str(truth), canary_label == str(truth))
+    return {(True, True): BOTH_RIGHT, (True, False): STABLE_ONLY, (False, True): CANARY_ONLY}.get(right, BOTH_WRONG)
+
+
+class SliceValues:
+    """The (feature, value) slices of rows: categorical (string or bool) values, MAX_SLICE_VALUES a feature."""
+
+    def __init__(self) -> None:
+        self.seen: dict[str, set[str]] = {}
+
+    def keys(self, row: dict[str, Any]) -> list[tuple[str, str]]:
+        """Return a row's slices; a feature's values past the cap count as OTHER_VALUE."""
+        keys = []
+        for feature, value in row.items():
+            if not isinstance(value, str | bool):
+                continue
+            seen = self.seen.setdefault(feature, set())
+            text = str(value)
+            if text not in seen and len(seen) >= MAX_SLICE_VALUES:
+                text = OTHER_VALUE
+            seen.add(text)
+            keys.append((feature, text))
+        return keys
+
+
 def rows_of(body: bytes) -> list[dict[str, Any]]:
     """Return a /predict request's instances as records (records or columnar); [] when unreadable."""
     try:
@@ -144,7 +181,7 @@ class Pairing:
         self.pending: OrderedDict[int, Ticket] = OrderedDict()
         # The stable's request_id -> (stable's label, canary's label), for labels that come later.
         self.answered: OrderedDict[str, tuple[str, str]] = OrderedDict()
-        self.slice_values: dict[str, set[str]] = {}
+        self.slices = SliceValues()
 
     def open(self, body: bytes) -> int:
         """Return a new ticket for a request whose copy the mirror took."""
@@ -192,37 +229,23 @@ class Pairing:
 
     def _pair(self, ticket: Ticket, stable_body: bytes, canary_body: bytes) -> None:
         stable, canary = predictions(stable_body), predictions(canary_body)
-        if stable is None or canary is None or len(stable) != len(canary):
+        if stable is None or canary is None:
             self._unpaired(MISMATCHED)
             return
-        verdicts = [churned(a, b) for a, b in zip(stable, canary, strict=True)]
-        if any(verdict is None for verdict in verdicts):
+        found = verdicts(stable, canary)
+        if found is None:
             self._unpaired(MISMATCHED)
             return
         rows, event = rows_of(ticket.body), PairCounts()
-        for index, (verdict, a, b) in enumerate(zip(verdicts, stable, canary, strict=True)):
-            event.add(PairCounts(1, int(bool(verdict))))
-            for key in self._slices(rows[index] if index < len(rows) else {}):
-                event.add(PairCounts(slices={key: [1, int(bool(verdict))]}))
+        for index, (verdict, a, b) in enumerate(zip(found, stable, canary, strict=True)):
+            event.add(PairCounts(1, int(verdict)))
+            for key in self.slices.keys(rows[index] if index < len(rows) else {}):
+                event.add(PairCounts(slices={key: [1, int(verdict)]}))
             if isinstance(a.get("request_id"), str) and "label" in a:
                 self.answered[a["request_id"]] = (str(a["label"]), str(b["label"]))
                 while len(self.answered) > LABELLED_CAPACITY:
                     self.answered.popitem(last=False)
         self._count(event)
-
-    def _slices(self, row: dict[str, Any]) -> list[tuple[str, str]]:
-        """Return the (feature, value) slices of a row: its categorical (string or bool) features, capped."""
-        keys = []
-        for feature, value in row.items():
-            if not isinstance(value, str | bool):
-                continue
-            seen = self.slice_values.setdefault(feature, set())
-            text = str(value)
-            if text not in seen and len(seen) >= MAX_SLICE_VALUES:
-                text = OTHER_VALUE
-            seen.add(text)
-            keys.append((feature, text))
-        return keys
 
     def feedback(self, body: bytes) -> None:
         """Take an accepted `POST /feedback` body: a label for a paired stable answer fills McNemar's cells."""
@@ -235,8 +258,4 @@ class Pairing:
             labels = self.answered.pop(request_id, None) if isinstance(request_id, str) else None
             if labels is None:
                 return
-            right = (labels[0] == str(label), labels[1] == str(label))
-            cell = {(True, True): BOTH_RIGHT, (True, False): STABLE_ONLY, (False, True): CANARY_ONLY}.get(
-                right, BOTH_WRONG
-            )
-            self._count(PairCounts(labelled={cell: 1}))
+            self._count(PairCounts(labelled={cell(*labels, label): 1}))
