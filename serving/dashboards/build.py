@@ -137,6 +137,34 @@ def decisions() -> Builder[Panel]:
     )
 
 
+def check_interval() -> Builder[Panel]:
+    """Each anytime-valid check's canary - stable difference inside its confidence sequence, interval by interval."""
+    return graph(
+        "Check evidence: canary - stable",
+        "Latest difference and confidence-sequence bounds of each check with alpha and minEffect (a share: 0.01 "
+        "is one point). A regression is proven, and the canary rolled back, once the interval leaves 0 behind.",
+        "percentunit",
+        target(queries.check_interval(), "{{check}} {{quantity}}"),
+    )
+
+
+def check_evidence() -> Builder[Panel]:
+    """The latest evidence of each check as numbers: the bound crossed, interval, samples on each side, alpha."""
+    query = target(queries.check_evidence(), "").instant().format(PromQueryFormat.TABLE)
+    return (
+        table.Panel()
+        .title("Check evidence (latest)")
+        .description(
+            "Per check and quantity: difference, lower, upper (the interval), canary_samples, stable_samples, "
+            "alpha, and regression (1: the bound was crossed, the rollout rolled back on it)."
+        )
+        .datasource(DATASOURCE)
+        .with_target(query)
+        .span(12)
+        .height(HEIGHT)
+    )
+
+
 def served_versions() -> Builder[Panel]:
     """Which model version serves on each track, and whether its inputs are scored for drift."""
     query = target(queries.served_versions(), "").instant().format(PromQueryFormat.TABLE)
@@ -271,7 +299,7 @@ def trigger_decisions() -> Builder[Panel]:
 
 ROWS: tuple[tuple[str, tuple[PanelFn, ...]], ...] = (
     ("Traffic and errors", (request_rate, error_ratio, latency, rejected_rate)),
-    ("Rollout", (canary_weight, check_results, decisions, served_versions)),
+    ("Rollout", (canary_weight, check_results, decisions, served_versions, check_interval, check_evidence)),
     ("Predictions: stable vs canary", (class_share, mean_prediction)),
     ("Inputs", (input_drift, unusual_inputs)),
     ("Live quality", (live_accuracy, live_error, labelled_rows, feedback_results)),

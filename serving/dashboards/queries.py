@@ -29,6 +29,8 @@ TRIGGERS = f'namespace="{NAMESPACE}", service="{RELEASE}-trigger-receiver"'
 LIVE = f'namespace="{NAMESPACE}", service="{RELEASE}-live-quality"'
 VERSIONS = "model_version"
 LATENCY_QUANTILES = (0.5, 0.9, 0.99)
+# The quantities of a check's evidence drawn as lines (the others, sample sizes and flags, go in a table).
+INTERVAL = "difference|lower|upper"
 
 
 def rate(metric: str, selector: str, by: str) -> str:
@@ -76,6 +78,20 @@ def decisions() -> str:
     the panel shows each controller's running total instead of an increase that would miss it.
     """
     return f"sum by (result) (max_over_time(plinth_rollout_decisions_total{{{CONTROLLER}}}[{RANGE}]))"
+
+
+def check_interval() -> str:
+    """Each sequential check's latest canary - stable difference and the ends of its confidence sequence.
+
+    The controller sets `plinth_rollout_check_evidence{check, quantity}` at every interval for the checks with
+    `alpha` and `minEffect`; the bound is crossed when the interval leaves 0 behind (regression proven).
+    """
+    return f'max by (check, quantity) (plinth_rollout_check_evidence{{{CONTROLLER}, quantity=~"{INTERVAL}"}})'
+
+
+def check_evidence() -> str:
+    """Each sequential check's latest evidence, every quantity: interval, both sample sizes, alpha, regression."""
+    return f"max by (check, quantity) (plinth_rollout_check_evidence{{{CONTROLLER}}})"
 
 
 def served_versions() -> str:

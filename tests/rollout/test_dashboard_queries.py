@@ -32,7 +32,7 @@ from prometheus_client import CollectorRegistry, start_http_server
 from components.common.tracking import PROMOTED
 from pipelines.triggers.record import TriggerRecord
 from pipelines.triggers.start import LocalStarter
-from serving.dashboards.__main__ import DASHBOARD
+from serving.dashboards.build import render as render_dashboard
 from serving.embedded.local import LocalStack
 from serving.embedded.prometheus_local import LocalPrometheus
 from serving.embedded.train_drill import (
@@ -67,7 +67,9 @@ SPEC: dict[str, Any] = {
     "minRequests": 5,
     "progressDeadline": "90s",
     "shadow": {"enabled": False},
-    "checks": [{"name": "success-rate", "min": 0.9, "failureLimit": 2}],
+    # With alpha and minEffect the controller exports the check's evidence (interval, both sample sizes); loose
+    # enough (n >= 20 a side with no 5xx) that the last step does not wait on it.
+    "checks": [{"name": "success-rate", "min": 0.9, "failureLimit": 2, "alpha": 0.2, "minEffect": 0.2}],
 }
 
 
@@ -257,7 +259,7 @@ def test_every_panel_returns_series_from_a_rollout_on_real_services(
     url = local.prometheus.url
     wait_for_scrapes(prometheus, after=time.time())
     end = time.time()
-    dashboard = json.loads(DASHBOARD.read_text())
+    dashboard = json.loads(render_dashboard())  # what `python -m serving.dashboards` writes (test_dashboard.py)
     variables = {variable["name"]: variable for variable in dashboard["templating"]["list"]}
     assert NAMESPACE in variable_values(url, variables["namespace"], start, end)
     assert variable_values(url, variables["release"], start, end) == {RELEASE}
@@ -275,6 +277,17 @@ def test_every_panel_returns_series_from_a_rollout_on_real_services(
     assert max(weights) == 100
     decided = {one["metric"]["result"]: float(one["value"][1]) for one in series["Rollout decisions"]}
     assert decided.get(PROMOTED, 0) >= 1, decided
+    # The success-rate comparison's evidence: an interval around canary - stable, both sides counted, no regression.
+    evidence = {
+        one["metric"]["quantity"]: float(one["value"][1])
+        for one in series["Check evidence (latest)"]
+        if one["metric"]["check"] == "success-rate"
+    }
+    assert evidence["lower"] <= evidence["difference"] <= evidence["upper"], evidence
+    assert min(evidence["canary_samples"], evidence["stable_samples"]) > 0, evidence
+    assert (evidence["alpha"], evidence["regression"]) == (0.2, 0), evidence
+    lines = {(one["metric"]["check"], one["metric"]["quantity"]) for one in series["Check evidence: canary - stable"]}
+    assert {("success-rate", quantity) for quantity in ("difference", "lower", "upper")} <= lines, lines
     # Both tracks' labelled rows read back as an accuracy, and the drift alert as a started run (the counter is
     # this process's: other tests of the session may have counted more).
     accuracy = [float(value) for one in series["Live accuracy per version"] for _, value in one["values"]]
@@ -288,7 +301,7 @@ def test_every_panel_returns_series_from_a_rollout_on_real_services(
 
 def panel_targets(titles: set[str]) -> dict[tuple[str, str], dict]:
     """Return the dashboard's targets of the panels titled `titles`, by (panel title, refId)."""
-    dashboard = json.loads(DASHBOARD.read_text())
+    dashboard = json.loads(render_dashboard())
     return {
         (panel["title"], target["refId"]): target
         for panel in dashboard["panels"]
