@@ -24,6 +24,8 @@ from serving.experiments.decide import Decision
 from serving.experiments.spec import ExperimentSpec
 
 EXPERIMENT = "plinth-experiments"
+# When the experiment began (Unix ms), on runs of a loop given its start: how a restarted loop finds its decision.
+SINCE_TAG = "plinth.experiment.since"
 Look = Mapping[str, Any]
 
 
@@ -93,8 +95,13 @@ def log_experiment(
     history: History,
     duration_s: float,
     measure: str,
+    since_ms: int | None = None,
 ) -> str:
-    """Log the experiment as one MLflow run with its plot; return the run id."""
+    """Log the experiment as one MLflow run with its plot; return the run id.
+
+    `since_ms`, when the experiment's start was given, is tagged (SINCE_TAG) in the same call as the decision,
+    so a restarted loop finds the decision already recorded and never records a second one.
+    """
     experiment_id = ensure_experiment(client, EXPERIMENT, tracking_uri)
     run = client.create_run(experiment_id, run_name=spec.name)
     run_id = run.info.run_id
@@ -130,6 +137,7 @@ def log_experiment(
             RunTag("plinth.experiment.decision", decision.outcome),
             RunTag("plinth.experiment.winner", decision.winner or ""),
             RunTag("plinth.experiment.reason", decision.reason[:5000]),
+            *([RunTag(SINCE_TAG, str(since_ms))] if since_ms is not None else []),
         ],
     )
     client.log_text(run_id, json.dumps(history.looks, indent=1), f"experiment/{spec.name}.json")

@@ -63,6 +63,10 @@ def resolve_versions(
     return versions
 
 
+class Interrupted(Exception):
+    """The loop was stopped before a decision and records none: a restarted loop resumes the experiment."""
+
+
 @dataclass(frozen=True)
 class Finished:
     """How the experiment ended: the decision, every look, its duration and what the outcomes measured."""
@@ -95,11 +99,17 @@ def run_experiment(
     stop: threading.Event,
     say: Callable[[str], None],
     since_ms: int | None = None,
+    decide_on_stop: bool = True,
 ) -> Finished:
     """Look every `interval` until the decision is final (or `stop` is set: the decision so far, at maxDuration).
 
     `since_ms` (Unix ms, default now) is when the experiment began: a loop restarted mid-experiment passes it,
-    so it counts the same outcomes and the same `maxDuration` as the loop before it.
+    so it counts the same outcomes and the same `maxDuration` as the loop before it. With `decide_on_stop`
+    false (the chart's Deployment, whose pod a rollout or a node drain stops) `stop` ends the loop undecided:
+    the next pod resumes the experiment from `since_ms` instead of ending it early.
+
+    Raises:
+        Interrupted: `stop` was set while `decide_on_stop` is false.
     """
     now_ms = store.now_ms()
     since_ms = now_ms if since_ms is None else since_ms
@@ -109,6 +119,8 @@ def run_experiment(
     measure = "accuracy" if spec.outcome == "label" else "mean outcome"
     while True:
         stopped = stop.wait(spec.interval)
+        if stopped and not decide_on_stop:
+            raise Interrupted(f"stopped after {time.monotonic() - started:.0f}s, undecided")
         elapsed = time.monotonic() - started
         stopped_by = guards.judge()
         try:
