@@ -20,7 +20,10 @@ from pathlib import Path
 import pytest
 
 from serving.embedded.prometheus_local import LocalPrometheus
+from serving.model_service.shadow_pairs import ShadowPairs
+from serving.model_service.store import PredictionStore
 from serving.rollout.core.observe import CANARY, STABLE, Observation
+from serving.rollout.core.paired import PairCounts
 from serving.rollout.edges.query_prometheus import PrometheusSource
 from serving.rollout.tests.live_exporter import LiveExporter
 from tests.rollout.conftest import needs_prometheus
@@ -76,7 +79,13 @@ def stack(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Stack]:
         running.close()
 
 
-def test_accuracy_rows_are_counted_by_version_whichever_process_exported_them(stack: Stack) -> None:
+def test_accuracy_rows_are_counted_by_version_whichever_process_exported_them(stack: Stack, tmp_path: Path) -> None:
+    # The live-quality process's shadow pairs (joined from the store) for canary 2 against stable 1, and a
+    # pair of other versions that must not be read.
+    shadow = ShadowPairs(PredictionStore(str(tmp_path / "unused.sqlite"), 3600))
+    pairs = PairCounts(40, 8, {("contract_type", "monthly"): [25, 6]}, {"canary_missing": 3}, {"stable_only": 2})
+    shadow.counts = {("live-model", "2", "1"): pairs, ("live-model", "3", "1"): PairCounts(7, 7)}
+    stack.canary.registry.register(shadow)
     stack.stable.classified("1", right=9, wrong=1)
     stack.canary.classified("1", right=27, wrong=3)
     stack.canary.classified("2", right=12, wrong=8)
@@ -88,6 +97,7 @@ def test_accuracy_rows_are_counted_by_version_whichever_process_exported_them(st
     assert found.stable.live.accuracy == pytest.approx(0.9, abs=0.01)
     assert found.canary.live.accuracy == pytest.approx(0.6, abs=0.01)
     assert math.isnan(found.canary.live.mae)
+    assert found.pairs == pairs  # the controller's read of the cluster's pairing (`PrometheusSource.stored_pairs`)
 
 
 @pytest.mark.parametrize("stack", ["regression"], indirect=True)

@@ -12,6 +12,7 @@ import time
 
 import httpx
 
+from serving.rollout.core.joined import GAUGES, pairs_of
 from serving.rollout.core.observe import (
     CLASS_COUNTER,
     CONFIDENCE_COUNTER,
@@ -27,6 +28,7 @@ from serving.rollout.core.observe import (
     live_quality_of,
     predictions_of,
 )
+from serving.rollout.core.paired import PairCounts
 
 QUERY_TIMEOUT_S = 5.0
 # `increase` needs two samples of a series inside the window: keep it at least four scrape intervals long
@@ -141,6 +143,18 @@ class PrometheusSource:
             drift=info["drift"],
         )
 
+    def stored_pairs(self, stable: str | None, canary: str | None, window: str) -> PairCounts | None:
+        """Return the shadow phase's pairs the live-quality process joined from the store (`core/joined.py`)."""
+        if not stable or not canary or "," in stable or "," in canary:
+            return None
+        selector = f'model_version="{canary}",stable_version="{stable}"'
+        samples = [
+            (name, series["metric"], float(series["value"][1]))
+            for name in GAUGES
+            for series in self.query(f"last_over_time({name}{{{selector}}}[{window}])")
+        ]
+        return pairs_of(samples, stable, canary)
+
     def observe(self, window_seconds: float) -> Observation:
         """Read both tracks; an unreachable or failing Prometheus means no data, never a pass."""
         try:
@@ -153,6 +167,7 @@ class PrometheusSource:
             return Observation(
                 stable=dataclasses.replace(stable, live=live_quality_of(live, stable.model_version)),
                 canary=dataclasses.replace(canary, live=live_quality_of(live, canary.model_version)),
+                pairs=self.stored_pairs(stable.model_version, canary.model_version, window_of(window_seconds)),
             )
         except (httpx.HTTPError, RuntimeError, KeyError, ValueError) as error:
             return empty_observation(f"prometheus at {self.url}: {type(error).__name__}: {error}")
