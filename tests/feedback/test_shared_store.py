@@ -21,6 +21,8 @@ import pytest
 from serving.bench.demo_model import RegisteredModel
 from serving.embedded.processes import free_port
 from serving.model_service import settings
+from serving.model_service.shadow_pairs import read_rows
+from serving.model_service.store import PredictionStore
 from serving.model_service.tests.conftest import (
     AUTH,
     Server,
@@ -30,6 +32,7 @@ from serving.model_service.tests.conftest import (
     running_server,
     scrape,
 )
+from serving.rollout.core.joined import join
 from tests.engines import PostgresServer
 
 pytestmark = pytest.mark.integration
@@ -75,6 +78,12 @@ def test_every_label_joins_once_on_a_replica_that_never_saw_it(
     answered: list[dict[str, Any]] = []
     with replicas(with_store(model, database), [tmp_path / "a", tmp_path / "b"]) as (a, b):  # then both gone
         answered += predict(a, model.instances(0, 6)) + predict(b, model.instances(6, 6))  # (first row, rows)
+        # One request and its mirrored copy (Envoy keeps `x-request-id`), answered by two replicas: the
+        # cluster's shadow pairing joins their stored rows on PostgreSQL (`shadow_pairs.py`).
+        for replica, extra in ((a, {}), (b, {"x-plinth-mirror": "1"})):
+            body = {"instances": model.instances(0, 5)}
+            headers = {"x-request-id": "shadow-1", **extra}
+            assert httpx.post(f"{replica.url}/predict", json=body, headers=headers, timeout=30).status_code == 200
     with running_server(with_store(model, database), tmp_path / "c") as fresh:
         truths = [p["label"] if i % 3 else 1 - p["label"] for i, p in enumerate(answered)]  # 8 of 12 right
         accepted = [send(fresh, p["request_id"], truth) for p, truth in zip(answered, truths, strict=True)]
@@ -89,6 +98,12 @@ def test_every_label_joins_once_on_a_replica_that_never_saw_it(
     assert (totals.counts["correct"], totals.sums["correct"]) == (12, 8.0)  # each label counted exactly once
     [window] = [w for by, _, w in quality.windowed if by == "label_time"]
     assert window.rows == 12
+    store = PredictionStore(database, 3600)
+    rows = read_rows(store, 0)[(model.name, model.version)]
+    assert sorted(row.answer["mirrored"] for row in rows) == [False] * 5 + [True] * 5
+    paired = join(rows, model.version, model.version, store.now_ms())
+    assert (paired.pairs, paired.churned, paired.unpaired) == (5, 0, {})
+    store.close()
 
 
 def test_a_dead_store_costs_no_prediction_and_drops_are_counted(model: RegisteredModel, tmp_path: Path) -> None:
