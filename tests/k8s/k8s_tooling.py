@@ -117,6 +117,30 @@ VALUE_SETS: dict[str, list[str]] = {
         "--set",
         "feedback.archive.port=9000",
     ],
+    # An A/B experiment on the two tracks with its decision loop (outcomes from the feedback store, its own
+    # registry login); tests/k8s/test_experiment_chart.py checks it in detail.
+    "experiment": [
+        *SIGNING_VALUES,
+        "--set",
+        "rolloutController.enabled=false",
+        "--set",
+        "experiment.enabled=true",
+        "--set",
+        "experiment.startedAt=1765000000",
+        "--set",
+        "feedback.enabled=true",
+        "--set",
+        "feedback.store.secretName=plinth-predictions-app",
+        "--set",
+        "feedback.tokensSecret=plinth-labellers",
+        "--set-json",
+        'feedback.store.peers=[{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": '
+        '"plinth-platform"}}, "podSelector": {"matchLabels": {"cnpg.io/cluster": "plinth-predictions"}}}]',
+        "--set",
+        "mlflow.credentialsSecret.name=mlflow-reader",
+        "--set",
+        "experiment.decision.mlflowCredentialsSecret.name=mlflow-experiments",
+    ],
     # The retraining trigger receiver beside the stack, with its own registry login (EDIT) and the live-quality
     # alert; tests/k8s/test_trigger_receiver.py checks it in detail.
     "trigger-receiver": [

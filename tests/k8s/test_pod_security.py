@@ -7,8 +7,13 @@ from k8s_tooling import VALUE_SETS, named, pod_specs, render, restricted_violati
 
 # The trigger receiver (pipelines/triggers/receive.py) has no model to load: one /healthz answers both probes.
 # Components that are no BentoML service: the receiver's own health path, and the live-quality exporter, a
-# prometheus-client server whose /metrics answering is its health (a store it cannot read keeps its last values).
-PROBE_PATHS = {"trigger-receiver": ("/healthz", "/healthz"), "live-quality": ("/metrics", "/metrics")}
+# prometheus-client server whose /metrics answering is its health (a store it cannot read keeps its last values),
+# and the experiment's decision loop, likewise.
+PROBE_PATHS = {
+    "trigger-receiver": ("/healthz", "/healthz"),
+    "live-quality": ("/metrics", "/metrics"),
+    "experiment": ("/metrics", "/metrics"),
+}
 
 
 def test_the_checker_catches_a_violating_pod() -> None:

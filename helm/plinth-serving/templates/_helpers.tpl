@@ -318,3 +318,50 @@ app.kubernetes.io/component: live-quality
     - port: {{ $archive.port }}
       protocol: TCP
 {{- end }}
+
+{{/* The experiment's decision loop (serving/experiments/cluster.py): its Deployment, spec ConfigMap and policy. */}}
+{{- define "plinth.experimentName" -}}
+{{- printf "%s-experiment" (include "plinth.fullname" . | trunc 52 | trimSuffix "-") }}
+{{- end }}
+
+{{- define "plinth.experimentSelectorLabels" -}}
+{{ include "plinth.selectorLabels" . }}
+app.kubernetes.io/component: experiment
+{{- end }}
+
+{{/* Whether the decision loop runs: an experiment, with its decision on; refused without what it reads. */}}
+{{- define "plinth.experimentDecision" -}}
+{{- if and .Values.experiment.enabled .Values.experiment.decision.enabled }}
+{{- if not .Values.feedback.enabled }}
+{{- fail "experiment.decision.enabled: needs feedback.enabled (the outcomes are the labels or values posted to /feedback, read from the shared prediction store), or set experiment.decision.enabled=false to route only" }}
+{{- end }}
+{{- if not .Values.experiment.startedAt }}
+{{- fail "experiment.startedAt is required with experiment.decision.enabled: when the experiment began, in Unix seconds, e.g. --set experiment.startedAt=$(date +%s); keep it for the experiment's life (a restarted loop counts from it)" }}
+{{- end }}
+{{- true }}
+{{- end }}
+{{- end }}
+
+{{/* The loop's login (EDIT on the plinth-experiments experiment to record), never the serving pods' (READ). */}}
+{{- define "plinth.experimentMlflowEnv" -}}
+{{- $serving := .Values.mlflow.credentialsSecret.name }}
+{{- $login := .Values.experiment.decision.mlflowCredentialsSecret }}
+{{- if and $serving (or (not $login.name) (eq $serving $login.name)) }}
+{{- fail "experiment.decision.mlflowCredentialsSecret.name is required with the decision loop while mlflow.credentialsSecret.name is set, and must name another Secret: the serving pods' login is READ-only, the loop's needs EDIT on the plinth-experiments experiment to record its decision, e.g. --set experiment.decision.mlflowCredentialsSecret.name=mlflow-experiments" }}
+{{- end }}
+{{- include "plinth.mlflowEnv" (dict "root" . "login" $login) }}
+{{- end }}
+
+{{/* The variant a track serves, as the experiment spec names it: its pinned version, else its alias. */}}
+{{- define "plinth.experimentVariant" -}}
+{{- $model := .root.Values.model }}
+{{- $pin := ternary $model.stable.version $model.version (eq .track "stable") }}
+{{- $alias := ternary $model.stable.alias $model.canary.alias (eq .track "stable") }}
+{{- $variant := dict "name" .variant.name "weight" .variant.weight }}
+{{- if $pin }}
+{{- $_ := set $variant "version" (toString $pin) }}
+{{- else }}
+{{- $_ := set $variant "alias" $alias }}
+{{- end }}
+{{- toJson $variant }}
+{{- end }}
