@@ -10,7 +10,8 @@ variance), so looking every interval does not inflate the chance of refusing a c
 - **pending** (holds the phase, no failure counted) while it still straddles the budget.
 
 After the shadow phase nothing is mirrored, so nothing is paired: the check is not applicable there, and on an
-edge that pairs nothing (a Gateway API mirror discards the canary's answers). Its detail names the churn per
+edge that pairs nothing. In a cluster (a Gateway API mirror discards the canary's answers) the pairs are joined
+from the prediction store by the gateway's `x-request-id` (`joined.py`). Its detail names the churn per
 slice of the features `shadow.slices` lists and, where labels came back for paired rows, McNemar's exact test
 of who was right (reported, not judged: a fixed-sample p-value peeked at every interval is not a decision).
 """
@@ -78,7 +79,10 @@ def check_churn(check: Check, pairs: PairCounts | None, shadow: bool, slices: Se
         detail = "not applicable after the shadow phase: only mirrored requests are answered by both versions"
         return CheckResult(check.name, NOT_APPLICABLE, math.nan, detail)
     if pairs is None:
-        detail = "not applicable: this traffic edge does not pair answers (a Gateway API mirror discards the canary's)"
+        detail = (
+            "not applicable: no paired answers for these versions (a cluster pairs them from the prediction "
+            "store by x-request-id: no live-quality exporter, or no request carried one)"
+        )
         return CheckResult(check.name, NOT_APPLICABLE, math.nan, detail)
     assert check.max_churn is not None
     needed = check.min_predictions or 1
