@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from k8s_tooling import load_documents, pod_specs, render_with
+from k8s_tooling import ROOT, load_documents, pod_specs, render, render_with
 
 from pipelines.images import SERVING, Record
 
@@ -38,3 +38,21 @@ def test_the_schema_refuses_a_moving_or_malformed_reference(key: str, value: str
     result = render_with("--set", f"{key}={value}")
     assert result.returncode != 0
     assert "values don't meet the specifications of the schema" in result.stderr, result.stderr
+
+
+def test_every_module_the_chart_runs_in_the_serving_image_is_copied_into_it() -> None:
+    """`pip install .` in serving/Dockerfile installs only the folders it copies: a module left out fails at start."""
+    dockerfile = (ROOT / "serving" / "Dockerfile").read_text()
+    copied = {line.split()[1] for line in dockerfile.splitlines() if line.startswith("COPY ")}
+    modules = set()
+    for value_set in ("default", "experiment", "feedback-store"):
+        for _, spec in pod_specs(render(value_set)):
+            for container in spec["containers"]:
+                command = container.get("command", [])
+                image = container["image"].split("@")[0].rsplit(":", 1)[0]
+                if image.endswith("/plinth-serving") and command[:2] == ["python", "-m"]:
+                    modules.add(command[2])
+    assert {"serving.rollout", "serving.experiments", "serving.model_service.live_quality"} <= modules
+    for module in modules:
+        folder = "/".join(module.split(".")[:2])
+        assert folder in copied, f"{module} runs in the serving image but serving/Dockerfile does not COPY {folder}"
