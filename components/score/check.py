@@ -42,6 +42,8 @@ class Checked:
     valid: np.ndarray
     reasons: list[str]
     batch: Batch | None
+    # Every value of every model column present, finite and within bounds (the usual chunk of numbers).
+    complete: bool = False
 
     @property
     def rejected(self) -> int:
@@ -124,9 +126,12 @@ class Contract:
         return [name for name in names if name not in taken]
 
     def _problems(
-        self, column: Column, values: pa.Array, numbers_of: dict[str, np.ndarray]
+        self, column: Column, values: pa.Array, numbers_of: dict[str, np.ndarray], clean: list[str]
     ) -> list[tuple[np.ndarray, Describe]]:
-        """Return (rows refused, why) for each rule one column's values break; keep its numbers in `numbers_of`."""
+        """Return (rows refused, why) for each rule one column's values break; keep its numbers in `numbers_of`.
+
+        A float column whose every value is present, finite and within bounds is named in `clean`.
+        """
         name, kind = column.name, _kind(values.type)
         if pa.types.is_dictionary(values.type):
             values = pc.cast(values, values.type.value_type)
@@ -134,6 +139,7 @@ class Contract:
         if numbers is not None and column.dtype == "float64":
             numbers_of[column.name] = numbers
         if kind == "number" and column.type in ("double", "float") and _all_within(numbers, values, column.bounds):
+            clean.append(name)
             return []  # the usual chunk: every value present, finite and in bounds, found in two passes
         missing = values.is_null().to_numpy(zero_copy_only=False)
         if numbers is not None and kind == "number":
@@ -180,8 +186,9 @@ class Contract:
         valid = np.ones(rows, dtype=bool)
         problems: list[tuple[np.ndarray, Describe]] = []
         numbers_of: dict[str, np.ndarray] = {}
+        clean: list[str] = []
         for column in self.columns:
-            for refused, describe in self._problems(column, chunk.column(column.name), numbers_of):
+            for refused, describe in self._problems(column, chunk.column(column.name), numbers_of, clean):
                 problems.append((refused, describe))
                 valid &= ~refused
         reasons = [
@@ -192,7 +199,7 @@ class Contract:
         passing = chunk if every else chunk.filter(pa.array(valid))
         known = numbers_of if every else {name: numbers[valid] for name, numbers in numbers_of.items()}
         batch = self.typed(passing, known) if passing.num_rows else None
-        return Checked(valid, reasons, batch)
+        return Checked(valid, reasons, batch, complete=len(clean) == len(self.columns))
 
     def typed(self, chunk: pa.RecordBatch | pa.Table, numbers_of: dict[str, np.ndarray] | None = None) -> Batch:
         """Return valid rows as the typed batch the model was trained on (serving's `FrameBuilder` types).

@@ -51,6 +51,20 @@ def test_request_ids_are_the_services_format_with_the_scoring_time():
     assert {request_id[2 + 12] for request_id in ids} == {"7"}  # UUID version 7
 
 
+def test_request_ids_spell_their_octets_as_bytes_hex_does():
+    """Each id's 32 digits are its 16 drawn octets (time, version and variant stamped) in lower-case hex."""
+    ids = RequestIds("12")
+    ids.random = np.random.default_rng(3)
+    drawn = ids.draw(2_000, 1_765_000_000_123).to_pylist()
+    octets = np.frombuffer(np.random.default_rng(3).bytes(2_000 * 16), dtype=np.uint8).reshape(2_000, 16)
+    spelled = [row.tobytes().hex() for row in octets]
+    assert len({digit for row in spelled for digit in row}) == 16  # every hex digit drawn, so every pair checked
+    for request_id, expected in zip(drawn, spelled, strict=True):
+        digits = request_id.removeprefix("12.")
+        assert digits[12:] == "7" + expected[13:16] + digits[16] + expected[17:]  # the random digits, as drawn
+        assert digits[16] in "89ab"  # the RFC 9562 variant
+
+
 def test_request_ids_past_a_string_columns_offsets_are_the_same_column(monkeypatch):
     """A chunk whose ids outgrow 32-bit offsets is built with 64-bit ones, then given the same `string` type."""
     monkeypatch.setattr(answer_columns_module, "MAX_STRING_BYTES", 100)

@@ -80,8 +80,11 @@ def test_a_column_of_another_type_refuses_its_present_values_and_keeps_its_gaps(
 
 def test_an_all_number_model_gets_one_float_block():
     columns = [Column("x", "double"), Column("y", "double", True)]
-    batch = Contract(columns).check(pa.table({"x": [1, 2], "y": [None, 0.5]})).batch
+    checked = Contract(columns).check(pa.table({"x": [1, 2], "y": [None, 0.5]}))
+    batch = checked.batch
     assert batch is not None
+    assert not checked.complete  # a gap: the learner's own finite check stays on
+    assert Contract(columns).check(pa.table({"x": [1.0, 2.0], "y": [0.25, 0.5]})).complete
     assert batch.block is not None
     assert np.isnan(batch.block[0, 1])
     assert batch.block[1].tolist() == [2.0, 0.5]
