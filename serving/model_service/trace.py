@@ -48,16 +48,22 @@ def trace_of(headers: dict[bytes, bytes], mirrored: bool) -> Trace | None:
     return Trace(raw, mirrored) if 0 < len(raw) <= MAX_TRACE_CHARS else None
 
 
-def slices_of(row: Any) -> dict[str, str | bool]:
-    """Return a row's categorical (string or bool) values, capped: what per-slice churn counts by."""
+def categorical(row: Any) -> list[str]:
+    """Return the features of a row that hold a string or bool (at most MAX_SLICE_FEATURES)."""
+    if not isinstance(row, dict):
+        return []
+    return [str(name) for name, value in row.items() if isinstance(value, str | bool)][:MAX_SLICE_FEATURES]
+
+
+def slices_of(row: Any, features: Sequence[str]) -> dict[str, str | bool]:
+    """Return a row's values of `features` that are strings (not too long) or bools: what churn is sliced by."""
     if not isinstance(row, dict):
         return {}
     found: dict[str, str | bool] = {}
-    for feature, value in row.items():
+    for feature in features:
+        value = row.get(feature)
         if isinstance(value, bool) or (isinstance(value, str) and len(value) <= MAX_SLICE_CHARS):
-            found[str(feature)] = value
-            if len(found) == MAX_SLICE_FEATURES:
-                break
+            found[feature] = value
     return found
 
 
@@ -67,11 +73,14 @@ def traced_rows(instances: Sequence[Any], segments: Sequence[Segment]) -> list[d
     for segment in segments:
         if segment.trace is None:
             continue
+        # The request's categorical features, from its first row here (a value missing there is not sliced in this
+        # request): a numeric model's rows cost no per-value check.
+        features = categorical(instances[segment.start]) if segment.stop > segment.start else []
         for index in range(segment.start, segment.stop):
             traced[index] = {
                 "trace": segment.trace.request_id,
                 "row": segment.offset + index - segment.start,
                 "mirrored": segment.trace.mirrored,
-                "slices": slices_of(instances[index]),
+                "slices": slices_of(instances[index], features),
             }
     return traced

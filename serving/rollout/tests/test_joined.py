@@ -25,8 +25,8 @@ def test_label_churn_per_slice_and_mcnemar_cells_from_stored_rows():
     for row in range(10):
         plan = "monthly" if row < 6 else "yearly"
         stable_label, canary_label = "a", "b" if row in (0, 1, 7) else "a"
-        truth = {"truth": "a"} if row < 4 else {}
-        rows.append(stored(STABLE, "req", row, {"label": stable_label, "slices": {"plan": plan}}, **truth))
+        answer = stored(STABLE, "req", row, {"label": stable_label, "slices": {"plan": plan}})
+        rows.append(StoredAnswer(STABLE, 0, answer.answer, "a") if row < 4 else answer)
         rows.append(stored(CANARY, "req", row, {"label": canary_label}))
     # Another request the stable answered and no mirror reached, a canary row whose original was not stored,
     # and rows of other versions or not mirrored: none of them pairs.
