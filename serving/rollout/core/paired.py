@@ -19,8 +19,10 @@ import json
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
+
+from serving.rollout.core.pair_counts import PairCounts
 
 # A regression pair churns when |a - b| / max(|a|, |b|) exceeds this (5 %); 0 and 0 agree.
 RELATIVE_TOLERANCE = 0.05
@@ -36,58 +38,6 @@ STABLE_FAILED, CANARY_FAILED, MISMATCHED, EXPIRED = "stable_failed", "canary_fai
 STABLE_MISSING, CANARY_MISSING, DUPLICATE = "stable_missing", "canary_missing", "duplicate"
 # McNemar's cells: which of the two was right on a labelled pair.
 BOTH_RIGHT, STABLE_ONLY, CANARY_ONLY, BOTH_WRONG = "both_right", "stable_only", "canary_only", "both_wrong"
-
-
-@dataclass
-class PairCounts:
-    """Rows answered by both tracks, those that churned, per slice, unpaired tickets and labelled cells."""
-
-    pairs: int = 0
-    churned: int = 0
-    # (feature, value) -> [pairs, churned].
-    slices: dict[tuple[str, str], list[int]] = field(default_factory=dict)
-    unpaired: dict[str, int] = field(default_factory=dict)
-    labelled: dict[str, int] = field(default_factory=dict)
-
-    @property
-    def churn(self) -> float:
-        """Return the share of paired rows that churned (NaN without pairs)."""
-        return self.churned / self.pairs if self.pairs else float("nan")
-
-    def copy(self) -> PairCounts:
-        """Return an independent copy (the live counts keep moving)."""
-        return PairCounts(
-            self.pairs,
-            self.churned,
-            {key: list(value) for key, value in self.slices.items()},
-            dict(self.unpaired),
-            dict(self.labelled),
-        )
-
-    def add(self, other: PairCounts) -> None:
-        """Fold another count in (one event's, or an interval's)."""
-        self.pairs += other.pairs
-        self.churned += other.churned
-        for key, (n, c) in other.slices.items():
-            cell = self.slices.setdefault(key, [0, 0])
-            cell[0] += n
-            cell[1] += c
-        for mine, theirs in ((self.unpaired, other.unpaired), (self.labelled, other.labelled)):
-            for name, n in theirs.items():
-                mine[name] = mine.get(name, 0) + n
-
-    def since(self, before: PairCounts) -> PairCounts:
-        """Return what was counted after `before` (a copy of these counts taken earlier)."""
-        return PairCounts(
-            self.pairs - before.pairs,
-            self.churned - before.churned,
-            {
-                key: [n - before.slices.get(key, [0, 0])[0], c - before.slices.get(key, [0, 0])[1]]
-                for key, (n, c) in self.slices.items()
-            },
-            {key: n - before.unpaired.get(key, 0) for key, n in self.unpaired.items()},
-            {key: n - before.labelled.get(key, 0) for key, n in self.labelled.items()},
-        )
 
 
 def predictions(content: bytes) -> list[dict[str, Any]] | None:
