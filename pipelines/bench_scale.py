@@ -149,13 +149,14 @@ def bare_env(home: Path) -> dict[str, str]:
     }
 
 
-def bench_size(rows: int, workdir: Path, seed: int) -> tuple[int, dict[str, Measurement]]:
-    """Write the table of `rows` rows; measure `make train` and the baseline on it."""
+def bench_size(rows: int, workdir: Path, seed: int, pipeline: str = "") -> tuple[int, dict[str, Measurement]]:
+    """Write the table of `rows` rows; measure `make train` (on `pipeline`, a compiled YAML) and the baseline."""
     data = workdir / f"table-{rows}.parquet"
     table_bytes = write_table(rows, data, seed)
     home = workdir / f"home-{rows}"
     env = bare_env(home)
     train_args = f"--source {data} --target {TARGET} --seed {seed} --min-roc-auc 0.5 --min-accuracy 0.5"
+    train_args += f" --pipeline {pipeline}" if pipeline else ""
     wall, peak = measure(["make", "--no-print-directory", "train", f"TRAIN_ARGS={train_args}"], env, workdir / "t.log")
     results = {MAKE_TRAIN: Measurement(wall, peak, best_candidate_auc(home))}
     command = [sys.executable, "-m", "pipelines.bench_scale", "--baseline", str(data), "--seed", str(seed)]
@@ -205,6 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", default=",".join(map(str, DEFAULT_ROWS)), help="comma-separated table sizes")
     parser.add_argument("--seed", type=int, default=SEED, help="seed of the tables, the split and the models")
     parser.add_argument("--out", type=Path, default=RESULTS, help="where the Markdown results go")
+    parser.add_argument("--pipeline", default="", help="compiled YAML for make train")
     parser.add_argument("--measure", help=argparse.SUPPRESS)
     parser.add_argument("--baseline", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -217,11 +219,12 @@ def main(argv: list[str] | None = None) -> int:
     rows_results = []
     with tempfile.TemporaryDirectory(prefix="plinth-bench-scale-") as tmp:
         for rows in sizes:
-            print(f"bench-scale: {rows:,} rows", flush=True)
-            table_bytes, results = bench_size(rows, Path(tmp), args.seed)
+            print(f"bench-scale: {rows:,} rows (load average {os.getloadavg()[0]:.1f})", flush=True)
+            table_bytes, results = bench_size(rows, Path(tmp), args.seed, args.pipeline)
             rows_results.append((rows, table_bytes, results))
             for name, m in results.items():
                 print(f"  {name}: {m.wall_s:.1f}s, peak {m.peak_rss_mb:.0f} MB, ROC AUC {m.roc_auc:.4f}", flush=True)
+            print(f"  load average {os.getloadavg()[0]:.1f}", flush=True)
     text = report(rows_results)
     args.out.write_text(text)
     print(text)
