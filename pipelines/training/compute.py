@@ -92,9 +92,16 @@ def on_accelerator_pool(task: PipelineTask, target: ComputeTarget) -> PipelineTa
     return task
 
 
+# The pod label of a Dask client step: manifests/platform/dask's NetworkPolicy lets only such pods reach the scheduler.
+DASK_CLIENT_LABEL = "plinth.dev/dask-client"
+
+
 def on_xgboost_pool(task: PipelineTask, target: ComputeTarget) -> PipelineTask:
     """Place the XGBoost step: on the accelerator pool, or the CPU pool when a Dask cluster does the training."""
-    return on_cpu_pool(task, target) if target.dask_scheduler else on_accelerator_pool(task, target)
+    if not target.dask_scheduler:
+        return on_accelerator_pool(task, target)
+    kubernetes.add_pod_label(task, label_key=DASK_CLIENT_LABEL, label_value="true")
+    return on_cpu_pool(task, target)
 
 
 def without_pickles(task: PipelineTask) -> PipelineTask:

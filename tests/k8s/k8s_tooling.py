@@ -36,6 +36,7 @@ CRD_SCHEMAS = {
     ("monitoring.coreos.com/v1alpha1", "AlertmanagerConfig"): (
         "alertmanagerconfig-monitoring.coreos.com-v1alpha1-crds-catalog.json"
     ),
+    ("kubernetes.dask.org/v1", "DaskCluster"): "daskcluster-kubernetes.dask.org-v1-dask-kubernetes-2026.3.0.json",
 }
 
 # Kinds without a namespace: the controller's admission policy and its binding, the kustomize bases' Namespace.

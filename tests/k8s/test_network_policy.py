@@ -14,7 +14,10 @@ import pytest
 from k8s_tooling import ROOT, VALUE_SETS, load_documents, named, render, render_with, run, tool
 
 MANIFESTS = ROOT / "manifests"
-KUSTOMIZE_TARGETS = [f"overlays/{path.name}" for path in sorted((MANIFESTS / "overlays").iterdir())] + ["platform"]
+KUSTOMIZE_TARGETS = [f"overlays/{path.name}" for path in sorted((MANIFESTS / "overlays").iterdir())] + [
+    "platform",
+    "platform/dask",
+]
 
 
 def kustomize(target: str) -> list[dict[str, Any]]:
