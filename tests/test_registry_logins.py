@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import configparser
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -24,6 +25,10 @@ from pipelines.triggers.policy import START, Guardrails, Trigger
 from pipelines.triggers.record import EXPERIMENT as TRIGGER_EXPERIMENT
 from pipelines.triggers.record import TriggerRecord
 from pipelines.triggers.start import LocalStarter
+from serving.experiments.__main__ import main as experiments_main
+from serving.experiments.report import EXPERIMENT as EXPERIMENTS
+from serving.experiments.tests.test_cluster import GONE, labelled, write_spec
+from serving.model_service.store import PredictionStore
 from serving.rollout.core.record import ROLLOUT_EXPERIMENT, RolloutRecorder
 from tests.servers import MlflowServer, cache_logins
 
@@ -38,6 +43,9 @@ LOGINS = {"plinth-reader": "READ", "plinth-controller": "EDIT"}
 # The receiver: EDIT on the plinth-triggers experiment (its history and records), READ on the model.
 TRIGGERS_LOGIN = "plinth-triggers"
 TRIGGERED_MODEL = "plinth-triggered"
+# The experiment's decision loop: EDIT on the plinth-experiments experiment (its record), READ on the model.
+EXPERIMENTS_LOGIN = "plinth-experiments"
+EXPERIMENTED_MODEL = "plinth-experimented"
 
 
 @pytest.fixture(scope="module")
@@ -208,3 +216,51 @@ def test_the_trigger_receiver_records_triggers_but_cannot_move_an_alias_or_write
     assert_denied(client.set_registered_model_tag, TRIGGERED_MODEL, "plinth.trigger.last_started", "forged")
     assert client.get_model_version(TRIGGERED_MODEL, version).tags == {"plinth.rollout.prod.status": "promoted"}
     assert client.get_registered_model(TRIGGERED_MODEL).tags == {}  # nothing of the history on the model
+
+
+def test_the_experiment_loop_records_its_decision_but_cannot_move_an_alias(
+    server: MlflowServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The chart's decision loop (`experiment.decision.mlflowCredentialsSecret`): EDIT on plinth-experiments only."""
+    docs = (ROOT / "manifests" / "README.md").read_text()
+    for documented in (
+        f'\\"username\\": \\"{EXPERIMENTS_LOGIN}\\"',
+        f'{{\\"name\\": \\"{EXPERIMENTS}\\"}}',
+        '\\"resource_id\\": \\"$EXPERIMENTS_EXPERIMENT_ID\\", \\"permission\\": \\"EDIT\\"',
+    ):
+        assert documented in docs, f"manifests/README.md grants the loop's login this way: {documented}"
+    login(monkeypatch, "admin")
+    _, first = register_version(server.uri, tmp_path, EXPERIMENTED_MODEL, "training-of-experimented")
+    client = MlflowClient(tracking_uri=server.uri, registry_uri=server.uri)
+    registered = client.get_model_version(EXPERIMENTED_MODEL, first)
+    second = client.create_model_version(EXPERIMENTED_MODEL, registered.source, run_id=registered.run_id)
+    client.set_registered_model_alias(EXPERIMENTED_MODEL, "challenger", second.version)
+    experiment_id = client.create_experiment(EXPERIMENTS)
+    admin_post(server.uri, CREATE_USER, {"username": EXPERIMENTS_LOGIN, "password": f"{EXPERIMENTS_LOGIN}-password"})
+    for resource_type, resource_id, granted in (
+        ("registered_model", EXPERIMENTED_MODEL, "READ"),
+        ("experiment", experiment_id, "EDIT"),
+    ):
+        grant = {"resource_type": resource_type, "resource_id": resource_id, "permission": granted}
+        admin_post(server.uri, GRANT, {"username": EXPERIMENTS_LOGIN, **grant})
+    store = PredictionStore(str(tmp_path / "predictions.sqlite"), 86_400.0)
+    began = time.time()
+    labelled(store, first, right=60, wrong=40, model=EXPERIMENTED_MODEL)
+    labelled(store, str(second.version), right=95, wrong=5, model=EXPERIMENTED_MODEL)
+
+    login(monkeypatch, EXPERIMENTS_LOGIN)
+    spec = write_spec(tmp_path, variants=[
+        {"name": "a", "alias": "champion", "weight": 50}, {"name": "b", "alias": "challenger", "weight": 50},
+    ])  # fmt: skip
+    argv = ["run", "--spec", spec, "--model-name", EXPERIMENTED_MODEL, "--tracking-uri", server.uri]
+    store_flags = ["--store", str(tmp_path / "predictions.sqlite"), "--since", str(began)]
+    assert experiments_main([*argv, *store_flags, "--prometheus", GONE]) == 0
+    assert "DECISION: winner (b)" in capsys.readouterr().out
+    (run,) = client.search_runs([experiment_id])
+    assert run.data.tags["plinth.experiment.winner"] == "b"
+    assert {artifact.path for artifact in client.list_artifacts(run.info.run_id, "experiment")} == {
+        "experiment/cluster-ab.json",
+        "experiment/cluster-ab.png",
+    }
+    assert_denied(client.set_registered_model_alias, EXPERIMENTED_MODEL, "champion", str(second.version))
+    assert_denied(client.set_model_version_tag, EXPERIMENTED_MODEL, first, "plinth.rollout.prod.status", "promoted")

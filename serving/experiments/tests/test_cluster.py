@@ -34,12 +34,13 @@ GONE = "http://127.0.0.1:9"  # nothing listens: no metrics is never a pass
 DECIDED_SERIES = "plinth_experiment_decided"
 
 
-def labelled(store: PredictionStore, version: str, right: int, wrong: int) -> None:
-    recorder = Recorder(store, "m", version, BINARY)
+def labelled(store: PredictionStore, version: str, right: int, wrong: int, model: str = "m") -> None:
+    """Store right + wrong predictions of `version` and post each one's label (`right` of them correct)."""
+    recorder = Recorder(store, model, version, BINARY)
     answers: list[dict[str, Any]] = [{"label": 1, "probabilities": {"0": 0.1, "1": 0.9}} for _ in range(right + wrong)]
     recorder.stamp(answers)
     assert recorder.flush()
-    judge = Judge(store, "m", version, BINARY, 86_400.0)
+    judge = Judge(store, model, version, BINARY, 86_400.0)
     for i, answer in enumerate(answers):
         body = {"request_id": answer["request_id"], "label": 1 if i < right else 0}
         assert judge.decide(json.dumps(body).encode())[0] == 200
