@@ -34,6 +34,9 @@ QUERY_TIMEOUT_S = 5.0
 # `increase` needs two samples of a series inside the window: keep it at least four scrape intervals long
 # (a local Prometheus scrapes every 500 ms; in a cluster the spec's interval is far longer than this).
 MIN_WINDOW_S = 2.0
+# The stored pairs are the rollout's counts so far, per version pair: the latest value within this long is
+# current, so an interval shorter than the exporter's refresh or scrape never reads "no pairs" (not applicable).
+PAIRS_LOOKBACK_S = 300.0
 
 
 def track_queries(track: str, window: str) -> dict[str, str]:
@@ -167,7 +170,9 @@ class PrometheusSource:
             return Observation(
                 stable=dataclasses.replace(stable, live=live_quality_of(live, stable.model_version)),
                 canary=dataclasses.replace(canary, live=live_quality_of(live, canary.model_version)),
-                pairs=self.stored_pairs(stable.model_version, canary.model_version, window_of(window_seconds)),
+                pairs=self.stored_pairs(
+                    stable.model_version, canary.model_version, window_of(max(window_seconds, PAIRS_LOOKBACK_S))
+                ),
             )
         except (httpx.HTTPError, RuntimeError, KeyError, ValueError) as error:
             return empty_observation(f"prometheus at {self.url}: {type(error).__name__}: {error}")
