@@ -7,11 +7,13 @@ every class kept), whatever the table's size.
 
 Why these numbers, on a 2-core step and the default 15 s a shard:
 
-- 100,000 fitting rows is where one trial of the slowest family stays a few seconds (measured on the
-  `make bench-scale` table, 27 columns: the fixed-settings trials took 1-7 s each at 100k rows, against 9-56 s
-  at 640k), so a 15 s shard runs several trials instead of one or none, and the search costs the same from
-  100k rows to millions. It is also enough rows that the rankings hold: a trial's fitting noise at 100k rows
-  is below the differences the spaces explore (the learning-rate and regularisation ranges span decades).
+- 100,000 fitting rows keeps one trial to seconds, not minutes, so the search costs about the same from
+  100k rows to millions. On the 1M-row `make bench-scale` table (640,000 training rows, 27 columns, a
+  2-core machine under a load of 8-20) one fixed-settings trial on every row took 86 s (XGBoost), 48 s (the
+  MLP) and over 6 minutes (HistGradientBoosting): a 15 s shard ran that one trial, and the search was most
+  of `make train`. At 64,000 rows, on the same machine, trials took 1-2 s (linear), 4-8 s (MLP), 5-15 s
+  (XGBoost) and 26 s (HistGradientBoosting). 100,000 rows is also enough that the rankings hold: the
+  spaces' ranges span decades, far beyond a trial's fitting noise at that size.
 - 50,000 scoring rows put the standard error of a ROC AUC near 0.002 and of an accuracy near 0.002, under
   the differences that decide between trials; scoring more rows costs prediction time in every trial.
 
