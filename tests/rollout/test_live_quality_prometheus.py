@@ -98,6 +98,8 @@ def test_accuracy_rows_are_counted_by_version_whichever_process_exported_them(st
     assert found.canary.live.accuracy == pytest.approx(0.6, abs=0.01)
     assert math.isnan(found.canary.live.mae)
     assert found.pairs == pairs  # the controller's read of the cluster's pairing (`PrometheusSource.stored_pairs`)
+    # No series for a pair yet: no pairs so far (a listed shadow-churn check holds), never "not applicable".
+    assert stack.source.stored_pairs("1", "9", "1m") == PairCounts()
 
 
 @pytest.mark.parametrize("stack", ["regression"], indirect=True)

@@ -125,8 +125,8 @@ def pairs_of(
 ) -> PairCounts | None:
     """Return the stored pairs of the two versions from (sample name, labels, value) triples.
 
-    None when no series names this pair (no exporter, or no request of the phase carried an `x-request-id`):
-    the check then says it is not applicable instead of waiting for pairs that cannot come.
+    None when no series names this pair (the exporter has not joined the phase's rows yet, there is none, or
+    no request carried an `x-request-id`); the Prometheus source reads that as no pairs so far.
     """
     if not stable_version or not canary_version:
         return None

@@ -156,7 +156,10 @@ class PrometheusSource:
             for name in GAUGES
             for series in self.query(f"last_over_time({name}{{{selector}}}[{window}])")
         ]
-        return pairs_of(samples, stable, canary)
+        # No series yet (the exporter has not joined the phase's first rows, or cannot): no pairs, which holds a
+        # listed shadow-churn check (pending) instead of letting the phase pass without it.
+        found = pairs_of(samples, stable, canary)
+        return found if found is not None else PairCounts()
 
     def observe(self, window_seconds: float) -> Observation:
         """Read both tracks; an unreachable or failing Prometheus means no data, never a pass."""
