@@ -8,7 +8,9 @@ Parquet, and measures, in the same sitting:
 - the ceiling: the loaded model's `predict_proba` / `predict` on the same rows, already in memory as the typed
   frame the model takes (no reading, checking, writing or drift);
 - the step in-process: the score step's loop (`components.score.core.score`: read, check, score, write, hash
-  and drift, chunk by chunk) called directly in this process, no kfp.local;
+  and drift, chunk by chunk) called directly in this process, no kfp.local; taken in turn with the ceiling,
+  TRIES times, the best of each (on a shared machine the best of three ceilings against one step read the load,
+  not the code);
 - `make score`: the committed compiled pipeline on kfp.local (`pipelines.scoring.run_local`, warm steps), from
   the Parquet file to partitioned predictions: the step's own rows/s (what the MLflow run records: read, check,
   score, write, hash and drift, chunk by chunk) and the wall time of the whole command (kfp.local, MLflow and
@@ -48,6 +50,7 @@ RESULTS = Path(__file__).with_name("bench-results.md")
 DATA = "breast_cancer"  # register_plinth_model's dataset: 30 numeric features, binary
 MODEL = "plinth-bench-scoring"
 SEED = 5
+TRIES = 3  # the ceiling and the step in-process, taken in turn; the best of each
 
 
 def ceiling(model: object, task: object, features: object, repeats: int = 3) -> float:
@@ -138,10 +141,14 @@ def main(argv: list[str] | None = None) -> int:
         table = write_table(registered.features, args.rows, source)
         assert registered.profile is not None
         typed = prepare_features(table, registered.profile)
-        best = ceiling(registered.model, registered.task, typed)
+        # Interleaved, best of TRIES each: both read the machine's quietest moment, not only the ceiling.
+        best, inline_seconds = float("inf"), float("inf")
+        for attempt in range(TRIES):
+            best = min(best, ceiling(registered.model, registered.task, typed, repeats=1))
+            request = Request(str(source), MODEL, out=str(home / f"in-process-{attempt}"))
+            inline = score(request, local_tracking_uri(home), "bench-in-process")
+            inline_seconds = min(inline_seconds, inline.seconds)
         del typed
-        request = Request(str(source), MODEL, out=str(home / "in-process"))
-        inline = score(request, local_tracking_uri(home), "bench-in-process")
         wall, step_rate, scored = make_score(home, source, home / "out")
         del table
         memory = []
@@ -151,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
             _, peak = peak_memory(home, sized, home / f"memory-{size}")
             memory.append(f"{peak:,.0f} ({size:,})")
             sized.unlink()
-    ceiling_rate, inline_rate = args.rows / best, inline.rows_in / inline.seconds
+    ceiling_rate, inline_rate = args.rows / best, inline.rows_in / inline_seconds
     load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     line = (
