@@ -58,7 +58,12 @@ def test_a_search_step_fits_its_trials_on_the_budget_and_scores_them_on_the_capp
         def build_and_record(**params: Any) -> Any:
             model = build(**params)
             fit = model.fit
-            model.fit = lambda x, y: fitted.append((len(x), float(y.mean()))) or fit(x, y)
+
+            def fit_and_record(x: pd.DataFrame, y: pd.Series) -> Any:
+                fitted.append((len(x), float(y.mean())))
+                return fit(x, y)
+
+            monkeypatch.setattr(model, "fit", fit_and_record)
             return model
 
         return build_and_record
