@@ -71,6 +71,7 @@ def run_summary(tracking_uri: str, experiment: str, model_name: str, since: floa
 
 def search_line(client: MlflowClient, run: Run) -> list[str]:
     """Return the line saying how many rows the search's trials fitted on, when a candidate was searched."""
+    from components.common.candidate import TAG_REFIT
     from components.search.budget import TRIAL_ROWS, describe
     from components.search.records import TAG_TRIALS
 
@@ -82,7 +83,12 @@ def search_line(client: MlflowClient, run: Run) -> list[str]:
     )
     if not rows or not searched:
         return []
-    return [f"search        : {describe(min(rows, TRIAL_ROWS), rows)} per trial; the winner fitted on all of them"]
+    candidate = searched[0].data
+    if candidate.tags.get(TAG_REFIT) == "true":
+        fitted = f"the winner refitted on training + validation ({int(candidate.metrics.get('fit_rows', 0)):,} rows)"
+    else:
+        fitted = "the winner fitted on all of them"
+    return [f"search        : {describe(min(rows, TRIAL_ROWS), rows)} per trial; {fitted}"]
 
 
 def failure_summary(tracking_uri: str, experiment: str, since: float, error: Exception) -> str:

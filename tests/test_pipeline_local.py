@@ -54,6 +54,11 @@ def test_first_run_registers_a_champion_with_lineage(twice):
     client, first, _ = twice
     assert first.returncode == 0, first.stderr[-3000:]
     assert "registered    : plinth-classifier v1 with alias 'champion'" in first.stdout
+    # The search's line says what the trials fitted on and that the winner was refitted on train + validation.
+    assert (
+        "search        : searched on 364 of 364 rows per trial; the winner refitted on training + validation (455"
+        in first.stdout
+    )
     version = client.get_model_version_by_alias(DEFAULT_MODEL_NAME, "champion")
     assert str(version.version) == "1"
     for tag in (

@@ -144,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
         # Interleaved, best of TRIES each: both read the machine's quietest moment, not only the ceiling.
         best, inline_seconds = float("inf"), float("inf")
         for attempt in range(TRIES):
-            best = min(best, ceiling(registered.model, registered.task, typed, repeats=1))
+            best = min(best, ceiling(registered.model, registered.task, typed))
             request = Request(str(source), MODEL, out=str(home / f"in-process-{attempt}"))
             inline = score(request, local_tracking_uri(home), "bench-in-process")
             inline_seconds = min(inline_seconds, inline.seconds)
