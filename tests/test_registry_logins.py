@@ -87,6 +87,18 @@ def admin_post(uri: str, path: str, body: dict[str, str]) -> None:
     assert response.status_code == 200, f"{path}: {response.status_code} {response.text}"
 
 
+def create_login(uri: str, user: str, model: str, on_model: str, experiment_id: str, on_experiment: str) -> None:
+    """Create `user` (password `<user>-password`) with `on_model` on the registered model, `on_experiment` on one
+    experiment: the two grants manifests/README.md documents for each of the platform's logins."""
+    admin_post(uri, CREATE_USER, {"username": user, "password": f"{user}-password"})
+    for resource_type, resource_id, granted in (
+        ("registered_model", model, on_model),
+        ("experiment", experiment_id, on_experiment),
+    ):
+        grant = {"resource_type": resource_type, "resource_id": resource_id, "permission": granted}
+        admin_post(uri, GRANT, {"username": user, **grant})
+
+
 def register_version(uri: str, tmp_path: Path, model: str = MODEL, experiment: str = "training") -> tuple[str, str]:
     """As admin: one run with a tiny model directory, registered as version 1 with the alias champion."""
     model_dir = tmp_path / "model"
@@ -118,13 +130,7 @@ def test_the_reader_reads_and_downloads_and_only_the_controller_moves_aliases_an
     login(monkeypatch, "admin")
     experiment_id, version = register_version(server.uri, tmp_path)
     for user, permission in LOGINS.items():
-        admin_post(server.uri, CREATE_USER, {"username": user, "password": f"{user}-password"})
-        for resource_type, resource_id, granted in (
-            ("registered_model", MODEL, permission),
-            ("experiment", experiment_id, "READ"),
-        ):
-            grant = {"resource_type": resource_type, "resource_id": resource_id, "permission": granted}
-            admin_post(server.uri, GRANT, {"username": user, **grant})
+        create_login(server.uri, user, MODEL, permission, experiment_id, "READ")
     client = MlflowClient(tracking_uri=server.uri, registry_uri=server.uri)
 
     login(monkeypatch, "plinth-reader")  # what a serving pod does: resolve the alias, download the version's files
@@ -177,13 +183,7 @@ def test_the_trigger_receiver_records_triggers_but_cannot_move_an_alias_or_write
     _, version = register_version(server.uri, tmp_path, TRIGGERED_MODEL, "training-of-triggered")
     client = MlflowClient(tracking_uri=server.uri, registry_uri=server.uri)
     triggers_experiment = client.create_experiment(TRIGGER_EXPERIMENT)  # the admin creates it: the login only EDITs
-    admin_post(server.uri, CREATE_USER, {"username": TRIGGERS_LOGIN, "password": f"{TRIGGERS_LOGIN}-password"})
-    for resource_type, resource_id, granted in (
-        ("registered_model", TRIGGERED_MODEL, "READ"),
-        ("experiment", triggers_experiment, "EDIT"),
-    ):
-        grant = {"resource_type": resource_type, "resource_id": resource_id, "permission": granted}
-        admin_post(server.uri, GRANT, {"username": TRIGGERS_LOGIN, **grant})
+    create_login(server.uri, TRIGGERS_LOGIN, TRIGGERED_MODEL, "READ", triggers_experiment, "EDIT")
     client.set_model_version_tag(TRIGGERED_MODEL, version, "plinth.rollout.prod.status", "in_progress")
 
     login(monkeypatch, TRIGGERS_LOGIN)
@@ -236,13 +236,7 @@ def test_the_experiment_loop_records_its_decision_but_cannot_move_an_alias(
     second = client.create_model_version(EXPERIMENTED_MODEL, registered.source, run_id=registered.run_id)
     client.set_registered_model_alias(EXPERIMENTED_MODEL, "challenger", second.version)
     experiment_id = client.create_experiment(EXPERIMENTS)
-    admin_post(server.uri, CREATE_USER, {"username": EXPERIMENTS_LOGIN, "password": f"{EXPERIMENTS_LOGIN}-password"})
-    for resource_type, resource_id, granted in (
-        ("registered_model", EXPERIMENTED_MODEL, "READ"),
-        ("experiment", experiment_id, "EDIT"),
-    ):
-        grant = {"resource_type": resource_type, "resource_id": resource_id, "permission": granted}
-        admin_post(server.uri, GRANT, {"username": EXPERIMENTS_LOGIN, **grant})
+    create_login(server.uri, EXPERIMENTS_LOGIN, EXPERIMENTED_MODEL, "READ", experiment_id, "EDIT")
     store = PredictionStore(str(tmp_path / "predictions.sqlite"), 86_400.0)
     began = time.time()
     labelled(store, first, right=60, wrong=40, model=EXPERIMENTED_MODEL)

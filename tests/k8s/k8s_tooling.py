@@ -51,6 +51,19 @@ CLUSTER_VALUES = ["--set", "networkPolicy.apiServerCidrs={172.18.0.2/32}"]
 EXAMPLE_PUBLIC_KEY = Path(__file__).resolve().parent / "signing-example.pub.pem"
 SIGNING_VALUES = ["--set-file", f"signing.publicKey={EXAMPLE_PUBLIC_KEY}"]
 
+# Ground-truth feedback on, its store a CloudNativePG cluster's Secret and pods (labellers' tokens from a Secret).
+FEEDBACK_STORE_VALUES = [
+    "--set",
+    "feedback.enabled=true",
+    "--set",
+    "feedback.store.secretName=plinth-predictions-app",
+    "--set",
+    "feedback.tokensSecret=plinth-labellers",
+    "--set-json",
+    'feedback.store.peers=[{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": '
+    '"plinth-platform"}}, "podSelector": {"matchLabels": {"cnpg.io/cluster": "plinth-predictions"}}}]',
+]
+
 # Value sets the chart must render and validate under; each names a real way to install it.
 VALUE_SETS: dict[str, list[str]] = {
     "default": [*SIGNING_VALUES],
@@ -98,15 +111,7 @@ VALUE_SETS: dict[str, list[str]] = {
     # one live-quality exporter reading it.
     "feedback-store": [
         *SIGNING_VALUES,
-        "--set",
-        "feedback.enabled=true",
-        "--set",
-        "feedback.store.secretName=plinth-predictions-app",
-        "--set",
-        "feedback.tokensSecret=plinth-labellers",
-        "--set-json",
-        'feedback.store.peers=[{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": '
-        '"plinth-platform"}}, "podSelector": {"matchLabels": {"cnpg.io/cluster": "plinth-predictions"}}}]',
+        *FEEDBACK_STORE_VALUES,
         # … and the payload archive in Kubeflow's MinIO, its keys from a Secret.
         "--set",
         "feedback.archive.url=s3://plinth-payloads/production",
@@ -128,15 +133,7 @@ VALUE_SETS: dict[str, list[str]] = {
         "experiment.enabled=true",
         "--set",
         "experiment.startedAt=1765000000",
-        "--set",
-        "feedback.enabled=true",
-        "--set",
-        "feedback.store.secretName=plinth-predictions-app",
-        "--set",
-        "feedback.tokensSecret=plinth-labellers",
-        "--set-json",
-        'feedback.store.peers=[{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": '
-        '"plinth-platform"}}, "podSelector": {"matchLabels": {"cnpg.io/cluster": "plinth-predictions"}}}]',
+        *FEEDBACK_STORE_VALUES,
         "--set",
         "mlflow.credentialsSecret.name=mlflow-reader",
         "--set",
