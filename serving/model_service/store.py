@@ -33,7 +33,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError, SQLAlchemyError
 
 from serving.model_service.feedback import task_from_json, task_to_json
 from serving.model_service.predictor import ServedTask
@@ -41,6 +41,7 @@ from serving.model_service.predictor import ServedTask
 # Waiting this long for a connection (PostgreSQL) or another worker's write lock (SQLite) before failing.
 CONNECT_TIMEOUT_S = 3
 STATEMENT_TIMEOUT_MS = 5000
+SCHEMA_ATTEMPTS = 5  # creators racing for the schema: each retry finds more of the other's tables made
 # Predictions (and their labels) older than the age bound are deleted at most this many per statement.
 PURGE_BATCH = 5000
 
@@ -221,13 +222,23 @@ class PredictionStore:
         )
 
     def _ready(self) -> Engine:
-        """Return the engine with the schema created (once per process; racing creators are fine)."""
+        """Return the engine with the schema created (once per process; racing creators are fine).
+
+        `create_all` checks, then creates: replicas (or a service's workers) starting together can each see a table
+        missing and the later one's CREATE fails. PostgreSQL says so with a unique violation on its catalogue
+        (IntegrityError) or "relation … already exists", SQLite with "table … already exists"; the check is then
+        run again, which finds the other creator's tables and creates whatever it has not created yet.
+        """
         engine = self.engine
         if not self._created:
-            try:
-                metadata.create_all(engine, checkfirst=True)
-            except IntegrityError:  # another process created the same table a moment earlier
-                metadata.create_all(engine, checkfirst=True)
+            for attempt in range(SCHEMA_ATTEMPTS):
+                try:
+                    metadata.create_all(engine, checkfirst=True)
+                    break
+                except (IntegrityError, OperationalError, ProgrammingError) as error:
+                    raced = isinstance(error, IntegrityError) or "already exists" in str(error.orig)
+                    if not raced or attempt == SCHEMA_ATTEMPTS - 1:
+                        raise
             self._created = True
         return engine
 

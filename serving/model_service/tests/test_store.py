@@ -16,6 +16,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from serving.model_service import settings
+from serving.model_service import store as store_module
 from serving.model_service.feedback import new_id, parse_id
 from serving.model_service.feedback_route import Judge, Refusal, read_body
 from serving.model_service.live_quality import LiveQuality
@@ -96,6 +97,32 @@ def test_store_setting_is_a_path_or_a_postgresql_url(tmp_path: Path) -> None:
     assert read.feedback_max_age_s == 3 * DAY_S
     assert settings.Settings.from_env({}).feedback_max_age_s == 30 * DAY_S
     assert settings.Settings.from_env({}).prediction_store.endswith("predictions.sqlite")
+
+
+def test_replicas_racing_to_create_the_schema_both_start(
+    replicas: list[PredictionStore], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two replicas start together: one checks for the tables, the other creates them, the first's CREATE fails.
+
+    The database's own error for a table that is already there (SQLite's and PostgreSQL's differ) must read as the
+    race it is, not as a store that is down: the replica checks again and serves.
+    """
+    first, second = replicas
+    create_all = store_module.metadata.create_all
+    lost: list[bool] = []
+
+    def check_then_lose_the_race(engine: Any, checkfirst: bool = True) -> None:
+        if lost:
+            create_all(engine, checkfirst=checkfirst)
+            return
+        lost.append(True)
+        first.register("m", "1", BINARY)  # the other replica creates the schema after this one found it missing
+        create_all(engine, checkfirst=False)  # so this one's CREATE meets the other's tables
+
+    monkeypatch.setattr(store_module.metadata, "create_all", check_then_lose_the_race)
+    second.register("m", "2", REGRESSION)
+    assert lost == [True]
+    assert second.versions() == {("m", "1"): BINARY, ("m", "2"): REGRESSION}
 
 
 def test_a_label_joins_on_another_replica_three_days_later(replicas: list[PredictionStore], clock: Clock) -> None:
