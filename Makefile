@@ -86,11 +86,10 @@ lock: ## re-resolve and hash requirements*.lock (make setup, the images); needs 
 # Tiers: plain `pytest` = unit + integration (quick loop); `slow` = the README's commands run as typed
 # (tests/docs); `e2e` = kind. CI (`.ci/run`) is `make test`: everything but e2e; its log ends with the 25
 # slowest test phases (setup, call, teardown), so a test that grows shows in the CI log that made it grow.
-# PYTEST_WORKERS spreads the tests over pytest-xdist workers: by default 2, whole files to a worker (a module's
-# tests stay on one worker, so they share its module servers; each worker has its own temporary folders and
-# session servers). Most of the suite waits on servers, rollout intervals and subprocesses, so 2 workers on 2
-# cores took CI's tests from 40.5 to 25.9 minutes. `make test PYTEST_WORKERS=` runs them one after another.
-PYTEST_WORKERS ?= -n 2 --dist loadfile
+# PYTEST_WORKERS spreads the tests over pytest-xdist workers, e.g. `make test PYTEST_WORKERS="-n 2 --dist loadfile"`
+# (whole files to a worker: a module's tests share its module servers). On 2 cores that took CI's tests from 40.5
+# to about 26 minutes, but servers' readiness timed out under the doubled load; empty, the default, is serial.
+PYTEST_WORKERS ?=
 
 .PHONY: test
 test: setup lint ## lint, then every test but the kind e2e, README tier included (what CI runs)
